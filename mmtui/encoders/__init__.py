@@ -1,0 +1,45 @@
+"""Model registry: a model spec string -> an Encoder.
+
+Specs: "lite" (default, offline, packaged towers + trained heads), "openclip:ARCH/PRETRAINED" or
+"openclip:ARCH" with a checkpoint file, and "fake" (tests only). torch is imported only when a real
+model is loaded.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import ModelError
+from .base import Encoder, FakeEncoder, l2_normalize
+
+__all__ = ["Encoder", "FakeEncoder", "l2_normalize", "load_encoder", "pick_device"]
+
+
+def pick_device(requested: str | None = None) -> str:
+    """CUDA when available (or when asked for), else CPU."""
+    import torch
+
+    if requested:
+        if requested.startswith("cuda") and not torch.cuda.is_available():
+            raise ModelError(f"device {requested!r} was requested but CUDA is not available",
+                             "drop --device (or MMTUI_DEVICE) to run on the CPU")
+        return requested
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load_encoder(spec: str, checkpoint: Path | None = None, device: str | None = None) -> Encoder:
+    spec = (spec or "lite").strip()
+    if spec == "fake":
+        return FakeEncoder()
+    if spec == "lite" or spec.startswith("lite:"):
+        from .lite import LiteEncoder
+
+        return LiteEncoder.load(spec, device=pick_device(device))
+    if spec.startswith("openclip:"):
+        from .openclip import OpenClipEncoder
+
+        return OpenClipEncoder.load(spec, checkpoint=checkpoint, device=pick_device(device))
+    raise ModelError(
+        f"unknown model {spec!r}",
+        "use 'lite' (the offline default) or 'openclip:ARCH/PRETRAINED', e.g. openclip:ViT-B-32/laion2b_s34b_b79k",
+    )
