@@ -1,0 +1,292 @@
+"""Image checks: is a product image usable, and which local file is it.
+
+Every image is fully decoded once (to catch truncation) and hashed; a rebuild reuses the previous
+result for a file whose size and mtime did not change, without opening it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import stat
+import threading
+import warnings
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from ..errors import QueryError
+from ..progress import ProgressCallback, ProgressEvent, check_cancel
+from . import download
+from .records import (
+    IMAGE_BOMB, IMAGE_CORRUPT, IMAGE_DOWNLOAD_FAILED, IMAGE_MISSING, IMAGE_TOO_SMALL, IMAGE_TRUNCATED,
+    IMAGE_UNREADABLE, IMAGE_UNSUPPORTED, Product, Reject,
+)
+
+OK = "ok"
+MIN_BYTES = 200
+MAX_PIXELS = 64_000_000  # our own decompression-bomb limit (Pillow's default is ~89 MP)
+ACCEPTED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "WEBP", "GIF", "BMP", "TIFF"})  # MPO: camera JPEGs
+_OPEN_LOCK = threading.Lock()  # warnings.catch_warnings is process-wide, so opens are serialised
+
+
+def _decode(data: bytes) -> tuple[str, str, Image.Image | None]:
+    """Check image bytes: (OK, "", decoded image) or (reason, detail, None)."""
+    if len(data) < MIN_BYTES:
+        return IMAGE_TOO_SMALL, f"{len(data)} bytes (under {MIN_BYTES})", None
+    try:
+        with _OPEN_LOCK, warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as e:
+        return IMAGE_BOMB, str(e), None
+    except UnidentifiedImageError:
+        return IMAGE_CORRUPT, "not an image Pillow can identify", None
+    except Exception as e:  # noqa: BLE001 - malformed headers raise many kinds of errors
+        reason = IMAGE_TRUNCATED if "truncat" in str(e).lower() else IMAGE_CORRUPT  # cut inside the header
+        return reason, f"{type(e).__name__}: {e}", None
+    if img.format not in ACCEPTED_FORMATS:
+        return IMAGE_UNSUPPORTED, f"{img.format} images are not accepted (use JPEG, PNG, WEBP, GIF, BMP or TIFF)", None
+    width, height = img.size
+    if width * height > MAX_PIXELS:
+        return IMAGE_BOMB, f"{width}x{height} pixels is over the {MAX_PIXELS:,} limit", None
+    if width < 1 or height < 1:
+        return IMAGE_CORRUPT, f"empty image {width}x{height}", None
+    try:
+        img.load()
+    except Exception as e:  # noqa: BLE001 - the header was fine, the data was not
+        return IMAGE_TRUNCATED, f"{type(e).__name__}: {e}", None
+    return OK, "", img
+
+
+def _read(path: Path) -> tuple[str, str, bytes | None, os.stat_result | None]:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return IMAGE_MISSING, f"file not found: {path}", None, None
+    except PermissionError as e:
+        return IMAGE_UNREADABLE, f"permission denied: {path} ({e.strerror})", None, None
+    except OSError as e:
+        return IMAGE_UNREADABLE, f"cannot stat {path}: {e.strerror or e}", None, None
+    if not stat.S_ISREG(st.st_mode):
+        return IMAGE_MISSING, f"not a file: {path}", None, st
+    try:
+        data = path.read_bytes()
+    except PermissionError as e:
+        return IMAGE_UNREADABLE, f"permission denied: {path} ({e.strerror})", None, st
+    except OSError as e:
+        return IMAGE_UNREADABLE, f"cannot read {path}: {e.strerror or e}", None, st
+    return OK, "", data, st
+
+
+def validate_image(path: Path | str) -> tuple[str, str]:
+    """("ok", "") or (one of the image reject reasons, a human-readable detail)."""
+    status, detail, data, _ = _read(Path(path))
+    if data is None:
+        return status, detail
+    status, detail, _img = _decode(data)
+    return status, detail
+
+
+def load_image(path: Path | str) -> Image.Image:
+    """Open an image as RGB (EXIF orientation applied, transparency on white).
+
+    Raises QueryError with a hint when the file is missing, unreadable or not an acceptable image.
+    """
+    path = Path(path).expanduser()
+    status, detail, data, _ = _read(path)
+    img = None
+    if data is not None:
+        status, detail, img = _decode(data)
+    if img is None:
+        raise QueryError(f"cannot use image {path}: {status} ({detail})", _HINTS.get(status, "use a JPEG, PNG or WEBP image"))
+    return to_rgb(img)
+
+
+_HINTS = {
+    IMAGE_MISSING: "check the path",
+    IMAGE_UNREADABLE: "check the file's permissions",
+    IMAGE_BOMB: f"use an image under {MAX_PIXELS // 1_000_000} megapixels",
+}
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """RGB copy of a decoded image; transparent areas become white (product shots are on white)."""
+    img = ImageOps.exif_transpose(img)
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGB", rgba.size, (255, 255, 255))
+        background.paste(rgba, mask=rgba.getchannel("A"))
+        return background
+    return img.convert("RGB")
+
+
+# ---- resolving a catalog's images ---------------------------------------------------------------
+
+
+@dataclass
+class _Result:
+    status: str
+    detail: str
+    path: str | None = None  # absolute local file
+    size: int | None = None
+    mtime_ns: int | None = None
+    sha: str | None = None
+
+
+def _check_file(path: str) -> _Result:
+    status, detail, data, st = _read(Path(path))
+    if data is None:
+        return _Result(status, detail, path, st.st_size if st else None, st.st_mtime_ns if st else None)
+    sha = hashlib.sha1(data).hexdigest()
+    status, detail, _img = _decode(data)
+    return _Result(status, detail, path, st.st_size, st.st_mtime_ns, sha)
+
+
+def _check_known(path: str, known: dict[str, tuple[int, int, str, str]]) -> _Result | None:
+    """The previous build's result when the file's size and mtime are unchanged (one stat, no read)."""
+    prev = known.get(path)
+    if prev is None:
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    size, mtime_ns, sha, status = prev
+    if st.st_size != size or st.st_mtime_ns != mtime_ns or not stat.S_ISREG(st.st_mode):
+        return None
+    detail = "" if status == OK else f"{status} (unchanged since the last build)"
+    return _Result(status, detail, path, size, mtime_ns, sha)
+
+
+def _bytes_are_image(data: bytes) -> str:
+    """For downloads: "" when the bytes look like an image, else why not."""
+    status, detail, _img = _decode(data)
+    if status in (IMAGE_CORRUPT, IMAGE_TOO_SMALL):
+        return f"not an image ({detail})"
+    return ""
+
+
+def resolve_images(
+    products: list[Product],
+    base_dir: Path,
+    cache_dir: Path,
+    *,
+    known: dict[str, tuple[int, int, str, str]] | None = None,
+    workers: int = 8,
+    timeout: float = 10.0,
+    retries: int = 2,
+    max_bytes: int = 20_000_000,
+    progress: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
+) -> list[Reject]:
+    """Set image_path/status/sha/size/mtime_ns on every product; return a kept Reject for each
+    product whose image is not usable (it stays searchable by text).
+
+    Paths resolve against `base_dir`; http(s) URLs are downloaded into `cache_dir` (once).
+    `known` maps an absolute path to (size, mtime_ns, sha, status) from the previous build: an
+    unchanged file is not opened. image_path is set only when the status is "ok".
+    """
+    base_dir = Path(base_dir)
+    known = known or {}
+    groups: dict[str, list[Product]] = {}
+    results: dict[str, _Result] = {}
+    keys: list[str] = []  # per product, the key of its image in groups/results
+    for p in products:
+        ref = (p.image or "").strip()
+        if not ref:
+            results.setdefault("", _Result(IMAGE_MISSING, "no image in the catalog"))
+            groups.setdefault("", []).append(p)
+            keys.append("")
+            continue
+        if download.is_url(ref):
+            key = ref
+        elif "://" in ref:
+            key = ref
+            results.setdefault(key, _Result(IMAGE_DOWNLOAD_FAILED, f"unsupported URL scheme: {ref.split('://', 1)[0]} (use http or https)"))
+        else:
+            key = os.path.abspath(base_dir / Path(ref).expanduser())
+            hit = _check_known(key, known)
+            if hit is not None:
+                results[key] = hit
+        groups.setdefault(key, []).append(p)
+        keys.append(key)
+
+    total = len(products)
+    done = 0
+    step = max(1, total // 100)
+    emitted = -1
+
+    def report(force: bool = False) -> None:
+        nonlocal emitted
+        if progress is not None and (force or done - emitted >= step) and done != emitted:
+            emitted = done
+            progress(ProgressEvent("images", done, total))
+
+    def settle(key: str) -> None:
+        nonlocal done
+        _apply(results[key], groups[key])
+        done += len(groups[key])
+        report()
+
+    if progress is not None:
+        progress(ProgressEvent("images", 0, total))
+    for key in list(groups):
+        if key in results:
+            settle(key)
+    check_cancel(cancel)
+
+    todo = [k for k in groups if k not in results]
+
+    def work(key: str) -> _Result:
+        if download.is_url(key):
+            local, error = download.fetch(key, Path(cache_dir), timeout=timeout, retries=retries,
+                                          max_bytes=max_bytes, accept=_bytes_are_image)
+            if local is None:
+                return _Result(IMAGE_DOWNLOAD_FAILED, f"{key}: {error}")
+            hit = _check_known(local, known)
+            return hit if hit is not None else _check_file(local)
+        return _check_file(key)
+
+    if todo:
+        pool = ThreadPoolExecutor(max_workers=max(1, min(workers, len(todo))), thread_name_prefix="mmtui-images")
+        try:
+            pending: dict[Future, str] = {}
+            queue = iter(todo)
+            limit = max(1, workers) * 4  # bounded queue so cancel takes effect quickly
+            for key in queue:
+                pending[pool.submit(work, key)] = key
+                if len(pending) >= limit:
+                    break
+            while pending:
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    key = pending.pop(fut)
+                    results[key] = fut.result()
+                    settle(key)
+                check_cancel(cancel)
+                for key in queue:
+                    pending[pool.submit(work, key)] = key
+                    if len(pending) >= limit:
+                        break
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+    report(force=True)
+
+    return [
+        Reject(p.image_status, results[key].detail or p.image_status, p.row, p.id, "", kept=True)
+        for p, key in zip(products, keys)
+        if p.image_status != OK
+    ]
+
+
+def _apply(result: _Result, members: list[Product]) -> None:
+    for p in members:
+        p.image_status = result.status
+        p.image_path = result.path if result.status == OK else None
+        p.image_sha = result.sha
+        p.image_size = result.size
+        p.image_mtime_ns = result.mtime_ns
