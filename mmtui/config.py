@@ -16,7 +16,7 @@ DEFAULT_MODEL = "lite"
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path = field(default_factory=lambda: Path(DEFAULT_DATA_DIR))
-    model: str = DEFAULT_MODEL  # "lite" or "openclip:ARCH/PRETRAINED"
+    model: str | None = None  # "lite" or "openclip:ARCH/PRETRAINED"; None = what the index was built with, else lite
     checkpoint: Path | None = None  # open_clip weights file for offline use
     device: str | None = None  # None = CUDA when available, else CPU
 
@@ -33,7 +33,7 @@ class Settings:
         ckpt = checkpoint or env.get("MMTUI_CHECKPOINT")
         return cls(
             data_dir=Path(data).expanduser(),
-            model=model or env.get("MMTUI_MODEL") or DEFAULT_MODEL,
+            model=model or env.get("MMTUI_MODEL") or None,
             checkpoint=Path(ckpt).expanduser() if ckpt else None,
             device=device or env.get("MMTUI_DEVICE") or None,
         )

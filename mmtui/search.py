@@ -44,3 +44,284 @@ class SearchResult:
     def to_json(self) -> dict[str, Any]:
         return {"query": self.query, "kind": self.kind, "mode": self.mode, "took_ms": round(self.took_ms, 2),
                 "hits": [h.to_json() for h in self.hits]}
+
+
+RRF_K = 60  # reciprocal rank fusion constant
+CANDIDATES = 100  # per-signal candidates fused in hybrid mode
+
+
+def rrf_fuse(ranked: dict[str, list[tuple[int, float]]], k: int, weights: dict[str, float] | None = None
+             ) -> list[tuple[int, float, dict[str, float]]]:
+    """Reciprocal rank fusion of several ranked lists [(rowid, score)] -> [(rowid, fused, {signal: score})]."""
+    fused: dict[int, float] = {}
+    signals: dict[int, dict[str, float]] = {}
+    for name, hits in ranked.items():
+        w = (weights or {}).get(name, 1.0)
+        for rank, (rowid, score) in enumerate(hits):
+            fused[rowid] = fused.get(rowid, 0.0) + w / (RRF_K + rank + 1)
+            signals.setdefault(rowid, {})[name] = round(float(score), 4)
+    best = sorted(fused.items(), key=lambda item: -item[1])[:k]
+    return [(rowid, score, signals[rowid]) for rowid, score in best]
+
+
+class SearchService:
+    """Opened once per process; every search reuses the store, the indexes and the model."""
+
+    def __init__(self, settings, store, indexes: dict, projector, space: str, encoder=None) -> None:
+        self.settings = settings
+        self.store = store
+        self.indexes = indexes  # {"image": VectorIndex, "text": VectorIndex}
+        self.projector = projector
+        self.space = space
+        self._encoder = encoder
+        self._encoder_lock = __import__("threading").Lock()
+        self._query_cache: dict[str, Any] = {}
+
+    @classmethod
+    def open(cls, settings, encoder=None) -> "SearchService":
+        from .ann import VectorIndex
+        from .build import search_space
+        from .errors import IndexMismatchError
+        from .store import Store
+
+        store = Store.open(settings.db_path)
+        built_with = store.get_meta("base_model")
+        if settings.model and built_with and settings.model != built_with:
+            raise IndexMismatchError(
+                f"this index was built with model {built_with!r}, not {settings.model!r}",
+                f"run `mmtui build-index CATALOG --model {settings.model}` (into another --data-dir to keep both), "
+                f"or drop --model to search with {built_with!r}")
+        space, projector = search_space(store, settings)
+        indexes = {name: VectorIndex.load(settings.ann_dir, name, space) for name in ("image", "text")}
+        if encoder is not None:
+            cls._check_encoder(store, encoder)
+        return cls(settings, store, indexes, projector, space, encoder)
+
+    @staticmethod
+    def _check_encoder(store, encoder) -> None:
+        from .errors import IndexMismatchError
+
+        if encoder.fingerprint != store.get_meta("base_fingerprint"):
+            raise IndexMismatchError(
+                f"model {encoder.name!r} (fingerprint {encoder.fingerprint}) is not the model this index was built "
+                f"with (fingerprint {store.get_meta('base_fingerprint')})",
+                "run `mmtui build-index CATALOG` again so the index matches the model")
+
+    # -- model -------------------------------------------------------------------------------
+    @property
+    def model_ready(self) -> bool:
+        return self._encoder is not None
+
+    def load_model(self) -> None:
+        _ = self.encoder
+
+    @property
+    def encoder(self):
+        with self._encoder_lock:
+            if self._encoder is None:
+                from .build import open_encoder
+
+                encoder = open_encoder(self.settings, self.store)
+                self._check_encoder(self.store, encoder)
+                self._encoder = encoder
+            return self._encoder
+
+    @property
+    def model_name(self) -> str:
+        from .projection import active_name
+
+        base = self.store.get_meta("base_model") or "?"
+        active = active_name(self.store)
+        return base if active == "base" else f"{base}+{active}"
+
+    def query_vector(self, text: str):
+        """The query text encoded and projected into the search space (cached per process)."""
+        vector = self._query_cache.get(text)
+        if vector is None:
+            vector = self.projector.text(self.encoder.encode_texts([text]))[0]
+            if len(self._query_cache) > 2048:
+                self._query_cache.clear()
+            self._query_cache[text] = vector
+        return vector
+
+    # -- searching ---------------------------------------------------------------------------
+    def search(self, query: str, *, k: int = 20, mode: str = "hybrid", filters=None) -> SearchResult:
+        import time
+
+        from .errors import QueryError
+
+        started = time.perf_counter()
+        query = (query or "").strip()
+        if not query:
+            raise QueryError("the query is empty", 'type some words, e.g. mmtui search "black running shoes"')
+        self._check_mode(mode, ("image", "text", "lexical", "hybrid"))
+        allowed, where, params = self._allowed(filters)
+        ranked: dict[str, list[tuple[int, float]]] = {}
+        n = max(k, CANDIDATES) if mode == "hybrid" else k
+        if mode in ("lexical", "hybrid"):
+            ranked["lexical"] = self.store.lexical(query, n, where, params)
+        if mode in ("image", "text", "hybrid"):
+            vector = self.query_vector(query)
+            for name in ("image", "text"):
+                if mode in (name, "hybrid"):
+                    ranked[name] = self._vector_hits(name, vector, n, allowed)
+        hits = self._hits(ranked, mode, k)
+        return SearchResult(mode=mode, hits=hits, query=query, kind="text",
+                            took_ms=(time.perf_counter() - started) * 1000)
+
+    def search_image(self, image, *, k: int = 20, mode: str = "image", filters=None) -> SearchResult:
+        import time
+
+        from .catalog import load_image
+        from .errors import MmtuiError, QueryError
+
+        started = time.perf_counter()
+        self._check_mode(mode, ("image", "text", "hybrid"))
+        label = str(image) if not hasattr(image, "size") else "<image>"
+        if hasattr(image, "size"):
+            picture = image.convert("RGB")
+        else:
+            try:
+                picture = load_image(Path(str(image)).expanduser())
+            except MmtuiError as exc:
+                raise QueryError(f"cannot use {image} as a query image: {exc.message}",
+                                 exc.hint or "give the path of a JPEG, PNG or WEBP file") from None
+            except OSError as exc:
+                raise QueryError(f"cannot read the query image {image}: {exc}",
+                                 "give the path of a readable JPEG, PNG or WEBP file") from None
+        vector = self.projector.image(self.encoder.encode_images([picture]))[0]
+        allowed, _, _ = self._allowed(filters)
+        n = max(k, CANDIDATES) if mode == "hybrid" else k
+        ranked = {name: self._vector_hits(name, vector, n, allowed)
+                  for name in ("image", "text") if mode in (name, "hybrid")}
+        hits = self._hits(ranked, mode, k)
+        return SearchResult(mode=mode, hits=hits, query=label, kind="image",
+                            took_ms=(time.perf_counter() - started) * 1000)
+
+    def more_like_this(self, product_id: str, *, k: int = 20, filters=None) -> SearchResult:
+        import time
+
+        from .errors import QueryError
+
+        started = time.perf_counter()
+        rowid = self.store.rowid_of([product_id]).get(str(product_id))
+        if rowid is None:
+            raise QueryError(f"no product with id {product_id!r}", "pick a product from the results")
+        name = "image"
+        vector = self.indexes["image"].vector_of(rowid)
+        if vector is None:  # a text-only product: use its text vector
+            name, vector = "text", self.indexes["text"].vector_of(rowid)
+        if vector is None:
+            raise QueryError(f"product {product_id} has no vector yet", "run `mmtui build-index CATALOG`")
+        allowed, _, _ = self._allowed(filters)
+        hits = [(r, s) for r, s in self._vector_hits(name, vector, k + 1, allowed) if r != rowid][:k]
+        result = self._hits({name: hits}, name, k)
+        return SearchResult(mode=name, hits=result, query=f"like:{product_id}", kind="image" if name == "image"
+                            else "text", took_ms=(time.perf_counter() - started) * 1000)
+
+    def _check_mode(self, mode: str, allowed: tuple[str, ...]) -> None:
+        from .errors import QueryError
+
+        if mode not in allowed:
+            raise QueryError(f"unknown mode {mode!r} for this query", "use one of: " + ", ".join(allowed))
+
+    def _allowed(self, filters):
+        from .filters import where_sql
+
+        if not filters:
+            return None, "1", []
+        where, params = where_sql(list(filters))
+        return self.store.filtered_rowids(where, params), where, params
+
+    def _vector_hits(self, name: str, vector, n: int, allowed) -> list[tuple[int, float]]:
+        labels, scores = self.indexes[name].search(vector, n, allowed)
+        return list(zip(labels.tolist(), scores.tolist()))
+
+    def _hits(self, ranked: dict[str, list[tuple[int, float]]], mode: str, k: int) -> list[Hit]:
+        if len(ranked) == 1:
+            (name, hits), = ranked.items()
+            merged = [(r, s, {name: round(float(s), 4)}) for r, s in hits[:k]]
+        else:
+            merged = rrf_fuse(ranked, k)
+        rows = {row["rowid"]: row for row in self.store.rows([r for r, _, _ in merged])}
+        out = []
+        for rank, (rowid, score, signals) in enumerate(merged, start=1):
+            row = rows.get(rowid)
+            if row is None:
+                continue
+            out.append(Hit(id=row["id"], title=row["title"], score=round(float(score), 6), rank=rank,
+                           category=row["category"] or "", colour=row["colour"] or "", gender=row["gender"] or "",
+                           brand=row["brand"] or "", price=row["price"], image_path=row["image_path"],
+                           image_status=row["image_status"] or "ok", signals=signals,
+                           attributes=row["attributes"]))
+        return out
+
+    # -- catalog facts -----------------------------------------------------------------------
+    def product(self, product_id: str) -> dict:
+        from .errors import QueryError
+
+        rowid = self.store.rowid_of([product_id]).get(str(product_id))
+        if rowid is None:
+            raise QueryError(f"no product with id {product_id!r}", "pick a product from the results")
+        row = self.store.rows([rowid])[0]
+        row["split"] = row.get("split")
+        return row
+
+    def facets(self) -> dict:
+        db = self.store.db
+        out: dict[str, Any] = {}
+        for field_name in ("category", "colour", "gender"):
+            out[field_name] = [(v, n) for v, n in db.execute(
+                f"SELECT {field_name}, count(*) FROM products WHERE coalesce({field_name}, '') != '' "
+                f"GROUP BY {field_name} ORDER BY count(*) DESC, {field_name}")]
+        low, high = db.execute("SELECT min(price), max(price) FROM products WHERE price IS NOT NULL").fetchone()
+        out["price"] = (low, high) if low is not None else None
+        return out
+
+    def stats(self) -> dict:
+        from .projection import active_name
+
+        db = self.store.db
+        return {
+            "products": self.store.product_count(),
+            "with_image": db.execute("SELECT count(*) FROM products WHERE image_status = 'ok'").fetchone()[0],
+            "rejects": self.store.rejects_by_reason(),
+            "model": self.store.get_meta("base_model") or "?",
+            "active": active_name(self.store),
+        }
+
+    def models(self) -> list[dict]:
+        from .projection import active_name
+
+        active = active_name(self.store)
+        out = [{"name": "base", "kind": "base", "active": active == "base",
+                "model": self.store.get_meta("base_model"), "metrics": {}}]
+        try:
+            from .train.checkpoints import list_checkpoints
+        except ImportError:
+            return out
+        for ck in list_checkpoints(self.settings):
+            out.append({**ck, "active": ck.get("name") == active})
+        return out
+
+    def use_model(self, name: str) -> None:
+        from .ann import VectorIndex
+        from .build import reindex, search_space
+        from .errors import ModelError
+
+        names = [m["name"] for m in self.models()]
+        if name not in names:
+            raise ModelError(f"no model named {name!r}", "see `mmtui models` for the names")
+        previous = self.store.get_meta("active_model") or "base"
+        self.store.set_meta("active_model", name)
+        try:
+            reindex(self.settings, store=self.store)
+        except Exception:
+            self.store.set_meta("active_model", previous)
+            raise
+        self.space, self.projector = search_space(self.store, self.settings)
+        self.indexes = {n: VectorIndex.load(self.settings.ann_dir, n, self.space) for n in ("image", "text")}
+        self._query_cache.clear()
+
+    def close(self) -> None:
+        self.store.close()

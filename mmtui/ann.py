@@ -1,0 +1,152 @@
+"""Vector indexes: hnswlib (cosine) with a JSON manifest sidecar, and exact search as fallback and reference.
+
+Each index keeps its vectors as a .npy file next to the .hnsw graph: exact search over a filtered subset
+and the recall self-check need them, and they load memory-mapped. Small catalogs skip the graph entirely.
+Loading an index whose manifest does not match the model raises IndexMismatchError, never wrong results.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import IndexMismatchError
+
+EXACT_BELOW = 512  # fewer vectors than this: exact search only (faster than a graph at this size)
+
+
+@dataclass
+class Manifest:
+    name: str  # "image" | "text"
+    model: str  # fingerprint of the search space (base model + active head)
+    dim: int
+    count: int
+    M: int = 32
+    ef_construction: int = 200
+    ef: int = 128
+    graph: bool = True  # False: exact search only
+    build_seconds: float = 0.0
+    built_at: str = ""
+    recall_at_10: float | None = None  # self-check against exact search, measured at build time
+    extra: dict = field(default_factory=dict)
+
+
+class VectorIndex:
+    def __init__(self, manifest: Manifest, labels: np.ndarray, vectors: np.ndarray, graph=None) -> None:
+        self.manifest = manifest
+        self.labels = labels  # int64 product rowids, aligned with vectors
+        self.vectors = vectors  # float32 (n, dim), L2-normalised
+        self.graph = graph
+        self._position = {int(l): i for i, l in enumerate(labels)}
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    # -- building ---------------------------------------------------------------------------
+    @classmethod
+    def build(cls, name: str, model: str, labels: np.ndarray, vectors: np.ndarray, *, M: int = 32,
+              ef_construction: int = 200, ef: int = 128, exact_below: int = EXACT_BELOW,
+              threads: int = 2) -> "VectorIndex":
+        labels = np.asarray(labels, dtype=np.int64)
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        dim = int(vectors.shape[1]) if vectors.ndim == 2 and len(vectors) else 0
+        started = time.perf_counter()
+        graph = None
+        use_graph = len(labels) >= exact_below
+        if use_graph:
+            import hnswlib
+
+            graph = hnswlib.Index(space="cosine", dim=dim)
+            graph.init_index(max_elements=len(labels), ef_construction=ef_construction, M=M, random_seed=100)
+            graph.set_num_threads(threads)
+            graph.add_items(vectors, labels)
+            graph.set_ef(ef)
+        manifest = Manifest(name=name, model=model, dim=dim, count=len(labels), M=M,
+                            ef_construction=ef_construction, ef=ef, graph=use_graph,
+                            build_seconds=round(time.perf_counter() - started, 3),
+                            built_at=time.strftime("%Y-%m-%dT%H:%M:%S"))
+        return cls(manifest, labels, vectors, graph)
+
+    def save(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        name = self.manifest.name
+        np.save(directory / f"{name}.vectors.npy", self.vectors)
+        np.save(directory / f"{name}.labels.npy", self.labels)
+        if self.graph is not None:
+            self.graph.save_index(str(directory / f"{name}.hnsw"))
+        # the manifest is written last: an index without one is incomplete and is never loaded
+        (directory / f"{name}.manifest.json").write_text(json.dumps(asdict(self.manifest), indent=2))
+
+    @classmethod
+    def load(cls, directory: Path, name: str, expected_model: str) -> "VectorIndex":
+        path = directory / f"{name}.manifest.json"
+        if not path.exists():
+            raise IndexMismatchError(f"no {name} index in {directory}", "run `mmtui build-index CATALOG`")
+        manifest = Manifest(**json.loads(path.read_text()))
+        if manifest.model != expected_model:
+            raise IndexMismatchError(
+                f"the {name} index was built for model {manifest.model}, but the active model is {expected_model}",
+                "run `mmtui build-index CATALOG` (or `mmtui use NAME` back) so the index matches the model")
+        vectors = np.load(directory / f"{name}.vectors.npy", mmap_mode="r")
+        labels = np.load(directory / f"{name}.labels.npy")
+        if len(labels) != manifest.count or (len(labels) and vectors.shape[1] != manifest.dim):
+            raise IndexMismatchError(f"the {name} index files in {directory} disagree with their manifest",
+                                     "run `mmtui build-index CATALOG` to rebuild them")
+        graph = None
+        if manifest.graph:
+            import hnswlib
+
+            graph = hnswlib.Index(space="cosine", dim=manifest.dim)
+            graph.load_index(str(directory / f"{name}.hnsw"), max_elements=manifest.count)
+            graph.set_ef(manifest.ef)
+            graph.set_num_threads(1)
+        return cls(manifest, labels, np.asarray(vectors), graph)
+
+    # -- searching --------------------------------------------------------------------------
+    def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top k (labels, cosine scores) for one query vector. `allowed`: restrict to these labels (exact)."""
+        k = min(k, len(self.labels))
+        if k <= 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        query = np.asarray(query, dtype=np.float32).reshape(-1)
+        if allowed is not None:
+            positions = np.fromiter((self._position[int(a)] for a in allowed if int(a) in self._position),
+                                    dtype=np.int64)
+            return self._exact(query, k, positions)
+        if self.graph is None:
+            return self._exact(query, k, None)
+        self.graph.set_ef(max(self.manifest.ef, k + 1))
+        labels, distances = self.graph.knn_query(query, k=k)
+        return labels[0].astype(np.int64), (1.0 - distances[0]).astype(np.float32)
+
+    def exact(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        return self._exact(np.asarray(query, np.float32).reshape(-1), min(k, len(self.labels)), None)
+
+    def _exact(self, query: np.ndarray, k: int, positions: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        vectors = self.vectors if positions is None else self.vectors[positions]
+        if len(vectors) == 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        scores = vectors @ query
+        k = min(k, len(scores))
+        top = np.argpartition(-scores, k - 1)[:k]
+        top = top[np.argsort(-scores[top], kind="stable")]
+        labels = self.labels[top] if positions is None else self.labels[positions[top]]
+        return labels.astype(np.int64), scores[top].astype(np.float32)
+
+    def vector_of(self, label: int) -> np.ndarray | None:
+        pos = self._position.get(int(label))
+        return None if pos is None else np.asarray(self.vectors[pos])
+
+    def recall_check(self, queries: np.ndarray, k: int = 10) -> float:
+        """Mean recall@k of the graph against exact search over `queries` (1.0 without a graph)."""
+        if self.graph is None or len(queries) == 0:
+            return 1.0
+        k = min(k, len(self.labels))
+        labels, _ = self.graph.knn_query(np.asarray(queries, np.float32), k=k)
+        exact = np.argpartition(-(np.asarray(queries, np.float32) @ self.vectors.T), k - 1, axis=1)[:, :k]
+        hits = [len(set(labels[i].tolist()) & set(self.labels[exact[i]].tolist())) / k for i in range(len(queries))]
+        return float(np.mean(hits))

@@ -1,0 +1,282 @@
+"""build-index: catalog -> validated products in the store -> cached vectors -> ANN indexes.
+
+Each step is resumable. Products are written before anything is encoded; vectors are committed batch by
+batch, keyed by the content hash they were made from; the indexes are rebuilt from the stored vectors
+at the end. So a re-run encodes only what is new, changed or was not finished when a build was killed.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from .ann import VectorIndex
+from .catalog import combined_text, load_image, read_catalog, resolve_images
+from .catalog.records import Product, Reject
+from .config import Settings
+from .encoders.base import Encoder, l2_normalize
+from .errors import MmtuiError
+from .progress import ProgressCallback, ProgressEvent, check_cancel, null_progress
+from .splits import split_of
+from .store import Store, sha1_text
+
+DEFAULT_MODEL = "lite"
+RECALL_SAMPLE = 200  # queries for the ANN recall self-check
+
+
+@dataclass
+class BuildReport:
+    catalog: str
+    model: str
+    products: int = 0
+    with_image: int = 0
+    added: int = 0
+    updated: int = 0
+    removed: int = 0
+    encoded_images: int = 0
+    encoded_texts: int = 0
+    image_seconds: float = 0.0
+    text_seconds: float = 0.0
+    rejects_by_reason: dict[str, int] = field(default_factory=dict)
+    rejected_rows: int = 0  # rows not in the index at all (missing id/title, duplicates, unparsable)
+    ann_recall_at_10: dict[str, float] = field(default_factory=dict)
+    index_kind: dict[str, str] = field(default_factory=dict)  # "hnsw" | "exact"
+    seconds: float = 0.0
+
+    @property
+    def images_per_s(self) -> float:
+        return self.encoded_images / self.image_seconds if self.image_seconds else 0.0
+
+    @property
+    def texts_per_s(self) -> float:
+        return self.encoded_texts / self.text_seconds if self.text_seconds else 0.0
+
+    def to_json(self) -> dict:
+        out = asdict(self)
+        out["images_per_s"] = round(self.images_per_s, 1)
+        out["texts_per_s"] = round(self.texts_per_s, 1)
+        return out
+
+
+def model_spec(settings: Settings, store: Store | None) -> str:
+    """The model to use: --model / MMTUI_MODEL, else what this index was built with, else lite."""
+    if settings.model:
+        return settings.model
+    if store is not None:
+        return store.get_meta("base_model") or DEFAULT_MODEL
+    return DEFAULT_MODEL
+
+
+def open_encoder(settings: Settings, store: Store | None) -> Encoder:
+    from .encoders import load_encoder
+
+    spec = model_spec(settings, store)
+    checkpoint = settings.checkpoint
+    if checkpoint is None and store is not None and store.get_meta("base_model") == spec:
+        stored = store.get_meta("base_checkpoint")
+        checkpoint = Path(stored) if stored else None
+    return load_encoder(spec, checkpoint=checkpoint, device=settings.device)
+
+
+def build_index(settings: Settings, catalog: Path | str, *, columns: dict | None = None,
+                encoder: Encoder | None = None, progress: ProgressCallback | None = None,
+                cancel: threading.Event | None = None, batch_size: int = 32) -> BuildReport:
+    progress = progress or null_progress
+    started = time.perf_counter()
+    data = read_catalog(catalog, columns)
+    store = Store.open(settings.db_path, create=True)
+    known = {r["image_path"]: (r["image_size"], r["image_mtime_ns"], r["image_sha"], r["image_status"])
+             for r in store.existing_products().values() if r["image_path"]}
+    image_rejects = resolve_images(data.products, data.base_dir, settings.image_cache_dir, known=known,
+                                   progress=progress, cancel=cancel)
+    if encoder is None:
+        progress(ProgressEvent("model", 0, None, f"loading model {model_spec(settings, store)}"))
+        encoder = open_encoder(settings, store)
+    report = BuildReport(catalog=str(data.source), model=encoder.name)
+
+    # 1. products and rejects
+    existing = store.existing_products()
+    records = [_record(p, data.source.name) for p in data.products]
+    seen = {r["id"] for r in records}
+    report.added = sum(1 for r in records if r["id"] not in existing)
+    report.updated = sum(1 for r in records if r["id"] in existing and _changed(existing[r["id"]], r))
+    removed = [pid for pid in existing if pid not in seen]
+    with store.db.conn:
+        store.upsert_products(records)
+        report.removed = store.delete_products(removed) if removed else 0
+    all_rejects = [*data.rejects, *image_rejects]
+    build_id = store.db["builds"].insert({"catalog": str(data.source), "model": encoder.name,
+                                          "started": time.strftime("%Y-%m-%dT%H:%M:%S")}).last_pk
+    store.replace_rejects(build_id, [_reject_record(r) for r in all_rejects])
+    store.set_meta("base_model", encoder.name)
+    store.set_meta("base_fingerprint", encoder.fingerprint)
+    store.set_meta("base_dim", str(encoder.dim))
+    if settings.checkpoint:
+        store.set_meta("base_checkpoint", str(settings.checkpoint))
+    store.set_meta("catalog", str(data.source))
+
+    # 2. vectors: encode only what has no vector for this model and content
+    report.encoded_images, report.image_seconds = _encode_missing(
+        store, encoder, "image", progress, cancel, batch_size)
+    report.encoded_texts, report.text_seconds = 0, 0.0
+    for kind in ("title", "text"):
+        n, seconds = _encode_missing(store, encoder, kind, progress, cancel, batch_size * 2)
+        report.encoded_texts += n
+        report.text_seconds += seconds
+
+    # 3. indexes from stored vectors
+    check_cancel(cancel)
+    recall = reindex(settings, store=store, progress=progress)
+    report.ann_recall_at_10 = {k: v[0] for k, v in recall.items()}
+    report.index_kind = {k: v[1] for k, v in recall.items()}
+    report.products = store.product_count()
+    report.with_image = store.db.execute("SELECT count(*) FROM products WHERE image_status = 'ok'").fetchone()[0]
+    report.rejects_by_reason = store.rejects_by_reason()
+    report.rejected_rows = sum(1 for r in all_rejects if not r.kept)
+    report.seconds = round(time.perf_counter() - started, 2)
+    store.db["builds"].update(build_id, {"finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                                         "report": json.dumps(report.to_json())})
+    store.set_meta("last_build", json.dumps(report.to_json()))
+    store.close()
+    return report
+
+
+# -- products --------------------------------------------------------------------------------
+def _record(p: Product, source: str) -> dict:
+    text = p.text or combined_text(p)
+    attrs = dict(p.attributes)
+    return {
+        "id": p.id, "title": p.title, "description": p.description, "category": p.category,
+        "brand": p.brand, "colour": p.colour, "gender": p.gender, "price": p.price,
+        "season": attrs.get("season", ""), "usage": attrs.get("usage", ""),
+        "article_type": attrs.get("article_type", attrs.get("articleType", "")),
+        "image_ref": p.image, "image_path": p.image_path, "image_status": p.image_status,
+        "image_sha": p.image_sha, "image_size": p.image_size, "image_mtime_ns": p.image_mtime_ns,
+        "text": text, "text_sha": sha1_text(text), "title_sha": sha1_text(p.title),
+        "attributes": json.dumps(attrs, ensure_ascii=False, sort_keys=True),
+        "split": split_of(p.id), "source": source, "row": p.row,
+    }
+
+
+def _changed(old: dict, new: dict) -> bool:
+    return any(old.get(k) != new.get(k) for k in ("image_sha", "image_status", "text_sha", "title_sha"))
+
+
+def _reject_record(r: Reject) -> dict:
+    return {"product_id": r.product_id, "row": r.row, "source": r.source, "reason": r.reason,
+            "detail": r.detail, "kept": int(r.kept)}
+
+
+# -- encoding --------------------------------------------------------------------------------
+_SHA_COLUMN = {"image": "image_sha", "text": "text_sha", "title": "title_sha"}
+
+
+def _todo(store: Store, model: str, kind: str) -> list[dict]:
+    column = _SHA_COLUMN[kind]
+    where = {"image": "image_status = 'ok'", "text": "1", "title": "image_status = 'ok'"}[kind]
+    done = store.embedding_shas(model, kind)
+    rows = store.db.query(f"SELECT rowid, {column} AS sha, image_path, title, text FROM products "
+                          f"WHERE {where} ORDER BY rowid")
+    return [r for r in rows if done.get(r["rowid"]) != r["sha"]]
+
+
+def _encode_missing(store: Store, encoder: Encoder, kind: str, progress: ProgressCallback,
+                    cancel: threading.Event | None, batch_size: int) -> tuple[int, float]:
+    todo = _todo(store, encoder.fingerprint, kind)
+    stage = "encode-images" if kind == "image" else f"encode-{kind}s"
+    if not todo:
+        return 0, 0.0
+    progress(ProgressEvent(stage, 0, len(todo)))
+    started = time.perf_counter()
+    done = 0
+    batches = [todo[i:i + batch_size] for i in range(0, len(todo), batch_size)]
+    source = _image_batches(batches) if kind == "image" else ((b, None) for b in batches)
+    for batch, images in source:
+        check_cancel(cancel)
+        if kind == "image":
+            ok = [(row, img) for row, img in zip(batch, images) if img is not None]
+            vectors = encoder.encode_images([img for _, img in ok]) if ok else None
+            batch = [row for row, _ in ok]
+        else:
+            vectors = encoder.encode_texts([row[kind] or "" for row in batch])
+        if batch:
+            store.put_vectors(encoder.fingerprint, kind, [r["rowid"] for r in batch], [r["sha"] for r in batch],
+                              l2_normalize(vectors))
+        done += len(batch)
+        progress(ProgressEvent(stage, done, len(todo)))
+    return done, time.perf_counter() - started
+
+
+def _image_batches(batches: list[list[dict]]) -> Iterator[tuple[list[dict], list]]:
+    """Decode the next batch of images in a background thread while the current one is encoded."""
+
+    def decode(batch: list[dict]) -> list:
+        out = []
+        for row in batch:
+            try:
+                out.append(load_image(row["image_path"]))
+            except (MmtuiError, OSError):
+                out.append(None)  # changed on disk since validation: skipped now, re-validated next build
+        return out
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(decode, batches[0]) if batches else None
+        for i, batch in enumerate(batches):
+            images = pending.result()
+            pending = pool.submit(decode, batches[i + 1]) if i + 1 < len(batches) else None
+            yield batch, images
+
+
+# -- indexes ---------------------------------------------------------------------------------
+def search_space(store: Store, settings: Settings):
+    """(fingerprint of the search space, projector) for the active model."""
+    from .projection import active_projector
+
+    base = store.get_meta("base_fingerprint")
+    if not base:
+        raise MmtuiError("this data directory has no built index", "run `mmtui build-index CATALOG`")
+    projector = active_projector(settings, store)
+    space = base if projector.fingerprint == "identity" else f"{base}+{projector.fingerprint}"
+    return space, projector
+
+
+def reindex(settings: Settings, store: Store | None = None, progress: ProgressCallback | None = None
+            ) -> dict[str, tuple[float, str]]:
+    """Rebuild the image and text indexes from stored vectors through the active projector (no encoding).
+
+    Returns {name: (ANN recall@10 against exact search, "hnsw"|"exact")}.
+    """
+    progress = progress or null_progress
+    own = store is None
+    store = store or Store.open(settings.db_path)
+    try:
+        base = store.get_meta("base_fingerprint")
+        space, projector = search_space(store, settings)
+        results: dict[str, tuple[float, str]] = {}
+        text_rowids, text_vectors = store.vectors(base, "text")
+        for name in ("image", "text"):
+            progress(ProgressEvent("index", 0, None, f"building the {name} index"))
+            rowids, vectors = (store.vectors(base, "image") if name == "image" else (text_rowids, text_vectors))
+            if len(rowids):
+                vectors = projector.image(vectors) if name == "image" else projector.text(vectors)
+            index = VectorIndex.build(name, space, rowids, vectors if len(rowids) else np.zeros((0, 0), np.float32))
+            # self-check with cross-modal queries (product texts against images), as searches are
+            queries = projector.text(text_vectors) if name == "image" and len(text_vectors) else index.vectors
+            sample = np.random.default_rng(0).permutation(len(queries))[:RECALL_SAMPLE]
+            recall = index.recall_check(np.asarray(queries)[sample]) if len(index) else 1.0
+            index.manifest.recall_at_10 = round(recall, 4)
+            index.save(settings.ann_dir)
+            results[name] = (round(recall, 4), "hnsw" if index.graph is not None else "exact")
+            progress(ProgressEvent("index", len(rowids), len(rowids), f"{name} index: {len(rowids)} vectors"))
+        store.set_meta("index_space", space)
+        return results
+    finally:
+        if own:
+            store.close()

@@ -1,0 +1,238 @@
+"""The store: SQLite through sqlite-utils, the source of truth for everything a build makes.
+
+Tables: products, rejects, embeddings (float32 BLOBs keyed by product, model fingerprint and kind),
+products_fts (FTS5 over title and combined text), meta (schema version, active model, ...).
+Each image and text is encoded once per model: an embedding row remembers the content hash it was made
+from, so a rebuild encodes only what is new or changed.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import sqlite_utils
+
+from .errors import StoreError
+
+SCHEMA_VERSION = 1
+KINDS = ("image", "text", "title")
+
+PRODUCT_COLUMNS = {
+    "rowid": int, "id": str, "title": str, "description": str, "category": str, "brand": str,
+    "colour": str, "gender": str, "price": float, "season": str, "usage": str, "article_type": str,
+    "image_ref": str, "image_path": str, "image_status": str, "image_sha": str, "image_size": int,
+    "image_mtime_ns": int, "text": str, "text_sha": str, "title_sha": str, "attributes": str,
+    "split": str, "source": str, "row": int,
+}
+
+
+def _migration_1(db: sqlite_utils.Database) -> None:
+    db["products"].create(PRODUCT_COLUMNS, pk="rowid", not_null={"id"})
+    db["products"].create_index(["id"], unique=True)
+    db["products"].create_index(["split"])
+    db["rejects"].create({"id": int, "build_id": int, "product_id": str, "row": int, "source": str,
+                          "reason": str, "detail": str, "kept": int}, pk="id")
+    db["rejects"].create_index(["reason"])
+    db["embeddings"].create({"product_rowid": int, "model": str, "kind": str, "content_sha": str,
+                             "vector": bytes}, pk=("product_rowid", "model", "kind"))
+    db["embeddings"].create_index(["model", "kind"])
+    db["builds"].create({"id": int, "catalog": str, "model": str, "started": str, "finished": str,
+                         "report": str}, pk="id")
+    db["products"].enable_fts(["title", "text"], create_triggers=True, tokenize="porter unicode61")
+
+
+MIGRATIONS = [_migration_1]  # MIGRATIONS[i] takes the schema from version i to i + 1
+
+
+def sha1_text(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+
+class Store:
+    def __init__(self, db: sqlite_utils.Database, path: Path | None = None) -> None:
+        self.db = db
+        self.path = path
+
+    # -- opening and migrations -------------------------------------------------------------
+    @classmethod
+    def open(cls, db_path: Path | str, *, create: bool = False) -> "Store":
+        db_path = Path(db_path)
+        if not db_path.exists() and not create:
+            raise StoreError(f"no index at {db_path.parent}",
+                             "run `mmtui build-index CATALOG` first (e.g. mmtui build-index sample_catalog), "
+                             "or point --data-dir / MMTUI_DATA_DIR at an existing data directory")
+        db_path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            conn = sqlite3.connect(str(db_path), check_same_thread=False, timeout=30)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot open {db_path}: {exc}",
+                             "delete the data directory and run `mmtui build-index` again") from exc
+        store = cls(sqlite_utils.Database(conn), db_path)
+        store.migrate()
+        return store
+
+    @classmethod
+    def memory(cls) -> "Store":
+        store = cls(sqlite_utils.Database(memory=True))
+        store.migrate()
+        return store
+
+    def migrate(self) -> None:
+        if "meta" not in self.db.table_names():
+            self.db["meta"].create({"key": str, "value": str}, pk="key")
+        version = int(self.get_meta("schema_version", "0") or 0)
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"this index was written by a newer mmtui (schema {version} > {SCHEMA_VERSION})",
+                             "upgrade mmtui, or rebuild the index into another --data-dir")
+        for step in range(version, SCHEMA_VERSION):
+            with self.db.conn:
+                MIGRATIONS[step](self.db)
+                self.set_meta("schema_version", str(step + 1))
+
+    # -- meta -------------------------------------------------------------------------------
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
+        return row[0] if row else default
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.db["meta"].upsert({"key": key, "value": value}, pk="key")
+
+    # -- products ---------------------------------------------------------------------------
+    def product_count(self) -> int:
+        return self.db["products"].count
+
+    def existing_products(self) -> dict[str, dict]:
+        """id -> the columns a build compares to decide what changed."""
+        cols = "rowid, id, image_path, image_sha, image_size, image_mtime_ns, image_status, text_sha, title_sha"
+        return {r["id"]: r for r in self.db.query(f"SELECT {cols} FROM products")}
+
+    def upsert_products(self, records: list[dict]) -> None:
+        """Insert or update by id (rowids of existing products are kept, so cached vectors stay attached)."""
+        if not records:
+            return
+        existing = {r["id"]: r["rowid"] for r in self.db.query("SELECT rowid, id FROM products")}
+        updates, inserts = [], []
+        for rec in records:
+            if rec["id"] in existing:
+                updates.append({**rec, "rowid": existing[rec["id"]]})
+            else:
+                inserts.append({k: v for k, v in rec.items() if k != "rowid"})
+        if updates:
+            self.db["products"].upsert_all(updates, pk="rowid", alter=False)
+        if inserts:
+            self.db["products"].insert_all(inserts, alter=False)
+
+    def delete_products(self, ids: Iterable[str]) -> int:
+        ids = list(ids)
+        for chunk in _chunks(ids, 500):
+            marks = ",".join("?" * len(chunk))
+            rowids = [r[0] for r in self.db.execute(f"SELECT rowid FROM products WHERE id IN ({marks})", chunk)]
+            if rowids:
+                rm = ",".join("?" * len(rowids))
+                self.db.execute(f"DELETE FROM embeddings WHERE product_rowid IN ({rm})", rowids)
+                self.db.execute(f"DELETE FROM products WHERE rowid IN ({rm})", rowids)
+        return len(ids)
+
+    def rows(self, rowids: Sequence[int]) -> list[dict]:
+        """Product rows in the given order, attributes decoded to a dict."""
+        rowids = [int(r) for r in rowids]
+        found: dict[int, dict] = {}
+        for chunk in _chunks(rowids, 500):
+            marks = ",".join("?" * len(chunk))
+            for row in self.db.query(f"SELECT rowid, * FROM products WHERE rowid IN ({marks})", chunk):
+                row["attributes"] = json.loads(row["attributes"] or "{}")
+                found[row["rowid"]] = row
+        return [found[r] for r in rowids if r in found]
+
+    def rowid_of(self, product_ids: Sequence[str]) -> dict[str, int]:
+        out: dict[str, int] = {}
+        ids = [str(i) for i in product_ids]
+        for chunk in _chunks(ids, 500):
+            marks = ",".join("?" * len(chunk))
+            for rowid, pid in self.db.execute(f"SELECT rowid, id FROM products WHERE id IN ({marks})", chunk):
+                out[pid] = rowid
+        return out
+
+    def splits(self) -> dict[int, str]:
+        return {r: s for r, s in self.db.execute("SELECT rowid, split FROM products")}
+
+    def filtered_rowids(self, where: str, params: list) -> np.ndarray:
+        rows = self.db.execute(f"SELECT rowid FROM products WHERE {where}", params).fetchall()
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+    # -- embeddings -------------------------------------------------------------------------
+    def embedding_shas(self, model: str, kind: str) -> dict[int, str]:
+        return {r: s for r, s in self.db.execute(
+            "SELECT product_rowid, content_sha FROM embeddings WHERE model = ? AND kind = ?", [model, kind])}
+
+    def put_vectors(self, model: str, kind: str, rowids: Sequence[int], shas: Sequence[str],
+                    vectors: np.ndarray) -> None:
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        rows = [(int(r), model, kind, s, vectors[i].tobytes()) for i, (r, s) in enumerate(zip(rowids, shas))]
+        with self.db.conn:
+            self.db.conn.executemany(
+                "INSERT OR REPLACE INTO embeddings (product_rowid, model, kind, content_sha, vector) "
+                "VALUES (?, ?, ?, ?, ?)", rows)
+
+    def vectors(self, model: str, kind: str, rowids: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(rowids int64 (n,), vectors float32 (n, dim)) ordered by rowid; only rows that have a vector."""
+        sql = "SELECT product_rowid, vector FROM embeddings WHERE model = ? AND kind = ?"
+        params: list = [model, kind]
+        if rowids is not None:
+            wanted = set(int(r) for r in rowids)
+            result = [(r, v) for r, v in self.db.execute(sql + " ORDER BY product_rowid", params) if r in wanted]
+        else:
+            result = list(self.db.execute(sql + " ORDER BY product_rowid", params))
+        if not result:
+            return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
+        ids = np.fromiter((r for r, _ in result), dtype=np.int64, count=len(result))
+        vecs = np.frombuffer(b"".join(v for _, v in result), dtype=np.float32).reshape(len(result), -1)
+        return ids, vecs.copy()
+
+    def drop_orphan_vectors(self) -> None:
+        self.db.execute("DELETE FROM embeddings WHERE product_rowid NOT IN (SELECT rowid FROM products)")
+
+    # -- rejects ----------------------------------------------------------------------------
+    def replace_rejects(self, build_id: int, rejects: list[dict]) -> None:
+        """Rejects describe the latest build of the catalog: the previous build's list is replaced."""
+        with self.db.conn:
+            self.db.execute("DELETE FROM rejects")
+            if rejects:
+                self.db["rejects"].insert_all([{**r, "build_id": build_id} for r in rejects])
+
+    def rejects_by_reason(self) -> dict[str, int]:
+        return {reason: n for reason, n in self.db.execute(
+            "SELECT reason, count(*) FROM rejects GROUP BY reason ORDER BY count(*) DESC")}
+
+    # -- lexical ----------------------------------------------------------------------------
+    def lexical(self, query: str, limit: int, where: str = "1", params: list | None = None) -> list[tuple[int, float]]:
+        """FTS5 BM25 over title and combined text: [(rowid, score)] best first (score = -bm25, higher better)."""
+        match = fts_query(query)
+        if not match:
+            return []
+        sql = (f"SELECT products.rowid, -bm25(products_fts, 2.0, 1.0) AS score FROM products_fts "
+               f"JOIN products ON products.rowid = products_fts.rowid "
+               f"WHERE products_fts MATCH ? AND ({where}) ORDER BY bm25(products_fts, 2.0, 1.0) LIMIT ?")
+        return [(r, s) for r, s in self.db.execute(sql, [match, *(params or []), limit])]
+
+    def close(self) -> None:
+        self.db.conn.close()
+
+
+def fts_query(text: str) -> str:
+    """Turn free text into a safe FTS5 query: each word quoted, joined by OR (BM25 ranks documents with more)."""
+    words = [w for w in "".join(c if c.isalnum() else " " for c in text.lower()).split() if w]
+    return " OR ".join(f'"{w}"' for w in words)
+
+
+def _chunks(items: Sequence, size: int):
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
