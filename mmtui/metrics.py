@@ -143,7 +143,7 @@ def metrics_from_ranks(ranks: Sequence[int] | np.ndarray) -> dict[str, float]:
     return out
 
 
-def paired_retrieval(queries: np.ndarray, items: np.ndarray) -> dict[str, float]:
+def paired_retrieval(queries: np.ndarray, items: np.ndarray, *, chunk: int = 2048) -> dict[str, float]:
     """Query i's one relevant item is item i (e.g. title i -> image i), exact search over all items.
 
     Returns the contract's metrics plus the modality gap: "cos_match" (mean cosine of matching pairs),
@@ -154,12 +154,18 @@ def paired_retrieval(queries: np.ndarray, items: np.ndarray) -> dict[str, float]
     v = _normalise(items)
     if q.shape != v.shape or q.shape[0] == 0:
         raise ValueError("queries and items must be non-empty and of the same shape (pairs)")
-    sims = q @ v.T
-    n = sims.shape[0]
-    out = metrics_from_ranks(ranks_of_targets(sims, np.arange(n)))
-    diag = float(np.trace(sims, dtype=np.float64))
+    n = q.shape[0]
+    ranks = np.empty(n, dtype=np.int64)
+    diag = total = 0.0
+    for start in range(0, n, chunk):  # chunks keep memory at chunk x n, whatever the pool size
+        end = min(start + chunk, n)
+        sims = q[start:end] @ v.T
+        ranks[start:end] = ranks_of_targets(sims, np.arange(start, end))
+        diag += float(np.trace(sims, offset=start, dtype=np.float64))
+        total += float(sims.sum(dtype=np.float64))
+    out = metrics_from_ranks(ranks)
     out["cos_match"] = diag / n
-    out["cos_random"] = float((sims.sum(dtype=np.float64) - diag) / (n * (n - 1))) if n > 1 else 0.0
+    out["cos_random"] = (total - diag) / (n * (n - 1)) if n > 1 else 0.0
     out["gap"] = out["cos_match"] - out["cos_random"]
     return out
 

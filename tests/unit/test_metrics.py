@@ -163,3 +163,13 @@ def test_vectorised_ranks_agree_with_ranked_lists():
     assert set(got) == set(expected)
     for key, value in expected.items():
         assert got[key] == pytest.approx(value)
+
+
+def test_paired_retrieval_chunks_give_the_same_figures():
+    rng = np.random.default_rng(5)
+    q = rng.standard_normal((50, 4)).astype(np.float32)
+    v = (q + rng.standard_normal((50, 4))).astype(np.float32)
+    whole, chunked = paired_retrieval(q, v), paired_retrieval(q, v, chunk=7)
+    assert set(whole) == set(chunked)
+    for key in whole:
+        assert chunked[key] == pytest.approx(whole[key], abs=1e-6)
