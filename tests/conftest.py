@@ -41,3 +41,12 @@ def fashion_dir(tmp_path: Path) -> Path:
 def make_jpeg():
     """The jpeg_bytes(colour, size) helper, as a fixture."""
     return jpeg_bytes
+
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture
+def generic_catalog() -> Path:
+    """tests/fixtures/generic_catalog: products.csv with 5 rows (3 real images, 1 without, 1 missing file; 1 price)."""
+    return FIXTURES / "generic_catalog"

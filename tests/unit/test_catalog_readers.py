@@ -177,3 +177,27 @@ def test_real_fashion_catalog_every_row_is_a_product_or_a_reject():
     lines = sum(len([l for l in f.read_text().splitlines()[1:] if l.strip()]) for f in data.files)
     assert len(data.products) + len(data.rejects) == lines
     assert len(data.products) == 33_303  # 7,230 + 26,073: no duplicates, no missing ids or titles
+
+
+def test_generic_fixture_catalog_end_to_end(generic_catalog, tmp_path):
+    from mmtui.catalog import resolve_images
+
+    data = read_catalog(generic_catalog)
+    assert data.layout == "csv" and [p.id for p in data.products] == ["12993", "19547", "21510", "4", "5"]
+    assert data.products[0].price == 49.99 and data.products[0].brand == "ADIDAS"
+    rejects = resolve_images(data.products, data.base_dir, tmp_path / "cache")
+    assert [p.image_status for p in data.products] == ["ok", "ok", "ok", "image_missing", "image_missing"]
+    assert [(r.product_id, r.kept) for r in rejects] == [("4", True), ("5", True)]
+
+
+SAMPLE = Path(__file__).resolve().parents[2] / "sample_catalog"
+
+
+@pytest.mark.skipif(not (SAMPLE / "styles.csv").is_file(), reason="sample_catalog not present")
+def test_sample_catalog_reads_clean():
+    from mmtui.splits import split_of
+
+    data = read_catalog(SAMPLE)
+    assert data.layout == "fashion" and data.rejects == [] and 700 <= len(data.products) <= 900
+    assert all((SAMPLE / p.image).is_file() for p in data.products)
+    assert {split_of(p.id) for p in data.products} == {"train", "val", "test"}
