@@ -72,6 +72,8 @@ FORMAT_HINT = ('one JSON object per line: {"query": "text", "relevant": {"<produ
                '{"image": "path/relative/to/the/file.jpg", "relevant": {"<product id>": 2}}; grade >= 1 is relevant')
 CONTRACT_KEYS = (*METRIC_KEYS, "latency_ms_p50", "latency_ms_p99", "mode", "model")
 KIND_ORDER = ("base", "mlp", "adapter", "finetune")  # seed 000's Table 1 order; other kinds follow
+# config.json keys that may hold a fine-tuned encoder's own fingerprint (its vectors are cached under it)
+FINETUNE_FINGERPRINT_KEYS = ("encoder_fingerprint", "fingerprint")
 
 
 @dataclass(frozen=True)
@@ -284,6 +286,8 @@ def run_eval(service: Any, queries: Sequence[EvalQuery], *, mode: str = "hybrid"
     skips = list(skipped)
     queries, dropped = _drop_unknown_ids(service, queries, known_ids, skips)
     image_accepts_mode = _accepts(getattr(service, "search_image", None), "mode")
+    if callable(getattr(service, "load_model", None)) and mode != "lexical":
+        service.load_model()  # load the model before the clock starts: latency is per query, not start-up
     rankings: list[list[str]] = []
     relevances: list[dict[str, int]] = []
     latencies: list[float] = []
@@ -344,7 +348,10 @@ def evaluate_split(service: Any, split: str = "test", *, k: int = 10, filters: S
 
 
 def model_name(service: Any) -> str:
-    """'lite' for the base encoder alone, 'lite+adapter-2' with a head checkpoint active."""
+    """'lite' for the base encoder alone, 'lite+adapter-002' with a head checkpoint active."""
+    name = getattr(service, "model_name", None)
+    if isinstance(name, str) and name:
+        return name
     base = str(getattr(getattr(service, "settings", None), "model", "") or "unknown")
     head = getattr(getattr(service, "projector", None), "name", None)
     return base if not head or head in ("base", base) else f"{base}+{head}"
@@ -428,7 +435,7 @@ def compare_models(settings: Settings, split: str = "test", *, store: Any = None
     active = store.get_meta("active_model") or "base"
     rows = [_score_row("zero-shot", "base", "base", active in ("", "base"),
                        lambda: paired_retrieval(titles, images))]
-    for name, config in list_checkpoints(settings):
+    for name, config in checkpoint_configs(settings):
         kind = str(config.get("kind", "?"))
         row_base = config.get("base_fingerprint") or config.get("base")
         is_active = name == active
@@ -436,7 +443,7 @@ def compare_models(settings: Settings, split: str = "test", *, store: Any = None
             rows.append(_note_row(name, kind, is_active, f"trained on another base model ({row_base})"))
             continue
         if kind == "finetune":
-            own = config.get("fingerprint")
+            own = next((config[key] for key in FINETUNE_FINGERPRINT_KEYS if config.get(key)), None)
             pairs = _pairs(store, own, in_split) if own else None
             if pairs is None:
                 rows.append(_note_row(name, kind, is_active,
@@ -459,7 +466,7 @@ def compare_models(settings: Settings, split: str = "test", *, store: Any = None
     return report
 
 
-def list_checkpoints(settings: Settings) -> list[tuple[str, dict[str, Any]]]:
+def checkpoint_configs(settings: Settings) -> list[tuple[str, dict[str, Any]]]:
     """(name, config.json) of each checkpoint directory, in Table 1 order (mlp, adapter, finetune, others)."""
     root = settings.checkpoints_dir
     found: list[tuple[str, dict[str, Any]]] = []
@@ -483,8 +490,8 @@ def list_checkpoints(settings: Settings) -> list[tuple[str, dict[str, Any]]]:
 
 def base_fingerprint(store: Any) -> str:
     """The base encoder's fingerprint of the cached vectors, without loading the model: meta
-    "encoder_fingerprint" if the build recorded it, else the only model that has image vectors."""
-    for key in ("encoder_fingerprint", "model_fingerprint", "fingerprint"):
+    "base_fingerprint" (written by build-index), else the only model that has image vectors."""
+    for key in ("base_fingerprint", "encoder_fingerprint"):
         value = store.get_meta(key)
         if value:
             return value

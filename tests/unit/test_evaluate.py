@@ -12,7 +12,7 @@ from PIL import Image
 
 from mmtui.config import Settings
 from mmtui.errors import EvalFileError, ModelError, QueryError
-from mmtui.evaluate import (CONTRACT_KEYS, EvalQuery, Skip, compare_models, list_checkpoints, load_queries,
+from mmtui.evaluate import (CONTRACT_KEYS, EvalQuery, Skip, compare_models, checkpoint_configs, load_queries,
                             run_eval, split_queries)
 from mmtui.metrics import paired_retrieval
 from mmtui.search import Hit, SearchResult
@@ -298,9 +298,38 @@ def test_compare_models_scores_a_finetune_from_its_own_vectors(tmp_path):
     assert base["recall@1"] == 0.0 and ft["recall@1"] == 1.0 and report.path is None
 
 
-def test_list_checkpoints_tolerates_bad_config(tmp_path):
+def test_checkpoint_configs_tolerates_bad_config(tmp_path):
     settings = Settings(data_dir=tmp_path)
     write_checkpoint(settings, "a", "adapter")
     (settings.checkpoints_dir / "junk").mkdir()
     (settings.checkpoints_dir / "junk" / "config.json").write_text("{broken")
-    assert [name for name, _ in list_checkpoints(settings)] == ["a", "junk"]
+    assert [name for name, _ in checkpoint_configs(settings)] == ["a", "junk"]
+
+
+def test_model_is_loaded_before_the_clock_starts():
+    order = []
+
+    class Loading(FakeService):
+        def load_model(self):
+            order.append("load")
+
+        def search(self, query, **kw):
+            order.append("search")
+            return super().search(query, **kw)
+
+    run_eval(Loading({"a": ["1"]}), [q("a", {"1": 1})], mode="text", model="m")
+    assert order == ["load", "search"]
+
+
+def test_base_fingerprint_prefers_the_build_meta():
+    from mmtui.evaluate import base_fingerprint
+
+    store = tiny_store()
+    eye = np.eye(12, dtype=np.float32)
+    put_vectors(store, "fpA", eye, eye)
+    assert base_fingerprint(store) == "fpA"  # the only model with image vectors
+    put_vectors(store, "fpB", eye, eye)
+    with pytest.raises(Exception, match="2 models"):
+        base_fingerprint(store)
+    store.set_meta("base_fingerprint", "fpB")
+    assert base_fingerprint(store) == "fpB"
