@@ -43,6 +43,66 @@ def make_jpeg():
     return jpeg_bytes
 
 
+@pytest.fixture
+def paired_store(tmp_path: Path):
+    """(settings, store) for training tests: 400 products with cached 'title', 'text' and 'image' vectors (dim 16)
+    of a fake base model, where image = normalise(title @ R + noise), so a head can learn to do better than base."""
+    import numpy as np
+
+    from mmtui.config import Settings
+    from mmtui.splits import split_of
+    from mmtui.store import Store
+
+    settings = Settings(data_dir=tmp_path / "idx", model="fake", device="cpu")
+    store = Store.open(settings.db_path, create=True)
+    rng = np.random.default_rng(0)
+    n, dim = 400, 16
+    ids = [f"p{i:04d}" for i in range(n)]
+    store.upsert_products([{"rowid": i + 1, "id": pid, "title": f"title {pid}", "text": f"text {pid}",
+                            "split": split_of(pid)} for i, pid in enumerate(ids)])
+    title = rng.standard_normal((n, dim)).astype(np.float32)
+    mix = np.eye(dim, dtype=np.float32) + 0.75 * rng.standard_normal((dim, dim)).astype(np.float32)
+    image = title @ mix + 1.0 * rng.standard_normal((n, dim)).astype(np.float32)
+    norm = lambda x: (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)  # noqa: E731
+    rowids = list(range(1, n + 1))
+    for kind, vecs in (("title", title), ("text", title), ("image", image)):
+        store.put_vectors("fakefp", kind, rowids, ["sha"] * n, norm(vecs))
+    store.set_meta("base_model", "fake")
+    store.set_meta("base_fingerprint", "fakefp")
+    return settings, store
+
+
+COLOURS = {"Red": (200, 20, 20), "Blue": (20, 30, 200), "Green": (20, 170, 40), "Black": (12, 12, 12)}
+KINDS = ("Shirt", "Shoes", "Dress")
+
+
+@pytest.fixture
+def tiny_catalog(tmp_path: Path) -> Path:
+    """A generic products.csv with 12 products (4 colours x 3 kinds, one flat-colour image each) and 2 bad rows:
+    one product whose image is missing (kept, text-only) and one row without an id (rejected)."""
+    folder = tmp_path / "shop"
+    (folder / "img").mkdir(parents=True)
+    lines = ["id,title,category,colour,gender,price,image"]
+    n = 0
+    for colour, rgb in COLOURS.items():
+        for kind in KINDS:
+            n += 1
+            (folder / "img" / f"{n}.jpg").write_bytes(jpeg_bytes(rgb, (48, 48)))
+            lines.append(f"{n},{colour} {kind} for men,Apparel > {kind},{colour},Men,{10 * n},img/{n}.jpg")
+    lines.append("99,Red Scarf without a picture,Accessories > Scarves,Red,Women,5,img/none.jpg")
+    lines.append(",Row without an id,Apparel,Red,Men,5,img/1.jpg")
+    (folder / "products.csv").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+@pytest.fixture
+def fake_settings(tmp_path: Path):
+    """Settings for a data dir of its own, with the torch-free fake model."""
+    from mmtui.config import Settings
+
+    return Settings(data_dir=tmp_path / "index", model="fake")
+
+
 FIXTURES = Path(__file__).parent / "fixtures"
 
 

@@ -1,0 +1,90 @@
+"""SearchService over a tiny catalog built with the fake model: modes, filters, fusion, errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from mmtui.build import build_index
+from mmtui.encoders import FakeEncoder
+from mmtui.errors import IndexMismatchError, QueryError
+from mmtui.filters import parse_where
+from mmtui.search import SearchService, rrf_fuse
+
+
+@pytest.fixture
+def service(tiny_catalog, fake_settings):
+    build_index(fake_settings, tiny_catalog, encoder=FakeEncoder())
+    return SearchService.open(fake_settings, encoder=FakeEncoder())
+
+
+def test_each_mode_returns_ranked_hits(service):
+    for mode in ("image", "text", "lexical", "hybrid"):
+        result = service.search("red shirt", k=5, mode=mode)
+        assert result.mode == mode and 0 < len(result.hits) <= 5
+        assert [h.rank for h in result.hits] == list(range(1, len(result.hits) + 1))
+        scores = [h.score for h in result.hits]
+        assert scores == sorted(scores, reverse=True)
+    assert service.search("red shirt", mode="lexical").hits[0].title == "Red Shirt for men"
+
+
+def test_hybrid_reports_each_signal(service):
+    hits = service.search("red shirt", k=3, mode="hybrid").hits
+    red = next(h for h in hits if h.title == "Red Shirt for men")  # first in two of three signals
+    assert set(red.signals) == {"image", "text", "lexical"}
+
+
+def test_image_query_finds_the_same_picture(service, tiny_catalog):
+    result = service.search_image(tiny_catalog / "img" / "4.jpg", k=3)
+    assert result.kind == "image" and result.hits[0].id == "4"
+
+
+def test_more_like_this_excludes_the_product(service):
+    ids = [h.id for h in service.more_like_this("1", k=5).hits]
+    assert "1" not in ids and len(ids) == 5
+
+
+def test_filters_narrow_results(service):
+    hits = service.search("shirt", k=20, mode="hybrid", filters=[parse_where("colour=blue")]).hits
+    assert hits and all(h.colour == "Blue" for h in hits)
+    cheap = service.search("shirt", k=20, mode="image", filters=[parse_where("price<35")]).hits
+    assert cheap and all(h.price < 35 for h in cheap)
+
+
+def test_text_only_product_is_searchable(service):
+    hits = service.search("scarf", k=3, mode="lexical").hits
+    assert hits[0].id == "99" and hits[0].image_status == "image_missing"
+
+
+def test_bad_queries_are_clear_errors(service, tmp_path):
+    with pytest.raises(QueryError, match="empty"):
+        service.search("   ")
+    with pytest.raises(QueryError):
+        service.search_image(tmp_path / "nope.jpg")
+    (tmp_path / "bad.jpg").write_bytes(b"not an image at all" * 20)
+    with pytest.raises(QueryError):
+        service.search_image(tmp_path / "bad.jpg")
+    with pytest.raises(QueryError):
+        service.more_like_this("no-such-id")
+    with pytest.raises(QueryError):
+        service.search("x", mode="fused-nonsense")
+
+
+def test_another_model_is_refused(tiny_catalog, fake_settings):
+    from dataclasses import replace
+
+    build_index(fake_settings, tiny_catalog, encoder=FakeEncoder())
+    with pytest.raises(IndexMismatchError, match="built with model"):
+        SearchService.open(replace(fake_settings, model="openclip:ViT-B-32/openai"))
+    with pytest.raises(IndexMismatchError, match="fingerprint"):
+        SearchService.open(fake_settings, encoder=FakeEncoder(dim=32, seed=5))
+
+
+def test_facets_count_values(service):
+    facets = service.facets()
+    assert ("Red", 4) in facets["colour"]
+    assert facets["price"] == (5.0, 120.0)
+
+
+def test_rrf_rewards_agreement():
+    fused = rrf_fuse({"a": [(1, 0.9), (2, 0.8)], "b": [(2, 5.0), (3, 4.0)]}, k=3)
+    assert fused[0][0] == 2 and fused[0][2] == {"a": 0.8, "b": 5.0}
