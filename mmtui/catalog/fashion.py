@@ -54,9 +54,9 @@ def _split_line(line: str) -> list[str]:
 
 
 def _lines(path: Path) -> Iterator[str]:
-    from .readers import read_text  # shared decoding (UTF-8 with BOM, latin-1 fallback)
+    from .readers import read_text, split_lines  # shared decoding (UTF-8 with BOM, latin-1 fallback)
 
-    yield from read_text(path).splitlines()
+    yield from split_lines(read_text(path))
 
 
 def read_fashion_file(path: Path, *, with_images: bool) -> Iterator[Product | Reject]:

@@ -13,6 +13,7 @@ header; JSONL: line number) and file name.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import re
@@ -163,6 +164,14 @@ def read_text(path: Path) -> str:
         return data.decode("latin-1")
 
 
+def split_lines(text: str) -> list[str]:
+    """Split on newlines only (str.splitlines also splits on U+2028 and friends, valid inside values)."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
+
+
 def _has_fashion_header(path: Path) -> bool:
     text = read_text(path)
     first = text.split("\n", 1)[0].rstrip("\r")
@@ -194,7 +203,7 @@ def _field_columns(keys: Iterable[str], columns: dict[str, str] | None) -> dict[
 
 def _csv_items(path: Path, columns: dict[str, str] | None) -> Iterator[Item]:
     text = read_text(path)
-    reader = csv.reader(text.splitlines(keepends=True))
+    reader = csv.reader(io.StringIO(text, newline=""))
     source = path.name
     try:
         header = next(reader)
@@ -242,7 +251,7 @@ def _check_mapping(path: Path, header: list[str], mapping: dict[str, str], colum
 
 def _jsonl_items(path: Path, columns: dict[str, str] | None) -> Iterator[Item]:
     source = path.name
-    for line_no, line in enumerate(read_text(path).splitlines(), start=1):
+    for line_no, line in enumerate(split_lines(read_text(path)), start=1):
         if not line.strip():
             continue
         try:

@@ -201,3 +201,13 @@ def test_sample_catalog_reads_clean():
     assert data.layout == "fashion" and data.rejects == [] and 700 <= len(data.products) <= 900
     assert all((SAMPLE / p.image).is_file() for p in data.products)
     assert {split_of(p.id) for p in data.products} == {"train", "val", "test"}
+
+
+def test_line_separators_inside_values_do_not_split_rows(tmp_path):
+    title = "Lamp\u2028Shade"
+    f = write(tmp_path / "p.csv", f'id,title,description\r\n1,{title},"two\nlines"\r\n2,Desk,x\r\n')
+    data = read_catalog(f)
+    assert [(p.id, p.row) for p in data.products] == [("1", 1), ("2", 2)]
+    assert data.products[0].title == title and data.products[0].description == "two\nlines"
+    j = write(tmp_path / "p.jsonl", json.dumps({"id": 1, "title": title}, ensure_ascii=False) + "\n")
+    assert read_catalog(j).products[0].title == title
