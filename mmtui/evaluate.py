@@ -538,3 +538,72 @@ def _write_report(settings: Settings, report: CompareReport) -> Path:
     (settings.reports_dir / f"compare-{report.split}-{now:%Y%m%d-%H%M%S}.json").write_text(text, encoding="utf-8")
     latest.write_text(text, encoding="utf-8")
     return latest
+
+
+# -- tables for humans (rich renderables; the CLI prints them) ----------------------------------------------
+
+def eval_table(report: EvalReport) -> Any:
+    """One row of figures: queries, R@1/3/5/10 (and R@k), MRR, nDCG@10, P@10, latency p50/p99."""
+    from rich.table import Table
+
+    table = Table(title=f"eval {report.source or ''} · mode {report.mode} · model {report.model}".replace("  ", " "),
+                  title_justify="left")
+    keys = ["recall@1", "recall@3", "recall@5", "recall@10"]
+    heads = ["R@1", "R@3", "R@5", "R@10"]
+    extra = report.k not in (1, 3, 5, 10)
+    if extra:
+        heads.append(f"R@{report.k}")
+    heads += ["MRR", "nDCG@10", "P@10"]
+    table.add_column("queries", justify="right")
+    for head in heads:
+        table.add_column(head, justify="right")
+    table.add_column("p50 ms", justify="right")
+    table.add_column("p99 ms", justify="right")
+    figures = [report.metrics[key] for key in keys] + ([report.recall_at_k] if extra else []) + \
+        [report.metrics["mrr"], report.metrics["ndcg@10"], report.metrics["p@10"]]
+    table.add_row(str(int(report.metrics["n_queries"])), *(f"{v:.3f}" for v in figures),
+                  f"{report.latency_ms_p50:.1f}", f"{report.latency_ms_p99:.1f}")
+    return table
+
+
+def skips_table(skips: Sequence[Skip], max_lines: int = 8) -> Any | None:
+    """Skipped lines by reason (count, first line numbers, meaning); None when nothing was skipped."""
+    if not skips:
+        return None
+    from rich.table import Table
+
+    table = Table(title=f"skipped {len(skips)} (not in the figures)", title_justify="left")
+    for head in ("reason", "count", "lines", "meaning"):
+        table.add_column(head, justify="right" if head == "count" else "left")
+    by_reason: dict[str, list[Skip]] = {}
+    for skip in skips:
+        by_reason.setdefault(skip.reason, []).append(skip)
+    for reason, group in sorted(by_reason.items(), key=lambda item: -len(item[1])):
+        lines = [str(s.line) for s in group if s.line is not None]
+        shown = ", ".join(lines[:max_lines]) + (", ..." if len(lines) > max_lines else "")
+        table.add_row(reason, str(len(group)), shown, SKIP_REASONS.get(reason, ""))
+    return table
+
+
+def compare_table(report: CompareReport) -> Any:
+    """Seed 000's Table 1 for this catalog, plus the modality gap of each model (* = active)."""
+    from rich.table import Table
+
+    table = Table(title=f"{report.split} split: each title -> its own image, exact search over {report.pool} products",
+                  title_justify="left",
+                  caption="cos match / cos random: mean cosine of matching / non-matching title-image pairs; "
+                          "gap = match - random", caption_justify="left")
+    table.add_column("model")
+    table.add_column("kind")
+    for head in ("R@1", "R@5", "R@10", "MRR", "cos match", "cos random", "gap"):
+        table.add_column(head, justify="right")
+    table.add_column("note")
+    for row in report.rows:
+        label = row["label"] + (" *" if row.get("active") else "")
+        if "recall@1" not in row:
+            table.add_row(label, row["kind"], *([""] * 7), row.get("note", ""))
+            continue
+        table.add_row(label, row["kind"], *(f"{row[key]:.3f}" for key in
+                                            ("recall@1", "recall@5", "recall@10", "mrr", "cos_match", "cos_random",
+                                             "gap")), row.get("note", ""))
+    return table

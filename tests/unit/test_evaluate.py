@@ -333,3 +333,31 @@ def test_base_fingerprint_prefers_the_build_meta():
         base_fingerprint(store)
     store.set_meta("base_fingerprint", "fpB")
     assert base_fingerprint(store) == "fpB"
+
+
+def test_tables_render_figures_skips_and_notes(tmp_path):
+    from rich.console import Console
+
+    from mmtui.evaluate import compare_table, eval_table, skips_table
+
+    service = FakeService({"a": ["1"]})
+    report = run_eval(service, [q("a", {"1": 1})], mode="text", k=20, model="lite",
+                      skipped=[Skip("bad_json", 4), Skip("bad_json", 9), Skip("unknown_ids", 2)], source="q.jsonl")
+    console = Console(width=200, record=True)
+    console.print(eval_table(report))
+    console.print(skips_table(report.skips))
+    text = console.export_text()
+    assert "R@20" in text and "1.000" in text and "mode text" in text
+    assert "bad_json" in text and "4, 9" in text
+    assert skips_table([]) is None
+
+    settings = Settings(data_dir=tmp_path)
+    store = tiny_store()
+    eye = np.eye(12, dtype=np.float32)
+    put_vectors(store, "fpA", eye, eye)
+    write_checkpoint(settings, "adapter-001", "adapter", base_fingerprint="fpB")
+    comp = compare_models(settings, store=store, projector_loader=lambda s, n: FakeProjector(n), write=False)
+    console = Console(width=200, record=True)
+    console.print(compare_table(comp))
+    text = console.export_text()
+    assert "zero-shot *" in text and "1.000" in text and "another base model" in text
