@@ -1,0 +1,126 @@
+"""Which model is active, and when a new checkpoint may replace it.
+
+A new checkpoint becomes active only if its validation R@10 beats the active model's (`force` overrides).
+The choice is recorded in store meta ("active_model", "active_model_since", "model_history"), and the ANN
+indexes are rebuilt from cached vectors through the new projector (mmtui.build.reindex: nothing is encoded).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+from ..config import Settings
+from ..store import Store
+from .checkpoints import list_checkpoints, load_checkpoint, now_iso
+from .data import PairedData, base_fingerprint, load_pairs, paired_r10
+from .projector import BASE, load_projector
+
+ACTIVE_KEY = "active_model"
+Reindex = Callable[[Settings], None]
+
+
+@dataclass
+class Promotion:
+    name: str
+    promoted: bool
+    val_r10: float
+    previous: str  # the model that was active before
+    previous_val_r10: float | None
+    forced: bool = False
+    needs_rebuild: bool = False  # a fine-tuned encoder: images must be encoded again (build-index)
+    reason: str = ""
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def active_name(store: Store) -> str:
+    return store.get_meta(ACTIVE_KEY) or BASE
+
+
+def val_r10_of(settings: Settings, store: Store, name: str, data: PairedData | None = None) -> float | None:
+    """Validation R@10 (titles vs images, exact) of a model: recomputed from the cache when it applies to it,
+    else the figure saved in the checkpoint's metrics.json (None when unknown)."""
+    if data is None:
+        data = load_pairs(store, base_fingerprint(settings, store))
+    if name == BASE:
+        return paired_r10(data.val.query, data.val.image)
+    ckpt = load_checkpoint(settings.checkpoints_dir, name)
+    if ckpt.config.get("head") and ckpt.config.get("base_fingerprint") == data.fingerprint:
+        proj = load_projector(settings, name)
+        return paired_r10(proj.text(data.val.query), proj.image(data.val.image))
+    value = ckpt.metrics.get("val_r10")
+    return float(value) if value is not None else None
+
+
+def promote(settings: Settings, name: str, val_r10: float, *, force: bool = False, store: Store | None = None,
+            data: PairedData | None = None, reindex: bool | Reindex = True) -> Promotion:
+    """Make checkpoint `name` active if val_r10 beats the active model's validation R@10 (or if force)."""
+    store = store or Store.open(settings.db_path)
+    previous = active_name(store)
+    try:
+        previous_r10 = val_r10_of(settings, store, previous, data)
+    except Exception:  # the active checkpoint was deleted or is damaged: anything beats it
+        previous_r10 = None
+    better = previous_r10 is None or val_r10 > previous_r10
+    if not (better or force):
+        return Promotion(name, False, val_r10, previous, previous_r10, reason=(
+            f"validation R@10 {val_r10:.4f} does not beat {previous} ({previous_r10:.4f}); "
+            f"`mmtui use {name}` switches anyway"))
+    result = _activate(settings, store, name, val_r10, reindex=reindex, previous=previous,
+                       previous_r10=previous_r10, forced=force and not better)
+    return result
+
+
+def use_model(settings: Settings, name: str, *, store: Store | None = None,
+              reindex: bool | Reindex = True) -> Promotion:
+    """Switch to `name` (a checkpoint or "base") unconditionally, e.g. for `mmtui use NAME`."""
+    store = store or Store.open(settings.db_path)
+    previous = active_name(store)
+    val = None
+    if name != BASE:
+        val = load_checkpoint(settings.checkpoints_dir, name).metrics.get("val_r10")  # ModelError if missing
+    return _activate(settings, store, name, float(val) if val is not None else float("nan"), reindex=reindex,
+                     previous=previous, previous_r10=None, forced=True)
+
+
+def _activate(settings: Settings, store: Store, name: str, val_r10: float, *, reindex: bool | Reindex,
+              previous: str, previous_r10: float | None, forced: bool) -> Promotion:
+    kind = BASE if name == BASE else load_checkpoint(settings.checkpoints_dir, name).kind
+    needs_rebuild = kind == "finetune"
+    store.set_meta(ACTIVE_KEY, name)
+    store.set_meta("active_model_since", now_iso())
+    history = json.loads(store.get_meta("model_history") or "[]")
+    history.append({"name": name, "previous": previous, "val_r10": val_r10, "previous_val_r10": previous_r10,
+                    "forced": forced, "at": now_iso()})
+    store.set_meta("model_history", json.dumps(history[-100:]))
+    if reindex and not needs_rebuild:
+        if callable(reindex):
+            reindex(settings)
+        else:
+            from ..build import reindex as rebuild_ann
+
+            rebuild_ann(settings)
+    reason = "forced" if forced else (
+        f"validation R@10 {val_r10:.4f} beats {previous}" +
+        (f" ({previous_r10:.4f})" if previous_r10 is not None else ""))
+    return Promotion(name, True, val_r10, previous, previous_r10, forced=forced, needs_rebuild=needs_rebuild,
+                     reason=reason)
+
+
+def list_models(settings: Settings, store: Store | None = None) -> list[dict]:
+    """The base model and every checkpoint: name, kind, active, created, val_r10, test figures, base model."""
+    active = BASE
+    if store is not None or settings.db_path.exists():
+        active = active_name(store or Store.open(settings.db_path))
+    rows = [{"name": BASE, "kind": BASE, "active": active == BASE, "created": None, "base_model": settings.model,
+             "val_r10": None, "test_r10": None, "path": None}]
+    for ckpt in list_checkpoints(settings.checkpoints_dir):
+        m = ckpt.metrics
+        rows.append({"name": ckpt.name, "kind": ckpt.kind, "active": active == ckpt.name,
+                     "created": ckpt.config.get("created"), "base_model": ckpt.config.get("base_model"),
+                     "val_r10": m.get("val_r10"), "test_r10": (m.get("test") or {}).get("recall@10"),
+                     "path": str(ckpt.path)})
+    return rows

@@ -1,0 +1,110 @@
+"""The adapter trainer on cached vectors, checkpoints on disk, the numpy projector, and promotion."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from mmtui.errors import ModelError  # noqa: E402
+from mmtui.train.adapter import train_adapter  # noqa: E402
+from mmtui.train.checkpoints import list_checkpoints, load_checkpoint, next_name, save_checkpoint  # noqa: E402
+from mmtui.train.data import load_pairs, paired_r10  # noqa: E402
+from mmtui.train.heads import head_tensors, mlp_two_tower, residual_two_tower  # noqa: E402
+from mmtui.train.promote import active_name, list_models, promote, use_model  # noqa: E402
+from mmtui.train.projector import load_projector  # noqa: E402
+
+torch.set_num_threads(2)
+
+
+def _save_head(settings, model, head, kind, val_r10, **config):
+    return save_checkpoint(settings.checkpoints_dir, kind, head_tensors(model),
+                           {"head": head, "base_fingerprint": "fakefp", "in_dim": 16, "out_dim": config.pop("out_dim", 16),
+                            **config},
+                           {"val_r10": val_r10}, [{"epoch": 1, "train_loss": 1.0, "val_loss": 1.1, "val_r10": val_r10}])
+
+
+@pytest.mark.parametrize("head", ["residual", "mlp"])
+def test_checkpoint_round_trip_matches_torch_and_has_no_pickle(paired_store, head):
+    settings, _ = paired_store
+    torch.manual_seed(1)
+    if head == "residual":
+        model = residual_two_tower(16, alpha=0.2)
+        torch.nn.init.normal_(model.text.fc2.weight)  # not the identity any more
+        torch.nn.init.normal_(model.image.fc2.weight)
+        ckpt = _save_head(settings, model, head, "adapter", 0.5, alpha=0.2)
+    else:
+        model = mlp_two_tower(16)
+        ckpt = _save_head(settings, model, head, "mlp", 0.5, out_dim=256)
+    model.eval()
+    x = torch.randn(5, 16)
+    with torch.no_grad():
+        want_q, want_p = model(x, x)
+    proj = load_projector(settings, ckpt.name)
+    assert np.allclose(proj.text(x.numpy()), want_q.numpy(), atol=1e-5)
+    assert np.allclose(proj.image(x.numpy()), want_p.numpy(), atol=1e-5)
+    assert proj.text(x.numpy()[0]).shape == (want_q.shape[1],)
+    files = {p.name for p in ckpt.path.iterdir()}
+    assert files == {"model.safetensors", "config.json", "metrics.json", "history.json", "curves.png"}
+    assert not any(p.suffix in (".pt", ".pth", ".pkl", ".bin") for p in settings.checkpoints_dir.rglob("*"))
+    assert load_checkpoint(settings.checkpoints_dir, ckpt.name).config["head"] == head
+
+
+def test_versioned_names_and_unknown_name(paired_store):
+    settings, _ = paired_store
+    root = settings.checkpoints_dir
+    assert next_name(root, "adapter") == "adapter-001"
+    model = residual_two_tower(16)
+    _save_head(settings, model, "residual", "adapter", 0.1, alpha=0.2)
+    _save_head(settings, model, "residual", "adapter", 0.2, alpha=0.2)
+    assert [c.name for c in list_checkpoints(root)] == ["adapter-001", "adapter-002"]
+    assert next_name(root, "adapter") == "adapter-003" and next_name(root, "mlp") == "mlp-001"
+    with pytest.raises(ModelError) as err:
+        load_projector(settings, "adapter-009")
+    assert "adapter-001" in err.value.hint
+    assert load_projector(settings, None).is_identity and load_projector(settings, "base").fingerprint == "identity"
+
+
+def test_promotion_only_on_improvement(paired_store):
+    settings, store = paired_store
+    data = load_pairs(store, "fakefp")
+    base_r10 = paired_r10(data.val.query, data.val.image)
+    worse = _save_head(settings, mlp_two_tower(16), "mlp", "mlp", 0.0, out_dim=256)  # random MLP: worse than base
+    calls = []
+    result = promote(settings, worse.name, 0.0, store=store, reindex=calls.append)
+    assert not result.promoted and active_name(store) == "base" and calls == []
+    assert result.previous_val_r10 == pytest.approx(base_r10)
+    forced = promote(settings, worse.name, 0.0, store=store, force=True, reindex=calls.append)
+    assert forced.promoted and forced.forced and active_name(store) == worse.name and calls == [settings]
+    # the active model's R@10 is recomputed from the cache: a checkpoint claiming more than it does is promoted
+    better = _save_head(settings, residual_two_tower(16), "residual", "adapter", 1.0, alpha=0.2)
+    assert promote(settings, better.name, base_r10 + 0.01, store=store, reindex=False).promoted
+    assert active_name(store) == better.name
+    history = json.loads(store.get_meta("model_history"))
+    assert [h["name"] for h in history] == [worse.name, better.name]
+    use_model(settings, "base", store=store, reindex=False)
+    assert active_name(store) == "base"
+    rows = list_models(settings, store)
+    assert [r["name"] for r in rows] == ["base", worse.name, better.name] and rows[0]["active"]
+
+
+def test_train_adapter_two_epochs_learns_and_promotes(paired_store):
+    settings, store = paired_store
+    events, calls = [], []
+    out = train_adapter(settings, epochs=2, batch_size=32, lr=1e-2, store=store, progress=events.append,
+                        reindex=calls.append)
+    assert set(out) >= {"name", "promoted", "metrics", "history"}
+    assert out["name"] == "adapter-001" and len(out["history"]) == 2
+    m = out["metrics"]
+    assert m["val_r10"] > m["base_val_r10"]
+    assert out["promoted"] and active_name(store) == "adapter-001" and calls == [settings]
+    assert any(e.stage == "train" and e.metrics for e in events)
+    assert m["test"]["recall@10"] >= m["base_test"]["recall@10"]
+    cfg = load_checkpoint(settings.checkpoints_dir, "adapter-001").config
+    assert cfg["base_fingerprint"] == "fakefp" and cfg["alpha"] == 0.2 and cfg["head"] == "residual"
+    # a second, worse run (no learning) is saved but not promoted
+    again = train_adapter(settings, epochs=1, batch_size=32, lr=1e-9, logit_lr=1e-9, store=store, reindex=calls.append)
+    assert again["name"] == "adapter-002" and not again["promoted"] and active_name(store) == "adapter-001"
