@@ -108,3 +108,17 @@ def test_train_adapter_two_epochs_learns_and_promotes(paired_store):
     # a second, worse run (no learning) is saved but not promoted
     again = train_adapter(settings, epochs=1, batch_size=32, lr=1e-9, logit_lr=1e-9, store=store, reindex=calls.append)
     assert again["name"] == "adapter-002" and not again["promoted"] and active_name(store) == "adapter-001"
+
+
+def test_train_mlp_two_epochs(paired_store):
+    from mmtui.train.mlp import train_mlp
+
+    settings, store = paired_store
+    out = train_mlp(settings, epochs=2, batch_size=64, store=store, reindex=False)
+    assert out["name"] == "mlp-001" and len(out["history"]) == 2
+    assert out["history"][1]["train_loss"] < out["history"][0]["train_loss"]
+    proj = load_projector(settings, "mlp-001")
+    data = load_pairs(store, "fakefp")
+    assert proj.text(data.val.query).shape == (len(data.val), 256)
+    assert paired_r10(proj.text(data.val.query), proj.image(data.val.image)) == pytest.approx(out["metrics"]["val_r10"])
+    assert out["promoted"] == (out["metrics"]["val_r10"] > out["metrics"]["base_val_r10"])
