@@ -13,7 +13,8 @@ Unknown ids: a relevant id the catalog does not hold is DROPPED from that query'
 "unknown_ids_dropped"); the query is skipped only when no relevant id remains. Why: ids usually go missing
 because the catalog rejected or removed a product, which no model can retrieve; keeping them would lower
 every figure for a reason that has nothing to do with the model, and skipping the whole query would throw
-away its valid judgments. The count is reported, so a file judged against another catalog is visible.
+away its valid judgments. The count is reported ("unknown_ids_dropped" counts every unknown relevant id,
+including those of queries skipped for having none left), so a file judged against another catalog is visible.
 
 Nothing here imports torch: the service does the encoding, model comparison works on cached vectors.
 """
@@ -345,6 +346,19 @@ def evaluate_split(service: Any, split: str = "test", *, k: int = 10, filters: S
     queries = split_queries(service.store, split)
     return run_eval(service, queries, mode="image", k=k, filters=filters, progress=progress,
                     source=f"split:{split}", cancel=cancel)
+
+
+def save_eval_report(settings: Settings, report: EvalReport) -> Path:
+    """Write the report's JSON (plus per-query ranks) to reports_dir/eval-<source>-<time>.json; returns the path."""
+    settings.reports_dir.mkdir(parents=True, exist_ok=True)
+    now = datetime.now(timezone.utc)
+    stem = "".join(c if c.isalnum() or c in "-_" else "-" for c in Path(report.source or "queries").stem)[:40]
+    path = settings.reports_dir / f"eval-{stem}-{report.mode}-{now:%Y%m%d-%H%M%S}.json"
+    body = {**report.to_json(), "created": now.isoformat(timespec="seconds"),
+            "skips": [{"reason": s.reason, "line": s.line, "detail": s.detail} for s in report.skips],
+            "queries": report.per_query}
+    path.write_text(json.dumps(body, indent=2) + "\n", encoding="utf-8")
+    return path
 
 
 def model_name(service: Any) -> str:

@@ -361,3 +361,44 @@ def test_tables_render_figures_skips_and_notes(tmp_path):
     console.print(compare_table(comp))
     text = console.export_text()
     assert "zero-shot *" in text and "1.000" in text and "another base model" in text
+
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "queries"
+SAMPLE = Path(__file__).resolve().parents[2] / "sample_catalog"
+
+
+def sample_ids() -> set[str]:
+    import csv
+
+    with open(SAMPLE / "styles.csv", newline="") as f:
+        return {row["id"] for row in csv.DictReader(f)}
+
+
+def test_fixture_query_files_are_valid_for_the_sample_catalog():
+    queries, skips = load_queries(FIXTURES / "sample_catalog.jsonl")
+    assert not skips and len(queries) == 13 and sum(x.kind == "image" for x in queries) == 2
+    known = sample_ids()
+    assert all(set(x.relevant) <= known for x in queries)
+
+
+def test_messy_fixture_counts_every_problem():
+    queries, skips = load_queries(FIXTURES / "messy.jsonl")
+    assert Counter(s.reason for s in skips) == {
+        "bad_json": 1, "no_query_or_image": 1, "both_query_and_image": 1, "empty_relevance": 1, "bad_grade": 2,
+        "no_relevant_grade": 1, "unreadable_image": 1}
+    service = FakeService({x.text: ["18461", "13733"] for x in queries if x.text}, image_ranking=["18461"])
+    out = run_eval(service, queries, mode="image", skipped=skips, known_ids=sample_ids(), model="m").to_json()
+    assert out["n_queries"] == 3 and out["unknown_ids_dropped"] == 2
+    assert out["skipped"]["unknown_ids"] == 1 and sum(out["skipped"].values()) == 9
+    assert out["recall@1"] == pytest.approx(2 / 3) and out["mrr"] == pytest.approx((1 + 0.5 + 1) / 3)
+
+
+def test_save_eval_report_writes_figures_and_per_query_ranks(tmp_path):
+    from mmtui.evaluate import save_eval_report
+
+    report = run_eval(FakeService({"a": ["2", "1"]}), [q("a", {"1": 1}, 1)], mode="text", model="m",
+                      skipped=[Skip("bad_json", 2, "x")], source="my queries.jsonl")
+    path = save_eval_report(Settings(data_dir=tmp_path), report)
+    body = json.loads(path.read_text())
+    assert path.parent == tmp_path / "reports" and path.name.startswith("eval-my-queries-text-")
+    assert body["mrr"] == 0.5 and body["queries"][0]["rank"] == 2 and body["skips"][0]["line"] == 2
