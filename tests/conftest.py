@@ -76,6 +76,17 @@ COLOURS = {"Red": (200, 20, 20), "Blue": (20, 30, 200), "Green": (20, 170, 40), 
 KINDS = ("Shirt", "Shoes", "Dress")
 
 
+def _striped_jpeg(colour: tuple[int, int, int], kind: int) -> bytes:
+    """A flat-colour image with a white band whose place depends on the kind: every image is distinct."""
+    from PIL import Image, ImageDraw
+
+    img = Image.new("RGB", (48, 48), colour)
+    ImageDraw.Draw(img).rectangle([0, 16 * kind, 47, 16 * kind + 9], fill=(255, 255, 255))
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=90)
+    return buf.getvalue()
+
+
 @pytest.fixture
 def tiny_catalog(tmp_path: Path) -> Path:
     """A generic products.csv with 12 products (4 colours x 3 kinds, one flat-colour image each) and 2 bad rows:
@@ -87,7 +98,7 @@ def tiny_catalog(tmp_path: Path) -> Path:
     for colour, rgb in COLOURS.items():
         for kind in KINDS:
             n += 1
-            (folder / "img" / f"{n}.jpg").write_bytes(jpeg_bytes(rgb, (48, 48)))
+            (folder / "img" / f"{n}.jpg").write_bytes(_striped_jpeg(rgb, KINDS.index(kind)))
             lines.append(f"{n},{colour} {kind} for men,Apparel > {kind},{colour},Men,{10 * n},img/{n}.jpg")
     lines.append("99,Red Scarf without a picture,Accessories > Scarves,Red,Women,5,img/none.jpg")
     lines.append(",Row without an id,Apparel,Red,Men,5,img/1.jpg")
