@@ -117,6 +117,7 @@ class EvalReport:
     unknown_ids_dropped: int = 0
     source: str = ""
     per_query: list[dict[str, Any]] = field(default_factory=list)  # label, kind, rank, recall@k, latency_ms
+    pool: str = ""  # for split evals: "split" (only the split's products are searched) or "catalog"
 
     @property
     def skipped(self) -> dict[str, int]:
@@ -136,6 +137,8 @@ class EvalReport:
         out["skipped"] = self.skipped
         out["unknown_ids_dropped"] = self.unknown_ids_dropped
         out["source"] = self.source
+        if self.pool:
+            out["pool"] = self.pool
         return out
 
 
@@ -340,12 +343,34 @@ def evaluate_file(service: Any, path: str | Path, *, mode: str = "hybrid", k: in
                     source=str(path), cancel=cancel)
 
 
-def evaluate_split(service: Any, split: str = "test", *, k: int = 10, filters: Sequence[Any] | None = None,
-                   progress: ProgressCallback | None = None, cancel: threading.Event | None = None) -> EvalReport:
-    """split_queries + run_eval in mode image: what `mmtui eval --split test` does."""
+@dataclass(frozen=True)
+class SplitPool:
+    """A filter (duck-typed like mmtui.filters.Filter: .sql()) keeping only the products of one split."""
+    split: str
+
+    def sql(self) -> tuple[str, list]:
+        return "split = ?", [self.split]
+
+    def __str__(self) -> str:
+        return f"split={self.split}"
+
+
+def evaluate_split(service: Any, split: str = "test", *, k: int = 10, pool: str = "split",
+                   filters: Sequence[Any] | None = None, progress: ProgressCallback | None = None,
+                   cancel: threading.Event | None = None) -> EvalReport:
+    """split_queries + run_eval in mode image: what `mmtui eval --split test` does.
+
+    pool "split" (default, the seeds' protocol): search only the split's products, so the figures are
+    comparable with `compare_models` and the seeds' tables; pool "catalog": search the whole catalog (harder).
+    """
+    if pool not in ("split", "catalog"):
+        raise QueryError(f"unknown pool {pool!r}", "use 'split' or 'catalog'")
     queries = split_queries(service.store, split)
-    return run_eval(service, queries, mode="image", k=k, filters=filters, progress=progress,
-                    source=f"split:{split}", cancel=cancel)
+    scope = [*(filters or []), SplitPool(split)] if pool == "split" else filters
+    report = run_eval(service, queries, mode="image", k=k, filters=scope, progress=progress,
+                      source=f"split:{split}", cancel=cancel)
+    report.pool = pool
+    return report
 
 
 def save_eval_report(settings: Settings, report: EvalReport) -> Path:

@@ -402,3 +402,30 @@ def test_save_eval_report_writes_figures_and_per_query_ranks(tmp_path):
     body = json.loads(path.read_text())
     assert path.parent == tmp_path / "reports" and path.name.startswith("eval-my-queries-text-")
     assert body["mrr"] == 0.5 and body["queries"][0]["rank"] == 2 and body["skips"][0]["line"] == 2
+
+
+def test_evaluate_split_restricts_the_pool_to_the_split():
+    from mmtui.evaluate import evaluate_split
+    from mmtui.filters import where_sql
+
+    class SplitService(FakeService):
+        def __init__(self, store):
+            super().__init__({}, store=store)
+
+        def search(self, query, *, k=20, mode="hybrid", filters=None):
+            self.calls.append(("text", query, k, mode, filters))
+            where, params = where_sql(list(filters or []))
+            ids = [r[0] for r in self.store.db.execute(f"SELECT id FROM products WHERE {where} ORDER BY id DESC",
+                                                       params)]
+            return self._result(ids[:k], mode, "text", query)
+
+    service = SplitService(tiny_store())
+    report = evaluate_split(service, "test")
+    out = report.to_json()
+    assert out["mode"] == "image" and out["pool"] == "split" and out["source"] == "split:test"
+    assert out["n_queries"] == 6 and out["recall@10"] == 1.0  # only the 8 test products are searched
+    assert str(service.calls[0][4][0]) == "split=test"
+    wide = evaluate_split(service, "test", pool="catalog").to_json()
+    assert wide["pool"] == "catalog" and service.calls[-1][4] is None
+    with pytest.raises(QueryError):
+        evaluate_split(service, "test", pool="everything")
