@@ -100,8 +100,13 @@ def build_index_cmd(catalog, data_dir, model, checkpoint, device, columns, batch
 
     settings = _settings(data_dir, model, checkpoint, device)
     mapping = parse_columns(columns) if columns else None
-    with progress_printer(quiet=as_json) as progress:
-        report = build_index(settings, catalog, columns=mapping, progress=progress, batch_size=batch_size)
+    try:
+        with progress_printer(quiet=as_json) as progress:
+            report = build_index(settings, catalog, columns=mapping, progress=progress, batch_size=batch_size)
+    except KeyboardInterrupt:
+        click.echo("Interrupted. Everything encoded so far is saved: run the same command again to finish.",
+                   err=True)
+        sys.exit(130)
     if as_json:
         _print_json(report.to_json())
         return
