@@ -1,0 +1,50 @@
+"""Reading the search box: is it an image path (typed, pasted or dropped) or text to search?"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+LIKE_PREFIX = "like:"  # "like:12345" = more like product 12345
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
+
+
+@dataclass(frozen=True)
+class Query:
+    kind: str  # "text" | "image" | "like" | "empty"
+    text: str  # the text to search, the image path as a string, or the product id for "like"
+    path: Path | None = None
+
+
+def _clean_path(raw: str) -> str:
+    s = raw.strip()
+    if len(s) >= 2 and s[0] == s[-1] and s[0] in "'\"":
+        s = s[1:-1].strip()
+    if s.startswith("file://"):
+        s = unquote(urlparse(s).path)
+    s = s.replace("\\ ", " ")  # terminals escape spaces when a file is dropped
+    return os.path.expanduser(s)
+
+
+def looks_like_path(raw: str) -> bool:
+    s = raw.strip().strip("'\"")
+    return s.startswith(("/", "~", "./", "../", "file://")) or Path(s).suffix.lower() in IMAGE_SUFFIXES
+
+
+def parse_query(raw: str) -> Query:
+    """`like:ID` is more-like-this; an existing image file (quotes and file:// stripped, ~ expanded) is an image query; anything else is text."""
+    text = (raw or "").strip()
+    if not text:
+        return Query("empty", "")
+    if text.lower().startswith(LIKE_PREFIX) and text[len(LIKE_PREFIX):].strip():
+        return Query("like", text[len(LIKE_PREFIX):].strip())
+    if looks_like_path(text):
+        candidate = Path(_clean_path(text))
+        try:
+            if candidate.suffix.lower() in IMAGE_SUFFIXES and candidate.is_file():
+                return Query("image", str(candidate), candidate)
+        except OSError:
+            pass
+    return Query("text", text)

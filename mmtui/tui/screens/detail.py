@@ -1,0 +1,60 @@
+"""Full-screen details of one product: a large image and every attribute."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import ModalScreen
+from textual.widgets import Footer
+
+from ...search import Hit
+from ..thumbnails import pixels_for
+from ..widgets.detail import DetailPane
+
+if TYPE_CHECKING:
+    from ..app import MmtuiApp
+
+
+class DetailScreen(ModalScreen):
+    """Dismisses with the hit when the user asks for more like it, else with None."""
+
+    BINDINGS = [
+        Binding("escape,q", "dismiss(None)", "Back"),
+        Binding("m", "more_like_this", "More like this"),
+    ]
+    app: "MmtuiApp"
+
+    def __init__(self, hit: Hit) -> None:
+        super().__init__()
+        self.hit = hit
+
+    def compose(self) -> ComposeResult:
+        yield DetailPane(self.app.image_class, id="detail-full")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        pane = self.query_one(DetailPane)
+        pane.border_title = self.hit.title
+        pane.show(self.hit)
+        self._load()
+
+    @work(exclusive=True, group="detail-full", exit_on_error=False)
+    async def _load(self) -> None:
+        app, pane = self.app, self.query_one(DetailPane)
+        product = None
+        if app.service is not None:
+            try:
+                product = await app.lane.call(app.service.product, self.hit.id)
+            except Exception:
+                product = None
+        pane.show(self.hit, product)
+        if app.image_class is not None and self.hit.image_path:
+            image = await asyncio.to_thread(app.thumbnails.get, self.hit.image_path, pixels_for(app.image_protocol, 40, 20))
+            pane.show_image(image)
+
+    def action_more_like_this(self) -> None:
+        self.dismiss(self.hit)

@@ -1,0 +1,364 @@
+"""The main screen: one search box (text or image path), facets, results with thumbnails, and details."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widgets import Footer, Input, ListView, Static
+
+from ...filters import Filter
+from ...search import MODES, Hit, SearchResult
+from ..lane import Skipped
+from ..query import LIKE_PREFIX, Query, parse_query
+from ..thumbnails import pixels_for
+from ..widgets.detail import DetailPane
+from ..widgets.facets import FacetPanel
+from ..widgets.results import ResultItem, ResultsList
+
+if TYPE_CHECKING:
+    from ..app import MmtuiApp
+
+DEBOUNCE_S = 0.25
+NEEDS_MODEL = ("image", "text", "hybrid")
+TIPS = (
+    "[b]Type to search[/b] — results appear as you type.\n\n"
+    "  navy blue running shoes\n"
+    "  /path/to/photo.jpg   [dim](an image path searches by image; paste or drop a file)[/dim]\n"
+    "  like:15970           [dim](more like product 15970)[/dim]\n\n"
+    "[dim]↓ or Enter: go to the results · m: more like this · ctrl+f: filters · ctrl+r: mode · F1: help[/dim]"
+)
+
+
+class SearchInput(Input):
+    """The search box; ↓ moves to the results."""
+
+    BINDINGS = [Binding("down", "screen.focus_results", "Results", show=False)]
+
+
+class SearchScreen(Screen):
+    """Search as you type (debounced), stale results dropped by a sequence number."""
+
+    BINDINGS = [
+        Binding("ctrl+f", "toggle_facets", "Filters"),
+        Binding("ctrl+r", "cycle_mode", "Mode"),
+        Binding("slash", "focus_search", "Search", show=False),
+        Binding("escape", "escape", "Back to search", show=False),
+    ]
+
+    app: "MmtuiApp"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._seq = 0
+        self._timer: Timer | None = None
+        self._last_signature: tuple | None = None
+        self._waiting_for_model = False
+        self._degraded = False
+        self.result: SearchResult | None = None
+
+    # ---------------------------------------------------------------- layout
+    def compose(self) -> ComposeResult:
+        yield SearchInput(placeholder="Search products, or paste an image path…", id="query")
+        with Horizontal(id="body"):
+            yield FacetPanel(mode=self.app.default_mode, id="facets")
+            with Vertical(id="results-column"):
+                yield Static(id="status")
+                yield Static(TIPS, id="tips")
+                yield ResultsList(id="results")
+            yield DetailPane(self.app.image_class, id="detail")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#results").display = False
+        self.query_one("#query").focus()
+        self._layout_for(self.size.width)
+        self.refresh_header()
+        self.watch(self.app, "model_state", lambda _: self._model_state_changed(), init=False)
+
+    def on_resize(self, event: Any) -> None:
+        self._layout_for(event.size.width)
+
+    def _layout_for(self, width: int) -> None:
+        self.set_class(width < 100, "-narrow")
+        if not getattr(self, "_facets_chosen", False):
+            self.query_one("#facets").display = width >= 130
+
+    # ---------------------------------------------------------------- header and status
+    def refresh_header(self) -> None:
+        app = self.app
+        state = {"opening": "opening the data dir…", "loading": "loading model…", "ready": "model ready",
+                 "failed": "model failed (lexical only)", "no-data": "no data: F4 to build"}.get(app.model_state,
+                                                                                                 app.model_state)
+        parts = ["mmtui"]
+        stats = app.stats or {}
+        if stats.get("products") is not None:
+            parts.append(f"{stats['products']:,} products")
+        parts.append(f"{stats.get('active') or stats.get('model') or app.settings.model}: {state}")
+        query = self.query_one("#query", Input)
+        query.border_title = " · ".join(parts)
+        query.border_subtitle = f"mode: {self.mode}"
+
+    def set_status(self, text: str | Text) -> None:
+        self.query_one("#status", Static).update(text)
+
+    @property
+    def mode(self) -> str:
+        return self.query_one(FacetPanel).mode
+
+    @property
+    def filters(self) -> list[Filter]:
+        return self.query_one(FacetPanel).filters()
+
+    # ---------------------------------------------------------------- app events
+    def on_service_ready(self) -> None:
+        """Called by the app once the service is open (facets and stats loaded)."""
+        self.query_one(FacetPanel).set_facets(self.app.facets or {})
+        self.refresh_header()
+        self.search_now(force=True)
+
+    def _model_state_changed(self) -> None:
+        self.refresh_header()
+        if self.app.model_state == "ready" and (self._waiting_for_model or self._degraded):
+            self.search_now(force=True)
+
+    # ---------------------------------------------------------------- searching
+    @on(Input.Changed, "#query")
+    def _query_changed(self) -> None:
+        if self._timer is not None:
+            self._timer.stop()
+        self._timer = self.set_timer(DEBOUNCE_S, self.search_now)
+
+    @on(Input.Submitted, "#query")
+    def _query_submitted(self) -> None:
+        self.search_now()
+        if self.query_one("#results").display:
+            self.action_focus_results()
+
+    @on(FacetPanel.Changed)
+    def _facets_changed(self) -> None:
+        self.refresh_header()
+        self.search_now()
+
+    def search_now(self, force: bool = False) -> None:
+        """Run the current query now (debounce timer cancelled); unchanged queries are not re-run."""
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer = None
+        query = parse_query(self.query_one("#query", Input).value)
+        mode, filters = self.mode, self.filters
+        signature = (query, mode, tuple(filters))
+        if signature == self._last_signature and not force:
+            return
+        self._last_signature = signature
+        self._seq += 1
+        self._waiting_for_model = False
+        self._degraded = False
+        if query.kind == "empty":
+            self.show_tips()
+            return
+        if self.app.service is None:
+            self.set_status(Text("Opening the data dir… your search runs when it is open.", style="italic"))
+            return
+        ready = self.app.model_state == "ready"
+        if not ready and (query.kind in ("image", "like") or mode in ("image", "text")):
+            self._waiting_for_model = True
+            what = "image search" if query.kind == "image" else f"{mode} search"
+            self.set_status(Text(f"Loading model… the {what} runs as soon as it is ready.", style="italic"))
+            return
+        if not ready and mode == "hybrid":
+            mode = "lexical"
+            self._degraded = True
+        self.set_status(Text("searching…", style="dim italic"))
+        self._run_search(self._seq, query, mode, filters)
+
+    @work(exclusive=True, group="search", exit_on_error=False)
+    async def _run_search(self, seq: int, query: Query, mode: str, filters: list[Filter]) -> None:
+        service, k = self.app.service, self.app.k
+        if service is None:
+            return
+        try:
+            if query.kind == "image":
+                call = (service.search_image, query.text)
+                kwargs: dict[str, Any] = {"k": k, "filters": filters}
+            elif query.kind == "like":
+                call = (service.more_like_this, query.text)
+                kwargs = {"k": k, "filters": filters}
+            else:
+                call = (service.search, query.text)
+                kwargs = {"k": k, "mode": mode, "filters": filters}
+            result = await self.app.lane.call(*call, still_wanted=lambda: seq == self._seq, **kwargs)
+        except Skipped:
+            return
+        except Exception as exc:  # every failure becomes a notification; the app stays up
+            if seq == self._seq:
+                self.set_status(Text("The search failed: see the notification.", style="italic"))
+                self.app.show_error(exc, title="Search failed")
+            return
+        if seq != self._seq:
+            return  # a newer query is on its way: drop this stale result
+        await self.show_result(result, query)
+
+    def show_tips(self) -> None:
+        self.result = None
+        self.query_one("#results", ResultsList).clear()
+        self.query_one("#results").display = False
+        self.query_one("#tips").display = True
+        self.query_one(DetailPane).show(None)
+        self.set_status("")
+
+    async def show_result(self, result: SearchResult, query: Query) -> None:
+        self.result = result
+        results = self.query_one("#results", ResultsList)
+        await results.set_hits(result.hits, self.app.image_class)
+        self.query_one("#tips").display = False
+        results.display = True
+        self.set_status(self._status_text(result, query))
+        if result.hits:
+            self._show_detail(result.hits[0])
+        else:
+            self.query_one(DetailPane).show(None)
+        self._load_thumbnails()
+
+    def _status_text(self, result: SearchResult, query: Query) -> Text:
+        n = len(result.hits)
+        text = Text()
+        if query.kind == "image":
+            text.append("image ", style="bold")
+            text.append(query.path.name if query.path else query.text)
+            text.append(" · ")
+        elif query.kind == "like":
+            text.append("more like ", style="bold")
+            text.append(query.text)
+            text.append(" · ")
+        text.append(f"{n} result{'s' if n != 1 else ''}" if n else "no results")
+        text.append(f" in {result.took_ms:.0f} ms · {result.mode}", style="dim")
+        filters = self.filters
+        if filters:
+            text.append(" · " + ", ".join(str(f) for f in filters), style="italic")
+        if self._degraded:
+            text.append(" · lexical until the model is loaded", style="italic yellow")
+        if not n and filters:
+            text.append(" · try clearing filters (ctrl+f)", style="dim")
+        return text
+
+    # ---------------------------------------------------------------- thumbnails and details
+    @work(exclusive=True, group="thumbs", exit_on_error=False)
+    async def _load_thumbnails(self) -> None:
+        app = self.app
+        if app.image_class is None:
+            return
+        size = pixels_for(app.image_protocol, 6, 3)
+        for item in list(self.query(ResultItem)):
+            thumb = item.thumbnail
+            if thumb is None or not item.hit.image_path:
+                continue
+            image = await asyncio.to_thread(app.thumbnails.get, item.hit.image_path, size)
+            if item.is_mounted:
+                thumb.show(image)
+
+    @on(ListView.Highlighted, "#results")
+    def _highlighted(self, event: ListView.Highlighted) -> None:
+        if isinstance(event.item, ResultItem):
+            self._show_detail(event.item.hit)
+
+    @on(ListView.Selected, "#results")
+    def _selected(self, event: ListView.Selected) -> None:
+        self.action_open_detail()
+
+    def _show_detail(self, hit: Hit) -> None:
+        pane = self.query_one(DetailPane)
+        pane.show(hit)
+        if pane.display:
+            self._load_detail(hit)
+
+    @work(exclusive=True, group="detail", exit_on_error=False)
+    async def _load_detail(self, hit: Hit) -> None:
+        app = self.app
+        pane = self.query_one(DetailPane)
+        product = None
+        if app.service is not None:
+            try:
+                product = await app.lane.call(app.service.product, hit.id, still_wanted=lambda: pane.hit is hit)
+            except Skipped:
+                return
+            except Exception:  # the hit itself still shows; a missing record is not worth a dialog
+                product = None
+        if pane.hit is not hit:
+            return
+        pane.show(hit, product)
+        if app.image_class is not None and hit.image_path:
+            image = await asyncio.to_thread(app.thumbnails.get, hit.image_path, pixels_for(app.image_protocol, 28, 14))
+            if pane.hit is hit:
+                pane.show_image(image)
+        else:
+            pane.show_image(None)
+
+    # ---------------------------------------------------------------- actions
+    def current_hit(self) -> Hit | None:
+        return self.query_one("#results", ResultsList).current_hit
+
+    def action_more_like_this(self, hit: Hit | None = None) -> None:
+        hit = hit or self.current_hit()
+        if hit is None:
+            self.app.notify("Highlight a result first.", severity="warning")
+            return
+        query = self.query_one("#query", Input)
+        query.value = f"{LIKE_PREFIX}{hit.id}"
+        self.search_now()
+        self.action_focus_results()
+
+    def action_open_detail(self) -> None:
+        hit = self.current_hit()
+        if hit is None:
+            return
+        from .detail import DetailScreen
+        self.app.push_screen(DetailScreen(hit), self._detail_closed)
+
+    def _detail_closed(self, result: Any) -> None:
+        if isinstance(result, Hit):
+            self.action_more_like_this(result)
+
+    def action_focus_results(self) -> None:
+        results = self.query_one("#results", ResultsList)
+        if results.display:
+            results.focus()
+
+    def action_focus_search(self) -> None:
+        self.query_one("#query").focus()
+
+    def action_escape(self) -> None:
+        query = self.query_one("#query", Input)
+        if self.focused is not query:
+            query.focus()
+        elif query.value:
+            query.value = ""
+            self.search_now()
+
+    def action_toggle_facets(self) -> None:
+        facets = self.query_one("#facets")
+        self._facets_chosen = True
+        facets.display = not facets.display
+        if facets.display:
+            facets.query_one("#mode").focus()
+        else:
+            self.query_one("#query").focus()
+
+    def action_cycle_mode(self) -> None:
+        panel = self.query_one(FacetPanel)
+        panel.mode = MODES[(MODES.index(panel.mode) + 1) % len(MODES)] if panel.mode in MODES else "hybrid"
+        self.app.notify(f"Mode: {panel.mode}", timeout=1.5)
+
+    def set_mode(self, mode: str) -> None:
+        self.query_one(FacetPanel).mode = mode
+
+    def set_query(self, text: str) -> None:
+        self.query_one("#query", Input).value = text
+        self.search_now()

@@ -1,0 +1,105 @@
+"""Product images in the terminal: pick the graphics protocol once, load and shrink images off the UI thread.
+
+`detect_protocol()` must run before the Textual app starts: textual-image asks the terminal what it supports
+(Sixel, Kitty graphics) when it is first imported, which is impossible once Textual owns the terminal.
+Inside tmux the answer cannot be trusted, so half-blocks are used there.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+PROTOCOLS = ("auto", "sixel", "tgp", "halfcell", "unicode", "none")
+ENV_VAR = "MMTUI_IMAGES"  # force a protocol: sixel | tgp | halfcell | unicode | none
+
+
+def detect_protocol(requested: str | None = None) -> str:
+    """The protocol to draw images with. Call before App.run; "auto" asks the terminal."""
+    choice = (requested or os.environ.get(ENV_VAR) or "auto").lower()
+    if choice not in PROTOCOLS:
+        choice = "auto"
+    if choice != "auto":
+        return choice
+    if os.environ.get("TMUX") or os.environ.get("TERM", "").startswith(("screen", "tmux")):
+        return "halfcell"
+    try:
+        import textual_image.widget as tiw  # the import itself queries the terminal
+    except Exception:  # no terminal to ask (closed stdout, odd platform): plain half-blocks
+        return "halfcell"
+    from textual_image.renderable import HalfcellImage, SixelImage, TGPImage, UnicodeImage
+    renderable = tiw.AutoRenderable
+    if renderable is SixelImage:
+        return "sixel"
+    if renderable is TGPImage:
+        return "tgp"
+    if renderable is UnicodeImage:
+        return "unicode"
+    if renderable is HalfcellImage:
+        return "halfcell"
+    return "halfcell"
+
+
+def image_widget_class(protocol: str) -> Any | None:
+    """The textual-image widget class for a protocol, or None when images are off."""
+    if protocol == "none":
+        return None
+    import textual_image.widget as tiw
+    return {"sixel": tiw.SixelImage, "tgp": tiw.TGPImage, "unicode": tiw.UnicodeImage}.get(protocol, tiw.HalfcellImage)
+
+
+def pixels_for(protocol: str, cols: int, rows: int) -> tuple[int, int]:
+    """How many source pixels a cols x rows cell box needs (more for real graphics, 1x2 per cell for half-blocks)."""
+    if protocol in ("sixel", "tgp"):
+        try:
+            from textual_image._terminal import get_cell_size
+            cell = get_cell_size()
+            return max(cols * cell.width, 1), max(rows * cell.height, 1)
+        except Exception:
+            return cols * 10, rows * 20
+    return cols, rows * 2
+
+
+class ThumbnailCache:
+    """Thread-safe LRU of shrunk RGB images keyed by (path, width, height)."""
+
+    def __init__(self, capacity: int = 512) -> None:
+        self._items: OrderedDict[tuple[str, int, int], Any] = OrderedDict()
+        self._lock = threading.Lock()
+        self.capacity = capacity
+
+    def get(self, path: str | Path, size: tuple[int, int]) -> Any | None:
+        """The image fitted into size (aspect kept, centred on white), or None when it cannot be read."""
+        key = (str(path), int(size[0]), int(size[1]))
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        image = load_fitted(path, size)
+        if image is None:
+            return None
+        with self._lock:
+            self._items[key] = image
+            while len(self._items) > self.capacity:
+                self._items.popitem(last=False)
+        return image
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+def load_fitted(path: str | Path, size: tuple[int, int]) -> Any | None:
+    """Open an image and fit it into size; None when it is missing or unreadable."""
+    from PIL import Image, ImageOps
+    try:
+        with Image.open(path) as im:
+            im = ImageOps.exif_transpose(im).convert("RGB")
+            im.thumbnail((max(size[0], 1), max(size[1], 1)), Image.Resampling.LANCZOS)
+            canvas = Image.new("RGB", (max(size[0], 1), max(size[1], 1)), (255, 255, 255))
+            canvas.paste(im, ((canvas.width - im.width) // 2, (canvas.height - im.height) // 2))
+            return canvas
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None
