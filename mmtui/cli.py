@@ -155,6 +155,74 @@ def search(text, image, k, mode, wheres, data_dir, model, checkpoint, device, as
     print_hits(result)
 
 
+# -- eval -------------------------------------------------------------------------------------
+@cli.command("eval")
+@click.argument("queries", required=False, type=click.Path(path_type=Path))
+@click.option("--split", "split", type=click.Choice(["train", "val", "test"]), default=None,
+              help="Evaluate on a split of the catalog itself: each product's title finds its own image.")
+@click.option("--pool", type=click.Choice(["split", "catalog"]), default="split", show_default=True,
+              help="With --split: search among the split's products, or the whole catalog.")
+@click.option("--compare", is_flag=True, help="Compare every trained model with zero-shot on the split (seed 000 table).")
+@click.option("--mode", type=click.Choice(["image", "text", "lexical", "hybrid"]), default=None,
+              help="Search mode [default: hybrid for a queries file, image for --split].")
+@click.option("-k", "k", default=10, show_default=True, help="Cut-off shown next to the standard ones.")
+@where_option
+@data_dir_option
+@model_options
+@json_option
+def eval_cmd(queries, split, pool, compare, mode, k, wheres, data_dir, model, checkpoint, device, as_json) -> None:
+    """Measure retrieval quality: R@1/3/5/10, MRR, nDCG@10, P@10 and latency.
+
+    \b
+    QUERIES.jsonl has one query per line:
+      {"query": "red summer dress", "relevant": {"15970": 2, "12967": 1}}
+      {"image": "photos/shoe.jpg", "relevant": {"12967": 1}}
+    \b
+    Examples:
+      mmtui eval queries.jsonl --mode hybrid --json
+      mmtui eval --split test
+      mmtui eval --compare
+    """
+    from .console import out
+    from .filters import parse_where
+
+    settings = _settings(data_dir, model, checkpoint, device)
+    if sum(bool(x) for x in (queries, split and not compare, compare)) != 1:
+        raise click.UsageError("give QUERIES.jsonl, or --split test, or --compare")
+    if split and mode and mode != "image":
+        raise click.UsageError("--split measures title -> image retrieval: drop --mode or use --mode image")
+    filters = [parse_where(w) for w in wheres]
+    from . import evaluate
+
+    if compare:
+        report = evaluate.compare_models(settings, split or "test")
+        if as_json:
+            _print_json(report.to_json())
+        else:
+            out.print(evaluate.compare_table(report))
+            out.print(f"[dim]saved to {report.path}[/]")
+        return
+    from .console import progress_printer
+    from .search import SearchService
+
+    service = SearchService.open(settings)
+    with progress_printer(quiet=as_json) as progress:
+        if queries:
+            report = evaluate.evaluate_file(service, queries, mode=mode or "hybrid", k=k, filters=filters,
+                                            progress=progress)
+        else:
+            report = evaluate.evaluate_split(service, split, k=k, pool=pool, filters=filters, progress=progress)
+    path = evaluate.save_eval_report(settings, report)
+    if as_json:
+        _print_json(report.to_json())
+        return
+    out.print(evaluate.eval_table(report))
+    skips = evaluate.skips_table(report.skips)
+    if skips is not None:
+        out.print(skips)
+    out.print(f"[dim]saved to {path}[/]")
+
+
 # -- rejects ----------------------------------------------------------------------------------
 @cli.command()
 @click.option("--reason", default=None, help="Only this reason, e.g. image_corrupt.")
