@@ -101,7 +101,11 @@ class SearchScreen(Screen):
         stats = app.stats or {}
         if stats.get("products") is not None:
             parts.append(f"{stats['products']:,} products")
-        parts.append(f"{stats.get('active') or stats.get('model') or app.settings.model}: {state}")
+        model = str(stats.get("model") or app.settings.model or "lite")
+        active = stats.get("active")
+        if active and active not in ("base", model):
+            model = f"{model}+{active}"
+        parts.append(f"{model}: {state}")
         query = self.query_one("#query", Input)
         query.border_title = " · ".join(parts)
         query.border_subtitle = f"mode: {self.mode}"
