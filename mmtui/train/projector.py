@@ -59,7 +59,8 @@ def load_projector(settings: Settings, name: str | None, *, expect_fingerprint: 
     """The projector of checkpoint `name` (None / "base" -> identity).
 
     expect_fingerprint: the base encoder's fingerprint; IndexMismatchError if the head was trained on another.
-    A fine-tune checkpoint is a whole encoder, not a head: its projector is the identity (kind "finetune").
+    A fine-tune checkpoint is a whole encoder, not a head: its projector is the identity (kind "finetune",
+    fingerprint "identity"); making it active re-encoded the catalog with it (see promote).
     """
     if name in (None, "", BASE):
         return identity()
@@ -68,6 +69,9 @@ def load_projector(settings: Settings, name: str | None, *, expect_fingerprint: 
     ckpt = load_checkpoint(settings.checkpoints_dir, name)
     config = ckpt.config
     base_fp = config.get("base_fingerprint")
+    head = config.get("head")
+    if head is None or ckpt.kind == "finetune":  # a whole encoder: its vectors are the index's base vectors
+        return Projector(name, IDENTITY, kind=ckpt.kind, base_fingerprint=base_fp, config=config)
     if expect_fingerprint and base_fp and base_fp != expect_fingerprint:
         raise IndexMismatchError(
             f"checkpoint {name} was trained on model {config.get('base_model')} ({base_fp}), "
@@ -75,9 +79,6 @@ def load_projector(settings: Settings, name: str | None, *, expect_fingerprint: 
             f"switch back with `mmtui use base`, or train a new head with `mmtui train {ckpt.kind}`")
     sha = hashlib.sha256(ckpt.weights_path.read_bytes()).hexdigest()[:16]
     fingerprint = fingerprint_of("projector", name, sha)
-    head = config.get("head")
-    if head is None or ckpt.kind == "finetune":
-        return Projector(name, fingerprint, kind=ckpt.kind, base_fingerprint=base_fp, config=config)
     if head not in HEAD_KINDS:
         raise ModelError(f"checkpoint {name} has an unknown head type {head!r}", "upgrade mmtui or train it again")
     tensors = ckpt.tensors()

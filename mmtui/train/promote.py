@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from typing import Callable
 
 from ..config import Settings
+from ..errors import IndexMismatchError, MmtuiError, TrainingError
 from ..store import Store
 from .checkpoints import list_checkpoints, load_checkpoint, now_iso
 from .data import PairedData, base_fingerprint, load_pairs, paired_r10
@@ -56,14 +57,21 @@ def val_r10_of(settings: Settings, store: Store, name: str, data: PairedData | N
 
 
 def promote(settings: Settings, name: str, val_r10: float, *, force: bool = False, store: Store | None = None,
-            data: PairedData | None = None, reindex: bool | Reindex = True) -> Promotion:
-    """Make checkpoint `name` active if val_r10 beats the active model's validation R@10 (or if force)."""
+            data: PairedData | None = None, previous_val_r10: float | None = None,
+            reindex: bool | Reindex = True) -> Promotion:
+    """Make checkpoint `name` active if val_r10 beats the active model's validation R@10 (or if force).
+
+    previous_val_r10: the active model's figure when the caller measured it (fine-tuning does, on images);
+    else it is recomputed from the cache (base, heads) or read from the active checkpoint's metrics.
+    """
     store = store or Store.open(settings.db_path)
     previous = active_name(store)
-    try:
-        previous_r10 = val_r10_of(settings, store, previous, data)
-    except Exception:  # the active checkpoint was deleted or is damaged: anything beats it
-        previous_r10 = None
+    previous_r10 = previous_val_r10
+    if previous_r10 is None:
+        try:
+            previous_r10 = val_r10_of(settings, store, previous, data)
+        except MmtuiError:  # no cached vectors, or the active checkpoint was deleted: anything beats it
+            previous_r10 = None
     better = previous_r10 is None or val_r10 > previous_r10
     if not (better or force):
         return Promotion(name, False, val_r10, previous, previous_r10, reason=(
@@ -88,15 +96,35 @@ def use_model(settings: Settings, name: str, *, store: Store | None = None,
 
 def _activate(settings: Settings, store: Store, name: str, val_r10: float, *, reindex: bool | Reindex,
               previous: str, previous_r10: float | None, forced: bool) -> Promotion:
-    kind = BASE if name == BASE else load_checkpoint(settings.checkpoints_dir, name).kind
-    needs_rebuild = kind == "finetune"
+    ckpt = None if name == BASE else load_checkpoint(settings.checkpoints_dir, name)
+    needs_rebuild = ckpt is not None and ckpt.kind == "finetune"
+    base_fp = store.get_meta("base_fingerprint")
+    if ckpt is not None and ckpt.config.get("head") and base_fp and ckpt.config.get("base_fingerprint") != base_fp:
+        raise IndexMismatchError(
+            f"{name} was trained on {ckpt.config.get('base_model')} ({ckpt.config.get('base_fingerprint')}), "
+            f"but this index holds vectors of {store.get_meta('base_model')} ({base_fp})",
+            f"train a new head on this index with `mmtui train {ckpt.kind}`")
+    if needs_rebuild and reindex:
+        # a fine-tuned encoder changes every vector: encode the catalog again with it (incremental by fingerprint)
+        if callable(reindex):
+            reindex(settings)
+        else:
+            from ..build import build_index
+            from .finetune import finetuned_settings
+
+            catalog = store.get_meta("catalog")
+            if not catalog:
+                raise TrainingError("the index does not record its catalog, so it cannot be encoded again",
+                                    f"run `mmtui build-index CATALOG --model {ckpt.config.get('model_spec')} "
+                                    f"--checkpoint {ckpt.weights_path}`")
+            build_index(finetuned_settings(settings, ckpt.path), catalog)
     store.set_meta(ACTIVE_KEY, name)
     store.set_meta("active_model_since", now_iso())
     history = json.loads(store.get_meta("model_history") or "[]")
     history.append({"name": name, "previous": previous, "val_r10": val_r10, "previous_val_r10": previous_r10,
                     "forced": forced, "at": now_iso()})
     store.set_meta("model_history", json.dumps(history[-100:]))
-    if reindex and not needs_rebuild:
+    if reindex and not needs_rebuild:  # a head: rebuild the ANN indexes from cached vectors
         if callable(reindex):
             reindex(settings)
         else:

@@ -1,0 +1,255 @@
+"""`mmtui train finetune`: seed 001, a full fine-tune of an open_clip model's two towers on image-title pairs.
+
+Every weight trains except the logit scale (frozen); AdamW lr 1e-4, weight decay 0.01 (not on biases, norms
+and embeddings' 1-d parameters); symmetric contrastive loss, or the sigmoid loss for SigLIP models (those
+with a logit bias); augmentations: random resized crop, flip, colour jitter, small rotation, perspective;
+AMP on CUDA, plain fp32 on CPU. Validation R@10 = each val title vs all val images, exact.
+
+The result is an open_clip state dict in safetensors (finetune-NNN/model.safetensors) with the arch's JSON
+config next to it, loadable as `--model openclip:ARCH --checkpoint .../model.safetensors`. Unlike a head it
+changes the image vectors, so making it active re-encodes the catalog (mmtui.build.build_index).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..config import Settings
+from ..errors import TrainingError
+from ..metrics import paired_retrieval
+from ..progress import ProgressCallback, ProgressEvent
+from ..splits import split_of
+from ..store import Store
+from .checkpoints import next_name, save_checkpoint
+from .loop import LoopConfig, fit
+from .losses import info_nce, sigmoid_loss
+from .promote import Reindex, promote
+
+
+@dataclass(frozen=True)
+class Pair:
+    product_id: str
+    title: str
+    image_path: str
+    split: str
+
+
+def pairs_from(source: Store | Sequence) -> list[Pair]:
+    """Image-title pairs from a store (products whose image passed validation) or from catalog Products."""
+    if isinstance(source, Store):
+        sql = ("SELECT id, title, image_path, split FROM products WHERE image_path IS NOT NULL "
+               "AND coalesce(image_status, 'ok') = 'ok' AND coalesce(title, '') != '' ORDER BY rowid")
+        return [Pair(str(i), t, p, s or split_of(str(i))) for i, t, p, s in source.db.execute(sql)]
+    out = []
+    for product in source:
+        path = getattr(product, "image_path", None) or getattr(product, "image", None)
+        if path and getattr(product, "image_status", "ok") == "ok" and product.title:
+            out.append(Pair(str(product.id), product.title, str(path), split_of(str(product.id))))
+    return out
+
+
+class PairDataset(torch.utils.data.Dataset):
+    """(image tensor, title) per pair; an unreadable image yields None and is dropped by the collate function."""
+
+    def __init__(self, pairs: Sequence[Pair], transform) -> None:
+        self.pairs = list(pairs)
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, i: int):
+        pair = self.pairs[i]
+        try:
+            with Image.open(pair.image_path) as img:
+                return self.transform(img.convert("RGB")), pair.title
+        except (OSError, ValueError):
+            return None
+
+
+def train_transform(model, strength: float = 1.0):
+    """Seed 001's augmentations at the model's input size and normalisation."""
+    from torchvision import transforms as T
+
+    cfg = getattr(model.visual, "preprocess_cfg", {}) or {}
+    size = model.visual.image_size
+    size = tuple(size) if isinstance(size, (tuple, list)) else (size, size)
+    mean = cfg.get("mean", (0.48145466, 0.4578275, 0.40821073))
+    std = cfg.get("std", (0.26862954, 0.26130258, 0.27577711))
+    return T.Compose([
+        T.RandomResizedCrop(size, scale=(1.0 - 0.4 * strength, 1.0), interpolation=T.InterpolationMode.BICUBIC),
+        T.RandomHorizontalFlip(),
+        T.RandomApply([T.ColorJitter(0.3 * strength, 0.3 * strength, 0.3 * strength, 0.05 * strength)], p=0.8),
+        T.RandomRotation(10 * strength, fill=255),
+        T.RandomPerspective(0.2 * strength, p=0.3, fill=255),
+        T.ToTensor(),
+        T.Normalize(mean, std),
+    ])
+
+
+def resolve_model(settings: Settings, store: Store | None) -> tuple[str, Path | None]:
+    """The model to fine-tune: --model, else the one the index was built with; and its weights file."""
+    spec = settings.model or (store.get_meta("base_model") if store is not None else None) or "lite"
+    checkpoint = settings.checkpoint
+    if checkpoint is None and store is not None and store.get_meta("base_model") == spec:
+        stored = store.get_meta("base_checkpoint")
+        checkpoint = Path(stored) if stored else None
+    return spec, checkpoint
+
+
+def train_finetune(settings: Settings, source: Store | Sequence | None = None, *, epochs: int = 5,
+                   batch_size: int = 32, lr: float = 1e-4, weight_decay: float = 0.01, augment: bool = True,
+                   patience: int | None = None, max_train: int | None = None, max_val: int | None = None,
+                   num_workers: int = 0, seed: int = 0, force: bool = False, device: str | None = None,
+                   progress: ProgressCallback | None = None, cancel: threading.Event | None = None,
+                   store: Store | None = None, reindex: bool | Reindex = True) -> dict:
+    """Fine-tune the open_clip model; returns {"name", "promoted", "metrics", "history", "path", "promotion",
+    "checkpoint" (the weights file), "model" (the spec that loads it)}."""
+    from ..encoders import pick_device
+    from ..encoders.openclip import OpenClipEncoder
+
+    if store is None and (source is None or isinstance(source, Store)):
+        store = source if isinstance(source, Store) else Store.open(settings.db_path)
+    spec, checkpoint = resolve_model(settings, store)
+    if not spec.startswith("openclip:"):
+        raise TrainingError(f"`train finetune` needs an open_clip model, not {spec!r}",
+                            "build the index with --model openclip:ARCH/PRETRAINED (or --checkpoint FILE); "
+                            "for the lite model use `mmtui train lit`")
+    pairs = pairs_from(source if source is not None else store)
+    train = [p for p in pairs if p.split == "train"][:max_train]
+    val = [p for p in pairs if p.split == "val"][:max_val]
+    test = [p for p in pairs if p.split == "test"]
+    if len(train) < 2 or len(val) < 2:
+        raise TrainingError(f"too few image-title pairs to fine-tune (train {len(train)}, val {len(val)})",
+                            "index a catalog with images first: training uses 80% of them, validation 10%")
+    device = pick_device(device or settings.device)
+    if progress:
+        progress(ProgressEvent("model", 0, None, f"loading {spec}"))
+    encoder = OpenClipEncoder.load(spec, checkpoint=checkpoint, device=device)
+    model, tokenizer = encoder.model, encoder.tokenizer
+    arch = spec.removeprefix("openclip:").partition("/")[0]
+    siglip = getattr(model, "logit_bias", None) is not None
+    model.logit_scale.requires_grad_(False)
+    scale = model.logit_scale.detach().exp()
+
+    def collate(items):
+        items = [it for it in items if it is not None]
+        if len(items) < 2:
+            return None
+        return torch.stack([img for img, _ in items]), tokenizer([t for _, t in items])
+
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    transform = train_transform(model) if augment else encoder.preprocess
+    loader = torch.utils.data.DataLoader(PairDataset(train, transform), batch_size=batch_size, shuffle=True,
+                                         drop_last=len(train) % batch_size == 1, collate_fn=collate,
+                                         num_workers=num_workers, generator=gen)
+    val_loader = torch.utils.data.DataLoader(PairDataset(val, encoder.preprocess), batch_size=batch_size,
+                                             collate_fn=collate, num_workers=num_workers)
+
+    def loss_of(img: torch.Tensor, txt: torch.Tensor) -> torch.Tensor:
+        if siglip:
+            return sigmoid_loss(img, txt, scale, model.logit_bias)
+        return info_nce(txt, img, scale)
+
+    def loss_fn(batch) -> torch.Tensor:
+        images, tokens = batch
+        img = model.encode_image(images.to(device), normalize=True)
+        txt = model.encode_text(tokens.to(device), normalize=True)
+        return loss_of(img, txt)
+
+    def validate() -> dict:
+        imgs, txts, losses = [], [], []
+        for batch in val_loader:
+            if batch is None:
+                continue
+            img = model.encode_image(batch[0].to(device), normalize=True).float()
+            txt = model.encode_text(batch[1].to(device), normalize=True).float()
+            losses.append(float(loss_of(img, txt)))
+            imgs.append(img.cpu().numpy())
+            txts.append(txt.cpu().numpy())
+        if not imgs:
+            raise TrainingError("no validation image could be read", "check the image files of the catalog")
+        scores = paired_retrieval(np.concatenate(txts), np.concatenate(imgs))
+        return {"val_loss": float(np.mean(losses)), "val_r10": scores["recall@10"], "scores": scores}
+
+    model.eval()
+    with torch.no_grad():
+        before = validate()
+    decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim < 2]
+    optimizer = torch.optim.AdamW([{"params": decay, "lr": lr, "weight_decay": weight_decay},
+                                   {"params": no_decay, "lr": lr, "weight_decay": 0.0}])
+    batches = lambda epoch: (b for b in loader if b is not None)  # noqa: E731
+    steps = max(1, len(loader))
+    result = fit(model, optimizer, batches=batches, steps_per_epoch=steps, loss_fn=loss_fn, validate=validate,
+                 config=LoopConfig(epochs=epochs, patience=patience, device=device), progress=progress,
+                 cancel=cancel)
+    with torch.no_grad():
+        after = validate()
+    metrics = {"val_r10": after["val_r10"], "base_val_r10": before["val_r10"], "val": after["scores"],
+               "base_val": before["scores"], "best_epoch": result.best_epoch, "stopped_early": result.stopped_early}
+    if len(test) >= 2:
+        metrics["test"] = _paired_scores(model, test, encoder.preprocess, tokenizer, device, batch_size)
+    name = next_name(settings.checkpoints_dir, "finetune")
+    open_clip_cfg = _model_config(arch)
+    config = {"model_spec": f"openclip:{arch}", "arch": arch, "siglip": siglip,
+              "base_model": spec, "base_checkpoint": str(checkpoint) if checkpoint else None,
+              "base_fingerprint": encoder.fingerprint, "open_clip_config": open_clip_cfg,
+              "hyperparameters": {"epochs": epochs, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay,
+                                  "augment": augment, "patience": patience, "seed": seed,
+                                  "loss": "sigmoid" if siglip else "info_nce", "logit_scale": "frozen"},
+              "n_train": len(train), "n_val": len(val), "n_test": len(test), "device": device}
+    tensors = {k: v.detach().to("cpu").clone() for k, v in model.state_dict().items()}
+    extra = {f"{arch}.json": json.dumps(open_clip_cfg, indent=2)} if open_clip_cfg else None
+    ckpt = save_checkpoint(settings.checkpoints_dir, "finetune", tensors, config, metrics, result.history,
+                           name=name, extra_files=extra)
+    if store is None:
+        return {"name": ckpt.name, "promoted": False, "metrics": metrics, "history": result.history,
+                "path": str(ckpt.path), "promotion": None, "checkpoint": str(ckpt.weights_path),
+                "model": f"openclip:{arch}"}
+    previous_r10 = before["val_r10"] if (store.get_meta("active_model") or "base") == "base" else None
+    promotion = promote(settings, ckpt.name, metrics["val_r10"], force=force, store=store,
+                        previous_val_r10=previous_r10, reindex=reindex)
+    return {"name": ckpt.name, "promoted": promotion.promoted, "metrics": metrics, "history": result.history,
+            "path": str(ckpt.path), "promotion": promotion.as_dict(), "checkpoint": str(ckpt.weights_path),
+            "model": f"openclip:{arch}"}
+
+
+def finetuned_settings(settings: Settings, checkpoint_dir: Path) -> Settings:
+    """Settings that load a fine-tuned checkpoint as the base model (registers its arch config first)."""
+    from ..encoders.openclip import register_configs
+
+    config = json.loads((checkpoint_dir / "config.json").read_text())
+    if any(checkpoint_dir.glob("*.json")) and config.get("open_clip_config"):
+        register_configs(checkpoint_dir)
+    return replace(settings, model=config["model_spec"], checkpoint=checkpoint_dir / "model.safetensors")
+
+
+def _paired_scores(model, pairs: Sequence[Pair], preprocess, tokenizer, device: str, batch_size: int) -> dict:
+    loader = torch.utils.data.DataLoader(PairDataset(pairs, preprocess), batch_size=batch_size,
+                                         collate_fn=lambda items: [it for it in items if it is not None])
+    imgs, txts = [], []
+    model.eval()
+    with torch.no_grad():
+        for items in loader:
+            if not items:
+                continue
+            imgs.append(model.encode_image(torch.stack([i for i, _ in items]).to(device), normalize=True).float().cpu())
+            txts.append(model.encode_text(tokenizer([t for _, t in items]).to(device), normalize=True).float().cpu())
+    return paired_retrieval(torch.cat(txts).numpy(), torch.cat(imgs).numpy())
+
+
+def _model_config(arch: str) -> dict | None:
+    import open_clip
+
+    cfg = open_clip.get_model_config(arch)
+    return dict(cfg) if cfg else None
