@@ -249,7 +249,7 @@ def search_space(store: Store, settings: Settings):
 
 def reindex(settings: Settings, store: Store | None = None, progress: ProgressCallback | None = None
             ) -> dict[str, tuple[float, str]]:
-    """Rebuild the image and text indexes from stored vectors through the active projector (no encoding).
+    """Rebuild the image, text and fused indexes from stored vectors through the active projector (no encoding).
 
     Returns {name: (ANN recall@10 against exact search, "hnsw"|"exact")}.
     """
@@ -275,8 +275,28 @@ def reindex(settings: Settings, store: Store | None = None, progress: ProgressCa
             index.save(settings.ann_dir)
             results[name] = (round(recall, 4), "hnsw" if index.graph is not None else "exact")
             progress(ProgressEvent("index", len(rowids), len(rowids), f"{name} index: {len(rowids)} vectors"))
+        results["fused"] = _build_fused_index(settings, store, projector, base, space, text_vectors, progress)
         store.set_meta("index_space", space)
         return results
     finally:
         if own:
             store.close()
+
+
+def _build_fused_index(settings: Settings, store: Store, projector, base: str, space: str, text_vectors: np.ndarray,
+                       progress: ProgressCallback) -> tuple[float, str]:
+    """The fused index (mmtui.fusion): normalise(w * image + (1 - w) * text) per product, w from meta "fusion"."""
+    from .fusion import fused_vectors, fusion_weight
+
+    w = fusion_weight(store)
+    progress(ProgressEvent("index", 0, None, f"building the fused index (image weight {w:.2f})"))
+    rowids, vectors = fused_vectors(store, projector, base, w)
+    index = VectorIndex.build("fused", space, rowids, vectors if len(rowids) else np.zeros((0, 0), np.float32))
+    index.manifest.extra = {"image_weight": w}
+    queries = projector.text(text_vectors) if len(text_vectors) else index.vectors
+    sample = np.random.default_rng(0).permutation(len(queries))[:RECALL_SAMPLE]
+    recall = index.recall_check(np.asarray(queries)[sample]) if len(index) else 1.0
+    index.manifest.recall_at_10 = round(recall, 4)
+    index.save(settings.ann_dir)
+    progress(ProgressEvent("index", len(rowids), len(rowids), f"fused index: {len(rowids)} vectors"))
+    return round(recall, 4), "hnsw" if index.graph is not None else "exact"

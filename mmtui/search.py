@@ -10,7 +10,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-MODES = ("image", "text", "lexical", "hybrid")
+MODES = ("image", "text", "lexical", "hybrid", "fused")
+VECTOR_INDEXES = ("image", "text", "fused")  # "fused" is optional: indexes built before it existed lack it
 
 
 @dataclass
@@ -28,6 +29,8 @@ class Hit:
     image_status: str = "ok"
     signals: dict[str, float] = field(default_factory=dict)  # per-signal score, e.g. {"image": 0.31}
     attributes: dict[str, Any] = field(default_factory=dict)
+    shares: dict[str, float] = field(default_factory=dict)  # each signal's share of the fused score (sums to 1)
+    tags: list[str] = field(default_factory=list)  # zero-shot image tags (mmtui.enrich), e.g. ["blue", "striped"]
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -70,7 +73,7 @@ class SearchService:
     def __init__(self, settings, store, indexes: dict, projector, space: str, encoder=None) -> None:
         self.settings = settings
         self.store = store
-        self.indexes = indexes  # {"image": VectorIndex, "text": VectorIndex}
+        self.indexes = indexes  # {"image": VectorIndex, "text": VectorIndex[, "fused": VectorIndex]}
         self.projector = projector
         self.space = space
         self._encoder = encoder
@@ -79,7 +82,6 @@ class SearchService:
 
     @classmethod
     def open(cls, settings, encoder=None) -> "SearchService":
-        from .ann import VectorIndex
         from .build import search_space
         from .errors import IndexMismatchError
         from .store import Store
@@ -92,7 +94,7 @@ class SearchService:
                 f"run `mmtui build-index CATALOG --model {settings.model}` (into another --data-dir to keep both), "
                 f"or drop --model to search with {built_with!r}")
         space, projector = search_space(store, settings)
-        indexes = {name: VectorIndex.load(settings.ann_dir, name, space) for name in ("image", "text")}
+        indexes = _load_indexes(settings, space)
         if encoder is not None:
             cls._check_encoder(store, encoder)
         return cls(settings, store, indexes, projector, space, encoder)
@@ -154,18 +156,21 @@ class SearchService:
         query = (query or "").strip()
         if not query:
             raise QueryError("the query is empty", 'type some words, e.g. mmtui search "black running shoes"')
-        self._check_mode(mode, ("image", "text", "lexical", "hybrid"))
+        self._check_mode(mode, MODES)
+        self._check_index(mode)
         allowed, where, params = self._allowed(filters)
         ranked: dict[str, list[tuple[int, float]]] = {}
+        weights = self._hybrid_weights() if mode == "hybrid" else None
+        signals = list(weights) if weights is not None else [mode]
         n = max(k, CANDIDATES) if mode == "hybrid" else k
-        if mode in ("lexical", "hybrid"):
+        if "lexical" in signals:
             ranked["lexical"] = self.store.lexical(query, n, where, params)
-        if mode in ("image", "text", "hybrid"):
+        if any(name in signals for name in VECTOR_INDEXES):
             vector = self.query_vector(query)
-            for name in ("image", "text"):
-                if mode in (name, "hybrid"):
+            for name in VECTOR_INDEXES:
+                if name in signals:
                     ranked[name] = self._vector_hits(name, vector, n, allowed)
-        hits = self._hits(ranked, mode, k)
+        hits = self._hits(ranked, mode, k, weights)
         return SearchResult(mode=mode, hits=hits, query=query, kind="text",
                             took_ms=(time.perf_counter() - started) * 1000)
 
@@ -176,7 +181,8 @@ class SearchService:
         from .errors import MmtuiError, QueryError
 
         started = time.perf_counter()
-        self._check_mode(mode, ("image", "text", "hybrid"))
+        self._check_mode(mode, ("image", "text", "fused", "hybrid"))
+        self._check_index(mode)
         label = str(image) if not hasattr(image, "size") else "<image>"
         if hasattr(image, "size"):
             picture = image.convert("RGB")
@@ -193,7 +199,7 @@ class SearchService:
         allowed, _, _ = self._allowed(filters)
         n = max(k, CANDIDATES) if mode == "hybrid" else k
         ranked = {name: self._vector_hits(name, vector, n, allowed)
-                  for name in ("image", "text") if mode in (name, "hybrid")}
+                  for name in ("image", "text", "fused") if mode == name or (mode == "hybrid" and name != "fused")}
         hits = self._hits(ranked, mode, k)
         return SearchResult(mode=mode, hits=hits, query=label, kind="image",
                             took_ms=(time.perf_counter() - started) * 1000)
@@ -225,6 +231,25 @@ class SearchService:
         if mode not in allowed:
             raise QueryError(f"unknown mode {mode!r} for this query", "use one of: " + ", ".join(allowed))
 
+    def _check_index(self, mode: str) -> None:
+        from .errors import IndexMismatchError
+
+        if mode == "fused" and "fused" not in self.indexes:
+            raise IndexMismatchError("this index has no fused product vectors yet",
+                                     "run `mmtui build-index CATALOG` again (nothing is re-encoded) to add them")
+
+    def _hybrid_weights(self) -> dict[str, float]:
+        """Learned weights (meta "hybrid", mmtui.hybrid) or equal ones, over the signals this index has."""
+        from .hybrid import hybrid_weights
+
+        weights, _ = hybrid_weights(self.store)
+        usable = {s: w for s, w in weights.items() if w > 0 and (s == "lexical" or s in self.indexes)}
+        if not usable:
+            from .hybrid import default_weights
+
+            usable = default_weights()
+        return usable
+
     def _allowed(self, filters):
         from .filters import where_sql
 
@@ -237,15 +262,18 @@ class SearchService:
         labels, scores = self.indexes[name].search(vector, n, allowed)
         return list(zip(labels.tolist(), scores.tolist()))
 
-    def _hits(self, ranked: dict[str, list[tuple[int, float]]], mode: str, k: int) -> list[Hit]:
-        if len(ranked) == 1:
+    def _hits(self, ranked: dict[str, list[tuple[int, float]]], mode: str, k: int,
+              weights: dict[str, float] | None = None) -> list[Hit]:
+        from .hybrid import fuse_ranked
+
+        if len(ranked) == 1 and mode != "hybrid":
             (name, hits), = ranked.items()
-            merged = [(r, s, {name: round(float(s), 4)}) for r, s in hits[:k]]
+            merged = [(r, s, {name: round(float(s), 4)}, {name: 1.0}) for r, s in hits[:k]]
         else:
-            merged = rrf_fuse(ranked, k)
-        rows = {row["rowid"]: row for row in self.store.rows([r for r, _, _ in merged])}
+            merged = fuse_ranked(ranked, k, weights)
+        rows = {row["rowid"]: row for row in self.store.rows([r for r, *_ in merged])}
         out = []
-        for rank, (rowid, score, signals) in enumerate(merged, start=1):
+        for rank, (rowid, score, signals, shares) in enumerate(merged, start=1):
             row = rows.get(rowid)
             if row is None:
                 continue
@@ -253,7 +281,7 @@ class SearchService:
                            category=row["category"] or "", colour=row["colour"] or "", gender=row["gender"] or "",
                            brand=row["brand"] or "", price=row["price"], image_path=row["image_path"],
                            image_status=row["image_status"] or "ok", signals=signals,
-                           attributes=row["attributes"]))
+                           attributes=row["attributes"], shares=shares, tags=_tag_list(row.get("tags"))))
         return out
 
     # -- catalog facts -----------------------------------------------------------------------
@@ -305,7 +333,6 @@ class SearchService:
         return out
 
     def use_model(self, name: str) -> None:
-        from .ann import VectorIndex
         from .build import reindex, search_space
         from .errors import ModelError
 
@@ -320,8 +347,23 @@ class SearchService:
             self.store.set_meta("active_model", previous)
             raise
         self.space, self.projector = search_space(self.store, self.settings)
-        self.indexes = {n: VectorIndex.load(self.settings.ann_dir, n, self.space) for n in ("image", "text")}
+        self.indexes = _load_indexes(self.settings, self.space)
         self._query_cache.clear()
 
     def close(self) -> None:
         self.store.close()
+
+
+def _load_indexes(settings, space: str) -> dict:
+    """The image and text indexes, and the fused one when this data directory has it."""
+    from .ann import VectorIndex
+
+    indexes = {name: VectorIndex.load(settings.ann_dir, name, space) for name in ("image", "text")}
+    if (settings.ann_dir / "fused.manifest.json").exists():
+        indexes["fused"] = VectorIndex.load(settings.ann_dir, "fused", space)
+    return indexes
+
+
+def _tag_list(text: str | None) -> list[str]:
+    """products.tags ("blue, striped, cotton") -> ["blue", "striped", "cotton"]."""
+    return [t.strip() for t in (text or "").split(",") if t.strip()]

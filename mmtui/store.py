@@ -18,7 +18,7 @@ import sqlite_utils
 
 from .errors import StoreError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 KINDS = ("image", "text", "title")
 
 PRODUCT_COLUMNS = {
@@ -45,7 +45,18 @@ def _migration_1(db: sqlite_utils.Database) -> None:
     db["products"].enable_fts(["title", "text"], create_triggers=True, tokenize="porter unicode61")
 
 
-MIGRATIONS = [_migration_1]  # MIGRATIONS[i] takes the schema from version i to i + 1
+def _migration_2(db: sqlite_utils.Database) -> None:
+    """Zero-shot image tags (mmtui.enrich): product_tags, a derived `tags` text column, and FTS over it too."""
+    if "tags" not in db["products"].columns_dict:
+        db["products"].add_column("tags", str)
+    db["product_tags"].create({"product_rowid": int, "vocab": str, "tag": str, "score": float, "rank": int},
+                              pk=("product_rowid", "vocab", "tag"), if_not_exists=True)
+    db["product_tags"].create_index(["vocab", "tag"], if_not_exists=True)
+    db["products"].disable_fts()
+    db["products"].enable_fts(["title", "text", "tags"], create_triggers=True, tokenize="porter unicode61")
+
+
+MIGRATIONS = [_migration_1, _migration_2]  # MIGRATIONS[i] takes the schema from version i to i + 1
 
 
 def sha1_text(text: str) -> str:

@@ -1,0 +1,258 @@
+"""Hybrid ranking: lexical (BM25), image, text and fused signals combined by weighted reciprocal rank fusion.
+
+    fused score(p) = sum over signals s of  weight_s / (RRF_K + rank_s(p))      (rank from 1; absent -> 0)
+
+The weights are learned on the validation split (`learn_hybrid_weights`: a grid over each signal's weight,
+maximising nDCG@10 over title queries and attribute queries) and kept in the store's meta under "hybrid";
+until then every signal of DEFAULT_SIGNALS weighs 1 (plain RRF). Each hit carries the share of each signal in
+its fused score (`shares`, summing to 1), next to the raw per-signal scores (`signals`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+from .errors import MmtuiError
+
+RRF_K = 60
+SIGNALS = ("lexical", "image", "text", "fused")
+DEFAULT_SIGNALS = ("lexical", "image", "text")  # plain RRF (the fallback) over these, as hybrid always did
+META_KEY = "hybrid"
+GRID = (0.0, 0.25, 0.5, 1.0, 2.0)
+CANDIDATES = 100
+
+Ranked = dict[str, list[tuple[int, float]]]  # signal -> [(rowid, score)] best first
+
+
+def default_weights() -> dict[str, float]:
+    return {s: 1.0 for s in DEFAULT_SIGNALS}
+
+
+def hybrid_weights(store: Any) -> tuple[dict[str, float], bool]:
+    """(weights, learned?): the learned weights from meta "hybrid", else equal weights (plain RRF)."""
+    raw = store.get_meta(META_KEY)
+    if raw:
+        try:
+            info = json.loads(raw)
+            weights = {str(k): float(v) for k, v in info["weights"].items() if k in SIGNALS}
+            if any(v > 0 for v in weights.values()):
+                return weights, True
+        except (ValueError, KeyError, TypeError, AttributeError):
+            pass
+    return default_weights(), False
+
+
+def fuse_ranked(ranked: Ranked, k: int, weights: dict[str, float] | None = None
+                ) -> list[tuple[int, float, dict[str, float], dict[str, float]]]:
+    """Weighted RRF of ranked lists -> [(rowid, fused score, {signal: raw score}, {signal: share})], best first.
+
+    A signal missing from `weights` weighs 0 (None: every signal weighs 1). Shares are each signal's part of the
+    fused score and add up to 1 for every hit with a positive score. Ties keep first-seen order."""
+    fused: dict[int, float] = {}
+    parts: dict[int, dict[str, float]] = {}
+    signals: dict[int, dict[str, float]] = {}
+    for name, hits in ranked.items():
+        w = 1.0 if weights is None else float(weights.get(name, 0.0))
+        for rank, (rowid, score) in enumerate(hits, start=1):
+            signals.setdefault(rowid, {})[name] = round(float(score), 4)
+            if w <= 0:
+                continue  # a signal that weighs nothing neither adds candidates nor moves them
+            contribution = w / (RRF_K + rank)
+            fused[rowid] = fused.get(rowid, 0.0) + contribution
+            parts.setdefault(rowid, {})[name] = contribution
+    best = sorted(fused.items(), key=lambda item: -item[1])[:k]
+    out = []
+    for rowid, score in best:
+        own = parts.get(rowid, {})
+        shares = {name: round(c / score, 4) for name, c in own.items()} if score > 0 else {}
+        out.append((rowid, score, signals[rowid], _fix_sum(shares)))
+    return out
+
+
+def _fix_sum(shares: dict[str, float]) -> dict[str, float]:
+    """Rounded shares that add up to exactly 1 (the rounding error goes to the largest share)."""
+    if not shares:
+        return shares
+    top = max(shares, key=shares.get)
+    shares[top] = round(shares[top] + 1.0 - sum(shares.values()), 4)
+    return shares
+
+
+# -- learning ---------------------------------------------------------------------------------------------------
+
+@dataclass
+class HybridFit:
+    weights: dict[str, float]
+    metric: str
+    score: float  # mean metric over the query sets with the learned weights
+    equal_score: float  # ... with equal weights over DEFAULT_SIGNALS (the fallback)
+    single: dict[str, float] = field(default_factory=dict)  # each signal alone
+    by_set: dict[str, float] = field(default_factory=dict)
+    n_queries: dict[str, int] = field(default_factory=dict)
+    split: str = "val"
+    space: str = ""
+    learned_at: str = ""
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class RankedQuery:
+    """One query's candidate lists per signal and its relevant rowids (for learning and mode comparison)."""
+    set_name: str
+    text: str
+    ranked: Ranked
+    relevant: frozenset[int]
+
+
+def _candidate_matrix(q: RankedQuery, signals: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(contributions (m, s) = 1 / (RRF_K + rank) or 0, relevant (m,) bool) over the union of candidates."""
+    order: dict[int, int] = {}
+    for name in signals:
+        for rowid, _ in q.ranked.get(name, []):
+            order.setdefault(rowid, len(order))
+    contrib = np.zeros((len(order), len(signals)), np.float64)
+    for j, name in enumerate(signals):
+        for rank, (rowid, _) in enumerate(q.ranked.get(name, []), start=1):
+            contrib[order[rowid], j] = 1.0 / (RRF_K + rank)
+    relevant = np.zeros(len(order), bool)
+    for rowid, i in order.items():
+        relevant[i] = rowid in q.relevant
+    return contrib, relevant
+
+
+def score_weightings(queries: Sequence[RankedQuery], signals: Sequence[str], weightings: np.ndarray,
+                     k: int = 10) -> dict[str, np.ndarray]:
+    """Per weighting (rows of `weightings`, one weight per signal), per query set: mean nDCG@k and recall@k.
+
+    Returns {"<set>/ndcg@10": (g,), "<set>/recall@10": (g,)}. Relevant items outside every candidate list
+    count as missed (the ideal DCG uses all of the query's relevant items)."""
+    weightings = np.asarray(weightings, np.float64)
+    g = len(weightings)
+    sums: dict[str, np.ndarray] = {}
+    counts: dict[str, int] = {}
+    discount = 1.0 / np.log2(np.arange(2, k + 2))
+    for q in queries:
+        contrib, relevant = _candidate_matrix(q, signals)
+        n_rel = len(q.relevant)
+        if n_rel == 0:
+            continue
+        counts[q.set_name] = counts.get(q.set_name, 0) + 1
+        nd = sums.setdefault(f"{q.set_name}/ndcg@{k}", np.zeros(g))
+        rc = sums.setdefault(f"{q.set_name}/recall@{k}", np.zeros(g))
+        if not len(contrib):
+            continue
+        scores = contrib @ weightings.T  # (m, g)
+        kk = min(k, len(scores))
+        order = np.argsort(-scores, axis=0, kind="stable")[:kk]  # (kk, g)
+        hit = relevant[order] & (np.take_along_axis(scores, order, axis=0) > 0)
+        ideal = discount[:min(n_rel, k)].sum()
+        nd += (hit * discount[:kk, None]).sum(axis=0) / ideal
+        rc += hit.sum(axis=0) / min(n_rel, k)
+    return {key: v / counts[key.split("/")[0]] for key, v in sums.items()}
+
+
+def fit_hybrid_weights(queries: Sequence[RankedQuery], *, signals: Sequence[str] = SIGNALS,
+                       grid: Sequence[float] = GRID, metric: str = "ndcg@10") -> HybridFit:
+    """Grid search over every signal's weight (all combinations of `grid`), maximising the mean over query sets
+    of `metric`. Ties go to the weighting closest to equal weights. Weights are scaled so the largest is 1."""
+    signals = [s for s in signals if any(q.ranked.get(s) for q in queries)]
+    if not queries or not signals:
+        raise MmtuiError("no validation query to learn hybrid weights from",
+                         "build the index from a catalog with titles (the val split must not be empty)")
+    combos = np.array([c for c in itertools.product(grid, repeat=len(signals)) if any(x > 0 for x in c)], np.float64)
+    combos = np.unique(combos / combos.max(axis=1, keepdims=True), axis=0)
+    equal = np.array([[1.0 if s in DEFAULT_SIGNALS else 0.0 for s in signals]])
+    if not equal.any():
+        equal = np.ones((1, len(signals)))
+    singles = np.eye(len(signals))
+    all_w = np.concatenate([combos, equal, singles])
+    figures = score_weightings(queries, signals, all_w)
+    sets = sorted({key.split("/")[0] for key in figures})
+    objective = np.mean([figures[f"{s}/{metric}"] for s in sets], axis=0)
+    distance = np.abs(all_w - equal[0]).sum(axis=1)
+    best = max(range(len(combos)), key=lambda i: (round(objective[i], 9), -distance[i]))
+    eq = len(combos)
+    if objective[eq] >= objective[best] - 1e-9:
+        best = eq
+    weights = {s: round(float(w), 4) for s, w in zip(signals, all_w[best])}
+    return HybridFit(weights=weights, metric=metric, score=float(objective[best]), equal_score=float(objective[eq]),
+                     single={s: round(float(objective[eq + 1 + j]), 6) for j, s in enumerate(signals)},
+                     by_set={f"{s}/{m}": round(float(figures[f"{s}/{m}"][best]), 6)
+                             for s in sets for m in ("ndcg@10", "recall@10")},
+                     n_queries={s: sum(1 for q in queries if q.set_name == s and q.relevant) for s in sets})
+
+
+def ranked_queries(service: Any, set_name: str, texts: Sequence[str], relevant: Sequence[Sequence[int]], *,
+                   pool: np.ndarray | None = None, signals: Sequence[str] = SIGNALS, n: int = CANDIDATES,
+                   progress: Any = None) -> list[RankedQuery]:
+    """Each query's top-n candidates per signal from the service's indexes (exact search over `pool` rowids,
+    None: every product) and its FTS5 BM25 list (within the pool). Query texts are encoded in batches."""
+    from .progress import ProgressEvent
+
+    out: list[RankedQuery] = []
+    vector_signals = [s for s in signals if s != "lexical" and s in service.indexes]
+    positions = {}
+    for name in vector_signals:
+        index = service.indexes[name]
+        labels = np.asarray(index.labels)
+        keep = np.isin(labels, pool) if pool is not None else np.ones(len(labels), bool)
+        positions[name] = (labels[keep], np.asarray(index.vectors)[keep])
+    pool_where, pool_params = ("1", [])
+    if pool is not None:
+        marks = ",".join(str(int(r)) for r in pool)  # integers from the store, never user text
+        pool_where = f"products.rowid IN ({marks})"
+    texts = list(texts)
+    for start in range(0, len(texts), 128):
+        chunk = texts[start:start + 128]
+        vectors = service.projector.text(service.encoder.encode_texts(chunk)) if vector_signals else None
+        for i, text in enumerate(chunk):
+            ranked: Ranked = {}
+            if "lexical" in signals:
+                ranked["lexical"] = service.store.lexical(text, n, pool_where, pool_params)
+            for name in vector_signals:
+                labels, matrix = positions[name]
+                scores = matrix @ vectors[i]
+                top = np.argsort(-scores, kind="stable")[:n]
+                ranked[name] = [(int(labels[j]), float(scores[j])) for j in top]
+            out.append(RankedQuery(set_name, text, ranked, frozenset(int(r) for r in relevant[start + i])))
+        if progress is not None:
+            progress(ProgressEvent(f"rank-{set_name}", min(start + 128, len(texts)), len(texts)))
+    return out
+
+
+def validation_queries(service: Any, split: str = "val", *, progress: Any = None, limit: int | None = None
+                       ) -> list[RankedQuery]:
+    """Title queries (each product's title -> itself) and attribute queries of `split`, ranked within it."""
+    from .attribute_queries import attribute_queries
+    from .evaluate import split_queries
+
+    store = service.store
+    pool = np.array(sorted(r for r, s in store.splits().items() if s == split), dtype=np.int64)
+    out: list[RankedQuery] = []
+    for name, queries in (("title", split_queries(store, split)), ("attribute", attribute_queries(store, split))):
+        if limit is not None:
+            queries = queries[:limit]
+        rowid = store.rowid_of(sorted({pid for q in queries for pid in q.relevant}))
+        out += ranked_queries(service, name, [q.text for q in queries],
+                              [[rowid[p] for p in q.relevant if p in rowid] for q in queries],
+                              pool=pool, progress=progress)
+    return out
+
+
+def learn_hybrid_weights(service: Any, *, split: str = "val", metric: str = "ndcg@10", grid: Sequence[float] = GRID,
+                         save: bool = True, progress: Any = None) -> HybridFit:
+    """Learn the hybrid weights on `split` and save them to meta "hybrid" (used by every later hybrid search)."""
+    queries = validation_queries(service, split, progress=progress)
+    fit = fit_hybrid_weights(queries, grid=grid, metric=metric)
+    fit.split, fit.space, fit.learned_at = split, service.space, time.strftime("%Y-%m-%dT%H:%M:%S")
+    if save:
+        service.store.set_meta(META_KEY, json.dumps(fit.to_json()))
+    return fit
