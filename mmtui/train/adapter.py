@@ -21,7 +21,7 @@ from ..metrics import paired_retrieval
 from ..progress import ProgressCallback, ProgressEvent
 from ..store import Store
 from .checkpoints import save_checkpoint
-from .data import PairedData, base_fingerprint, load_pairs, paired_r10
+from .data import PairedData, base_fingerprint, hard_batches, kmeans_labels, load_pairs, paired_r10
 from .heads import TwoTower, head_tensors, residual_two_tower
 from .loop import LoopConfig, fit
 from .losses import info_nce
@@ -32,13 +32,17 @@ LossFn = Callable[[torch.Tensor, torch.Tensor, TwoTower], torch.Tensor]
 
 def train_adapter(settings: Settings, *, epochs: int = 10, alpha: float = 0.2, batch_size: int = 256,
                   lr: float = 1e-4, logit_lr: float = 1e-3, weight_decay: float = 1e-2, hidden: int | None = None,
-                  patience: int | None = None, seed: int = 0, force: bool = False, device: str | None = None,
+                  hard_negatives: float = 0.0, patience: int | None = None, seed: int = 0, force: bool = False, device: str | None = None,
                   progress: ProgressCallback | None = None, cancel: threading.Event | None = None,
                   store: Store | None = None, reindex: bool | Reindex = True) -> dict:
-    """Train a residual adapter; returns {"name", "promoted", "metrics", "history", "path", "promotion"}."""
+    """Train a residual adapter; returns {"name", "promoted", "metrics", "history", "path", "promotion"}.
+
+    hard_negatives: share (0..1) of each epoch's batches made of look-alike products (k-means over the
+    image vectors), whose in-batch negatives are harder than random ones.
+    """
     hparams = {"epochs": epochs, "alpha": alpha, "batch_size": batch_size, "lr": lr, "logit_lr": logit_lr,
-               "weight_decay": weight_decay, "hidden": hidden, "patience": patience, "seed": seed,
-               "loss": "info_nce"}
+               "weight_decay": weight_decay, "hidden": hidden, "hard_negatives": hard_negatives,
+               "patience": patience, "seed": seed, "loss": "info_nce"}
     return run_head_training(
         settings, kind="adapter", head="residual",
         build=lambda dim: residual_two_tower(dim, alpha=alpha, hidden=hidden),
@@ -65,13 +69,21 @@ def run_head_training(settings: Settings, *, kind: str, head: str, build: Callab
     n = tq.shape[0]
     steps_per_epoch = max(1, n // batch_size if n % batch_size < 2 else n // batch_size + 1)
 
+    hard = float(hparams.get("hard_negatives") or 0.0)
+    labels = kmeans_labels(data.train.image, max(1, n // batch_size), seed=hparams.get("seed", 0)) if hard else None
+
     def batches(epoch: int):
-        gen = torch.Generator().manual_seed(hparams.get("seed", 0) * 1000 + epoch)
-        order = torch.randperm(n, generator=gen).to(device)
-        for start in range(0, n, batch_size):
-            idx = order[start:start + batch_size]
-            if idx.numel() >= 2:
-                yield idx
+        rng = np.random.default_rng(hparams.get("seed", 0) * 1000 + epoch)
+        order = rng.permutation(n)
+        chunks = [order[s:s + batch_size] for s in range(0, n, batch_size)]
+        chunks = [c for c in chunks if len(c) >= 2]
+        if labels is not None:  # replace a share of the random batches with batches of look-alike products
+            similar = hard_batches(labels, batch_size, rng)
+            n_hard = min(len(similar), int(round(hard * len(chunks))))
+            chunks = [*similar[:n_hard], *chunks[n_hard:]]
+            chunks = [chunks[i] for i in rng.permutation(len(chunks))]
+        for idx in chunks:
+            yield torch.from_numpy(idx).to(device)
 
     def loss_fn(idx: torch.Tensor) -> torch.Tensor:
         qe, pe = model(tq[idx], tp[idx])

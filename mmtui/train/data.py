@@ -113,3 +113,38 @@ def paired_r10(queries: np.ndarray, items: np.ndarray, k: int = 10) -> float:
     v = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
     ranks = ranks_of_targets(q @ v.T, np.arange(q.shape[0]))
     return float(np.mean(ranks <= k))
+
+
+def kmeans_labels(x: np.ndarray, k: int, *, iters: int = 10, seed: int = 0) -> np.ndarray:
+    """Spherical k-means cluster labels of L2-normalised rows (numpy; a few iterations are plenty here)."""
+    rng = np.random.default_rng(seed)
+    k = max(1, min(k, x.shape[0]))
+    picks = [int(rng.integers(x.shape[0]))]  # farthest-point start: each centre the row least like the others
+    closest = x @ x[picks[0]]
+    for _ in range(k - 1):
+        picks.append(int(np.argmin(closest)))
+        closest = np.maximum(closest, x @ x[picks[-1]])
+    centres = x[picks].copy()
+    labels = np.zeros(x.shape[0], dtype=np.int64)
+    for _ in range(iters):
+        labels = np.argmax(x @ centres.T, axis=1)
+        for c in range(k):
+            members = x[labels == c]
+            if len(members):
+                centre = members.sum(axis=0)
+                centres[c] = centre / max(float(np.linalg.norm(centre)), 1e-12)
+    return labels
+
+
+def hard_batches(labels: np.ndarray, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Batches of indices from one cluster each, so in-batch negatives look alike (harder negatives);
+    each cluster's remainder goes into shared batches at the end. Every index appears once."""
+    batches, leftovers = [], []
+    for c in rng.permutation(np.unique(labels)):
+        members = rng.permutation(np.flatnonzero(labels == c))
+        full = len(members) - len(members) % batch_size
+        batches += [members[i:i + batch_size] for i in range(0, full, batch_size)]
+        leftovers.append(members[full:])
+    rest = np.concatenate(leftovers) if leftovers else np.zeros(0, dtype=np.int64)
+    batches += [rest[i:i + batch_size] for i in range(0, len(rest), batch_size)]
+    return [b for b in batches if len(b) >= 2]

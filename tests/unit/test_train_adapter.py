@@ -122,3 +122,21 @@ def test_train_mlp_two_epochs(paired_store):
     assert proj.text(data.val.query).shape == (len(data.val), 256)
     assert paired_r10(proj.text(data.val.query), proj.image(data.val.image)) == pytest.approx(out["metrics"]["val_r10"])
     assert out["promoted"] == (out["metrics"]["val_r10"] > out["metrics"]["base_val_r10"])
+
+
+def test_hard_batches_group_look_alike_products(paired_store):
+    from mmtui.train.data import hard_batches, kmeans_labels
+
+    rng = np.random.default_rng(0)
+    centres = rng.standard_normal((4, 16))
+    x = np.repeat(centres, 30, axis=0) + 0.05 * rng.standard_normal((120, 16))
+    x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    labels = kmeans_labels(x, 4)
+    assert len(set(zip(labels.tolist(), np.repeat(np.arange(4), 30).tolist()))) == 4  # the 4 true groups
+    batches = hard_batches(labels, 10, rng)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(120))
+    assert all(len(set(labels[b].tolist())) == 1 for b in batches)
+    settings, store = paired_store
+    out = train_adapter(settings, epochs=1, batch_size=32, hard_negatives=0.5, store=store, reindex=False)
+    assert out["metrics"]["val_r10"] > 0 and load_checkpoint(settings.checkpoints_dir, out["name"]).config[
+        "hyperparameters"]["hard_negatives"] == 0.5
