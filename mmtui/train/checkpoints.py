@@ -17,11 +17,14 @@ import shutil
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
 import numpy as np
 
 from ..errors import ModelError
+
+if TYPE_CHECKING:
+    from ..config import Settings
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
@@ -46,6 +49,23 @@ class Checkpoint:
     @property
     def weights_path(self) -> Path:
         return self.path / WEIGHTS
+
+    def as_dict(self) -> dict:
+        """name, kind, path, created, base_model, val_r10, test_r10, config, metrics (for listings)."""
+        return {"name": self.name, "kind": self.kind, "path": str(self.path), "created": self.config.get("created"),
+                "base_model": self.config.get("base_model"), "val_r10": self.metrics.get("val_r10"),
+                "test_r10": (self.metrics.get("test") or {}).get("recall@10"), "config": self.config,
+                "metrics": self.metrics}
+
+    # a read-only mapping view of as_dict(), so `{**checkpoint}` and checkpoint["name"] work
+    def keys(self):
+        return self.as_dict().keys()
+
+    def __getitem__(self, key: str):
+        return self.as_dict()[key]
+
+    def get(self, key: str, default=None):
+        return self.as_dict().get(key, default)
 
     def tensors(self) -> dict[str, np.ndarray]:
         """The weights as float32 numpy arrays (no torch needed)."""
@@ -117,9 +137,9 @@ def load_checkpoint(root: Path, name: str) -> Checkpoint:
     return Checkpoint(name, path, config, metrics, history)
 
 
-def list_checkpoints(root: Path) -> list[Checkpoint]:
-    """Every readable checkpoint, oldest first (by created time, then name)."""
-    root = Path(root)
+def list_checkpoints(root: "Path | Settings") -> list[Checkpoint]:
+    """Every readable checkpoint, oldest first (by created time, then name). root: a folder, or Settings."""
+    root = Path(getattr(root, "checkpoints_dir", root))
     found = []
     if root.exists():
         for child in sorted(root.iterdir()):

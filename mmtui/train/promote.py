@@ -130,7 +130,7 @@ def _activate(settings: Settings, store: Store, name: str, val_r10: float, *, re
         else:
             from ..build import reindex as rebuild_ann
 
-            rebuild_ann(settings)
+            rebuild_ann(settings, store=store)
     reason = "forced" if forced else (
         f"validation R@10 {val_r10:.4f} beats {previous}" +
         (f" ({previous_r10:.4f})" if previous_r10 is not None else ""))
