@@ -256,3 +256,22 @@ def learn_hybrid_weights(service: Any, *, split: str = "val", metric: str = "ndc
     if save:
         service.store.set_meta(META_KEY, json.dumps(fit.to_json()))
     return fit
+
+
+def train_hybrid(settings: Any, *, encoder: Any = None, split: str = "val", metric: str = "ndcg@10",
+                 progress: Any = None) -> tuple[Any, HybridFit]:
+    """What `mmtui train hybrid` does: learn the fused image weight on `split`, rebuild the fused index with it
+    (from cached vectors), then learn the hybrid weights over all four signals. Returns (FusionFit, HybridFit)."""
+    from .build import reindex
+    from .fusion import learn_fusion_weight
+    from .search import SearchService
+
+    service = SearchService.open(settings, encoder=encoder)
+    try:
+        fusion = learn_fusion_weight(settings, service.store, encoder=service.encoder, split=split, metric=metric)
+        reindex(settings, store=service.store, progress=progress)
+        service.reload()
+        fit = learn_hybrid_weights(service, split=split, metric=metric, progress=progress)
+    finally:
+        service.close()
+    return fusion, fit

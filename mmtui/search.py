@@ -350,6 +350,14 @@ class SearchService:
         self.indexes = _load_indexes(self.settings, self.space)
         self._query_cache.clear()
 
+    def reload(self) -> None:
+        """Re-read the active model and the indexes (after a reindex by someone else, e.g. mmtui train hybrid)."""
+        from .build import search_space
+
+        self.space, self.projector = search_space(self.store, self.settings)
+        self.indexes = _load_indexes(self.settings, self.space)
+        self._query_cache.clear()
+
     def close(self) -> None:
         self.store.close()
 

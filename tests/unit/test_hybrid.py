@@ -103,3 +103,23 @@ def test_where_filters_flow_through_eval(service):
         parse_where("flavour=sweet")
     with pytest.raises(QueryError, match="number"):
         parse_where("price<cheap")
+
+
+def test_train_hybrid_learns_both_and_compare_modes_reports_every_row(tiny_catalog, fake_settings):
+    from mmtui.fusion import fusion_weight
+    from mmtui.hybrid import train_hybrid
+    from mmtui.modes import compare_modes, default_query_sets, modes_markdown
+
+    build_index(fake_settings, tiny_catalog, encoder=FakeEncoder())
+    fusion, fit = train_hybrid(fake_settings, encoder=FakeEncoder(), split="train")
+    service = SearchService.open(fake_settings, encoder=FakeEncoder())
+    assert fusion_weight(service.store) == fusion.image_weight
+    assert service.indexes["fused"].manifest.extra["image_weight"] == fusion.image_weight
+    assert hybrid_weights(service.store) == (fit.weights, True)
+    report = compare_modes(service, default_query_sets(service.store, "train"), split="train")
+    labels = [r["label"] for r in report.rows]
+    assert labels == ["lexical (BM25)", "text vector", "image vector", "RRF text + image", "fused vector",
+                      "RRF, equal weights", "learned weights"]
+    assert report.n_queries["title"] == 10 and report.n_queries["attribute"] == 11  # + the scarf (no image)
+    assert all(0.0 <= r["attribute/ndcg@10"] <= 1.0 for r in report.rows)
+    assert "| text-only | lexical (BM25) |" in modes_markdown(report)
