@@ -192,6 +192,10 @@ class FakeSearchService:
         self.active = name
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("filterwarnings", "ignore:Image.Image.getdata:DeprecationWarning")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Run the async Pilot tests with anyio's plugin (installed with textual's dependencies) on asyncio."""
     import inspect
@@ -276,9 +280,11 @@ def make_test_app(settings: Settings, product_images: dict[str, Path]):
                 build_fn=None, train_fn=None, sample_catalog: Path | None = None, **service_kw: Any):
         service = FakeSearchService(settings, product_images, ready=ready, **service_kw)
 
+        failures = [fail_open] if fail_open is not None else []
+
         def open_service(s: Settings) -> FakeSearchService:
-            if fail_open is not None:
-                raise fail_open
+            if failures:  # fails once, like an empty data dir before the first build
+                raise failures.pop()
             return service
 
         app = make_app(settings, open_service, build_fn=build_fn or fake_build(), train_fn=train_fn or fake_train(),

@@ -1,35 +1,236 @@
-"""Pilot tests of the search screen over a fake service."""
+"""Pilot tests of the search screen over a fake service (no model, no terminal graphics)."""
 
 from __future__ import annotations
 
-import pytest
+import threading
 
-from mmtui.errors import QueryError
-from mmtui.tui.widgets.results import ResultItem, ResultsList
+from textual.widgets import Input, Select
+
+from mmtui.errors import QueryError, StoreError
+from mmtui.search import MODES
+from mmtui.tui.screens.dialogs import ConfirmDialog
+from mmtui.tui.screens.search import SearchScreen
+from mmtui.tui.widgets.detail import DetailPane
+from mmtui.tui.widgets.results import ResultItem
+from mmtui.tui.widgets.thumbnail import Thumbnail
 
 
-async def wait_idle(pilot, app) -> None:
+async def settle(pilot, app, wait: float = 0.0) -> None:
+    """Wait (past a debounce), then until no worker runs."""
+    await pilot.pause(wait)
+    for _ in range(300):
+        if not any(w.is_running for w in app.workers):
+            break
+        await pilot.pause(0.01)
     await pilot.pause()
-    await app.workers.wait_for_complete()
-    await pilot.pause()
 
 
-def titles(app) -> list[str]:
-    return [item.hit.title for item in app.screen.query(ResultItem)]
+def hits(app) -> list:
+    return [item.hit for item in app.search_screen.query(ResultItem)]
 
 
-async def type_query(pilot, app, text: str) -> None:
-    app.screen.query_one("#query").focus()
+async def search(pilot, app, text: str) -> None:
+    """Type like a user (one key at a time) and wait past the debounce."""
+    box = app.search_screen.query_one("#query", Input)
+    box.focus()
+    box.value = ""
     await pilot.press(*list(text))
-    await pilot.pause(0.35)
-    await wait_idle(pilot, app)
+    await settle(pilot, app, 0.35)
 
 
-async def test_typing_a_query_shows_results(make_test_app):
+async def test_typing_a_query_shows_ranked_results_with_signals(make_test_app):
     app, service = make_test_app()
     async with app.run_test(size=(100, 30)) as pilot:
-        await wait_idle(pilot, app)
-        await type_query(pilot, app, "running shoes")
-        got = titles(app)
-        assert got and all("Running Shoes" in t for t in got[:3])
-        assert ("search", "running shoes", "hybrid", ()) in service.calls
+        await settle(pilot, app)
+        await search(pilot, app, "running shoes")
+        got = hits(app)
+        assert [h.id for h in got[:3]] == ["1001", "1002", "1011"]
+        assert set(got[0].signals) == {"image", "text", "lexical"}
+        # debounced: one search for the whole phrase, not one per key
+        assert [c for c in service.calls if c[0] == "search"] == [("search", "running shoes", "hybrid", ())]
+        status = str(app.search_screen.query_one("#status").render())
+        assert "4 results" in status
+
+
+async def test_thumbnails_are_drawn_for_products_with_images(make_test_app):
+    app, _ = make_test_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot, app)
+        await search(pilot, app, "socks shoes")
+        await settle(pilot, app, 0.1)
+        items = list(app.search_screen.query(ResultItem))
+        with_image = [i for i in items if i.hit.image_path]
+        without = [i for i in items if not i.hit.image_path]
+        assert with_image and without
+        assert all(i.thumbnail._image_widget is not None for i in with_image)
+        assert all(i.thumbnail._image_widget is None for i in without)
+        assert len(app.thumbnails) >= len(with_image)
+
+
+async def test_image_path_gives_image_results(make_test_app, product_images):
+    app, service = make_test_app()
+    red = product_images["1005"]
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot, app)
+        app.search_screen.query_one("#query", Input).value = f"'file://{red}'"  # pasted, quoted, as a URL
+        await settle(pilot, app, 0.35)
+        got = hits(app)
+        assert service.calls[-1][0] == "search_image" and service.calls[-1][1] == str(red)
+        assert got[0].id == "1005" and set(got[0].signals) == {"image"}
+        assert "image 1005.png" in str(app.search_screen.query_one("#status").render())
+
+
+async def test_a_facet_narrows_results(make_test_app):
+    app, service = make_test_app()
+    async with app.run_test(size=(140, 30)) as pilot:
+        await settle(pilot, app)
+        await search(pilot, app, "shoes")
+        before = hits(app)
+        assert {h.gender for h in before} == {"Men", "Women"}
+        select = app.search_screen.query_one("#facet-gender", Select)
+        labels = [str(prompt) for prompt, _ in select._options]
+        assert "Men (6)" in labels  # counts from service.facets()
+        select.value = "Women"
+        await settle(pilot, app, 0.1)
+        after = hits(app)
+        assert after and {h.gender for h in after} == {"Women"} and len(after) < len(before)
+        assert service.calls[-1][3][0].field == "gender"
+
+
+async def test_mode_switch_searches_in_that_mode(make_test_app):
+    app, service = make_test_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot, app)
+        await search(pilot, app, "watch")
+        for _ in range(MODES.index("image") - MODES.index("hybrid") + len(MODES)):  # cycle round to image
+            await pilot.press("ctrl+r")
+        await settle(pilot, app, 0.4)
+        assert service.calls[-1][:3] == ("search", "watch", "image")
+        assert set(hits(app)[0].signals) == {"image"}
+        assert app.search_screen.query_one("#query", Input).border_subtitle == "mode: image"
+
+
+async def test_more_like_this_searches_by_the_highlighted_product(make_test_app):
+    app, service = make_test_app()
+    async with app.run_test(size=(120, 30)) as pilot:
+        await settle(pilot, app)
+        await search(pilot, app, "red dress")
+        await pilot.press("down")  # to the results
+        assert app.focused is app.search_screen.query_one("#results")
+        await pilot.press("m")
+        await settle(pilot, app, 0.1)
+        assert ("more_like_this", "1005") in service.calls
+        assert hits(app)[0].id == "1005" and hits(app)[1].colour == "Red"
+        assert app.search_screen.query_one("#query", Input).value == "like:1005"
+
+
+async def test_detail_pane_shows_every_attribute(make_test_app):
+    app, _ = make_test_app()
+    async with app.run_test(size=(120, 30)) as pilot:
+        await settle(pilot, app)
+        await search(pilot, app, "backpack")
+        await settle(pilot, app, 0.1)
+        pane = app.search_screen.query_one(DetailPane)
+        text = " ".join(f"{k} {v}" for k, v in pane.rows)
+        for value in ("1010", "Wildcraft", "Green", "usage", "Casual", "2012"):
+            assert value in text
+        assert pane.query_one("#detail-image", Thumbnail)._image_widget is not None
+
+
+async def test_enter_opens_details_and_m_there_searches_more_like_it(make_test_app):
+    app, service = make_test_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, app)
+        await search(pilot, app, "watch")
+        await pilot.press("enter")  # submit -> focus results
+        await pilot.press("enter")  # open details
+        await settle(pilot, app)
+        assert type(app.screen).__name__ == "DetailScreen"
+        await pilot.press("m")
+        await settle(pilot, app, 0.1)
+        assert isinstance(app.screen, SearchScreen)
+        assert service.calls[-2][0] == "more_like_this" or ("more_like_this", "1006") in service.calls
+
+
+async def test_search_error_becomes_a_notification_and_the_app_stays_up(make_test_app):
+    app, service = make_test_app(fail_search=QueryError("the query is too long", "use fewer words"))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot, app)
+        await search(pilot, app, "shoes")
+        notes = list(app._notifications)
+        assert any("the query is too long" in n.message and "use fewer words" in n.message for n in notes)
+        assert all(n.severity == "error" for n in notes)
+        service.fail_search = None
+        await search(pilot, app, "shoes")
+        assert hits(app)
+
+
+async def test_lexical_results_before_the_model_is_ready_then_hybrid(make_test_app):
+    release = threading.Event()
+    app, service = make_test_app(ready=False, release=release)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause(0.1)
+        assert app.model_state == "loading"
+        assert "loading model" in app.search_screen.query_one("#query", Input).border_title
+        box = app.search_screen.query_one("#query", Input)
+        box.focus()
+        await pilot.press(*"shoes")
+        await pilot.pause(0.4)
+        assert service.calls[-1][:3] == ("search", "shoes", "lexical")
+        release.set()
+        await settle(pilot, app, 0.2)
+        assert app.model_state == "ready"
+        assert service.calls[-1][:3] == ("search", "shoes", "hybrid")
+
+
+async def test_missing_data_dir_offers_to_build_the_sample_catalog(make_test_app, tmp_path):
+    sample = tmp_path / "sample_catalog"
+    sample.mkdir()
+    events: list = []
+    from conftest import fake_build
+
+    app, _ = make_test_app(fail_open=StoreError("no index in data", "run mmtui build-index CATALOG"),
+                           sample_catalog=sample, build_fn=fake_build(events))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot, app)
+        assert isinstance(app.screen, ConfirmDialog)
+        assert "no index in data" in app.screen.message
+        await pilot.press("y")
+        await settle(pilot, app, 0.2)
+        assert type(app.screen).__name__ == "BuildScreen"
+        assert events == [("build", str(sample))]
+        assert app.screen.report.products == 11 and not app.screen.running
+        assert app.service is not None  # reopened after the build
+        await pilot.press("escape")
+        await search(pilot, app, "shoes")
+        assert hits(app)
+
+
+async def test_quitting_while_training_runs_cancels_it_and_exits(make_test_app):
+    from conftest import fake_train
+
+    wait = threading.Event()
+    app, _ = make_test_app(train_fn=fake_train(wait=wait))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot, app)
+        await pilot.press("f3")
+        await pilot.pause()
+        await pilot.press("ctrl+s")
+        await pilot.pause(0.2)
+        assert app.screen.running
+        cancel = next(iter(app.cancel_events))
+        await pilot.press("ctrl+q")
+        await pilot.pause(0.2)
+        assert cancel.is_set()
+    assert app.return_code == 0
+
+
+async def test_quitting_while_the_model_loads_exits_at_once(make_test_app):
+    release = threading.Event()  # never set: load_model blocks until the test ends
+    app, _ = make_test_app(ready=False, release=release)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause(0.1)
+        assert app.model_state == "loading"
+        await pilot.press("ctrl+q")
+    assert app.return_code == 0
+    release.set()

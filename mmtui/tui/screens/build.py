@@ -81,6 +81,7 @@ class BuildScreen(Screen):
         self.cancel_event: threading.Event | None = None
         self.running = False
         self.stage = ""
+        self.report: Any = None  # the last BuildReport
 
     def compose(self) -> ComposeResult:
         yield Label("Build the index", classes="work-title")
@@ -167,6 +168,7 @@ class BuildScreen(Screen):
             app.show_error(exc, title="Build failed", dialog=True)
             app.data_changed()
             return
+        self.report = report
         bar = self.query_one("#build-progress", ProgressBar)
         bar.update(total=1, progress=1)
         self.query_one("#build-stage", Static).update(

@@ -24,7 +24,7 @@ Search a product catalog by **text** or by **image**, in one box.
 | `m` | more like this: search by the highlighted product's image |
 | `/` or `Esc` | back to the search box (`Esc` again clears it) |
 | `ctrl+f` | show or hide filters: category, colour, gender, price range, mode |
-| `ctrl+r` | next mode: image → text → lexical → hybrid |
+| `ctrl+r` | next mode: image → text → lexical → hybrid → fused |
 
 ## Screens
 | Key | Screen |
@@ -41,7 +41,8 @@ Search a product catalog by **text** or by **image**, in one box.
 - **image**: the query against product images (CLIP-style shared space)
 - **text**: the query against product texts, in the same space
 - **lexical**: words (SQLite FTS5, BM25); works before the model has loaded
-- **hybrid**: all signals fused; each result shows the score of every signal
+- **hybrid**: all signals fused by rank; each result shows the score of every signal
+- **fused**: one combined image + text vector per product
 
 Images are drawn with Kitty graphics or Sixel when the terminal supports them, else half-blocks
 (always inside tmux). Set `MMTUI_IMAGES=halfcell|sixel|tgp|none` to choose.

@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     from ..app import MmtuiApp
 
 DEBOUNCE_S = 0.25
-NEEDS_MODEL = ("image", "text", "hybrid")
 TIPS = (
     "[b]Type to search[/b] — results appear as you type.\n\n"
     "  navy blue running shoes\n"
@@ -172,7 +171,7 @@ class SearchScreen(Screen):
             self.set_status(Text("Opening the data dir… your search runs when it is open.", style="italic"))
             return
         ready = self.app.model_state == "ready"
-        if not ready and (query.kind in ("image", "like") or mode in ("image", "text")):
+        if not ready and (query.kind in ("image", "like") or mode not in ("lexical", "hybrid")):
             self._waiting_for_model = True
             what = "image search" if query.kind == "image" else f"{mode} search"
             self.set_status(Text(f"Loading model… the {what} runs as soon as it is ready.", style="italic"))
@@ -203,6 +202,7 @@ class SearchScreen(Screen):
             return
         except Exception as exc:  # every failure becomes a notification; the app stays up
             if seq == self._seq:
+                self._last_signature = None  # the same query may be tried again
                 self.set_status(Text("The search failed: see the notification.", style="italic"))
                 self.app.show_error(exc, title="Search failed")
             return

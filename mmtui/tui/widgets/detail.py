@@ -46,6 +46,7 @@ class DetailPane(VerticalScroll):
         super().__init__(id=id, classes=classes)
         self.image_class = image_class
         self.hit: Hit | None = None
+        self.rows: list[tuple[str, str]] = []
 
     def compose(self) -> ComposeResult:
         if self.image_class is not None:
@@ -55,6 +56,7 @@ class DetailPane(VerticalScroll):
     def show(self, hit: Hit | None, product: dict[str, Any] | None = None) -> None:
         self.hit = hit
         text = self.query_one("#detail-text", Static)
+        self.rows = []
         if hit is None:
             text.update(Text("Highlight a result to see its details.", style="dim"))
             self.show_image(None)
@@ -62,7 +64,8 @@ class DetailPane(VerticalScroll):
         table = Table.grid(padding=(0, 1))
         table.add_column(style="bold", no_wrap=True)
         table.add_column(overflow="fold")
-        for key, value in attribute_rows(hit, product):
+        self.rows = attribute_rows(hit, product)
+        for key, value in self.rows:
             table.add_row(key, value)
         scores = "  ".join(f"{k} {v:.3f}" for k, v in hit.signals.items())
         table.add_row("score", f"{hit.score:.3f}  ({scores})" if scores else f"{hit.score:.3f}")
