@@ -293,6 +293,9 @@ class SearchService:
             raise QueryError(f"no product with id {product_id!r}", "pick a product from the results")
         row = self.store.rows([rowid])[0]
         row["split"] = row.get("split")
+        from .enrich import product_tags
+
+        row["image_tags"] = product_tags(self.store, rowid)  # vocab -> [(tag, score)]; "conflict" if flagged
         return row
 
     def facets(self) -> dict:

@@ -144,3 +144,50 @@ def test_a_schema_1_index_is_migrated_and_stays_searchable(tmp_path):
     assert [r for r, _ in store.lexical("shirt", 5)] == [1]
     store.db.execute("UPDATE products SET tags = 'striped, cotton' WHERE rowid = 1")
     assert [r for r, _ in store.lexical("striped", 5)] == [1]
+
+
+def test_lite_tags_agree_with_the_colour_field_above_chance(tmp_path):
+    """50 real sample_catalog products tagged by the default model (skipped until its weights are installed)."""
+    from mmtui.config import Settings
+    from mmtui.encoders import load_encoder
+    from mmtui.errors import ModelError
+
+    try:
+        encoder = load_encoder("lite", device="cpu")
+    except (ModelError, ImportError, OSError) as exc:
+        pytest.skip(f"the lite model is not available: {exc}")
+    import torch
+
+    torch.set_num_threads(2)
+    sample = Path(__file__).resolve().parents[2] / "sample_catalog"
+    lines = (sample / "styles.csv").read_text(encoding="utf-8").splitlines()
+    folder = tmp_path / "fifty"
+    (folder / "images").mkdir(parents=True)
+    kept = [lines[0]]
+    for line in lines[1:]:
+        pid = line.split(",", 1)[0]
+        if (sample / "images" / f"{pid}.jpg").exists():
+            (folder / "images" / f"{pid}.jpg").symlink_to(sample / "images" / f"{pid}.jpg")
+            kept.append(line)
+        if len(kept) == 51:
+            break
+    (folder / "styles.csv").write_text("\n".join(kept) + "\n", encoding="utf-8")
+    settings = Settings(data_dir=tmp_path / "idx", model="lite", device="cpu")
+    build_index(settings, folder, encoder=encoder)
+    report = enrich(settings, encoder=encoder)
+    acc = report.accuracy["colour"]
+    assert acc["n"] >= 40
+    assert acc["acc@1"] > acc["chance@1"] * 3 and acc["acc@3"] > acc["chance@3"] * 2
+    assert acc["family@1"] > acc["majority@1"]
+
+
+def test_search_results_show_the_tags(shop, fake_settings):
+    from mmtui.search import SearchService
+
+    build_index(fake_settings, shop, encoder=ColourEncoder())
+    enrich(fake_settings, encoder=ColourEncoder())
+    service = SearchService.open(fake_settings, encoder=ColourEncoder())
+    hit = next(h for h in service.search("tee", k=5, mode="lexical").hits if h.id == "plain")
+    assert hit.tags[0] == "red" and hit.to_json()["tags"] == hit.tags
+    detail = service.product("liar")
+    assert detail["image_tags"]["colour"][0][0] == "red" and detail["image_tags"]["conflict"]
