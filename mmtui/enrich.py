@@ -230,3 +230,32 @@ def conflicts(store: Any, limit: int = 50) -> list[dict]:
         "t.product_rowid WHERE t.vocab = ? ORDER BY t.score DESC LIMIT ?", [CONFLICT, limit]).fetchall()
     return [{"id": pid, "title": title, "colour": colour, "detail": tag, "margin": score}
             for pid, title, colour, tag, score in rows]
+
+
+def enrich_table(report: EnrichReport) -> Any:
+    """Tag accuracy against the catalog's own fields, next to chance (a rich renderable; the CLI prints it)."""
+    from rich.table import Table
+
+    table = Table(title=f"tagged {report.products:,} product images · {report.conflicts:,} text/image colour "
+                        f"conflicts · {report.seconds:.1f}s", title_justify="left",
+                  caption="vs the catalog's own field; chance = uniform guess over the vocabulary, majority = always "
+                          "the most common value(s); family = a close colour counts", caption_justify="left")
+    for head in ("vocabulary", "products", "terms", "acc@1", "acc@3", "chance@1", "chance@3", "majority@1",
+                 "majority@3", "family@1"):
+        table.add_column(head, justify="left" if head == "vocabulary" else "right")
+    for vocab_name, acc in report.accuracy.items():
+        table.add_row(vocab_name, f"{acc['n']:,}", str(acc["vocab_size"]),
+                      *(f"{acc[k]:.3f}" if k in acc else "" for k in ("acc@1", "acc@3", "chance@1", "chance@3",
+                                                                        "majority@1", "majority@3", "family@1")))
+    return table
+
+
+def conflicts_table(rows: list[dict]) -> Any:
+    from rich.table import Table
+
+    table = Table(title="text says one colour, the image shows another", title_justify="left")
+    for head in ("id", "title", "colour", "detail", "margin"):
+        table.add_column(head, justify="right" if head == "margin" else "left")
+    for r in rows:
+        table.add_row(str(r["id"]), r["title"] or "", r["colour"] or "", r["detail"], f"{r['margin']:.3f}")
+    return table
