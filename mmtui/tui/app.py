@@ -287,7 +287,7 @@ class MmtuiApp(App):
     def run_long(self, fn: Callable[..., Any], *args: Any, cancel: threading.Event | None = None,
                  **kwargs: Any) -> "asyncio.Future[Any]":
         """Start build/training on a daemon thread; quitting sets its cancel event and waits briefly."""
-        future = asyncio.ensure_future(in_daemon_thread(fn, *args, **kwargs))
+        future = asyncio.ensure_future(in_daemon_thread(fn, *args, cancel=cancel, **kwargs))
         self.long_work.add(future)
         if cancel is not None:
             self.cancel_events.add(cancel)

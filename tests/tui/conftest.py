@@ -13,7 +13,7 @@ import pytest
 from mmtui.config import Settings
 from mmtui.errors import ModelError, QueryError, StoreError
 from mmtui.filters import Filter
-from mmtui.progress import ProgressEvent, check_cancel
+from mmtui.progress import Cancelled, ProgressEvent, check_cancel
 from mmtui.search import Hit, SearchResult
 
 # id, title, category, colour, gender, brand, price, rgb (the colour of its fake image; None = no image)
@@ -256,9 +256,14 @@ def fake_train(events: list | None = None, epochs_delay: float = 0.0, wait: thre
         if events is not None:
             events.append(("train", epochs))
         if wait is not None:
-            while True:
-                check_cancel(cancel)
-                time.sleep(0.01)
+            try:
+                while True:
+                    check_cancel(cancel)
+                    time.sleep(0.01)
+            except Cancelled:
+                if events is not None:
+                    events.append(("cancelled",))
+                raise
         for epoch in range(1, epochs + 1):
             check_cancel(cancel)
             if progress:

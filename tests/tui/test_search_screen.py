@@ -210,7 +210,8 @@ async def test_quitting_while_training_runs_cancels_it_and_exits(make_test_app):
     from conftest import fake_train
 
     wait = threading.Event()
-    app, _ = make_test_app(train_fn=fake_train(wait=wait))
+    events: list = []
+    app, _ = make_test_app(train_fn=fake_train(events, wait=wait))
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot, app)
         await pilot.press("f3")
@@ -223,6 +224,7 @@ async def test_quitting_while_training_runs_cancels_it_and_exits(make_test_app):
         await pilot.pause(0.2)
         assert cancel.is_set()
     assert app.return_code == 0
+    assert events == [("train", 10), ("cancelled",)]  # the training loop saw the cancel and stopped
 
 
 async def test_quitting_while_the_model_loads_exits_at_once(make_test_app):
