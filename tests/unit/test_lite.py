@@ -1,0 +1,103 @@
+"""The shipped `lite` model: loads offline, encodes to normalised vectors, ranks a title's own image first."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("torch")
+
+from mmtui.encoders.base import Encoder  # noqa: E402
+from mmtui.encoders.lite import LiteEncoder, default_weights  # noqa: E402
+from mmtui.errors import ModelError  # noqa: E402
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "images"
+TITLES = {
+    "11188": "Carrera Men Dial steel finish strap Silver Watches",
+    "18237": "Manchester United Men Solid Red Tshirt",
+    "21510": "Kiara Women Graphiti White Handbag",
+    "15379": "Fila Men Lobato Black Casual Shoes",
+}
+
+
+@pytest.fixture(scope="module")
+def lite() -> LiteEncoder:
+    return LiteEncoder.load("lite", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def images() -> list[Image.Image]:
+    return [Image.open(FIXTURES / f"{pid}.jpg").convert("RGB") for pid in TITLES]
+
+
+def test_shipped_model_loads_offline_and_is_small(lite: LiteEncoder, monkeypatch) -> None:
+    assert isinstance(lite, Encoder)
+    assert lite.name == "lite"
+    assert lite.dim == 256
+    assert len(lite.fingerprint) == 16
+    weights = default_weights()
+    total = weights.stat().st_size + weights.with_suffix(".json").stat().st_size
+    assert total < 15 * 1024 * 1024
+
+
+def test_shapes_and_normalisation(lite: LiteEncoder, images: list[Image.Image]) -> None:
+    t = lite.encode_texts(["navy blue shirt", "black running shoes", "x"])
+    i = lite.encode_images(images[:2])
+    assert t.shape == (3, lite.dim) and i.shape == (2, lite.dim)
+    assert t.dtype == np.float32 and i.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(t, axis=1), 1.0, atol=1e-4)
+    np.testing.assert_allclose(np.linalg.norm(i, axis=1), 1.0, atol=1e-4)
+    assert lite.encode_texts([]).shape == (0, lite.dim)
+    assert lite.encode_images([]).shape == (0, lite.dim)
+
+
+def test_batching_gives_the_same_vectors(lite: LiteEncoder, images: list[Image.Image]) -> None:
+    one_by_one = np.concatenate([lite.encode_images([im]) for im in images])
+    together = lite.encode_images(images)
+    np.testing.assert_allclose(one_by_one, together, atol=2e-2)
+
+
+def test_each_title_ranks_its_own_image_first(lite: LiteEncoder, images: list[Image.Image]) -> None:
+    t = lite.encode_texts(list(TITLES.values()))
+    i = lite.encode_images(images)
+    assert list((t @ i.T).argmax(axis=1)) == [0, 1, 2, 3]
+
+
+def test_non_square_image_is_padded_on_white_not_cropped(lite: LiteEncoder) -> None:
+    from mmtui.encoders.towers import pad_to_square
+
+    wide = Image.new("RGB", (448, 224), (200, 0, 0))
+    square = np.asarray(pad_to_square(wide, 224))
+    assert square.shape == (224, 224, 3)
+    assert (square[0, 0] == 255).all() and (square[-1, -1] == 255).all()  # white bands above and below
+    assert square[112, 0, 0] > 150 and square[112, -1, 0] > 150  # the full width is kept
+    v = lite.encode_images([wide, pad_to_square(wide, 224)])
+    assert float(v[0] @ v[1]) > 0.999
+
+
+def test_fingerprint_changes_with_weights(lite: LiteEncoder, tmp_path: Path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    state = load_file(str(default_weights()))
+    key = next(k for k in state if k.endswith("proj.weight"))
+    state[key] = state[key] * 1.01
+    save_file(state, str(tmp_path / "lite.safetensors"))
+    shutil.copy(default_weights().with_suffix(".json"), tmp_path / "lite.json")
+    other = LiteEncoder.load("lite", weights=tmp_path / "lite.safetensors")
+    assert other.fingerprint != lite.fingerprint
+    same = LiteEncoder.load(f"lite:{default_weights()}")
+    assert same.fingerprint == lite.fingerprint
+
+
+def test_missing_or_corrupt_weights_raise_model_error(tmp_path: Path) -> None:
+    with pytest.raises(ModelError) as err:
+        LiteEncoder.load("lite", weights=tmp_path / "nope.safetensors")
+    assert err.value.hint
+    (tmp_path / "lite.safetensors").write_bytes(b"not a safetensors file")
+    shutil.copy(default_weights().with_suffix(".json"), tmp_path / "lite.json")
+    with pytest.raises(ModelError):
+        LiteEncoder.load("lite", weights=tmp_path / "lite.safetensors")
