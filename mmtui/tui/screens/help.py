@@ -2,51 +2,60 @@
 
 from __future__ import annotations
 
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Footer, Markdown
+from textual.widgets import Footer, Static
 
-HELP = """\
-# mmtui
+SECTIONS: list[tuple[str, list[tuple[str, str]]]] = [
+    ("Search", [
+        ("type", "search as you type: words, or a path to an image file (typed, pasted or dropped; "
+                 "quotes, ~ and file:// are fine)"),
+        ("like:ID", "products that look like product ID"),
+        ("↓  Enter", "go to the results"),
+        ("↑ ↓", "move through the results; the detail pane follows"),
+        ("Enter", "open the product: large image and every attribute"),
+        ("m", "more like this: search by the highlighted product's image"),
+        ("/  Esc", "back to the search box (Esc again clears it)"),
+        ("ctrl+f", "filters: category, colour, gender, price range, and the mode"),
+        ("ctrl+r", "next mode: image → text → lexical → hybrid → fused"),
+    ]),
+    ("Screens", [
+        ("F1  ?", "this help"),
+        ("F2", "metrics: eval reports, and the training curves of each checkpoint"),
+        ("F3", "train an adapter with a live loss curve (ctrl+s starts, ctrl+x cancels)"),
+        ("F4", "build the index from a catalog, with progress and rejects by reason"),
+        ("F5", "switch model: the base model or a trained checkpoint (● = active)"),
+        ("ctrl+p", "command palette: every action by name"),
+        ("ctrl+q", "quit (running work is cancelled and saved)"),
+    ]),
+    ("Modes", [
+        ("image", "the query against product images, in the shared text-image space"),
+        ("text", "the query against product texts, in the same space"),
+        ("lexical", "words (SQLite FTS5, BM25); works while the model is still loading"),
+        ("hybrid", "every signal fused by rank; each result shows the score of each signal"),
+        ("fused", "one combined image + text vector per product"),
+    ]),
+]
+FOOTNOTE = ("Images use Kitty graphics or Sixel when the terminal supports them, else half-blocks (always inside "
+            "tmux). MMTUI_IMAGES=halfcell|sixel|tgp|none chooses.")
 
-Search a product catalog by **text** or by **image**, in one box.
 
-## Searching
-| Key | What it does |
-|---|---|
-| *type* | search as you type (text, or a path to an image file: pasted, dropped, `~` and `file://` work) |
-| `like:ID` | products that look like product ID |
-| `↓` / `Enter` | go to the results |
-| `↑` `↓` | move through the results; the detail pane follows |
-| `Enter` | open the product: large image and every attribute |
-| `m` | more like this: search by the highlighted product's image |
-| `/` or `Esc` | back to the search box (`Esc` again clears it) |
-| `ctrl+f` | show or hide filters: category, colour, gender, price range, mode |
-| `ctrl+r` | next mode: image → text → lexical → hybrid → fused |
-
-## Screens
-| Key | Screen |
-|---|---|
-| `F1` / `?` | this help |
-| `F2` | metrics: eval reports and training curves of each checkpoint |
-| `F3` | train an adapter with a live loss curve (`c` cancels) |
-| `F4` | build the index from a catalog, with progress and rejects by reason |
-| `F5` | switch model: the base model or a trained checkpoint |
-| `ctrl+p` | command palette: every action by name |
-| `ctrl+q` | quit (running work is cancelled) |
-
-## Modes
-- **image**: the query against product images (CLIP-style shared space)
-- **text**: the query against product texts, in the same space
-- **lexical**: words (SQLite FTS5, BM25); works before the model has loaded
-- **hybrid**: all signals fused by rank; each result shows the score of every signal
-- **fused**: one combined image + text vector per product
-
-Images are drawn with Kitty graphics or Sixel when the terminal supports them, else half-blocks
-(always inside tmux). Set `MMTUI_IMAGES=halfcell|sixel|tgp|none` to choose.
-"""
+def help_renderable() -> Group:
+    parts: list = [Text("mmtui — search a product catalog by text or by image, in one box.\n", style="bold")]
+    for title, rows in SECTIONS:
+        table = Table.grid(padding=(0, 2))
+        table.add_column(style="bold cyan", no_wrap=True, min_width=9)
+        table.add_column(overflow="fold")
+        for key, what in rows:
+            table.add_row(key, what)
+        parts += [Text(title, style="bold underline"), table, Text("")]
+    parts.append(Text(FOOTNOTE, style="dim"))
+    return Group(*parts)
 
 
 class HelpScreen(ModalScreen):
@@ -54,5 +63,5 @@ class HelpScreen(ModalScreen):
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help"):
-            yield Markdown(HELP)
+            yield Static(help_renderable())
         yield Footer(compact=True)

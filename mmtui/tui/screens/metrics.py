@@ -122,11 +122,12 @@ class MetricsScreen(Screen):
     def show_reports(self, rows: list[dict[str, Any]]) -> None:
         table = self.query_one("#metrics-table", DataTable)
         table.clear(columns=True)
-        for label, key in COLUMNS:
+        columns = [(label, key) for label, key in COLUMNS if key == "report" or any(r.get(key) for r in rows)]
+        for label, key in columns:
             table.add_column(label, key=key)
         best = max((r.get("recall@10") for r in rows if isinstance(r.get("recall@10"), (int, float))), default=None)
         for row in rows:
-            cells = [cell(row.get(key)) for _, key in COLUMNS]
+            cells = [cell(row.get(key)) for _, key in columns]
             if best is not None and row.get("recall@10") == best:
                 cells = [Text(str(c), style="bold green", justify="right" if i > 2 else "left")
                          for i, c in enumerate(cells)]

@@ -73,7 +73,7 @@ class SearchScreen(Screen):
                 yield Static(TIPS, id="tips")
                 yield ResultsList(id="results")
             yield DetailPane(self.app.image_class, id="detail")
-        yield Footer(compact=True)
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         self.query_one("#results").display = False
@@ -87,6 +87,7 @@ class SearchScreen(Screen):
 
     def _layout_for(self, width: int) -> None:
         self.set_class(width < 100, "-narrow")
+        self.set_class(width >= 160, "-wide")
         if not getattr(self, "_facets_chosen", False):
             self.query_one("#facets").display = width >= 130
 
@@ -299,7 +300,9 @@ class SearchScreen(Screen):
             return
         pane.show(hit, product)
         if app.image_class is not None and hit.image_path:
-            image = await asyncio.to_thread(app.thumbnails.get, hit.image_path, pixels_for(app.image_protocol, 28, 14))
+            box = pane.query_one("#detail-image").size
+            cols, rows = (box.width, box.height) if box.width and box.height else (28, 14)
+            image = await asyncio.to_thread(app.thumbnails.get, hit.image_path, pixels_for(app.image_protocol, cols, rows))
             if pane.hit is hit:
                 pane.show_image(image)
         else:

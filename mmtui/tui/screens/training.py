@@ -64,8 +64,8 @@ class TrainingScreen(Screen):
         yield Static("ctrl+s trains; ctrl+x cancels (the best epoch so far is kept).", id="train-line",
                      classes="work-line")
         yield ProgressBar(id="train-progress", show_eta=True, classes="work-bar")
-        yield CurvePlot(id="loss-plot")
         yield Static(id="train-result", classes="work-result")
+        yield CurvePlot(id="loss-plot")
         yield Footer(compact=True)
 
     def on_mount(self) -> None:

@@ -35,8 +35,11 @@ class CurvePlot(PlotextPlot):
             if xs:
                 plt.plot(xs, ys, label=label, color=colour, yside=side, marker="braille")
                 drawn = True
-        if epochs:
-            plt.xlim(1, max(epochs, 2))
+        last = max([epochs or 0] + [int(x) for x in _series(history, "epoch")[1]] + [len(history)])
+        if last:
+            plt.xlim(1, max(last, 2))
+            step = max(1, -(-last // 10))
+            plt.xticks(list(range(1, last + 1, step)))
         if not drawn:
             plt.title(title or "no epochs yet")
         self.refresh()

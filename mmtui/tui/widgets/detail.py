@@ -14,7 +14,13 @@ from ...search import Hit
 from .results import format_price
 from .thumbnail import Thumbnail
 
-HIDDEN_FIELDS = {"image_path", "image_status", "attributes", "signals", "rank", "score"}
+HIDDEN_FIELDS = {"image_path", "image_status", "attributes", "signals", "rank", "score", "text", "row", "source",
+                 "image_ref", "image_size"}
+
+
+def is_bookkeeping(key: str) -> bool:
+    """Store internals (row ids, content hashes, mtimes) are not product attributes."""
+    return key in HIDDEN_FIELDS or key.startswith("rowid") or key.endswith(("_sha", "_ns"))
 
 
 def attribute_rows(hit: Hit, product: dict[str, Any] | None) -> list[tuple[str, str]]:
@@ -24,12 +30,14 @@ def attribute_rows(hit: Hit, product: dict[str, Any] | None) -> list[tuple[str, 
     if product:
         attrs = product.get("attributes") or {}
         for key, value in product.items():
-            if key not in HIDDEN_FIELDS:
+            if not is_bookkeeping(key):
                 data[key] = format_price(value) if key == "price" and isinstance(value, (int, float)) else value
         for key, value in (attrs.items() if isinstance(attrs, dict) else []):
+            if not is_bookkeeping(key):
+                data.setdefault(key, value)
+    for key, value in (hit.attributes or {}).items():
+        if not is_bookkeeping(key):
             data.setdefault(key, value)
-    for key, value in hit.attributes.items():
-        data.setdefault(key, value)
     if hit.image_status and hit.image_status != "ok":
         data["image"] = hit.image_status
     return [(k, str(v)) for k, v in data.items() if v not in (None, "", [], {})]

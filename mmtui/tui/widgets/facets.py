@@ -46,15 +46,15 @@ class FacetPanel(VerticalScroll):
 
     def compose(self) -> ComposeResult:
         yield Label("Mode", classes="facet-label")
-        yield Select([(m, m) for m in MODES], value=self._initial_mode, allow_blank=False, id="mode")
+        yield Select([(m, m) for m in MODES], value=self._initial_mode, allow_blank=False, id="mode", compact=True)
         for field in FACET_FIELDS:
             yield Label(field.capitalize(), classes="facet-label")
-            yield Select([], prompt=f"any {field}", id=f"facet-{field}")
+            yield Select([], prompt=f"any {field}", id=f"facet-{field}", compact=True)
         yield Label("Price", classes="facet-label", id="price-label")
         with Horizontal(id="price-range"):
-            yield Input(placeholder="min", id="price-min", type="number")
-            yield Input(placeholder="max", id="price-max", type="number")
-        yield Button("Clear filters", id="clear-filters", variant="default")
+            yield Input(placeholder="min", id="price-min", type="number", compact=True)
+            yield Input(placeholder="max", id="price-max", type="number", compact=True)
+        yield Button("Clear filters", id="clear-filters", variant="default", compact=True)
 
     def set_facets(self, facets: dict[str, Any]) -> None:
         """Fill the choices from service.facets(); current choices are kept when still offered."""
