@@ -196,17 +196,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("filterwarnings", "ignore:Image.Image.getdata:DeprecationWarning")
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Run the async Pilot tests with anyio's plugin (installed with textual's dependencies) on asyncio."""
-    import inspect
-
-    for item in items:
-        if "tests/tui" in str(getattr(item, "path", "")) and inspect.iscoroutinefunction(getattr(item, "obj", None)):
-            item.add_marker(pytest.mark.anyio)
-
-
 @pytest.fixture
 def anyio_backend() -> str:
+    """The async Pilot tests (marked anyio) run on asyncio, with anyio's plugin that textual's dependencies bring."""
     return "asyncio"
 
 
@@ -220,8 +212,10 @@ def settings(tmp_path: Path) -> Settings:
     return Settings(data_dir=tmp_path / "data")
 
 
-def fake_build(events: list | None = None, delay: float = 0.0):
-    """A build_index stand-in: emits progress per stage, honours cancel, returns a report."""
+def fake_build(events: list | None = None, delay: float = 0.0, block: bool = False):
+    """A build_index stand-in: emits progress per stage, honours cancel, returns a report.
+
+    block=True: after the first event it waits until cancelled (for cancel tests that must not race)."""
 
     @dataclass
     class Report:
@@ -243,6 +237,9 @@ def fake_build(events: list | None = None, delay: float = 0.0):
                 if progress:
                     progress(ProgressEvent(stage, i, 4, f"{stage} {i}/4"))
                 time.sleep(delay)
+                while block:
+                    check_cancel(cancel)
+                    time.sleep(0.01)
         return Report()
 
     return build

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+from conftest import fake_build, fake_train
 from textual.widgets import Input, Select
 
 from mmtui.errors import QueryError, StoreError
@@ -13,6 +15,8 @@ from mmtui.tui.screens.search import SearchScreen
 from mmtui.tui.widgets.detail import DetailPane
 from mmtui.tui.widgets.results import ResultItem
 from mmtui.tui.widgets.thumbnail import Thumbnail
+
+pytestmark = pytest.mark.anyio
 
 
 async def settle(pilot, app, wait: float = 0.0) -> None:
@@ -187,8 +191,6 @@ async def test_missing_data_dir_offers_to_build_the_sample_catalog(make_test_app
     sample = tmp_path / "sample_catalog"
     sample.mkdir()
     events: list = []
-    from conftest import fake_build
-
     app, _ = make_test_app(fail_open=StoreError("no index in data", "run mmtui build-index CATALOG"),
                            sample_catalog=sample, build_fn=fake_build(events))
     async with app.run_test(size=(100, 30)) as pilot:
@@ -207,8 +209,6 @@ async def test_missing_data_dir_offers_to_build_the_sample_catalog(make_test_app
 
 
 async def test_quitting_while_training_runs_cancels_it_and_exits(make_test_app):
-    from conftest import fake_train
-
     wait = threading.Event()
     events: list = []
     app, _ = make_test_app(train_fn=fake_train(events, wait=wait))

@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import threading
 
+import pytest
 from conftest import fake_build, fake_train
 from textual.widgets import DataTable, OptionList
 
 from mmtui.errors import TrainingError
 from mmtui.tui.screens.models import ModelScreen
+
+pytestmark = pytest.mark.anyio
 
 
 async def settle(pilot, app, wait: float = 0.0) -> None:
@@ -57,7 +60,7 @@ async def test_build_of_a_missing_catalog_is_refused_with_a_hint(make_test_app, 
 
 
 async def test_build_can_be_cancelled(make_test_app, tmp_path):
-    app, _ = make_test_app(build_fn=fake_build(delay=0.05))
+    app, _ = make_test_app(build_fn=fake_build(block=True))
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot, app)
         await pilot.press("f4")
