@@ -220,6 +220,7 @@ class MmtuiApp(App):
             self.push_screen(HelpScreen())
 
     def _push_once(self, screen_type: type[Screen], factory: Callable[[], Screen]) -> None:
+        """Show a work screen: go back to it if it is open, else open it in place of an idle work screen."""
         if isinstance(self.screen, screen_type):
             return
         for screen in self.screen_stack:
@@ -227,6 +228,9 @@ class MmtuiApp(App):
                 while not isinstance(self.screen, screen_type):
                     self.pop_screen()
                 return
+        while (len(self.screen_stack) > 2 and self.screen is not self.search_screen
+               and not getattr(self.screen, "running", False)):
+            self.pop_screen()  # F-keys switch between screens instead of piling them up
         self.push_screen(factory())
 
     def action_metrics(self) -> None:

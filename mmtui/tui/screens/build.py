@@ -69,8 +69,8 @@ class BuildScreen(Screen):
 
     BINDINGS = [
         Binding("escape", "back", "Back"),
-        Binding("ctrl+s", "start", "Start build"),
-        Binding("ctrl+x", "cancel", "Cancel build"),
+        Binding("ctrl+s", "start", "Build"),
+        Binding("ctrl+x", "cancel", "Cancel"),
     ]
     app: "MmtuiApp"
 
@@ -96,7 +96,7 @@ class BuildScreen(Screen):
                      classes="work-line")
         yield ProgressBar(id="build-progress", show_eta=True, classes="work-bar")
         yield Static(id="build-result", classes="work-result")
-        yield Footer(compact=True)
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         self.query_one("#start").focus()

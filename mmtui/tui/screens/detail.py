@@ -34,13 +34,34 @@ class DetailScreen(ModalScreen):
 
     def compose(self) -> ComposeResult:
         yield DetailPane(self.app.image_class, id="detail-full")
-        yield Footer(compact=True)
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         pane = self.query_one(DetailPane)
         pane.border_title = self.hit.title
+        pane.border_subtitle = "m: more like this · Esc: back"
         pane.show(self.hit)
+        self._fit_image()
         self._load()
+
+    def on_resize(self) -> None:
+        if self._fit_image():
+            self._load()
+
+    def _fit_image(self) -> bool:
+        """Size the image to the screen: as tall as fits, twice as wide (cells are 1:2), at most half the width."""
+        images = self.query("#detail-image")
+        if not images:
+            return False
+        rows = max(6, min(int(self.size.height * 0.92) - 4, 40))
+        cols = min(rows * 2, max(12, int(self.size.width * 0.94) // 2))
+        rows = cols // 2
+        image = images.first()
+        if (image.styles.width and image.styles.width.value == cols and image.styles.height
+                and image.styles.height.value == rows):
+            return False
+        image.styles.width, image.styles.height = cols, rows
+        return True
 
     @work(exclusive=True, group="detail-full", exit_on_error=False)
     async def _load(self) -> None:
@@ -53,7 +74,10 @@ class DetailScreen(ModalScreen):
                 product = None
         pane.show(self.hit, product)
         if app.image_class is not None and self.hit.image_path:
-            image = await asyncio.to_thread(app.thumbnails.get, self.hit.image_path, pixels_for(app.image_protocol, 40, 20))
+            box = pane.query_one("#detail-image")
+            cols, rows = int(box.styles.width.value), int(box.styles.height.value)
+            image = await asyncio.to_thread(app.thumbnails.get, self.hit.image_path,
+                                            pixels_for(app.image_protocol, cols, rows))
             pane.show_image(image)
 
     def action_more_like_this(self) -> None:

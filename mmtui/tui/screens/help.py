@@ -64,4 +64,4 @@ class HelpScreen(ModalScreen):
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help"):
             yield Static(help_renderable())
-        yield Footer(compact=True)
+        yield Footer(compact=True, show_command_palette=False)

@@ -102,7 +102,7 @@ class MetricsScreen(Screen):
         with Horizontal(id="curves"):
             yield OptionList(id="checkpoints")
             yield CurvePlot(id="curve-plot")
-        yield Footer(compact=True)
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         self.action_reload()

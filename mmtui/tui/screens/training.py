@@ -41,8 +41,8 @@ class TrainingScreen(Screen):
 
     BINDINGS = [
         Binding("escape", "back", "Back"),
-        Binding("ctrl+s", "start", "Start training"),
-        Binding("ctrl+x", "cancel", "Cancel training"),
+        Binding("ctrl+s", "start", "Train"),
+        Binding("ctrl+x", "cancel", "Cancel"),
     ]
     app: "MmtuiApp"
 
@@ -66,7 +66,7 @@ class TrainingScreen(Screen):
         yield ProgressBar(id="train-progress", show_eta=True, classes="work-bar")
         yield Static(id="train-result", classes="work-result")
         yield CurvePlot(id="loss-plot")
-        yield Footer(compact=True)
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         self.query_one("#start").focus()
