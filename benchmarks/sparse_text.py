@@ -114,7 +114,7 @@ def copy_index(seed: Path, dst: Path) -> None:
     copy.close()
 
 
-def prepare(catalog: Path, data_dir: Path, model: str, seed: Path | None):
+def prepare(catalog: Path, data_dir: Path, model: str, seed: Path | None, encoder=None):
     from mmtui.build import build_index
     from mmtui.config import Settings
 
@@ -122,7 +122,7 @@ def prepare(catalog: Path, data_dir: Path, model: str, seed: Path | None):
     if seed is not None and (seed / "catalog.db").exists():
         copy_index(seed, data_dir)
     log(f"build-index {catalog} -> {data_dir}")
-    report = build_index(settings, catalog, progress=_progress)
+    report = build_index(settings, catalog, encoder=encoder, progress=_progress)
     log(f"  {report.products} products, encoded {report.encoded_images} images / {report.encoded_texts} texts "
         f"in {report.seconds:.0f}s")
     return settings
@@ -133,23 +133,23 @@ def _progress(event) -> None:
         log(f"  {event.stage}: {event.done}/{event.total} {event.message or ''}")
 
 
-def run_one(name: str, settings, attribute_store, title: str) -> dict:
+def run_one(name: str, settings, attribute_store, title: str, encoder=None) -> dict:
     from mmtui.enrich import enrich
     from mmtui.hybrid import train_hybrid
     from mmtui.modes import compare_modes, default_query_sets, write_report
     from mmtui.search import SearchService
 
-    service = SearchService.open(settings)
+    service = SearchService.open(settings, encoder=encoder)
     sets = default_query_sets(service.store, "test", attribute_store=attribute_store)
     log(f"[{name}] modes before enrichment (lexical sees the seller's text only)")
     before = compare_modes(service, sets, split="test")
     service.close()
     log(f"[{name}] enrich (zero-shot tags from cached image vectors)")
-    enriched = enrich(settings)
+    enriched = enrich(settings, encoder=encoder)
     log(f"[{name}] learn fusion + hybrid weights on val")
-    fusion, fit = train_hybrid(settings, split="val")
+    fusion, fit = train_hybrid(settings, encoder=encoder, split="val")
     log(f"[{name}]   image weight {fusion.image_weight:.2f}, hybrid weights {fit.weights}")
-    service = SearchService.open(settings)
+    service = SearchService.open(settings, encoder=encoder)
     after = compare_modes(service, sets, split="test")
     service.close()
     lexical = dict(next(r for r in before.rows if r["label"] == "lexical (BM25)"))
@@ -166,6 +166,16 @@ def run_one(name: str, settings, attribute_store, title: str) -> dict:
     return {"table": after.to_json(), **extra}
 
 
+def load_model(model: str, weights: Path | None):
+    if weights is not None:
+        from mmtui.encoders.lite import LiteEncoder
+
+        return LiteEncoder.load("lite", device="cpu", weights=weights)
+    from mmtui.encoders import load_encoder
+
+    return load_encoder(model, device="cpu")
+
+
 def main() -> None:
     global RESULTS
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -176,6 +186,8 @@ def main() -> None:
     parser.add_argument("--only", choices=("full", "sparse"), default=None)
     parser.add_argument("--work", type=Path, default=SCRATCH, help="where the catalog copies and indexes go")
     parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--weights", type=Path, default=None,
+                        help="lite weights to use (a snapshot, so a model retrained meanwhile does not interfere)")
     args = parser.parse_args()
     RESULTS = args.results
     from mmtui.store import Store
@@ -184,16 +196,17 @@ def main() -> None:
     full_cat, sparse_cat, counts = make_catalogs(FASHION, work / "catalogs", args.limit)
     log(f"catalogs: {counts}")
     seed = args.seed_index if args.seed_index and (args.seed_index / "catalog.db").exists() else None
-    full = prepare(full_cat, work / "full-idx", args.model, seed)
-    sparse = prepare(sparse_cat, work / "sparse-idx", args.model, work / "full-idx")
+    encoder = load_model(args.model, args.weights)  # loaded once, used by every step
+    full = prepare(full_cat, work / "full-idx", args.model, seed, encoder)
+    sparse = prepare(sparse_cat, work / "sparse-idx", args.model, work / "full-idx", encoder)
     full_store = Store.open(full.db_path)
     results = {}
     if args.only in (None, "full"):
-        results["full"] = run_one("full", full, full_store, "Full text (Fashion, test split)")
+        results["full"] = run_one("full", full, full_store, "Full text (Fashion, test split)", encoder)
     if args.only in (None, "sparse"):
         results["sparse"] = run_one("sparse", sparse, full_store,
-                                    "Sparse text: colour field and colour words removed (Fashion, test split)")
-    summary = {"catalogs": counts, "model": args.model}
+                                    "Sparse text: colour field and colour words removed (Fashion, test split)", encoder)
+    summary = {"catalogs": counts, "model": args.model, "fingerprint": encoder.fingerprint}
     (RESULTS / "sparse-text-summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
 
 
