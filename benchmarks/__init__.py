@@ -1,0 +1,1 @@
+"""mmtui benchmarks: `python -m benchmarks.run --out benchmarks/results` (see README.md)."""

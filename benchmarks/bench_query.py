@@ -1,0 +1,246 @@
+"""Warm query latency (text query -> hits with metadata) at 2k / 10k / 100k products, per mode.
+
+The stores beyond the real catalog are synthetic but shaped like it: product i takes the image and text
+vectors of real product i mod n (from a built Fashion index, or from a sample this benchmark encodes
+itself) plus small Gaussian noise (cosine ~0.95 to the source), and a title + attributes from
+styles-text-only.csv (cycled). Products and vectors go straight into a Store, then mmtui.build.reindex
+builds the ANN indexes exactly as build-index does. No image is encoded for them.
+
+Latency is SearchService.search with the model loaded once, the query cache cleared before every query
+(each query pays its encoding: what a user typing a new query sees), k=20.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .bench_util import FASHION, WORK, log, percentiles, queries, sample_images
+
+STORE_VERSION = 2  # bump when the synthetic store recipe changes
+NOISE_COS = 0.95  # cosine between a synthetic vector and its real source
+TARGETS = {10_000: {"p50": 15.0, "p99": 50.0}, 100_000: {"p50": 30.0}}
+
+
+def _noisy(src: np.ndarray, idx: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    d = src.shape[1]
+    sigma = np.sqrt((1 / NOISE_COS ** 2 - 1) / d)
+    x = src[idx] + sigma * rng.standard_normal((len(idx), d)).astype(np.float32)
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def source_vectors(encoder, fashion_index: Path | None, sample: int = 512) -> dict:
+    """Real vectors to clone: from a built Fashion index made with this encoder, else encode a sample."""
+    from mmtui.store import Store
+
+    if fashion_index and (fashion_index / "catalog.db").is_file():
+        store = Store.open(fashion_index / "catalog.db")
+        try:
+            fp = store.get_meta("base_fingerprint")
+            if fp == encoder.fingerprint:
+                _, img = store.vectors(fp, "image")
+                _, txt = store.vectors(fp, "text")
+                return {"image": img, "text": txt, "source": f"built Fashion index {fashion_index} "
+                        f"({len(img)} image, {len(txt)} text vectors)"}
+            log(f"query: {fashion_index} was built with another model ({fp}), encoding a sample instead")
+        finally:
+            store.close()
+    cache = WORK / "sources" / f"{encoder.fingerprint}-{sample}.npz"
+    if cache.is_file():
+        z = np.load(cache)
+        return {"image": z["image"], "text": z["text"], "source": f"{sample} Fashion products encoded by the benchmark"}
+    from .bench_util import fashion_rows
+
+    rows = [r for r in fashion_rows() if (FASHION / "images" / f"{r['id']}.jpg").is_file()][:sample]
+    log(f"query: encoding {sample} Fashion products as vector sources")
+    img = np.concatenate([encoder.encode_images(b) for b in _batches(sample_images(sample), 32)])
+    txt = encoder.encode_texts([r["productDisplayName"] for r in rows])
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(cache, image=img, text=txt)
+    return {"image": img, "text": txt, "source": f"{sample} Fashion products encoded by the benchmark"}
+
+
+def _batches(items: list, n: int):
+    for i in range(0, len(items), n):
+        yield items[i:i + n]
+
+
+def synthetic_products(n: int) -> list:
+    from mmtui.catalog.fashion import read_fashion_file
+    from mmtui.catalog.records import Product
+
+    base = [p for p in read_fashion_file(FASHION / "styles-text-only.csv", with_images=False)
+            if isinstance(p, Product)]
+    out = []
+    for i in range(n):
+        p = base[i % len(base)]
+        cycle = i // len(base)
+        out.append(Product(id=f"syn{i}", title=p.title if not cycle else f"{p.title} {cycle + 1}",
+                           category=p.category, colour=p.colour, gender=p.gender, attributes=dict(p.attributes),
+                           row=i + 1))
+    return out
+
+
+def synthetic_store(n: int, encoder, sources: dict, rebuild: bool = False) -> tuple[object, dict]:
+    """(Settings, info) of a store with n synthetic products and their indexes; cached under .work/stores."""
+    from mmtui.build import _record, reindex
+    from mmtui.catalog import combined_text
+    from mmtui.config import Settings
+    from mmtui.store import Store, sha1_text
+
+    root = WORK / "stores" / f"{encoder.fingerprint}-{n}-v{STORE_VERSION}"
+    settings = Settings(data_dir=root)
+    done = root / "done.json"
+    if done.is_file() and not rebuild:
+        return settings, json.loads(done.read_text())
+    shutil.rmtree(root, ignore_errors=True)
+    log(f"query: building a synthetic store of {n} products")
+    rng = np.random.default_rng(n)
+    started = time.perf_counter()
+    store = Store.open(settings.db_path, create=True)
+    records = []
+    n_img = len(sources["image"])
+    for i, p in enumerate(synthetic_products(n)):
+        p.text = combined_text(p)
+        p.image_status = "ok"
+        p.image_path = str(FASHION / "images" / "missing.jpg")
+        p.image_sha = sha1_text(f"img{i % n_img}")
+        records.append(_record(p, "synthetic"))
+    with store.db.conn:
+        store.upsert_products(records)
+    t_products = time.perf_counter() - started
+    rowids = np.arange(1, n + 1)
+    src = {k: sources[k] for k in ("image", "text")}
+    for kind in ("image", "text"):
+        vec = _noisy(src[kind], rowids % len(src[kind]), rng)
+        for s in range(0, n, 5000):
+            store.put_vectors(encoder.fingerprint, kind, rowids[s:s + 5000].tolist(), ["synthetic"] * len(
+                rowids[s:s + 5000]), vec[s:s + 5000])
+    store.set_meta("base_model", encoder.name)
+    store.set_meta("base_fingerprint", encoder.fingerprint)
+    store.set_meta("base_dim", str(encoder.dim))
+    t_vectors = time.perf_counter() - started - t_products
+    t = time.perf_counter()
+    recall = reindex(settings, store=store)
+    t_index = time.perf_counter() - t
+    store.close()
+    info = {"products": n, "source": sources["source"], "noise_cos": NOISE_COS,
+            "insert_products_s": round(t_products, 1), "insert_vectors_s": round(t_vectors, 1),
+            "reindex_s": round(t_index, 1), "reindex_recall_at_10": {k: v[0] for k, v in recall.items()},
+            "db_mb": round(settings.db_path.stat().st_size / 1e6, 1)}
+    done.write_text(json.dumps(info, indent=2))
+    return settings, info
+
+
+def measure(service, qs: list[str], modes: tuple[str, ...] = ("image", "text", "lexical", "hybrid"),
+            k: int = 20) -> dict:
+    from mmtui.filters import parse_where
+
+    out: dict = {}
+    for q in qs[:5]:  # warm-up: SQLite pages, index pages, kernels
+        service.search(q, k=k, mode="hybrid")
+    for mode in modes:
+        ms = []
+        for q in qs:
+            service._query_cache.clear()
+            t = time.perf_counter()
+            service.search(q, k=k, mode=mode)
+            ms.append((time.perf_counter() - t) * 1000)
+        out[mode] = percentiles(ms)
+    # the query-embedding cache: the same queries again (e.g. a mode switch, or backspace + retype)
+    ms = []
+    for q in qs:
+        t = time.perf_counter()
+        service.search(q, k=k, mode="hybrid")
+        ms.append((time.perf_counter() - t) * 1000)
+    out["hybrid (cached query vector)"] = percentiles(ms)
+    ms = []
+    flt = [parse_where("colour=Black")]
+    for q in qs[:40]:
+        service._query_cache.clear()
+        t = time.perf_counter()
+        service.search(q, k=k, mode="hybrid", filters=flt)
+        ms.append((time.perf_counter() - t) * 1000)
+    out["hybrid + where colour=Black"] = percentiles(ms)
+    # where the time goes
+    parts: dict[str, list[float]] = {"encode query": [], "ann image (100)": [], "ann text (100)": [],
+                                     "lexical (100)": [], "rows (20)": []}
+    for q in qs[:40]:
+        t = time.perf_counter()
+        v = service.projector.text(service.encoder.encode_texts([q]))[0]
+        parts["encode query"].append((time.perf_counter() - t) * 1000)
+        for name in ("image", "text"):
+            t = time.perf_counter()
+            labels, _ = service.indexes[name].search(v, 100)
+            parts[f"ann {name} (100)"].append((time.perf_counter() - t) * 1000)
+        t = time.perf_counter()
+        service.store.lexical(q, 100)
+        parts["lexical (100)"].append((time.perf_counter() - t) * 1000)
+        t = time.perf_counter()
+        service.store.rows(labels[:20].tolist())
+        parts["rows (20)"].append((time.perf_counter() - t) * 1000)
+    out["breakdown"] = {name: percentiles(v) for name, v in parts.items()}
+    return out
+
+
+def run(encoder, sizes: list[int], fashion_index: Path | None, n_queries: int = 100, rebuild: bool = False) -> dict:
+    from mmtui.search import SearchService
+
+    sources = source_vectors(encoder, fashion_index)
+    qs = queries(n_queries)
+    out: dict = {"model": encoder.name, "fingerprint": encoder.fingerprint, "queries": len(qs), "k": 20,
+                 "source": sources["source"], "sizes": {}}
+    for n in sizes:
+        settings, info = synthetic_store(n, encoder, sources, rebuild=rebuild)
+        t = time.perf_counter()
+        service = SearchService.open(settings, encoder=encoder)
+        open_s = time.perf_counter() - t
+        log(f"query: measuring at {n}")
+        result = measure(service, qs)
+        service.close()
+        out["sizes"][str(n)] = {"store": info, "open_s": round(open_s, 3), "latency_ms": result}
+    return out
+
+
+def targets(result: dict, lite: bool) -> list[dict]:
+    out = []
+    for n, goal in TARGETS.items():
+        got = result.get("sizes", {}).get(str(n))
+        for stat, limit in goal.items():
+            name = f"warm text query {stat} <= {limit:g} ms at {n // 1000}k (lite)"
+            if not got:
+                out.append({"target": name, "value": "not measured", "met": None})
+                continue
+            worst_mode = max(("image", "text", "hybrid"), key=lambda m: got["latency_ms"][m][stat])
+            value = got["latency_ms"][worst_mode][stat]
+            row = {"target": name, "value": f"{value} ms (slowest mode: {worst_mode}; hybrid "
+                   f"{got['latency_ms']['hybrid'][stat]} ms)", "met": value <= limit}
+            if not lite:
+                row["met"] = None
+                row["why"] = f"measured with {result['model']}, not lite"
+            out.append(row)
+    return out
+
+
+def markdown(result: dict) -> list[str]:
+    lines = [f"Model `{result['model']}`; {result['queries']} distinct queries per mode, k={result['k']}, query "
+             f"cache cleared before each; vectors cloned from {result['source']} with noise (cos {NOISE_COS}).", "",
+             "| products | mode | p50 ms | p90 ms | p99 ms | max ms |", "|---|---|---|---|---|---|"]
+    for n, r in result["sizes"].items():
+        for mode, p in r["latency_ms"].items():
+            if mode == "breakdown":
+                continue
+            lines.append(f"| {int(n):,} | {mode} | {p['p50']} | {p['p90']} | {p['p99']} | {p['max']} |")
+    lines += ["", "Where the time goes (p50 ms of each step, alone):", "",
+              "| products | " + " | ".join(next(iter(result["sizes"].values()))["latency_ms"]["breakdown"]) +
+              " | service open s | reindex s |",
+              "|---|" + "---|" * (len(next(iter(result["sizes"].values()))["latency_ms"]["breakdown"]) + 2)]
+    for n, r in result["sizes"].items():
+        b = r["latency_ms"]["breakdown"]
+        lines.append(f"| {int(n):,} | " + " | ".join(str(v["p50"]) for v in b.values()) +
+                     f" | {r['open_s']} | {r['store'].get('reindex_s', '')} |")
+    return lines

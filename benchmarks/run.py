@@ -1,0 +1,208 @@
+"""The benchmark report in one command: `python -m benchmarks.run --out benchmarks/results`.
+
+Writes speed.json (every figure) and speed.md (tables, targets met / not met, the machine and its load).
+Sections: machine, encode, query, ann, tui, memory, rebuild, fastpath (--sections to pick).
+Synthetic stores and built indexes are cached under benchmarks/.work, so a second run is much faster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+
+if __package__ in (None, ""):  # `python benchmarks/run.py`
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    __package__ = "benchmarks"
+
+from benchmarks import bench_ann, bench_encode, bench_fastpath, bench_memory, bench_query, bench_rebuild, bench_tui  # noqa: E402
+from benchmarks.bench_util import REPO, lite_available, load_model, log, machine  # noqa: E402
+
+SECTIONS = ("machine", "encode", "query", "ann", "tui", "memory", "rebuild", "fastpath")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results", help="report folder")
+    p.add_argument("--sections", default=",".join(SECTIONS), help="comma-separated subset of: " + ", ".join(SECTIONS))
+    p.add_argument("--sizes", default="2000,10000,100000", help="store sizes for query / ann / memory")
+    p.add_argument("--models", default="lite,tiny,vitb32", help="models for the encode section (lite, tiny, vitb32)")
+    p.add_argument("--build-n", default="lite=256,tiny=512,vitb32=96",
+                   help="products built per model in the encode section, e.g. lite=256,vitb32=96")
+    p.add_argument("--query-model", default="lite", help="model for query latency, ann, memory, tui (lite if present)")
+    p.add_argument("--fashion-index", type=Path, default=REPO / "scratch" / "fashion-idx",
+                   help="a data dir with the Fashion catalog built (vector source for synthetic stores, rebuild test)")
+    p.add_argument("--queries", type=int, default=100, help="distinct queries per mode")
+    p.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1), help="torch threads")
+    p.add_argument("--rebuild-stores", action="store_true", help="rebuild the cached synthetic stores")
+    p.add_argument("--quick", action="store_true", help="small sizes, to check the harness (minutes -> seconds)")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.sizes, args.queries = "2000", 20
+        args.build_n = "lite=64,tiny=64,vitb32=32"
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    sections = [s.strip() for s in args.sections.split(",") if s.strip()]
+    unknown = set(sections) - set(SECTIONS)
+    if unknown:
+        print(f"unknown sections: {', '.join(sorted(unknown))}; choose from {', '.join(SECTIONS)}", file=sys.stderr)
+        return 2
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    build_n = {k: int(v) for k, v in (kv.split("=") for kv in args.build_n.split(",") if kv)}
+    query_model = args.query_model
+    notes: list[str] = []
+    if query_model == "lite" and not lite_available():
+        notes.append("The lite weights are not present: query latency, ANN, memory and TUI use `vitb32` "
+                     "(random-init ViT-B-32) instead, so the lite latency targets are not measured.")
+        query_model = "vitb32"
+    fashion_index = args.fashion_index if (args.fashion_index / "catalog.db").is_file() else None
+    report: dict = {"command": "python -m benchmarks.run " + " ".join(argv if argv is not None else sys.argv[1:]),
+                    "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "load_average_start": list(os.getloadavg()),
+                    "query_model": query_model, "fashion_index": str(fashion_index) if fashion_index else None,
+                    "sections": {}, "errors": {}, "notes": notes}
+    started = time.perf_counter()
+    encoder = None
+    stores: dict = {}
+
+    def query_encoder():
+        nonlocal encoder
+        if encoder is None:
+            encoder = load_model(query_model)
+        return encoder
+
+    def section(name: str, fn):
+        if name not in sections:
+            return None
+        log(f"section {name}")
+        t = time.perf_counter()
+        try:
+            result = fn()
+        except Exception as exc:  # noqa: BLE001 - one broken section must not lose the others
+            report["errors"][name] = f"{type(exc).__name__}: {exc}\n{traceback.format_exc()[-1500:]}"
+            log(f"section {name} failed: {exc}")
+            return None
+        result["_seconds"] = round(time.perf_counter() - t, 1)
+        report["sections"][name] = result
+        _write(args.out, report)  # partial reports survive a later failure
+        return result
+
+    section("machine", machine)
+    section("encode", lambda: bench_encode.run(models, build_n))
+
+    def query():
+        enc = query_encoder()
+        res = bench_query.run(enc, sizes, fashion_index, n_queries=args.queries, rebuild=args.rebuild_stores)
+        return res
+
+    section("query", query)
+
+    def the_stores() -> dict:
+        if not stores:
+            enc = query_encoder()
+            sources = bench_query.source_vectors(enc, fashion_index)
+            for n in sizes:
+                stores[n] = bench_query.synthetic_store(n, enc, sources)[0]
+        return stores
+
+    section("ann", lambda: bench_ann.run(query_encoder(), the_stores()))
+    section("tui", lambda: bench_tui.run(query_model))
+    section("memory", lambda: bench_memory.run(query_model, build_n.get(query_model, 128),
+                                               {n: s for n, s in the_stores().items() if n >= 10_000}))
+    section("rebuild", lambda: bench_rebuild.run(fashion_index, fallback_model="tiny"))
+    section("fastpath", lambda: bench_fastpath.run(models, build_n, the_stores() if "query" in sections or
+                                                   "ann" in sections else {}))
+    report["load_average_end"] = list(os.getloadavg())
+    report["seconds"] = round(time.perf_counter() - started, 1)
+    _write(args.out, report)
+    log(f"wrote {args.out / 'speed.md'} and speed.json in {report['seconds']} s")
+    return 0
+
+
+def targets(report: dict) -> list[dict]:
+    s = report["sections"]
+    out: list[dict] = []
+    lite = report.get("query_model") == "lite"
+    if "query" in s:
+        out += bench_query.targets(s["query"], lite)
+    if "ann" in s:
+        out += bench_ann.targets(s["ann"])
+    if "encode" in s:
+        out += bench_encode.targets(s["encode"])
+    if "tui" in s:
+        out += bench_tui.targets(s["tui"])
+    if "rebuild" in s:
+        out += bench_rebuild.targets(s["rebuild"])
+    return out
+
+
+def _write(out: Path, report: dict) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    report["targets"] = targets(report)
+    (out / "speed.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+    (out / "speed.md").write_text("\n".join(markdown(report)) + "\n")
+
+
+def markdown(report: dict) -> list[str]:
+    s = report["sections"]
+    m = s.get("machine", {})
+    la = report.get("load_average_start")
+    lines = ["# mmtui speed report", "",
+             f"Produced by `{report['command']}` on {report['started']}"
+             + (f" in {report['seconds']} s." if "seconds" in report else " (partial)."), ""]
+    if m:
+        lines += ["## Machine", "",
+                  f"- CPU: {m.get('cpu_model')} ({m.get('cpus')} cores visible, family/model {m.get('cpu_family_model')}"
+                  f"{', VM' if m.get('hypervisor') else ''}); flags: {', '.join(m.get('cpu_flags', []))}; "
+                  f"AMX: {'yes' if m.get('amx') else 'no'}",
+                  f"- RAM: {m.get('ram_gb')} GB; Python {m.get('python')}; torch {m.get('torch')} "
+                  f"(CPU capability {m.get('torch_cpu_capability')}, {m.get('torch_threads')} threads); numpy "
+                  f"{m.get('numpy')}; hnswlib {m.get('hnswlib')}; open_clip {m.get('open_clip_torch')}; "
+                  f"SQLite {m.get('sqlite')}; git {m.get('git_commit')}",
+                  f"- Load average (1/5/15 min) at start: {', '.join(f'{x:.2f}' for x in la or [])}"
+                  + (f"; at end: {', '.join(f'{x:.2f}' for x in report['load_average_end'])}"
+                     if report.get("load_average_end") else "")
+                  + ". The 2 cores are shared: a load above ~1 means other work competed with these timings.", ""]
+    for note in report.get("notes", []):
+        lines += [f"> {note}", ""]
+    lines += ["## Targets", "", "| target | measured | met |", "|---|---|---|"]
+    for t in report.get("targets", []):
+        met = {True: "met", False: "**not met**", None: "not measured"}[t["met"]]
+        lines.append(f"| {t['target']} | {t['value']}{' (' + t['why'] + ')' if t.get('why') else ''} | {met} |")
+    lines.append("")
+    blocks = [("encode", "Build-index throughput against raw model throughput", bench_encode.markdown,
+               bench_encode.__doc__),
+              ("query", "Warm query latency", bench_query.markdown, None),
+              ("ann", "ANN recall@10 and queries/s", bench_ann.markdown, bench_ann.__doc__),
+              ("tui", "TUI", bench_tui.markdown, None),
+              ("memory", "Peak memory", bench_memory.markdown, None),
+              ("rebuild", "Unchanged rebuild", bench_rebuild.markdown, None),
+              ("fastpath", "Fast paths", bench_fastpath.markdown, bench_fastpath.__doc__)]
+    for key, title, fn, doc in blocks:
+        if key in s:
+            lines += [f"## {title}", ""]
+            if doc:
+                lines += [" ".join(doc.split()), ""]
+            try:
+                lines += fn(s[key])
+            except Exception as exc:  # noqa: BLE001 - keep the rest of the report
+                lines.append(f"(cannot render: {exc})")
+            lines += ["", f"_section took {s[key].get('_seconds')} s_", ""]
+        elif key in report.get("errors", {}):
+            lines += [f"## {title}", "", "Failed: `" + report["errors"][key].splitlines()[0] + "`", ""]
+    return lines
+
+
+if __name__ == "__main__":
+    sys.exit(main())
