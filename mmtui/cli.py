@@ -65,7 +65,7 @@ def cli(ctx: click.Context) -> None:
     Quick start:
       mmtui build-index sample_catalog
       mmtui search "navy blue shirt for men"
-      mmtui search --image sample_catalog/images/15970.jpg
+      mmtui search --image sample_catalog/images/12969.jpg
       mmtui tui
 
     With no command, opens the terminal UI.
