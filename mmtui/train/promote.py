@@ -152,3 +152,28 @@ def list_models(settings: Settings, store: Store | None = None) -> list[dict]:
                      "val_r10": m.get("val_r10"), "test_r10": (m.get("test") or {}).get("recall@10"),
                      "path": str(ckpt.path)})
     return rows
+
+
+def run_summary(result: dict) -> list[str]:
+    """Plain lines describing a training run (the dict every trainer returns), for the CLI and the TUI."""
+    lines = [f"{result['name']}  saved to {result.get('path', '')}",
+             f"{'epoch':>5}  {'train loss':>10}  {'val loss':>10}  {'val R@10':>8}"]
+    for row in result.get("history", []):
+        lines.append(f"{row['epoch']:>5}  {row['train_loss']:>10.4f}  {row['val_loss']:>10.4f}  {row['val_r10']:>8.4f}")
+    m = result.get("metrics", {})
+    if "base_val_r10" in m:
+        lines.append(f"best epoch {m.get('best_epoch')}: validation R@10 {m['val_r10']:.4f} "
+                     f"(before training {m['base_val_r10']:.4f})")
+    test, base = m.get("test"), m.get("base_test")
+    if test and base:
+        lines.append(f"test split ({test['n_queries']} products): R@1 {base['recall@1']:.3f} -> {test['recall@1']:.3f}, "
+                     f"R@10 {base['recall@10']:.3f} -> {test['recall@10']:.3f}, MRR {base['mrr']:.3f} -> {test['mrr']:.3f}")
+    elif test:
+        lines.append(f"test split ({test['n_queries']} products): R@1 {test['recall@1']:.3f}, "
+                     f"R@10 {test['recall@10']:.3f}, MRR {test['mrr']:.3f}")
+    promotion = result.get("promotion") or {}
+    if result.get("promoted"):
+        lines.append(f"active model: {result['name']} ({promotion.get('reason', '')})")
+    elif promotion:
+        lines.append(f"not promoted: {promotion.get('reason', '')}")
+    return lines

@@ -140,3 +140,14 @@ def test_hard_batches_group_look_alike_products(paired_store):
     out = train_adapter(settings, epochs=1, batch_size=32, hard_negatives=0.5, store=store, reindex=False)
     assert out["metrics"]["val_r10"] > 0 and load_checkpoint(settings.checkpoints_dir, out["name"]).config[
         "hyperparameters"]["hard_negatives"] == 0.5
+
+
+def test_run_summary_lines(paired_store):
+    from mmtui.train.promote import run_summary
+
+    settings, store = paired_store
+    out = train_adapter(settings, epochs=1, batch_size=32, lr=1e-2, store=store, reindex=False)
+    lines = run_summary(out)
+    assert lines[0].startswith("adapter-001  saved to ") and lines[2].split()[0] == "1"
+    assert any(line.startswith("test split (") for line in lines)
+    assert lines[-1].startswith("active model: adapter-001" if out["promoted"] else "not promoted: ")
