@@ -72,7 +72,9 @@ def run(encoder, stores: dict, extra_queries: int = 400) -> dict:
         space, projector = search_space(store, settings)
         store.close()
         per: dict = {}
-        for name in ("image", "text"):
+        for name in ("image", "text", "fused"):
+            if not (settings.ann_dir / f"{name}.manifest.json").is_file():
+                continue
             index = VectorIndex.load(settings.ann_dir, name, space)
             rng = np.random.default_rng(0)
             pick = rng.choice(len(index), size=min(extra_queries, len(index)), replace=False)
@@ -81,6 +83,8 @@ def run(encoder, stores: dict, extra_queries: int = 400) -> dict:
                 (len(pick), index.manifest.dim)).astype(np.float32)
             noisy /= np.linalg.norm(noisy, axis=1, keepdims=True)
             qs = np.concatenate([projector.text(encoded), noisy]).astype(np.float32)
+            if qs.shape[1] != index.manifest.dim:
+                continue
             per[name] = evaluate(index, qs)
         out["sizes"][str(n)] = per
     return out

@@ -42,6 +42,10 @@ def run(fashion_index: Path | None, fallback_model: str = "tiny") -> dict:
     store = Store.open(source / "catalog.db")
     catalog, model, products = store.get_meta("catalog"), store.get_meta("base_model"), store.product_count()
     store.close()
+    if catalog and Path(catalog).name == "styles.csv" and (Path(catalog).parent / "styles-text-only.csv").is_file():
+        with_images = sum(1 for line in Path(catalog).read_text(encoding="utf-8").split("\n")[1:] if line.strip())
+        if products > with_images:  # built from the folder (styles.csv + styles-text-only.csv)
+            catalog = str(Path(catalog).parent)
     copy = WORK / "rebuild" / "data"
     shutil.rmtree(copy, ignore_errors=True)
     copy.parent.mkdir(parents=True, exist_ok=True)

@@ -7,6 +7,7 @@ Loading an index whose manifest does not match the model raises IndexMismatchErr
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import asdict, dataclass, field
@@ -35,6 +36,15 @@ class Manifest:
     extra: dict = field(default_factory=dict)
 
 
+def content_digest(labels: np.ndarray, vectors: np.ndarray, **params: object) -> str:
+    """Digest of what an index is built from (labels, vectors, build parameters): equal digests, equal index."""
+    h = hashlib.sha1()
+    h.update(np.ascontiguousarray(labels, dtype=np.int64).tobytes())
+    h.update(np.ascontiguousarray(vectors, dtype=np.float32).tobytes())
+    h.update(json.dumps(params, sort_keys=True).encode())
+    return h.hexdigest()
+
+
 class VectorIndex:
     def __init__(self, manifest: Manifest, labels: np.ndarray, vectors: np.ndarray, graph=None) -> None:
         self.manifest = manifest
@@ -54,6 +64,8 @@ class VectorIndex:
         labels = np.asarray(labels, dtype=np.int64)
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         dim = int(vectors.shape[1]) if vectors.ndim == 2 and len(vectors) else 0
+        digest = content_digest(labels, vectors, M=M, ef_construction=ef_construction, ef=ef,
+                                exact_below=exact_below)
         started = time.perf_counter()
         graph = None
         use_graph = len(labels) >= exact_below
@@ -68,8 +80,28 @@ class VectorIndex:
         manifest = Manifest(name=name, model=model, dim=dim, count=len(labels), M=M,
                             ef_construction=ef_construction, ef=ef, graph=use_graph,
                             build_seconds=round(time.perf_counter() - started, 3),
-                            built_at=time.strftime("%Y-%m-%dT%H:%M:%S"))
+                            built_at=time.strftime("%Y-%m-%dT%H:%M:%S"), extra={"digest": digest})
         return cls(manifest, labels, vectors, graph)
+
+    @staticmethod
+    def saved_if_same(directory: Path, name: str, model: str, labels: np.ndarray, vectors: np.ndarray, *,
+                      M: int = 32, ef_construction: int = 200, ef: int = 128,
+                      exact_below: int = EXACT_BELOW) -> Manifest | None:
+        """The manifest of the index saved in `directory` when it was built for `model` from exactly these
+        labels, vectors and parameters (so rebuilding it would give the same index), else None."""
+        path = directory / f"{name}.manifest.json"
+        try:
+            manifest = Manifest(**json.loads(path.read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
+        files = [directory / f"{name}.vectors.npy", directory / f"{name}.labels.npy"]
+        if manifest.graph:
+            files.append(directory / f"{name}.hnsw")
+        if manifest.model != model or not all(f.is_file() for f in files):
+            return None
+        digest = content_digest(np.asarray(labels, dtype=np.int64), np.ascontiguousarray(vectors, dtype=np.float32),
+                                M=M, ef_construction=ef_construction, ef=ef, exact_below=exact_below)
+        return manifest if manifest.extra.get("digest") == digest else None
 
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
