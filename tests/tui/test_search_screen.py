@@ -50,8 +50,9 @@ async def test_typing_a_query_shows_ranked_results_with_signals(make_test_app):
         got = hits(app)
         assert [h.id for h in got[:3]] == ["1001", "1002", "1011"]
         assert set(got[0].signals) == {"image", "text", "lexical"}
-        # debounced: one search for the whole phrase, not one per key
-        assert [c for c in service.calls if c[0] == "search"] == [("search", "running shoes", "hybrid", ())]
+        # debounced: one search for the whole phrase, not one per key (words first, then hybrid)
+        assert [c for c in service.calls if c[0] == "search"] == [("search", "running shoes", "lexical", ()),
+                                                                   ("search", "running shoes", "hybrid", ())]
         status = str(app.search_screen.query_one("#status").render())
         assert "4 results" in status
 
@@ -154,6 +155,29 @@ async def test_enter_opens_details_and_m_there_searches_more_like_it(make_test_a
         await settle(pilot, app, 0.1)
         assert isinstance(app.screen, SearchScreen)
         assert service.calls[-2][0] == "more_like_this" or ("more_like_this", "1006") in service.calls
+
+
+async def test_slow_hybrid_shows_words_first_then_the_full_result(make_test_app):
+    app, service = make_test_app()
+    original = service.search
+
+    def slow_search(query, **kw):
+        if kw.get("mode") == "hybrid":
+            import time
+            time.sleep(0.8)
+        return original(query, **kw)
+
+    service.search = slow_search
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot, app)
+        app.search_screen.query_one("#query", Input).value = "watch"
+        await pilot.pause(0.25 + 0.3 + 0.15)
+        assert app.search_screen.result.mode == "lexical"
+        assert "refining" in str(app.search_screen.query_one("#status").render())
+        await settle(pilot, app, 0.8)
+        assert app.search_screen.result.mode == "hybrid"
+        assert "refining" not in str(app.search_screen.query_one("#status").render())
+        assert len(hits(app)) == len(app.search_screen.result.hits)  # replaced, not appended
 
 
 async def test_search_error_becomes_a_notification_and_the_app_stays_up(make_test_app):

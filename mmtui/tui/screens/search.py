@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from ..app import MmtuiApp
 
 DEBOUNCE_S = 0.25
+QUICK_S = 0.3  # show lexical results first when hybrid takes longer than this
 TIPS = (
     "[b]Type to search[/b] — results appear as you type.\n\n"
     "  navy blue running shoes\n"
@@ -62,6 +63,10 @@ class SearchScreen(Screen):
         self._waiting_for_model = False
         self._degraded = False
         self.result: SearchResult | None = None
+        self._show_lock = asyncio.Lock()
+        self._final_seq: int | None = None
+        self._quick_pending: tuple[int, SearchResult] | None = None
+        self._refining = False
 
     # ---------------------------------------------------------------- layout
     def compose(self) -> ComposeResult:
@@ -198,6 +203,8 @@ class SearchScreen(Screen):
             else:
                 call = (service.search, query.text)
                 kwargs = {"k": k, "mode": mode, "filters": filters}
+                if mode == "hybrid":
+                    await self._quick_lexical(seq, query, filters)
             result = await self.app.lane.call(*call, still_wanted=lambda: seq == self._seq, **kwargs)
         except Skipped:
             return
@@ -209,7 +216,25 @@ class SearchScreen(Screen):
             return
         if seq != self._seq:
             return  # a newer query is on its way: drop this stale result
-        await self.show_result(result, query)
+        await self.show_result(result, query, seq=seq)
+
+    async def _quick_lexical(self, seq: int, query: Query, filters: list[Filter]) -> None:
+        """Hybrid needs the text encoder (slow on a busy CPU); words alone answer in a few ms. Run them first and
+        show them if the hybrid result is not there within QUICK_S, so results follow typing at once."""
+        app, wanted = self.app, (lambda: seq == self._seq)
+        try:
+            quick = await app.lane.call(app.service.search, query.text, k=app.k, mode="lexical", filters=filters,
+                                        still_wanted=wanted)
+        except Exception:  # the full search reports its own errors
+            return
+        self._quick_pending = (seq, quick)
+        self.set_timer(QUICK_S, lambda: self._show_quick(seq, query))
+
+    async def _show_quick(self, seq: int, query: Query) -> None:
+        pending = self._quick_pending
+        if pending is None or pending[0] != seq or not pending[1].hits:
+            return
+        await self.show_result(pending[1], query, seq=seq, quick=True)
 
     def show_tips(self) -> None:
         self.result = None
@@ -219,7 +244,18 @@ class SearchScreen(Screen):
         self.query_one(DetailPane).show(None)
         self.set_status("")
 
-    async def show_result(self, result: SearchResult, query: Query) -> None:
+    async def show_result(self, result: SearchResult, query: Query, *, seq: int | None = None,
+                          quick: bool = False) -> None:
+        """Replace the results; a quick (lexical-first) result never overwrites the full one of its query."""
+        async with self._show_lock:
+            if quick and (seq != self._seq or self._final_seq == seq):
+                return
+            if not quick:
+                self._final_seq = seq
+            self._refining = quick
+            await self._show(result, query)
+
+    async def _show(self, result: SearchResult, query: Query) -> None:
         self.result = result
         results = self.query_one("#results", ResultsList)
         await results.set_hits(result.hits, self.app.image_class)
@@ -250,6 +286,8 @@ class SearchScreen(Screen):
             text.append(" · " + ", ".join(str(f) for f in filters), style="italic")
         if self._degraded:
             text.append(" · lexical until the model is loaded", style="italic yellow")
+        elif self._refining:
+            text.append(" · words first, refining with the model…", style="italic yellow")
         if not n and filters:
             text.append(" · try clearing filters (ctrl+f)", style="dim")
         return text

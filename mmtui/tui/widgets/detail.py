@@ -70,11 +70,11 @@ class DetailPane(VerticalScroll):
             self.show_image(None)
             return
         table = Table.grid(padding=(0, 1))
-        table.add_column(style="bold", no_wrap=True)
+        table.add_column(style="bold", max_width=12, overflow="fold")
         table.add_column(overflow="fold")
         self.rows = attribute_rows(hit, product)
         for key, value in self.rows:
-            table.add_row(key, value)
+            table.add_row(key.replace("_", " "), value)
         scores = "  ".join(f"{k} {v:.3f}" for k, v in hit.signals.items())
         table.add_row("score", f"{hit.score:.3f}  ({scores})" if scores else f"{hit.score:.3f}")
         text.update(table)
