@@ -13,7 +13,7 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".ti
 
 @dataclass(frozen=True)
 class Query:
-    kind: str  # "text" | "image" | "like" | "empty"
+    kind: str  # "text" | "image" | "like" | "path" (a path, but no image file there) | "empty"
     text: str  # the text to search, the image path as a string, or the product id for "like"
     path: Path | None = None
 
@@ -28,9 +28,17 @@ def _clean_path(raw: str) -> str:
     return os.path.expanduser(s)
 
 
+PATH_PREFIXES = ("/", "~", "./", "../", "file://")
+
+
+def starts_like_path(raw: str) -> bool:
+    """Typed or pasted text that can only be a path (never worth a text search)."""
+    return raw.strip().lstrip("'\"").startswith(PATH_PREFIXES)
+
+
 def looks_like_path(raw: str) -> bool:
     s = raw.strip().strip("'\"")
-    return s.startswith(("/", "~", "./", "../", "file://")) or Path(s).suffix.lower() in IMAGE_SUFFIXES
+    return s.startswith(PATH_PREFIXES) or Path(s).suffix.lower() in IMAGE_SUFFIXES
 
 
 def parse_query(raw: str) -> Query:
@@ -47,4 +55,6 @@ def parse_query(raw: str) -> Query:
                 return Query("image", str(candidate), candidate)
         except OSError:
             pass
+        if starts_like_path(text):
+            return Query("path", str(candidate), candidate)  # not an image file (yet): do not search it as text
     return Query("text", text)

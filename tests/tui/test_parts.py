@@ -24,12 +24,14 @@ def test_image_paths_are_detected_however_they_are_pasted(product_images, monkey
         assert q.kind == "image" and q.path == path, raw
 
 
-def test_text_and_missing_files_are_text_queries(tmp_path):
+def test_text_and_paths_without_an_image_are_not_image_queries(tmp_path):
     assert parse_query("navy blue running shoes").kind == "text"
-    assert parse_query(str(tmp_path / "nope.jpg")).kind == "text"
+    assert parse_query("shoes.jpg").kind == "text"  # no such file here, and it does not start like a path
+    assert parse_query(str(tmp_path / "nope.jpg")).kind == "path"
+    assert parse_query(f"'{tmp_path}/partly-typ").kind == "path"  # half-typed: not searched as text
     not_image = tmp_path / "notes.txt"
     not_image.write_text("x")
-    assert parse_query(str(not_image)).kind == "text"
+    assert parse_query(str(not_image)).kind == "path"
     assert parse_query("   ").kind == "empty"
     assert parse_query("like:1005").kind == "like" and parse_query("like:1005").text == "1005"
 

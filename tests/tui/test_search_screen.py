@@ -85,6 +85,16 @@ async def test_image_path_gives_image_results(make_test_app, product_images):
         assert "image 1005.png" in str(app.search_screen.query_one("#status").render())
 
 
+async def test_a_path_that_is_not_an_image_is_not_searched(make_test_app, tmp_path):
+    app, service = make_test_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot, app)
+        app.search_screen.query_one("#query", Input).value = str(tmp_path / "missing.jpg")
+        await settle(pilot, app, 0.35)
+        assert not [c for c in service.calls if c[0].startswith("search")]
+        assert "no image file there" in str(app.search_screen.query_one("#status").render())
+
+
 async def test_a_facet_narrows_results(make_test_app):
     app, service = make_test_app()
     async with app.run_test(size=(140, 30)) as pilot:

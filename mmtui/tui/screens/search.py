@@ -173,6 +173,11 @@ class SearchScreen(Screen):
         if query.kind == "empty":
             self.show_tips()
             return
+        if query.kind == "path":
+            what = "a folder, not an image" if query.path and query.path.is_dir() else "no image file there (yet)"
+            self.set_status(Text(f"{query.text}: {what}. Give a .jpg/.png/.webp file to search by image.",
+                                 style="italic yellow"))
+            return
         if self.app.service is None:
             self.set_status(Text("Opening the data dir… your search runs when it is open.", style="italic"))
             return
