@@ -123,8 +123,10 @@ class MmtuiApp(App):
         self.open_service()
 
     @work(exclusive=True, group="service", exit_on_error=False)
-    async def open_service(self) -> None:
-        """Open the store and indexes on the lane, then load the model on its own thread."""
+    async def open_service(self, quiet: bool = False) -> None:
+        """Open the store and indexes on the lane, then load the model on its own thread.
+
+        quiet: after a cancelled or failed build, a data dir that cannot be opened is only a notification."""
         self.model_state = "opening"
         await self.release_service()
         try:
@@ -134,7 +136,9 @@ class MmtuiApp(App):
         except Exception as exc:
             self.model_state = "no-data"
             self.search_screen.refresh_header()
-            if isinstance(exc, StoreError):
+            if quiet:
+                self.show_error(exc, title="The index is not usable yet")
+            elif isinstance(exc, StoreError):
                 self.offer_build(exc)
             else:
                 self.show_error(exc, title="Cannot open the data dir", dialog=True)
@@ -189,9 +193,9 @@ class MmtuiApp(App):
         except Exception:
             self.models = []
 
-    def data_changed(self) -> None:
+    def data_changed(self, quiet: bool = False) -> None:
         """A build or a promotion changed the data dir: reopen everything."""
-        self.open_service()
+        self.open_service(quiet)
 
     def watch_model_state(self, state: str) -> None:
         self.sub_title = state

@@ -161,12 +161,12 @@ class BuildScreen(Screen):
                                         cancel=self.cancel_event)
         except Cancelled as exc:
             self._finish(Text(f"Cancelled. {exc.hint}", style="yellow"), ok=False)
-            app.data_changed()
+            app.data_changed(quiet=True)
             return
         except Exception as exc:
             self._finish(Text("The build failed: see the notification.", style="red"), ok=False)
             app.show_error(exc, title="Build failed", dialog=True)
-            app.data_changed()
+            app.data_changed(quiet=True)
             return
         self.report = report
         bar = self.query_one("#build-progress", ProgressBar)
