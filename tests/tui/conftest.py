@@ -198,7 +198,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture
 def anyio_backend() -> str:
-    """The async Pilot tests (marked anyio) run on asyncio, with anyio's plugin that textual's dependencies bring."""
+    """The async Pilot tests (marked anyio) run on asyncio through anyio's pytest plugin."""
     return "asyncio"
 
 

@@ -67,6 +67,7 @@ class SearchScreen(Screen):
         self._final_seq: int | None = None
         self._quick_pending: tuple[int, SearchResult] | None = None
         self._refining = False
+        self._facets_chosen = False  # once the user toggles the filters, resizing no longer decides
 
     # ---------------------------------------------------------------- layout
     def compose(self) -> ComposeResult:
@@ -93,15 +94,16 @@ class SearchScreen(Screen):
     def _layout_for(self, width: int) -> None:
         self.set_class(width < 100, "-narrow")
         self.set_class(width >= 160, "-wide")
-        if not getattr(self, "_facets_chosen", False):
+        if not self._facets_chosen:
             self.query_one("#facets").display = width >= 130
 
     # ---------------------------------------------------------------- header and status
     def refresh_header(self) -> None:
         app = self.app
-        state = {"opening": "opening the data dir…", "loading": "loading model…", "ready": "model ready",
-                 "failed": "model failed (lexical only)", "no-data": "no data: F4 to build"}.get(app.model_state,
-                                                                                                 app.model_state)
+        states = {"opening": "opening the data dir…", "loading": "loading model…", "ready": "model ready",
+                  "failed": "model failed (lexical only)", "no-data": "no data: F4 to build",
+                  "building": "building the index…"}
+        state = states.get(app.model_state, app.model_state)
         parts = ["mmtui"]
         stats = app.stats or {}
         if stats.get("products") is not None:
