@@ -166,14 +166,6 @@ class MmtuiApp(App):
             return
         if service is self.service:
             self.model_state = "ready"
-            await self._warm_up(service)
-
-    async def _warm_up(self, service: Any) -> None:
-        """One throwaway text query so the first real one does not pay for lazy set-up (kernels, caches)."""
-        try:
-            await self.lane.call(service.search, "warm up", k=1, mode="text")
-        except Exception:
-            pass  # a failed warm-up changes nothing; the real query will report its own error
 
     async def release_service(self) -> None:
         """Forget (and close, when it can) the current service, e.g. before a rebuild."""

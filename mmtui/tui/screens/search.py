@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from ..app import MmtuiApp
 
 DEBOUNCE_S = 0.25
-QUICK_S = 0.3  # show lexical results first when hybrid takes longer than this
+QUICK_S = 0.15  # show lexical results first when hybrid takes longer than this
 TIPS = (
     "[b]Type to search[/b] — results appear as you type.\n\n"
     "  navy blue running shoes\n"
