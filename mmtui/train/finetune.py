@@ -8,6 +8,9 @@ AMP on CUDA, plain fp32 on CPU. Validation R@10 = each val title vs all val imag
 The result is an open_clip state dict in safetensors (finetune-NNN/model.safetensors) with the arch's JSON
 config next to it, loadable as `--model openclip:ARCH --checkpoint .../model.safetensors`. Unlike a head it
 changes the image vectors, so making it active re-encodes the catalog (mmtui.build.build_index).
+
+For the lite model the same command runs the LiT trainer with the last image blocks and the last text
+layers unfrozen, and saves model.safetensors + model.json (loadable as `--model lite:.../model.safetensors`).
 """
 
 from __future__ import annotations
@@ -119,10 +122,14 @@ def train_finetune(settings: Settings, source: Store | Sequence | None = None, *
     if store is None and (source is None or isinstance(source, Store)):
         store = source if isinstance(source, Store) else Store.open(settings.db_path)
     spec, checkpoint = resolve_model(settings, store)
+    if spec == "lite" or spec.startswith("lite:"):
+        return _finetune_lite(settings, store, spec, source=source, epochs=epochs, batch_size=batch_size, lr=lr,
+                              weight_decay=weight_decay, patience=patience, seed=seed, force=force, device=device,
+                              progress=progress, cancel=cancel, reindex=reindex)
     if not spec.startswith("openclip:"):
-        raise TrainingError(f"`train finetune` needs an open_clip model, not {spec!r}",
-                            "build the index with --model openclip:ARCH/PRETRAINED (or --checkpoint FILE); "
-                            "for the lite model use `mmtui train lit`")
+        raise TrainingError(f"`train finetune` needs an open_clip or the lite model, not {spec!r}",
+                            "build the index with --model lite or --model openclip:ARCH/PRETRAINED "
+                            "(or openclip:ARCH --checkpoint FILE)")
     pairs = pairs_from(source if source is not None else store)
     train = [p for p in pairs if p.split == "train"][:max_train]
     val = [p for p in pairs if p.split == "val"][:max_val]
@@ -224,12 +231,71 @@ def train_finetune(settings: Settings, source: Store | Sequence | None = None, *
             "model": f"openclip:{arch}"}
 
 
+def _finetune_lite(settings: Settings, store: Store | None, spec: str, *, source, epochs: int, batch_size: int,
+                   lr: float, weight_decay: float, patience: int | None, seed: int, force: bool, device: str | None,
+                   progress: ProgressCallback | None, cancel: threading.Event | None, reindex: bool | Reindex) -> dict:
+    """lite: the LiT trainer (mmtui.train.lit) with the last image blocks and the last text layers unfrozen
+    (lr for those tails = `lr`, seed 001's 1e-4), starting from the lite model's current head design."""
+    import shutil
+    from types import SimpleNamespace
+
+    from safetensors.torch import load_file
+
+    from ..encoders.lite import default_weights, read_checkpoint
+    from .features import IMAGE_TAP_BLOCKS, TEXT_TAP_LAYER
+    from .lit import train_lit
+
+    weights = Path(spec.split(":", 1)[1]).expanduser() if spec.startswith("lite:") else default_weights()
+    current, _, _ = read_checkpoint(weights)
+    config = {k: v for k, v in current.items() if k not in ("metrics", "format", "image_dims", "preprocess")}
+    config["image"] = {**config.get("image", {}), "tail_from": IMAGE_TAP_BLOCKS[0]}
+    config["text"] = {**config.get("text", {}), "tail_from": TEXT_TAP_LAYER}
+    pairs = pairs_from(source if source is not None else store)
+    products = [SimpleNamespace(id=p.product_id, title=p.title, image_path=p.image_path) for p in pairs]
+    split_by_id = {p.product_id: p.split for p in pairs}
+    name = next_name(settings.checkpoints_dir, "finetune")
+    work = settings.checkpoints_dir / f".{name}.lit"
+    shutil.rmtree(work, ignore_errors=True)
+    try:
+        lit = train_lit(products, work, cache_dir=settings.data_dir / "cache" / "features", epochs=epochs,
+                        batch_size=batch_size, tail_lr=lr, weight_decay=weight_decay, config=config, seed=seed,
+                        device=device or settings.device, progress=progress, cancel=cancel,
+                        patience=patience or epochs, split_fn=lambda pid: split_by_id.get(pid, split_of(pid)))
+        tensors = load_file(str(work / "lite.safetensors"))
+        lite_json = (work / "lite.json").read_text(encoding="utf-8")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    rename = {"r1": "recall@1", "r5": "recall@5", "r10": "recall@10", "mrr": "mrr", "n": "n_queries"}
+    metrics = {"val_r10": float(lit["val"]["r10"]), "best_epoch": lit.get("best_epoch"),
+               "val": {rename.get(k, k): v for k, v in lit["val"].items()}}
+    if lit.get("test"):
+        metrics["test"] = {rename.get(k, k): v for k, v in lit["test"].items()}
+    history = [{k: row[k] for k in ("epoch", "train_loss", "val_loss", "val_r10") if k in row}
+               for row in lit.get("history", [])]
+    ckpt_path = settings.checkpoints_dir / name
+    ckpt_config = {"model_spec": f"lite:{ckpt_path / 'model.safetensors'}", "base_model": spec,
+                   "base_fingerprint": store.get_meta("base_fingerprint") if store is not None else None,
+                   "lite_config": config, "hyperparameters": {"epochs": epochs, "batch_size": batch_size,
+                   "tail_lr": lr, "weight_decay": weight_decay, "patience": patience, "seed": seed,
+                   "image_tail_from": config["image"]["tail_from"], "text_tail_from": config["text"]["tail_from"]},
+                   "n_train": lit.get("n_train"), "n_val": lit.get("n_val"), "n_test": lit.get("n_test")}
+    # model.safetensors + model.json is the layout LiteEncoder reads ("lite:PATH/model.safetensors")
+    ckpt = save_checkpoint(settings.checkpoints_dir, "finetune", tensors, ckpt_config, metrics, history, name=name,
+                           extra_files={"model.json": lite_json})
+    result = {"name": ckpt.name, "promoted": False, "metrics": metrics, "history": history, "path": str(ckpt.path),
+              "promotion": None, "checkpoint": str(ckpt.weights_path), "model": ckpt_config["model_spec"]}
+    if store is not None:
+        promotion = promote(settings, ckpt.name, metrics["val_r10"], force=force, store=store, reindex=reindex)
+        result.update(promoted=promotion.promoted, promotion=promotion.as_dict())
+    return result
+
+
 def finetuned_settings(settings: Settings, checkpoint_dir: Path) -> Settings:
     """Settings that load a fine-tuned checkpoint as the base model (registers its arch config first)."""
     from ..encoders.openclip import register_configs
 
     config = json.loads((checkpoint_dir / "config.json").read_text())
-    if any(checkpoint_dir.glob("*.json")) and config.get("open_clip_config"):
+    if config.get("open_clip_config"):
         register_configs(checkpoint_dir)
     return replace(settings, model=config["model_spec"], checkpoint=checkpoint_dir / "model.safetensors")
 

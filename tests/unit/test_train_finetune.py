@@ -68,11 +68,52 @@ def test_finetune_two_steps_writes_a_loadable_checkpoint(image_store):
     assert 0.0 <= out["metrics"]["val_r10"] <= 1.0
 
 
-def test_finetune_refuses_a_non_openclip_model(image_store):
+def test_finetune_refuses_a_model_it_cannot_tune(image_store):
     from mmtui.errors import TrainingError
     from mmtui.train.finetune import train_finetune
 
     settings, store = image_store
     with pytest.raises(TrainingError) as err:
-        train_finetune(Settings(data_dir=settings.data_dir, model="lite"), store, epochs=1)
-    assert "train lit" in err.value.hint
+        train_finetune(Settings(data_dir=settings.data_dir, model="fake"), store, epochs=1)
+    assert "openclip:ARCH" in err.value.hint
+
+
+def test_finetune_lite_unfreezes_tails_through_the_lit_trainer(image_store, monkeypatch):
+    """The lite path's wiring (the LiT trainer itself is tested with lite): tails unfrozen, files where
+    LiteEncoder reads them, promotion."""
+    import json
+
+    import mmtui.encoders.lite as lite
+    import mmtui.train.lit as lit
+    from mmtui.train.finetune import train_finetune
+    from mmtui.train.promote import active_name
+
+    settings, store = image_store
+    store.set_meta("base_model", "lite")
+    seen = {}
+
+    def fake_train_lit(products, out_dir, **kw):
+        seen.update(kw, products=products)
+        out_dir.mkdir(parents=True)
+        from safetensors.torch import save_file
+
+        save_file({"text.proj.weight": torch.zeros(2, 2, dtype=torch.float16)}, str(out_dir / "lite.safetensors"))
+        (out_dir / "lite.json").write_text(json.dumps({"format": lite.FORMAT, "dim": 2}))
+        hist = [{"epoch": 1, "train_loss": 1.0, "val_loss": 1.1, "val_r10": 0.5, "val_r1": 0.1}]
+        return {"best_epoch": 1, "val": {"r1": 0.1, "r5": 0.3, "r10": 0.5, "mrr": 0.2, "n": 4}, "test": {},
+                "history": hist, "n_train": 7, "n_val": 4, "n_test": 0}
+
+    monkeypatch.setattr(lit, "train_lit", fake_train_lit)
+    monkeypatch.setattr(lite, "read_checkpoint", lambda w: ({"dim": 2, "image": {"pooled": ["head_mean"]},
+                                                             "text": {"pool": "mean"}, "metrics": {}}, {}, b""))
+    calls = []
+    out = train_finetune(Settings(data_dir=settings.data_dir), store, epochs=2, lr=1e-4, store=store,
+                         reindex=calls.append)
+    assert seen["config"]["image"]["tail_from"] == 12 and seen["config"]["text"]["tail_from"] == 4
+    assert seen["config"]["image"]["pooled"] == ["head_mean"] and seen["tail_lr"] == 1e-4
+    assert len(seen["products"]) == 12 and seen["split_fn"]("p9") == "val"
+    path = Path(out["path"])
+    assert (path / "model.safetensors").is_file() and json.loads((path / "model.json").read_text())["dim"] == 2
+    assert out["model"] == f"lite:{path / 'model.safetensors'}" and out["metrics"]["val_r10"] == 0.5
+    assert out["promoted"] and active_name(store) == out["name"] and calls == [Settings(data_dir=settings.data_dir)]
+    assert not list(settings.checkpoints_dir.glob(".*"))  # the trainer's work folder is gone
