@@ -117,4 +117,45 @@ def markdown(result: dict) -> list[str]:
                          f"{r['exact_qps']:,.0f} | " + " | ".join(cells) + " |")
     lines.append("")
     lines.append("Cells: recall@10 against exact search @ single-query queries/s (1 thread); bold = the shipped ef.")
+    if "tune" in result:
+        lines += [""] + tune_markdown(result["tune"])
+    return lines
+
+
+def tune(encoder, settings, n: int = 30_000, grid=((16, 100), (16, 200), (32, 100), (32, 200))) -> dict:
+    """Build time, recall@10 and q/s for a few (M, ef_construction) on n image vectors of one store."""
+    from mmtui.ann import VectorIndex
+    from mmtui.build import search_space
+    from mmtui.store import Store
+
+    store = Store.open(settings.db_path)
+    space, projector = search_space(store, settings)
+    store.close()
+    full = VectorIndex.load(settings.ann_dir, "image", space)
+    vectors = np.ascontiguousarray(full.vectors[:n], dtype=np.float32)
+    labels = full.labels[:n]
+    qs = projector.text(query_vectors(encoder)).astype(np.float32)
+    rng = np.random.default_rng(1)
+    text = VectorIndex.load(settings.ann_dir, "text", space)
+    noisy = np.asarray(text.vectors[rng.choice(len(text), 400, replace=False)]) + 0.02 * rng.standard_normal(
+        (400, text.manifest.dim)).astype(np.float32)
+    qs = np.concatenate([qs, noisy / np.linalg.norm(noisy, axis=1, keepdims=True)]).astype(np.float32)
+    out: dict = {"vectors": len(vectors), "grid": []}
+    for M, efc in grid:
+        log(f"ann tune: M={M} ef_construction={efc}")
+        index = VectorIndex.build("image", space, labels, vectors, M=M, ef_construction=efc)
+        r = evaluate(index, qs, efs=(32, 64, 128))
+        out["grid"].append({"M": M, "ef_construction": efc, "build_s": index.manifest.build_seconds,
+                            "by_ef": r["by_ef"]})
+    return out
+
+
+def tune_markdown(result: dict) -> list[str]:
+    efs = ["32", "64", "128"]
+    lines = [f"HNSW parameters on {result['vectors']:,} image vectors (cross-modal text queries):", "",
+             "| M | ef_construction | build s (2 threads) | " + " | ".join(f"ef={e}" for e in efs) + " |",
+             "|---|---|---|" + "---|" * len(efs)]
+    for g in result["grid"]:
+        lines.append(f"| {g['M']} | {g['ef_construction']} | {g['build_s']} | " + " | ".join(
+            f"{g['by_ef'][e]['recall']:.3f} @ {g['by_ef'][e]['qps']:,.0f}/s" for e in efs if e in g["by_ef"]) + " |")
     return lines

@@ -218,6 +218,19 @@ def hnsw_threads(vectors: np.ndarray) -> dict:
     for threads in (1, 2):
         out[f"{threads} thread(s) build_s"] = round(min(VectorIndex.build("x", "m", labels, vectors, threads=threads)
                                                         .manifest.build_seconds for _ in range(2)), 2)
+    # exact search (filters, small catalogs, recall checks) is one matrix-vector product: BLAS threads
+    from threadpoolctl import threadpool_limits
+
+    index = VectorIndex.build("x", "m", labels, vectors, exact_below=len(vectors) + 1)
+    qs = vectors[:50]
+    for label, limit in (("exact search ms, BLAS default threads", None), ("exact search ms, 1 BLAS thread", 1)):
+        with threadpool_limits(limits=limit, user_api="blas"):
+            ms = []
+            for q in qs:
+                t = time.perf_counter()
+                index.exact(q, 100)
+                ms.append((time.perf_counter() - t) * 1000)
+        out[label] = percentiles(ms)["p50"]
     return out
 
 

@@ -33,22 +33,31 @@ def _noisy(src: np.ndarray, idx: np.ndarray, rng: np.random.Generator) -> np.nda
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 
 
-def source_vectors(encoder, fashion_index: Path | None, sample: int = 512, texts: int = 7230) -> dict:
+def source_vectors(encoder, fashion_index: Path | None, sample: int = 512, texts: int = 7230,
+                   refresh: bool = False) -> dict:
     """Real vectors to clone, per kind: from a built Fashion index made with this encoder (it may still be
     building: whatever is there, if at least 256), else encoded here (images: a sample; texts: the combined
     texts of styles.csv, cheap) and cached under .work/sources."""
     from mmtui.store import Store
 
     found: dict[str, np.ndarray] = {}
-    if fashion_index and (fashion_index / "catalog.db").is_file():
+    snapshot = {k: WORK / "sources" / f"{encoder.fingerprint}-fashion-{k}.npy" for k in ("image", "text")}
+    for kind, path in snapshot.items():  # a snapshot, so the stores stay cached while that index grows
+        if path.is_file() and not refresh:
+            found[kind] = np.load(path)
+    if len(found) < 2 and fashion_index and (fashion_index / "catalog.db").is_file():
         store = Store.open(fashion_index / "catalog.db")
         try:
             fp = store.get_meta("base_fingerprint")
             if fp == encoder.fingerprint:
                 for kind in ("image", "text"):
+                    if kind in found:
+                        continue
                     _, vec = store.vectors(fp, kind)
                     if len(vec) >= 256:
                         found[kind] = vec
+                        snapshot[kind].parent.mkdir(parents=True, exist_ok=True)
+                        np.save(snapshot[kind], vec)
             else:
                 log(f"query: {fashion_index} was built with another model ({fp})")
         finally:
@@ -160,29 +169,34 @@ def measure(service, qs: list[str], k: int = 20) -> dict:
     out: dict = {}
     for q in qs[:5]:  # warm-up: SQLite pages, index pages, kernels
         service.search(q, k=k, mode="hybrid")
-    for mode in modes:
-        ms = []
-        for q in qs:
+    def timed_search(q: str, mode: str, clear: bool = True, **kw) -> tuple[float, float]:
+        if clear:
             service._query_cache.clear()
-            t = time.perf_counter()
-            service.search(q, k=k, mode=mode)
-            ms.append((time.perf_counter() - t) * 1000)
-        out[mode] = percentiles(ms)
-    # the query-embedding cache: the same queries again (e.g. a mode switch, or backspace + retype)
-    ms = []
-    for q in qs:
-        t = time.perf_counter()
-        service.search(q, k=k, mode="hybrid")
-        ms.append((time.perf_counter() - t) * 1000)
-    out["hybrid (cached query vector)"] = percentiles(ms)
-    ms = []
+        t, c = time.perf_counter(), time.process_time()
+        service.search(q, k=k, mode=mode, **kw)
+        return (time.perf_counter() - t) * 1000, (time.process_time() - c) * 1000
+
+    def stats(pairs: list[tuple[float, float]]) -> dict:
+        res = percentiles([w for w, _ in pairs])
+        res["cpu_p50"] = percentiles([c for _, c in pairs])["p50"]
+        return res
+
+    for mode in modes:
+        out[mode] = stats([timed_search(q, mode) for q in qs])
+    # the fast path for a busy machine: one torch thread and one BLAS thread for the query path
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with threadpool_limits(limits=1, user_api="blas"):
+            out["hybrid, 1 torch + 1 BLAS thread"] = stats([timed_search(q, "hybrid") for q in qs])
+    finally:
+        torch.set_num_threads(before)
+    out["hybrid (cached query vector)"] = stats([timed_search(q, "hybrid", clear=False) for q in qs])
     flt = [parse_where("colour=Black")]
-    for q in qs[:40]:
-        service._query_cache.clear()
-        t = time.perf_counter()
-        service.search(q, k=k, mode="hybrid", filters=flt)
-        ms.append((time.perf_counter() - t) * 1000)
-    out["hybrid + where colour=Black"] = percentiles(ms)
+    out["hybrid + where colour=Black"] = stats([timed_search(q, "hybrid", filters=flt) for q in qs[:40]])
     # where the time goes
     parts: dict[str, list[float]] = {"encode query": [], "ann image (100)": [], "ann text (100)": [],
                                      "lexical (100)": [], "rows (20)": []}
@@ -207,7 +221,7 @@ def measure(service, qs: list[str], k: int = 20) -> dict:
 def run(encoder, sizes: list[int], fashion_index: Path | None, n_queries: int = 100, rebuild: bool = False) -> dict:
     from mmtui.search import SearchService
 
-    sources = source_vectors(encoder, fashion_index)
+    sources = source_vectors(encoder, fashion_index, refresh=rebuild)
     qs = queries(n_queries)
     out: dict = {"model": encoder.name, "fingerprint": encoder.fingerprint, "queries": len(qs), "k": 20,
                  "source": sources["source"], "sizes": {}}
@@ -235,8 +249,11 @@ def targets(result: dict, lite: bool) -> list[dict]:
             modes = [m for m in ("image", "text", "fused", "hybrid", "lexical") if m in got["latency_ms"]]
             worst_mode = max(modes, key=lambda m: got["latency_ms"][m][stat])
             value = got["latency_ms"][worst_mode][stat]
-            row = {"target": name, "value": f"{value} ms (slowest mode: {worst_mode}; hybrid "
-                   f"{got['latency_ms']['hybrid'][stat]} ms)", "met": value <= limit}
+            lat = got["latency_ms"]
+            fast = lat.get("hybrid, 1 torch + 1 BLAS thread", {})
+            row = {"target": name, "value": f"{value} ms (slowest mode: {worst_mode}; hybrid {lat['hybrid'][stat]} ms; "
+                   f"hybrid with 1 thread {fast.get(stat)} ms, CPU p50 {fast.get('cpu_p50')} ms)",
+                   "met": value <= limit}
             if not lite:
                 row["met"] = None
                 row["why"] = f"measured with {result['model']}, not lite"
@@ -246,13 +263,16 @@ def targets(result: dict, lite: bool) -> list[dict]:
 
 def markdown(result: dict) -> list[str]:
     lines = [f"Model `{result['model']}`; {result['queries']} distinct queries per mode, k={result['k']}, query "
-             f"cache cleared before each; vectors cloned from {result['source']} with noise (cos {NOISE_COS}).", "",
-             "| products | mode | p50 ms | p90 ms | p99 ms | max ms |", "|---|---|---|---|---|---|"]
+             f"cache cleared before each; vectors cloned from {result['source']} with noise (cos {NOISE_COS}). "
+             "CPU ms = process CPU time per query (all threads): about the wall time on an otherwise idle machine "
+             "for the 1-thread row; with 2 threads it includes time spent spinning.", "",
+             "| products | mode | p50 ms | p90 ms | p99 ms | max ms | CPU ms p50 |", "|---|---|---|---|---|---|---|"]
     for n, r in result["sizes"].items():
         for mode, p in r["latency_ms"].items():
             if mode == "breakdown":
                 continue
-            lines.append(f"| {int(n):,} | {mode} | {p['p50']} | {p['p90']} | {p['p99']} | {p['max']} |")
+            lines.append(f"| {int(n):,} | {mode} | {p['p50']} | {p['p90']} | {p['p99']} | {p['max']} | "
+                         f"{p.get('cpu_p50', '')} |")
     lines += ["", "Where the time goes (p50 ms of each step, alone):", "",
               "| products | " + " | ".join(next(iter(result["sizes"].values()))["latency_ms"]["breakdown"]) +
               " | service open s | reindex s |",

@@ -40,6 +40,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--queries", type=int, default=100, help="distinct queries per mode")
     p.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1), help="torch threads")
     p.add_argument("--rebuild-stores", action="store_true", help="rebuild the cached synthetic stores")
+    p.add_argument("--ann-tune", type=int, default=0, metavar="N",
+                   help="also sweep HNSW M / ef_construction on N vectors of the largest store (slow)")
     p.add_argument("--quick", action="store_true", help="small sizes, to check the harness (minutes -> seconds)")
     args = p.parse_args(argv)
     if args.quick:
@@ -116,7 +118,14 @@ def main(argv: list[str] | None = None) -> int:
                 stores[n] = bench_query.synthetic_store(n, enc, sources)[0]
         return stores
 
-    section("ann", lambda: bench_ann.run(query_encoder(), the_stores()))
+    def ann():
+        res = bench_ann.run(query_encoder(), the_stores())
+        if args.ann_tune:
+            n, settings = max(the_stores().items())
+            res["tune"] = bench_ann.tune(query_encoder(), settings, n=min(args.ann_tune, n))
+        return res
+
+    section("ann", ann)
     section("tui", lambda: bench_tui.run(query_model))
     section("memory", lambda: bench_memory.run(query_model, build_n.get(query_model, 128),
                                                {n: s for n, s in the_stores().items() if n >= 10_000}))
