@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--split", default="test", choices=["train", "val", "test", "all"])
     ap.add_argument("--weights", type=Path, default=None, help="a lite.safetensors (default: the shipped one)")
     ap.add_argument("--fp32", action="store_true", help="run the image tower in float32 on the CPU")
+    ap.add_argument("--bf16", action="store_true", help="run the image tower in bfloat16 on the CPU")
     ap.add_argument("--limit", type=int, default=0, help="only the first N products of the split")
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "lite_quality.json")
     args = ap.parse_args(argv)
@@ -55,7 +56,7 @@ def main(argv: list[str] | None = None) -> dict:
     rows = load_split(args.catalog, args.split)
     if args.limit:
         rows = rows[: args.limit]
-    enc = LiteEncoder.load("lite", weights=args.weights, image_bf16=False if args.fp32 else None)
+    enc = LiteEncoder.load("lite", weights=args.weights, image_bf16=False if args.fp32 else (True if args.bf16 else None))
     titles = [t for _, t, _ in rows]
     t0 = time.perf_counter()
     tv = enc.encode_texts(titles)

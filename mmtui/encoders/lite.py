@@ -178,6 +178,13 @@ def read_checkpoint(weights: Path) -> tuple[dict, dict[str, torch.Tensor], bytes
     return config, state, raw
 
 
+def _cpu_has_bf16() -> bool:
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 class LiteEncoder:
     """Encoder for the `lite` model: towers from PyPI packages + mmtui's trained heads."""
 
@@ -219,8 +226,8 @@ class LiteEncoder:
         # Only the layers before the text tail are needed from the frozen BERT.
         if config["text"].get("tail_from") is not None:
             bert.encoder.layer = bert.encoder.layer[: int(config["text"]["tail_from"])]
-        if image_bf16 is None:
-            image_bf16 = bool(config.get("cpu_image_bf16", False)) and device == "cpu"
+        if image_bf16 is None:  # bf16 on CPUs with native support (AVX-512 BF16 / AMX): faster, same figures
+            image_bf16 = bool(config.get("cpu_image_bf16", False)) and device == "cpu" and _cpu_has_bf16()
         if device == "cpu":
             image_tower = image_tower.to(memory_format=torch.channels_last)
         if image_bf16:

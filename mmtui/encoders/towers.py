@@ -93,6 +93,7 @@ def load_text_tower(device: str = "cpu"):
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
     tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
     model = BertModel.from_pretrained(str(path), local_files_only=True, add_pooling_layer=False)
     model.eval().requires_grad_(False)

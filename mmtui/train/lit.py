@@ -22,7 +22,7 @@ from ..encoders.lite import FORMAT, LiteHeads
 from ..errors import TrainingError
 from ..progress import ProgressCallback, ProgressEvent, check_cancel
 from ..splits import split_of
-from .features import extract_image_features, extract_text_features
+from .features import TEXT_TAP_LAYER, extract_image_features, extract_text_features
 
 DEFAULT_CONFIG: dict[str, Any] = {
     "dim": 256,
@@ -43,7 +43,28 @@ def retrieval_metrics(text_vecs: np.ndarray, image_vecs: np.ndarray) -> dict[str
 
 
 def _to_torch(feats: dict[str, np.ndarray], idx: np.ndarray, device: str) -> dict[str, torch.Tensor]:
-    return {k: torch.from_numpy(np.ascontiguousarray(v[idx])).to(device) for k, v in feats.items()}
+    out = {k: torch.from_numpy(np.ascontiguousarray(v[idx])).to(device) for k, v in feats.items()}
+    if "mask" in out:  # drop token positions that are padding for the whole batch
+        t = max(1, int(out["mask"].sum(1).max()))
+        out = {k: (v[:, :t] if k in ("tap", "last", "mask") else v) for k, v in out.items()}
+    return out
+
+
+def _advance_text_tap(txt: dict[str, np.ndarray], start: int, stop: int) -> None:
+    """Run the frozen MiniLM layers start..stop-1 over the cached tap, in place (for a shorter text tail)."""
+    from ..encoders.lite import BertTailLayer
+
+    bert = towers.load_text_tower("cpu")[1]
+    layers = [BertTailLayer().load_from_bert(bert.encoder.layer[i]).eval() for i in range(start, stop)]
+    out = []
+    with torch.inference_mode():
+        for s in range(0, len(txt["tap"]), 512):
+            h = torch.from_numpy(txt["tap"][s:s + 512].astype(np.float32))
+            m = torch.from_numpy(txt["mask"][s:s + 512].astype(np.float32))
+            for layer in layers:
+                h = layer(h, m)
+            out.append(h.numpy().astype(np.float16))
+    txt["tap"] = np.concatenate(out)
 
 
 def _embed(head: torch.nn.Module, feats: dict[str, np.ndarray], idx: np.ndarray, device: str,
@@ -68,11 +89,12 @@ def train_lit(products: Sequence[Any], out_dir: Path, *, cache_dir: Path, epochs
               lr: float = 1e-3, tail_lr: float = 1e-4, weight_decay: float = 0.05, config: dict | None = None,
               seed: int = 0, device: str | None = None, progress: ProgressCallback | None = None,
               cancel: threading.Event | None = None, patience: int = 8, write: bool = True,
-              split_fn: Callable[[str], str] = split_of) -> dict:
+              split_fn: Callable[[str], str] = split_of, select: str = "mrr") -> dict:
     """Train lite heads on products (.id, .title, .image_path); returns metrics (val best + test).
 
     config: overrides of DEFAULT_CONFIG (which image features, tower tails, pooling, dim).
     split_fn: product id -> "train" | "val" | "test" (default mmtui.splits.split_of).
+    select: the val metric that picks the best epoch ("mrr", "r10", "r1").
     """
     cfg = json.loads(json.dumps(DEFAULT_CONFIG))
     for k, v in (config or {}).items():
@@ -100,6 +122,11 @@ def train_lit(products: Sequence[Any], out_dir: Path, *, cache_dir: Path, epochs
         image_names.append(f"tap{cfg['image']['tail_from']}")
     img = _select(img_all, image_names)
     txt = _select(txt_all, ["tap", "last", "mask"])
+    text_tail = cfg["text"].get("tail_from")
+    if text_tail is not None and not TEXT_TAP_LAYER <= int(text_tail) <= 5:
+        raise TrainingError(f"text tail_from must be {TEXT_TAP_LAYER}..5, not {text_tail}", "fix the config")
+    if text_tail is not None and int(text_tail) > TEXT_TAP_LAYER:
+        _advance_text_tap(txt, TEXT_TAP_LAYER, int(text_tail))
     dims = {k: int(v.shape[1]) for k, v in img_all.items() if v.ndim == 2}
     cfg["image_dims"] = dims
     cfg["format"] = FORMAT
@@ -129,7 +156,7 @@ def train_lit(products: Sequence[Any], out_dir: Path, *, cache_dir: Path, epochs
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["lr"] for g in groups],
                                                 total_steps=epochs * steps_per_epoch, pct_start=0.1)
 
-    best = {"val_r10": -1.0}
+    best: dict[str, Any] = {"score": -1.0}
     best_state = None
     history = []
     bad = 0
@@ -160,21 +187,24 @@ def train_lit(products: Sequence[Any], out_dir: Path, *, cache_dir: Path, epochs
         row = {"epoch": epoch, "train_loss": float(np.mean(losses)), "val_loss": val_loss, "val_r10": val["r10"],
                "val_r1": val["r1"], "val_mrr": val["mrr"], "seconds": round(time.time() - t0, 1)}
         history.append(row)
+        if not np.isfinite(row["train_loss"]):
+            raise TrainingError(f"training diverged at epoch {epoch} (loss is not finite)", "lower --lr")
         if progress:
             progress(ProgressEvent("train", epoch, epochs, f"epoch {epoch}/{epochs}", metrics=dict(row)))
-        if val["r10"] > best["val_r10"] + 1e-9:
-            best = {"val_r10": val["r10"], "val": val, "epoch": epoch}
+        if val[select] > best["score"] + 1e-9:  # MRR: less saturated than R@10 on a small val split
+            best = {"score": val[select], "val": val, "epoch": epoch}
             best_state = {k: v.detach().cpu().clone() for k, v in heads.state_dict().items()}
             bad = 0
         else:
             bad += 1
             if bad >= patience:
                 break
-    if not np.isfinite(history[-1]["train_loss"]):
-        raise TrainingError("training diverged (loss is not finite)", "lower --lr")
+    if best_state is None:
+        raise TrainingError("no epoch produced a usable model", "check the catalog's titles and images")
     heads.load_state_dict(best_state)
     test = evaluate(heads, img, txt, te, device) if len(te) else {}
-    metrics = {"best_epoch": best["epoch"], "val": best["val"], "test": test, "history": history,
+    metrics = {"best_epoch": best["epoch"], "selected_on": f"val_{select}", "val": best["val"], "test": test,
+               "history": history,
                "n_train": int(len(tr)), "n_val": int(len(va)), "n_test": int(len(te)),
                "train_seconds": round(time.time() - t0, 1)}
     if write:
@@ -202,6 +232,7 @@ def save_checkpoint(heads: LiteHeads, cfg: dict, metrics: dict, out_dir: Path, n
         state[k] = v if keep32 else v.half()
     path = out_dir / f"{name}.safetensors"
     save_file(state, str(path))
-    summary = {k: metrics[k] for k in ("best_epoch", "val", "test", "n_train", "n_val", "n_test") if k in metrics}
+    keys = ("best_epoch", "selected_on", "val", "test", "n_train", "n_val", "n_test")
+    summary = {k: metrics[k] for k in keys if k in metrics}
     (out_dir / f"{name}.json").write_text(json.dumps({**cfg, "metrics": summary}, indent=1), encoding="utf-8")
     return path

@@ -101,3 +101,35 @@ def test_missing_or_corrupt_weights_raise_model_error(tmp_path: Path) -> None:
     shutil.copy(default_weights().with_suffix(".json"), tmp_path / "lite.json")
     with pytest.raises(ModelError):
         LiteEncoder.load("lite", weights=tmp_path / "lite.safetensors")
+
+
+def test_train_lit_writes_a_loadable_checkpoint(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from mmtui.splits import split_of
+    from mmtui.train.lit import train_lit
+
+    colours = {"red": (200, 30, 30), "green": (30, 160, 60), "blue": (30, 60, 200), "black": (20, 20, 20)}
+    products = []
+    for n in range(32):
+        name, rgb = list(colours.items())[n % 4]
+        path = tmp_path / f"{n}.jpg"
+        img = Image.new("RGB", (64, 64), (255, 255, 255))
+        img.paste(Image.new("RGB", (16 + n, 30), rgb), (8, 8))
+        img.save(path)
+        products.append(SimpleNamespace(id=f"item{n}", title=f"{name} box number {n}", image_path=str(path)))
+    assert {split_of(p.id) for p in products} >= {"train", "val"}
+    events = []
+    metrics = train_lit(products, tmp_path / "out", cache_dir=tmp_path / "cache", epochs=2, batch_size=8,
+                        config={"dim": 32, "image": {"pooled": ["head_mean", "colour"]}}, progress=events.append)
+    epochs = [e.metrics for e in events if e.stage == "train"]
+    assert epochs and set(epochs[0]) >= {"epoch", "train_loss", "val_loss", "val_r10"}
+    assert any(e.stage == "features-images" for e in events)
+    assert 0.0 <= metrics["val"]["r10"] <= 1.0
+    enc = LiteEncoder.load("lite", weights=tmp_path / "out" / "lite.safetensors")
+    assert enc.dim == 32 and enc.encode_texts(["red box"]).shape == (1, 32)
+    # The feature cache makes a second run skip the towers' image pass.
+    events.clear()
+    train_lit(products, tmp_path / "out2", cache_dir=tmp_path / "cache", epochs=1, batch_size=8,
+              config={"dim": 32, "image": {"pooled": ["head_mean"]}}, progress=events.append)
+    assert not any(e.stage == "features-images" for e in events)
