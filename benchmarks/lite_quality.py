@@ -47,11 +47,17 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--weights", type=Path, default=None, help="a lite.safetensors (default: the shipped one)")
     ap.add_argument("--fp32", action="store_true", help="run the image tower in float32 on the CPU")
     ap.add_argument("--bf16", action="store_true", help="run the image tower in bfloat16 on the CPU")
+    ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads (default: mmtui's choice)")
     ap.add_argument("--limit", type=int, default=0, help="only the first N products of the split")
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "lite_quality.json")
     args = ap.parse_args(argv)
 
     from PIL import Image
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
 
     rows = load_split(args.catalog, args.split)
     if args.limit:
@@ -68,7 +74,7 @@ def main(argv: list[str] | None = None) -> dict:
     image_s = time.perf_counter() - t0
     m = retrieval_metrics(tv, np.concatenate(iv))
     result = {"split": args.split, "pool": len(rows), "catalog": str(args.catalog), "fingerprint": enc.fingerprint,
-              "image_bf16": enc.image_bf16, **{k: round(v, 4) for k, v in m.items() if k != "n"},
+              "image_bf16": enc.image_bf16, "threads": __import__("torch").get_num_threads(), **{k: round(v, 4) for k, v in m.items() if k != "n"},
               "images_per_s": round(len(rows) / image_s, 1), "texts_per_s": round(len(rows) / text_s, 1)}
     try:
         from rich.console import Console

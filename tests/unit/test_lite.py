@@ -24,8 +24,19 @@ TITLES = {
 }
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One intra-op thread: on a busy 2-core machine two OpenMP threads spin-wait and run ~10x slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
-def lite() -> LiteEncoder:
+def lite(one_thread) -> LiteEncoder:
     return LiteEncoder.load("lite", device="cpu")
 
 
@@ -120,7 +131,7 @@ def test_train_lit_writes_a_loadable_checkpoint(tmp_path: Path) -> None:
         products.append(SimpleNamespace(id=f"item{n}", title=f"{name} box number {n}", image_path=str(path)))
     assert {split_of(p.id) for p in products} >= {"train", "val"}
     events = []
-    metrics = train_lit(products, tmp_path / "out", cache_dir=tmp_path / "cache", epochs=2, batch_size=8,
+    metrics = train_lit(products, tmp_path / "out", cache_dir=tmp_path / "cache", epochs=1, batch_size=8,
                         config={"dim": 32, "image": {"pooled": ["head_mean", "colour"]}}, progress=events.append)
     epochs = [e.metrics for e in events if e.stage == "train"]
     assert epochs and set(epochs[0]) >= {"epoch", "train_loss", "val_loss", "val_r10"}
