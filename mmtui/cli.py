@@ -223,6 +223,187 @@ def eval_cmd(queries, split, pool, compare, mode, k, wheres, data_dir, model, ch
     out.print(f"[dim]saved to {path}[/]")
 
 
+# -- train ------------------------------------------------------------------------------------
+@cli.group(cls=Group)
+def train() -> None:
+    """Train on your own catalog: a head on cached vectors (seconds to minutes) or a fine-tune.
+
+    \b
+    Each run writes a versioned checkpoint (safetensors + JSON, loss curves) and becomes the
+    active model only if it beats the current one on the validation split (--force overrides).
+    \b
+    Examples:
+      mmtui train adapter
+      mmtui train mlp --epochs 20
+      mmtui train finetune --epochs 3
+      mmtui models
+    """
+
+
+def _train_options(f):
+    f = click.option("--force", is_flag=True, help="Make it the active model even if validation says it is worse.")(f)
+    f = click.option("--device", default=None, help="cpu or cuda [default: CUDA when available].")(f)
+    return data_dir_option(f)
+
+
+def _run_training(fn, settings, **kwargs) -> None:
+    from .console import out, progress_printer
+    from .train.promote import run_summary
+
+    with progress_printer() as progress:
+        result = fn(settings, progress=progress, **kwargs)
+    for line in run_summary(result):
+        out.print(line, highlight=False)
+    return result
+
+
+@train.command("adapter")
+@click.option("--epochs", default=10, show_default=True)
+@click.option("--alpha", default=0.2, show_default=True, help="Residual scale: y = x + alpha * f(x).")
+@click.option("--batch-size", default=256, show_default=True)
+@click.option("--lr", default=1e-4, show_default=True, help="Learning rate of the heads (logit scale: 1e-3).")
+@click.option("--hard-negatives", default=0.0, show_default=True,
+              help="Share of batches drawn from look-alike clusters (0 = random batches).")
+@_train_options
+def train_adapter_cmd(epochs, alpha, batch_size, lr, hard_negatives, force, device, data_dir) -> None:
+    """Residual adapter y = x + alpha*f(x) on both towers' cached vectors, InfoNCE (seed 000, Stage A).
+
+    Nothing is encoded again: it trains on the vectors the build cached and re-indexes from them.
+    """
+    from .train.adapter import train_adapter
+
+    _run_training(train_adapter, _settings(data_dir, device=device), epochs=epochs, alpha=alpha,
+                  batch_size=batch_size, lr=lr, hard_negatives=hard_negatives, force=force)
+
+
+@train.command("mlp")
+@click.option("--epochs", default=10, show_default=True)
+@click.option("--batch-size", default=256, show_default=True)
+@click.option("--lr", default=1e-3, show_default=True)
+@_train_options
+def train_mlp_cmd(epochs, batch_size, lr, force, device, data_dir) -> None:
+    """Two-tower MLP baseline (512-512-256, margin ranking loss; seed 000, Experiment A)."""
+    from .train.mlp import train_mlp
+
+    _run_training(train_mlp, _settings(data_dir, device=device), epochs=epochs, batch_size=batch_size, lr=lr,
+                  force=force)
+
+
+@train.command("finetune")
+@click.option("--epochs", default=5, show_default=True)
+@click.option("--batch-size", default=32, show_default=True)
+@click.option("--lr", default=1e-4, show_default=True)
+@click.option("--weight-decay", default=0.01, show_default=True)
+@click.option("--no-augment", is_flag=True, help="Train without image augmentations.")
+@click.option("--max-train", default=None, type=int, help="Use at most N training products (a quick run).")
+@_train_options
+def train_finetune_cmd(epochs, batch_size, lr, weight_decay, no_augment, max_train, force, device, data_dir) -> None:
+    """Fine-tune the model's towers on image-title pairs (seed 001).
+
+    \b
+    open_clip models: every weight but the logit scale, contrastive loss (sigmoid loss for SigLIP),
+    augmentations, mixed precision on CUDA. lite: the text tower's last layers and the last image blocks.
+    Slow on a CPU. Promoting the result encodes the catalog again with the new weights.
+    """
+    from .console import out
+    from .train.finetune import train_finetune
+
+    result = _run_training(train_finetune, _settings(data_dir, device=device), epochs=epochs,
+                           batch_size=batch_size, lr=lr, weight_decay=weight_decay, augment=not no_augment,
+                           max_train=max_train, force=force)
+    if result.get("checkpoint"):
+        out.print(f"load it with: --model {result['model']} --checkpoint {result['checkpoint']}", highlight=False)
+
+
+@train.command("hybrid")
+@click.option("--split", default="val", show_default=True, type=click.Choice(["train", "val"]))
+@click.option("--metric", default="ndcg@10", show_default=True, type=click.Choice(["ndcg@10", "recall@10", "mrr"]))
+@data_dir_option
+def train_hybrid_cmd(split, metric, data_dir) -> None:
+    """Learn the fused image weight and the hybrid signal weights on the validation split."""
+    from .console import out, progress_printer
+    from .hybrid import fit_table, train_hybrid
+
+    with progress_printer() as progress:
+        fusion, fit = train_hybrid(_settings(data_dir), split=split, metric=metric, progress=progress)
+    out.print(fit_table(fusion, fit))
+
+
+@cli.command()
+@data_dir_option
+@json_option
+def models(data_dir, as_json) -> None:
+    """List the base model and every trained checkpoint; * marks the active one.
+
+    \b
+    Example:
+      mmtui models && mmtui use adapter-001
+    """
+    from .train.promote import list_models
+
+    rows = list_models(_settings(data_dir))
+    if as_json:
+        _print_json(rows)
+        return
+    from rich.table import Table
+
+    from .console import out
+
+    table = Table(title="models", title_justify="left")
+    for col in ("", "name", "kind", "val R@10", "test R@10", "created"):
+        table.add_column(col)
+    fmt = lambda v: f"{v:.4f}" if isinstance(v, (int, float)) else ""  # noqa: E731
+    for r in rows:
+        table.add_row("*" if r["active"] else "", r["name"], r["kind"], fmt(r.get("val_r10")),
+                      fmt(r.get("test_r10")), str(r.get("created") or ""))
+    out.print(table)
+
+
+@cli.command()
+@click.argument("name")
+@data_dir_option
+def use(name, data_dir) -> None:
+    """Make NAME the active model (a checkpoint from `mmtui models`, or "base").
+
+    \b
+    Example:
+      mmtui use adapter-002
+    """
+    from .train.promote import use_model
+
+    promotion = use_model(_settings(data_dir), name)
+    click.echo(f"active model: {promotion.name} (was {promotion.previous})")
+
+
+# -- enrich -----------------------------------------------------------------------------------
+@cli.command()
+@click.option("--conflicts", "show_conflicts", is_flag=True, help="List products whose text contradicts their image.")
+@data_dir_option
+@json_option
+def enrich(show_conflicts, data_dir, as_json) -> None:
+    """Tag product images zero-shot (colour, pattern, material, type, style) and flag text/image conflicts.
+
+    \b
+    Tags are stored, shown in results and searchable by words. No image is encoded again.
+    Example:
+      mmtui enrich && mmtui search "striped" --mode lexical
+    """
+    from . import enrich as enrichment
+    from .console import out, progress_printer
+
+    settings = _settings(data_dir)
+    with progress_printer(quiet=as_json) as progress:
+        report = enrichment.enrich(settings, progress=progress)
+    if as_json:
+        _print_json(report.to_json() if hasattr(report, "to_json") else report.__dict__)
+        return
+    out.print(enrichment.enrich_table(report))
+    if show_conflicts:
+        from .store import Store
+
+        out.print(enrichment.conflicts_table(enrichment.conflicts(Store.open(settings.db_path))))
+
+
 # -- rejects ----------------------------------------------------------------------------------
 @cli.command()
 @click.option("--reason", default=None, help="Only this reason, e.g. image_corrupt.")

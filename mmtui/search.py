@@ -336,30 +336,16 @@ class SearchService:
         return out
 
     def use_model(self, name: str) -> None:
-        from .build import reindex, search_space
-        from .errors import ModelError
-
-        names = [m["name"] for m in self.models()]
-        if name not in names:
-            raise ModelError(f"no model named {name!r}", "see `mmtui models` for the names")
-        previous = self.store.get_meta("active_model") or "base"
-        self.store.set_meta("active_model", name)
-        try:
-            reindex(self.settings, store=self.store)
-        except Exception:
-            self.store.set_meta("active_model", previous)
-            raise
-        self.space, self.projector = search_space(self.store, self.settings)
-        self.indexes = _load_indexes(self.settings, self.space)
-        self._query_cache.clear()
-
-    def reload(self) -> None:
-        """Re-read the active model and the indexes (after a reindex by someone else, e.g. mmtui train hybrid)."""
+        """Switch the active model (a checkpoint name or "base") and reload the indexes it implies."""
         from .build import search_space
+        from .train.promote import use_model
 
+        use_model(self.settings, name, store=self.store)
         self.space, self.projector = search_space(self.store, self.settings)
         self.indexes = _load_indexes(self.settings, self.space)
         self._query_cache.clear()
+        if self._encoder is not None and self._encoder.fingerprint != self.store.get_meta("base_fingerprint"):
+            self._encoder = None  # a fine-tuned encoder became the base: load it on next use
 
     def close(self) -> None:
         self.store.close()
