@@ -140,6 +140,9 @@ def run_one(name: str, settings, attribute_store, title: str, encoder=None) -> d
     from mmtui.search import SearchService
 
     service = SearchService.open(settings, encoder=encoder)
+    with service.store.db.conn:  # a rerun starts from the seller's text alone
+        service.store.db.execute("DELETE FROM product_tags")
+        service.store.db.execute("UPDATE products SET tags = NULL WHERE tags IS NOT NULL")
     sets = default_query_sets(service.store, "test", attribute_store=attribute_store)
     log(f"[{name}] modes before enrichment (lexical sees the seller's text only)")
     before = compare_modes(service, sets, split="test")
@@ -147,7 +150,7 @@ def run_one(name: str, settings, attribute_store, title: str, encoder=None) -> d
     log(f"[{name}] enrich (zero-shot tags from cached image vectors)")
     enriched = enrich(settings, encoder=encoder)
     log(f"[{name}] learn fusion + hybrid weights on val")
-    fusion, fit = train_hybrid(settings, encoder=encoder, split="val")
+    fusion, fit = train_hybrid(settings, encoder=encoder, split="val", attribute_store=attribute_store)
     log(f"[{name}]   image weight {fusion.image_weight:.2f}, hybrid weights {fit.weights}")
     service = SearchService.open(settings, encoder=encoder)
     after = compare_modes(service, sets, split="test")

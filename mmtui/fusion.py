@@ -192,7 +192,8 @@ def text_query_set(name: str, texts: Sequence[str], relevant_ids: Sequence[Seque
 
 
 def learn_fusion_weight(settings: Any, store: Any, *, encoder: Any = None, split: str = "val",
-                        metric: str = "ndcg@10", grid: Sequence[float] = GRID, save: bool = True) -> FusionFit:
+                        metric: str = "ndcg@10", grid: Sequence[float] = GRID, save: bool = True,
+                        attribute_store: Any = None) -> FusionFit:
     """Learn w on `split` (pool = the split's products): title queries from cached vectors, plus attribute
     queries ("black casual shoes for men", from the catalog's fields) when an encoder is given. Saves the fit
     to meta "fusion" when `save`; the fused index picks it up at the next reindex."""
@@ -205,7 +206,7 @@ def learn_fusion_weight(settings: Any, store: Any, *, encoder: Any = None, split
     ids, text, image = product_vectors(store, projector, base, pool.tolist())
     sets = [title_query_set(store, projector, base, ids)]
     if encoder is not None:
-        queries = attribute_queries(store, split)
+        queries = attribute_queries(attribute_store or store, split)
         rowid = store.rowid_of(sorted({pid for q in queries for pid in q.relevant}))
         sets.append(text_query_set("attribute", [q.text for q in queries],
                                    [[rowid[p] for p in q.relevant if p in rowid] for q in queries], ids,

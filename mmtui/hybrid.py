@@ -228,16 +228,18 @@ def ranked_queries(service: Any, set_name: str, texts: Sequence[str], relevant: 
     return out
 
 
-def validation_queries(service: Any, split: str = "val", *, progress: Any = None, limit: int | None = None
-                       ) -> list[RankedQuery]:
-    """Title queries (each product's title -> itself) and attribute queries of `split`, ranked within it."""
+def validation_queries(service: Any, split: str = "val", *, progress: Any = None, limit: int | None = None,
+                       attribute_store: Any = None) -> list[RankedQuery]:
+    """Title queries (each product's title -> itself) and attribute queries of `split`, ranked within it.
+    `attribute_store`: judge the attribute queries with another store's fields (same catalog ids), e.g. the
+    full catalog when this one lost its colours."""
     from .attribute_queries import attribute_queries
     from .evaluate import split_queries
 
     store = service.store
     pool = np.array(sorted(r for r, s in store.splits().items() if s == split), dtype=np.int64)
     out: list[RankedQuery] = []
-    for name, queries in (("title", split_queries(store, split)), ("attribute", attribute_queries(store, split))):
+    for name, queries in (("title", split_queries(store, split)), ("attribute", attribute_queries(attribute_store or store, split))):
         if limit is not None:
             queries = queries[:limit]
         rowid = store.rowid_of(sorted({pid for q in queries for pid in q.relevant}))
@@ -248,9 +250,9 @@ def validation_queries(service: Any, split: str = "val", *, progress: Any = None
 
 
 def learn_hybrid_weights(service: Any, *, split: str = "val", metric: str = "ndcg@10", grid: Sequence[float] = GRID,
-                         save: bool = True, progress: Any = None) -> HybridFit:
+                         save: bool = True, progress: Any = None, attribute_store: Any = None) -> HybridFit:
     """Learn the hybrid weights on `split` and save them to meta "hybrid" (used by every later hybrid search)."""
-    queries = validation_queries(service, split, progress=progress)
+    queries = validation_queries(service, split, progress=progress, attribute_store=attribute_store)
     fit = fit_hybrid_weights(queries, grid=grid, metric=metric)
     fit.split, fit.space, fit.learned_at = split, service.space, time.strftime("%Y-%m-%dT%H:%M:%S")
     if save:
@@ -259,7 +261,7 @@ def learn_hybrid_weights(service: Any, *, split: str = "val", metric: str = "ndc
 
 
 def train_hybrid(settings: Any, *, encoder: Any = None, split: str = "val", metric: str = "ndcg@10",
-                 progress: Any = None) -> tuple[Any, HybridFit]:
+                 progress: Any = None, attribute_store: Any = None) -> tuple[Any, HybridFit]:
     """What `mmtui train hybrid` does: learn the fused image weight on `split`, rebuild the fused index with it
     (from cached vectors), then learn the hybrid weights over all four signals. Returns (FusionFit, HybridFit)."""
     from .build import reindex
@@ -268,10 +270,12 @@ def train_hybrid(settings: Any, *, encoder: Any = None, split: str = "val", metr
 
     service = SearchService.open(settings, encoder=encoder)
     try:
-        fusion = learn_fusion_weight(settings, service.store, encoder=service.encoder, split=split, metric=metric)
+        fusion = learn_fusion_weight(settings, service.store, encoder=service.encoder, split=split, metric=metric,
+                                     attribute_store=attribute_store)
         reindex(settings, store=service.store, progress=progress)
         service.reload()
-        fit = learn_hybrid_weights(service, split=split, metric=metric, progress=progress)
+        fit = learn_hybrid_weights(service, split=split, metric=metric, progress=progress,
+                                   attribute_store=attribute_store)
     finally:
         service.close()
     return fusion, fit

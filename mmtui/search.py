@@ -347,6 +347,14 @@ class SearchService:
         if self._encoder is not None and self._encoder.fingerprint != self.store.get_meta("base_fingerprint"):
             self._encoder = None  # a fine-tuned encoder became the base: load it on next use
 
+    def reload(self) -> None:
+        """Re-read the active model and the indexes (after a reindex elsewhere, e.g. by mmtui.hybrid.train_hybrid)."""
+        from .build import search_space
+
+        self.space, self.projector = search_space(self.store, self.settings)
+        self.indexes = _load_indexes(self.settings, self.space)
+        self._query_cache.clear()
+
     def close(self) -> None:
         self.store.close()
 
