@@ -120,8 +120,9 @@ def build_index_cmd(catalog, data_dir, model, checkpoint, device, columns, batch
 @click.argument("text", required=False)
 @click.option("--image", "image", type=click.Path(path_type=Path), default=None, help="Search by this picture.")
 @click.option("-k", "k", default=10, show_default=True, help="Number of results.")
-@click.option("--mode", type=click.Choice(["image", "text", "lexical", "hybrid"]), default=None,
-              help="image: vs product images; text: vs product texts; lexical: BM25; hybrid: all fused "
+@click.option("--mode", type=click.Choice(["image", "text", "lexical", "fused", "hybrid"]), default=None,
+              help="image: vs product images; text: vs product texts; lexical: BM25; fused: one vector per "
+                   "product from its image and text; hybrid: all signals fused "
                    "[default: hybrid for text, image for --image].")
 @where_option
 @data_dir_option
@@ -163,14 +164,17 @@ def search(text, image, k, mode, wheres, data_dir, model, checkpoint, device, as
 @click.option("--pool", type=click.Choice(["split", "catalog"]), default="split", show_default=True,
               help="With --split: search among the split's products, or the whole catalog.")
 @click.option("--compare", is_flag=True, help="Compare every trained model with zero-shot on the split (seed 000 table).")
-@click.option("--mode", type=click.Choice(["image", "text", "lexical", "hybrid"]), default=None,
+@click.option("--compare-modes", "compare_modes_", is_flag=True,
+              help="Seed 004's table: every mode on title and attribute queries of the split (R@10, nDCG@10).")
+@click.option("--mode", type=click.Choice(["image", "text", "lexical", "fused", "hybrid"]), default=None,
               help="Search mode [default: hybrid for a queries file, image for --split].")
 @click.option("-k", "k", default=10, show_default=True, help="Cut-off shown next to the standard ones.")
 @where_option
 @data_dir_option
 @model_options
 @json_option
-def eval_cmd(queries, split, pool, compare, mode, k, wheres, data_dir, model, checkpoint, device, as_json) -> None:
+def eval_cmd(queries, split, pool, compare, compare_modes_, mode, k, wheres, data_dir, model, checkpoint, device,
+             as_json) -> None:
     """Measure retrieval quality: R@1/3/5/10, MRR, nDCG@10, P@10 and latency.
 
     \b
@@ -187,8 +191,11 @@ def eval_cmd(queries, split, pool, compare, mode, k, wheres, data_dir, model, ch
     from .filters import parse_where
 
     settings = _settings(data_dir, model, checkpoint, device)
+    if compare_modes_:
+        _compare_modes(settings, queries, split or "test", pool, as_json)
+        return
     if sum(bool(x) for x in (queries, split and not compare, compare)) != 1:
-        raise click.UsageError("give QUERIES.jsonl, or --split test, or --compare")
+        raise click.UsageError("give QUERIES.jsonl, or --split test, or --compare (or --compare-modes)")
     if split and mode and mode != "image":
         raise click.UsageError("--split measures title -> image retrieval: drop --mode or use --mode image")
     filters = [parse_where(w) for w in wheres]
@@ -221,6 +228,26 @@ def eval_cmd(queries, split, pool, compare, mode, k, wheres, data_dir, model, ch
     if skips is not None:
         out.print(skips)
     out.print(f"[dim]saved to {path}[/]")
+
+
+def _compare_modes(settings, queries, split, pool, as_json) -> None:
+    from . import evaluate
+    from .console import out, progress_printer
+    from .modes import compare_modes, default_query_sets, modes_table
+    from .search import SearchService
+
+    service = SearchService.open(settings)
+    sets = default_query_sets(service.store, split)
+    if queries:
+        sets["file"], _ = evaluate.load_queries(queries)
+    with progress_printer(quiet=as_json):
+        report = compare_modes(service, sets, split=split if pool == "split" else None)
+    if as_json:
+        _print_json(report.to_json())
+        return
+    out.print(modes_table(report))
+    for note in report.notes:
+        out.print(f"[dim]{note}[/]")
 
 
 # -- train ------------------------------------------------------------------------------------
@@ -317,15 +344,24 @@ def train_finetune_cmd(epochs, batch_size, lr, weight_decay, no_augment, max_tra
 
 @train.command("hybrid")
 @click.option("--split", default="val", show_default=True, type=click.Choice(["train", "val"]))
-@click.option("--metric", default="ndcg@10", show_default=True, type=click.Choice(["ndcg@10", "recall@10", "mrr"]))
+@click.option("--metric", default="ndcg@10", show_default=True, type=click.Choice(["ndcg@10", "recall@10"]))
 @data_dir_option
-def train_hybrid_cmd(split, metric, data_dir) -> None:
-    """Learn the fused image weight and the hybrid signal weights on the validation split."""
+@json_option
+def train_hybrid_cmd(split, metric, data_dir, as_json) -> None:
+    """Learn the fused image weight and the hybrid signal weights on the validation split.
+
+    \b
+    Example:
+      mmtui train hybrid && mmtui search "black casual shoes for men" --json
+    """
     from .console import out, progress_printer
     from .hybrid import fit_table, train_hybrid
 
-    with progress_printer() as progress:
+    with progress_printer(quiet=as_json) as progress:
         fusion, fit = train_hybrid(_settings(data_dir), split=split, metric=metric, progress=progress)
+    if as_json:
+        _print_json({"fusion": fusion.to_json(), "hybrid": fit.to_json()})
+        return
     out.print(fit_table(fusion, fit))
 
 

@@ -92,10 +92,23 @@ def print_hits(result) -> None:
     for name, justify in (("#", "right"), ("id", "left"), ("title", "left"), ("category", "left"),
                           ("colour", "left"), ("score", "right")):
         table.add_column(name, justify=justify, overflow="fold" if name == "title" else "ellipsis")
+    shares = any(getattr(h, "shares", None) for h in result.hits)
+    if shares:
+        table.add_column("signals", overflow="fold")
     for hit in result.hits:
         title = hit.title + ("" if hit.image_status == "ok" else " [dim](no image)[/]")
-        table.add_row(str(hit.rank), hit.id, title, hit.category, hit.colour, f"{hit.score:.4f}")
+        tags = getattr(hit, "tags", None) or []
+        if tags:
+            title += f" [dim]· {', '.join(tags[:3])}[/]"
+        row = [str(hit.rank), hit.id, title, hit.category, hit.colour, f"{hit.score:.4f}"]
+        if shares:
+            row.append(" · ".join(f"{SHORT.get(k, k)} {v:.0%}" for k, v in sorted(
+                (hit.shares or {}).items(), key=lambda kv: -kv[1]) if v > 0))
+        table.add_row(*row)
     out.print(table)
+
+
+SHORT = {"lexical": "lex", "image": "img", "text": "txt", "fused": "fus"}
 
 
 def print_rejects(counts: dict, rows: list[dict]) -> None:
