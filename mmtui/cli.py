@@ -342,6 +342,59 @@ def train_finetune_cmd(epochs, batch_size, lr, weight_decay, no_augment, max_tra
         out.print(f"load it with: --model {result['model']} --checkpoint {result['checkpoint']}", highlight=False)
 
 
+@train.command("lit")
+@click.option("--epochs", default=20, show_default=True)
+@click.option("--patience", default=5, show_default=True, help="Stop after this many epochs without a better val MRR.")
+@click.option("--catalog", type=click.Path(exists=True, path_type=Path), default=None,
+              help="Train from this catalog directly (no index needed) and write lite.safetensors + lite.json "
+                   "to --out: how the shipped weights are made.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="With --catalog: where to write the weights.")
+@_train_options
+def train_lit_cmd(epochs, patience, catalog, out, force, device, data_dir) -> None:
+    """The lite model's projection heads (locked towers, learned heads) on your catalog's title-image pairs.
+
+    \b
+    On an index built with lite: a checkpoint that becomes the active model if it beats the current
+    one on validation (the catalog is then encoded again with it).
+    \b
+    Reproduce the shipped weights (held-out products: the test split):
+      mmtui train lit --catalog path/to/fashion --out mmtui/encoders/weights
+    """
+    settings = _settings(data_dir, device=device)
+    if catalog is None:
+        from .train.finetune import train_lit_heads
+
+        _run_training(train_lit_heads, settings, epochs=epochs, patience=patience, force=force)
+        return
+    if out is None:
+        raise click.UsageError("--catalog needs --out DIR (where lite.safetensors + lite.json are written)")
+    _train_lit_from_catalog(settings, catalog, out, epochs=epochs, patience=patience, device=device)
+
+
+def _train_lit_from_catalog(settings, catalog: Path, out: Path, *, epochs: int, patience: int, device) -> None:
+    from .catalog import read_catalog, resolve_images
+    from .console import out as console, progress_printer
+    from .encoders.lite import default_weights, read_checkpoint
+    from .train.lit import train_lit
+
+    shipped, _, _ = read_checkpoint(default_weights())
+    config = {k: v for k, v in shipped.items() if k not in ("metrics", "format", "image_dims", "preprocess")}
+    data = read_catalog(catalog)
+    with progress_printer() as progress:
+        resolve_images(data.products, data.base_dir, settings.image_cache_dir, progress=progress)
+        products = [p for p in data.products if p.image_status == "ok"]
+        metrics = train_lit(products, out, cache_dir=settings.data_dir / "cache" / "features", epochs=epochs,
+                            patience=patience, config=config, device=device, progress=progress)
+    for split in ("val", "test"):
+        m = metrics.get(split) or {}
+        if m:
+            console.print(f"{split} ({m.get('n')} products, title -> own image): R@1 {m['r1']:.3f}  R@5 {m['r5']:.3f}"
+                          f"  R@10 {m['r10']:.3f}  MRR {m['mrr']:.3f}", highlight=False)
+    console.print(f"best epoch {metrics.get('best_epoch')}; weights in {out}; use them with "
+                  f"--model lite:{out / 'lite.safetensors'}", highlight=False)
+
+
 @train.command("hybrid")
 @click.option("--split", default="val", show_default=True, type=click.Choice(["train", "val"]))
 @click.option("--metric", default="ndcg@10", show_default=True, type=click.Choice(["ndcg@10", "recall@10"]))

@@ -72,7 +72,7 @@ SKIP_REASONS = {
 FORMAT_HINT = ('one JSON object per line: {"query": "text", "relevant": {"<product id>": 1}} or '
                '{"image": "path/relative/to/the/file.jpg", "relevant": {"<product id>": 2}}; grade >= 1 is relevant')
 CONTRACT_KEYS = (*METRIC_KEYS, "latency_ms_p50", "latency_ms_p99", "mode", "model")
-KIND_ORDER = ("base", "mlp", "adapter", "finetune")  # seed 000's Table 1 order; other kinds follow
+KIND_ORDER = ("base", "mlp", "adapter", "finetune", "lit")  # seed 000's Table 1 order; other kinds follow
 # config.json keys that may hold a fine-tuned encoder's own fingerprint (its vectors are cached under it)
 FINETUNE_FINGERPRINT_KEYS = ("encoder_fingerprint", "fingerprint")
 
@@ -481,7 +481,7 @@ def compare_models(settings: Settings, split: str = "test", *, store: Any = None
         if row_base and row_base != fp:
             rows.append(_note_row(name, kind, is_active, f"trained on another base model ({row_base})"))
             continue
-        if kind == "finetune":
+        if kind in ("finetune", "lit"):
             own = next((config[key] for key in FINETUNE_FINGERPRINT_KEYS if config.get(key)), None)
             pairs = _pairs(store, own, in_split) if own else None
             if pairs is None:

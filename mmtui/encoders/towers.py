@@ -32,7 +32,13 @@ STAGE_ENDS = {"lite0": (0, 2, 4, 7, 10, 14)}
 
 
 def set_default_threads() -> None:
-    """Use at most 2 CPU threads unless the caller already chose a number (OMP/MKL env or torch)."""
+    """Use at most 2 CPU threads unless the caller already chose a number (MMTUI_THREADS, OMP/MKL env)."""
+    if getattr(set_default_threads, "_done", False):
+        return
+    if os.environ.get("MMTUI_THREADS"):
+        set_default_threads._done = True  # type: ignore[attr-defined]
+        torch.set_num_threads(max(1, int(os.environ["MMTUI_THREADS"])))
+        return
     if os.environ.get("OMP_NUM_THREADS") or os.environ.get("MKL_NUM_THREADS"):
         return
     if getattr(set_default_threads, "_done", False):

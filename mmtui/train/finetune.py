@@ -231,11 +231,35 @@ def train_finetune(settings: Settings, source: Store | Sequence | None = None, *
             "model": f"openclip:{arch}"}
 
 
+def train_lit_heads(settings: Settings, source: Store | Sequence | None = None, *, epochs: int = 20,
+                    batch_size: int = 256, weight_decay: float = 0.05, patience: int | None = 5, seed: int = 0,
+                    force: bool = False, device: str | None = None, progress: ProgressCallback | None = None,
+                    cancel: threading.Event | None = None, store: Store | None = None,
+                    reindex: bool | Reindex = True) -> dict:
+    """`mmtui train lit`: the lite model's projection heads (towers locked) trained on this catalog's
+    title-image pairs with the shipped head design; a checkpoint of kind "lit", promoted like a fine-tune."""
+    own = store is None and source is None
+    store = store or (source if isinstance(source, Store) else None) or Store.open(settings.db_path)
+    try:
+        spec = settings.model or store.get_meta("base_model") or "lite"
+        if not (spec == "lite" or spec.startswith("lite:")):
+            raise TrainingError(f"`train lit` trains the lite model's heads; this index uses {spec!r}",
+                                "build the index with the default model (--model lite), or use `mmtui train adapter`")
+        return _finetune_lite(settings, store, spec, source=source, epochs=epochs, batch_size=batch_size, lr=1e-4,
+                              weight_decay=weight_decay, patience=patience, seed=seed, force=force, device=device,
+                              progress=progress, cancel=cancel, reindex=reindex, unfreeze=False)
+    finally:
+        if own:
+            store.close()
+
+
 def _finetune_lite(settings: Settings, store: Store | None, spec: str, *, source, epochs: int, batch_size: int,
                    lr: float, weight_decay: float, patience: int | None, seed: int, force: bool, device: str | None,
-                   progress: ProgressCallback | None, cancel: threading.Event | None, reindex: bool | Reindex) -> dict:
+                   progress: ProgressCallback | None, cancel: threading.Event | None, reindex: bool | Reindex,
+                   unfreeze: bool = True) -> dict:
     """lite: the LiT trainer (mmtui.train.lit) with the last image blocks and the last text layers unfrozen
-    (lr for those tails = `lr`, seed 001's 1e-4), starting from the lite model's current head design."""
+    (lr for those tails = `lr`, seed 001's 1e-4), starting from the lite model's current head design.
+    unfreeze=False trains the heads alone (`mmtui train lit`)."""
     import shutil
     from types import SimpleNamespace
 
@@ -248,12 +272,13 @@ def _finetune_lite(settings: Settings, store: Store | None, spec: str, *, source
     weights = Path(spec.split(":", 1)[1]).expanduser() if spec.startswith("lite:") else default_weights()
     current, _, _ = read_checkpoint(weights)
     config = {k: v for k, v in current.items() if k not in ("metrics", "format", "image_dims", "preprocess")}
-    config["image"] = {**config.get("image", {}), "tail_from": IMAGE_TAP_BLOCKS[0]}
-    config["text"] = {**config.get("text", {}), "tail_from": TEXT_TAP_LAYER}
+    kind = "finetune" if unfreeze else "lit"
+    config["image"] = {**config.get("image", {}), "tail_from": IMAGE_TAP_BLOCKS[0] if unfreeze else None}
+    config["text"] = {**config.get("text", {}), "tail_from": TEXT_TAP_LAYER if unfreeze else None}
     pairs = pairs_from(source if source is not None else store)
     products = [SimpleNamespace(id=p.product_id, title=p.title, image_path=p.image_path) for p in pairs]
     split_by_id = {p.product_id: p.split for p in pairs}
-    name = next_name(settings.checkpoints_dir, "finetune")
+    name = next_name(settings.checkpoints_dir, kind)
     work = settings.checkpoints_dir / f".{name}.lit"
     shutil.rmtree(work, ignore_errors=True)
     try:
@@ -280,7 +305,7 @@ def _finetune_lite(settings: Settings, store: Store | None, spec: str, *, source
                    "image_tail_from": config["image"]["tail_from"], "text_tail_from": config["text"]["tail_from"]},
                    "n_train": lit.get("n_train"), "n_val": lit.get("n_val"), "n_test": lit.get("n_test")}
     # model.safetensors + model.json is the layout LiteEncoder reads ("lite:PATH/model.safetensors")
-    ckpt = save_checkpoint(settings.checkpoints_dir, "finetune", tensors, ckpt_config, metrics, history, name=name,
+    ckpt = save_checkpoint(settings.checkpoints_dir, kind, tensors, ckpt_config, metrics, history, name=name,
                            extra_files={"model.json": lite_json})
     result = {"name": ckpt.name, "promoted": False, "metrics": metrics, "history": history, "path": str(ckpt.path),
               "promotion": None, "checkpoint": str(ckpt.weights_path), "model": ckpt_config["model_spec"]}

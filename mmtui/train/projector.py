@@ -70,7 +70,7 @@ def load_projector(settings: Settings, name: str | None, *, expect_fingerprint: 
     config = ckpt.config
     base_fp = config.get("base_fingerprint")
     head = config.get("head")
-    if head is None or ckpt.kind == "finetune":  # a whole encoder: its vectors are the index's base vectors
+    if head is None or ckpt.kind in ("finetune", "lit"):  # a whole encoder: its vectors are the index's base vectors
         return Projector(name, IDENTITY, kind=ckpt.kind, base_fingerprint=base_fp, config=config)
     if expect_fingerprint and base_fp and base_fp != expect_fingerprint:
         raise IndexMismatchError(

@@ -97,7 +97,7 @@ def use_model(settings: Settings, name: str, *, store: Store | None = None,
 def _activate(settings: Settings, store: Store, name: str, val_r10: float, *, reindex: bool | Reindex,
               previous: str, previous_r10: float | None, forced: bool) -> Promotion:
     ckpt = None if name == BASE else load_checkpoint(settings.checkpoints_dir, name)
-    needs_rebuild = ckpt is not None and ckpt.kind == "finetune"
+    needs_rebuild = ckpt is not None and ckpt.kind in ("finetune", "lit")  # whole encoders
     base_fp = store.get_meta("base_fingerprint")
     if ckpt is not None and ckpt.config.get("head") and base_fp and ckpt.config.get("base_fingerprint") != base_fp:
         raise IndexMismatchError(

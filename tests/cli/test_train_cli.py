@@ -41,3 +41,8 @@ def test_adapter_run_models_and_use(data_dir):
 def test_unknown_model_name_is_a_clear_error(data_dir):
     result = CliRunner().invoke(cli, ["use", "adapter-999", "--data-dir", str(data_dir)])
     assert result.exit_code == 1 and "hint:" in result.output and "Traceback" not in result.output
+
+
+def test_train_lit_needs_a_lite_index(data_dir):
+    result = CliRunner().invoke(cli, ["train", "lit", "--data-dir", str(data_dir)])
+    assert result.exit_code == 1 and "lite model's heads" in result.output and "hint:" in result.output
