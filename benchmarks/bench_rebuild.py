@@ -35,10 +35,29 @@ def _own_index(model: str) -> Path:
     return root
 
 
+def _complete(data_dir: Path) -> bool:
+    """A finished build: every product has its text vector and every valid image its image vector."""
+    from mmtui.store import Store
+
+    if not (data_dir / "catalog.db").is_file():
+        return False
+    store = Store.open(data_dir / "catalog.db")
+    try:
+        fp = store.get_meta("base_fingerprint")
+        q = lambda sql, *a: store.db.execute(sql, a).fetchone()[0]  # noqa: E731
+        images = q("SELECT count(*) FROM products WHERE image_status = 'ok'")
+        return bool(fp and store.get_meta("last_build")
+                    and q("SELECT count(*) FROM embeddings WHERE model = ? AND kind = 'image'", fp) >= images
+                    and q("SELECT count(*) FROM embeddings WHERE model = ? AND kind = 'text'", fp)
+                    >= store.product_count())
+    finally:
+        store.close()
+
+
 def run(fashion_index: Path | None, fallback_model: str = "tiny") -> dict:
     from mmtui.store import Store
 
-    source = fashion_index if fashion_index and (fashion_index / "catalog.db").is_file() else _own_index(fallback_model)
+    source = fashion_index if fashion_index and _complete(fashion_index) else _own_index(fallback_model)
     store = Store.open(source / "catalog.db")
     catalog, model, products = store.get_meta("catalog"), store.get_meta("base_model"), store.product_count()
     store.close()

@@ -31,11 +31,11 @@ def sample_index(model: str) -> Path:
 
     from .bench_util import load_model
 
-    root = WORK / f"tui-{model}"
+    encoder = load_model(model)
+    root = WORK / f"tui-{model}-{encoder.fingerprint}"  # new weights, new index
     if (root / "built.json").is_file():
         return root
     log(f"tui: building sample_catalog with {model}")
-    encoder = load_model(model)
     report = build_index(Settings(data_dir=root), REPO / "sample_catalog", encoder=encoder)
     (root / "built.json").write_text(json.dumps(report.to_json()))
     return root

@@ -32,16 +32,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--sections", default=",".join(SECTIONS), help="comma-separated subset of: " + ", ".join(SECTIONS))
     p.add_argument("--sizes", default="2000,10000,100000", help="store sizes for query / ann / memory")
     p.add_argument("--models", default="lite,tiny,vitb32", help="models for the encode section (lite, tiny, vitb32)")
-    p.add_argument("--build-n", default="lite=256,tiny=512,vitb32=96",
+    p.add_argument("--build-n", default="lite=128,tiny=512,vitb32=64",
                    help="products built per model in the encode section, e.g. lite=256,vitb32=96")
     p.add_argument("--query-model", default="lite", help="model for query latency, ann, memory, tui (lite if present)")
     p.add_argument("--fashion-index", type=Path, default=REPO / "scratch" / "fashion-idx",
                    help="a data dir with the Fashion catalog built (vector source for synthetic stores, rebuild test)")
-    p.add_argument("--queries", type=int, default=100, help="distinct queries per mode")
+    p.add_argument("--queries", type=int, default=40, help="distinct queries per mode")
     p.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1), help="torch threads")
     p.add_argument("--rebuild-stores", action="store_true", help="rebuild the cached synthetic stores")
     p.add_argument("--ann-tune", type=int, default=0, metavar="N",
                    help="also sweep HNSW M / ef_construction on N vectors of the largest store (slow)")
+    p.add_argument("--merge", action="store_true",
+                   help="keep the other sections of an existing speed.json in --out (re-run a few sections)")
     p.add_argument("--quick", action="store_true", help="small sizes, to check the harness (minutes -> seconds)")
     args = p.parse_args(argv)
     if args.quick:
@@ -74,6 +76,15 @@ def main(argv: list[str] | None = None) -> int:
                     "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "load_average_start": list(os.getloadavg()),
                     "query_model": query_model, "fashion_index": str(fashion_index) if fashion_index else None,
                     "sections": {}, "errors": {}, "notes": notes}
+    if args.merge and (args.out / "speed.json").is_file():
+        previous = json.loads((args.out / "speed.json").read_text())
+        kept = {k: v for k, v in previous.get("sections", {}).items() if k not in sections}
+        report["sections"].update(kept)
+        report["notes"] = previous.get("notes", []) + [
+            f"Sections {', '.join(sections)} re-run at {report['started']} (--merge); the others come from "
+            f"`{previous.get('command')}` at {previous.get('started')} (load average "
+            f"{previous.get('load_average_start')} at its start)."]
+        notes = report["notes"]
     started = time.perf_counter()
     encoder = None
     stores: dict = {}
