@@ -54,9 +54,10 @@ def run(model: str) -> dict:
                               cwd=REPO, capture_output=True, text=True, timeout=300,
                               env={**os.environ, "PYTHONPATH": str(REPO),
                                    "MMTUI_OPENCLIP_CONFIGS": str(TINY_CONFIGS)})
-        if proc.returncode != 0:
+        measured = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+        if proc.returncode != 0 and not measured:
             return {"skipped": f"the TUI run failed: {proc.stderr.strip().splitlines()[-1:]}", "stderr": proc.stderr[-2000:]}
-        runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        runs.append(json.loads(measured[-1]))
     best = {k: min(r[k] for r in runs) for k in runs[0] if isinstance(runs[0][k], float)}
     return {"model": model, "data_dir": str(data_dir), "runs": runs, "best": best,
             "keystroke_ms": runs[-1]["keystroke_ms"], "enter_ms": runs[-1]["enter_ms"],
@@ -151,6 +152,16 @@ async def _child(data_dir: Path, t0: float, images: str = "halfcell") -> dict:
         except WorkerFailed as exc:  # recorded: a TUI bug to report, not a reason to stop measuring
             out.setdefault("worker_errors", []).append(str(exc)[:200])
 
+    try:
+        await _drive(app, out, t0, items, hits, changed, settle, wait_for, send)
+    except (asyncio.CancelledError, Exception) as exc:  # noqa: BLE001 - shutting the app down, after measuring
+        if "enter_ms" not in out:
+            raise
+        out["exit_error"] = repr(exc)[:200]
+    return out
+
+
+async def _drive(app, out, t0, items, hits, changed, settle, wait_for, send) -> None:
     async with app.run_test(size=(120, 40)) as pilot:
         def focused() -> bool:
             f = app.focused
@@ -196,8 +207,9 @@ async def _child(data_dir: Path, t0: float, images: str = "halfcell") -> dict:
             enter_ms.append((time.time() - t) * 1000)
         out["keystroke_ms"] = percentiles(key_ms)
         out["enter_ms"] = percentiles(enter_ms)
-        await app.action_quit()
-    return out
+        # printed now: textual's shutdown under run_test can end in CancelledError
+        print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in out.items()}), flush=True)
+        app.lane.close()
 
 
 if __name__ == "__main__":
