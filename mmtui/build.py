@@ -266,6 +266,12 @@ def reindex(settings: Settings, store: Store | None = None, progress: ProgressCa
             rowids, vectors = (store.vectors(base, "image") if name == "image" else (text_rowids, text_vectors))
             if len(rowids):
                 vectors = projector.image(vectors) if name == "image" else projector.text(vectors)
+            saved = VectorIndex.saved_if_same(settings.ann_dir, name, space, rowids, vectors) if len(rowids) else None
+            if saved is not None:  # same vectors, same model: the index on disk is what a rebuild would make
+                results[name] = (saved.recall_at_10 if saved.recall_at_10 is not None else 1.0,
+                                 "hnsw" if saved.graph else "exact")
+                progress(ProgressEvent("index", len(rowids), len(rowids), f"{name} index unchanged"))
+                continue
             index = VectorIndex.build(name, space, rowids, vectors if len(rowids) else np.zeros((0, 0), np.float32))
             # self-check with cross-modal queries (product texts against images), as searches are
             queries = projector.text(text_vectors) if name == "image" and len(text_vectors) else index.vectors
@@ -291,8 +297,12 @@ def _build_fused_index(settings: Settings, store: Store, projector, base: str, s
     w = fusion_weight(store)
     progress(ProgressEvent("index", 0, None, f"building the fused index (image weight {w:.2f})"))
     rowids, vectors = fused_vectors(store, projector, base, w)
+    saved = VectorIndex.saved_if_same(settings.ann_dir, "fused", space, rowids, vectors) if len(rowids) else None
+    if saved is not None:  # same vectors (and so the same weight), same model: nothing to rebuild
+        progress(ProgressEvent("index", len(rowids), len(rowids), "fused index unchanged"))
+        return (saved.recall_at_10 if saved.recall_at_10 is not None else 1.0), "hnsw" if saved.graph else "exact"
     index = VectorIndex.build("fused", space, rowids, vectors if len(rowids) else np.zeros((0, 0), np.float32))
-    index.manifest.extra = {"image_weight": w}
+    index.manifest.extra["image_weight"] = w  # keep the content digest build() put there
     queries = projector.text(text_vectors) if len(text_vectors) else index.vectors
     sample = np.random.default_rng(0).permutation(len(queries))[:RECALL_SAMPLE]
     recall = index.recall_check(np.asarray(queries)[sample]) if len(index) else 1.0

@@ -123,6 +123,7 @@ class SearchService:
             if self._encoder is None:
                 from .build import open_encoder
 
+                _one_thread_for_queries()
                 encoder = open_encoder(self.settings, self.store)
                 self._check_encoder(self.store, encoder)
                 self._encoder = encoder
@@ -357,6 +358,16 @@ class SearchService:
 
     def close(self) -> None:
         self.store.close()
+
+
+def _one_thread_for_queries() -> None:
+    """A single query has no parallel work worth a second thread, and two threads waiting on each other on
+    busy cores cost ~10x (benchmarks/results/speed.md). MMTUI_THREADS overrides."""
+    import os
+
+    import torch
+
+    torch.set_num_threads(max(1, int(os.environ.get("MMTUI_THREADS") or 1)))
 
 
 def _load_indexes(settings, space: str) -> dict:

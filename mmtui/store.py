@@ -20,6 +20,7 @@ from .errors import StoreError
 
 SCHEMA_VERSION = 2
 KINDS = ("image", "text", "title")
+COMMON_WORD_SHARE = 0.5  # see Store.informative_words
 
 PRODUCT_COLUMNS = {
     "rowid": int, "id": str, "title": str, "description": str, "category": str, "brand": str,
@@ -69,6 +70,7 @@ class Store:
     def __init__(self, db: sqlite_utils.Database, path: Path | None = None) -> None:
         self.db = db
         self.path = path
+        self._doc_freq: dict = {}  # word -> number of products with it (None -> product count)
 
     # -- opening and migrations -------------------------------------------------------------
     @classmethod
@@ -129,6 +131,7 @@ class Store:
         """Insert or update by id (rowids of existing products are kept, so cached vectors stay attached)."""
         if not records:
             return
+        self._doc_freq.clear()
         existing = {r["id"]: r["rowid"] for r in self.db.query("SELECT rowid, id FROM products")}
         updates, inserts = [], []
         for rec in records:
@@ -143,6 +146,7 @@ class Store:
 
     def delete_products(self, ids: Iterable[str]) -> int:
         ids = list(ids)
+        self._doc_freq.clear()
         for chunk in _chunks(ids, 500):
             marks = ",".join("?" * len(chunk))
             rowids = [r[0] for r in self.db.execute(f"SELECT rowid FROM products WHERE id IN ({marks})", chunk)]
@@ -226,22 +230,52 @@ class Store:
     # -- lexical ----------------------------------------------------------------------------
     def lexical(self, query: str, limit: int, where: str = "1", params: list | None = None) -> list[tuple[int, float]]:
         """FTS5 BM25 over title and combined text: [(rowid, score)] best first (score = -bm25, higher better)."""
-        match = fts_query(query)
-        if not match:
+        words = self.informative_words(fts_words(query))
+        if not words:
             return []
+        match = " OR ".join(f'"{w}"' for w in words)
+        if where == "1" and not params:  # no filter: no join (it costs as much as the FTS query itself)
+            sql = ("SELECT rowid, -bm25(products_fts, 2.0, 1.0) AS score FROM products_fts "
+                   "WHERE products_fts MATCH ? ORDER BY bm25(products_fts, 2.0, 1.0) LIMIT ?")
+            return [(r, s) for r, s in self.db.execute(sql, [match, limit])]
         sql = (f"SELECT products.rowid, -bm25(products_fts, 2.0, 1.0) AS score FROM products_fts "
                f"JOIN products ON products.rowid = products_fts.rowid "
                f"WHERE products_fts MATCH ? AND ({where}) ORDER BY bm25(products_fts, 2.0, 1.0) LIMIT ?")
         return [(r, s) for r, s in self.db.execute(sql, [match, *(params or []), limit])]
 
+    def informative_words(self, words: list[str]) -> list[str]:
+        """Leave out words found in more than COMMON_WORD_SHARE of the products while a rarer one remains.
+
+        FTS5's BM25 gives such words an IDF of ~0 (it clamps log((N - n + 0.5) / (n + 0.5)) at 1e-6), so
+        they hardly move the ranking, yet scoring their long posting lists is most of a query's time
+        ("casual", "men", "summer" in the Fashion combined texts). Document frequencies are cached per word.
+        """
+        if len(words) < 2:
+            return words
+        cache = self._doc_freq
+        total = cache.get(None)
+        if total is None:
+            total = cache[None] = self.product_count()
+        for w in words:
+            if w not in cache:
+                cache[w] = self.db.execute("SELECT count(*) FROM products_fts WHERE products_fts MATCH ?",
+                                           [f'"{w}"']).fetchone()[0]
+        keep = [w for w in words if cache[w] <= COMMON_WORD_SHARE * total]
+        return keep or words
+
     def close(self) -> None:
         self.db.conn.close()
 
 
+def fts_words(text: str) -> list[str]:
+    """The distinct words of free text, lower-cased, in order (safe to quote inside an FTS5 query)."""
+    words = [w for w in "".join(c if c.isalnum() else " " for c in text.lower()).split() if w]
+    return list(dict.fromkeys(words))
+
+
 def fts_query(text: str) -> str:
     """Turn free text into a safe FTS5 query: each word quoted, joined by OR (BM25 ranks documents with more)."""
-    words = [w for w in "".join(c if c.isalnum() else " " for c in text.lower()).split() if w]
-    return " OR ".join(f'"{w}"' for w in words)
+    return " OR ".join(f'"{w}"' for w in fts_words(text))
 
 
 def _chunks(items: Sequence, size: int):

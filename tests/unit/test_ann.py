@@ -61,3 +61,14 @@ def test_allowed_labels_restrict_results():
     allowed = np.arange(0, 1000, 7)
     labels, _ = index.search(vectors[0], 10, allowed=allowed)
     assert len(labels) == 10 and set(labels.tolist()) <= set(allowed.tolist())
+
+
+def test_recall_check_catches_a_poor_graph_and_forgives_ties():
+    vectors = clustered_vectors(3000, 64)
+    poor = VectorIndex.build("image", "m", np.arange(3000), vectors, M=2, ef_construction=4, ef=1)
+    poor.graph.set_ef(1)
+    queries = clustered_vectors(200, 64, seed=2)
+    assert poor.recall_check(queries) < 0.9
+    twins = np.concatenate([vectors[:600], vectors[:600]])  # every vector twice: which twin comes back is arbitrary
+    index = VectorIndex.build("text", "m", np.arange(1200), twins)
+    assert index.recall_check(twins[:100]) >= 0.98
