@@ -74,15 +74,15 @@ def model_spec(settings: Settings, store: Store | None) -> str:
     return DEFAULT_MODEL
 
 
-def open_encoder(settings: Settings, store: Store | None) -> Encoder:
-    from .encoders import load_encoder
+def open_encoder(settings: Settings, store: Store | None, lazy: bool = False) -> Encoder:
+    from .encoders import lazy_encoder, load_encoder
 
     spec = model_spec(settings, store)
     checkpoint = settings.checkpoint
     if checkpoint is None and store is not None and store.get_meta("base_model") == spec:
         stored = store.get_meta("base_checkpoint")
         checkpoint = Path(stored) if stored else None
-    return load_encoder(spec, checkpoint=checkpoint, device=settings.device)
+    return (lazy_encoder if lazy else load_encoder)(spec, checkpoint=checkpoint, device=settings.device)
 
 
 def build_index(settings: Settings, catalog: Path | str, *, columns: dict | None = None,
@@ -98,7 +98,7 @@ def build_index(settings: Settings, catalog: Path | str, *, columns: dict | None
                                    progress=progress, cancel=cancel)
     if encoder is None:
         progress(ProgressEvent("model", 0, None, f"loading model {model_spec(settings, store)}"))
-        encoder = open_encoder(settings, store)
+        encoder = open_encoder(settings, store, lazy=True)
     report = BuildReport(catalog=str(data.source), model=encoder.name)
 
     # 1. products and rejects
@@ -108,8 +108,10 @@ def build_index(settings: Settings, catalog: Path | str, *, columns: dict | None
     report.added = sum(1 for r in records if r["id"] not in existing)
     report.updated = sum(1 for r in records if r["id"] in existing and _changed(existing[r["id"]], r))
     removed = [pid for pid in existing if pid not in seen]
+    current = {r["id"]: r for r in store.db.query("SELECT * FROM products")}
+    dirty = [r for r in records if r["id"] not in current or any(current[r["id"]].get(k) != v for k, v in r.items())]
     with store.db.conn:
-        store.upsert_products(records)
+        store.upsert_products(dirty)  # unchanged rows are not rewritten (each write also re-indexes FTS)
         report.removed = store.delete_products(removed) if removed else 0
     all_rejects = [*data.rejects, *image_rejects]
     build_id = store.db["builds"].insert({"catalog": str(data.source), "model": encoder.name,

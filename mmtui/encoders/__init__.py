@@ -27,6 +27,42 @@ def pick_device(requested: str | None = None) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+class LazyEncoder:
+    """An Encoder whose fingerprint is known before its weights load: a build with nothing to encode never
+    pays for loading the model. The real encoder loads on the first encode call and must agree."""
+
+    def __init__(self, name: str, fingerprint: str, dim: int, load) -> None:
+        self.name, self.fingerprint, self.dim = name, fingerprint, dim
+        self._load = load
+        self._encoder: Encoder | None = None
+
+    def _real(self) -> Encoder:
+        if self._encoder is None:
+            encoder = self._load()
+            if encoder.fingerprint != self.fingerprint:
+                raise ModelError(f"model {self.name} changed while loading", "run the command again")
+            self._encoder = encoder
+        return self._encoder
+
+    def encode_texts(self, texts):
+        return self._real().encode_texts(texts)
+
+    def encode_images(self, images):
+        return self._real().encode_images(images)
+
+
+def lazy_encoder(spec: str, checkpoint: Path | None = None, device: str | None = None) -> Encoder:
+    """load_encoder, deferred where the fingerprint can be read without loading the model (lite)."""
+    spec = (spec or "lite").strip()
+    if spec == "lite" or spec.startswith("lite:"):
+        from .lite import LiteEncoder
+
+        resolved = pick_device(device)
+        fingerprint, dim = LiteEncoder.fingerprint_for(spec, resolved)
+        return LazyEncoder(spec, fingerprint, dim, lambda: load_encoder(spec, checkpoint, resolved))
+    return load_encoder(spec, checkpoint=checkpoint, device=device)
+
+
 def load_encoder(spec: str, checkpoint: Path | None = None, device: str | None = None) -> Encoder:
     spec = (spec or "lite").strip()
     if spec == "fake":

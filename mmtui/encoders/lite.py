@@ -204,6 +204,17 @@ class LiteEncoder:
         self.fingerprint = fingerprint_of("lite", json.dumps(public, sort_keys=True), weights_sha,
                                           towers.PREPROCESS_VERSION, image_bf16)
 
+    @staticmethod
+    def fingerprint_for(spec: str = "lite", device: str = "cpu") -> tuple[str, int]:
+        """(fingerprint, dim) that load(spec, device) would give, without loading the towers (fast)."""
+        weights = Path(spec.split(":", 1)[1]).expanduser() if spec.startswith("lite:") else default_weights()
+        config, _, raw = read_checkpoint(weights)
+        image_bf16 = bool(config.get("cpu_image_bf16", False)) and device == "cpu" and _cpu_has_bf16()
+        public = {k: v for k, v in config.items() if k not in ("metrics", "trained_on")}
+        fingerprint = fingerprint_of("lite", json.dumps(public, sort_keys=True), hashlib.sha256(raw).hexdigest(),
+                                     towers.PREPROCESS_VERSION, image_bf16)
+        return fingerprint, int(config["dim"])
+
     @classmethod
     def load(cls, spec: str = "lite", device: str = "cpu", weights: Path | None = None,
              image_bf16: bool | None = None) -> "LiteEncoder":

@@ -144,3 +144,12 @@ def test_train_lit_writes_a_loadable_checkpoint(tmp_path: Path) -> None:
     train_lit(products, tmp_path / "out2", cache_dir=tmp_path / "cache", epochs=1, batch_size=8,
               config={"dim": 32, "image": {"pooled": ["head_mean"]}}, progress=events.append)
     assert not any(e.stage == "features-images" for e in events)
+
+
+def test_fingerprint_is_known_without_loading_the_towers(lite: LiteEncoder) -> None:
+    """An unchanged rebuild compares fingerprints only: it must not pay for loading the model."""
+    from mmtui.encoders import LazyEncoder, lazy_encoder
+
+    lazy = lazy_encoder("lite", device=lite.device)
+    assert isinstance(lazy, LazyEncoder) and lazy._encoder is None
+    assert (lazy.fingerprint, lazy.dim) == (lite.fingerprint, lite.dim)
