@@ -144,6 +144,8 @@ def search(text, image, k, mode, wheres, data_dir, model, checkpoint, device, as
         raise click.UsageError('give either TEXT or --image PATH, e.g. mmtui search "blue jeans"')
     filters = [parse_where(w) for w in wheres]
     service = SearchService.open(_settings(data_dir, model, checkpoint, device))
+    if image is not None or mode != "lexical":
+        service.load_model()  # so the time printed with the results is the search's, not the model's loading
     if image is not None:
         result = service.search_image(image, k=k, mode=mode or "image", filters=filters)
     else:
