@@ -1,6 +1,6 @@
 """Make sample_catalog/: a deterministic, stratified subset of the Fashion catalog (styles.csv + images).
 
-    python scripts/make_sample_catalog.py --source /work/shared/catalogs/fashion --out sample_catalog --n 800
+    python scripts/make_sample_catalog.py --source path/to/fashion-product-images --out sample_catalog --n 800
 
 Selection (depends only on the source files, so it is the same on every run):
 1. every product gets a stable pseudo-random rank, sha1("mmtui-sample:" + id);
