@@ -146,8 +146,7 @@ class VectorIndex:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
         query = np.asarray(query, dtype=np.float32).reshape(-1)
         if allowed is not None:
-            positions = np.fromiter((self._position[int(a)] for a in allowed if int(a) in self._position),
-                                    dtype=np.int64)
+            positions = np.flatnonzero(np.isin(self.labels, np.asarray(allowed, dtype=np.int64)))
             return self._exact(query, k, positions)
         if self.graph is None:
             return self._exact(query, k, None)
