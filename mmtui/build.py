@@ -92,24 +92,23 @@ def build_index(settings: Settings, catalog: Path | str, *, columns: dict | None
     started = time.perf_counter()
     data = read_catalog(catalog, columns)
     store = Store.open(settings.db_path, create=True)
+    existing = store.existing_products()  # id -> the stored row, read once
     known = {r["image_path"]: (r["image_size"], r["image_mtime_ns"], r["image_sha"], r["image_status"])
-             for r in store.existing_products().values() if r["image_path"]}
+             for r in existing.values() if r["image_path"]}
     image_rejects = resolve_images(data.products, data.base_dir, settings.image_cache_dir, known=known,
                                    progress=progress, cancel=cancel)
     if encoder is None:
-        progress(ProgressEvent("model", 0, None, f"loading model {model_spec(settings, store)}"))
+        progress(ProgressEvent("model", 0, None, f"model {model_spec(settings, store)} (loaded only if something needs encoding)"))
         encoder = open_encoder(settings, store, lazy=True)
     report = BuildReport(catalog=str(data.source), model=encoder.name)
 
     # 1. products and rejects
-    existing = store.existing_products()
     records = [_record(p, data.source.name) for p in data.products]
     seen = {r["id"] for r in records}
     report.added = sum(1 for r in records if r["id"] not in existing)
     report.updated = sum(1 for r in records if r["id"] in existing and _changed(existing[r["id"]], r))
     removed = [pid for pid in existing if pid not in seen]
-    current = {r["id"]: r for r in store.db.query("SELECT * FROM products")}
-    dirty = [r for r in records if r["id"] not in current or any(current[r["id"]].get(k) != v for k, v in r.items())]
+    dirty = [r for r in records if r["id"] not in existing or any(existing[r["id"]].get(k) != v for k, v in r.items())]
     with store.db.conn:
         store.upsert_products(dirty)  # unchanged rows are not rewritten (each write also re-indexes FTS)
         report.removed = store.delete_products(removed) if removed else 0

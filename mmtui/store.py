@@ -123,9 +123,8 @@ class Store:
         return self.db["products"].count
 
     def existing_products(self) -> dict[str, dict]:
-        """id -> the columns a build compares to decide what changed."""
-        cols = "rowid, id, image_path, image_sha, image_size, image_mtime_ns, image_status, text_sha, title_sha"
-        return {r["id"]: r for r in self.db.query(f"SELECT {cols} FROM products")}
+        """id -> the stored row (every column): what a build compares to decide what changed."""
+        return {r["id"]: r for r in self.db.query("SELECT * FROM products")}
 
     def upsert_products(self, records: list[dict]) -> None:
         """Insert or update by id (rowids of existing products are kept, so cached vectors stay attached)."""
