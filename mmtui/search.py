@@ -49,22 +49,7 @@ class SearchResult:
                 "hits": [h.to_json() for h in self.hits]}
 
 
-RRF_K = 60  # reciprocal rank fusion constant
 CANDIDATES = 100  # per-signal candidates fused in hybrid mode
-
-
-def rrf_fuse(ranked: dict[str, list[tuple[int, float]]], k: int, weights: dict[str, float] | None = None
-             ) -> list[tuple[int, float, dict[str, float]]]:
-    """Reciprocal rank fusion of several ranked lists [(rowid, score)] -> [(rowid, fused, {signal: score})]."""
-    fused: dict[int, float] = {}
-    signals: dict[int, dict[str, float]] = {}
-    for name, hits in ranked.items():
-        w = (weights or {}).get(name, 1.0)
-        for rank, (rowid, score) in enumerate(hits):
-            fused[rowid] = fused.get(rowid, 0.0) + w / (RRF_K + rank + 1)
-            signals.setdefault(rowid, {})[name] = round(float(score), 4)
-    best = sorted(fused.items(), key=lambda item: -item[1])[:k]
-    return [(rowid, score, signals[rowid]) for rowid, score in best]
 
 
 class SearchService:

@@ -14,7 +14,16 @@ from mmtui.evaluate import EvalQuery, run_eval
 from mmtui.filters import parse_where
 from mmtui.hybrid import (RankedQuery, default_weights, fit_hybrid_weights, fuse_ranked, hybrid_weights,
                           learn_hybrid_weights, validation_queries)
-from mmtui.search import SearchService, rrf_fuse
+from mmtui.search import SearchService
+
+
+def rrf_fuse(ranked, k):
+    """Plain reciprocal rank fusion, straight from its definition: the reference for equal weights."""
+    fused = {}
+    for hits in ranked.values():
+        for rank, (rowid, _) in enumerate(hits, start=1):
+            fused[rowid] = fused.get(rowid, 0.0) + 1.0 / (60 + rank)
+    return [(rowid, score, None) for rowid, score in sorted(fused.items(), key=lambda item: -item[1])[:k]]
 
 
 @pytest.fixture

@@ -8,7 +8,8 @@ from mmtui.build import build_index
 from mmtui.encoders import FakeEncoder
 from mmtui.errors import IndexMismatchError, QueryError
 from mmtui.filters import parse_where
-from mmtui.search import SearchService, rrf_fuse
+from mmtui.hybrid import fuse_ranked as rrf_fuse
+from mmtui.search import SearchService
 
 
 @pytest.fixture
