@@ -13,11 +13,11 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.screen import Screen
 from textual.widgets import Button, Footer, Input, Label, ProgressBar, Static
 
 from ...progress import Cancelled, ProgressEvent
 from ..messages import WorkProgressed
+from .work import WorkScreen
 
 if TYPE_CHECKING:
     from ..app import MmtuiApp
@@ -64,7 +64,7 @@ def report_table(report: Any) -> Table:
     return table
 
 
-class BuildScreen(Screen):
+class BuildScreen(WorkScreen):
     """Runs build_index on a daemon thread; `c` cancels (work done so far is kept)."""
 
     BINDINGS = [
@@ -72,6 +72,9 @@ class BuildScreen(Screen):
         Binding("ctrl+s", "start", "Build"),
         Binding("ctrl+x", "cancel", "Cancel"),
     ]
+    INPUT_ID, STATUS_ID = "#catalog", "#build-stage"
+    CANCELLING = "cancelling… (stops at the next safe point)"
+    BUSY = "A build is running: ctrl+x cancels it (what is done is kept)."
     app: "MmtuiApp"
 
     def __init__(self, catalog: str | None = None, autostart: bool = False) -> None:
@@ -103,20 +106,6 @@ class BuildScreen(Screen):
         if self.autostart:
             self.action_start()
 
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "start":
-            return not self.running
-        if action == "cancel":
-            return self.running
-        return True
-
-    def _set_running(self, running: bool) -> None:
-        self.running = running
-        self.query_one("#start", Button).disabled = running
-        self.query_one("#cancel", Button).disabled = not running
-        self.query_one("#catalog", Input).disabled = running
-        self.refresh_bindings()
-
     @on(Input.Submitted, "#catalog")
     @on(Button.Pressed, "#start")
     def action_start(self) -> None:
@@ -134,18 +123,6 @@ class BuildScreen(Screen):
         self._build(path)
 
     @on(Button.Pressed, "#cancel")
-    def action_cancel(self) -> None:
-        if self.cancel_event is not None and self.running:
-            self.cancel_event.set()
-            self.query_one("#build-stage", Static).update(Text("cancelling… (stops at the next safe point)",
-                                                               style="italic"))
-
-    def action_back(self) -> None:
-        if self.running:
-            self.app.notify("A build is running: ctrl+x cancels it (what is done is kept).", timeout=4)
-            return
-        self.app.pop_screen()
-
     @work(exclusive=True, group="build", exit_on_error=False)
     async def _build(self, catalog: Path) -> None:
         app = self.app

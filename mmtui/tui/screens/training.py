@@ -10,13 +10,13 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.screen import Screen
 from textual.widgets import Button, Checkbox, Footer, Input, Label, ProgressBar, Static
 
 from ...progress import Cancelled
 from ..messages import WorkProgressed
 from ..widgets.curves import CurvePlot
 from .build import throttled
+from .work import WorkScreen
 
 if TYPE_CHECKING:
     from ..app import MmtuiApp
@@ -36,7 +36,7 @@ def result_text(result: dict[str, Any]) -> Text:
     return text
 
 
-class TrainingScreen(Screen):
+class TrainingScreen(WorkScreen):
     """Runs train_adapter on a daemon thread; ctrl+x cancels between batches."""
 
     BINDINGS = [
@@ -44,6 +44,9 @@ class TrainingScreen(Screen):
         Binding("ctrl+s", "start", "Train"),
         Binding("ctrl+x", "cancel", "Cancel"),
     ]
+    INPUT_ID, STATUS_ID = "#epochs", "#train-line"
+    CANCELLING = "cancelling after this batch…"
+    BUSY = "Training is running: ctrl+x cancels it."
     app: "MmtuiApp"
 
     def __init__(self) -> None:
@@ -72,20 +75,6 @@ class TrainingScreen(Screen):
         self.query_one("#start").focus()
         self.query_one(CurvePlot).show([], "loss per epoch")
 
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "start":
-            return not self.running
-        if action == "cancel":
-            return self.running
-        return True
-
-    def _set_running(self, running: bool) -> None:
-        self.running = running
-        self.query_one("#start", Button).disabled = running
-        self.query_one("#cancel", Button).disabled = not running
-        self.query_one("#epochs", Input).disabled = running
-        self.refresh_bindings()
-
     @on(Button.Pressed, "#start")
     @on(Input.Submitted, "#epochs")
     def action_start(self) -> None:
@@ -101,17 +90,6 @@ class TrainingScreen(Screen):
         self._train(epochs, self.query_one("#force", Checkbox).value)
 
     @on(Button.Pressed, "#cancel")
-    def action_cancel(self) -> None:
-        if self.cancel_event is not None and self.running:
-            self.cancel_event.set()
-            self.query_one("#train-line", Static).update(Text("cancelling after this batch…", style="italic"))
-
-    def action_back(self) -> None:
-        if self.running:
-            self.app.notify("Training is running: ctrl+x cancels it.", timeout=4)
-            return
-        self.app.pop_screen()
-
     @work(exclusive=True, group="train", exit_on_error=False)
     async def _train(self, epochs: int, force: bool) -> None:
         app = self.app
