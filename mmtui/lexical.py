@@ -1,0 +1,379 @@
+"""An in-memory BM25 index that reproduces SQLite FTS5's bm25() on products_fts, a few ms at 100k products.
+
+FTS5 scores every document matching any query word before ORDER BY ... LIMIT (~63 ms at 100k). This index
+holds, per FTS5 term, its postings (dense document number, precomputed BM25 term factor), so a query is a
+few numpy gathers. It is exact, not an approximation:
+
+- the terms are FTS5's own tokens (read from an fts5vocab table over products_fts; a query is tokenised by a
+  private in-memory FTS5 table with the same tokenize option), so stemming and case/diacritic folding match;
+- scores follow fts5_aux.c: idf_i = log((N - n_i + 0.5) / (n_i + 0.5)), 1e-6 when <= 0; f = sum over the
+  phrase's hits of the column weight; score = sum_i idf_i * (f * (k1 + 1)) / (f + k1 * (1 - b + b * D / avgdl))
+  with D the row's tokens over all columns and N, avgdl from FTS5's own averages record; evaluated in float64
+  in the same order as the C code, so scores are bit-identical and ties break by rowid as FTS5's do.
+
+The index is saved as ann/lexical.npz with a fingerprint of the FTS index it was read from (its structure
+and averages records, which FTS5 rewrites on every change to products_fts). A query checks the fingerprint
+first (two tiny reads) and declines (None) when the FTS content changed, so the caller falls back to FTS5
+and never serves stale results.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+FILE = "lexical.npz"
+FORMAT = 1
+FTS_TABLE = "products_fts"
+WEIGHTS = (2.0, 1.0)  # bm25(products_fts, 2.0, 1.0) in Store.lexical: title 2, text 1, further columns 1
+K1 = 1.2
+B = 0.75
+
+
+# -- the FTS index's identity -------------------------------------------------------------------
+def fts_fingerprint(conn: sqlite3.Connection, table: str = FTS_TABLE) -> str | None:
+    """A digest of the FTS table's definition, averages record (row count, tokens per column) and structure
+    record (segments and a write counter FTS5 bumps on every flush), or None when there is no such table.
+    Any insert, update or delete through products_fts changes it; reading it costs two small row lookups."""
+    sql = conn.execute("SELECT sql FROM sqlite_master WHERE name = ?", [table]).fetchone()
+    if sql is None:
+        return None
+    return _digest(sql[0], conn, table)
+
+
+def _digest(sql: str, conn: sqlite3.Connection, table: str) -> str:
+    h = hashlib.sha1(sql.encode("utf-8"))
+    for rid, block in conn.execute(f'SELECT id, block FROM "{table}_data" WHERE id IN (1, 10) ORDER BY id'):
+        h.update(str(rid).encode())
+        h.update(bytes(block))
+    return h.hexdigest()
+
+
+def _varints(data: bytes) -> list[int]:
+    """SQLite's big-endian varints (7 bits a byte, the ninth byte carries 8), as FTS5 writes them."""
+    out, i = [], 0
+    while i < len(data):
+        value = 0
+        for j in range(9):
+            byte = data[i]
+            i += 1
+            if j == 8:
+                value = (value << 8) | byte
+                break
+            value = (value << 7) | (byte & 0x7F)
+            if not byte & 0x80:
+                break
+        out.append(value)
+    return out
+
+
+def _tokenize_option(sql: str) -> str:
+    found = re.search(r"tokenize\s*=\s*'((?:[^']|'')*)'", sql, re.IGNORECASE)
+    return found.group(1).replace("''", "'") if found else "unicode61"
+
+
+# -- query tokenisation -------------------------------------------------------------------------
+class QueryTokenizer:
+    """Tokenise words exactly as an FTS5 table with `tokenize` does (a one-column in-memory FTS5 table and
+    an fts5vocab over it). Results are cached per word, so a repeated word costs a dict lookup."""
+
+    CACHE = 20_000
+
+    def __init__(self, tokenize: str) -> None:
+        self.tokenize = tokenize
+        self._conn = sqlite3.connect(":memory:", check_same_thread=False)
+        quoted = "'" + tokenize.replace("'", "''") + "'"
+        self._conn.execute(f"CREATE VIRTUAL TABLE q USING fts5(w, tokenize={quoted})")
+        self._conn.execute("CREATE VIRTUAL TABLE qv USING fts5vocab(q, instance)")
+        self._lock = threading.Lock()
+        self._cache: dict[str, tuple[str, ...]] = {}
+
+    def tokens(self, words: Sequence[str]) -> list[tuple[str, ...]]:
+        """Each word's FTS5 tokens, in order."""
+        missing = list(dict.fromkeys(w for w in words if w not in self._cache))
+        if missing:
+            with self._lock:
+                found: dict[int, list[tuple[int, str]]] = {}
+                with self._conn:
+                    self._conn.executemany("INSERT INTO q (rowid, w) VALUES (?, ?)", enumerate(missing, start=1))
+                for doc, offset, term in self._conn.execute("SELECT doc, offset, term FROM qv"):
+                    found.setdefault(doc, []).append((offset, term))
+                with self._conn:
+                    self._conn.execute("DELETE FROM q")
+                if len(self._cache) > self.CACHE:
+                    self._cache.clear()
+                for i, word in enumerate(missing, start=1):
+                    self._cache[word] = tuple(t for _, t in sorted(found.get(i, [])))
+        return [self._cache[w] for w in words]
+
+
+# -- the index ----------------------------------------------------------------------------------
+class LexicalIndex:
+    """Postings of every FTS5 term: docs[offsets[t]:offsets[t + 1]] (dense document numbers, rowid order)
+    with factor = (f * (k1 + 1)) / (f + k1 * (1 - b + b * D / avgdl)), the BM25 term factor for that row."""
+
+    def __init__(self, *, rowids: np.ndarray, terms: list[str], offsets: np.ndarray, docs: np.ndarray,
+                 factors: np.ndarray, n_rows: int, meta: dict) -> None:
+        self.rowids = rowids  # int64 (N,), ascending: dense document number -> rowid
+        self.terms = {t: i for i, t in enumerate(terms)}
+        self.term_list = terms
+        self.offsets = offsets  # int64 (T + 1,)
+        self.docs = docs  # int32 (P,)
+        self.factors = factors  # float64 (P,)
+        self.n_rows = n_rows  # FTS5's row count (N in the IDF)
+        self.meta = meta  # fingerprint, tokenize, weights, k1, b, avgdl, ...
+        self.fingerprint: str = meta["fingerprint"]
+        self.tokenizer = QueryTokenizer(meta["tokenize"])
+
+    def __len__(self) -> int:
+        return len(self.rowids)
+
+    # -- building ------------------------------------------------------------------------------
+    @classmethod
+    def build(cls, conn: sqlite3.Connection, weights: Sequence[float] = WEIGHTS,
+              table: str = FTS_TABLE) -> "LexicalIndex":
+        """Read products_fts's terms, rows and sizes (one pass over an fts5vocab 'instance' table)."""
+        sql_row = conn.execute("SELECT sql FROM sqlite_master WHERE name = ?", [table]).fetchone()
+        if sql_row is None:
+            raise ValueError(f"no FTS table {table}")
+        sql = sql_row[0]
+        columns = [r[1] for r in conn.execute(f'PRAGMA table_info("{table}")')]
+        vocab = f"temp.lexical_vocab_{os.getpid()}_{threading.get_ident()}"
+        conn.execute(f'CREATE VIRTUAL TABLE IF NOT EXISTS {vocab} USING fts5vocab(main, "{table}", instance)')
+        case = " ".join(f"WHEN '{c}' THEN {i}" for i, c in enumerate(columns))
+        width = max(1, len(columns) - 1).bit_length()
+        conn.execute("SAVEPOINT lexical_build")  # one read snapshot: fingerprint and postings agree
+        try:
+            fingerprint = _digest(sql, conn, table)
+            averages = conn.execute(f'SELECT block FROM "{table}_data" WHERE id = 1').fetchone()
+            rowids = np.fromiter((r for (r,) in conn.execute(f'SELECT id FROM "{table}_docsize" ORDER BY id')),
+                                 dtype=np.int64)
+            rows = conn.execute(
+                f"SELECT term, count(*), group_concat((doc << {width}) | (CASE col {case} END), ' ') "
+                f"FROM {vocab} GROUP BY term ORDER BY term").fetchall()
+        finally:
+            conn.execute("RELEASE lexical_build")
+            conn.execute(f"DROP TABLE IF EXISTS {vocab}")
+        stats = _varints(bytes(averages[0])) if averages else [0]
+        n_rows, n_tokens = stats[0], sum(stats[1:1 + len(columns)])
+        terms = [r[0] for r in rows]
+        counts = np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows))
+        codes = (np.array(" ".join(r[2] for r in rows).split(), dtype=np.int64) if rows
+                 else np.zeros(0, dtype=np.int64))
+        term_of = np.repeat(np.arange(len(terms), dtype=np.int64), counts)
+        doc = np.searchsorted(rowids, codes >> width)
+        col = codes & ((1 << width) - 1)
+        col_weight = np.array([weights[i] if i < len(weights) else 1.0 for i in range(len(columns))])
+        # one posting per (term, doc): f = sum of the column weights of its hits; D = the row's tokens
+        key = term_of * max(1, len(rowids)) + doc
+        order = np.argsort(key, kind="stable")
+        key, w = key[order], col_weight[col[order]]
+        first = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if len(key) else np.zeros(0, dtype=np.int64)
+        freq = np.add.reduceat(w, first) if len(key) else np.zeros(0)
+        p_term, p_doc = key[first] // max(1, len(rowids)), key[first] % max(1, len(rowids))
+        length = np.bincount(doc, minlength=len(rowids)).astype(np.float64)
+        avgdl = float(n_tokens) / float(n_rows) if n_rows else 1.0
+        norm = K1 * ((1 - B) + (B * length) / avgdl)  # k1 * (1 - b + b * D / avgdl), C's evaluation order
+        factors = (freq * (K1 + 1.0)) / (freq + norm[p_doc])
+        offsets = np.zeros(len(terms) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(p_term, minlength=len(terms)), out=offsets[1:])
+        meta = {"format": FORMAT, "fingerprint": fingerprint, "tokenize": _tokenize_option(sql),
+                "columns": columns, "weights": list(weights), "k1": K1, "b": B, "avgdl": avgdl,
+                "n_tokens": int(n_tokens), "n_rows": int(n_rows), "instances": int(len(codes))}
+        return cls(rowids=rowids, terms=terms, offsets=offsets, docs=p_doc.astype(np.int32),
+                   factors=factors.astype(np.float64), n_rows=int(n_rows), meta=meta)
+
+    # -- persistence ---------------------------------------------------------------------------
+    def save(self, directory: Path | str) -> Path:
+        """Write ann/lexical.npz atomically (a reader sees the old file or the new one)."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / FILE
+        tmp = directory / f".{FILE}.{os.getpid()}.tmp"
+        with open(tmp, "wb") as fh:
+            np.savez(fh, rowids=self.rowids, offsets=self.offsets, docs=self.docs, factors=self.factors,
+                     terms=np.frombuffer("\n".join(self.term_list).encode("utf-8"), dtype=np.uint8),
+                     meta=np.frombuffer(json.dumps(self.meta).encode("utf-8"), dtype=np.uint8))
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, directory: Path | str) -> "LexicalIndex | None":
+        """The saved index, or None when there is none (or it is unreadable, or of another format)."""
+        path = Path(directory) / FILE
+        try:
+            with np.load(path) as data:
+                meta = json.loads(data["meta"].tobytes().decode("utf-8"))
+                if meta.get("format") != FORMAT:
+                    return None
+                text = data["terms"].tobytes().decode("utf-8")
+                return cls(rowids=data["rowids"], terms=text.split("\n") if text else [],
+                           offsets=data["offsets"], docs=data["docs"], factors=data["factors"],
+                           n_rows=int(meta["n_rows"]), meta=meta)
+        except (OSError, ValueError, KeyError):
+            return None
+
+    @staticmethod
+    def saved_fingerprint(directory: Path | str) -> str | None:
+        """The fingerprint of the saved index (reads only its small meta member)."""
+        try:
+            with np.load(Path(directory) / FILE) as data:
+                meta = json.loads(data["meta"].tobytes().decode("utf-8"))
+            return meta.get("fingerprint") if meta.get("format") == FORMAT else None
+        except (OSError, ValueError, KeyError):
+            return None
+
+    # -- querying ------------------------------------------------------------------------------
+    def is_current(self, conn: sqlite3.Connection) -> bool:
+        """True when products_fts is still exactly what this index was built from."""
+        try:
+            return fts_fingerprint(conn) == self.fingerprint
+        except sqlite3.Error:
+            return False
+
+    def doc_freq(self, token: str) -> int:
+        t = self.terms.get(token)
+        return 0 if t is None else int(self.offsets[t + 1] - self.offsets[t])
+
+    def phrase_tokens(self, words: Sequence[str]) -> list[str] | None:
+        """Each word's single FTS5 token; None when a word is not exactly one token (FTS5 would make it a
+        multi-token phrase, which this index does not do: the caller uses FTS5 then)."""
+        out = []
+        for toks in self.tokenizer.tokens(words):
+            if len(toks) != 1:
+                return None
+            out.append(toks[0])
+        return out
+
+    def search(self, tokens: Sequence[str], limit: int, allowed: np.ndarray | None = None
+               ) -> list[tuple[int, float]]:
+        """[(rowid, score)] best first for the OR of `tokens` (one phrase each, repeats count again as in
+        FTS5), score = -bm25 exactly; ties by rowid. `allowed`: rowids a hit must be in (None: all)."""
+        n = len(self.rowids)
+        if not tokens or n == 0 or limit <= 0:
+            return []
+        acc = np.zeros(n, dtype=np.float64)
+        for token in tokens:
+            t = self.terms.get(token)
+            if t is None:
+                continue
+            lo, hi = int(self.offsets[t]), int(self.offsets[t + 1])
+            n_hit = hi - lo
+            idf = math.log((self.n_rows - n_hit + 0.5) / (n_hit + 0.5))  # libm, as SQLite
+            if idf <= 0.0:
+                idf = 1e-6
+            docs = self.docs[lo:hi]
+            acc[docs] += idf * self.factors[lo:hi]
+        found = np.flatnonzero(acc)
+        if allowed is not None:
+            found = found[self._allowed_mask(allowed)[found]]
+        if len(found) == 0:
+            return []
+        scores = acc[found]
+        if len(found) > limit:
+            kth = np.partition(scores, len(scores) - limit)[len(scores) - limit]
+            keep = scores >= kth
+            found, scores = found[keep], scores[keep]
+        order = np.lexsort((found, -scores))[:limit]
+        return list(zip(self.rowids[found[order]].tolist(), scores[order].tolist()))
+
+    def _allowed_mask(self, allowed: np.ndarray) -> np.ndarray:
+        allowed = np.asarray(allowed, dtype=np.int64)
+        mask = np.zeros(len(self.rowids), dtype=bool)
+        if len(allowed):
+            pos = np.searchsorted(self.rowids, allowed)
+            pos = np.minimum(pos, len(self.rowids) - 1)
+            mask[pos[self.rowids[pos] == allowed]] = True
+        return mask
+
+
+# -- the build step -----------------------------------------------------------------------------
+def ensure_lexical_index(ann_dir: Path | str, conn: sqlite3.Connection) -> str:
+    """Write ann/lexical.npz unless the saved one already matches products_fts. Returns "unchanged",
+    "built" or "none" (no FTS table)."""
+    current = fts_fingerprint(conn)
+    if current is None:
+        return "none"
+    if LexicalIndex.saved_fingerprint(ann_dir) == current:
+        return "unchanged"
+    LexicalIndex.build(conn).save(ann_dir)
+    return "built"
+
+
+def open_lexical_index(ann_dir: Path | str, conn: sqlite3.Connection) -> LexicalIndex | None:
+    """The saved index if it matches products_fts now, else None (callers use FTS5)."""
+    index = LexicalIndex.load(ann_dir)
+    if index is None or not index.is_current(conn):
+        return None
+    return index
+
+
+class FastLexical:
+    """The saved index of a data directory, used while it matches products_fts.
+
+    When products_fts changes (a build or `mmtui enrich`, in this process or another), queries decline
+    until ann/lexical.npz is rewritten for the new content; then it is reloaded (noticed by the file's
+    mtime, so a stale state costs one stat per query besides the fingerprint check).
+    """
+
+    def __init__(self, ann_dir: Path | str) -> None:
+        self.ann_dir = Path(ann_dir)
+        self.index: LexicalIndex | None = None
+        self._seen: tuple | None = None  # (mtime_ns, size) of the file last loaded or found stale
+        self._lock = threading.Lock()
+
+    def _file_state(self) -> tuple | None:
+        try:
+            st = (self.ann_dir / FILE).stat()
+        except OSError:
+            return None
+        return st.st_mtime_ns, st.st_size
+
+    def current(self, conn: sqlite3.Connection) -> LexicalIndex | None:
+        """The index if it matches products_fts now (loading or reloading it when the file changed)."""
+        fingerprint = fts_fingerprint(conn)
+        index = self.index
+        if index is not None and index.fingerprint == fingerprint:
+            return index
+        state = self._file_state()
+        if state is None or state == self._seen:
+            return None
+        with self._lock:
+            self._seen = state
+            if LexicalIndex.saved_fingerprint(self.ann_dir) != fingerprint:
+                return None
+            loaded = LexicalIndex.load(self.ann_dir)
+            if loaded is None or loaded.fingerprint != fingerprint:
+                return None
+            self.index = loaded
+            return loaded
+
+    def query(self, conn: sqlite3.Connection, words: Sequence[str], limit: int,
+              allowed: np.ndarray | None = None, common_share: float = 0.5) -> list[tuple[int, float]] | None:
+        """Store.lexical's answer for these distinct query words, or None when this index cannot give it
+        exactly (no current index, or a word FTS5 splits into several tokens): use FTS5 then.
+
+        Words found in more than `common_share` of the rows are left out while a rarer one remains, as
+        Store.informative_words does."""
+        try:
+            index = self.current(conn)
+        except sqlite3.Error:
+            return None
+        if index is None:
+            return None
+        tokens = index.phrase_tokens(words)
+        if tokens is None:
+            return None
+        if len(tokens) >= 2:
+            keep = [t for t in tokens if index.doc_freq(t) <= common_share * index.n_rows]
+            tokens = keep or tokens
+        return index.search(tokens, limit, allowed)

@@ -1,0 +1,155 @@
+"""The in-memory BM25 index (mmtui.lexical) gives FTS5's exact answers, and is never used when stale."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mmtui.lexical import FILE, FastLexical, LexicalIndex, ensure_lexical_index, open_lexical_index
+from mmtui.store import Store, fts_words
+
+COLOURS = ["red", "navy blue", "black", "white", "green", "grey"]
+THINGS = ["shirt", "shoes", "running shoe", "dress", "jeans", "watch", "sandals", "café mug", "naïve tee"]
+EXTRA = ["for men", "for women", "cotton casual summer", "formal", "sports", "", "Größe Straße", "日本 製"]
+
+
+def _products(n: int = 240) -> list[dict]:
+    rng = np.random.default_rng(7)
+    out = []
+    for i in range(n):
+        colour, thing = COLOURS[i % len(COLOURS)], THINGS[(i * 7) % len(THINGS)]
+        extra = EXTRA[int(rng.integers(len(EXTRA)))]
+        title = f"{colour.title()} {thing} {extra}".strip() if i % 11 else f"{thing} {thing} {colour}"
+        text = f"{title}. {thing} in {colour}, {extra}; men women unisex casual " * int(1 + rng.integers(3))
+        out.append({"id": f"p{i}", "title": title, "text": text, "colour": colour.title(),
+                    "price": float(i % 50), "gender": ["Men", "Women"][i % 2],
+                    "tags": "striped, leather" if i % 5 == 0 else None})
+    return out
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store.open(tmp_path / "catalog.db", create=True)
+    s.upsert_products(_products())
+    s.db.conn.commit()
+    yield s
+    s.close()
+
+
+QUERIES = ["red shirt", "shoes", "shoe", "shoes shoe", "running shoes for men", "navy blue", "Navy  BLUE navy",
+           "café", "cafe", "naive", "straße", "größe", "日本", "striped", "leather shirt", "zzznotaword",
+           "zzznotaword shirt", "men", "men women", "casual summer cotton", "watch 7", "RED", "tee"]
+
+
+def _fts(store: Store, query: str, limit: int, where: str = "1", params=None):
+    fast, store.fast_lexical = store.fast_lexical, None
+    try:
+        return store.lexical(query, limit, where, params or [])
+    finally:
+        store.fast_lexical = fast
+
+
+def _same(ref, got, tol=1e-4):
+    assert [r for r, _ in got] == [r for r, _ in ref]
+    assert all(abs(a - b) <= tol for (_, a), (_, b) in zip(ref, got))
+
+
+def test_same_hits_and_scores_as_fts5(store, tmp_path):
+    assert ensure_lexical_index(tmp_path / "ann", store.db.conn) == "built"
+    assert store.use_lexical_index(tmp_path / "ann")
+    for query in QUERIES:
+        for limit in (1, 5, 20, 500):
+            ref = _fts(store, query, limit)
+            got = store.fast_lexical.query(store.db.conn, fts_words(query), limit)
+            assert got is not None, query  # answered by the index, not by the FTS5 fallback
+            _same(ref, got)
+            assert store.lexical(query, limit) == got
+    assert store.lexical("shoes", 500) and store.lexical("shoes", 500) == store.lexical("shoe", 500)  # stemmed
+    assert store.lexical("striped", 5)  # words that are only in tags are found
+    assert store.lexical("zzznotaword", 5) == []
+
+
+def test_the_fast_path_answers_and_scores_are_bit_identical(store, tmp_path):
+    ensure_lexical_index(tmp_path / "ann", store.db.conn)
+    index = open_lexical_index(tmp_path / "ann", store.db.conn)
+    assert index is not None
+    tokens = index.phrase_tokens(["shoes", "shoe", "café"])
+    assert tokens == ["shoe", "shoe", "cafe"]  # FTS5's own porter + unicode61 tokens
+    ref = _fts(store, "shoes shoe café", 50)
+    assert index.search(tokens, 50) == ref  # a repeated token counts twice, as two FTS5 phrases do
+
+
+def test_filters_use_the_allowed_rowids(store, tmp_path):
+    from mmtui.filters import parse_where, where_sql
+
+    ensure_lexical_index(tmp_path / "ann", store.db.conn)
+    store.use_lexical_index(tmp_path / "ann")
+    for spec in (["colour=Red"], ["gender=Women", "price<20"], ["colour=Nothing"]):
+        where, params = where_sql([parse_where(s) for s in spec])
+        allowed = store.filtered_rowids(where, params)
+        for query in ("shirt", "red shirt", "shoes for men", "striped"):
+            ref = _fts(store, query, 10, where, params)
+            got = store.fast_lexical.query(store.db.conn, query.split(), 10, allowed)
+            assert got is not None
+            _same(ref, got)
+            assert store.lexical(query, 10, where, params, allowed) == got
+
+
+def test_a_changed_product_makes_the_index_stale(store, tmp_path):
+    ensure_lexical_index(tmp_path / "ann", store.db.conn)
+    assert store.use_lexical_index(tmp_path / "ann")
+    with store.db.conn:
+        store.db.execute("UPDATE products SET title = 'zebra zebra', tags = 'zebra' WHERE id = 'p3'")
+    assert store.fast_lexical.query(store.db.conn, ["zebra"], 5) is None  # declines: FTS5 answers
+    hits = store.lexical("zebra", 5)
+    assert [r for r, _ in hits] == [store.rowid_of(["p3"])["p3"]]
+    # a rebuild (what reindex does) makes it current again, picked up without reopening
+    assert ensure_lexical_index(tmp_path / "ann", store.db.conn) == "built"
+    got = store.fast_lexical.query(store.db.conn, ["zebra"], 5)
+    assert got == hits
+    assert ensure_lexical_index(tmp_path / "ann", store.db.conn) == "unchanged"
+
+
+def test_deleted_and_added_products_are_seen(store, tmp_path):
+    ensure_lexical_index(tmp_path / "ann", store.db.conn)
+    fast = FastLexical(tmp_path / "ann")
+    assert fast.query(store.db.conn, ["shirt"], 5) is not None
+    with store.db.conn:
+        store.delete_products(["p1"])
+    assert fast.query(store.db.conn, ["shirt"], 5) is None
+    with store.db.conn:
+        store.upsert_products([{"id": "new", "title": "shirt", "text": "shirt"}])
+    assert fast.query(store.db.conn, ["shirt"], 5) is None
+
+
+def test_missing_or_broken_index_falls_back_to_fts5(store, tmp_path):
+    assert not store.use_lexical_index(tmp_path / "ann")
+    assert store.lexical("red shirt", 5) == _fts(store, "red shirt", 5)
+    (tmp_path / "ann").mkdir()
+    (tmp_path / "ann" / FILE).write_bytes(b"not a zip")
+    assert LexicalIndex.load(tmp_path / "ann") is None
+    assert not store.use_lexical_index(tmp_path / "ann")
+    assert store.lexical("red shirt", 5) == _fts(store, "red shirt", 5)
+
+
+def test_common_words_are_dropped_like_informative_words(store, tmp_path):
+    ensure_lexical_index(tmp_path / "ann", store.db.conn)
+    store.use_lexical_index(tmp_path / "ann")
+    assert store.informative_words(["men", "watch"]) == ["watch"]  # "men" is in most texts
+    ref = _fts(store, "men watch", 20)
+    assert store.lexical("men watch", 20) == ref
+    assert store.lexical("men", 20) == _fts(store, "men", 20)  # kept when it is the only word
+
+
+def test_reindex_writes_the_lexical_index(tiny_catalog, fake_settings):
+    from mmtui.build import build_index
+    from mmtui.encoders import FakeEncoder
+    from mmtui.search import SearchService
+
+    build_index(fake_settings, tiny_catalog, encoder=FakeEncoder())
+    assert (fake_settings.ann_dir / FILE).is_file()
+    service = SearchService.open(fake_settings, encoder=FakeEncoder())
+    index = service.store.fast_lexical.current(service.store.db.conn)
+    assert index is not None and len(index) == service.store.product_count()
+    hits = service.search("red shirt", k=5, mode="lexical").hits
+    assert hits[0].title == "Red Shirt for men"
