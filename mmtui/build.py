@@ -283,11 +283,21 @@ def reindex(settings: Settings, store: Store | None = None, progress: ProgressCa
             results[name] = (round(recall, 4), "hnsw" if index.graph is not None else "exact")
             progress(ProgressEvent("index", len(rowids), len(rowids), f"{name} index: {len(rowids)} vectors"))
         results["fused"] = _build_fused_index(settings, store, projector, base, space, text_vectors, progress)
+        _build_lexical_index(settings, store, progress)
         store.set_meta("index_space", space)
         return results
     finally:
         if own:
             store.close()
+
+
+def _build_lexical_index(settings: Settings, store: Store, progress: ProgressCallback) -> None:
+    """ann/lexical.npz (mmtui.lexical): FTS5's BM25 in memory; rewritten only when products_fts changed."""
+    from .lexical import ensure_lexical_index
+
+    progress(ProgressEvent("index", 0, None, "building the lexical index"))
+    outcome = ensure_lexical_index(settings.ann_dir, store.db.conn)
+    progress(ProgressEvent("index", 1, 1, f"lexical index {outcome}"))
 
 
 def _build_fused_index(settings: Settings, store: Store, projector, base: str, space: str, text_vectors: np.ndarray,

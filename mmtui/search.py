@@ -80,6 +80,7 @@ class SearchService:
                 f"or drop --model to search with {built_with!r}")
         space, projector = search_space(store, settings)
         indexes = _load_indexes(settings, space)
+        store.use_lexical_index(settings.ann_dir)
         if encoder is not None:
             cls._check_encoder(store, encoder)
         return cls(settings, store, indexes, projector, space, encoder)
@@ -150,7 +151,7 @@ class SearchService:
         signals = list(weights) if weights is not None else [mode]
         n = max(k, CANDIDATES) if mode == "hybrid" else k
         if "lexical" in signals:
-            ranked["lexical"] = self.store.lexical(query, n, where, params)
+            ranked["lexical"] = self.store.lexical(query, n, where, params, allowed)
         if any(name in signals for name in VECTOR_INDEXES):
             vector = self.query_vector(query)
             for name in VECTOR_INDEXES:

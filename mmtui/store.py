@@ -71,6 +71,7 @@ class Store:
         self.db = db
         self.path = path
         self._doc_freq: dict = {}  # word -> number of products with it (None -> product count)
+        self.fast_lexical = None  # mmtui.lexical.FastLexical once use_lexical_index() ran
 
     # -- opening and migrations -------------------------------------------------------------
     @classmethod
@@ -227,8 +228,25 @@ class Store:
             "SELECT reason, count(*) FROM rejects GROUP BY reason ORDER BY count(*) DESC")}
 
     # -- lexical ----------------------------------------------------------------------------
-    def lexical(self, query: str, limit: int, where: str = "1", params: list | None = None) -> list[tuple[int, float]]:
-        """FTS5 BM25 over title and combined text: [(rowid, score)] best first (score = -bm25, higher better)."""
+    def use_lexical_index(self, ann_dir: Path) -> bool:
+        """Answer lexical queries from the saved in-memory BM25 index (mmtui.lexical) while it matches
+        products_fts; FTS5 answers otherwise. True when the index is usable now."""
+        from .lexical import FastLexical
+
+        self.fast_lexical = FastLexical(ann_dir)
+        return self.fast_lexical.current(self.db.conn) is not None
+
+    def lexical(self, query: str, limit: int, where: str = "1", params: list | None = None,
+                allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
+        """FTS5 BM25 over title and combined text: [(rowid, score)] best first (score = -bm25, higher better).
+
+        `allowed` (the rowids `where` selects, if the caller has them) lets the in-memory index answer a
+        filtered query without the SQL join; the two give the same hits and scores."""
+        fast = self.fast_lexical
+        if fast is not None and (allowed is not None or (where == "1" and not params)):
+            hits = fast.query(self.db.conn, fts_words(query), limit, allowed, COMMON_WORD_SHARE)
+            if hits is not None:
+                return hits
         words = self.informative_words(fts_words(query))
         if not words:
             return []
