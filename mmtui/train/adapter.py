@@ -61,6 +61,28 @@ def run_head_training(settings: Settings, *, kind: str, head: str, build: Callab
         progress(ProgressEvent("load", 0, None, "reading cached vectors"))
     data = load_pairs(store, base_fingerprint(settings, store))
     device = pick_device(device or settings.device)
+    model, result = fit_head(data, build=build, loss=loss, hparams=hparams, device=device, progress=progress,
+                             cancel=cancel)
+    vq, vp = _tensor(data.val.query, device), _tensor(data.val.image, device)
+    metrics = evaluate_head(model, data, device)
+    metrics.update({"best_epoch": result.best_epoch, "stopped_early": result.stopped_early,
+                    "logit_scale": float(model.logit_scale().detach())})
+    out_dim = int(model(vq[:1], vp[:1])[0].shape[1])
+    ckpt_config = {"head": head, "base_model": store.get_meta("base_model") or settings.model, "base_fingerprint": data.fingerprint,
+                   "in_dim": data.dim, "out_dim": out_dim, **config, "hyperparameters": hparams,
+                   "n_train": len(data.train), "n_val": len(data.val), "n_test": len(data.test), "device": device}
+    ckpt = save_checkpoint(settings.checkpoints_dir, kind, head_tensors(model), ckpt_config, metrics, result.history)
+    if progress:
+        progress(ProgressEvent("promote", 0, None, f"saved {ckpt.name}"))
+    promotion = promote(settings, ckpt.name, metrics["val_r10"], force=force, store=store, data=data,
+                        reindex=reindex)
+    return {"name": ckpt.name, "promoted": promotion.promoted, "metrics": metrics, "history": result.history,
+            "path": str(ckpt.path), "promotion": promotion.as_dict()}
+
+
+def fit_head(data: PairedData, *, build: Callable[[int], TwoTower], loss: LossFn, hparams: dict, device: str,
+             progress: ProgressCallback | None = None, cancel: threading.Event | None = None):
+    """Fit a two-tower head on paired vectors (train split), keeping its best epoch by validation R@10."""
     torch.manual_seed(hparams.get("seed", 0))
     model = build(data.dim).to(device)
     batch_size = int(hparams["batch_size"])
@@ -103,21 +125,7 @@ def run_head_training(settings: Settings, *, kind: str, head: str, build: Callab
     loop = LoopConfig(epochs=int(hparams["epochs"]), patience=hparams.get("patience"), device=device)
     result = fit(model, optimizer, batches=batches, steps_per_epoch=steps_per_epoch, loss_fn=loss_fn,
                  validate=validate, config=loop, progress=progress, cancel=cancel)
-
-    metrics = evaluate_head(model, data, device)
-    metrics.update({"best_epoch": result.best_epoch, "stopped_early": result.stopped_early,
-                    "logit_scale": float(model.logit_scale().detach())})
-    out_dim = int(model(vq[:1], vp[:1])[0].shape[1])
-    ckpt_config = {"head": head, "base_model": store.get_meta("base_model") or settings.model, "base_fingerprint": data.fingerprint,
-                   "in_dim": data.dim, "out_dim": out_dim, **config, "hyperparameters": hparams,
-                   "n_train": len(data.train), "n_val": len(data.val), "n_test": len(data.test), "device": device}
-    ckpt = save_checkpoint(settings.checkpoints_dir, kind, head_tensors(model), ckpt_config, metrics, result.history)
-    if progress:
-        progress(ProgressEvent("promote", 0, None, f"saved {ckpt.name}"))
-    promotion = promote(settings, ckpt.name, metrics["val_r10"], force=force, store=store, data=data,
-                        reindex=reindex)
-    return {"name": ckpt.name, "promoted": promotion.promoted, "metrics": metrics, "history": result.history,
-            "path": str(ckpt.path), "promotion": promotion.as_dict()}
+    return model, result
 
 
 def evaluate_head(model: TwoTower, data: PairedData, device: str) -> dict:
