@@ -261,7 +261,7 @@ class LexicalIndex:
         n = len(self.rowids)
         if not tokens or n == 0 or limit <= 0:
             return []
-        acc = np.zeros(n, dtype=np.float64)
+        docs, parts = [], []
         for token in tokens:
             t = self.terms.get(token)
             if t is None:
@@ -271,11 +271,16 @@ class LexicalIndex:
             idf = math.log((self.n_rows - n_hit + 0.5) / (n_hit + 0.5))  # libm, as SQLite
             if idf <= 0.0:
                 idf = 1e-6
-            docs = self.docs[lo:hi]
-            acc[docs] += idf * self.factors[lo:hi]
-        found = np.flatnonzero(acc)
+            docs.append(self.docs[lo:hi])
+            parts.append(idf * self.factors[lo:hi])
+        if not docs:
+            return []
+        # bincount adds each row's phrase terms in phrase order from 0.0, as fts5Bm25Function does
+        acc = np.bincount(np.concatenate(docs) if len(docs) > 1 else docs[0],
+                          np.concatenate(parts) if len(parts) > 1 else parts[0], minlength=n)
         if allowed is not None:
-            found = found[self._allowed_mask(allowed)[found]]
+            acc *= self._allowed_mask(allowed)
+        found = self._candidates(acc, limit)
         if len(found) == 0:
             return []
         scores = acc[found]
@@ -286,12 +291,31 @@ class LexicalIndex:
         order = np.lexsort((found, -scores))[:limit]
         return list(zip(self.rowids[found[order]].tolist(), scores[order].tolist()))
 
+    @staticmethod
+    def _candidates(acc: np.ndarray, limit: int) -> np.ndarray:
+        """Rows that may be in the top `limit` (every matching row scores > 0): those scoring at least the
+        limit-th best of a strided sample, which is never above the limit-th best of all rows."""
+        stride = max(1, min(16, len(acc) // (limit * 32)))
+        if stride > 1:
+            sample = acc[::stride]
+            if len(sample) > limit:
+                threshold = np.partition(sample, len(sample) - limit)[len(sample) - limit]
+                if threshold > 0.0:
+                    return np.flatnonzero(acc >= threshold)
+        return np.flatnonzero(acc > 0.0)
+
     def _allowed_mask(self, allowed: np.ndarray) -> np.ndarray:
+        """A bool per row: is its rowid in `allowed`."""
         allowed = np.asarray(allowed, dtype=np.int64)
         mask = np.zeros(len(self.rowids), dtype=bool)
-        if len(allowed):
-            pos = np.searchsorted(self.rowids, allowed)
-            pos = np.minimum(pos, len(self.rowids) - 1)
+        if len(allowed) == 0 or len(self.rowids) == 0:
+            return mask
+        first, last = int(self.rowids[0]), int(self.rowids[-1])
+        if last - first + 1 == len(self.rowids):  # rowids without gaps (the usual case): position = rowid - first
+            pos = allowed - first
+            mask[pos[(pos >= 0) & (pos < len(self.rowids))]] = True
+        else:
+            pos = np.minimum(np.searchsorted(self.rowids, allowed), len(self.rowids) - 1)
             mask[pos[self.rowids[pos] == allowed]] = True
         return mask
 

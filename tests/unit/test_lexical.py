@@ -153,3 +153,19 @@ def test_reindex_writes_the_lexical_index(tiny_catalog, fake_settings):
     assert index is not None and len(index) == service.store.product_count()
     hits = service.search("red shirt", k=5, mode="lexical").hits
     assert hits[0].title == "Red Shirt for men"
+
+
+def test_rowids_with_gaps_and_filters(store, tmp_path):
+    from mmtui.filters import parse_where, where_sql
+
+    with store.db.conn:
+        store.delete_products([f"p{i}" for i in range(0, 240, 3)])
+    ensure_lexical_index(tmp_path / "ann", store.db.conn)
+    store.use_lexical_index(tmp_path / "ann")
+    where, params = where_sql([parse_where("gender=Men")])
+    allowed = store.filtered_rowids(where, params)
+    for query in ("shirt", "red shoes", "striped casual"):
+        for limit in (1, 3, 50):
+            got = store.fast_lexical.query(store.db.conn, fts_words(query), limit, allowed)
+            assert got is not None and got == _fts(store, query, limit, where, params)
+            assert store.fast_lexical.query(store.db.conn, fts_words(query), limit) == _fts(store, query, limit)
