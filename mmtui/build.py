@@ -293,10 +293,15 @@ def reindex(settings: Settings, store: Store | None = None, progress: ProgressCa
 
 def _build_lexical_index(settings: Settings, store: Store, progress: ProgressCallback) -> None:
     """ann/lexical.npz (mmtui.lexical): FTS5's BM25 in memory; rewritten only when products_fts changed."""
+    import sqlite3
+
     from .lexical import ensure_lexical_index
 
     progress(ProgressEvent("index", 0, None, "building the lexical index"))
-    outcome = ensure_lexical_index(settings.ann_dir, store.db.conn)
+    try:
+        outcome = ensure_lexical_index(settings.ann_dir, store.db.conn)
+    except (sqlite3.Error, OSError, ValueError) as exc:  # lexical search still works, through FTS5
+        outcome = f"skipped ({exc})"
     progress(ProgressEvent("index", 1, 1, f"lexical index {outcome}"))
 
 

@@ -32,7 +32,7 @@ from typing import Sequence
 import numpy as np
 
 FILE = "lexical.npz"
-FORMAT = 1
+FORMAT = 2
 FTS_TABLE = "products_fts"
 WEIGHTS = (2.0, 1.0)  # bm25(products_fts, 2.0, 1.0) in Store.lexical: title 2, text 1, further columns 1
 K1 = 1.2
@@ -201,7 +201,7 @@ class LexicalIndex:
         tmp = directory / f".{FILE}.{os.getpid()}.tmp"
         with open(tmp, "wb") as fh:
             np.savez(fh, rowids=self.rowids, offsets=self.offsets, docs=self.docs, factors=self.factors,
-                     terms=np.frombuffer("\n".join(self.term_list).encode("utf-8"), dtype=np.uint8),
+                     terms=np.frombuffer(json.dumps(self.term_list).encode("utf-8"), dtype=np.uint8),
                      meta=np.frombuffer(json.dumps(self.meta).encode("utf-8"), dtype=np.uint8))
         os.replace(tmp, path)
         return path
@@ -215,8 +215,8 @@ class LexicalIndex:
                 meta = json.loads(data["meta"].tobytes().decode("utf-8"))
                 if meta.get("format") != FORMAT:
                     return None
-                text = data["terms"].tobytes().decode("utf-8")
-                return cls(rowids=data["rowids"], terms=text.split("\n") if text else [],
+                terms = json.loads(data["terms"].tobytes().decode("utf-8"))
+                return cls(rowids=data["rowids"], terms=terms,
                            offsets=data["offsets"], docs=data["docs"], factors=data["factors"],
                            n_rows=int(meta["n_rows"]), meta=meta)
         except (OSError, ValueError, KeyError):

@@ -169,3 +169,16 @@ def test_rowids_with_gaps_and_filters(store, tmp_path):
             got = store.fast_lexical.query(store.db.conn, fts_words(query), limit, allowed)
             assert got is not None and got == _fts(store, query, limit, where, params)
             assert store.fast_lexical.query(store.db.conn, fts_words(query), limit) == _fts(store, query, limit)
+
+
+def test_an_uncommitted_change_on_the_same_connection_is_seen(store, tmp_path):
+    ensure_lexical_index(tmp_path / "ann", store.db.conn)
+    fast = FastLexical(tmp_path / "ann")
+    assert fast.query(store.db.conn, ["shirt"], 5) is not None
+    store.db.conn.execute("SAVEPOINT edit")
+    store.db.execute("UPDATE products SET title = 'red hat' WHERE id = 'p7'")  # not committed yet
+    assert store.db.conn.in_transaction
+    assert fast.query(store.db.conn, ["shirt"], 5) is None
+    store.db.conn.execute("ROLLBACK TO edit")
+    store.db.conn.execute("RELEASE edit")
+    assert fast.query(store.db.conn, ["shirt"], 5) is not None
