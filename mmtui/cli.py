@@ -290,7 +290,9 @@ def _run_training(fn, settings, **kwargs) -> None:
 @click.option("--epochs", default=10, show_default=True)
 @click.option("--alpha", default=0.2, show_default=True, help="Residual scale: y = x + alpha * f(x).")
 @click.option("--batch-size", default=256, show_default=True)
-@click.option("--lr", default=1e-4, show_default=True, help="Learning rate of the heads (logit scale: 1e-3).")
+@click.option("--lr", default=None, type=float,
+              help="Learning rate of the heads [default: 1e-3 for lite, 1e-4 (seed 000) for open_clip models; "
+                   "logit scale: 1e-3].")
 @click.option("--hard-negatives", default=0.0, show_default=True,
               help="Share of batches drawn from look-alike clusters (0 = random batches).")
 @_train_options

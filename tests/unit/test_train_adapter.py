@@ -151,3 +151,16 @@ def test_run_summary_lines(paired_store):
     assert lines[0].startswith("adapter-001  saved to ") and lines[2].split()[0] == "1"
     assert any(line.startswith("test split (") for line in lines)
     assert lines[-1].startswith("active model: adapter-001" if out["promoted"] else "not promoted: ")
+
+
+def test_default_learning_rate_follows_the_base_model(paired_store):
+    from mmtui.train.adapter import LITE_LR, SEED_LR, default_lr
+
+    assert default_lr("lite") == default_lr("lite:/x/model.safetensors") == LITE_LR == 1e-3
+    assert default_lr("openclip:ViT-B-32/laion2b_s34b_b79k") == SEED_LR == 1e-4
+    settings, store = paired_store
+    hp = lambda out: load_checkpoint(settings.checkpoints_dir, out["name"]).config["hyperparameters"]  # noqa: E731
+    assert hp(train_adapter(settings, epochs=1, batch_size=32, store=store, reindex=False))["lr"] == SEED_LR
+    store.set_meta("base_model", "lite")
+    assert hp(train_adapter(settings, epochs=1, batch_size=32, store=store, reindex=False))["lr"] == LITE_LR
+    assert hp(train_adapter(settings, epochs=1, batch_size=32, lr=5e-4, store=store, reindex=False))["lr"] == 5e-4
