@@ -124,6 +124,9 @@ def enrich(settings: Any, store: Any = None, encoder: Any = None, *, top: int = 
             store.db.conn.executemany("UPDATE products SET tags = ? WHERE rowid = ?",
                                       [(t, r) for r, t in tags_text.items()])
         progress(ProgressEvent("enrich", len(rowids), len(rowids), f"{len(conflict_rows)} conflicts"))
+        from .lexical import ensure_lexical_index
+
+        ensure_lexical_index(settings.ann_dir, store.db.conn)  # tags are in the lexical index: rebuild it
         report = EnrichReport(products=len(rowids), vocab_sizes={k: len(v) for k, v in vocabs.items()},
                               conflicts=len(conflict_rows))
         for name, field_name in (("colour", "colour"), ("article_type", "article_type")):

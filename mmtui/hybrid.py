@@ -206,6 +206,7 @@ def ranked_queries(service: Any, set_name: str, texts: Sequence[str], relevant: 
         keep = np.isin(labels, pool) if pool is not None else np.ones(len(labels), bool)
         positions[name] = (labels[keep], np.asarray(index.vectors)[keep])
     pool_where, pool_params = ("1", [])
+    pool_rowids = np.asarray(pool, dtype=np.int64) if pool is not None else None
     if pool is not None:
         marks = ",".join(str(int(r)) for r in pool)  # integers from the store, never user text
         pool_where = f"products.rowid IN ({marks})"
@@ -216,7 +217,7 @@ def ranked_queries(service: Any, set_name: str, texts: Sequence[str], relevant: 
         for i, text in enumerate(chunk):
             ranked: Ranked = {}
             if "lexical" in signals:
-                ranked["lexical"] = service.store.lexical(text, n, pool_where, pool_params)
+                ranked["lexical"] = service.store.lexical(text, n, pool_where, pool_params, allowed=pool_rowids)
             for name in vector_signals:
                 labels, matrix = positions[name]
                 scores = matrix @ vectors[i]

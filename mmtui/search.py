@@ -64,6 +64,8 @@ class SearchService:
         self._encoder = encoder
         self._encoder_lock = __import__("threading").Lock()
         self._query_cache: dict[str, Any] = {}
+        self._allowed_cache: dict[tuple, Any] = {}  # filter -> allowed rowids, while the products are unchanged
+        self._allowed_version: tuple = ()
 
     @classmethod
     def open(cls, settings, encoder=None) -> "SearchService":
@@ -243,7 +245,19 @@ class SearchService:
         if not filters:
             return None, "1", []
         where, params = where_sql(list(filters))
-        return self.store.filtered_rowids(where, params), where, params
+        # reading the rowids a filter allows scans the products table (~24 ms at 33k): keep them while no
+        # connection has written to the database (data_version: other connections; total_changes: this one)
+        version = (self.store.db.execute("PRAGMA data_version").fetchone()[0], self.store.db.conn.total_changes)
+        if version != self._allowed_version:
+            self._allowed_cache.clear()
+            self._allowed_version = version
+        key = (where, tuple(params))
+        rowids = self._allowed_cache.get(key)
+        if rowids is None:
+            if len(self._allowed_cache) >= 64:
+                self._allowed_cache.clear()
+            rowids = self._allowed_cache[key] = self.store.filtered_rowids(where, params)
+        return rowids, where, params
 
     def _vector_hits(self, name: str, vector, n: int, allowed) -> list[tuple[int, float]]:
         labels, scores = self.indexes[name].search(vector, n, allowed)

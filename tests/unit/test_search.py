@@ -51,6 +51,20 @@ def test_filters_narrow_results(service):
     assert cheap and all(h.price < 35 for h in cheap)
 
 
+def test_filtered_rowids_are_reused_until_the_products_change(service, fake_settings):
+    import sqlite3
+
+    blue = [parse_where("colour=blue")]
+    first = {h.id for h in service.search("shirt", k=20, mode="image", filters=blue).hits}
+    assert len(service._allowed_cache) == 1
+    other = sqlite3.connect(fake_settings.db_path)  # another process (a build) recolours every product
+    with other:
+        other.execute("UPDATE products SET colour = 'blue'")
+    other.close()
+    after = {h.id for h in service.search("shirt", k=20, mode="image", filters=blue).hits}
+    assert first < after  # the cached rowids of the old colours were not used
+
+
 def test_text_only_product_is_searchable(service):
     hits = service.search("scarf", k=3, mode="lexical").hits
     assert hits[0].id == "99" and hits[0].image_status == "image_missing"
