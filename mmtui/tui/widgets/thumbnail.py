@@ -37,13 +37,18 @@ class Thumbnail(Widget):
             if self._image_widget is not None:
                 self._image_widget.remove()
                 self._image_widget = None
-            self.query_one(".placeholder").display = True
+            self._placeholder(True)
             return
         if self._image_widget is None:
             self._image_widget = self.image_class(image)
             self._image_widget.styles.width = "100%"
             self._image_widget.styles.height = "100%"
-            self.query_one(".placeholder").display = False
+            self._placeholder(False)
             self.mount(self._image_widget)
         else:
             self._image_widget.image = image
+
+    def _placeholder(self, shown: bool) -> None:
+        # not query_one: a worker can draw into a thumbnail whose placeholder is not mounted yet
+        for placeholder in self.query(".placeholder"):
+            placeholder.display = shown
