@@ -24,6 +24,7 @@ from .lane import ServiceLane, in_daemon_thread
 from .screens.dialogs import ConfirmDialog, ErrorDialog
 from .screens.search import SearchScreen
 from .thumbnails import ThumbnailCache, detect_protocol, image_widget_class
+from .trace import trace
 
 DEFAULT_K = 20
 ServiceFactory = Callable[[Settings], Any]
@@ -144,6 +145,7 @@ class MmtuiApp(App):
                 self.show_error(exc, title="Cannot open the data dir", dialog=True)
             return
         self.service, self.stats, self.facets = service, stats or {}, facets or {}
+        trace("service_open")
         await self.refresh_models()
         self.search_screen.on_service_ready()
         if getattr(service, "model_ready", False):
@@ -166,6 +168,7 @@ class MmtuiApp(App):
             return
         if service is self.service:
             self.model_state = "ready"
+            trace("model_ready")
 
     async def release_service(self) -> None:
         """Forget (and close, when it can) the current service, e.g. before a rebuild."""
@@ -350,5 +353,6 @@ def make_app(
 
 def run(settings: Settings, *, images: str | None = None, mode: str = "hybrid") -> None:
     """Start the TUI in this terminal (`mmtui tui`). The image protocol is detected before the app starts."""
+    trace("run")  # imports done
     protocol = detect_protocol(images)
     make_app(settings, images=protocol, mode=mode).run()

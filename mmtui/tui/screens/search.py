@@ -19,6 +19,7 @@ from ...search import MODES, Hit, SearchResult
 from ..lane import Skipped
 from ..query import LIKE_PREFIX, Query, parse_query
 from ..thumbnails import pixels_for
+from ..trace import trace
 from ..widgets.detail import DetailPane
 from ..widgets.facets import FacetPanel
 from ..widgets.results import ResultItem, ResultsList
@@ -87,6 +88,7 @@ class SearchScreen(Screen):
         self._layout_for(self.size.width)
         self.refresh_header()
         self.watch(self.app, "model_state", lambda _: self._model_state_changed(), init=False)
+        self.call_after_refresh(trace, "interactive", focused=getattr(self.app.focused, "id", None))
 
     def on_resize(self, event: Any) -> None:
         self._layout_for(event.size.width)
@@ -274,6 +276,8 @@ class SearchScreen(Screen):
         else:
             self.query_one(DetailPane).show(None)
         self._load_thumbnails()
+        self.call_after_refresh(trace, "results", query=query.text, n=len(result.hits), mode=result.mode,
+                                quick=self._refining)
 
     def _status_text(self, result: SearchResult, query: Query) -> Text:
         n = len(result.hits)
