@@ -321,10 +321,10 @@ def train_mlp_cmd(epochs, batch_size, lr, force, device, data_dir) -> None:
 
 
 @train.command("finetune")
-@click.option("--epochs", default=5, show_default=True)
-@click.option("--batch-size", default=32, show_default=True)
-@click.option("--lr", default=1e-4, show_default=True)
-@click.option("--weight-decay", default=0.01, show_default=True)
+@click.option("--epochs", type=int, default=None, help="[default: 5 for open_clip, 30 for lite]")
+@click.option("--batch-size", type=int, default=None, help="[default: 32 for open_clip, 256 for lite]")
+@click.option("--lr", type=float, default=None, help="Learning rate of the tower weights [default: 1e-4].")
+@click.option("--weight-decay", type=float, default=None, help="[default: 0.01 for open_clip, 0.05 for lite]")
 @click.option("--no-augment", is_flag=True, help="Train without image augmentations.")
 @click.option("--max-train", default=None, type=int, help="Use at most N training products (a quick run).")
 @_train_options

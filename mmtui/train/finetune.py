@@ -108,21 +108,33 @@ def resolve_model(settings: Settings, store: Store | None) -> tuple[str, Path | 
     return spec, checkpoint
 
 
-def train_finetune(settings: Settings, source: Store | Sequence | None = None, *, epochs: int = 5,
-                   batch_size: int = 32, lr: float = 1e-4, weight_decay: float = 0.01, augment: bool = True,
+OPENCLIP_DEFAULTS = {"epochs": 5, "batch_size": 32, "lr": 1e-4, "weight_decay": 0.01, "patience": None}  # seed 001
+# lite: the heads' recipe (mmtui.train.lit: 30 epochs of 256 pairs, wd 0.05, patience 8), lr 1e-4 for the tails
+LITE_DEFAULTS = {"epochs": 30, "batch_size": 256, "lr": 1e-4, "weight_decay": 0.05, "patience": 8}
+
+
+def train_finetune(settings: Settings, source: Store | Sequence | None = None, *, epochs: int | None = None,
+                   batch_size: int | None = None, lr: float | None = None, weight_decay: float | None = None,
+                   augment: bool = True,
                    patience: int | None = None, max_train: int | None = None, max_val: int | None = None,
                    num_workers: int = 0, seed: int = 0, force: bool = False, device: str | None = None,
                    progress: ProgressCallback | None = None, cancel: threading.Event | None = None,
                    store: Store | None = None, reindex: bool | Reindex = True) -> dict:
     """Fine-tune the open_clip model; returns {"name", "promoted", "metrics", "history", "path", "promotion",
-    "checkpoint" (the weights file), "model" (the spec that loads it)}."""
+    "checkpoint" (the weights file), "model" (the spec that loads it)}.
+
+    Hyper-parameters left as None take the model's defaults: OPENCLIP_DEFAULTS (seed 001) or LITE_DEFAULTS."""
     from ..encoders import pick_device
     from ..encoders.openclip import OpenClipEncoder
 
     if store is None and (source is None or isinstance(source, Store)):
         store = source if isinstance(source, Store) else Store.open(settings.db_path)
     spec, checkpoint = resolve_model(settings, store)
-    if spec == "lite" or spec.startswith("lite:"):
+    lite = spec == "lite" or spec.startswith("lite:")
+    given = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay, "patience": patience}
+    chosen = {k: v if v is not None else (LITE_DEFAULTS if lite else OPENCLIP_DEFAULTS)[k] for k, v in given.items()}
+    epochs, batch_size, lr, weight_decay, patience = (chosen[k] for k in given)
+    if lite:
         return _finetune_lite(settings, store, spec, source=source, epochs=epochs, batch_size=batch_size, lr=lr,
                               weight_decay=weight_decay, patience=patience, seed=seed, force=force, device=device,
                               progress=progress, cancel=cancel, reindex=reindex)

@@ -117,3 +117,5 @@ def test_finetune_lite_unfreezes_tails_through_the_lit_trainer(image_store, monk
     assert out["model"] == f"lite:{path / 'model.safetensors'}" and out["metrics"]["val_r10"] == 0.5
     assert out["promoted"] and active_name(store) == out["name"] and calls == [Settings(data_dir=settings.data_dir)]
     assert not list(settings.checkpoints_dir.glob(".*"))  # the trainer's work folder is gone
+    train_finetune(Settings(data_dir=settings.data_dir), store, store=store, reindex=False)  # lite's own defaults
+    assert (seen["epochs"], seen["batch_size"], seen["weight_decay"], seen["patience"]) == (30, 256, 0.05, 8)
