@@ -1,0 +1,48 @@
+"""An unchanged rebuild reuses the remembered lite fingerprint (no torch import); any change of its inputs does not."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from mmtui import build
+from mmtui.config import Settings
+from mmtui.encoders import LazyEncoder
+from mmtui.store import Store
+
+WEIGHTS = Path(build.__file__).resolve().parent / "encoders" / "weights" / "lite.safetensors"
+pytestmark = pytest.mark.skipif(not WEIGHTS.is_file(), reason="the lite weights are not in this checkout")
+
+
+def _no_lazy(*args, **kwargs):
+    raise AssertionError("the fingerprint was computed again (torch imported) instead of remembered")
+
+
+def test_second_open_uses_the_memo_and_a_changed_weight_file_does_not(tmp_path, monkeypatch):
+    weights = tmp_path / "w" / "lite.safetensors"
+    weights.parent.mkdir()
+    shutil.copy(WEIGHTS, weights)
+    shutil.copy(WEIGHTS.with_suffix(".json"), weights.with_suffix(".json"))
+    settings = Settings(data_dir=tmp_path / "data", model=f"lite:{weights}", device="cpu")
+    store = Store.open(settings.db_path, create=True)
+    first = build.open_encoder(settings, store, lazy=True)
+    assert isinstance(first, LazyEncoder)
+    assert store.get_meta(build.FINGERPRINT_MEMO)
+
+    import mmtui.encoders as encoders
+
+    monkeypatch.setattr(encoders, "lazy_encoder", _no_lazy)
+    again = build.open_encoder(settings, store, lazy=True)
+    assert (again.fingerprint, again.dim) == (first.fingerprint, first.dim)
+
+    weights.with_suffix(".json").write_text(weights.with_suffix(".json").read_text() + "\n")  # a new config file
+    with pytest.raises(AssertionError, match="computed again"):
+        build.open_encoder(settings, store, lazy=True)
+    store.close()
+
+
+def test_no_memo_for_other_models():
+    assert build._fingerprint_key("openclip:ViT-B-32", None, None) is None
+    assert build._fingerprint_key("lite", None, "cpu") != build._fingerprint_key("lite", None, "cuda")
