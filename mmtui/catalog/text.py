@@ -12,15 +12,18 @@ _TEXT_ATTRIBUTES = ("season", "usage")
 _PROSE_ATTRIBUTES = ("bullets", "features", "bullet_points", "highlights")
 _TAG = re.compile(r"<[^>]+>")
 _SPACE = re.compile(r"\s+")
+_ODD_SPACE = re.compile(r"\s\s|[^\S ]")  # whitespace that _SPACE would change: runs, tabs, newlines
 
 
 def clean_text(value: str) -> str:
     """Strip HTML tags and entities, collapse whitespace, trim trailing separators."""
     if not value:
         return ""
-    value = html.unescape(_TAG.sub(" ", value))
-    value = _SPACE.sub(" ", value).strip()
-    return value.rstrip(" .;,")
+    if "<" in value or "&" in value:  # most values have neither: skip the tag and entity passes (a rebuild's hot loop)
+        value = html.unescape(_TAG.sub(" ", value))
+    if _ODD_SPACE.search(value):
+        value = _SPACE.sub(" ", value)
+    return value.strip().rstrip(" .;,")
 
 
 def combined_text(product: Product) -> str:
