@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -27,6 +28,7 @@ from .thumbnails import ThumbnailCache, detect_protocol, image_widget_class
 from .trace import trace
 
 DEFAULT_K = 20
+MODEL_GRACE_S = 0.6  # the model starts loading this long after the service opens (or once the first search shows)
 ServiceFactory = Callable[[Settings], Any]
 
 
@@ -97,6 +99,8 @@ class MmtuiApp(App):
         k: int = DEFAULT_K,
         mode: str = "hybrid",
         sample_catalog: Path | None = None,
+        lane: ServiceLane | None = None,
+        opening: Future | None = None,
     ) -> None:
         super().__init__()
         self.settings = settings
@@ -109,7 +113,8 @@ class MmtuiApp(App):
         self.default_mode = mode if mode in MODES else "hybrid"
         self.sample_catalog = sample_catalog if sample_catalog is not None else find_sample_catalog()
         self.thumbnails = ThumbnailCache()
-        self.lane = ServiceLane()
+        self.lane = lane or ServiceLane()
+        self._opening = opening  # the service already being opened on the lane (run() starts it before Textual)
         self.service: Any | None = None
         self.stats: dict[str, Any] = {}
         self.facets: dict[str, Any] = {}
@@ -130,8 +135,10 @@ class MmtuiApp(App):
         quiet: after a cancelled or failed build, a data dir that cannot be opened is only a notification."""
         self.model_state = "opening"
         await self.release_service()
+        opening, self._opening = self._opening, None
         try:
-            service = await self.lane.call(self.service_factory, self.settings)
+            service = await (asyncio.wrap_future(opening) if opening is not None
+                             else self.lane.call(self.service_factory, self.settings))
             stats = await self.lane.call(service.stats)
             facets = await self.lane.call(service.facets)
         except Exception as exc:
@@ -151,6 +158,10 @@ class MmtuiApp(App):
         if getattr(service, "model_ready", False):
             self.model_state = "ready"
         else:
+            # Loading the model holds the GIL for seconds (imports, weights): let the first frame and the first
+            # search typed (lexical while the model loads) show first.
+            self.model_state = "loading"
+            await self.search_screen.first_results_shown(grace=MODEL_GRACE_S)
             self.load_model()
 
     @work(exclusive=True, group="model", exit_on_error=False)
@@ -345,14 +356,20 @@ def make_app(
     k: int = DEFAULT_K,
     mode: str = "hybrid",
     sample_catalog: Path | None = None,
+    lane: ServiceLane | None = None,
+    opening: Future | None = None,
 ) -> MmtuiApp:
-    """The app over `settings`; tests pass fakes for the service, build and training."""
+    """The app over `settings`; tests pass fakes for the service, build and training.
+
+    lane/opening: a lane already opening the service (`lane.submit(factory, settings)`), as run() does."""
     return MmtuiApp(settings, service_factory=service_factory, build_fn=build_fn, train_fn=train_fn, images=images,
-                    k=k, mode=mode, sample_catalog=sample_catalog)
+                    k=k, mode=mode, sample_catalog=sample_catalog, lane=lane, opening=opening)
 
 
 def run(settings: Settings, *, images: str | None = None, mode: str = "hybrid") -> None:
     """Start the TUI in this terminal (`mmtui tui`). The image protocol is detected before the app starts."""
     trace("run")  # imports done
+    lane = ServiceLane()
+    opening = lane.submit(default_service_factory, settings)  # SQLite and indexes open while the terminal is probed
     protocol = detect_protocol(images)
-    make_app(settings, images=protocol, mode=mode).run()
+    make_app(settings, images=protocol, mode=mode, lane=lane, opening=opening).run()

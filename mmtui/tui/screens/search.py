@@ -69,6 +69,7 @@ class SearchScreen(Screen):
         self._quick_pending: tuple[int, SearchResult] | None = None
         self._refining = False
         self._facets_chosen = False  # once the user toggles the filters, resizing no longer decides
+        self._search_worker: Any | None = None
 
     # ---------------------------------------------------------------- layout
     def compose(self) -> ComposeResult:
@@ -137,6 +138,22 @@ class SearchScreen(Screen):
         self.refresh_header()
         self.search_now(force=True)
 
+    async def first_results_shown(self, grace: float = 0.0, timeout: float = 3.0) -> None:
+        """Wait `grace` s (a query typed meanwhile starts its search), then until the search running now, if any,
+        has drawn its results: at most `timeout` s in all."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        await asyncio.sleep(grace)
+        worker = self._search_worker
+        while worker is not None and not worker.is_finished and loop.time() < deadline:
+            await asyncio.sleep(0.02)  # polled: cancelling a wait on the worker would cancel the search itself
+        shown = loop.create_future()
+        self.call_after_refresh(lambda: shown.done() or shown.set_result(None))
+        try:
+            await asyncio.wait_for(shown, max(deadline - loop.time(), 0.05))
+        except asyncio.TimeoutError:
+            pass
+
     def _model_state_changed(self) -> None:
         self.refresh_header()
         if self.app.model_state == "ready" and (self._waiting_for_model or self._degraded):
@@ -195,7 +212,7 @@ class SearchScreen(Screen):
             mode = "lexical"
             self._degraded = True
         self.set_status(Text("searching…", style="dim italic"))
-        self._run_search(self._seq, query, mode, filters)
+        self._search_worker = self._run_search(self._seq, query, mode, filters)
 
     @work(exclusive=True, group="search", exit_on_error=False)
     async def _run_search(self, seq: int, query: Query, mode: str, filters: list[Filter]) -> None:
