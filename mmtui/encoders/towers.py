@@ -17,6 +17,7 @@ from typing import Sequence
 import numpy as np
 import torch
 from PIL import Image
+from torch.nn import functional as F
 
 from ..errors import ModelError
 
@@ -175,6 +176,86 @@ def image_taps(model: torch.nn.Module, x: torch.Tensor, stage_ends: Sequence[int
 def tokenize(tokenizer, texts: Sequence[str], max_tokens: int = TEXT_MAX_TOKENS) -> dict:
     return tokenizer([str(t) for t in texts], padding=True, truncation=True, max_length=max_tokens,
                      return_tensors="pt")
+
+
+class _PackedLinear:
+    """y = x @ W.T + b (optionally GELU), weights prepacked once for oneDNN when it is available, else stored
+    transposed for addmm: both avoid the per-call weight handling of nn.Linear (~1.4x faster at batch 1)."""
+
+    def __init__(self, linear: torch.nn.Linear, gelu: bool = False, dtype: torch.dtype = torch.float32) -> None:
+        weight = linear.weight.detach().to(dtype)
+        self.bias = linear.bias.detach().to(dtype).contiguous()
+        self.gelu = gelu
+        self.packed: torch.Tensor | None = None
+        self.wt: torch.Tensor | None = None
+        if weight.device.type == "cpu" and torch.backends.mkldnn.is_available():
+            try:
+                self.packed = torch.ops.mkldnn._reorder_linear_weight(weight, None)
+                self(torch.zeros(1, weight.shape[1], dtype=dtype))  # the op exists and runs in this build
+            except (AttributeError, RuntimeError):
+                self.packed = None
+        if self.packed is None:
+            self.wt = weight.t().contiguous()
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self.packed is not None:
+            return torch.ops.mkldnn._linear_pointwise(x, self.packed, self.bias, "gelu" if self.gelu else "none",
+                                                      [], "none" if self.gelu else "")
+        y = torch.addmm(self.bias, x, self.wt)
+        return F.gelu(y) if self.gelu else y
+
+
+class FastTextTower:
+    """Inference-only forward of a frozen transformers BertModel (MiniLM): `last_hidden_state` in float32,
+    the same numbers as the model (cosine of pooled vectors >= 0.99999) at ~1.5x the speed for one short query.
+
+    Fused QKV projection, prepacked weights, fused scaled-dot-product attention, no mask when nothing is
+    padded, no hidden-state list. Built from the model's current layers (a truncated model gives its taps).
+    `dtype` other than float32 (bf16/fp16 layers on CPUs with native support) changes the vectors slightly:
+    an encoder using it must say so in its fingerprint.
+    """
+
+    def __init__(self, model, dtype: torch.dtype = torch.float32) -> None:
+        emb = model.embeddings
+        self.dtype = dtype
+        self.word = emb.word_embeddings.weight.detach().float()
+        self.pos = emb.position_embeddings.weight.detach().float()
+        self.types = emb.token_type_embeddings.weight.detach().float()
+        self.ln0 = _ln(emb.LayerNorm)
+        self.heads = int(model.config.num_attention_heads)
+        self.layers = []
+        for layer in model.encoder.layer:
+            a = layer.attention
+            qkv = torch.nn.Linear(a.self.query.in_features, 3 * a.self.query.out_features)
+            with torch.no_grad():
+                qkv.weight.copy_(torch.cat([a.self.query.weight, a.self.key.weight, a.self.value.weight]))
+                qkv.bias.copy_(torch.cat([a.self.query.bias, a.self.key.bias, a.self.value.bias]))
+            self.layers.append((_PackedLinear(qkv, dtype=dtype), _PackedLinear(a.output.dense, dtype=dtype),
+                                _ln(a.output.LayerNorm, dtype), _PackedLinear(layer.intermediate.dense, True, dtype),
+                                _PackedLinear(layer.output.dense, dtype=dtype), _ln(layer.output.LayerNorm, dtype)))
+
+    def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                 token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+        b, t = input_ids.shape
+        d = self.word.shape[1]
+        h = self.word[input_ids] + self.pos[:t]
+        h = h + (self.types[token_type_ids] if token_type_ids is not None else self.types[0])
+        x = F.layer_norm(h, (d,), *self.ln0).reshape(b * t, d).to(self.dtype)
+        mask = None
+        if attention_mask is not None and not bool(attention_mask.all()):
+            mask = attention_mask.bool()[:, None, None, :]  # True = attend
+        nh = self.heads
+        for qkv, out, ln1, ff1, ff2, ln2 in self.layers:
+            q, k, v = qkv(x).view(b, t, 3, nh, d // nh).permute(2, 0, 3, 1, 4)
+            att = F.scaled_dot_product_attention(q, k, v, attn_mask=mask).transpose(1, 2).reshape(b * t, d)
+            x = F.layer_norm(x + out(att), (d,), *ln1)
+            x = F.layer_norm(x + ff2(ff1(x)), (d,), *ln2)
+        return x.view(b, t, d).float()
+
+
+def _ln(layer_norm: torch.nn.LayerNorm, dtype: torch.dtype = torch.float32) -> tuple:
+    """(weight, bias, eps) for F.layer_norm after the shape argument."""
+    return layer_norm.weight.detach().to(dtype), layer_norm.bias.detach().to(dtype), float(layer_norm.eps)
 
 
 def text_taps(model, batch: dict, tap_layer: int) -> dict:
