@@ -294,7 +294,8 @@ class SearchScreen(Screen):
             self.query_one(DetailPane).show(None)
         self._load_thumbnails()
         self.call_after_refresh(trace, "results", query=query.text, n=len(result.hits), mode=result.mode,
-                                quick=self._refining)
+                                quick=self._refining, took_ms=result.took_ms,
+                                focused=getattr(self.app.focused, "id", None))
 
     def _status_text(self, result: SearchResult, query: Query) -> Text:
         n = len(result.hits)
