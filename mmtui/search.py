@@ -103,7 +103,9 @@ class SearchService:
         return self._encoder is not None
 
     def load_model(self) -> None:
-        _ = self.encoder
+        """Load the model ahead of the first query (the TUI does this in the background), and run it once:
+        first calls set up kernels and prepacked weights (~0.2 s) that a user's first query would otherwise wait for."""
+        self.encoder.encode_texts(["warm up"])
 
     @property
     def encoder(self):
