@@ -71,6 +71,15 @@ class ThumbnailCache:
         self._lock = threading.Lock()
         self.capacity = capacity
 
+    def peek(self, path: str | Path, size: tuple[int, int]) -> Any | None:
+        """The cached image, or None when it is not loaded yet (never reads a file: safe on the UI thread)."""
+        key = (str(path), int(size[0]), int(size[1]))
+        with self._lock:
+            image = self._items.get(key)
+            if image is not None:
+                self._items.move_to_end(key)
+            return image
+
     def get(self, path: str | Path, size: tuple[int, int]) -> Any | None:
         """The image fitted into size (aspect kept, centred on white), or None when it cannot be read."""
         key = (str(path), int(size[0]), int(size[1]))

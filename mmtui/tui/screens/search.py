@@ -70,6 +70,7 @@ class SearchScreen(Screen):
         self._refining = False
         self._facets_chosen = False  # once the user toggles the filters, resizing no longer decides
         self._search_worker: Any | None = None
+        self._focus_seq: int | None = None  # Enter started this search: its results take the focus when shown
 
     # ---------------------------------------------------------------- layout
     def compose(self) -> ComposeResult:
@@ -121,7 +122,7 @@ class SearchScreen(Screen):
         query.border_subtitle = f"mode: {self.mode}"
 
     def set_status(self, text: str | Text) -> None:
-        self.query_one("#status", Static).update(text)
+        self.query_one("#status", Static).update(text, layout=False)  # one fixed line: no layout pass
 
     @property
     def mode(self) -> str:
@@ -168,8 +169,15 @@ class SearchScreen(Screen):
 
     @on(Input.Submitted, "#query")
     def _query_submitted(self) -> None:
+        worker = self._search_worker
         self.search_now()
-        if self.query_one("#results").display:
+        if not self.query_one("#results").display:
+            return
+        if self._search_worker is not worker:
+            # Focus the results together with the new rows: moving the focus restyles every row, so doing it now
+            # would restyle and redraw the old rows once more before the new ones can be drawn.
+            self._focus_seq = self._seq
+        else:
             self.action_focus_results()
 
     @on(FacetPanel.Changed)
@@ -264,8 +272,7 @@ class SearchScreen(Screen):
 
     def show_tips(self) -> None:
         self.result = None
-        self.query_one("#results", ResultsList).clear()
-        self.query_one("#results").display = False
+        self.query_one("#results").display = False  # its rows stay mounted: the next results reuse them
         self.query_one("#tips").display = True
         self.query_one(DetailPane).show(None)
         self.set_status("")
@@ -279,20 +286,25 @@ class SearchScreen(Screen):
             if not quick:
                 self._final_seq = seq
             self._refining = quick
-            await self._show(result, query)
+            focus = seq is not None and seq == self._focus_seq
+            if focus:
+                self._focus_seq = None
+            await self._show(result, query, focus=focus)
 
-    async def _show(self, result: SearchResult, query: Query) -> None:
+    async def _show(self, result: SearchResult, query: Query, *, focus: bool = False) -> None:
         self.result = result
         results = self.query_one("#results", ResultsList)
         await results.set_hits(result.hits, self.app.image_class)
         self.query_one("#tips").display = False
         results.display = True
+        if focus:
+            self.action_focus_results()
         self.set_status(self._status_text(result, query))
         if result.hits:
             self._show_detail(result.hits[0])
         else:
             self.query_one(DetailPane).show(None)
-        self._load_thumbnails()
+        self._load_thumbnails(self._draw_cached_thumbnails())
         self.call_after_refresh(trace, "results", query=query.text, n=len(result.hits), mode=result.mode,
                                 quick=self._refining, took_ms=result.took_ms,
                                 focused=getattr(self.app.focused, "id", None))
@@ -322,19 +334,36 @@ class SearchScreen(Screen):
         return text
 
     # ---------------------------------------------------------------- thumbnails and details
-    @work(exclusive=True, group="thumbs", exit_on_error=False)
-    async def _load_thumbnails(self) -> None:
+    def _draw_cached_thumbnails(self) -> list[ResultItem]:
+        """Draw the thumbnails already in the cache at once (same frame as the text); return the rows still to load."""
         app = self.app
         if app.image_class is None:
+            return []
+        size = pixels_for(app.image_protocol, 6, 3)
+        missing = []
+        for item in self.query_one("#results", ResultsList).items:
+            if item.thumbnail is None or not item.hit.image_path:
+                continue
+            image = app.thumbnails.peek(item.hit.image_path, size)
+            if image is not None:
+                item.thumbnail.show(image)
+            else:
+                missing.append(item)
+        return missing
+
+    @work(exclusive=True, group="thumbs", exit_on_error=False)
+    async def _load_thumbnails(self, items: list[ResultItem]) -> None:
+        """Read and shrink the missing thumbnails in one thread call (off the UI thread), then draw them together."""
+        app = self.app
+        if app.image_class is None or not items:
             return
         size = pixels_for(app.image_protocol, 6, 3)
-        for item in list(self.query(ResultItem)):
-            thumb = item.thumbnail
-            if thumb is None or not item.hit.image_path:
-                continue
-            image = await asyncio.to_thread(app.thumbnails.get, item.hit.image_path, size)
-            if item.is_mounted:
-                thumb.show(image)
+        wanted = [(item, item.hit) for item in items]
+        images = await asyncio.to_thread(lambda: [app.thumbnails.get(hit.image_path, size) for _, hit in wanted])
+        with app.batch_update():
+            for (item, hit), image in zip(wanted, images):
+                if item.is_mounted and item.hit is hit and item.thumbnail is not None:  # rows are reused
+                    item.thumbnail.show(image)
 
     @on(ListView.Highlighted, "#results")
     def _highlighted(self, event: ListView.Highlighted) -> None:
@@ -377,7 +406,8 @@ class SearchScreen(Screen):
 
     # ---------------------------------------------------------------- actions
     def current_hit(self) -> Hit | None:
-        return self.query_one("#results", ResultsList).current_hit
+        results = self.query_one("#results", ResultsList)
+        return results.current_hit if results.display else None
 
     def action_more_like_this(self, hit: Hit | None = None) -> None:
         hit = hit or self.current_hit()

@@ -7,7 +7,6 @@ from typing import Any
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal
 from textual.widgets import ListItem, ListView, Static
 
 from ...search import Hit
@@ -49,23 +48,35 @@ def hit_text(hit: Hit) -> Text:
 
 
 class ResultItem(ListItem):
-    """One hit. `hit` is kept so actions (details, more like this) know the product."""
+    """One hit. `hit` is kept so actions (details, more like this) know the product.
+
+    Rows are reused from one query to the next (`set_hit`): updating two widgets is far cheaper than
+    unmounting and mounting a row's four."""
 
     def __init__(self, hit: Hit, image_class: Any | None) -> None:
         super().__init__(id=None)
         self.hit = hit
         self.image_class = image_class
+        self._thumbnail = (Thumbnail(image_class, has_image=bool(hit.image_path), classes="thumb")
+                           if image_class is not None else None)
+        self._text = Static(hit_text(hit), classes="result-text")
 
     def compose(self) -> ComposeResult:
-        with Horizontal(classes="result-row"):
-            if self.image_class is not None:
-                yield Thumbnail(self.image_class, has_image=bool(self.hit.image_path), classes="thumb")
-            yield Static(hit_text(self.hit), classes="result-text")
+        # no Horizontal container: the row itself lays out horizontally (app.tcss), one widget less per row
+        if self._thumbnail is not None:
+            yield self._thumbnail
+        yield self._text
+
+    def set_hit(self, hit: Hit) -> None:
+        """Show another hit in this row: new text, the thumbnail back to its placeholder until it is drawn."""
+        self.hit = hit
+        self._text.update(hit_text(hit), layout=False)  # a fixed 3-line box: no layout pass needed
+        if self._thumbnail is not None:
+            self._thumbnail.reset(bool(hit.image_path))
 
     @property
     def thumbnail(self) -> Thumbnail | None:
-        found = self.query(Thumbnail)
-        return found.first() if found else None
+        return self._thumbnail
 
 
 class ResultsList(ListView):
@@ -76,12 +87,24 @@ class ResultsList(ListView):
         Binding("m", "screen.more_like_this", "More like this"),
     ]
 
+    @property
+    def items(self) -> list[ResultItem]:
+        return [node for node in self._nodes if isinstance(node, ResultItem)]
+
     async def set_hits(self, hits: list[Hit], image_class: Any | None) -> None:
-        """Replace the rows; returns once they are mounted (so thumbnails can be drawn into them)."""
-        await self.clear()
-        if hits:
-            await self.extend([ResultItem(h, image_class) for h in hits])
-            self.index = 0
+        """Show these hits, first highlighted; returns once the rows are mounted (so thumbnails can be drawn).
+
+        Rows already there are updated in place; only the difference in count is mounted or removed."""
+        rows = self.items
+        with self.app.batch_update():
+            for row, hit in zip(rows, hits):
+                row.set_hit(hit)
+            if len(rows) > len(hits):
+                await self.remove_children(rows[len(hits):])
+            elif len(hits) > len(rows):
+                await self.extend([ResultItem(h, image_class) for h in hits[len(rows):]])
+            self.index = 0 if hits else None
+            self.scroll_home(animate=False, immediate=True)
 
     @property
     def current_hit(self) -> Hit | None:

@@ -5,17 +5,22 @@ from __future__ import annotations
 from typing import Any
 
 from rich.text import Text
-from textual.app import ComposeResult
+from textual.app import RenderResult
 from textual.widget import Widget
-from textual.widgets import Static
+
+LOADING = "·"
 
 
 class Thumbnail(Widget):
-    """Placeholder until `show(image)`; the image is drawn with the protocol picked before the app started."""
+    """Placeholder until `show(image)`; the image is drawn with the protocol picked before the app started.
+
+    The placeholder is this widget's own content (no child widget): the image widget, once mounted, covers it.
+    A result row keeps its Thumbnail for every query (`reset` for the next product), and the image widget is
+    hidden and shown again rather than removed and mounted: every widget in a row costs a restyle on each
+    focus change and a place in every layout."""
 
     DEFAULT_CSS = """
-    Thumbnail { width: 6; height: 3; }
-    Thumbnail > .placeholder { width: 100%; height: 100%; content-align: center middle; color: $text-muted; }
+    Thumbnail { width: 6; height: 3; content-align: center middle; color: $text-muted; }
     """
 
     def __init__(self, image_class: Any | None, *, has_image: bool = True, id: str | None = None,
@@ -25,9 +30,18 @@ class Thumbnail(Widget):
         self.has_image = has_image
         self._image_widget: Any | None = None
 
-    def compose(self) -> ComposeResult:
-        label = "·" if self.has_image else Text("no\nimage", justify="center")
-        yield Static(label, classes="placeholder")
+    def render(self) -> RenderResult:
+        return LOADING if self.has_image else Text("no\nimage", justify="center")
+
+    def reset(self, has_image: bool) -> None:
+        """Another product: its placeholder until `show` draws its image (no image: the image widget goes)."""
+        if has_image != self.has_image:
+            self.has_image = has_image
+            self.refresh()
+        if not has_image:
+            self.show(None)
+        elif self._image_widget is not None:
+            self._image_widget.display = False
 
     def show(self, image: Any | None) -> None:
         """Draw a PIL image (already shrunk by a worker); None shows the placeholder."""
@@ -37,18 +51,12 @@ class Thumbnail(Widget):
             if self._image_widget is not None:
                 self._image_widget.remove()
                 self._image_widget = None
-            self._placeholder(True)
             return
         if self._image_widget is None:
             self._image_widget = self.image_class(image)
             self._image_widget.styles.width = "100%"
             self._image_widget.styles.height = "100%"
-            self._placeholder(False)
             self.mount(self._image_widget)
         else:
             self._image_widget.image = image
-
-    def _placeholder(self, shown: bool) -> None:
-        # not query_one: a worker can draw into a thumbnail whose placeholder is not mounted yet
-        for placeholder in self.query(".placeholder"):
-            placeholder.display = shown
+            self._image_widget.display = True
