@@ -14,12 +14,15 @@ file (mmtui/tui/trace.py; off by default). Keys are written to the pty as a term
 
 from __future__ import annotations
 
+import atexit
+import ctypes
 import fcntl
 import json
 import os
 import pty
 import re
 import select
+import signal
 import struct
 import subprocess
 import sys
@@ -32,6 +35,41 @@ from .bench_util import REPO, TINY_CONFIGS, WORK, log, percentiles, queries
 
 TARGETS = {"interactive_s": 1.0, "first_results_s": 1.5}
 DEBOUNCE_S = 0.25  # mirrors mmtui.tui.screens.search.DEBOUNCE_S (not imported: that would import textual here)
+
+
+_LIVE: set["TuiProcess"] = set()  # launched and not yet reaped: killed at exit, on SIGTERM/SIGHUP, whatever happens
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child before exec (Linux): SIGKILL when the harness dies, even by SIGKILL, so no TUI is orphaned."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _kill_all() -> None:
+    for tui in list(_LIVE):
+        tui.kill()
+
+
+def _on_signal(signum: int, frame: object) -> None:
+    _kill_all()
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)  # then die of it as before
+
+
+def _install_cleanup() -> None:
+    """Once: kill the children at exit and on SIGTERM/SIGHUP (a `timeout` or a closed terminal runs no finally)."""
+    if getattr(_install_cleanup, "done", False):
+        return
+    _install_cleanup.done = True  # type: ignore[attr-defined]
+    atexit.register(_kill_all)
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            if signal.getsignal(sig) in (signal.SIG_DFL, None):
+                signal.signal(sig, _on_signal)
 
 
 def sample_index(model: str) -> Path:
@@ -70,15 +108,28 @@ class TuiProcess:
                "COLUMNS": str(cols), "LINES": str(rows)}
         for key in ("TMUX", "MMTUI_IMAGES"):  # the default: the image protocol is detected (asks the terminal)
             env.pop(key, None)
+        _install_cleanup()
         self.t0 = time.time()
-        self.proc = subprocess.Popen([sys.executable, *python_args, "-m", "mmtui.cli", "tui", "--data-dir", str(data_dir)],
-                                     cwd=REPO, env=env, stdin=slave, stdout=slave, stderr=slave,
-                                     start_new_session=True, close_fds=True)
-        os.close(slave)
-        self.screen = bytearray()  # everything the app wrote (kept for the tail on failure)
-        self._reader = threading.Thread(target=self._drain, daemon=True)
-        self._reader.start()
-        self._seen = 0
+        try:
+            # its own session (the pty is its terminal) and process group: killed as a group, helpers included
+            self.proc = subprocess.Popen([sys.executable, *python_args, "-m", "mmtui.cli", "tui", "--data-dir",
+                                          str(data_dir)], cwd=REPO, env=env, stdin=slave, stdout=slave,
+                                         stderr=slave, start_new_session=True, close_fds=True,
+                                         preexec_fn=_die_with_parent)
+        except BaseException:
+            os.close(slave)
+            os.close(self.master)
+            raise
+        _LIVE.add(self)
+        try:
+            os.close(slave)
+            self.screen = bytearray()  # everything the app wrote (kept for the tail on failure)
+            self._reader = threading.Thread(target=self._drain, daemon=True)
+            self._reader.start()
+            self._seen = 0
+        except BaseException:
+            self.close()
+            raise
 
     def _drain(self) -> None:
         while True:
@@ -124,18 +175,40 @@ class TuiProcess:
         text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", " ", bytes(self.screen[-12000:]).decode("utf-8", "replace"))
         return re.sub(r"[\s▁▔▎▊]+", " ", text)[-1500:]
 
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                self.send("\x11")  # ctrl+q
-                self.proc.wait(5)
-            except (OSError, subprocess.TimeoutExpired):
-                self.proc.kill()
-                self.proc.wait(5)
+    def close(self, grace: float = 3.0) -> None:
+        """Quit (ctrl+q), then SIGTERM, then SIGKILL the whole process group; always reaps it and closes the pty."""
         try:
-            os.close(self.master)
-        except OSError:
-            pass
+            if self.proc.poll() is None:
+                try:
+                    self.send("\x11")  # ctrl+q
+                    self.proc.wait(grace)
+                except (OSError, subprocess.TimeoutExpired):
+                    pass
+        finally:
+            self.kill()
+
+    def kill(self) -> None:
+        """SIGTERM then SIGKILL to the process group (the TUI and anything it started), reap, close the pty.
+
+        The group is signalled only while its leader is not reaped, so its id cannot belong to someone else."""
+        try:
+            if self.proc.poll() is None:
+                for sig, wait in ((signal.SIGTERM, 2.0), (signal.SIGKILL, 5.0)):
+                    try:
+                        os.killpg(self.proc.pid, sig)  # start_new_session: its group id is its pid
+                    except (ProcessLookupError, PermissionError):
+                        break
+                    try:
+                        self.proc.wait(wait)
+                        break
+                    except subprocess.TimeoutExpired:
+                        continue
+        finally:
+            _LIVE.discard(self)
+            try:
+                os.close(self.master)
+            except OSError:
+                pass
 
 
 def one_launch(data_dir: Path, trace: Path, n_keys: int) -> dict:
