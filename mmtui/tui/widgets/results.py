@@ -37,6 +37,11 @@ def signals_text(hit: Hit) -> Text:
     return text
 
 
+def text_key(hit: Hit) -> tuple:
+    """Everything hit_text shows: rows whose key is unchanged need no redraw."""
+    return (hit.rank, hit.title, hit.id, facts_line(hit), hit.score, tuple(hit.signals.items()))
+
+
 def hit_text(hit: Hit) -> Text:
     title = Text(f"{hit.rank:>2} ", style="dim")
     title.append(hit.title or hit.id, style="bold")
@@ -68,10 +73,13 @@ class ResultItem(ListItem):
         yield self._text
 
     def set_hit(self, hit: Hit) -> None:
-        """Show another hit in this row: new text, the thumbnail back to its placeholder until it is drawn."""
-        self.hit = hit
-        self._text.update(hit_text(hit), layout=False)  # a fixed 3-line box: no layout pass needed
-        if self._thumbnail is not None:
+        """Show another hit in this row: new text, the thumbnail back to its placeholder until it is drawn.
+
+        What does not change is not touched (the same product's image stays; the same text is not redrawn)."""
+        old, self.hit = self.hit, hit
+        if text_key(hit) != text_key(old):
+            self._text.update(hit_text(hit), layout=False)  # a fixed 3-line box: no layout pass needed
+        if self._thumbnail is not None and (hit.image_path != old.image_path or not hit.image_path):
             self._thumbnail.reset(bool(hit.image_path))
 
     @property

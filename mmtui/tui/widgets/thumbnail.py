@@ -57,6 +57,6 @@ class Thumbnail(Widget):
             self._image_widget.styles.width = "100%"
             self._image_widget.styles.height = "100%"
             self.mount(self._image_widget)
-        else:
-            self._image_widget.image = image
+        elif self._image_widget.image is not image or not self._image_widget.display:
+            self._image_widget.image = image  # (the same cached image again would only cost a layout pass)
             self._image_widget.display = True
