@@ -336,7 +336,7 @@ def markdown(result: dict) -> list[str]:
                   f"p90 {k['p90']} ms (includes the {result['debounce_s'] * 1000:.0f} ms debounce; the full hybrid "
                   f"frame p50 {f.get('p50')} ms); Enter -> results p50 {e.get('p50')} ms, p90 {e.get('p90')} ms, of which "
                   f"the search itself (SearchResult.took_ms) p50 {(result.get('enter_search_ms') or {}).get('p50')} ms "
-                  "(the rest: key handling, the lexical-first step, mounting 20 result rows, drawing)."]
+                  "(the rest: key handling, the lexical-first step, updating the 20 result rows in place, layout and drawing)."]
     if result.get("lost_queries"):
         lines += ["", f"{len(result['lost_queries'])} queries of the key loop never showed results (their keys went "
                   "elsewhere, e.g. the focus moved under load) and are left out: "
