@@ -35,7 +35,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--build-n", default="lite=128,tiny=512,vitb32=64",
                    help="products built per model in the encode section, e.g. lite=256,vitb32=96")
     p.add_argument("--query-model", default="lite", help="model for query latency, ann, memory, tui (lite if present)")
-    p.add_argument("--fashion-index", type=Path, default=REPO / "scratch" / "fashion-idx",
+    p.add_argument("--fashion-index", type=Path, default=REPO / "scratch" / "fashion",
                    help="a data dir with the Fashion catalog built (vector source for synthetic stores, rebuild test)")
     p.add_argument("--queries", type=int, default=40, help="distinct queries per mode")
     p.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1), help="torch threads")
