@@ -119,3 +119,5 @@ def test_finetune_lite_unfreezes_tails_through_the_lit_trainer(image_store, monk
     assert not list(settings.checkpoints_dir.glob(".*"))  # the trainer's work folder is gone
     train_finetune(Settings(data_dir=settings.data_dir), store, store=store, reindex=False)  # lite's own defaults
     assert (seen["epochs"], seen["batch_size"], seen["weight_decay"], seen["patience"]) == (30, 256, 0.05, 8)
+    train_finetune(Settings(data_dir=settings.data_dir), store, tails="text", store=store, reindex=False)
+    assert seen["config"]["image"]["tail_from"] is None and seen["config"]["text"]["tail_from"] == 4
