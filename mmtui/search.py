@@ -113,7 +113,7 @@ class SearchService:
             if self._encoder is None:
                 from .build import open_encoder
 
-                _one_thread_for_queries()
+                set_query_threads()
                 encoder = open_encoder(self.settings, self.store)
                 self._check_encoder(self.store, encoder)
                 self._encoder = encoder
@@ -362,14 +362,21 @@ class SearchService:
         self.store.close()
 
 
-def _one_thread_for_queries() -> None:
-    """A single query has no parallel work worth a second thread, and two threads waiting on each other on
-    busy cores cost ~10x (benchmarks/results/speed.md). MMTUI_THREADS overrides."""
+def set_query_threads() -> int:
+    """One torch thread and one BLAS thread for queries (MMTUI_THREADS overrides); returns the count.
+
+    A single query has no parallel work worth a second thread, and threads waiting on each other on busy cores
+    cost ~10x. BLAS matters too: numpy's OpenBLAS with 2 threads made a filtered search's exact scoring 5.7 ms
+    instead of 1.5 ms right after the torch encode (benchmarks/results/speed.md)."""
     import os
 
     import torch
+    from threadpoolctl import threadpool_limits
 
-    torch.set_num_threads(max(1, int(os.environ.get("MMTUI_THREADS") or 1)))
+    n = max(1, int(os.environ.get("MMTUI_THREADS") or 1))
+    torch.set_num_threads(n)
+    threadpool_limits(limits=n, user_api="blas")
+    return n
 
 
 def _load_indexes(settings, space: str) -> dict:
