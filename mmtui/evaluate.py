@@ -626,17 +626,18 @@ def skips_table(skips: Sequence[Skip], max_lines: int = 8) -> Any | None:
 
 def compare_table(report: CompareReport) -> Any:
     """Seed 000's Table 1 for this catalog, plus the modality gap of each model (* = active)."""
+    from rich import box
     from rich.table import Table
 
     table = Table(title=f"{report.split} split: each title -> its own image, exact search over {report.pool} products",
-                  title_justify="left",
-                  caption="cos match / cos random: mean cosine of matching / non-matching title-image pairs; "
+                  title_justify="left", box=box.SIMPLE_HEAD,  # fits 80 columns: names are never cut
+                  caption="match / random: mean cosine of matching / non-matching title-image pairs; "
                           "gap = match - random", caption_justify="left")
-    table.add_column("model")
-    table.add_column("kind")
-    for head in ("R@1", "R@5", "R@10", "MRR", "cos match", "cos random", "gap"):
-        table.add_column(head, justify="right")
-    table.add_column("note")
+    table.add_column("model", no_wrap=True)
+    table.add_column("kind", no_wrap=True)
+    for head in ("R@1", "R@5", "R@10", "MRR", "match", "random", "gap"):
+        table.add_column(head, justify="right", no_wrap=True, min_width=5)
+    table.add_column("note", overflow="fold")
     for row in report.rows:
         label = row["label"] + (" *" if row.get("active") else "")
         if "recall@1" not in row:
