@@ -154,7 +154,10 @@ def build_index(settings: Settings, catalog: Path | str, *, columns: dict | None
     if encoder is None:
         progress(ProgressEvent("model", 0, None, f"model {model_spec(settings, store)} (loaded only if something needs encoding)"))
         encoder = open_encoder(settings, store, lazy=True)
-    report = BuildReport(catalog=str(data.source), model=encoder.name)
+    # the path as given (a folder may hold several files: data.source is only the first) made absolute, and the
+    # column mapping: what a re-encode after `mmtui use` of a fine-tuned model reads again
+    source = str(Path(catalog).expanduser().resolve())
+    report = BuildReport(catalog=source, model=encoder.name)
 
     # 1. products and rejects
     records = [_record(p, data.source.name) for p in data.products]
@@ -167,7 +170,7 @@ def build_index(settings: Settings, catalog: Path | str, *, columns: dict | None
         store.upsert_products(dirty)  # unchanged rows are not rewritten (each write also re-indexes FTS)
         report.removed = store.delete_products(removed) if removed else 0
     all_rejects = [*data.rejects, *image_rejects]
-    build_id = store.db["builds"].insert({"catalog": str(data.source), "model": encoder.name,
+    build_id = store.db["builds"].insert({"catalog": source, "model": encoder.name,
                                           "started": time.strftime("%Y-%m-%dT%H:%M:%S")}).last_pk
     store.replace_rejects(build_id, [_reject_record(r) for r in all_rejects])
     store.set_meta("base_model", encoder.name)
@@ -175,7 +178,8 @@ def build_index(settings: Settings, catalog: Path | str, *, columns: dict | None
     store.set_meta("base_dim", str(encoder.dim))
     if settings.checkpoint:
         store.set_meta("base_checkpoint", str(settings.checkpoint))
-    store.set_meta("catalog", str(data.source))
+    store.set_meta("catalog", source)
+    store.set_meta("catalog_columns", json.dumps(columns or {}, sort_keys=True))
 
     # 2. vectors: encode only what has no vector for this model and content
     report.encoded_images, report.image_seconds = _encode_missing(

@@ -346,7 +346,8 @@ def train_finetune_cmd(epochs, batch_size, lr, weight_decay, no_augment, max_tra
                            batch_size=batch_size, lr=lr, weight_decay=weight_decay, augment=not no_augment,
                            max_train=max_train, tails=tails, force=force)
     if result.get("checkpoint"):
-        out.print(f"load it with: --model {result['model']} --checkpoint {result['checkpoint']}", highlight=False)
+        where = "" if str(result["model"]).startswith("lite:") else f" --checkpoint {result['checkpoint']}"
+        out.print(f"load it with: --model {result['model']}{where}", highlight=False)
 
 
 @train.command("lit")

@@ -315,7 +315,7 @@ def _finetune_lite(settings: Settings, store: Store | None, spec: str, *, source
         metrics["test"] = {rename.get(k, k): v for k, v in lit["test"].items()}
     history = [{k: row[k] for k in ("epoch", "train_loss", "val_loss", "val_r10") if k in row}
                for row in lit.get("history", [])]
-    ckpt_path = settings.checkpoints_dir / name
+    ckpt_path = settings.checkpoints_dir.resolve() / name  # absolute: the spec must load from any directory
     ckpt_config = {"model_spec": f"lite:{ckpt_path / 'model.safetensors'}", "base_model": spec,
                    "base_fingerprint": store.get_meta("base_fingerprint") if store is not None else None,
                    "lite_config": config, "hyperparameters": {"epochs": epochs, "batch_size": batch_size,
@@ -325,12 +325,25 @@ def _finetune_lite(settings: Settings, store: Store | None, spec: str, *, source
     # model.safetensors + model.json is the layout LiteEncoder reads ("lite:PATH/model.safetensors")
     ckpt = save_checkpoint(settings.checkpoints_dir, kind, tensors, ckpt_config, metrics, history, name=name,
                            extra_files={"model.json": lite_json})
+    _record_lite_fingerprint(ckpt.path, ckpt_config["model_spec"], device or settings.device)
     result = {"name": ckpt.name, "promoted": False, "metrics": metrics, "history": history, "path": str(ckpt.path),
               "promotion": None, "checkpoint": str(ckpt.weights_path), "model": ckpt_config["model_spec"]}
     if store is not None:
         promotion = promote(settings, ckpt.name, metrics["val_r10"], force=force, store=store, reindex=reindex)
         result.update(promoted=promotion.promoted, promotion=promotion.as_dict())
     return result
+
+
+def _record_lite_fingerprint(checkpoint_dir: Path, spec: str, device: str | None) -> None:
+    """Add the fingerprint of the encoder a lite checkpoint makes to its config.json: `eval --compare` finds
+    its cached vectors by it (the same value build-index records when it encodes with that checkpoint)."""
+    from ..encoders import pick_device
+    from ..encoders.lite import LiteEncoder
+
+    path = checkpoint_dir / "config.json"
+    config = json.loads(path.read_text(encoding="utf-8"))
+    config["encoder_fingerprint"] = LiteEncoder.fingerprint_for(spec, pick_device(device))[0]
+    path.write_text(json.dumps(config, indent=2), encoding="utf-8")
 
 
 def finetuned_settings(settings: Settings, checkpoint_dir: Path) -> Settings:

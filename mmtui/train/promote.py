@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Callable
 
 from ..config import Settings
@@ -113,11 +114,13 @@ def _activate(settings: Settings, store: Store, name: str, val_r10: float, *, re
             from .finetune import finetuned_settings
 
             catalog = store.get_meta("catalog")
-            if not catalog:
-                raise TrainingError("the index does not record its catalog, so it cannot be encoded again",
+            if not catalog or not Path(catalog).exists():
+                raise TrainingError(f"the index's catalog {catalog or '(not recorded)'} is not there, so the "
+                                    f"catalog cannot be encoded again with {name}",
                                     f"run `mmtui build-index CATALOG --model {ckpt.config.get('model_spec')} "
                                     f"--checkpoint {ckpt.weights_path}`")
-            build_index(finetuned_settings(settings, ckpt.path), catalog)
+            columns = json.loads(store.get_meta("catalog_columns") or "{}") or None
+            build_index(finetuned_settings(settings, ckpt.path), catalog, columns=columns)
     store.set_meta(ACTIVE_KEY, name)
     store.set_meta("active_model_since", now_iso())
     history = json.loads(store.get_meta("model_history") or "[]")

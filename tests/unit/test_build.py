@@ -120,3 +120,17 @@ def test_missing_data_dir_says_to_build(tmp_path):
     with pytest.raises(StoreError) as info:
         Store.open(tmp_path / "nothing" / "catalog.db")
     assert "build-index" in info.value.hint
+
+
+def test_the_catalog_is_recorded_so_it_can_be_built_again_from_anywhere(fashion_dir, fake_settings, monkeypatch):
+    """A re-encode (after `mmtui use` of a fine-tuned encoder) builds from meta "catalog": it must be the folder
+    as given (both Fashion files, not only the first) and absolute, with the column mapping."""
+    monkeypatch.chdir(fashion_dir.parent)
+    first = build_index(fake_settings, "fashion", encoder=FakeEncoder())
+    store = Store.open(fake_settings.db_path)
+    catalog = store.get_meta("catalog")
+    assert catalog == str(fashion_dir.resolve()) and first.catalog == catalog
+    assert store.get_meta("catalog_columns") == "{}"
+    monkeypatch.chdir("/")
+    again = build_index(fake_settings, catalog, encoder=FakeEncoder())
+    assert again.products == first.products == 4 and again.removed == 0  # the text-only row is still there

@@ -298,6 +298,25 @@ def test_compare_models_scores_a_finetune_from_its_own_vectors(tmp_path):
     assert base["recall@1"] == 0.0 and ft["recall@1"] == 1.0 and report.path is None
 
 
+def test_compare_after_a_finetune_became_the_encoder_scores_the_original_base(tmp_path):
+    """Promoting a fine-tune encodes the catalog again and makes it the index's base; the table must still show
+    the model it was tuned from as zero-shot (and the heads trained on it), and the fine-tune on its own vectors."""
+    settings = Settings(data_dir=tmp_path)
+    store = tiny_store()
+    eye = np.eye(12, dtype=np.float32)
+    put_vectors(store, "fpA", eye, np.roll(eye, 1, axis=0))  # the original base: every title misses its image
+    put_vectors(store, "fpFT", eye, eye)  # the fine-tune's re-encode
+    store.set_meta("base_fingerprint", "fpFT")
+    store.set_meta("active_model", "ft-1")
+    write_checkpoint(settings, "adapter-1", "adapter", base_fingerprint="fpA")
+    write_checkpoint(settings, "ft-1", "finetune", base_fingerprint="fpA")  # no own fingerprint recorded
+    report = compare_models(settings, store=store, projector_loader=lambda s, n: FakeProjector(n), write=False)
+    base, adapter, ft = report.rows
+    assert report.base_fingerprint == "fpA"
+    assert base["recall@1"] == 0.0 and adapter["recall@1"] == 0.0 and not adapter.get("note")
+    assert ft["recall@1"] == 1.0 and ft["active"]
+
+
 def test_checkpoint_configs_tolerates_bad_config(tmp_path):
     settings = Settings(data_dir=tmp_path)
     write_checkpoint(settings, "a", "adapter")
