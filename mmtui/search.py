@@ -66,6 +66,7 @@ class SearchService:
         self._query_cache: dict[str, Any] = {}
         self._allowed_cache: dict[tuple, Any] = {}  # filter -> allowed rowids, while the products are unchanged
         self._allowed_version: tuple = ()
+        self._threads_checked = 0.0  # time.monotonic() of the last look at the machine's load
 
     @classmethod
     def open(cls, settings, encoder=None) -> "SearchService":
@@ -119,6 +120,20 @@ class SearchService:
                 self._encoder = encoder
             return self._encoder
 
+    def _retune_threads(self) -> None:
+        """Follow the machine's load: the thread count of set_query_threads, looked at every few seconds."""
+        import time
+
+        now = time.monotonic()
+        if now - self._threads_checked < THREADS_RECHECK_S:
+            return
+        self._threads_checked = now
+        import torch
+
+        wanted = query_thread_count()
+        if torch.get_num_threads() != wanted:
+            torch.set_num_threads(wanted)
+
     @property
     def model_name(self) -> str:
         from .projection import active_name
@@ -131,7 +146,9 @@ class SearchService:
         """The query text encoded and projected into the search space (cached per process)."""
         vector = self._query_cache.get(text)
         if vector is None:
-            vector = self.projector.text(self.encoder.encode_texts([text]))[0]
+            encoder = self.encoder
+            self._retune_threads()
+            vector = self.projector.text(encoder.encode_texts([text]))[0]
             if len(self._query_cache) > 2048:
                 self._query_cache.clear()
             self._query_cache[text] = vector
@@ -362,20 +379,60 @@ class SearchService:
         self.store.close()
 
 
-def set_query_threads() -> int:
-    """One torch thread and one BLAS thread for queries (MMTUI_THREADS overrides); returns the count.
+THREADS_RECHECK_S = 5.0  # how often a service looks at the machine's load again
 
-    A single query has no parallel work worth a second thread, and threads waiting on each other on busy cores
-    cost ~10x. BLAS matters too: numpy's OpenBLAS with 2 threads made a filtered search's exact scoring 5.7 ms
-    instead of 1.5 ms right after the torch encode (benchmarks/results/speed.md)."""
+
+def query_thread_count(load: float | None = None, cores: int | None = None) -> int:
+    """Torch threads for encoding one query: MMTUI_THREADS if set; else 2 on a machine whose other work leaves
+    at least half its cores idle (1-minute load average), else 1.
+
+    Two threads encode a query ~25% faster on an idle 2-core machine (12.9 vs 17.0 ms a hybrid query at 10k),
+    but on busy cores threads waiting on each other cost 3-10x (benchmarks/results/speed.md)."""
+    import os
+
+    if os.environ.get("MMTUI_THREADS"):
+        return max(1, int(os.environ["MMTUI_THREADS"]))
+    cores = cores or os.cpu_count() or 1
+    if cores < 2:
+        return 1
+    if load is None:
+        try:
+            load = _load_of_others()
+        except OSError:  # no load average on this platform
+            return 1
+    return 2 if load < cores / 2 else 1
+
+
+_OWN_CPU: list = [None, None]  # (time.monotonic(), time.process_time()) at the last look
+
+
+def _load_of_others() -> float:
+    """The 1-minute load average minus this process's own recent CPU use (its threads count in the load too:
+    a stream of queries must not talk itself down to one thread)."""
+    import os
+    import time
+
+    load = os.getloadavg()[0]
+    now, cpu = time.monotonic(), time.process_time()
+    then, cpu_then = _OWN_CPU
+    _OWN_CPU[:] = [now, cpu]
+    own = (cpu - cpu_then) / (now - then) if then is not None and now - then > 0.5 else 0.0
+    return max(0.0, load - own)
+
+
+def set_query_threads() -> int:
+    """Threads for queries: query_thread_count() torch threads, and one BLAS thread (MMTUI_THREADS overrides).
+
+    numpy's OpenBLAS with 2 threads made a filtered search's exact scoring 5.7 ms instead of 1.5 ms right after
+    the torch encode. Returns the torch thread count."""
     import os
 
     import torch
     from threadpoolctl import threadpool_limits
 
-    n = max(1, int(os.environ.get("MMTUI_THREADS") or 1))
+    n = query_thread_count()
     torch.set_num_threads(n)
-    threadpool_limits(limits=n, user_api="blas")
+    threadpool_limits(limits=max(1, int(os.environ.get("MMTUI_THREADS") or 1)), user_api="blas")
     return n
 
 

@@ -103,3 +103,14 @@ def test_facets_count_values(service):
 def test_rrf_rewards_agreement():
     fused = rrf_fuse({"a": [(1, 0.9), (2, 0.8)], "b": [(2, 5.0), (3, 4.0)]}, k=3)
     assert fused[0][0] == 2 and fused[0][2] == {"a": 0.8, "b": 5.0}
+
+
+def test_query_threads_follow_the_load(monkeypatch):
+    from mmtui.search import query_thread_count
+
+    monkeypatch.delenv("MMTUI_THREADS", raising=False)
+    assert query_thread_count(load=0.3, cores=2) == 2  # idle: two threads encode a query faster
+    assert query_thread_count(load=1.5, cores=2) == 1  # busy cores: threads would wait on each other
+    assert query_thread_count(load=0.0, cores=1) == 1
+    monkeypatch.setenv("MMTUI_THREADS", "3")
+    assert query_thread_count(load=5.0, cores=2) == 3
