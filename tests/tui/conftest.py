@@ -297,3 +297,13 @@ def make_test_app(settings: Settings, product_images: dict[str, Path]):
 
 
 __all__ = ["FakeSearchService", "PRODUCTS", "StoreError", "fake_build", "fake_train", "make_images"]
+
+
+async def settle(pilot, app, wait: float = 0.0) -> None:
+    """Wait (past a debounce), then until no worker runs."""
+    await pilot.pause(wait)
+    for _ in range(300):
+        if not any(w.is_running for w in app.workers):
+            break
+        await pilot.pause(0.01)
+    await pilot.pause()

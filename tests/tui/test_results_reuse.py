@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from conftest import settle
 from textual.widgets import Input
 
 from mmtui.tui.thumbnails import ThumbnailCache
@@ -10,14 +11,6 @@ from mmtui.tui.widgets.results import ResultItem, ResultsList, hit_text
 
 pytestmark = pytest.mark.anyio
 
-
-async def settle(pilot, app, wait: float = 0.0) -> None:
-    await pilot.pause(wait)
-    for _ in range(300):
-        if not any(w.is_running for w in app.workers):
-            break
-        await pilot.pause(0.01)
-    await pilot.pause()
 
 
 async def search(pilot, app, text: str, enter: bool = False) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from conftest import fake_build, fake_train
+from conftest import fake_build, fake_train, settle
 from textual.widgets import Input, Select
 
 from mmtui.errors import QueryError, StoreError
@@ -18,15 +18,6 @@ from mmtui.tui.widgets.thumbnail import Thumbnail
 
 pytestmark = pytest.mark.anyio
 
-
-async def settle(pilot, app, wait: float = 0.0) -> None:
-    """Wait (past a debounce), then until no worker runs."""
-    await pilot.pause(wait)
-    for _ in range(300):
-        if not any(w.is_running for w in app.workers):
-            break
-        await pilot.pause(0.01)
-    await pilot.pause()
 
 
 def hits(app) -> list:

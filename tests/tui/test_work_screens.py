@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import fake_build, fake_train
+from conftest import fake_build, fake_train, settle
 from textual.widgets import DataTable, OptionList
 
 from mmtui.errors import TrainingError
@@ -13,14 +13,6 @@ from mmtui.tui.screens.models import ModelScreen
 
 pytestmark = pytest.mark.anyio
 
-
-async def settle(pilot, app, wait: float = 0.0) -> None:
-    await pilot.pause(wait)
-    for _ in range(300):
-        if not any(w.is_running for w in app.workers):
-            break
-        await pilot.pause(0.01)
-    await pilot.pause()
 
 
 async def test_build_screen_shows_progress_and_rejects_by_reason(make_test_app, tmp_path):
