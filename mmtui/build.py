@@ -75,7 +75,7 @@ def model_spec(settings: Settings, store: Store | None) -> str:
 
 
 def open_encoder(settings: Settings, store: Store | None, lazy: bool = False) -> Encoder:
-    from .encoders import LazyEncoder, lazy_encoder, load_encoder
+    from .encoders import LazyEncoder, fingerprint_memo, lazy_encoder, load_encoder
 
     spec = model_spec(settings, store)
     checkpoint = settings.checkpoint
@@ -84,59 +84,15 @@ def open_encoder(settings: Settings, store: Store | None, lazy: bool = False) ->
         checkpoint = Path(stored) if stored else None
     if not lazy:
         return load_encoder(spec, checkpoint=checkpoint, device=settings.device)
-    key = _fingerprint_key(spec, checkpoint, settings.device) if store is not None else None
-    memo = _read_memo(store) if key else {}
+    key = fingerprint_memo.key(spec, checkpoint, settings.device) if store is not None else None
+    memo = fingerprint_memo.read(store) if key else {}
     if key and memo.get("key") == key:  # same weights, code, torch and machine: same fingerprint, no torch import
         return LazyEncoder(spec, memo["fingerprint"], int(memo["dim"]),
                            lambda: load_encoder(spec, checkpoint=checkpoint, device=settings.device))
     encoder = lazy_encoder(spec, checkpoint=checkpoint, device=settings.device)
     if key and isinstance(encoder, LazyEncoder):
-        store.set_meta(FINGERPRINT_MEMO, json.dumps({"key": key, "fingerprint": encoder.fingerprint, "dim": encoder.dim}))
+        fingerprint_memo.write(store, key, encoder.fingerprint, encoder.dim)
     return encoder
-
-
-FINGERPRINT_MEMO = "lite_fingerprint_memo"
-_FINGERPRINT_ENV = ("CUDA_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")
-
-
-def _read_memo(store: Store) -> dict:
-    try:
-        return json.loads(store.get_meta(FINGERPRINT_MEMO) or "{}")
-    except ValueError:
-        return {}
-
-
-def _fingerprint_key(spec: str, checkpoint: Path | None, device: str | None) -> str | None:
-    """Everything the lite fingerprint can depend on, read without importing torch: the weights and config, the
-    encoder code, the torch version, the CPU's flags and whether a GPU could be there. None for other models.
-
-    The fingerprint itself needs torch (bf16 support of the CPU, the CUDA check, the preprocessing version), which
-    costs seconds to import; an unchanged rebuild reuses the one remembered under the same key instead. A wrong
-    memo cannot mix vectors silently: the real model checks the fingerprint when it loads."""
-    import hashlib
-    import os
-    import sys
-    from importlib import metadata
-
-    if spec != "lite" and not spec.startswith("lite:"):
-        return None
-    here = Path(__file__).resolve().parent / "encoders"
-    weights = Path(spec.split(":", 1)[1]).expanduser() if spec.startswith("lite:") else here / "weights" / "lite.safetensors"
-    h = hashlib.sha256()
-    try:
-        for path in (weights, weights.with_suffix(".json"), here / "lite.py", here / "towers.py", here / "base.py"):
-            h.update(path.read_bytes())
-        h.update(metadata.version("torch").encode())
-    except (OSError, metadata.PackageNotFoundError):
-        return None
-    try:
-        flags = next((line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")), "")
-    except OSError:
-        return None  # not Linux: no cheap way to know the CPU, so no memo
-    gpu = sorted(p.name for pattern in ("nvidia*", "kfd") for p in Path("/dev").glob(pattern))
-    env = [os.environ.get(k, "") for k in _FINGERPRINT_ENV]
-    h.update(json.dumps([spec, str(checkpoint or ""), device or "", flags, gpu, env, sys.version]).encode())
-    return h.hexdigest()
 
 
 def build_index(settings: Settings, catalog: Path | str, *, columns: dict | None = None,

@@ -9,7 +9,7 @@ import pytest
 
 from mmtui import build
 from mmtui.config import Settings
-from mmtui.encoders import LazyEncoder
+from mmtui.encoders import LazyEncoder, fingerprint_memo
 from mmtui.store import Store
 
 WEIGHTS = Path(build.__file__).resolve().parent / "encoders" / "weights" / "lite.safetensors"
@@ -29,7 +29,7 @@ def test_second_open_uses_the_memo_and_a_changed_weight_file_does_not(tmp_path, 
     store = Store.open(settings.db_path, create=True)
     first = build.open_encoder(settings, store, lazy=True)
     assert isinstance(first, LazyEncoder)
-    assert store.get_meta(build.FINGERPRINT_MEMO)
+    assert store.get_meta(fingerprint_memo.META_KEY)
 
     import mmtui.encoders as encoders
 
@@ -44,5 +44,5 @@ def test_second_open_uses_the_memo_and_a_changed_weight_file_does_not(tmp_path, 
 
 
 def test_no_memo_for_other_models():
-    assert build._fingerprint_key("openclip:ViT-B-32", None, None) is None
-    assert build._fingerprint_key("lite", None, "cpu") != build._fingerprint_key("lite", None, "cuda")
+    assert fingerprint_memo.key("openclip:ViT-B-32", None, None) is None
+    assert fingerprint_memo.key("lite", None, "cpu") != fingerprint_memo.key("lite", None, "cuda")
