@@ -97,7 +97,12 @@ def open_encoder(settings: Settings, store: Store | None, lazy: bool = False) ->
 
 def build_index(settings: Settings, catalog: Path | str, *, columns: dict | None = None,
                 encoder: Encoder | None = None, progress: ProgressCallback | None = None,
-                cancel: threading.Event | None = None, batch_size: int = 32) -> BuildReport:
+                cancel: threading.Event | None = None, batch_size: int = 32,
+                keep_missing: bool = False) -> BuildReport:
+    """Index `catalog` into settings.data_dir: products and rejects, vectors for what changed, the indexes.
+
+    Products no longer in the catalog leave the index, unless `keep_missing` (a re-encode with another model
+    keeps every product it already holds, whatever the catalog path now reads)."""
     progress = progress or null_progress
     started = time.perf_counter()
     data = read_catalog(catalog, columns)
@@ -120,7 +125,7 @@ def build_index(settings: Settings, catalog: Path | str, *, columns: dict | None
     seen = {r["id"] for r in records}
     report.added = sum(1 for r in records if r["id"] not in existing)
     report.updated = sum(1 for r in records if r["id"] in existing and _changed(existing[r["id"]], r))
-    removed = [pid for pid in existing if pid not in seen]
+    removed = [] if keep_missing else [pid for pid in existing if pid not in seen]
     dirty = [r for r in records if r["id"] not in existing or any(existing[r["id"]].get(k) != v for k, v in r.items())]
     with store.db.conn:
         store.upsert_products(dirty)  # unchanged rows are not rewritten (each write also re-indexes FTS)

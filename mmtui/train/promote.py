@@ -120,7 +120,7 @@ def _activate(settings: Settings, store: Store, name: str, val_r10: float, *, re
                                     f"run `mmtui build-index CATALOG --model {ckpt.config.get('model_spec')} "
                                     f"--checkpoint {ckpt.weights_path}`")
             columns = json.loads(store.get_meta("catalog_columns") or "{}") or None
-            build_index(finetuned_settings(settings, ckpt.path), catalog, columns=columns)
+            build_index(finetuned_settings(settings, ckpt.path), catalog, columns=columns, keep_missing=True)
     store.set_meta(ACTIVE_KEY, name)
     store.set_meta("active_model_since", now_iso())
     history = json.loads(store.get_meta("model_history") or "[]")

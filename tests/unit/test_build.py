@@ -134,3 +134,11 @@ def test_the_catalog_is_recorded_so_it_can_be_built_again_from_anywhere(fashion_
     monkeypatch.chdir("/")
     again = build_index(fake_settings, catalog, encoder=FakeEncoder())
     assert again.products == first.products == 4 and again.removed == 0  # the text-only row is still there
+
+
+def test_a_re_encode_keeps_products_its_catalog_path_no_longer_lists(fashion_dir, fake_settings):
+    build_index(fake_settings, fashion_dir, encoder=FakeEncoder())  # 4 products: both Fashion files
+    again = build_index(fake_settings, fashion_dir / "styles.csv", encoder=FakeEncoder(), keep_missing=True)
+    assert again.removed == 0 and again.products == 4
+    pruned = build_index(fake_settings, fashion_dir / "styles.csv", encoder=FakeEncoder())
+    assert pruned.removed == 1 and pruned.products == 3
