@@ -233,13 +233,6 @@ class LexicalIndex:
             return None
 
     # -- querying ------------------------------------------------------------------------------
-    def is_current(self, conn: sqlite3.Connection) -> bool:
-        """True when products_fts is still exactly what this index was built from."""
-        try:
-            return fts_fingerprint(conn) == self.fingerprint
-        except sqlite3.Error:
-            return False
-
     def doc_freq(self, token: str) -> int:
         t = self.terms.get(token)
         return 0 if t is None else int(self.offsets[t + 1] - self.offsets[t])
@@ -331,14 +324,6 @@ def ensure_lexical_index(ann_dir: Path | str, conn: sqlite3.Connection) -> str:
         return "unchanged"
     LexicalIndex.build(conn).save(ann_dir)
     return "built"
-
-
-def open_lexical_index(ann_dir: Path | str, conn: sqlite3.Connection) -> LexicalIndex | None:
-    """The saved index if it matches products_fts now, else None (callers use FTS5)."""
-    index = LexicalIndex.load(ann_dir)
-    if index is None or not index.is_current(conn):
-        return None
-    return index
 
 
 class FastLexical:

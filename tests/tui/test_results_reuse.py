@@ -12,7 +12,6 @@ from mmtui.tui.widgets.results import ResultItem, ResultsList, hit_text
 pytestmark = pytest.mark.anyio
 
 
-
 async def search(pilot, app, text: str, enter: bool = False) -> None:
     box = app.search_screen.query_one("#query", Input)
     box.focus()

@@ -19,7 +19,6 @@ from mmtui.tui.widgets.thumbnail import Thumbnail
 pytestmark = pytest.mark.anyio
 
 
-
 def hits(app) -> list:
     return [item.hit for item in app.search_screen.query(ResultItem)]
 

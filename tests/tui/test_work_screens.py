@@ -14,7 +14,6 @@ from mmtui.tui.screens.models import ModelScreen
 pytestmark = pytest.mark.anyio
 
 
-
 async def test_build_screen_shows_progress_and_rejects_by_reason(make_test_app, tmp_path):
     events: list = []
     catalog = tmp_path / "catalog.csv"

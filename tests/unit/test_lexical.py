@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mmtui.lexical import FILE, FastLexical, LexicalIndex, ensure_lexical_index, open_lexical_index
+from mmtui.lexical import FILE, FastLexical, LexicalIndex, ensure_lexical_index
 from mmtui.store import Store, fts_words
 
 COLOURS = ["red", "navy blue", "black", "white", "green", "grey"]
@@ -71,7 +71,7 @@ def test_same_hits_and_scores_as_fts5(store, tmp_path):
 
 def test_the_fast_path_answers_and_scores_are_bit_identical(store, tmp_path):
     ensure_lexical_index(tmp_path / "ann", store.db.conn)
-    index = open_lexical_index(tmp_path / "ann", store.db.conn)
+    index = FastLexical(tmp_path / "ann").current(store.db.conn)
     assert index is not None
     tokens = index.phrase_tokens(["shoes", "shoe", "café"])
     assert tokens == ["shoe", "shoe", "cafe"]  # FTS5's own porter + unicode61 tokens
