@@ -151,7 +151,10 @@ class VectorIndex:
         if self.graph is None:
             return self._exact(query, k, None)
         self.graph.set_ef(max(self.manifest.ef, k + 1))
-        labels, distances = self.graph.knn_query(query, k=k)
+        try:
+            labels, distances = self.graph.knn_query(query, k=k)
+        except RuntimeError:  # hnswlib reached fewer than k items (a poorly connected graph): exact is always right
+            return self._exact(query, k, None)
         return labels[0].astype(np.int64), (1.0 - distances[0]).astype(np.float32)
 
     def exact(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -183,10 +186,29 @@ class VectorIndex:
             return 1.0
         k = min(k, len(self.labels))
         queries = np.asarray(queries, np.float32)
-        labels, _ = self.graph.knn_query(queries, k=k)
         scores = queries @ np.asarray(self.vectors).T
         kth = -np.partition(-scores, k - 1, axis=1)[:, k - 1]
-        positions = np.vectorize(self._position.__getitem__)(labels.astype(np.int64))
-        found = np.take_along_axis(scores, positions, axis=1)
-        hits = np.minimum((found >= kth[:, None] - 1e-5).sum(axis=1), k) / k
+        hits = []
+        for row, found_labels in enumerate(self._graph_results(queries, k)):
+            found = scores[row, [self._position[int(label)] for label in found_labels]]
+            hits.append(min(int((found >= kth[row] - 1e-5).sum()), k) / k)
         return float(np.mean(hits))
+
+    def _graph_results(self, queries: np.ndarray, k: int) -> list[np.ndarray]:
+        """The graph's labels for each query. A poorly connected graph can reach fewer than k items, and then
+        hnswlib refuses the whole batch: such a query gets the most it can reach (missing results count as misses)."""
+        try:
+            return list(self.graph.knn_query(queries, k=k)[0])
+        except RuntimeError:
+            pass
+        results = []
+        for query in queries:
+            for reachable in range(k, 0, -1):
+                try:
+                    results.append(self.graph.knn_query(query, k=reachable)[0][0])
+                    break
+                except RuntimeError:
+                    continue
+            else:
+                results.append(np.zeros(0, np.int64))
+        return results
