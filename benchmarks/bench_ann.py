@@ -61,7 +61,7 @@ def query_vectors(encoder, n_text: int = 100) -> np.ndarray:
 def run(encoder, stores: dict, extra_queries: int = 400) -> dict:
     """stores: {size: Settings} of synthetic stores (bench_query.synthetic_store)."""
     from mmtui.ann import VectorIndex
-    from mmtui.build import search_space
+    from mmtui.projection import search_space
     from mmtui.store import Store
 
     encoded = query_vectors(encoder)
@@ -125,7 +125,7 @@ def markdown(result: dict) -> list[str]:
 def tune(encoder, settings, n: int = 30_000, grid=((16, 100), (16, 200), (32, 100), (32, 200))) -> dict:
     """Build time, recall@10 and q/s for a few (M, ef_construction) on n image vectors of one store."""
     from mmtui.ann import VectorIndex
-    from mmtui.build import search_space
+    from mmtui.projection import search_space
     from mmtui.store import Store
 
     store = Store.open(settings.db_path)

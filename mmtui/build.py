@@ -22,12 +22,13 @@ from .catalog import combined_text, load_image, read_catalog, resolve_images
 from .catalog.records import Product, Reject
 from .config import Settings
 from .encoders.base import Encoder, l2_normalize
+from .encoders.for_index import model_spec, open_encoder
 from .errors import MmtuiError
+from .projection import search_space
 from .progress import ProgressCallback, ProgressEvent, check_cancel, null_progress
 from .splits import split_of
 from .store import Store, sha1_text
 
-DEFAULT_MODEL = "lite"
 RECALL_SAMPLE = 200  # queries for the ANN recall self-check
 
 
@@ -63,36 +64,6 @@ class BuildReport:
         out["images_per_s"] = round(self.images_per_s, 1)
         out["texts_per_s"] = round(self.texts_per_s, 1)
         return out
-
-
-def model_spec(settings: Settings, store: Store | None) -> str:
-    """The model to use: --model / MMTUI_MODEL, else what this index was built with, else lite."""
-    if settings.model:
-        return settings.model
-    if store is not None:
-        return store.get_meta("base_model") or DEFAULT_MODEL
-    return DEFAULT_MODEL
-
-
-def open_encoder(settings: Settings, store: Store | None, lazy: bool = False) -> Encoder:
-    from .encoders import LazyEncoder, fingerprint_memo, lazy_encoder, load_encoder
-
-    spec = model_spec(settings, store)
-    checkpoint = settings.checkpoint
-    if checkpoint is None and store is not None and store.get_meta("base_model") == spec:
-        stored = store.get_meta("base_checkpoint")
-        checkpoint = Path(stored) if stored else None
-    if not lazy:
-        return load_encoder(spec, checkpoint=checkpoint, device=settings.device)
-    key = fingerprint_memo.key(spec, checkpoint, settings.device) if store is not None else None
-    memo = fingerprint_memo.read(store) if key else {}
-    if key and memo.get("key") == key:  # same weights, code, torch and machine: same fingerprint, no torch import
-        return LazyEncoder(spec, memo["fingerprint"], int(memo["dim"]),
-                           lambda: load_encoder(spec, checkpoint=checkpoint, device=settings.device))
-    encoder = lazy_encoder(spec, checkpoint=checkpoint, device=settings.device)
-    if key and isinstance(encoder, LazyEncoder):
-        fingerprint_memo.write(store, key, encoder.fingerprint, encoder.dim)
-    return encoder
 
 
 def build_index(settings: Settings, catalog: Path | str, *, columns: dict | None = None,
@@ -255,18 +226,6 @@ def _image_batches(batches: list[list[dict]]) -> Iterator[tuple[list[dict], list
 
 
 # -- indexes ---------------------------------------------------------------------------------
-def search_space(store: Store, settings: Settings):
-    """(fingerprint of the search space, projector) for the active model."""
-    from .projection import active_projector
-
-    base = store.get_meta("base_fingerprint")
-    if not base:
-        raise MmtuiError("this data directory has no built index", "run `mmtui build-index CATALOG`")
-    projector = active_projector(settings, store)
-    space = base if projector.fingerprint == "identity" else f"{base}+{projector.fingerprint}"
-    return space, projector
-
-
 def reindex(settings: Settings, store: Store | None = None, progress: ProgressCallback | None = None
             ) -> dict[str, tuple[float, str]]:
     """Rebuild the image, text and fused indexes from stored vectors through the active projector (no encoding).

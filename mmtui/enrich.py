@@ -78,7 +78,8 @@ def enrich(settings: Any, store: Any = None, encoder: Any = None, *, top: int = 
     """Tag every product with an image vector (replacing earlier tags), write products.tags, flag conflicts.
 
     `encoder`: the base model (loaded from the store's build when None). Returns counts and tag accuracy."""
-    from .build import open_encoder, search_space
+    from .encoders.for_index import open_encoder
+    from .projection import search_space
     from .store import Store
 
     progress = progress or null_progress

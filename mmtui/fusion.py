@@ -198,7 +198,7 @@ def learn_fusion_weight(settings: Any, store: Any, *, encoder: Any = None, split
     queries ("black casual shoes for men", from the catalog's fields) when an encoder is given. Saves the fit
     to meta "fusion" when `save`; the fused index picks it up at the next reindex."""
     from .attribute_queries import attribute_queries
-    from .build import search_space
+    from .projection import search_space
 
     space, projector = search_space(store, settings)
     base = store.get_meta("base_fingerprint")

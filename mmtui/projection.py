@@ -6,10 +6,16 @@ is loaded by mmtui.train.projector only when one is active.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from .config import Settings
 from .encoders.base import l2_normalize
+from .errors import MmtuiError
+
+if TYPE_CHECKING:
+    from .store import Store
 
 
 class IdentityProjector:
@@ -34,3 +40,13 @@ def active_projector(settings: Settings, store):
     from .train.projector import load_projector
 
     return load_projector(settings, name)
+
+
+def search_space(store: Store, settings: Settings):
+    """(fingerprint of the search space, projector) for the active model."""
+    base = store.get_meta("base_fingerprint")
+    if not base:
+        raise MmtuiError("this data directory has no built index", "run `mmtui build-index CATALOG`")
+    projector = active_projector(settings, store)
+    space = base if projector.fingerprint == "identity" else f"{base}+{projector.fingerprint}"
+    return space, projector

@@ -70,7 +70,7 @@ class SearchService:
 
     @classmethod
     def open(cls, settings, encoder=None) -> "SearchService":
-        from .build import search_space
+        from .projection import search_space
         from .errors import IndexMismatchError
         from .store import Store
 
@@ -112,7 +112,7 @@ class SearchService:
     def encoder(self):
         with self._encoder_lock:
             if self._encoder is None:
-                from .build import open_encoder
+                from .encoders.for_index import open_encoder
 
                 set_query_threads()
                 encoder = open_encoder(self.settings, self.store)
@@ -357,7 +357,7 @@ class SearchService:
 
     def use_model(self, name: str) -> None:
         """Switch the active model (a checkpoint name or "base") and reload the indexes it implies."""
-        from .build import search_space
+        from .projection import search_space
         from .train.promote import use_model
 
         use_model(self.settings, name, store=self.store)
@@ -369,7 +369,7 @@ class SearchService:
 
     def reload(self) -> None:
         """Re-read the active model and the indexes (after a reindex elsewhere, e.g. by mmtui.hybrid.train_hybrid)."""
-        from .build import search_space
+        from .projection import search_space
 
         self.space, self.projector = search_space(self.store, self.settings)
         self.indexes = _load_indexes(self.settings, self.space)

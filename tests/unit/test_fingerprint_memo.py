@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from mmtui import build
+from mmtui.encoders import for_index
 from mmtui.config import Settings
 from mmtui.encoders import LazyEncoder, fingerprint_memo
 from mmtui.store import Store
 
-WEIGHTS = Path(build.__file__).resolve().parent / "encoders" / "weights" / "lite.safetensors"
+WEIGHTS = Path(for_index.__file__).resolve().parent / "weights" / "lite.safetensors"
 pytestmark = pytest.mark.skipif(not WEIGHTS.is_file(), reason="the lite weights are not in this checkout")
 
 
@@ -27,19 +27,19 @@ def test_second_open_uses_the_memo_and_a_changed_weight_file_does_not(tmp_path, 
     shutil.copy(WEIGHTS.with_suffix(".json"), weights.with_suffix(".json"))
     settings = Settings(data_dir=tmp_path / "data", model=f"lite:{weights}", device="cpu")
     store = Store.open(settings.db_path, create=True)
-    first = build.open_encoder(settings, store, lazy=True)
+    first = for_index.open_encoder(settings, store, lazy=True)
     assert isinstance(first, LazyEncoder)
     assert store.get_meta(fingerprint_memo.META_KEY)
 
     import mmtui.encoders as encoders
 
     monkeypatch.setattr(encoders, "lazy_encoder", _no_lazy)
-    again = build.open_encoder(settings, store, lazy=True)
+    again = for_index.open_encoder(settings, store, lazy=True)
     assert (again.fingerprint, again.dim) == (first.fingerprint, first.dim)
 
     weights.with_suffix(".json").write_text(weights.with_suffix(".json").read_text() + "\n")  # a new config file
     with pytest.raises(AssertionError, match="computed again"):
-        build.open_encoder(settings, store, lazy=True)
+        for_index.open_encoder(settings, store, lazy=True)
     store.close()
 
 
