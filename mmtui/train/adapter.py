@@ -152,12 +152,22 @@ def evaluate_head(model: TwoTower, data: PairedData, device: str) -> dict:
     with torch.no_grad():
         model.eval()
         vq, vp = model(_tensor(data.val.query, device), _tensor(data.val.image, device))
-        metrics: dict = {"val_r10": _r10(vq, vp), "base_val_r10": paired_r10(data.val.query, data.val.image)}
+        metrics: dict = {"val_r10": _r10(vq, vp), "base_val_r10": paired_r10(data.val.query, data.val.image),
+                         "base_train_r10": base_train_r10(data)}
         if len(data.test) >= 2:
             tq, tp = model(_tensor(data.test.query, device), _tensor(data.test.image, device))
             metrics["test"] = paired_retrieval(tq.float().cpu().numpy(), tp.float().cpu().numpy())
             metrics["base_test"] = paired_retrieval(data.test.query, data.test.image)
     return metrics
+
+
+def base_train_r10(data: PairedData, seed: int = 0) -> float:
+    """R@10 of the base vectors on training pairs, over a random pool as large as the validation split (so the
+    two figures compare): near 1.0 while validation is well below means the base model was trained on these
+    very pairs, and a head trained on them has little left to learn."""
+    n = len(data.train)
+    pick = np.random.default_rng(seed).permutation(n)[:max(2, min(n, len(data.val)))]
+    return paired_r10(data.train.query[pick], data.train.image[pick])
 
 
 def _r10(q: torch.Tensor, p: torch.Tensor, k: int = 10) -> float:

@@ -179,4 +179,15 @@ def run_summary(result: dict) -> list[str]:
         lines.append(f"active model: {result['name']} ({promotion.get('reason', '')})")
     elif promotion:
         lines.append(f"not promoted: {promotion.get('reason', '')}")
+        if base_fits_training_pairs(m):
+            lines.append(f"the base model already fits the training pairs (R@10 {m['base_train_r10']:.3f} on training "
+                         f"products, {m['base_val_r10']:.3f} on validation ones): it was trained on them, so a head on "
+                         f"its vectors has little left to learn; `mmtui train finetune --tails text` unfreezes the "
+                         f"text tower instead")
     return lines
+
+
+def base_fits_training_pairs(metrics: dict, fit: float = 0.99, gap: float = 0.05) -> bool:
+    """True when the base vectors rank training pairs almost perfectly and validation pairs clearly worse."""
+    train, val = metrics.get("base_train_r10"), metrics.get("base_val_r10")
+    return train is not None and val is not None and train >= fit and train - val >= gap

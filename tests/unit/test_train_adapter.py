@@ -164,3 +164,25 @@ def test_default_learning_rate_follows_the_base_model(paired_store):
     store.set_meta("base_model", "lite")
     assert hp(train_adapter(settings, epochs=1, batch_size=32, store=store, reindex=False))["lr"] == LITE_LR
     assert hp(train_adapter(settings, epochs=1, batch_size=32, lr=5e-4, store=store, reindex=False))["lr"] == 5e-4
+
+
+def test_the_summary_says_when_the_base_model_was_trained_on_these_pairs():
+    from mmtui.train.data import PairedData, PairedSplit
+    from mmtui.train.adapter import base_train_r10
+    from mmtui.train.promote import run_summary
+
+    rng = np.random.default_rng(0)
+    memorised = rng.standard_normal((300, 16)).astype(np.float32)  # training pairs: query == image
+    val_q = rng.standard_normal((200, 16)).astype(np.float32)
+    val_p = (val_q + 3.0 * rng.standard_normal((200, 16))).astype(np.float32)  # validation pairs: noisy
+    split = lambda q, p: PairedSplit(np.arange(len(q)), q, p)  # noqa: E731
+    data = PairedData("fp", 16, {"train": split(memorised, memorised), "val": split(val_q, val_p),
+                                 "test": split(val_q[:0], val_p[:0])})
+    assert base_train_r10(data) == 1.0 and paired_r10(val_q, val_p) < 0.9
+    result = {"name": "adapter-001", "promoted": False, "promotion": {"reason": "validation R@10 0.80 does not beat 0.81"},
+              "metrics": {"val_r10": 0.80, "base_val_r10": paired_r10(val_q, val_p), "base_train_r10": base_train_r10(data)}}
+    assert "already fits the training pairs" in run_summary(result)[-1]
+    fresh = {**result, "metrics": {**result["metrics"], "base_train_r10": 0.85}}  # a base new to the catalog
+    assert not any("already fits" in line for line in run_summary(fresh))
+    promoted = {**result, "promoted": True}
+    assert not any("already fits" in line for line in run_summary(promoted))
