@@ -281,7 +281,7 @@ def one_launch(data_dir: Path, trace: Path, n_keys: int) -> dict:
     return out
 
 
-def run(model: str, launches: int = 3, n_keys: int = 12) -> dict:
+def run(model: str, launches: int = 5, n_keys: int = 12) -> dict:
     data_dir = sample_index(model)
     trace = WORK / "tui-trace.jsonl"
     runs = []
