@@ -100,3 +100,15 @@ def test_help_imports_neither_torch_nor_textual():
             "print(sorted(m for m in ('torch', 'textual', 'open_clip') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_a_search_imports_no_build_code(built):
+    """The TUI opens the search service while Textual draws its first frame: building code (catalog readers,
+    image download, PIL decoding paths) is not part of it."""
+    data_dir, _ = built
+    code = ("import sys; from pathlib import Path; from mmtui.config import Settings; from mmtui.search import SearchService; "
+            f"s = SearchService.open(Settings(data_dir=Path({str(data_dir)!r}), model='fake')); "
+            "r = s.search('shirt', mode='hybrid'); assert r.hits; "
+            "print(sorted(m for m in ('mmtui.build', 'mmtui.catalog', 'textual') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
