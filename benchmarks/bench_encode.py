@@ -12,7 +12,7 @@ import shutil
 import time
 from pathlib import Path
 
-from .bench_util import WORK, lite_available, load_model, log, sample_images, subset_catalog
+from .bench_util import WORK, large_photo_catalog, lite_available, load_model, log, sample_images, subset_catalog
 
 TARGET_RATIO = 0.85
 
@@ -29,23 +29,24 @@ def _raw(encoder, images: list, texts: list[str], batch: int = 32) -> tuple[floa
     return img_s, txt_s
 
 
-def build_once(encoder, n: int, name: str, serial_decode: bool = False) -> tuple[object, list[str]]:
-    """build-index of an n-product subset into a fresh data dir; returns (BuildReport, texts encoded)."""
+def build_once(encoder, n: int, name: str, serial_decode: bool = False, catalog: Path | None = None
+               ) -> tuple[object, list[str]]:
+    """build-index of an n-product subset (or of `catalog`) into a fresh data dir; returns (BuildReport, texts)."""
     import mmtui.build as build
     from mmtui.config import Settings
     from mmtui.store import Store
 
     root = WORK / "encode" / name
     shutil.rmtree(root, ignore_errors=True)
-    catalog = subset_catalog(n, WORK / "catalogs" / f"fashion-{n}")
+    catalog = catalog or subset_catalog(n, WORK / "catalogs" / f"fashion-{n}")
     settings = Settings(data_dir=root)
     original = build._image_batches
     if serial_decode:
-        def serial(batches):  # the same decode, on the encoding thread
+        def serial(batches, min_side=None):  # the same decode, on the encoding thread
             from mmtui.catalog import load_image
 
             for b in batches:
-                yield b, [load_image(r["image_path"]) for r in b]
+                yield b, [load_image(r["image_path"], min_side) for r in b]
         build._image_batches = serial
     try:
         report = build.build_index(settings, catalog, encoder=encoder)
@@ -69,7 +70,7 @@ def run(models: list[str], sizes: dict[str, int]) -> dict:
         t = time.perf_counter()
         encoder = load_model(key)
         load_s = time.perf_counter() - t
-        images = sample_images(n)
+        images = sample_images(n, encoder.image_size)  # as the build decodes them for this model
         # warm-up (first calls allocate, pick kernels)
         encoder.encode_images(images[:8])
         encoder.encode_texts(["warm up"] * 8)
@@ -94,7 +95,31 @@ def run(models: list[str], sizes: dict[str, int]) -> dict:
                                [round(report2.images_per_s, 1), round(report2.texts_per_s, 1)]]},
         }
         out["rows"].append(row)
+        if key == "lite":
+            out["large_photos"] = large_photos(encoder)
         del encoder
+    return out
+
+
+class _FullDecode:
+    """The same encoder with no input side: build-index then decodes every JPEG at full size."""
+
+    image_size = None
+
+    def __init__(self, encoder) -> None:
+        self.name, self.fingerprint, self.dim = encoder.name, encoder.fingerprint, encoder.dim
+        self.encode_images, self.encode_texts = encoder.encode_images, encoder.encode_texts
+
+
+def large_photos(encoder, n: int = 48, side: int = 1600) -> dict:
+    """build-index images/s on n products whose images are side x 4/3 side JPEGs: JPEGs decoded at a reduced
+    scale that still covers the model's input (what build-index does) against full-size decoding; best of two."""
+    catalog = large_photo_catalog(n, side, WORK / "catalogs" / f"large-{n}-{side}")
+    log(f"encode: {encoder.name} on {n} products with {side} px photos")
+    out = {"model": encoder.name, "products": n, "photo": f"{side}x{side * 4 // 3}", "input_side": encoder.image_size}
+    for label, enc in (("reduced_scale", encoder), ("full_size", _FullDecode(encoder))):
+        runs = [build_once(enc, n, f"large-{label}", catalog=catalog)[0].images_per_s for _ in range(2)]
+        out[f"{label}_images_per_s"] = round(max(runs), 1)
     return out
 
 
@@ -122,6 +147,12 @@ def markdown(result: dict) -> list[str]:
         lines.append(f"| {r['model']} (`{r['spec']}`) | {r['dim']} | {r['products']} | {r['raw_images_per_s']} | "
                      f"{r['build_images_per_s']} | {r['image_ratio']:.0%} | {r['raw_texts_per_s']} | "
                      f"{r['build_texts_per_s']} | {r['text_ratio']:.0%} | {r['build_seconds']} |")
+    large = result.get("large_photos")
+    if large:
+        lines += ["", f"Large photos ({large['products']} products, the same images enlarged to {large['photo']} px "
+                  f"JPEGs): build-index {large['reduced_scale_images_per_s']} images/s with JPEGs decoded at a "
+                  f"reduced scale that still covers the model's {large['input_side']} px input (as it does by default), "
+                  f"{large['full_size_images_per_s']} images/s decoding them at full size ({large['model']})."]
     return lines
 
 

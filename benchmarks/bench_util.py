@@ -154,12 +154,31 @@ def subset_catalog(n: int, folder: Path) -> Path:
     return folder
 
 
-def sample_images(n: int) -> list:
-    """The first n Fashion images, decoded to RGB (same order as subset_catalog)."""
+def sample_images(n: int, min_side: int | None = None) -> list:
+    """The first n Fashion images, decoded to RGB as build-index decodes them for a model whose input side is
+    min_side (same order as subset_catalog)."""
     from mmtui.catalog import load_image
 
     rows = [r for r in fashion_rows() if (FASHION / "images" / f"{r['id']}.jpg").is_file()][:n]
-    return [load_image(FASHION / "images" / f"{r['id']}.jpg") for r in rows]
+    return [load_image(FASHION / "images" / f"{r['id']}.jpg", min_side) for r in rows]
+
+
+def large_photo_catalog(n: int, side: int, folder: Path) -> Path:
+    """subset_catalog's first n products with their images enlarged to side x 4/3 side JPEGs (quality 90), as
+    photos straight from a shop's export are (the Fashion images are 224 px)."""
+    from PIL import Image
+
+    subset = subset_catalog(n, folder.parent / f"fashion-{n}")
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "styles.csv").write_text((subset / "styles.csv").read_text(encoding="utf-8"), encoding="utf-8")
+    (folder / "images").mkdir(exist_ok=True)
+    for line in (folder / "styles.csv").read_text(encoding="utf-8").split("\n")[1:]:
+        pid = line.split(",", 1)[0]
+        out = folder / "images" / f"{pid}.jpg"
+        if pid and not out.exists():
+            with Image.open(FASHION / "images" / f"{pid}.jpg") as img:
+                img.convert("RGB").resize((side, side * 4 // 3), Image.BICUBIC).save(out, quality=90)
+    return folder
 
 
 def queries(n: int = 100, seed: int = 0) -> list[str]:

@@ -188,7 +188,8 @@ def _encode_missing(store: Store, encoder: Encoder, kind: str, progress: Progres
     started = time.perf_counter()
     done = 0
     batches = [todo[i:i + batch_size] for i in range(0, len(todo), batch_size)]
-    source = _image_batches(batches) if kind == "image" else ((b, None) for b in batches)
+    source = (_image_batches(batches, getattr(encoder, "image_size", None)) if kind == "image"
+              else ((b, None) for b in batches))
     for batch, images in source:
         check_cancel(cancel)
         if kind == "image":
@@ -205,14 +206,15 @@ def _encode_missing(store: Store, encoder: Encoder, kind: str, progress: Progres
     return done, time.perf_counter() - started
 
 
-def _image_batches(batches: list[list[dict]]) -> Iterator[tuple[list[dict], list]]:
-    """Decode the next batch of images in a background thread while the current one is encoded."""
+def _image_batches(batches: list[list[dict]], min_side: int | None = None) -> Iterator[tuple[list[dict], list]]:
+    """Decode the next batch of images in a background thread while the current one is encoded (large JPEGs at a
+    reduced scale that still covers the model's input side `min_side`, as image queries are)."""
 
     def decode(batch: list[dict]) -> list:
         out = []
         for row in batch:
             try:
-                out.append(load_image(row["image_path"]))
+                out.append(load_image(row["image_path"], min_side))
             except (MmtuiError, OSError):
                 out.append(None)  # changed on disk since validation: skipped now, re-validated next build
         return out

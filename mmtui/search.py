@@ -196,7 +196,7 @@ class SearchService:
             picture = image.convert("RGB")
         else:
             try:
-                picture = load_image(Path(str(image)).expanduser())
+                picture = load_image(Path(str(image)).expanduser(), getattr(self.encoder, "image_size", None))
             except MmtuiError as exc:
                 raise QueryError(f"cannot use {image} as a query image: {exc.message}",
                                  exc.hint or "give the path of a JPEG, PNG or WEBP file") from None

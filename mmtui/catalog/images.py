@@ -33,8 +33,12 @@ ACCEPTED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "WEBP", "GIF", "BMP", "TIFF"
 _OPEN_LOCK = threading.Lock()  # warnings.catch_warnings is process-wide, so opens are serialised
 
 
-def _decode(data: bytes) -> tuple[str, str, Image.Image | None]:
-    """Check image bytes: (OK, "", decoded image) or (reason, detail, None)."""
+def _decode(data: bytes, min_side: int | None = None) -> tuple[str, str, Image.Image | None]:
+    """Check image bytes: (OK, "", decoded image) or (reason, detail, None).
+
+    min_side: a JPEG at least twice that size on both sides is decoded at 1/2, 1/4 or 1/8 scale (libjpeg's DCT
+    scaling), never below min_side x min_side: 4-5x faster for a 1600 px photo a 224 px model will shrink anyway.
+    """
     if len(data) < MIN_BYTES:
         return IMAGE_TOO_SMALL, f"{len(data)} bytes (under {MIN_BYTES})", None
     try:
@@ -55,6 +59,8 @@ def _decode(data: bytes) -> tuple[str, str, Image.Image | None]:
         return IMAGE_BOMB, f"{width}x{height} pixels is over the {MAX_PIXELS:,} limit", None
     if width < 1 or height < 1:
         return IMAGE_CORRUPT, f"empty image {width}x{height}", None
+    if min_side and img.format in ("JPEG", "MPO"):
+        img.draft("RGB", (min_side, min_side))
     try:
         img.load()
     except Exception as e:  # noqa: BLE001 - the header was fine, the data was not
@@ -91,16 +97,19 @@ def validate_image(path: Path | str) -> tuple[str, str]:
     return status, detail
 
 
-def load_image(path: Path | str) -> Image.Image:
+def load_image(path: Path | str, min_side: int | None = None) -> Image.Image:
     """Open an image as RGB (EXIF orientation applied, transparency on white).
 
+    min_side: the side the model scales images to (Encoder.image_size); a large JPEG is then decoded at a
+    reduced scale that still covers it (see _decode). Building and image queries pass the same value, so the
+    same file gives the same vector either way.
     Raises QueryError with a hint when the file is missing, unreadable or not an acceptable image.
     """
     path = Path(path).expanduser()
     status, detail, data, _ = _read(path)
     img = None
     if data is not None:
-        status, detail, img = _decode(data)
+        status, detail, img = _decode(data, min_side)
     if img is None:
         raise QueryError(f"cannot use image {path}: {status} ({detail})", _HINTS.get(status, "use a JPEG, PNG or WEBP image"))
     return to_rgb(img)

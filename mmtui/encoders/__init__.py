@@ -44,6 +44,10 @@ class LazyEncoder:
             self._encoder = encoder
         return self._encoder
 
+    @property
+    def image_size(self) -> int | None:
+        return self._real().image_size
+
     def encode_texts(self, texts):
         return self._real().encode_texts(texts)
 

@@ -199,6 +199,7 @@ class LiteEncoder:
         self._light_text = light_text  # MiniLM weights read without transformers (towers.load_text_tower_light)
         self.device = device
         self.dim = int(config["dim"])
+        self.image_size = towers.IMAGE_SIZES[config.get("image_tower", "lite0")]
         self.image_bf16 = image_bf16
         self.batch_size = 32
         public = {k: v for k, v in config.items() if k not in ("metrics", "trained_on")}

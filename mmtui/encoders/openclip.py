@@ -54,6 +54,8 @@ class OpenClipEncoder:
         self.fingerprint = fingerprint
         self.dim = dim
         self.batch_size = batch_size
+        size = getattr(getattr(model, "visual", None), "image_size", None)
+        self.image_size = int(max(size)) if isinstance(size, (tuple, list)) else (int(size) if size else None)
 
     @classmethod
     def load(cls, spec: str, checkpoint: Path | None = None, device: str = "cpu") -> "OpenClipEncoder":

@@ -16,9 +16,9 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from PIL import Image
 from safetensors.numpy import load_file, save_file
 
+from ..catalog.images import load_image
 from ..encoders import towers
 from ..errors import TrainingError
 from ..progress import ProgressCallback, ProgressEvent, check_cancel
@@ -112,10 +112,7 @@ def extract_image_features(paths: Sequence[str | Path], cache_dir: Path, *, vari
         for start in range(0, len(items), batch_size):
             check_cancel(cancel)
             chunk = items[start:start + batch_size]
-            images = []
-            for _, p in chunk:
-                with Image.open(p) as im:
-                    images.append(im.convert("RGB"))
+            images = [load_image(p, size) for _, p in chunk]  # decoded exactly as build-index decodes them
             pixels = towers.images_to_array(images, size)
             x = towers.array_to_tensor(pixels).to(device)
             if device == "cpu":

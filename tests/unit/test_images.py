@@ -176,3 +176,13 @@ def test_resolve_images_honours_cancel(tmp_path, make_jpeg):
     cancel.set()
     with pytest.raises(Cancelled):
         resolve_images([Product("1", "t", image="images/a.jpg")], tmp_path, tmp_path / "cache", cancel=cancel)
+
+
+def test_a_large_jpeg_decodes_at_a_reduced_scale_that_still_covers_the_model(tmp_path):
+    noise((800, 600)).save(tmp_path / "big.jpg", quality=90)
+    noise((800, 600)).save(tmp_path / "big.png")
+    assert load_image(tmp_path / "big.jpg").size == (800, 600)
+    assert load_image(tmp_path / "big.jpg", min_side=224).size == (400, 300)  # 1/4 would be 150 px high: too small
+    assert load_image(tmp_path / "big.jpg", min_side=32).size == (100, 75)  # 1/8, the smallest scale
+    assert load_image(tmp_path / "big.jpg", min_side=600).size == (800, 600)  # under twice the side: as it is
+    assert load_image(tmp_path / "big.png", min_side=32).size == (800, 600)  # only JPEG decoders scale

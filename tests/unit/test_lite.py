@@ -48,7 +48,7 @@ def images() -> list[Image.Image]:
 def test_shipped_model_loads_offline_and_is_small(lite: LiteEncoder, monkeypatch) -> None:
     assert isinstance(lite, Encoder)
     assert lite.name == "lite"
-    assert lite.dim == 256
+    assert lite.dim == 256 and lite.image_size == 224
     assert len(lite.fingerprint) == 16
     weights = default_weights()
     total = weights.stat().st_size + weights.with_suffix(".json").stat().st_size

@@ -27,6 +27,7 @@ def test_tiny_model_encodes_both_modalities(tiny):
     assert texts.shape == (3, 16) and images.shape == (2, 16) and texts.dtype == np.float32
     assert np.allclose(np.linalg.norm(texts, axis=1), 1, atol=1e-5)
     assert np.allclose(np.linalg.norm(images, axis=1), 1, atol=1e-5)
+    assert tiny.image_size == 32  # its input side: large JPEGs are decoded at a scale that still covers it
 
 
 def test_random_init_is_reproducible_so_the_cache_stays_valid(tiny, monkeypatch):

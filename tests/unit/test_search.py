@@ -114,3 +114,33 @@ def test_query_threads_follow_the_load(monkeypatch):
     assert query_thread_count(load=0.0, cores=1) == 1
     monkeypatch.setenv("MMTUI_THREADS", "3")
     assert query_thread_count(load=5.0, cores=2) == 3
+
+
+class SizedFake(FakeEncoder):
+    """The fake model with a 32 px input side; remembers the size of every image it was given."""
+
+    image_size = 32
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sizes: list[tuple[int, int]] = []
+
+    def encode_images(self, images):
+        self.sizes += [img.size for img in images]
+        return super().encode_images(images)
+
+
+def test_build_and_an_image_query_decode_a_large_jpeg_alike(tiny_catalog, fake_settings):
+    from PIL import Image
+
+    photo = Image.new("RGB", (640, 480), (250, 250, 250))
+    photo.paste(Image.new("RGB", (300, 200), (200, 30, 30)), (100, 120))
+    photo.save(tiny_catalog / "img" / "big.jpg", quality=92)
+    with open(tiny_catalog / "products.csv", "a") as f:
+        f.write("50,Large red photo,Apparel > Shirts,Red,Men,20,img/big.jpg\n")
+    built = SizedFake()
+    build_index(fake_settings, tiny_catalog, encoder=built)
+    assert (80, 60) in built.sizes  # decoded at 1/8 scale: still at least 32 px on both sides
+    queried = SizedFake()
+    result = SearchService.open(fake_settings, encoder=queried).search_image(tiny_catalog / "img" / "big.jpg", k=1)
+    assert queried.sizes == [(80, 60)] and result.hits[0].id == "50" and result.hits[0].score > 0.9999
