@@ -321,7 +321,7 @@ def train_mlp_cmd(epochs, batch_size, lr, force, device, data_dir) -> None:
 
 
 @train.command("finetune")
-@click.option("--epochs", type=int, default=None, help="[default: 5 for open_clip, 30 for lite]")
+@click.option("--epochs", type=int, default=None, help="[default: 5 for open_clip, 20 for lite]")
 @click.option("--batch-size", type=int, default=None, help="[default: 32 for open_clip, 256 for lite]")
 @click.option("--lr", type=float, default=None, help="Learning rate of the tower weights [default: 1e-4].")
 @click.option("--weight-decay", type=float, default=None, help="[default: 0.01 for open_clip, 0.05 for lite]")
@@ -336,8 +336,8 @@ def train_finetune_cmd(epochs, batch_size, lr, weight_decay, no_augment, max_tra
 
     \b
     open_clip models: every weight but the logit scale, contrastive loss (sigmoid loss for SigLIP),
-    augmentations, mixed precision on CUDA. lite: the text tower's last layers and the last image blocks.
-    Slow on a CPU. Promoting the result encodes the catalog again with the new weights.
+    augmentations, mixed precision on CUDA. lite: the text tower's last layers and the last image blocks,
+    going on from the current model's weights. Slow on a CPU. Promoting the result encodes the catalog again with the new weights.
     """
     from .console import out
     from .train.finetune import train_finetune

@@ -89,12 +89,15 @@ def train_lit(products: Sequence[Any], out_dir: Path, *, cache_dir: Path, epochs
               lr: float = 1e-3, tail_lr: float = 1e-4, weight_decay: float = 0.05, config: dict | None = None,
               seed: int = 0, device: str | None = None, progress: ProgressCallback | None = None,
               cancel: threading.Event | None = None, patience: int = 8, write: bool = True,
-              split_fn: Callable[[str], str] = split_of, select: str = "mrr") -> dict:
+              split_fn: Callable[[str], str] = split_of, select: str = "mrr",
+              init: dict[str, torch.Tensor] | None = None) -> dict:
     """Train lite heads on products (.id, .title, .image_path); returns metrics (val best + test).
 
     config: overrides of DEFAULT_CONFIG (which image features, tower tails, pooling, dim).
     split_fn: product id -> "train" | "val" | "test" (default mmtui.splits.split_of).
     select: the val metric that picks the best epoch ("mrr", "r10", "r1").
+    init: start from these head weights (e.g. the shipped lite heads) instead of fresh ones; tensors whose name or
+    shape does not match the new heads (an unfrozen tail, a different feature set) keep their fresh values.
     """
     cfg = json.loads(json.dumps(DEFAULT_CONFIG))
     for k, v in (config or {}).items():
@@ -142,6 +145,9 @@ def train_lit(products: Sequence[Any], out_dir: Path, *, cache_dir: Path, epochs
         z = np.concatenate([img[n][tr].astype(np.float32) for n in heads.image.pooled], axis=1)
         heads.image.mu.copy_(torch.from_numpy(z.mean(0)))
         heads.image.sd.copy_(torch.from_numpy(z.std(0) + 1e-3))
+    if init:
+        own = heads.state_dict()
+        heads.load_state_dict({k: v for k, v in init.items() if k in own and own[k].shape == v.shape}, strict=False)
     heads.to(device)
 
     tail_params = [p for n, p in heads.named_parameters()

@@ -139,6 +139,15 @@ def test_train_lit_writes_a_loadable_checkpoint(tmp_path: Path) -> None:
     assert 0.0 <= metrics["val"]["r10"] <= 1.0
     enc = LiteEncoder.load("lite", weights=tmp_path / "out" / "lite.safetensors")
     assert enc.dim == 32 and enc.encode_texts(["red box"]).shape == (1, 32)
+    # Started from given weights and not moved (learning rates 0), the heads are those weights.
+    import torch
+    from safetensors.torch import load_file
+
+    first = load_file(str(tmp_path / "out" / "lite.safetensors"))
+    train_lit(products, tmp_path / "same", cache_dir=tmp_path / "cache", epochs=1, batch_size=8, lr=0.0, tail_lr=0.0,
+              init=first, config={"dim": 32, "image": {"pooled": ["head_mean", "colour"]}})
+    again = load_file(str(tmp_path / "same" / "lite.safetensors"))
+    assert again.keys() == first.keys() and all(torch.equal(again[k], first[k]) for k in first)
     # The feature cache makes a second run skip the towers' image pass.
     events.clear()
     train_lit(products, tmp_path / "out2", cache_dir=tmp_path / "cache", epochs=1, batch_size=8,

@@ -104,13 +104,15 @@ def test_finetune_lite_unfreezes_tails_through_the_lit_trainer(image_store, monk
                 "history": hist, "n_train": 7, "n_val": 4, "n_test": 0}
 
     monkeypatch.setattr(lit, "train_lit", fake_train_lit)
+    current = {"text.proj.weight": torch.ones(2, 2)}  # the current model's weights: a fine-tune starts from them
     monkeypatch.setattr(lite, "read_checkpoint", lambda w: ({"dim": 2, "image": {"pooled": ["head_mean"]},
-                                                             "text": {"pool": "mean"}, "metrics": {}}, {}, b""))
+                                                             "text": {"pool": "mean"}, "metrics": {}}, current, b""))
     calls = []
     out = train_finetune(Settings(data_dir=settings.data_dir), store, epochs=2, lr=1e-4, store=store,
                          reindex=calls.append)
     assert seen["config"]["image"]["tail_from"] == 12 and seen["config"]["text"]["tail_from"] == 4
-    assert seen["config"]["image"]["pooled"] == ["head_mean"] and seen["tail_lr"] == 1e-4
+    assert seen["config"]["image"]["pooled"] == ["head_mean"] and seen["tail_lr"] == seen["lr"] == 1e-4
+    assert seen["init"] is current
     assert len(seen["products"]) == 12 and seen["split_fn"]("p9") == "val"
     path = Path(out["path"])
     assert (path / "model.safetensors").is_file() and json.loads((path / "model.json").read_text())["dim"] == 2
@@ -118,6 +120,6 @@ def test_finetune_lite_unfreezes_tails_through_the_lit_trainer(image_store, monk
     assert out["promoted"] and active_name(store) == out["name"] and calls == [Settings(data_dir=settings.data_dir)]
     assert not list(settings.checkpoints_dir.glob(".*"))  # the trainer's work folder is gone
     train_finetune(Settings(data_dir=settings.data_dir), store, store=store, reindex=False)  # lite's own defaults
-    assert (seen["epochs"], seen["batch_size"], seen["weight_decay"], seen["patience"]) == (30, 256, 0.05, 8)
+    assert (seen["epochs"], seen["batch_size"], seen["weight_decay"], seen["patience"]) == (20, 256, 0.05, 8)
     train_finetune(Settings(data_dir=settings.data_dir), store, tails="text", store=store, reindex=False)
     assert seen["config"]["image"]["tail_from"] is None and seen["config"]["text"]["tail_from"] == 4
