@@ -337,7 +337,8 @@ def train_finetune_cmd(epochs, batch_size, lr, weight_decay, no_augment, max_tra
     \b
     open_clip models: every weight but the logit scale, contrastive loss (sigmoid loss for SigLIP),
     augmentations, mixed precision on CUDA. lite: the text tower's last layers and the last image blocks,
-    going on from the current model's weights. Slow on a CPU. Promoting the result encodes the catalog again with the new weights.
+    going on from the current model's weights. Slow on a CPU. Promoting the result encodes the catalog
+    again with the new weights.
     """
     from .console import out
     from .train.finetune import train_finetune

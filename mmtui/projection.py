@@ -1,4 +1,5 @@
-"""The active head: which projector maps the base model's cached vectors into the search space.
+"""The active head: which projector maps the base model's cached vectors into the search space, and the
+fingerprint of that space (search_space), which every index and query of it is keyed by.
 
 The base model alone is the identity (no torch needed); a trained checkpoint (adapter, mlp, fusion)
 is loaded by mmtui.train.projector only when one is active.

@@ -306,7 +306,8 @@ def _finetune_lite(settings: Settings, store: Store | None, spec: str, *, source
     try:
         start = {"init": current_tensors, "lr": lr} if unfreeze else {}  # a fine-tune goes on from the current model
         lit = train_lit(products, work, cache_dir=settings.data_dir / "cache" / "features", epochs=epochs,
-                        batch_size=batch_size, tail_lr=lr, weight_decay=weight_decay, config=config, seed=seed, **start,
+                        batch_size=batch_size, tail_lr=lr, weight_decay=weight_decay, config=config, seed=seed,
+                        **start,
                         device=device or settings.device, progress=progress, cancel=cancel,
                         patience=patience or epochs, split_fn=lambda pid: split_by_id.get(pid, split_of(pid)))
         tensors = load_file(str(work / "lite.safetensors"))
@@ -325,7 +326,8 @@ def _finetune_lite(settings: Settings, store: Store | None, spec: str, *, source
                    "base_fingerprint": store.get_meta("base_fingerprint") if store is not None else None,
                    "lite_config": config, "hyperparameters": {"epochs": epochs, "batch_size": batch_size,
                    "tail_lr": lr, "head_lr": lr if unfreeze else 1e-3,
-                   "start": "current model" if unfreeze else "fresh heads", "weight_decay": weight_decay, "patience": patience, "seed": seed,
+                   "start": "current model" if unfreeze else "fresh heads", "weight_decay": weight_decay,
+                   "patience": patience, "seed": seed,
                    "image_tail_from": config["image"]["tail_from"], "text_tail_from": config["text"]["tail_from"]},
                    "n_train": lit.get("n_train"), "n_val": lit.get("n_val"), "n_test": lit.get("n_test")}
     # model.safetensors + model.json is the layout LiteEncoder reads ("lite:PATH/model.safetensors")
