@@ -23,7 +23,7 @@ from ..encoders import towers
 from ..errors import TrainingError
 from ..progress import ProgressCallback, ProgressEvent, check_cancel
 
-IMAGE_FEATURE_SET = "img-v1"  # bump when image_taps / colour_features output changes
+IMAGE_FEATURE_SET = "img-v2"  # bump when image_taps / colour_features output or the decoding changes (v2: load_image)
 TEXT_FEATURE_SET = "txt-v1"
 IMAGE_TAP_BLOCKS = (12, 15)  # cached inputs of these blocks let training fine-tune the tail of the tower
 TEXT_TAP_LAYER = 4  # hidden_states[4] = input of the last two transformer layers
