@@ -339,6 +339,10 @@ def train_finetune_cmd(epochs, batch_size, lr, weight_decay, no_augment, max_tra
     augmentations, mixed precision on CUDA. lite: the text tower's last layers and the last image blocks,
     going on from the current model's weights. Slow on a CPU. Promoting the result encodes the catalog
     again with the new weights.
+
+    \b
+    Example (lite, text tail only: ~25 s an epoch on 2 cores for 6k products):
+      mmtui train finetune --tails text
     """
     from .console import out
     from .train.finetune import train_finetune
