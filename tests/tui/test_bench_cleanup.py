@@ -25,9 +25,12 @@ def alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     try:  # a zombie waiting for its parent counts as gone
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+        stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return False
+    # "pid (comm) state ...": comm may hold spaces, and a process being reaped reads as ""
+    fields = stat.rpartition(")")[2].split()
+    return bool(fields) and fields[0] not in ("Z", "X")
 
 
 def wait_for(path: Path, timeout: float = 10.0) -> list[int]:
