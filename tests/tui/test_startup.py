@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 from conftest import FakeSearchService, fake_build, fake_train
 from textual.widgets import Input
@@ -30,16 +33,32 @@ async def test_prefetched_service_is_used_and_the_model_loads_after_the_first_re
         opened.append("factory")
         return service
 
+    def open_when_let(s):  # the data dir opens only once the test has typed its query: no race with the grace
+        assert gate.wait(10)
+        return service
+
+    searched = service.search
+
+    def slow_search(*args, **kw):  # slow enough that a model load started alongside would begin first
+        time.sleep(0.3)
+        hits = searched(*args, **kw)
+        service.calls.append(("search_done",))
+        return hits
+
+    service.search = slow_search
+    gate = threading.Event()
     lane = ServiceLane()
-    opening = lane.submit(lambda s: service, settings)
+    opening = lane.submit(open_when_let, settings)
     app = make_app(settings, factory, build_fn=fake_build(), train_fn=fake_train(), lane=lane, opening=opening)
     async with app.run_test(size=(100, 30)) as pilot:
-        await _until(pilot, lambda: app.service is service)
-        app.search_screen.query_one("#query", Input).value = "shoes"  # typed while the model waits to load
+        app.search_screen.query_one("#query", Input).value = "shoes"  # typed before the data dir is open
+        await pilot.pause(0.3)  # the debounce passes: "your search runs when it is open"
+        assert app.service is None and service.calls == []
+        gate.set()
         await _until(pilot, lambda: app.model_state == "ready")
         calls = [c[0] for c in service.calls]
         assert ("search", "shoes", "lexical") in [c[:3] for c in service.calls]
-        assert calls.index("search") < calls.index("load_model")  # words first, then the model
+        assert calls.index("search_done") < calls.index("load_model")  # words first, then the model
         assert opened == []  # the service opened before the app started is the one used
         await _until(pilot, lambda: any(len(i.hit.signals) > 1 for i in app.search_screen.query(ResultItem)))
 
