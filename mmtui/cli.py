@@ -545,9 +545,16 @@ def tui(data_dir=None, model=None, checkpoint=None, device=None) -> None:
     Example:
       mmtui tui --data-dir index
     """
-    from .tui.app import run
+    from .tui.thumbnails import start_detecting
 
-    run(_settings(data_dir, model, checkpoint, device))
+    settings = _settings(data_dir, model, checkpoint, device)
+    protocol = start_detecting()  # the terminal answers while Textual and the app import
+    try:
+        from .tui.app import run
+    except BaseException:
+        protocol()  # the probe puts the terminal back as it was before anything is printed
+        raise
+    run(settings, images=protocol)
 
 
 def main() -> None:  # pragma: no cover

@@ -366,10 +366,13 @@ def make_app(
                     k=k, mode=mode, sample_catalog=sample_catalog, lane=lane, opening=opening)
 
 
-def run(settings: Settings, *, images: str | None = None, mode: str = "hybrid") -> None:
-    """Start the TUI in this terminal (`mmtui tui`). The image protocol is detected before the app starts."""
+def run(settings: Settings, *, images: str | Callable[[], str] | None = None, mode: str = "hybrid") -> None:
+    """Start the TUI in this terminal (`mmtui tui`). The image protocol is known before the app starts.
+
+    images: a protocol name, None to ask the terminal, or a pending answer from `thumbnails.start_detecting()`."""
     trace("run")  # imports done
     lane = ServiceLane()
     opening = lane.submit(default_service_factory, settings)  # SQLite and indexes open while the terminal is probed
-    protocol = detect_protocol(images)
+    protocol = images() if callable(images) else detect_protocol(images)
+    trace("protocol", protocol=protocol)
     make_app(settings, images=protocol, mode=mode, lane=lane, opening=opening).run()

@@ -2,7 +2,8 @@
 
 `detect_protocol()` must run before the Textual app starts: textual-image asks the terminal what it supports
 (Sixel, Kitty graphics) when it is first imported, which is impossible once Textual owns the terminal.
-Inside tmux the answer cannot be trusted, so half-blocks are used there.
+A terminal that does not answer costs up to 0.1 s per question, so `start_detecting()` asks on a thread while
+the app's modules import. Inside tmux the answer cannot be trusted, so half-blocks are used there.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import os
 import threading
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 PROTOCOLS = ("auto", "sixel", "tgp", "halfcell", "unicode", "none")
 ENV_VAR = "MMTUI_IMAGES"  # force a protocol: sixel | tgp | halfcell | unicode | none
@@ -27,11 +28,11 @@ def detect_protocol(requested: str | None = None) -> str:
     if os.environ.get("TMUX") or os.environ.get("TERM", "").startswith(("screen", "tmux")):
         return "halfcell"
     try:
-        import textual_image.widget as tiw  # the import itself queries the terminal
+        import textual_image.renderable as tir  # the import itself queries the terminal (and imports no textual)
     except Exception:  # no terminal to ask (closed stdout, odd platform): plain half-blocks
         return "halfcell"
     from textual_image.renderable import HalfcellImage, SixelImage, TGPImage, UnicodeImage
-    renderable = tiw.AutoRenderable
+    renderable = tir.Image
     if renderable is SixelImage:
         return "sixel"
     if renderable is TGPImage:
@@ -41,6 +42,29 @@ def detect_protocol(requested: str | None = None) -> str:
     if renderable is HalfcellImage:
         return "halfcell"
     return "halfcell"
+
+
+def start_detecting(requested: str | None = None) -> Callable[[], str]:
+    """detect_protocol() on a daemon thread, started now; the returned function waits for its answer.
+
+    Its waits for the terminal's answers are I/O, so they overlap the imports that follow on the calling thread.
+    Nothing else may read the terminal until the answer is taken."""
+    answer: list[str] = []
+
+    def detect() -> None:
+        try:
+            answer.append(detect_protocol(requested))
+        except Exception:  # an odd terminal: plain half-blocks rather than no TUI
+            answer.append("halfcell")
+
+    thread = threading.Thread(target=detect, name="mmtui-image-protocol", daemon=True)
+    thread.start()
+
+    def result() -> str:
+        thread.join()
+        return answer[0] if answer else "halfcell"
+
+    return result
 
 
 def image_widget_class(protocol: str) -> Any | None:

@@ -94,6 +94,27 @@ def test_protocol_is_half_blocks_in_tmux_and_can_be_forced(monkeypatch):
     assert detect_protocol() == "sixel"
 
 
+def test_protocol_detected_on_a_thread_while_the_caller_goes_on(monkeypatch):
+    from mmtui.tui import thumbnails
+
+    asked = threading.Event()
+
+    def slow_terminal(requested=None):  # a terminal that takes its time to answer
+        assert asked.wait(5)
+        return "tgp"
+
+    monkeypatch.setattr(thumbnails, "detect_protocol", slow_terminal)
+    answer = thumbnails.start_detecting()  # returns at once: the caller imports meanwhile
+    asked.set()
+    assert answer() == "tgp" and answer() == "tgp"
+
+    def broken_terminal(requested=None):
+        raise OSError("the terminal went away")
+
+    monkeypatch.setattr(thumbnails, "detect_protocol", broken_terminal)
+    assert thumbnails.start_detecting()() == "halfcell"
+
+
 def test_reports_and_histories_are_read_best_first(tmp_path: Path):
     reports = tmp_path / "reports"
     reports.mkdir()
