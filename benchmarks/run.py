@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import subprocess
 import sys
 import time
 import traceback
@@ -78,14 +80,11 @@ def main(argv: list[str] | None = None) -> int:
                     "sections": {}, "errors": {}, "notes": notes}
     if args.merge and (args.out / "speed.json").is_file():
         previous = json.loads((args.out / "speed.json").read_text())
-        kept = {k: v for k, v in previous.get("sections", {}).items() if k not in sections}
+        kept = {k: v for k, v in stamped_sections(previous).items() if k not in sections}
         report["sections"].update(kept)
-        report["notes"] = previous.get("notes", []) + [
-            f"Sections {', '.join(sections)} re-run at {report['started']} (--merge); the others come from "
-            f"`{previous.get('command')}` at {previous.get('started')} (load average "
-            f"{previous.get('load_average_start')} at its start)."]
-        notes = report["notes"]
+        notes += [n for n in previous.get("notes", []) if not _MERGE_NOTE.match(n) and n not in notes]
     started = time.perf_counter()
+    commit = git_commit()
     encoder = None
     stores: dict = {}
 
@@ -99,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         if name not in sections:
             return None
         log(f"section {name}")
+        at, load = time.strftime("%Y-%m-%d %H:%M:%S %Z"), [round(x, 2) for x in os.getloadavg()]
         t = time.perf_counter()
         try:
             result = fn()
@@ -107,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
             log(f"section {name} failed: {exc}")
             return None
         result["_seconds"] = round(time.perf_counter() - t, 1)
+        result["_run"] = {"at": at, "load_average": load, "command": report["command"], "git": commit}
         report["sections"][name] = result
         _write(args.out, report)  # partial reports survive a later failure
         return result
@@ -148,6 +149,45 @@ def main(argv: list[str] | None = None) -> int:
     _write(args.out, report)
     log(f"wrote {args.out / 'speed.md'} and speed.json in {report['seconds']} s")
     return 0
+
+
+# how earlier --merge runs recorded where sections came from (one note per run, chained); now each section
+# carries its own "_run" stamp
+_MERGE_NOTE = re.compile(r"Sections (?P<names>.+?) re-run at (?P<at>.+?) \(--merge\); the others come from "
+                         r"`(?P<cmd>.+?)` at (?P<prev_at>.+?) \(load average \[(?P<load>[^\]]*)\]")
+
+
+def stamped_sections(previous: dict) -> dict:
+    """previous["sections"], each with its "_run" stamp (when, at what load, by which command); sections from
+    reports written before the stamps existed get theirs from the chained merge notes."""
+    sections = {k: dict(v) for k, v in previous.get("sections", {}).items()}
+    legacy: dict[str, dict] = {}
+    chain = [m for m in map(_MERGE_NOTE.match, previous.get("notes", [])) if m]
+    for i, m in enumerate(chain):
+        if i == 0:  # the first note names the full run every section started from
+            for name in sections:
+                legacy[name] = {"at": m["prev_at"], "command": m["cmd"],
+                                "load_average": [round(float(x), 2) for x in m["load"].split(",")]}
+        # the load at a re-run's start is in the next note (or in the report itself for the last one)
+        nxt = chain[i + 1] if i + 1 < len(chain) else None
+        load = ([round(float(x), 2) for x in nxt["load"].split(",")] if nxt
+                else previous.get("load_average_start"))
+        cmd = nxt["cmd"] if nxt else previous.get("command")
+        for name in (n.strip() for n in m["names"].split(",")):
+            legacy[name] = {"at": m["at"], "command": cmd, "load_average": load}
+    for name, section in sections.items():
+        if "_run" not in section:
+            section["_run"] = legacy.get(name) or {"at": previous.get("started"), "command": previous.get("command"),
+                                                   "load_average": previous.get("load_average_start")}
+    return sections
+
+
+def git_commit() -> str | None:
+    try:
+        return subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, timeout=10).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
 
 
 def targets(report: dict) -> list[dict]:
@@ -196,6 +236,14 @@ def markdown(report: dict) -> list[str]:
                   + ". The 2 cores are shared: a load above ~1 means other work competed with these timings.", ""]
     for note in report.get("notes", []):
         lines += [f"> {note}", ""]
+    runs = {k: v["_run"] for k, v in s.items() if isinstance(v, dict) and v.get("_run")}
+    if len({r.get("at") for r in runs.values()}) > 1:  # merged from several runs: say which figure is from when
+        lines += ["## Where each section comes from", "", "| section | measured at | load average at its start | "
+                  "command | commit |", "|---|---|---|---|---|"]
+        for name, r in runs.items():
+            load = ", ".join(f"{x:.2f}" for x in r.get("load_average") or []) or "?"
+            lines.append(f"| {name} | {r.get('at')} | {load} | `{r.get('command')}` | {r.get('git') or '?'} |")
+        lines.append("")
     lines += ["## Targets", "", "| target | measured | met |", "|---|---|---|"]
     for t in report.get("targets", []):
         met = {True: "met", False: "**not met**", None: "not measured"}[t["met"]]
