@@ -325,8 +325,9 @@ def markdown(result: dict) -> list[str]:
     b, m = result["best"], result["median"]
     lines = [f"sample_catalog (800 products) built with `{result['model']}`; `mmtui tui` in a 120x40 pseudo-terminal "
              f"(fresh process each launch, mmtui's bytecode compiled beforehand as in an install; the image protocol "
-             "detected as by default: the pty does not answer the Sixel and Kitty questions, so textual-image waits out "
-             f"its timeouts, on a thread while the app imports, and picks half-cell images), {len(result['runs'])} "
+             "detected as by default: the pty answers the device-attributes question as a VT220 without Sixel and, "
+             "like xterm, ignores the Kitty graphics query, whose 0.1 s timeout textual-image waits out on a thread "
+             f"while the app imports; so half-cell images), {len(result['runs'])} "
              "launches; times from process start, read from the app's MMTUI_TRACE events (after the frame is "
              "refreshed).", "",
              "| step | best s | median s |", "|---|---|---|"]
