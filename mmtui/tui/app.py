@@ -372,7 +372,7 @@ def run(settings: Settings, *, images: str | Callable[[], str] | None = None, mo
     images: a protocol name, None to ask the terminal, or a pending answer from `thumbnails.start_detecting()`."""
     trace("run")  # imports done
     lane = ServiceLane()
-    opening = lane.submit(default_service_factory, settings)  # SQLite and indexes open while the terminal is probed
+    opening = lane.submit(default_service_factory, settings)  # SQLite and indexes open while Textual starts
     protocol = images() if callable(images) else detect_protocol(images)
     trace("protocol", protocol=protocol)
     make_app(settings, images=protocol, mode=mode, lane=lane, opening=opening).run()
