@@ -74,6 +74,7 @@ class SearchService:
         from .errors import IndexMismatchError
         from .store import Store
 
+        start_watching_load()
         store = Store.open(settings.db_path)
         built_with = store.get_meta("base_model")
         if settings.model and built_with and settings.model != built_with:
@@ -383,8 +384,8 @@ THREADS_RECHECK_S = 5.0  # how often a service looks at the machine's load again
 
 
 def query_thread_count(load: float | None = None, cores: int | None = None) -> int:
-    """Torch threads for encoding one query: MMTUI_THREADS if set; else 2 on a machine whose other work leaves
-    at least half its cores idle (1-minute load average), else 1.
+    """Torch threads for encoding one query: MMTUI_THREADS if set; else 2 when other processes leave about two
+    cores idle (1.5 or more, measured lately: see _load_of_others), else 1.
 
     Two threads encode a query ~25% faster on an idle 2-core machine (12.9 vs 17.0 ms a hybrid query at 10k),
     but on busy cores threads waiting on each other cost 3-10x (benchmarks/results/speed.md)."""
@@ -400,24 +401,61 @@ def query_thread_count(load: float | None = None, cores: int | None = None) -> i
             load = _load_of_others()
         except OSError:  # no load average on this platform
             return 1
-    return 2 if load < cores / 2 else 1
+    return 2 if cores - load >= 1.5 else 1  # a core for each thread, give or take the odd other task
 
 
-_OWN_CPU: list = [None, None]  # (time.monotonic(), time.process_time()) at the last look
+_LAST_LOOK: dict = {}  # "look": {at, cpu: own process time, busy, total: /proc/stat ticks}, "estimate": its answer
+FIRST_SAMPLE_S = 0.1  # with no earlier look, the machine is watched this long (once, when the model loads)
+
+
+def _look() -> dict:
+    """The machine's CPU ticks (busy, total: /proc/stat's first line, where there is one) and this process's CPU."""
+    import time
+
+    now = {"at": time.monotonic(), "cpu": time.process_time()}
+    try:
+        with open("/proc/stat", encoding="ascii") as f:
+            ticks = [int(x) for x in f.readline().split()[1:]]
+        # user nice system idle iowait irq softirq (steal and guest left out: not work seen on these cores)
+        busy, idle = ticks[0] + ticks[1] + ticks[2] + sum(ticks[5:7]), ticks[3] + ticks[4]
+        now["busy"], now["total"] = busy, busy + idle
+    except (OSError, ValueError, IndexError):
+        pass
+    return now
+
+
+def start_watching_load() -> None:
+    """Take a first look at the machine now (opening a service), so choosing threads later needs no sample."""
+    if "look" not in _LAST_LOOK:
+        _LAST_LOOK["look"] = _look()
 
 
 def _load_of_others() -> float:
-    """The 1-minute load average minus this process's own recent CPU use (its threads count in the load too:
-    a stream of queries must not talk itself down to one thread)."""
+    """How many cores other processes kept busy lately: CPU time /proc/stat counts as busy since the last look
+    (over a 0.1 s sample at the first), minus this process's own (its threads must not talk a stream of queries
+    down to one thread). Without /proc/stat: the 1-minute load average minus this process's own recent use.
+
+    Not the load average alone: it trails by a minute, so a build that ended 30 s ago still read as a busy machine
+    and queries ran on one thread (16.6 instead of 11.9 ms a hybrid query at 10k)."""
     import os
     import time
 
-    load = os.getloadavg()[0]
-    now, cpu = time.monotonic(), time.process_time()
-    then, cpu_then = _OWN_CPU
-    _OWN_CPU[:] = [now, cpu]
-    own = (cpu - cpu_then) / (now - then) if then is not None and now - then > 0.5 else 0.0
-    return max(0.0, load - own)
+    then = _LAST_LOOK.get("look") or {}
+    if "estimate" in _LAST_LOOK and time.monotonic() - then["at"] < FIRST_SAMPLE_S:
+        return _LAST_LOOK["estimate"]  # too soon to tell anything new
+    if "total" not in then and os.path.exists("/proc/stat"):
+        then = _look()
+        time.sleep(FIRST_SAMPLE_S)
+    now = _look()
+    wall = now["at"] - then.get("at", now["at"])
+    own = (now["cpu"] - then["cpu"]) / wall if wall > 0 else 0.0
+    if "total" in now and "total" in then and now["total"] > then["total"]:
+        busy = (now["busy"] - then["busy"]) / (now["total"] - then["total"]) * (os.cpu_count() or 1)
+        estimate = max(0.0, busy - own)
+    else:
+        estimate = max(0.0, os.getloadavg()[0] - own)
+    _LAST_LOOK.update(look=now, estimate=estimate)
+    return estimate
 
 
 def set_query_threads() -> int:

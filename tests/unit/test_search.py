@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from mmtui.build import build_index
@@ -114,6 +116,38 @@ def test_query_threads_follow_the_load(monkeypatch):
     assert query_thread_count(load=0.0, cores=1) == 1
     monkeypatch.setenv("MMTUI_THREADS", "3")
     assert query_thread_count(load=5.0, cores=2) == 3
+
+
+@pytest.mark.skipif(not Path("/proc/stat").exists(), reason="reads /proc/stat")
+def test_other_processes_busy_now_count_and_our_own_work_does_not(monkeypatch):
+    """A core kept busy by another process means one query thread, with no minute of lag; this process's own
+    work (a stream of queries) does not."""
+    import subprocess
+    import sys
+    import time
+
+    from mmtui import search
+
+    monkeypatch.delenv("MMTUI_THREADS", raising=False)
+    monkeypatch.setattr(search, "_LAST_LOOK", {})
+    search.start_watching_load()
+    end = time.monotonic() + 0.5
+    while time.monotonic() < end:  # our own busy core
+        pass
+    assert search._load_of_others() < 0.6
+
+    burner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)
+        monkeypatch.setattr(search, "_LAST_LOOK", {})
+        search.start_watching_load()
+        time.sleep(0.5)
+        others = search._load_of_others()
+        assert others > 0.6
+        assert search.query_thread_count(load=others, cores=2) == 1
+    finally:
+        burner.kill()
+        burner.wait()
 
 
 class SizedFake(FakeEncoder):
