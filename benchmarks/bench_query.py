@@ -277,7 +277,8 @@ def markdown(result: dict) -> list[str]:
     lines = [f"Model `{result['model']}`; {result['queries']} distinct queries per mode, k={result['k']}, query "
              f"cache cleared before each; vectors cloned from {result['source']} with noise (cos {NOISE_COS}). "
              "Every row but the 2 + 2 threads one runs as the service does (mmtui.search.set_query_threads: 2 torch "
-             "threads when the load average leaves half the cores idle, else 1; 1 BLAS thread; the choice is in "
+             "threads when other processes leave about two cores idle, judged from /proc/stat, else 1; 1 BLAS thread; "
+             "the choice is in "
              "speed.json as service_threads). CPU ms = process CPU time per query (all threads): about the wall time on an otherwise idle "
              "machine for 1 thread; with 2 threads it includes time spent spinning.", "",
              "| products | mode | p50 ms | p90 ms | p99 ms | max ms | CPU ms p50 |", "|---|---|---|---|---|---|---|"]

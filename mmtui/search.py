@@ -399,7 +399,7 @@ def query_thread_count(load: float | None = None, cores: int | None = None) -> i
     if load is None:
         try:
             load = _load_of_others()
-        except OSError:  # no load average on this platform
+        except OSError:  # neither /proc/stat nor a load average on this platform
             return 1
     return 2 if cores - load >= 1.5 else 1  # a core for each thread, give or take the odd other task
 
