@@ -331,9 +331,9 @@ class MmtuiApp(App):
         for mode in MODES:
             yield SystemCommand(f"Mode: {mode}", f"Search in {mode} mode", lambda m=mode: self.set_mode(m))
         yield SystemCommand("Filters: show or hide", "Category, colour, gender, price range",
-                            lambda: (self.action_search(), self.search_screen.action_toggle_facets()))
+                            lambda: (self.action_search(), self.call_later(self.search_screen.action_toggle_facets)))
         yield SystemCommand("Filters: clear", "Remove every filter",
-                            lambda: self.search_screen.query_one("#facets").clear())
+                            self.search_screen.clear_filters)
         yield SystemCommand("Switch model", "The base model or a trained checkpoint (F5)", self.action_models)
         for model in self.models:
             name = str(model.get("name"))

@@ -13,6 +13,7 @@ from mmtui.search import MODES
 from mmtui.tui.screens.dialogs import ConfirmDialog
 from mmtui.tui.screens.search import SearchScreen
 from mmtui.tui.widgets.detail import DetailPane
+from mmtui.tui.widgets.facets import FacetPanel
 from mmtui.tui.widgets.results import ResultItem
 from mmtui.tui.widgets.thumbnail import Thumbnail
 
@@ -102,6 +103,30 @@ async def test_a_facet_narrows_results(make_test_app):
         after = hits(app)
         assert after and {h.gender for h in after} == {"Women"} and len(after) < len(before)
         assert service.calls[-1][3][0].field == "gender"
+
+
+async def test_the_filter_panel_is_mounted_the_first_time_it_is_shown(make_test_app):
+    """Under 130 columns the panel is hidden: it is not built before the first frame, only on ctrl+f, then
+    with the facets and the mode chosen meanwhile."""
+    app, service = make_test_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot, app)
+        await search(pilot, app, "shoes")
+        assert not app.search_screen.query(FacetPanel)
+        await pilot.press("ctrl+r")  # hybrid -> the next mode, with no panel to hold it
+        await settle(pilot, app, 0.1)
+        mode = app.search_screen.mode
+        assert mode != "hybrid" and service.calls[-1][:3] == ("search", "shoes", mode)
+        await pilot.press("ctrl+f")
+        await settle(pilot, app, 0.1)
+        panel = app.search_screen.query_one(FacetPanel)
+        assert panel.display and app.focused is panel.query_one("#mode")
+        assert panel.mode == mode
+        labels = [str(prompt) for prompt, _ in panel.query_one("#facet-gender", Select)._options]
+        assert "Men (6)" in labels
+        await pilot.press("ctrl+f")
+        await settle(pilot, app, 0.1)
+        assert not panel.display and app.focused is app.search_screen.query_one("#query")
 
 
 async def test_mode_switch_searches_in_that_mode(make_test_app):

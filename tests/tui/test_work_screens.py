@@ -169,3 +169,8 @@ async def test_palette_offers_modes_models_and_screens(make_test_app):
         command.callback()
         await pilot.pause()
         assert app.search_screen.mode == "lexical"
+        command = next(c for c in app.get_system_commands(app.screen) if c.title == "Filters: show or hide")
+        command.callback()
+        await settle(pilot, app, 0.1)
+        panel = app.search_screen.query_one("#facets")
+        assert panel.display and panel.mode == "lexical"  # mounted on demand, in the mode chosen before

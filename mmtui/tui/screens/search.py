@@ -69,6 +69,7 @@ class SearchScreen(Screen):
         self._quick_pending: tuple[int, SearchResult] | None = None
         self._refining = False
         self._facets_chosen = False  # once the user toggles the filters, resizing no longer decides
+        self._mode: str | None = None  # the mode while the filter panel is not mounted (then the panel holds it)
         self._search_worker: Any | None = None
         self._focus_seq: int | None = None  # Enter started this search: its results take the focus when shown
 
@@ -76,7 +77,9 @@ class SearchScreen(Screen):
     def compose(self) -> ComposeResult:
         yield SearchInput(placeholder="Search products, or paste an image path…", id="query")
         with Horizontal(id="body"):
-            yield FacetPanel(mode=self.app.default_mode, id="facets")
+            # the filter panel (FacetPanel, id "facets") is mounted here the first time it is shown: hidden on
+            # terminals under 130 columns, its selects cost ~0.2 s before the first frame and again at the first
+            # results (filling them)
             with Vertical(id="results-column"):
                 yield Static(id="status")
                 yield Static(TIPS, id="tips")
@@ -99,7 +102,7 @@ class SearchScreen(Screen):
         self.set_class(width < 100, "-narrow")
         self.set_class(width >= 160, "-wide")
         if not self._facets_chosen:
-            self.query_one("#facets").display = width >= 130
+            self._show_facets(width >= 130)
 
     # ---------------------------------------------------------------- header and status
     def refresh_header(self) -> None:
@@ -126,16 +129,48 @@ class SearchScreen(Screen):
 
     @property
     def mode(self) -> str:
-        return self.query_one(FacetPanel).mode
+        panel = self.facet_panel
+        return panel.mode if panel is not None else (self._mode or self.app.default_mode)
 
     @property
     def filters(self) -> list[Filter]:
-        return self.query_one(FacetPanel).filters()
+        panel = self.facet_panel
+        return panel.filters() if panel is not None else []
+
+    @property
+    def facet_panel(self) -> FacetPanel | None:
+        """The filter panel, once it has been shown and mounted (None before)."""
+        panels = self.query(FacetPanel)
+        return panels.first() if panels and panels.first().is_mounted else None
+
+    def _show_facets(self, show: bool) -> Any:
+        """Show or hide the filter panel, mounting it the first time it is shown; returns the mount to await."""
+        panels = self.query(FacetPanel)
+        if panels:
+            panels.first().display = show
+            return None
+        if not show:
+            return None
+        return self.query_one("#body").mount(FacetPanel(mode=self.mode, id="facets"), before="#results-column")
+
+    @on(FacetPanel.Ready)
+    def _facets_ready(self, event: FacetPanel.Ready) -> None:
+        event.stop()
+        panel = self.query_one(FacetPanel)
+        panel.set_facets(self.app.facets or {})
+        panel.mode = self._mode or self.app.default_mode  # a mode chosen while it was mounting
+
+    def clear_filters(self) -> None:
+        panel = self.facet_panel
+        if panel is not None:
+            panel.clear()
 
     # ---------------------------------------------------------------- app events
     def on_service_ready(self) -> None:
         """Called by the app once the service is open (facets and stats loaded)."""
-        self.query_one(FacetPanel).set_facets(self.app.facets or {})
+        panel = self.facet_panel
+        if panel is not None:
+            panel.set_facets(self.app.facets or {})
         self.refresh_header()
         self.search_now(force=True)
 
@@ -446,22 +481,30 @@ class SearchScreen(Screen):
             query.value = ""
             self.search_now()
 
-    def action_toggle_facets(self) -> None:
-        facets = self.query_one("#facets")
+    async def action_toggle_facets(self) -> None:
         self._facets_chosen = True
-        facets.display = not facets.display
-        if facets.display:
-            facets.query_one("#mode").focus()
+        panels = self.query(FacetPanel)
+        show = not panels or not panels.first().display
+        mounting = self._show_facets(show)
+        if mounting is not None:
+            await mounting
+        if show:
+            self.query_one("#facets").query_one("#mode").focus()
         else:
             self.query_one("#query").focus()
 
     def action_cycle_mode(self) -> None:
-        panel = self.query_one(FacetPanel)
-        panel.mode = MODES[(MODES.index(panel.mode) + 1) % len(MODES)] if panel.mode in MODES else "hybrid"
-        self.app.notify(f"Mode: {panel.mode}", timeout=1.5)
+        mode = self.mode
+        self.set_mode(MODES[(MODES.index(mode) + 1) % len(MODES)] if mode in MODES else "hybrid")
+        self.app.notify(f"Mode: {self.mode}", timeout=1.5)
 
     def set_mode(self, mode: str) -> None:
-        self.query_one(FacetPanel).mode = mode
+        panel = self.facet_panel
+        if panel is not None:
+            panel.mode = mode  # the panel reports the change (FacetPanel.Changed)
+        elif mode != self.mode:
+            self._mode = mode
+            self._facets_changed()
 
     def set_query(self, text: str) -> None:
         self.query_one("#query", Input).value = text

@@ -39,10 +39,16 @@ class FacetPanel(VerticalScroll):
     class Changed(Message):
         pass
 
+    class Ready(Message):
+        """Mounted: its choices can be filled (the screen mounts the panel the first time it is shown)."""
+
     def __init__(self, mode: str = "hybrid", *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
         self._initial_mode = mode
         self._quiet = False
+
+    def on_mount(self) -> None:
+        self.post_message(self.Ready())
 
     def compose(self) -> ComposeResult:
         yield Label("Mode", classes="facet-label")
