@@ -325,14 +325,21 @@ def markdown(result: dict) -> list[str]:
     p = result.get("prefetch")
     if p:
         lines += [f"**JPEG decode in parallel with encoding** ({p['model']}, {p['products']} products, build images/s): "
-                  + ", ".join(f"{k}: {val}" for k, val in p.items() if k not in ("model", "products")), ""]
+                  + ", ".join(f"{k}: {_num(val)}" for k, val in p.items() if k not in ("model", "products")), ""]
     h = result.get("hnsw_threads")
     if h:
         lines += [f"**hnswlib build threads** ({h['vectors']:,} vectors): " +
-                  ", ".join(f"{k}: {val}" for k, val in h.items() if k != "vectors"), ""]
+                  ", ".join(f"{k}: {_num(val)}" for k, val in h.items() if k != "vectors"), ""]
     c = result.get("cold_cli")
     if c:
         lines += [f"**Model and index loaded once**: `mmtui search` in a fresh process ({c['products']:,} products): "
                   f"{c.get('cli_search_s', c.get('error'))} s per query (importing mmtui.cli alone: "
                   f"{c.get('import_cli_s')} s), against milliseconds warm (see the latency table).", ""]
     return lines
+
+
+def _num(value: object) -> object:
+    """A float as the report prints figures (one decimal from 10 up, else 3 significant digits)."""
+    if isinstance(value, float):
+        return f"{value:.1f}" if abs(value) >= 10 else f"{value:.3g}"
+    return value
