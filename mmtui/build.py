@@ -49,6 +49,7 @@ class BuildReport:
     rejected_rows: int = 0  # rows not in the index at all (missing id/title, duplicates, unparsable)
     ann_recall_at_10: dict[str, float] = field(default_factory=dict)
     index_kind: dict[str, str] = field(default_factory=dict)  # "hnsw" | "exact"
+    adaptation: dict = field(default_factory=dict)  # mmtui.train.adapt.Adaptation.to_json()
     seconds: float = 0.0
 
     @property
@@ -69,11 +70,12 @@ class BuildReport:
 def build_index(settings: Settings, catalog: Path | str, *, columns: dict | None = None,
                 encoder: Encoder | None = None, progress: ProgressCallback | None = None,
                 cancel: threading.Event | None = None, batch_size: int = 32,
-                keep_missing: bool = False) -> BuildReport:
+                keep_missing: bool = False, adapt: bool = True) -> BuildReport:
     """Index `catalog` into settings.data_dir: products and rejects, vectors for what changed, the indexes.
 
     Products no longer in the catalog leave the index, unless `keep_missing` (a re-encode with another model
-    keeps every product it already holds, whatever the catalog path now reads)."""
+    keeps every product it already holds, whatever the catalog path now reads). With `adapt`, the model's heads
+    are adapted to the catalog's own title-picture pairs (mmtui.train.adapt) before the indexes are built."""
     progress = progress or null_progress
     started = time.perf_counter()
     data = read_catalog(catalog, columns)
@@ -85,7 +87,7 @@ def build_index(settings: Settings, catalog: Path | str, *, columns: dict | None
                                    progress=progress, cancel=cancel)
     if encoder is None:
         progress(ProgressEvent("model", 0, None, f"model {model_spec(settings, store)} (loaded only if something needs encoding)"))
-        encoder = open_encoder(settings, store, lazy=True)
+        encoder = open_encoder(settings, store, lazy=True, adapted=adapt)
     # the path as given (a folder may hold several files: data.source is only the first) made absolute, and the
     # column mapping: what a re-encode after `mmtui use` of a fine-tuned model reads again
     source = str(Path(catalog).expanduser().resolve())
@@ -122,7 +124,16 @@ def build_index(settings: Settings, catalog: Path | str, *, columns: dict | None
         report.encoded_texts += n
         report.text_seconds += seconds
 
-    # 3. indexes from stored vectors
+    # 3. the model adapted to the catalog, from the features the encoding kept (no tower runs again)
+    check_cancel(cancel)
+    from .train.adapt import adapt_to_catalog
+
+    adaptation = adapt_to_catalog(settings, store, encoder, enabled=adapt, progress=progress, cancel=cancel)
+    report.adaptation = adaptation.to_json()
+    if adaptation.weights is not None and adaptation.weights != getattr(encoder, "weights_path", None):
+        encoder = encoder.with_heads(adaptation.weights)  # what later steps encode queries with
+
+    # 4. indexes from stored vectors
     check_cancel(cancel)
     recall = reindex(settings, store=store, progress=progress)
     report.ann_recall_at_10 = {k: v[0] for k, v in recall.items()}
@@ -169,18 +180,48 @@ def _reject_record(r: Reject) -> dict:
 _SHA_COLUMN = {"image": "image_sha", "text": "text_sha", "title": "title_sha"}
 
 
-def _todo(store: Store, model: str, kind: str) -> list[dict]:
+def _todo(store: Store, model: str, kind: str, features: str | None = None) -> list[dict]:
+    """Rows of `kind` with no vector of `model` for their content (or, with `features`, no cached features)."""
     column = _SHA_COLUMN[kind]
     where = {"image": "image_status = 'ok'", "text": "1", "title": "image_status = 'ok'"}[kind]
     done = store.embedding_shas(model, kind)
+    have = store.embedding_shas(features, f"{kind}-features") if features else None
     rows = store.db.query(f"SELECT rowid, {column} AS sha, image_path, title, text FROM products "
                           f"WHERE {where} ORDER BY rowid")
-    return [r for r in rows if done.get(r["rowid"]) != r["sha"]]
+    return [r for r in rows if done.get(r["rowid"]) != r["sha"] or (have is not None and have.get(r["rowid"]) != r["sha"])]
+
+
+def _project_cached(store: Store, encoder: Encoder, kind: str) -> int:
+    """Vectors of `kind` computed from cached features through the encoder's heads, where the features are there
+    and the vectors are not (other heads over the same towers: the towers do not run). Returns how many."""
+    features_fp = getattr(encoder, "feature_fingerprint", None)
+    weights = getattr(encoder, "weights_path", None)
+    if not features_fp or weights is None:
+        return 0
+    done = store.embedding_shas(encoder.fingerprint, kind)
+    rowids, feats, shas = store.features(features_fp, kind)
+    current = _current_shas(store, kind)
+    keep = [i for i, (r, sha) in enumerate(zip(rowids.tolist(), shas)) if current.get(r) == sha and done.get(r) != sha]
+    if not keep:
+        return 0
+    from .encoders.lite import load_heads, project_features
+
+    _, heads = load_heads(weights)
+    vectors = project_features(heads, kind, feats[keep])
+    store.put_vectors(encoder.fingerprint, kind, rowids[keep].tolist(), [shas[i] for i in keep], vectors)
+    return len(keep)
+
+
+def _current_shas(store: Store, kind: str) -> dict[int, str]:
+    where = {"image": "image_status = 'ok'", "text": "1", "title": "image_status = 'ok'"}[kind]
+    return {r: s for r, s in store.db.execute(f"SELECT rowid, {_SHA_COLUMN[kind]} FROM products WHERE {where}")}
 
 
 def _encode_missing(store: Store, encoder: Encoder, kind: str, progress: ProgressCallback,
                     cancel: threading.Event | None, batch_size: int) -> tuple[int, float]:
-    todo = _todo(store, encoder.fingerprint, kind)
+    features_fp = getattr(encoder, "feature_fingerprint", None)
+    _project_cached(store, encoder, kind)
+    todo = _todo(store, encoder.fingerprint, kind, features_fp)
     stage = "encode-images" if kind == "image" else f"encode-{kind}s"
     if not todo:
         return 0, 0.0
@@ -192,15 +233,26 @@ def _encode_missing(store: Store, encoder: Encoder, kind: str, progress: Progres
               else ((b, None) for b in batches))
     for batch, images in source:
         check_cancel(cancel)
+        features = None
         if kind == "image":
             ok = [(row, img) for row, img in zip(batch, images) if img is not None]
-            vectors = encoder.encode_images([img for _, img in ok]) if ok else None
             batch = [row for row, _ in ok]
+            inputs = [img for _, img in ok]
+            if not inputs:
+                vectors = None
+            elif features_fp:  # keep what the heads read, so adapting them needs no second pass of the tower
+                vectors, features = encoder.encode_images_with_features(inputs)
+            else:
+                vectors = encoder.encode_images(inputs)
+        elif features_fp:
+            vectors, features = encoder.encode_texts_with_features([row[kind] or "" for row in batch])
         else:
             vectors = encoder.encode_texts([row[kind] or "" for row in batch])
         if batch:
-            store.put_vectors(encoder.fingerprint, kind, [r["rowid"] for r in batch], [r["sha"] for r in batch],
-                              l2_normalize(vectors))
+            rowids, shas = [r["rowid"] for r in batch], [r["sha"] for r in batch]
+            if features is not None:
+                store.put_features(features_fp, kind, rowids, shas, features)
+            store.put_vectors(encoder.fingerprint, kind, rowids, shas, l2_normalize(vectors))
         done += len(batch)
         progress(ProgressEvent(stage, done, len(todo)))
     return done, time.perf_counter() - started

@@ -67,6 +67,7 @@ def print_build_report(report, settings) -> None:
         out.print(f"  encoded {report.encoded_texts:,} texts at {report.texts_per_s:,.1f} texts/s")
     if not report.encoded_images and not report.encoded_texts:
         out.print("  nothing to encode: every vector was already cached")
+    print_adaptation(report.adaptation)
     for name, recall in report.ann_recall_at_10.items():
         kind = report.index_kind.get(name, "")
         out.print(f"  {name} index: {kind}" + (f", recall@10 vs exact search {recall:.3f}" if kind == "hnsw" else ""))
@@ -82,6 +83,44 @@ def print_build_report(report, settings) -> None:
                   + (f" --data-dir {settings.data_dir}" if str(settings.data_dir) != "index" else ""))
     else:
         out.print("  no rejects")
+
+
+def print_adaptation(adaptation: dict) -> None:
+    """The model's fit to this catalog: validation figures of the shipped and the adapted heads, in plain words."""
+    if not adaptation:
+        return
+    out.print(f"  model: {adaptation['message']}")
+    before, after = adaptation.get("before") or {}, adaptation.get("after") or {}
+    if before:
+        table = Table(title=f"How well words find pictures ({adaptation.get('n_val', 0)} held-out products)",
+                      title_justify="left")
+        table.add_column("query -> picture")
+        table.add_column("metric")
+        table.add_column("shipped model", justify="right")
+        table.add_column("adapted", justify="right")
+        for name, figures in before.items():
+            for metric in ("r1", "r10", "mrr", "ndcg@10"):
+                if metric in figures and figures[metric] is not None:
+                    now = (after.get(name) or {}).get(metric)
+                    table.add_row(name, {"r1": "R@1", "r10": "R@10", "mrr": "MRR"}.get(metric, metric),
+                                  f"{figures[metric]:.3f}", f"{now:.3f}" if now is not None else "")
+        out.print(table)
+    chance = adaptation.get("chance_r10")
+    used = after if adaptation.get("model") == "adapted" and after else before
+    r10 = (used.get("title->picture") or {}).get("r10")
+    if chance and r10 is not None:
+        out.print("  " + picture_verdict(r10, chance))
+
+
+def picture_verdict(r10: float, chance: float) -> str:
+    """A shop owner's reading of title -> picture R@10 against a random ranking's."""
+    if r10 < 3 * chance:
+        return (f"[yellow]Pictures: words find the right picture about as often as chance ({r10:.0%} in the top 10, "
+                f"chance {chance:.0%}); searches lean on the words.[/]")
+    if r10 < 0.5:
+        return (f"Pictures: words find the right picture sometimes ({r10:.0%} in the top 10, chance {chance:.0%}); "
+                "searching by picture works for broad looks, not exact products.")
+    return f"Pictures: words find the right picture {r10:.0%} of the time in the top 10 (chance {chance:.0%})."
 
 
 def print_hits(result) -> None:

@@ -214,6 +214,27 @@ class Store:
         vecs = np.frombuffer(b"".join(v for _, v in result), dtype=np.float32).reshape(len(result), -1)
         return ids, vecs.copy()
 
+    # Features (what a model's heads read, float16) share the embeddings table under kinds "<kind>-features":
+    # heads adapted to the catalog re-project them instead of running the towers again.
+    def put_features(self, model: str, kind: str, rowids: Sequence[int], shas: Sequence[str],
+                     features: np.ndarray) -> None:
+        features = np.ascontiguousarray(features, dtype=np.float16)
+        rows = [(int(r), model, f"{kind}-features", s, features[i].tobytes()) for i, (r, s) in enumerate(zip(rowids, shas))]
+        with self.db.conn:
+            self.db.conn.executemany(
+                "INSERT OR REPLACE INTO embeddings (product_rowid, model, kind, content_sha, vector) "
+                "VALUES (?, ?, ?, ?, ?)", rows)
+
+    def features(self, model: str, kind: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """(rowids, float32 features, content shas) of `kind`, ordered by rowid."""
+        result = list(self.db.execute("SELECT product_rowid, vector, content_sha FROM embeddings WHERE model = ? "
+                                      "AND kind = ? ORDER BY product_rowid", [model, f"{kind}-features"]))
+        if not result:
+            return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32), []
+        ids = np.fromiter((r for r, _, _ in result), dtype=np.int64, count=len(result))
+        feats = np.frombuffer(b"".join(v for _, v, _ in result), dtype=np.float16).reshape(len(result), -1)
+        return ids, feats.astype(np.float32), [s for _, _, s in result]
+
     def drop_orphan_vectors(self) -> None:
         self.db.execute("DELETE FROM embeddings WHERE product_rowid NOT IN (SELECT rowid FROM products)")
 

@@ -31,8 +31,9 @@ class LazyEncoder:
     """An Encoder whose fingerprint is known before its weights load: a build with nothing to encode never
     pays for loading the model. The real encoder loads on the first encode call and must agree."""
 
-    def __init__(self, name: str, fingerprint: str, dim: int, load) -> None:
+    def __init__(self, name: str, fingerprint: str, dim: int, load, feature_fingerprint: str | None = None) -> None:
         self.name, self.fingerprint, self.dim = name, fingerprint, dim
+        self.feature_fingerprint = feature_fingerprint  # see mmtui.encoders.lite.feature_fingerprint_of
         self._load = load
         self._encoder: Encoder | None = None
 
@@ -54,6 +55,37 @@ class LazyEncoder:
     def encode_images(self, images):
         return self._real().encode_images(images)
 
+    def encode_texts_with_features(self, texts):
+        return self._real().encode_texts_with_features(texts)
+
+    def encode_images_with_features(self, images):
+        return self._real().encode_images_with_features(images)
+
+    @property
+    def loaded(self) -> Encoder | None:
+        return self._encoder
+
+    def with_heads(self, weights: Path) -> Encoder:
+        """This model with other heads over the same towers (see LiteEncoder.with_heads); still lazy if not loaded."""
+        if self._encoder is not None:
+            other = self._encoder.with_heads(weights)
+            other.name = self.name
+            return other
+        other = lazy_encoder(f"lite:{weights}")
+        other.name = self.name
+        other.weights_path = Path(weights)
+        return other
+
+
+def lite_weights(spec: str) -> Path | None:
+    """The heads file of a lite spec ("lite": the shipped one; "lite:PATH"), None for other models."""
+    spec = (spec or "lite").strip()
+    if spec == "lite":
+        return Path(__file__).resolve().parent / "weights" / "lite.safetensors"
+    if spec.startswith("lite:"):
+        return Path(spec.split(":", 1)[1]).expanduser()
+    return None
+
 
 def lazy_encoder(spec: str, checkpoint: Path | None = None, device: str | None = None) -> Encoder:
     """load_encoder, deferred where the fingerprint can be read without loading the model (lite)."""
@@ -62,8 +94,8 @@ def lazy_encoder(spec: str, checkpoint: Path | None = None, device: str | None =
         from .lite import LiteEncoder
 
         resolved = pick_device(device)
-        fingerprint, dim = LiteEncoder.fingerprint_for(spec, resolved)
-        return LazyEncoder(spec, fingerprint, dim, lambda: load_encoder(spec, checkpoint, resolved))
+        fingerprint, dim, features = LiteEncoder.fingerprint_for(spec, resolved)
+        return LazyEncoder(spec, fingerprint, dim, lambda: load_encoder(spec, checkpoint, resolved), features)
     return load_encoder(spec, checkpoint=checkpoint, device=device)
 
 

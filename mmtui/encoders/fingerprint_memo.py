@@ -54,5 +54,5 @@ def key(spec: str, checkpoint: Path | None, device: str | None) -> str | None:
     return h.hexdigest()
 
 
-def write(store, key_: str, fingerprint: str, dim: int) -> None:
-    store.set_meta(META_KEY, json.dumps({"key": key_, "fingerprint": fingerprint, "dim": dim}))
+def write(store, key_: str, fingerprint: str, dim: int, features: str | None = None) -> None:
+    store.set_meta(META_KEY, json.dumps({"key": key_, "fingerprint": fingerprint, "dim": dim, "features": features}))

@@ -178,6 +178,46 @@ def read_checkpoint(weights: Path) -> tuple[dict, dict[str, torch.Tensor], bytes
     return config, state, raw
 
 
+def feature_fingerprint_of(config: dict, image_bf16: bool) -> str | None:
+    """The fingerprint of what the heads read (pooled frozen-tower features of images, mean-pooled MiniLM states of
+    texts): the same for every set of heads over the same towers, so heads adapted to a catalog re-project cached
+    features instead of running the towers again. None when the heads read more than that (a fine-tuned tail)."""
+    if not features_only(config):
+        return None
+    return fingerprint_of("lite-features", config.get("image_tower", "lite0"), list(config["image"]["pooled"]),
+                          config.get("text_tower", "all-MiniLM-L6-v2"), towers.PREPROCESS_VERSION, image_bf16)
+
+
+def features_only(config: dict) -> bool:
+    """Heads that read only pooled features: no tower tail, mean pooling of the text."""
+    return (config["image"].get("tail_from") is None and config["text"].get("tail_from") is None
+            and config["text"].get("pool", "mean") == "mean" and bool(config["image"].get("pooled")))
+
+
+def load_heads(weights: Path | None = None) -> tuple[dict, LiteHeads]:
+    """The heads of a lite checkpoint without its towers (only for heads that read pooled features)."""
+    config, state, _ = read_checkpoint(weights or default_weights())
+    if not features_only(config):
+        raise ModelError(f"{weights} has fine-tuned tower layers: its heads need the towers",
+                         "load it with LiteEncoder.load")
+    heads = LiteHeads(config, {k: int(v) for k, v in config["image_dims"].items()})
+    heads.load_state_dict({k: v.float() for k, v in state.items()})
+    return config, heads.eval()
+
+
+def project_features(heads: LiteHeads, kind: str, features: np.ndarray, batch: int = 4096) -> np.ndarray:
+    """Cached features -> L2-normalised vectors through `heads` ("image" features, or "title"/"text" ones)."""
+    head = heads.image.proj if kind == "image" else heads.text.proj
+    out = []
+    with torch.inference_mode():
+        for start in range(0, len(features), batch):
+            z = torch.from_numpy(np.asarray(features[start:start + batch], np.float32))
+            if kind == "image":
+                z = (z - heads.image.mu) / heads.image.sd
+            out.append(head(z).float().numpy())
+    return l2_normalize(np.concatenate(out)) if out else np.zeros((0, int(heads.image.proj.out_features)), np.float32)
+
+
 def _cpu_has_bf16() -> bool:
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
@@ -205,6 +245,7 @@ class LiteEncoder:
         public = {k: v for k, v in config.items() if k not in ("metrics", "trained_on")}
         self.fingerprint = fingerprint_of("lite", json.dumps(public, sort_keys=True), weights_sha,
                                           towers.PREPROCESS_VERSION, image_bf16)
+        self.feature_fingerprint = feature_fingerprint_of(config, image_bf16)
 
     @property
     def bert(self) -> nn.Module:
@@ -218,15 +259,15 @@ class LiteEncoder:
         return self._bert
 
     @staticmethod
-    def fingerprint_for(spec: str = "lite", device: str = "cpu") -> tuple[str, int]:
-        """(fingerprint, dim) that load(spec, device) would give, without loading the towers (fast)."""
+    def fingerprint_for(spec: str = "lite", device: str = "cpu") -> tuple[str, int, str | None]:
+        """(fingerprint, dim, feature fingerprint) that load(spec, device) would give, without loading the towers."""
         weights = Path(spec.split(":", 1)[1]).expanduser() if spec.startswith("lite:") else default_weights()
         config, _, raw = read_checkpoint(weights)
         image_bf16 = bool(config.get("cpu_image_bf16", False)) and device == "cpu" and _cpu_has_bf16()
         public = {k: v for k, v in config.items() if k not in ("metrics", "trained_on")}
         fingerprint = fingerprint_of("lite", json.dumps(public, sort_keys=True), hashlib.sha256(raw).hexdigest(),
                                      towers.PREPROCESS_VERSION, image_bf16)
-        return fingerprint, int(config["dim"])
+        return fingerprint, int(config["dim"]), feature_fingerprint_of(config, image_bf16)
 
     @classmethod
     def load(cls, spec: str = "lite", device: str = "cpu", weights: Path | None = None,
@@ -268,8 +309,10 @@ class LiteEncoder:
             bert.to(device)
         heads.to(device)
         name = spec if spec else "lite"
-        return cls(config, heads, image_tower, tokenizer, bert, device, hashlib.sha256(raw).hexdigest(),
-                   bool(image_bf16), name=name, light_text=light_text)
+        encoder = cls(config, heads, image_tower, tokenizer, bert, device, hashlib.sha256(raw).hexdigest(),
+                      bool(image_bf16), name=name, light_text=light_text)
+        encoder.weights_path = Path(weights or default_weights())
+        return encoder
 
     def _autocast(self):
         if self.device.startswith("cuda"):
@@ -296,6 +339,46 @@ class LiteEncoder:
                 # With a text tail the frozen tower is truncated, so its last output is the tail's tap.
                 out[idx] = self.heads.text({"tap": last, "last": last, "mask": mask.float()}).float().numpy()
         return l2_normalize(out)
+
+    def with_heads(self, weights: Path) -> "LiteEncoder":
+        """This encoder (same towers, no reload) with the heads in `weights`, e.g. heads adapted to a catalog."""
+        config, state, raw = read_checkpoint(weights)
+        if not features_only(config) or feature_fingerprint_of(config, self.image_bf16) != self.feature_fingerprint:
+            raise ModelError(f"{weights} does not read the features of this model", "load it with LiteEncoder.load")
+        other = copy.copy(self)
+        _, other.heads = load_heads(weights)
+        other.heads.to(self.device)
+        other.config = config
+        public = {k: v for k, v in config.items() if k not in ("metrics", "trained_on")}
+        other.fingerprint = fingerprint_of("lite", json.dumps(public, sort_keys=True), hashlib.sha256(raw).hexdigest(),
+                                           towers.PREPROCESS_VERSION, self.image_bf16)
+        other.weights_path = Path(weights)
+        return other
+
+    def encode_texts_with_features(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(vectors, features): the features are the mean-pooled MiniLM states the text head reads (n, 384)."""
+        if self.feature_fingerprint is None:
+            raise ModelError("these heads read more than pooled features", "encode without features")
+        if not len(texts):
+            return np.zeros((0, self.dim), np.float32), np.zeros((0, 384), np.float32)
+        fast = self._fast_text_tower()
+        order = np.argsort([len(str(t)) for t in texts], kind="stable") if len(texts) > 64 else np.arange(len(texts))
+        pooled = np.empty((len(texts), self.heads.text.proj.in_features), np.float32)
+        with torch.inference_mode(), self._autocast():
+            for start in range(0, len(texts), 64):
+                idx = order[start:start + 64]
+                batch = towers.tokenize(self.tokenizer, [texts[i] for i in idx])
+                if fast is not None:
+                    last = fast(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
+                    mask = batch["attention_mask"].float()
+                else:
+                    batch = {k: v.to(self.device) for k, v in batch.items()}
+                    taps = towers.text_taps(self.bert, batch, -1)
+                    last, mask = taps["last"], taps["mask"].float()
+                m = mask.to(last.device)[..., None]
+                pooled[idx] = ((last.float() * m).sum(1) / m.sum(1).clamp_min(1.0)).cpu().numpy()
+        pooled = pooled.astype(np.float16)  # as cached: re-projecting the cache gives these very vectors
+        return project_features(self.heads, "text", pooled), pooled
 
     def encode_texts_plain(self, texts: Sequence[str]) -> np.ndarray:
         """The reference text path through transformers' BertModel (any device)."""
@@ -349,6 +432,21 @@ class LiteEncoder:
                                  (int(tail_from),) if tail_from is not None else ())
         taps["colour"] = torch.from_numpy(towers.colour_features(pixels)).to(self.device)
         return taps
+
+    def encode_images_with_features(self, images: Sequence[Image.Image]) -> tuple[np.ndarray, np.ndarray]:
+        """(vectors, features): the features are the pooled tower features the image head reads, concatenated in
+        the config's order (n, sum of their dims)."""
+        if self.feature_fingerprint is None:
+            raise ModelError("these heads read more than pooled features", "encode without features")
+        if not len(images):
+            return np.zeros((0, self.dim), np.float32), np.zeros((0, 0), np.float32)
+        feats = []
+        with torch.inference_mode(), self._autocast():
+            for start in range(0, len(images), self.batch_size):
+                taps = self.image_features(images[start:start + self.batch_size])
+                feats.append(torch.cat([taps[n].float() for n in self.heads.image.pooled], dim=1).cpu().numpy())
+        features = np.concatenate(feats).astype(np.float16)  # as cached (see encode_texts_with_features)
+        return project_features(self.heads, "image", features), features
 
     def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         if not len(images):

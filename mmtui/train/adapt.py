@@ -1,0 +1,412 @@
+"""Adapting the model to the catalog, as part of build-index.
+
+The shipped lite heads learned fashion; on other catalogs words find pictures at chance. The catalog's own
+title-picture pairs fix that: the heads (two linear maps over frozen-tower features) are trained again on the
+catalog's train split, warm-started from the shipped ones, and kept only if they beat them on the validation split.
+The features the heads read were cached by the build's own encode pass (Store.put_features), so adapting runs no
+tower: it costs head training (seconds) and one matrix product per product to re-project the cached features.
+
+When it runs again: when there is no adaptation yet, when the heads it started from changed, or when at least
+READAPT_SHARE of the catalog's current training pairs (title + picture, by content) were not among those it
+was trained on. Below that, new products are encoded with the adapted heads as they are.
+Below MIN_TRAIN_PAIRS training pairs (or MIN_VAL_PAIRS validation pairs), the shipped heads are kept: too few
+pairs to learn from or to tell whether learning helped.
+
+For other models (open_clip), the same step trains the residual adapter on the cached vectors
+(mmtui.train.adapter) and promotes it when it beats the base model on validation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..config import Settings
+from ..encoders.for_index import ADAPTATION_KEY, adaptation_info
+from ..metrics import paired_retrieval
+from ..progress import ProgressCallback, ProgressEvent, check_cancel, null_progress
+from ..store import Store
+
+MIN_TRAIN_PAIRS = 100  # measured: see README "Adapting to the catalog"
+MIN_VAL_PAIRS = 20
+READAPT_SHARE = 0.10
+ADAPTED_DIR = "adapted"
+KINDS = ("image", "title", "text")
+
+
+@dataclass
+class Adaptation:
+    """What the adapting step did, and the validation figures before (shipped heads) and after (adapted)."""
+    status: str  # adapted | kept-shipped | unchanged | too-few-pairs | off | not-supported | adapter
+    message: str
+    model: str = ""  # the heads now in use: "shipped" or "adapted"
+    n_train: int = 0
+    n_val: int = 0
+    before: dict = field(default_factory=dict)  # {"title->picture": {r1, r10, mrr}, "category->picture": {ndcg@10}}
+    after: dict = field(default_factory=dict)
+    chance_r10: float = 0.0  # R@10 of a random ranking of the validation pictures
+    seconds: float = 0.0
+    epochs: int = 0
+    weights: Path | None = None  # the lite heads now in use (None: not a lite model)
+
+    def to_json(self) -> dict:
+        out = asdict(self)
+        out.pop("weights")
+        return out
+
+
+def adapt_to_catalog(settings: Settings, store: Store, encoder, *, enabled: bool = True,
+                     progress: ProgressCallback | None = None, cancel: threading.Event | None = None,
+                     device: str | None = None) -> Adaptation:
+    """Adapt the heads of `encoder` (the index's model, possibly already adapted) to the catalog in `store`.
+
+    Leaves the store's base_fingerprint at the vectors of the heads now in use and returns what happened."""
+    progress = progress or null_progress
+    result = _adapt(settings, store, encoder, enabled, progress, cancel, device)
+    if result.model in ("shipped", "adapted") and getattr(encoder, "feature_fingerprint", None):
+        from ..encoders import lite_weights
+        from ..encoders.for_index import adapted_weights
+
+        result.weights = (adapted_weights(settings, store, store.get_meta("base_model") or "lite")
+                          if result.model == "adapted" else lite_weights(store.get_meta("base_model") or "lite"))
+    return result
+
+
+def _adapt(settings: Settings, store: Store, encoder, enabled: bool, progress: ProgressCallback,
+           cancel: threading.Event | None, device: str | None) -> Adaptation:
+    started = time.perf_counter()
+    features_fp = getattr(encoder, "feature_fingerprint", None)
+    if features_fp is None:
+        if not enabled:
+            return Adaptation("off", "adapting is off (--no-adapt)")
+        if str(store.get_meta("base_model") or "").startswith("openclip:"):
+            return _adapt_open_clip(settings, store, progress, cancel)
+        return Adaptation("not-supported", f"model {encoder.name} has no heads to adapt")
+    from ..encoders import lite_weights
+
+    spec = store.get_meta("base_model") or "lite"
+    shipped = lite_weights(spec)
+    info = adaptation_info(store)
+    pairs = _pairs(store, features_fp)
+    n_train, n_val = len(pairs["train"]["rowids"]), len(pairs["val"]["rowids"])
+    chance = min(1.0, 10 / n_val) if n_val else 0.0
+    if not enabled:
+        _use_heads(settings, store, shipped, features_fp)
+        if info:
+            store.set_meta(ADAPTATION_KEY, json.dumps({**info, "disabled": True}))
+        return Adaptation("off", "adapting is off (--no-adapt): the shipped heads are in use", "shipped",
+                          n_train, n_val, chance_r10=chance)
+    if n_train < MIN_TRAIN_PAIRS or n_val < MIN_VAL_PAIRS:
+        _use_heads(settings, store, shipped, features_fp)
+        return Adaptation("too-few-pairs", f"{n_train} training and {n_val} validation pairs of title and picture: "
+                          f"too few to adapt the model to this catalog (it needs {MIN_TRAIN_PAIRS} and "
+                          f"{MIN_VAL_PAIRS}); the shipped model is in use", "shipped", n_train, n_val,
+                          chance_r10=chance)
+    base_sha = _file_sha(shipped)
+    current = _pair_keys(pairs["train"])
+    weights = settings.data_dir / info["weights"] if info.get("weights") else None
+    trained_on = _read_keys(settings.data_dir / info["pairs"]) if info.get("pairs") else None
+    usable = info.get("model") != "adapted" or (weights is not None and weights.is_file())
+    if (info.get("base_sha") == base_sha and info.get("for_model") == spec and trained_on is not None and usable):
+        new = int((~np.isin(current, trained_on)).sum())
+        if new < READAPT_SHARE * len(current):
+            adapted = weights if info.get("model") == "adapted" else None
+            _use_heads(settings, store, adapted or shipped, features_fp)
+            store.set_meta(ADAPTATION_KEY, json.dumps({**info, "disabled": False}))
+            return Adaptation("unchanged", f"{new} of {len(current)} training pairs are new since the model was last "
+                              f"adapted (it adapts again at {READAPT_SHARE:.0%}): nothing trained",
+                              info.get("model", "shipped"), n_train, n_val, info.get("before", {}),
+                              info.get("after", {}), chance)
+
+    from ..encoders.lite import load_heads
+
+    progress(ProgressEvent("adapt", 0, None, f"adapting the model to this catalog ({n_train} training pairs)"))
+    _, base_heads = load_heads(shipped)
+    queries = _category_queries(store, pairs["val"])
+    query_features = _query_features(encoder, queries)
+    before = _figures(base_heads, pairs["val"], queries, query_features)
+    heads, epochs = _fit(base_heads, pairs, device=device or _device(settings), progress=progress, cancel=cancel)
+    check_cancel(cancel)
+    out_dir = settings.data_dir / ADAPTED_DIR
+    out_dir.mkdir(parents=True, exist_ok=True)
+    from .lit import save_checkpoint
+
+    config = _read(shipped)[0]
+    name = f"lite-{hashlib.sha1(current.tobytes() + base_sha.encode()).hexdigest()[:12]}"
+    save_checkpoint(heads, {k: v for k, v in config.items() if k != "metrics"}, {}, out_dir, name=name)
+    path = out_dir / f"{name}.safetensors"
+    keys_path = out_dir / f"{name}.pairs.npy"
+    np.save(keys_path, current)
+    _, saved = load_heads(path)  # the weights as stored (fp16): the vectors must be those a loaded encoder makes
+    after = _figures(saved, pairs["val"], queries, query_features)
+    better = _score(after) > _score(before) + 1e-9
+    _use_heads(settings, store, path if better else shipped, features_fp)
+    if not better:
+        for stale in (path, path.with_suffix(".json")):
+            stale.unlink(missing_ok=True)
+    rel = lambda p: str(p.relative_to(settings.data_dir))  # noqa: E731
+    record = {"for_model": spec, "weights": rel(path) if better else None, "pairs": rel(keys_path),
+              "model": "adapted" if better else "shipped", "base_sha": base_sha, "n_train": n_train, "n_val": n_val,
+              "before": before, "after": after, "at": time.strftime("%Y-%m-%dT%H:%M:%S"), "disabled": False}
+    _remove_old(settings, info, keep=name)
+    store.set_meta(ADAPTATION_KEY, json.dumps(record))
+    seconds = round(time.perf_counter() - started, 1)
+    verb = "adapted to this catalog" if better else "not better than the shipped model on validation: shipped kept"
+    return Adaptation("adapted" if better else "kept-shipped", f"model {verb}", record["model"], n_train, n_val,
+                      before, after, chance, seconds, epochs)
+
+
+# -- the pairs ------------------------------------------------------------------------------------------------
+
+def _pairs(store: Store, features_fp: str) -> dict[str, dict]:
+    """Per split: rowids, picture features, title features and pair keys of products with both."""
+    img_rows, img, img_shas = store.features(features_fp, "image")
+    txt_rows, txt, txt_shas = store.features(features_fp, "title")
+    current = {r: (split, isha, tsha) for r, split, isha, tsha in store.db.execute(
+        "SELECT rowid, split, image_sha, title_sha FROM products WHERE image_status = 'ok'")}
+    at_txt = {int(r): i for i, r in enumerate(txt_rows.tolist())}
+    out = {s: {"rowids": [], "img": [], "txt": [], "keys": []} for s in ("train", "val", "test")}
+    for i, r in enumerate(img_rows.tolist()):
+        j = at_txt.get(r)
+        row = current.get(r)
+        if j is None or row is None or row[1] != img_shas[i] or row[2] != txt_shas[j]:
+            continue  # stale features of changed content: that product is encoded again first
+        part = out[row[0]] if row[0] in out else out["train"]
+        part["rowids"].append(r)
+        part["img"].append(i)
+        part["txt"].append(j)
+        part["keys"].append(f"{img_shas[i]}|{txt_shas[j]}")
+    for part in out.values():
+        part["rowids"] = np.asarray(part["rowids"], np.int64)
+        part["img"] = img[part["img"]] if len(part["img"]) else np.zeros((0, img.shape[1] if img.ndim == 2 else 0), np.float32)
+        part["txt"] = txt[part["txt"]] if len(part["txt"]) else np.zeros((0, txt.shape[1] if txt.ndim == 2 else 0), np.float32)
+    return out
+
+
+def _pair_keys(part: dict) -> np.ndarray:
+    """Sorted 64-bit hashes of a split's (picture content, title content) pairs."""
+    return np.sort(np.array([int.from_bytes(hashlib.sha1(k.encode()).digest()[:8], "big") for k in part["keys"]],
+                            dtype=np.uint64))
+
+
+def _read_keys(path: Path) -> np.ndarray | None:
+    try:
+        return np.load(path)
+    except (OSError, ValueError):
+        return None
+
+
+# -- category-style queries: what shoppers type more than titles ------------------------------------------
+
+def _category_queries(store: Store, part: dict, min_products: int = 2) -> list[tuple[str, np.ndarray]]:
+    """(query text, positions in the split's pairs) per product kind with at least `min_products` there: the
+    article type where the catalog has one, else the last step of the category ("Fruit > Apple" -> "apple")."""
+    if not len(part["rowids"]):
+        return []
+    rows = {r: (a, c) for r, a, c in store.db.execute(
+        "SELECT rowid, coalesce(article_type, ''), coalesce(category, '') FROM products WHERE image_status = 'ok'")}
+    groups: dict[str, list[int]] = {}
+    for pos, r in enumerate(part["rowids"].tolist()):
+        article, category = rows.get(r, ("", ""))
+        kind = (article.strip() or category.split(">")[-1].strip()).lower()
+        if kind:
+            groups.setdefault(kind, []).append(pos)
+    return [(kind, np.asarray(p)) for kind, p in sorted(groups.items()) if len(p) >= min_products]
+
+
+def _query_features(encoder, queries: list[tuple[str, np.ndarray]]) -> np.ndarray | None:
+    if not queries:
+        return None
+    return encoder.encode_texts_with_features([q for q, _ in queries])[1]
+
+
+def _figures(heads, val: dict, queries: list, query_features: np.ndarray | None) -> dict:
+    """Validation figures of `heads`: each title -> its own picture, and category words -> pictures."""
+    from ..encoders.lite import project_features
+    from ..fusion import matrix_metrics
+
+    pictures = project_features(heads, "image", val["img"])
+    titles = project_features(heads, "title", val["txt"])
+    paired = paired_retrieval(titles, pictures)
+    out = {"title->picture": {"r1": round(paired["recall@1"], 4), "r10": round(paired["recall@10"], 4),
+                              "mrr": round(paired["mrr"], 4), "n": int(paired["n_queries"])}}
+    if query_features is not None:
+        q = project_features(heads, "text", query_features)
+        relevant = np.zeros((len(queries), len(pictures)), bool)
+        for i, (_, positions) in enumerate(queries):
+            relevant[i, positions] = True
+        m = matrix_metrics(q @ pictures.T, relevant)
+        out["category->picture"] = {"ndcg@10": round(m["ndcg@10"], 4), "n": len(queries)}
+    return out
+
+
+def _score(figures: dict) -> float:
+    """What adapting must beat: validation title -> picture R@10 + MRR, plus category -> picture nDCG@10."""
+    t = figures["title->picture"]
+    return t["r10"] + t["mrr"] + figures.get("category->picture", {}).get("ndcg@10", 0.0)
+
+
+# -- training ---------------------------------------------------------------------------------------------
+
+def _fit(base, pairs: dict, *, device: str, epochs: int = 40, lr: float = 1e-3, weight_decay: float = 0.05,
+         batch_size: int = 256, patience: int = 8, seed: int = 0, progress: ProgressCallback,
+         cancel: threading.Event | None):
+    """The heads' two linear maps trained on the train pairs (symmetric InfoNCE), warm-started from `base`;
+    the epoch with the best validation R@10 + MRR is kept. Returns (heads, epochs run)."""
+    import copy
+
+    import torch
+    from torch.nn import functional as F
+
+    threads = torch.get_num_threads()
+    if device == "cpu":  # small matrices: one thread is as fast, and two wait on each other on a busy machine
+        torch.set_num_threads(1)  # (measured: 0.3 s vs 11.6 s for the test catalog with another process running)
+    try:
+        return _fit_heads(base, pairs, device, epochs, lr, weight_decay, batch_size, patience, seed, progress, cancel)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _fit_heads(base, pairs, device, epochs, lr, weight_decay, batch_size, patience, seed, progress, cancel):
+    import copy
+
+    import torch
+    from torch.nn import functional as F
+
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    heads = copy.deepcopy(base).to(device)
+    img = torch.from_numpy(pairs["train"]["img"]).to(device)
+    txt = torch.from_numpy(pairs["train"]["txt"]).to(device)
+    params = [*heads.image.proj.parameters(), *heads.text.proj.parameters(), heads.logit_scale]
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    n = len(img)
+    steps = max(1, int(np.ceil(n / batch_size)))
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps, pct_start=0.1)
+    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.startswith("cuda") else torch.autocast(
+        "cpu", enabled=False)
+    best, best_state, bad, run = -1.0, None, 0, 0
+    for epoch in range(1, epochs + 1):
+        run = epoch
+        heads.train()
+        perm = rng.permutation(n)
+        for s in range(steps):
+            check_cancel(cancel)
+            idx = torch.from_numpy(np.sort(perm[s * batch_size:(s + 1) * batch_size])).to(device)
+            with amp:
+                zi = heads.image.proj(heads.image.drop((img[idx] - heads.image.mu) / heads.image.sd))
+                zt = heads.text.proj(heads.text.drop(txt[idx]))
+            zi, zt = F.normalize(zi.float(), dim=-1), F.normalize(zt.float(), dim=-1)
+            logits = heads.logit_scale.exp() * zt @ zi.T
+            target = torch.arange(len(idx), device=device)
+            loss = 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            with torch.no_grad():
+                heads.logit_scale.clamp_(0, float(np.log(100)))
+        heads.eval()
+        cpu = copy.deepcopy(heads).cpu()
+        figures = _figures(cpu, pairs["val"], [], None)
+        score = _score(figures)
+        progress(ProgressEvent("adapt", epoch, epochs, f"epoch {epoch}: validation title -> picture "
+                               f"R@10 {figures['title->picture']['r10']:.3f}", metrics={"epoch": epoch,
+                               "train_loss": float(loss.detach()), "val_r10": figures["title->picture"]["r10"]}))
+        if score > best + 1e-9:
+            best, best_state, bad = score, {k: v.detach().cpu().clone() for k, v in heads.state_dict().items()}, 0
+        else:
+            bad += 1
+            if bad >= patience:
+                break
+    heads = heads.cpu()
+    heads.load_state_dict(best_state)
+    return heads.eval(), run
+
+
+# -- switching heads ------------------------------------------------------------------------------------
+
+def _use_heads(settings: Settings, store: Store, weights: Path, features_fp: str) -> str:
+    """Make the heads in `weights` the index's model: vectors for every product from the cached features (where
+    missing) and base_fingerprint pointing at them. Returns their fingerprint."""
+    from ..encoders.lite import LiteEncoder, load_heads, project_features
+
+    fingerprint, _, features = LiteEncoder.fingerprint_for(f"lite:{weights}", _device(settings))
+    if features != features_fp:
+        raise RuntimeError("adapted heads read other features than the ones cached")  # a bug, not a user error
+    heads = None
+    for kind in KINDS:
+        rowids, feats, shas = store.features(features_fp, kind)
+        done = store.embedding_shas(fingerprint, kind)
+        todo = [i for i, (r, s) in enumerate(zip(rowids.tolist(), shas)) if done.get(r) != s]
+        if todo:
+            heads = heads or load_heads(weights)[1]
+            store.put_vectors(fingerprint, kind, rowids[todo].tolist(), [shas[i] for i in todo],
+                              project_features(heads, kind, feats[todo]))
+    store.set_meta("base_fingerprint", fingerprint)
+    return fingerprint
+
+
+def _remove_old(settings: Settings, info: dict, keep: str) -> None:
+    """Delete the files of the previous adaptation (its vectors stay until their products change)."""
+    for key in ("weights", "pairs"):
+        if not info.get(key) or Path(info[key]).name.startswith(f"{keep}."):
+            continue
+        path = settings.data_dir / info[key]
+        for stale in (path, path.with_suffix(".json")):
+            if stale.suffix in (".safetensors", ".json", ".npy"):
+                stale.unlink(missing_ok=True)
+
+
+def _read(weights: Path):
+    from ..encoders.lite import read_checkpoint
+
+    return read_checkpoint(weights)
+
+
+def _file_sha(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
+def _device(settings: Settings) -> str:
+    from ..encoders import pick_device
+
+    return pick_device(settings.device)
+
+
+# -- open_clip: the residual adapter on cached vectors ----------------------------------------------------
+
+def _adapt_open_clip(settings: Settings, store: Store, progress: ProgressCallback,
+                     cancel: threading.Event | None) -> Adaptation:
+    from ..errors import TrainingError
+    from .adapter import train_adapter
+    from .data import load_pairs
+
+    base = store.get_meta("base_fingerprint")
+    try:
+        data = load_pairs(store, base)
+    except TrainingError as exc:
+        return Adaptation("too-few-pairs", f"not adapted: {exc.message}")
+    n_train, n_val = len(data.train), len(data.val)
+    if n_train < MIN_TRAIN_PAIRS or n_val < MIN_VAL_PAIRS:
+        return Adaptation("too-few-pairs", f"{n_train} training and {n_val} validation pairs: too few to adapt "
+                          "the model to this catalog", "base", n_train, n_val)
+    digest = hashlib.sha1(data.train.rowids.tobytes() + data.train.query.tobytes()[:1 << 20]).hexdigest()[:16]
+    info = adaptation_info(store)
+    if info.get("adapter_digest") == digest and info.get("base") == base:
+        return Adaptation("unchanged", "the residual adapter was trained on these pairs: nothing trained",
+                          info.get("model", "base"), n_train, n_val)
+    progress(ProgressEvent("adapt", 0, None, "training the residual adapter on this catalog's cached vectors"))
+    result = train_adapter(settings, store=store, reindex=False, progress=progress, cancel=cancel)
+    model = result["name"] if result["promoted"] else "base"
+    store.set_meta(ADAPTATION_KEY, json.dumps({"adapter_digest": digest, "base": base, "model": model}))
+    p = result["promotion"]
+    return Adaptation("adapter", f"residual adapter {result['name']}: " + (p.get("reason") or ""), model,
+                      n_train, n_val, {"title->picture": {"r10": p.get("previous_val_r10")}},
+                      {"title->picture": {"r10": p.get("val_r10")}})

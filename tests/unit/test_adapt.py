@@ -1,0 +1,198 @@
+"""Adapting the model to the catalog during build-index (mmtui.train.adapt).
+
+A stand-in for the lite model keeps the tests fast: its "towers" are a 4x4 thumbnail of the picture and a hashed
+bag of words of the text, and its heads are real lite heads (a tiny lite-format checkpoint, random: the "shipped"
+model knows nothing of this catalog, as the shipped lite heads know nothing of furniture).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from mmtui.build import build_index  # noqa: E402
+from mmtui.config import Settings  # noqa: E402
+from mmtui.encoders.lite import FORMAT, LiteEncoder, LiteHeads, load_heads, project_features  # noqa: E402
+from mmtui.store import Store  # noqa: E402
+from mmtui.train import adapt  # noqa: E402
+from mmtui.train.lit import save_checkpoint  # noqa: E402
+
+KINDS = ("mug", "chair", "lamp", "rug", "vase", "bowl", "shelf", "clock")
+COLOURS = {"red": (200, 20, 20), "blue": (20, 30, 200), "green": (20, 170, 40), "black": (12, 12, 12),
+           "white": (240, 240, 240), "yellow": (230, 210, 30)}
+
+
+def tiny_heads(folder: Path, seed: int = 0) -> Path:
+    """A lite-format checkpoint whose image head reads a 48-d "thumb" feature and text head a 384-d one."""
+    torch.manual_seed(seed)
+    config = {"dim": 16, "image_tower": "lite0", "text_tower": "all-MiniLM-L6-v2",
+              "image": {"pooled": ["thumb"], "tail_from": None, "dropout": 0.0},
+              "text": {"tail_from": None, "pool": "mean", "dropout": 0.0},
+              "image_dims": {"thumb": 48}, "format": FORMAT, "preprocess": "test"}
+    heads = LiteHeads(config, {"thumb": 48})
+    save_checkpoint(heads, config, {}, folder, name="shipped")
+    return folder / "shipped.safetensors"
+
+
+class FeatureEncoder:
+    """Lite's interface over toy towers; counts how many pictures and texts its towers saw."""
+
+    image_size = None
+    dim = 16
+
+    def __init__(self, weights: Path, counts: dict | None = None) -> None:
+        self.name = f"lite:{weights}"
+        self.weights_path = Path(weights)
+        self.fingerprint, _, self.feature_fingerprint = LiteEncoder.fingerprint_for(self.name, "cpu")
+        self.heads = load_heads(self.weights_path)[1]
+        self.counts = counts if counts is not None else {"images": 0, "texts": 0}
+
+    def with_heads(self, weights: Path) -> "FeatureEncoder":
+        return FeatureEncoder(weights, self.counts)
+
+    @staticmethod
+    def _image_features(images) -> np.ndarray:
+        return np.stack([np.asarray(im.convert("RGB").resize((4, 4)), np.float32).reshape(-1) / 255 for im in images])
+
+    @staticmethod
+    def _text_features(texts) -> np.ndarray:
+        out = np.zeros((len(texts), 384), np.float32)
+        for i, text in enumerate(texts):
+            for word in str(text).lower().split():
+                out[i, int(hashlib.md5(word.encode()).hexdigest(), 16) % 384] += 1.0
+        return out
+
+    def encode_images_with_features(self, images):
+        self.counts["images"] += len(images)
+        f = self._image_features(images).astype(np.float16)
+        return project_features(self.heads, "image", f), f
+
+    def encode_texts_with_features(self, texts):
+        self.counts["texts"] += len(texts)
+        f = self._text_features(texts).astype(np.float16)
+        return project_features(self.heads, "text", f), f
+
+    def encode_images(self, images):
+        return self.encode_images_with_features(images)[0]
+
+    def encode_texts(self, texts):
+        return self.encode_texts_with_features(texts)[0]
+
+
+def _picture(colour: tuple[int, int, int], kind: int) -> bytes:
+    from PIL import Image, ImageDraw
+
+    img = Image.new("RGB", (64, 64), colour)
+    ImageDraw.Draw(img).rectangle([16 * (kind % 4), 32 * (kind // 4), 16 * (kind % 4) + 15, 32 * (kind // 4) + 31],
+                                  fill=(128, 128, 128))
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=95)
+    return buf.getvalue()
+
+
+def make_catalog(folder: Path, n: int = 320, shuffle_pictures: bool = False) -> Path:
+    """n products of 8 kinds x 6 colours, a picture each that shows its colour and (by a grey patch) its kind."""
+    rng = np.random.default_rng(1)
+    (folder / "img").mkdir(parents=True, exist_ok=True)
+    rows, pictures = ["id,title,category,colour,image"], []
+    for i in range(n):
+        kind, colour = KINDS[i % len(KINDS)], list(COLOURS)[(i // len(KINDS)) % len(COLOURS)]
+        pictures.append(_picture(COLOURS[colour], KINDS.index(kind)))
+        rows.append(f"a{i:04d},{colour} {kind} number {i},Home > {kind},{colour},img/{i}.jpg")
+    order = rng.permutation(n) if shuffle_pictures else np.arange(n)
+    for i in range(n):
+        (folder / "img" / f"{i}.jpg").write_bytes(pictures[order[i]])
+    (folder / "products.csv").write_text("\n".join(rows) + "\n")
+    return folder
+
+
+@pytest.fixture
+def setup(tmp_path: Path):
+    weights = tiny_heads(tmp_path / "model")
+    settings = Settings(data_dir=tmp_path / "index", device="cpu")
+    return settings, weights, make_catalog(tmp_path / "shop")
+
+
+def _meta(settings: Settings, key: str) -> str | None:
+    store = Store.open(settings.db_path)
+    try:
+        return store.get_meta(key)
+    finally:
+        store.close()
+
+
+def test_build_adapts_the_heads_and_keeps_them_when_validation_improves(setup):
+    settings, weights, catalog = setup
+    encoder = FeatureEncoder(weights)
+    report = build_index(settings, catalog, encoder=encoder)
+    a = report.adaptation
+    assert a["status"] == "adapted" and a["model"] == "adapted"
+    assert a["after"]["title->picture"]["r10"] > a["before"]["title->picture"]["r10"] + 0.2
+    assert a["before"]["title->picture"]["r10"] < 3 * a["chance_r10"]  # random heads: at chance
+    assert a["after"]["category->picture"]["ndcg@10"] > a["before"]["category->picture"]["ndcg@10"]
+    assert _meta(settings, "base_fingerprint") != encoder.fingerprint  # the index now holds the adapted vectors
+    files = list((settings.data_dir / "adapted").glob("*.safetensors"))
+    assert len(files) == 1
+    assert _meta(settings, "base_fingerprint") == LiteEncoder.fingerprint_for(f"lite:{files[0]}", "cpu")[0]
+
+
+def test_the_tower_runs_once_per_picture_and_an_unchanged_rebuild_trains_nothing(setup, monkeypatch):
+    settings, weights, catalog = setup
+    counts = {"images": 0, "texts": 0}
+    build_index(settings, catalog, encoder=FeatureEncoder(weights, counts))
+    assert counts["images"] == 320  # adapting re-projected the cached features: no second pass over the pictures
+    fitted = []
+    monkeypatch.setattr(adapt, "_fit", lambda *a, **k: fitted.append(1) or pytest.fail("trained again"))
+    again = build_index(settings, catalog, encoder=FeatureEncoder(weights, counts))
+    assert again.adaptation["status"] == "unchanged" and again.adaptation["model"] == "adapted"
+    assert counts["images"] == 320 and not fitted
+    assert again.encoded_images == 0 and again.encoded_texts == 0
+
+
+def test_adapted_heads_are_dropped_when_they_do_not_beat_the_shipped_ones(setup, monkeypatch):
+    settings, weights, catalog = setup
+    worse = LiteHeads(load_heads(weights)[0], {"thumb": 48})  # other random heads: no better than the shipped
+    monkeypatch.setattr(adapt, "_fit", lambda base, *a, **k: (worse.eval(), 1))
+    encoder = FeatureEncoder(weights)
+    report = build_index(settings, catalog, encoder=encoder)
+    assert report.adaptation["status"] == "kept-shipped" and report.adaptation["model"] == "shipped"
+    assert _meta(settings, "base_fingerprint") == encoder.fingerprint
+    assert not list((settings.data_dir / "adapted").glob("*.safetensors"))
+
+
+def test_no_adapt_uses_the_shipped_heads_and_a_later_build_reuses_the_adaptation(setup, monkeypatch):
+    settings, weights, catalog = setup
+    encoder = FeatureEncoder(weights)
+    build_index(settings, catalog, encoder=encoder)
+    adapted_fp = _meta(settings, "base_fingerprint")
+    off = build_index(settings, catalog, encoder=FeatureEncoder(weights), adapt=False)
+    assert off.adaptation["status"] == "off" and _meta(settings, "base_fingerprint") == encoder.fingerprint
+    monkeypatch.setattr(adapt, "_fit", lambda *a, **k: pytest.fail("trained again"))
+    on = build_index(settings, catalog, encoder=FeatureEncoder(weights))
+    assert on.adaptation["status"] == "unchanged" and _meta(settings, "base_fingerprint") == adapted_fp
+
+
+def test_a_small_catalog_keeps_the_shipped_model_and_says_why(tmp_path):
+    weights = tiny_heads(tmp_path / "model")
+    settings = Settings(data_dir=tmp_path / "index", device="cpu")
+    encoder = FeatureEncoder(weights)
+    report = build_index(settings, make_catalog(tmp_path / "shop", n=60), encoder=encoder)
+    assert report.adaptation["status"] == "too-few-pairs"
+    assert "too few" in report.adaptation["message"]
+    assert _meta(settings, "base_fingerprint") == encoder.fingerprint
+
+
+def test_many_new_products_adapt_again(setup, tmp_path):
+    settings, weights, _ = setup
+    build_index(settings, make_catalog(tmp_path / "first", n=320), encoder=FeatureEncoder(weights))
+    first = list((settings.data_dir / "adapted").glob("*.safetensors"))
+    bigger = build_index(settings, make_catalog(tmp_path / "second", n=420), encoder=FeatureEncoder(weights))
+    assert bigger.adaptation["status"] == "adapted"  # 100 of ~336 training pairs are new: over the 10% mark
+    now = list((settings.data_dir / "adapted").glob("*.safetensors"))
+    assert len(now) == 1 and now != first  # the old heads' files are gone
