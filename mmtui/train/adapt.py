@@ -285,6 +285,8 @@ def _fit_heads(base, pairs, device, epochs, lr, weight_decay, batch_size, patien
     img = torch.from_numpy(pairs["train"]["img"]).to(device)
     txt = torch.from_numpy(pairs["train"]["txt"]).to(device)
     params = [*heads.image.proj.parameters(), *heads.text.proj.parameters(), heads.logit_scale]
+    if heads.image.bridge:
+        params.append(heads.image.bridge_weight)
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     n = len(img)
     steps = max(1, int(np.ceil(n / batch_size)))
@@ -300,7 +302,7 @@ def _fit_heads(base, pairs, device, epochs, lr, weight_decay, batch_size, patien
             check_cancel(cancel)
             idx = torch.from_numpy(np.sort(perm[s * batch_size:(s + 1) * batch_size])).to(device)
             with amp:
-                zi = heads.image.proj(heads.image.drop((img[idx] - heads.image.mu) / heads.image.sd))
+                zi = heads.image.flat(img[idx])
                 zt = heads.text.proj(heads.text.drop(txt[idx]))
             zi, zt = F.normalize(zi.float(), dim=-1), F.normalize(zt.float(), dim=-1)
             logits = heads.logit_scale.exp() * zt @ zi.T
