@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -31,7 +31,7 @@ from ..metrics import paired_retrieval
 from ..progress import ProgressCallback, ProgressEvent
 from ..splits import split_of
 from ..store import Store
-from .checkpoints import next_name, save_checkpoint
+from .checkpoints import finetuned_settings, next_name, save_checkpoint
 from .loop import LoopConfig, fit
 from .losses import info_nce, sigmoid_loss
 from .promote import Reindex, promote
@@ -352,16 +352,6 @@ def _record_lite_fingerprint(checkpoint_dir: Path, spec: str, device: str | None
     config = json.loads(path.read_text(encoding="utf-8"))
     config["encoder_fingerprint"] = LiteEncoder.fingerprint_for(spec, pick_device(device))[0]
     path.write_text(json.dumps(config, indent=2), encoding="utf-8")
-
-
-def finetuned_settings(settings: Settings, checkpoint_dir: Path) -> Settings:
-    """Settings that load a fine-tuned checkpoint as the base model (registers its arch config first)."""
-    from ..encoders.openclip import register_configs
-
-    config = json.loads((checkpoint_dir / "config.json").read_text())
-    if config.get("open_clip_config"):
-        register_configs(checkpoint_dir)
-    return replace(settings, model=config["model_spec"], checkpoint=checkpoint_dir / "model.safetensors")
 
 
 def _paired_scores(model, pairs: Sequence[Pair], preprocess, tokenizer, device: str, batch_size: int) -> dict:

@@ -15,7 +15,7 @@ from typing import Callable
 from ..config import Settings
 from ..errors import IndexMismatchError, MmtuiError, TrainingError
 from ..store import Store
-from .checkpoints import list_checkpoints, load_checkpoint, now_iso
+from .checkpoints import finetuned_settings, list_checkpoints, load_checkpoint, now_iso
 from .data import PairedData, base_fingerprint, load_pairs, paired_r10
 from .projector import BASE, load_projector
 
@@ -111,7 +111,6 @@ def _activate(settings: Settings, store: Store, name: str, val_r10: float, *, re
             reindex(settings)
         else:
             from ..build import build_index
-            from .finetune import finetuned_settings
 
             catalog = store.get_meta("catalog")
             if not catalog or not Path(catalog).exists():
