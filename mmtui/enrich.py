@@ -22,11 +22,11 @@ import numpy as np
 from . import vocab as V
 from .errors import MmtuiError
 from .progress import ProgressCallback, ProgressEvent, null_progress
+from .tags import CONFLICT, conflicts, product_tags  # noqa: F401 (conflicts, product_tags: names of this module too)
 
 TOP = 3  # tags kept per vocabulary and product
 MARGIN = 0.2  # cosine margin of the top image colour over the stated one (lite on Fashion: ~2.5% of products flagged)
 MIN_ARTICLE_COUNT = 3  # catalog article types with fewer products are left out of the vocabulary
-CONFLICT = "conflict"
 
 
 @dataclass
@@ -216,24 +216,6 @@ def tag_accuracy(store: Any, vocab: str = "colour", field_name: str | None = Non
     if vocab == "colour":
         out["family@1"] = round(sum(V.same_family(tags[r][0], v) for r, v in truth.items()) / n, 4)
     return out
-
-
-def product_tags(store: Any, rowid: int) -> dict[str, list[tuple[str, float]]]:
-    """vocab -> [(tag, score)] best first, for one product (conflicts under "conflict")."""
-    out: dict[str, list[tuple[str, float]]] = {}
-    for vocab, tag, score in store.db.execute(
-            "SELECT vocab, tag, score FROM product_tags WHERE product_rowid = ? ORDER BY vocab, rank", [rowid]):
-        out.setdefault(vocab, []).append((tag, score))
-    return out
-
-
-def conflicts(store: Any, limit: int = 50) -> list[dict]:
-    """Products whose text contradicts their image, strongest first: id, title, colour, detail, margin."""
-    rows = store.db.execute(
-        "SELECT p.id, p.title, p.colour, t.tag, t.score FROM product_tags t JOIN products p ON p.rowid = "
-        "t.product_rowid WHERE t.vocab = ? ORDER BY t.score DESC LIMIT ?", [CONFLICT, limit]).fetchall()
-    return [{"id": pid, "title": title, "colour": colour, "detail": tag, "margin": score}
-            for pid, title, colour, tag, score in rows]
 
 
 def enrich_table(report: EnrichReport) -> Any:
