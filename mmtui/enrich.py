@@ -14,14 +14,19 @@ from __future__ import annotations
 
 import re
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
 
 from . import vocab as V
+from .encoders.for_index import open_encoder
 from .errors import MmtuiError
+from .lexical import ensure_lexical_index
 from .progress import ProgressCallback, ProgressEvent, null_progress
+from .projection import search_space
+from .store import Store
 from .tags import CONFLICT, conflicts, product_tags  # noqa: F401 (conflicts, product_tags: names of this module too)
 
 TOP = 3  # tags kept per vocabulary and product
@@ -78,10 +83,6 @@ def enrich(settings: Any, store: Any = None, encoder: Any = None, *, top: int = 
     """Tag every product with an image vector (replacing earlier tags), write products.tags, flag conflicts.
 
     `encoder`: the base model (loaded from the store's build when None). Returns counts and tag accuracy."""
-    from .encoders.for_index import open_encoder
-    from .projection import search_space
-    from .store import Store
-
     progress = progress or null_progress
     started = time.perf_counter()
     own = store is None
@@ -125,8 +126,6 @@ def enrich(settings: Any, store: Any = None, encoder: Any = None, *, top: int = 
             store.db.conn.executemany("UPDATE products SET tags = ? WHERE rowid = ?",
                                       [(t, r) for r, t in tags_text.items()])
         progress(ProgressEvent("enrich", len(rowids), len(rowids), f"{len(conflict_rows)} conflicts"))
-        from .lexical import ensure_lexical_index
-
         ensure_lexical_index(settings.ann_dir, store.db.conn)  # tags are in the lexical index: rebuild it
         report = EnrichReport(products=len(rowids), vocab_sizes={k: len(v) for k, v in vocabs.items()},
                               conflicts=len(conflict_rows))
@@ -208,8 +207,6 @@ def tag_accuracy(store: Any, vocab: str = "colour", field_name: str | None = Non
         return out
     out["acc@1"] = round(sum(tags[r][0] == v for r, v in truth.items()) / n, 4)
     out["acc@3"] = round(sum(v in tags[r][:3] for r, v in truth.items()) / n, 4)
-    from collections import Counter
-
     common = [v for v, _ in Counter(truth.values()).most_common(3)]
     out["majority@1"] = round(sum(v == common[0] for v in truth.values()) / n, 4)
     out["majority@3"] = round(sum(v in common for v in truth.values()) / n, 4)

@@ -38,6 +38,9 @@ from .errors import EvalFileError, MmtuiError, QueryError, StoreError
 from .metrics import METRIC_KEYS, MRR_DEPTH, paired_retrieval, recall_at_k, score_rankings
 from .progress import ProgressCallback, ProgressEvent, check_cancel
 from .queries import EvalQuery, split_queries
+from .search import MODES
+from .store import Store
+from .train.projector import load_projector
 
 # Skip reasons: stable strings, shown by the CLI and in the JSON "skipped" dict.
 SKIP_BAD_JSON = "bad_json"
@@ -250,8 +253,6 @@ def run_eval(service: Any, queries: Sequence[EvalQuery], *, mode: str = "hybrid"
     the catalog (`known_ids`, else service.store.rowid_of) are dropped, see the module docstring.
     A QueryError from the service skips that query; any other error propagates.
     """
-    from .search import MODES
-
     if mode not in MODES:
         raise QueryError(f"unknown mode {mode!r}", "use one of: " + ", ".join(MODES))
     if k < 1:
@@ -425,12 +426,8 @@ def compare_models(settings: Settings, split: str = "test", *, store: Any = None
     `note` and no figures. Writes reports_dir/compare-<split>.json (and a timestamped copy) when `write`.
     """
     if store is None:
-        from .store import Store
-
         store = Store.open(settings.db_path)
     if projector_loader is None:
-        from .train.projector import load_projector
-
         projector_loader = load_projector
     configs = checkpoint_configs(settings)
     active = store.get_meta("active_model") or "base"

@@ -2,6 +2,10 @@
 
 One service per process: the store, the ANN indexes and the model are opened once and reused.
 The model is loaded on first use (or explicitly with `load_model()`, which the TUI calls in a worker).
+
+The store, ann, projection, catalog and encoder modules (numpy, sqlite-utils, PIL) are imported inside the
+methods that use them: the TUI imports this module for Hit and MODES before Textual starts, and opens the
+service on another thread meanwhile.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..config import DEFAULT_MODEL, Settings
+from . import fingerprint_memo
 from .base import Encoder
 
 if TYPE_CHECKING:
@@ -24,7 +25,9 @@ def model_spec(settings: Settings, store: Store | None) -> str:
 
 
 def open_encoder(settings: Settings, store: Store | None, lazy: bool = False) -> Encoder:
-    from . import LazyEncoder, fingerprint_memo, lazy_encoder, load_encoder
+    # looked up on the package when called, not when this module loads: the package's loaders are the seam
+    # tests replace (tests/unit/test_fingerprint_memo.py)
+    from . import LazyEncoder, lazy_encoder, load_encoder
 
     spec = model_spec(settings, store)
     checkpoint = settings.checkpoint

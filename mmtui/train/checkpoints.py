@@ -203,7 +203,7 @@ def _json_default(value: object) -> object:
 
 def finetuned_settings(settings: Settings, checkpoint_dir: Path) -> Settings:
     """Settings that load a fine-tuned checkpoint as the base model (registers its arch config first)."""
-    from ..encoders.openclip import register_configs
+    from ..encoders.openclip import register_configs  # torch: only for a fine-tuned open_clip checkpoint
 
     config = json.loads((checkpoint_dir / "config.json").read_text())
     if config.get("open_clip_config"):

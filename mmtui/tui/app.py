@@ -58,7 +58,7 @@ def default_use_model(settings: Settings, name: str) -> Any:
     """Make `name` (a checkpoint or "base") the active model: a write to the data dir, on its own connection.
     The open service then re-reads it with reload()."""
     from ..store import Store
-    from ..train.promote import use_model
+    from ..train.promote import use_model  # the write path (build, training): imported when a model is switched
 
     store = Store.open(settings.db_path)
     try:

@@ -456,7 +456,7 @@ class SearchScreen(Screen):
         hit = self.current_hit()
         if hit is None:
             return
-        from .detail import DetailScreen
+        from .detail import DetailScreen  # built on first use, like the app's other screens
         self.app.push_screen(DetailScreen(hit), self._detail_closed)
 
     def _detail_closed(self, result: Any) -> None:
