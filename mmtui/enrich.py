@@ -27,7 +27,7 @@ from .lexical import ensure_lexical_index
 from .progress import ProgressCallback, ProgressEvent, null_progress
 from .projection import search_space
 from .store import Store
-from .tags import CONFLICT, conflicts, product_tags  # noqa: F401 (conflicts, product_tags: names of this module too)
+from .tags import CONFLICT, conflicts, product_tags  # noqa: F401 (old names)
 
 TOP = 3  # tags kept per vocabulary and product
 MARGIN = 0.2  # cosine margin of the top image colour over the stated one (lite on Fashion: ~2.5% of products flagged)

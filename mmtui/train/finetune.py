@@ -36,7 +36,7 @@ from ..metrics import paired_retrieval
 from ..progress import ProgressCallback, ProgressEvent
 from ..splits import split_of
 from ..store import Store
-from .checkpoints import finetuned_settings, next_name, save_checkpoint
+from .checkpoints import finetuned_settings, next_name, save_checkpoint  # noqa: F401 (old name)
 from .loop import LoopConfig, fit
 from .losses import info_nce, sigmoid_loss
 from .promote import Reindex, promote
