@@ -135,7 +135,7 @@ def _progress(event) -> None:
 
 def run_one(name: str, settings, attribute_store, title: str, encoder=None) -> dict:
     from mmtui.enrich import enrich
-    from mmtui.hybrid import train_hybrid
+    from mmtui.train.hybrid import train_hybrid
     from mmtui.modes import compare_modes, default_query_sets, write_report
     from mmtui.search import SearchService
 

@@ -8,6 +8,7 @@ at the end. So a re-run encodes only what is new, changed or was not finished wh
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +25,8 @@ from .config import Settings
 from .encoders.base import Encoder, l2_normalize
 from .encoders.for_index import model_spec, open_encoder
 from .errors import MmtuiError
+from .fusion import fused_vectors, fusion_weight
+from .lexical import ensure_lexical_index
 from .projection import search_space
 from .progress import ProgressCallback, ProgressEvent, check_cancel, null_progress
 from .splits import split_of
@@ -325,10 +328,6 @@ def reindex(settings: Settings, store: Store | None = None, progress: ProgressCa
 
 def _build_lexical_index(settings: Settings, store: Store, progress: ProgressCallback) -> None:
     """ann/lexical.npz (mmtui.lexical): FTS5's BM25 in memory; rewritten only when products_fts changed."""
-    import sqlite3
-
-    from .lexical import ensure_lexical_index
-
     progress(ProgressEvent("index", 0, None, "building the lexical index"))
     try:
         outcome = ensure_lexical_index(settings.ann_dir, store.db.conn)
@@ -340,8 +339,6 @@ def _build_lexical_index(settings: Settings, store: Store, progress: ProgressCal
 def _build_fused_index(settings: Settings, store: Store, projector, base: str, space: str, text_vectors: np.ndarray,
                        progress: ProgressCallback) -> tuple[float, str]:
     """The fused index (mmtui.fusion): normalise(w * image + (1 - w) * text) per product, w from meta "fusion"."""
-    from .fusion import fused_vectors, fusion_weight
-
     w = fusion_weight(store)
     progress(ProgressEvent("index", 0, None, f"building the fused index (image weight {w:.2f})"))
     rowids, vectors = fused_vectors(store, projector, base, w)

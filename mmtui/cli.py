@@ -425,8 +425,8 @@ def train_hybrid_cmd(split, metric, data_dir, as_json) -> None:
     Example:
       mmtui train hybrid && mmtui search "black casual shoes for men" --json
     """
-    from .console import out, progress_printer
-    from .hybrid import fit_table, train_hybrid
+    from .console import fit_table, out, progress_printer
+    from .train.hybrid import train_hybrid
 
     with progress_printer(quiet=as_json) as progress:
         fusion, fit = train_hybrid(_settings(data_dir), split=split, metric=metric, progress=progress)

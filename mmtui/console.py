@@ -162,3 +162,22 @@ def print_rejects(counts: dict, rows: list[dict]) -> None:
         table.add_row(str(r["product_id"] or ""), r["source"] or "", str(r["row"] or ""), r["reason"],
                       r["detail"] or "", "yes" if r["kept"] else "no")
     out.print(table)
+
+
+def fit_table(fusion, fit) -> Table:
+    """What `mmtui train hybrid` prints: the learned fused weight (a FusionFit) and hybrid weights (a HybridFit) vs
+    their defaults."""
+    table = Table(title=f"learned on the {fit.split} split ({', '.join(f'{n} {s}' for s, n in fit.n_queries.items())} "
+                        f"queries), {fit.metric}", title_justify="left")
+    table.add_column("what")
+    table.add_column("learned")
+    table.add_column(fit.metric, justify="right")
+    table.add_column("default", justify="left")
+    table.add_column(f"{fit.metric} (default)", justify="right")
+    table.add_row("fused image weight", f"{fusion.image_weight:.2f}", f"{fusion.score:.3f}", "0.50",
+                  f"{fusion.default_score:.3f}")
+    table.add_row("hybrid weights", ", ".join(f"{s} {w:g}" for s, w in fit.weights.items()), f"{fit.score:.3f}",
+                  "RRF, equal weights", f"{fit.equal_score:.3f}")
+    for s, v in fit.single.items():
+        table.add_row(f"  {s} alone", "", f"{v:.3f}", "", "")
+    return table

@@ -14,19 +14,24 @@ from __future__ import annotations
 
 import re
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
 
 from . import vocab as V
+from .encoders.for_index import open_encoder
 from .errors import MmtuiError
+from .lexical import ensure_lexical_index
 from .progress import ProgressCallback, ProgressEvent, null_progress
+from .projection import search_space
+from .store import Store
+from .tags import CONFLICT, conflicts, product_tags  # noqa: F401 (old names)
 
 TOP = 3  # tags kept per vocabulary and product
 MARGIN = 0.2  # cosine margin of the top image colour over the stated one (lite on Fashion: ~2.5% of products flagged)
 MIN_ARTICLE_COUNT = 3  # catalog article types with fewer products are left out of the vocabulary
-CONFLICT = "conflict"
 
 
 @dataclass
@@ -78,10 +83,6 @@ def enrich(settings: Any, store: Any = None, encoder: Any = None, *, top: int = 
     """Tag every product with an image vector (replacing earlier tags), write products.tags, flag conflicts.
 
     `encoder`: the base model (loaded from the store's build when None). Returns counts and tag accuracy."""
-    from .encoders.for_index import open_encoder
-    from .projection import search_space
-    from .store import Store
-
     progress = progress or null_progress
     started = time.perf_counter()
     own = store is None
@@ -125,8 +126,6 @@ def enrich(settings: Any, store: Any = None, encoder: Any = None, *, top: int = 
             store.db.conn.executemany("UPDATE products SET tags = ? WHERE rowid = ?",
                                       [(t, r) for r, t in tags_text.items()])
         progress(ProgressEvent("enrich", len(rowids), len(rowids), f"{len(conflict_rows)} conflicts"))
-        from .lexical import ensure_lexical_index
-
         ensure_lexical_index(settings.ann_dir, store.db.conn)  # tags are in the lexical index: rebuild it
         report = EnrichReport(products=len(rowids), vocab_sizes={k: len(v) for k, v in vocabs.items()},
                               conflicts=len(conflict_rows))
@@ -208,32 +207,12 @@ def tag_accuracy(store: Any, vocab: str = "colour", field_name: str | None = Non
         return out
     out["acc@1"] = round(sum(tags[r][0] == v for r, v in truth.items()) / n, 4)
     out["acc@3"] = round(sum(v in tags[r][:3] for r, v in truth.items()) / n, 4)
-    from collections import Counter
-
     common = [v for v, _ in Counter(truth.values()).most_common(3)]
     out["majority@1"] = round(sum(v == common[0] for v in truth.values()) / n, 4)
     out["majority@3"] = round(sum(v in common for v in truth.values()) / n, 4)
     if vocab == "colour":
         out["family@1"] = round(sum(V.same_family(tags[r][0], v) for r, v in truth.items()) / n, 4)
     return out
-
-
-def product_tags(store: Any, rowid: int) -> dict[str, list[tuple[str, float]]]:
-    """vocab -> [(tag, score)] best first, for one product (conflicts under "conflict")."""
-    out: dict[str, list[tuple[str, float]]] = {}
-    for vocab, tag, score in store.db.execute(
-            "SELECT vocab, tag, score FROM product_tags WHERE product_rowid = ? ORDER BY vocab, rank", [rowid]):
-        out.setdefault(vocab, []).append((tag, score))
-    return out
-
-
-def conflicts(store: Any, limit: int = 50) -> list[dict]:
-    """Products whose text contradicts their image, strongest first: id, title, colour, detail, margin."""
-    rows = store.db.execute(
-        "SELECT p.id, p.title, p.colour, t.tag, t.score FROM product_tags t JOIN products p ON p.rowid = "
-        "t.product_rowid WHERE t.vocab = ? ORDER BY t.score DESC LIMIT ?", [CONFLICT, limit]).fetchall()
-    return [{"id": pid, "title": title, "colour": colour, "detail": tag, "margin": score}
-            for pid, title, colour, tag, score in rows]
 
 
 def enrich_table(report: EnrichReport) -> Any:

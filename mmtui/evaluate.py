@@ -37,6 +37,10 @@ from .config import Settings
 from .errors import EvalFileError, MmtuiError, QueryError, StoreError
 from .metrics import METRIC_KEYS, MRR_DEPTH, paired_retrieval, recall_at_k, score_rankings
 from .progress import ProgressCallback, ProgressEvent, check_cancel
+from .queries import EvalQuery, split_queries
+from .search import MODES
+from .store import Store
+from .train.projector import load_projector
 
 # Skip reasons: stable strings, shown by the CLI and in the JSON "skipped" dict.
 SKIP_BAD_JSON = "bad_json"
@@ -75,22 +79,6 @@ CONTRACT_KEYS = (*METRIC_KEYS, "latency_ms_p50", "latency_ms_p99", "mode", "mode
 KIND_ORDER = ("base", "mlp", "adapter", "finetune", "lit")  # seed 000's Table 1 order; other kinds follow
 # config.json keys that may hold a fine-tuned encoder's own fingerprint (its vectors are cached under it)
 FINETUNE_FINGERPRINT_KEYS = ("encoder_fingerprint", "fingerprint")
-
-
-@dataclass(frozen=True)
-class EvalQuery:
-    relevant: dict[str, int]  # id (string) -> grade
-    text: str | None = None
-    image: Path | None = None  # resolved path
-    line: int | None = None  # 1-based line in the queries file; None for generated queries
-
-    @property
-    def kind(self) -> str:
-        return "image" if self.image is not None else "text"
-
-    @property
-    def label(self) -> str:
-        return str(self.image) if self.image is not None else (self.text or "")
 
 
 @dataclass(frozen=True)
@@ -252,21 +240,6 @@ def _summary(skips: Sequence[Skip]) -> str:
     return f"{len(skips)} skipped (" + ", ".join(f"{r}: {n}" for r, n in counts.most_common()) + ")"
 
 
-# -- the test-split protocol ------------------------------------------------------------------------------
-
-def split_queries(store: Any, split: str = "test") -> list[EvalQuery]:
-    """The seeds' protocol: each product of `split` with a usable image gives one query, its title, whose one
-    relevant item is the product itself (run in mode "image": title vs image vectors)."""
-    sql = ("SELECT id, title FROM products WHERE split = ? AND image_status = 'ok' AND image_path IS NOT NULL "
-           "AND trim(coalesce(title, '')) != '' ORDER BY rowid")
-    queries = [EvalQuery(relevant={str(pid): 1}, text=str(title).strip())
-               for pid, title in store.db.execute(sql, [split]).fetchall()]
-    if not queries:
-        raise EvalFileError(f"no product with an image in the {split!r} split",
-                            "build the index from a catalog with images (mmtui build-index CATALOG)")
-    return queries
-
-
 # -- the runner -------------------------------------------------------------------------------------------
 
 def run_eval(service: Any, queries: Sequence[EvalQuery], *, mode: str = "hybrid", k: int = 10,
@@ -280,8 +253,6 @@ def run_eval(service: Any, queries: Sequence[EvalQuery], *, mode: str = "hybrid"
     the catalog (`known_ids`, else service.store.rowid_of) are dropped, see the module docstring.
     A QueryError from the service skips that query; any other error propagates.
     """
-    from .search import MODES
-
     if mode not in MODES:
         raise QueryError(f"unknown mode {mode!r}", "use one of: " + ", ".join(MODES))
     if k < 1:
@@ -455,12 +426,8 @@ def compare_models(settings: Settings, split: str = "test", *, store: Any = None
     `note` and no figures. Writes reports_dir/compare-<split>.json (and a timestamped copy) when `write`.
     """
     if store is None:
-        from .store import Store
-
         store = Store.open(settings.db_path)
     if projector_loader is None:
-        from .train.projector import load_projector
-
         projector_loader = load_projector
     configs = checkpoint_configs(settings)
     active = store.get_meta("active_model") or "base"

@@ -17,8 +17,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .evaluate import EvalQuery
-from .hybrid import RankedQuery, default_weights, hybrid_weights, ranked_queries, score_weightings
+from .fusion import fusion_info
+from .hybrid import default_weights, hybrid_weights
+from .queries import EvalQuery, attribute_queries, split_queries
+from .train.hybrid import RankedQuery, ranked_queries, score_weightings
 
 ROWS: tuple[tuple[str, str, dict[str, float] | None], ...] = (
     ("text-only", "lexical (BM25)", {"lexical": 1.0}),
@@ -50,17 +52,12 @@ class ModesReport:
 def default_query_sets(store: Any, split: str = "test", *, attribute_store: Any = None) -> dict[str, list[EvalQuery]]:
     """Title queries and attribute queries of `split`. `attribute_store`: generate the attribute queries (and
     their relevance) from another store of the same catalog, e.g. the full one when `store` lost its colours."""
-    from .attribute_queries import attribute_queries
-    from .evaluate import split_queries
-
     return {"title": split_queries(store, split), "attribute": attribute_queries(attribute_store or store, split)}
 
 
 def compare_modes(service: Any, query_sets: dict[str, Sequence[EvalQuery]], *, split: str | None = "test",
                   progress: Any = None) -> ModesReport:
     """Score every row of ROWS on every query set (pool: the split's products; None: the whole catalog)."""
-    from .fusion import fusion_info
-
     store = service.store
     pool = None
     if split is not None:

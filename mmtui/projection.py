@@ -2,7 +2,7 @@
 fingerprint of that space (search_space), which every index and query of it is keyed by.
 
 The base model alone is the identity (no torch needed); a trained checkpoint (adapter, mlp, fusion)
-is loaded by mmtui.train.projector only when one is active.
+is loaded by mmtui.train.projector (numpy) only when one is active.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import numpy as np
 from .config import Settings
 from .encoders.base import l2_normalize
 from .errors import MmtuiError
+from .train.projector import load_projector
 
 if TYPE_CHECKING:
     from .store import Store
@@ -38,8 +39,6 @@ def active_projector(settings: Settings, store):
     name = active_name(store)
     if name == "base":
         return IdentityProjector()
-    from .train.projector import load_projector
-
     return load_projector(settings, name)
 
 

@@ -2,13 +2,25 @@
 
 One service per process: the store, the ANN indexes and the model are opened once and reused.
 The model is loaded on first use (or explicitly with `load_model()`, which the TUI calls in a worker).
+
+The store, ann, projection, catalog and encoder modules (numpy, sqlite-utils, PIL) are imported inside the
+methods that use them: the TUI imports this module for Hit and MODES before Textual starts, and opens the
+service on another thread meanwhile.
 """
 
 from __future__ import annotations
 
+import os
+import threading
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from .errors import IndexMismatchError, MmtuiError, QueryError
+from .filters import where_sql
+from .hybrid import default_weights, fuse_ranked, hybrid_weights
+from .tags import product_tags
 
 MODES = ("image", "text", "lexical", "hybrid", "fused")
 VECTOR_INDEXES = ("image", "text", "fused")  # "fused" is optional: indexes built before it existed lack it
@@ -62,7 +74,7 @@ class SearchService:
         self.projector = projector
         self.space = space
         self._encoder = encoder
-        self._encoder_lock = __import__("threading").Lock()
+        self._encoder_lock = threading.Lock()
         self._query_cache: dict[str, Any] = {}
         self._allowed_cache: dict[tuple, Any] = {}  # filter -> allowed rowids, while the products are unchanged
         self._allowed_version: tuple = ()
@@ -71,7 +83,6 @@ class SearchService:
     @classmethod
     def open(cls, settings, encoder=None) -> "SearchService":
         from .projection import search_space
-        from .errors import IndexMismatchError
         from .store import Store
 
         start_watching_load()
@@ -91,8 +102,6 @@ class SearchService:
 
     @staticmethod
     def _check_encoder(store, encoder) -> None:
-        from .errors import IndexMismatchError
-
         if encoder.fingerprint != store.get_meta("base_fingerprint"):
             raise IndexMismatchError(
                 f"model {encoder.name!r} (fingerprint {encoder.fingerprint}) is not the model this index was built "
@@ -123,8 +132,6 @@ class SearchService:
 
     def _retune_threads(self) -> None:
         """Follow the machine's load: the thread count of set_query_threads, looked at every few seconds."""
-        import time
-
         now = time.monotonic()
         if now - self._threads_checked < THREADS_RECHECK_S:
             return
@@ -157,10 +164,6 @@ class SearchService:
 
     # -- searching ---------------------------------------------------------------------------
     def search(self, query: str, *, k: int = 20, mode: str = "hybrid", filters=None) -> SearchResult:
-        import time
-
-        from .errors import QueryError
-
         started = time.perf_counter()
         query = (query or "").strip()
         if not query:
@@ -184,10 +187,7 @@ class SearchService:
                             took_ms=(time.perf_counter() - started) * 1000)
 
     def search_image(self, image, *, k: int = 20, mode: str = "image", filters=None) -> SearchResult:
-        import time
-
         from .catalog import load_image
-        from .errors import MmtuiError, QueryError
 
         started = time.perf_counter()
         self._check_mode(mode, ("image", "text", "fused", "hybrid"))
@@ -214,10 +214,6 @@ class SearchService:
                             took_ms=(time.perf_counter() - started) * 1000)
 
     def more_like_this(self, product_id: str, *, k: int = 20, filters=None) -> SearchResult:
-        import time
-
-        from .errors import QueryError
-
         started = time.perf_counter()
         rowid = self.store.rowid_of([product_id]).get(str(product_id))
         if rowid is None:
@@ -235,33 +231,23 @@ class SearchService:
                             else "text", took_ms=(time.perf_counter() - started) * 1000)
 
     def _check_mode(self, mode: str, allowed: tuple[str, ...]) -> None:
-        from .errors import QueryError
-
         if mode not in allowed:
             raise QueryError(f"unknown mode {mode!r} for this query", "use one of: " + ", ".join(allowed))
 
     def _check_index(self, mode: str) -> None:
-        from .errors import IndexMismatchError
-
         if mode == "fused" and "fused" not in self.indexes:
             raise IndexMismatchError("this index has no fused product vectors yet",
                                      "run `mmtui build-index CATALOG` again (nothing is re-encoded) to add them")
 
     def _hybrid_weights(self) -> dict[str, float]:
         """Learned weights (meta "hybrid", mmtui.hybrid) or equal ones, over the signals this index has."""
-        from .hybrid import hybrid_weights
-
         weights, _ = hybrid_weights(self.store)
         usable = {s: w for s, w in weights.items() if w > 0 and (s == "lexical" or s in self.indexes)}
         if not usable:
-            from .hybrid import default_weights
-
             usable = default_weights()
         return usable
 
     def _allowed(self, filters):
-        from .filters import where_sql
-
         if not filters:
             return None, "1", []
         where, params = where_sql(list(filters))
@@ -285,8 +271,6 @@ class SearchService:
 
     def _hits(self, ranked: dict[str, list[tuple[int, float]]], mode: str, k: int,
               weights: dict[str, float] | None = None) -> list[Hit]:
-        from .hybrid import fuse_ranked
-
         if len(ranked) == 1 and mode != "hybrid":
             (name, hits), = ranked.items()
             merged = [(r, s, {name: round(float(s), 4)}, {name: 1.0}) for r, s in hits[:k]]
@@ -307,15 +291,11 @@ class SearchService:
 
     # -- catalog facts -----------------------------------------------------------------------
     def product(self, product_id: str) -> dict:
-        from .errors import QueryError
-
         rowid = self.store.rowid_of([product_id]).get(str(product_id))
         if rowid is None:
             raise QueryError(f"no product with id {product_id!r}", "pick a product from the results")
         row = self.store.rows([rowid])[0]
         row["split"] = row.get("split")
-        from .enrich import product_tags
-
         row["image_tags"] = product_tags(self.store, rowid)  # vocab -> [(tag, score)]; "conflict" if flagged
         return row
 
@@ -348,33 +328,23 @@ class SearchService:
         active = active_name(self.store)
         out = [{"name": "base", "kind": "base", "active": active == "base",
                 "model": self.store.get_meta("base_model"), "metrics": {}}]
-        try:
-            from .train.checkpoints import list_checkpoints
-        except ImportError:
-            return out
+        from .train.checkpoints import list_checkpoints
+
         for ck in list_checkpoints(self.settings):
             out.append({**ck, "active": ck.get("name") == active})
         return out
 
-    def use_model(self, name: str) -> None:
-        """Switch the active model (a checkpoint name or "base") and reload the indexes it implies."""
+    def reload(self) -> None:
+        """Re-read the active model and the indexes after they changed elsewhere: a reindex (e.g. by
+        mmtui.train.hybrid.train_hybrid) or a switch of model (mmtui.train.promote.use_model, which front ends
+        call before this). A fine-tuned encoder that became the base is loaded on next use."""
         from .projection import search_space
-        from .train.promote import use_model
 
-        use_model(self.settings, name, store=self.store)
         self.space, self.projector = search_space(self.store, self.settings)
         self.indexes = _load_indexes(self.settings, self.space)
         self._query_cache.clear()
         if self._encoder is not None and self._encoder.fingerprint != self.store.get_meta("base_fingerprint"):
-            self._encoder = None  # a fine-tuned encoder became the base: load it on next use
-
-    def reload(self) -> None:
-        """Re-read the active model and the indexes (after a reindex elsewhere, e.g. by mmtui.hybrid.train_hybrid)."""
-        from .projection import search_space
-
-        self.space, self.projector = search_space(self.store, self.settings)
-        self.indexes = _load_indexes(self.settings, self.space)
-        self._query_cache.clear()
+            self._encoder = None
 
     def close(self) -> None:
         self.store.close()
@@ -389,7 +359,6 @@ def query_thread_count(load: float | None = None, cores: int | None = None) -> i
 
     Two threads encode a query ~25% faster on an idle 2-core machine (12.9 vs 17.0 ms a hybrid query at 10k),
     but on busy cores threads waiting on each other cost 3-10x (benchmarks/results/speed.md)."""
-    import os
 
     if os.environ.get("MMTUI_THREADS"):
         return max(1, int(os.environ["MMTUI_THREADS"]))
@@ -410,8 +379,6 @@ FIRST_SAMPLE_S = 0.1  # with no earlier look, the machine is watched this long (
 
 def _look() -> dict:
     """The machine's CPU ticks (busy, total: /proc/stat's first line, where there is one) and this process's CPU."""
-    import time
-
     now = {"at": time.monotonic(), "cpu": time.process_time()}
     try:
         with open("/proc/stat", encoding="ascii") as f:
@@ -437,8 +404,6 @@ def _load_of_others() -> float:
 
     Not the load average alone: it trails by a minute, so a build that ended 30 s ago still read as a busy machine
     and queries ran on one thread (16.6 instead of 11.9 ms a hybrid query at 10k)."""
-    import os
-    import time
 
     then = _LAST_LOOK.get("look") or {}
     if "estimate" in _LAST_LOOK and time.monotonic() - then["at"] < FIRST_SAMPLE_S:
@@ -463,8 +428,6 @@ def set_query_threads() -> int:
 
     numpy's OpenBLAS with 2 threads made a filtered search's exact scoring 5.7 ms instead of 1.5 ms right after
     the torch encode. Returns the torch thread count."""
-    import os
-
     import torch
     from threadpoolctl import threadpool_limits
 

@@ -8,6 +8,7 @@ from, so a rebuild encodes only what is new or changed.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 from pathlib import Path
@@ -17,6 +18,7 @@ import numpy as np
 import sqlite_utils
 
 from .errors import StoreError
+from .lexical import FastLexical
 
 SCHEMA_VERSION = 2
 KINDS = ("image", "text", "title")
@@ -61,8 +63,6 @@ MIGRATIONS = [_migration_1, _migration_2]  # MIGRATIONS[i] takes the schema from
 
 
 def sha1_text(text: str) -> str:
-    import hashlib
-
     return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
 
@@ -254,8 +254,6 @@ class Store:
     def use_lexical_index(self, ann_dir: Path) -> bool:
         """Answer lexical queries from the saved in-memory BM25 index (mmtui.lexical) while it matches
         products_fts; FTS5 answers otherwise. True when the index is usable now."""
-        from .lexical import FastLexical
-
         self.fast_lexical = FastLexical(ann_dir)
         return self.fast_lexical.current(self.db.conn) is not None
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ..errors import CatalogError
+from .files import read_text, split_lines
 from .records import BAD_ROW, IMAGE_MISSING, Product, Reject
 
 FASHION_COLUMNS = (
@@ -54,8 +55,6 @@ def _split_line(line: str) -> list[str]:
 
 
 def _lines(path: Path) -> Iterator[str]:
-    from .readers import read_text, split_lines  # shared decoding (UTF-8 with BOM, latin-1 fallback)
-
     yield from split_lines(read_text(path))
 
 

@@ -23,6 +23,7 @@ from typing import Any, Iterable, Iterator
 
 from ..errors import CatalogError
 from . import fashion
+from .files import read_text, split_lines
 from .records import BAD_ROW, BAD_VALUE, DUPLICATE_ID, MISSING_ID, MISSING_TITLE, Product, Reject
 
 FIELDS = ("id", "title", "description", "category", "brand", "colour", "gender", "price", "image")
@@ -150,26 +151,6 @@ def _fashion_items(files: list[tuple[Path, bool]]) -> Iterator[Item]:
     for file, with_images in files:
         for item in fashion.read_fashion_file(file, with_images=with_images):
             yield file.name, item, []
-
-
-def read_text(path: Path) -> str:
-    """A catalog file's text: UTF-8 (with or without BOM), else Latin-1 so no byte is lost."""
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise CatalogError(f"cannot read {path}: {e.strerror or e}", "check the file exists and is readable") from e
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return data.decode("latin-1")
-
-
-def split_lines(text: str) -> list[str]:
-    """Split on newlines only (str.splitlines also splits on U+2028 and friends, valid inside values)."""
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    return [line[:-1] if line.endswith("\r") else line for line in lines]
 
 
 def _has_fashion_header(path: Path) -> bool:

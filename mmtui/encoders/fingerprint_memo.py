@@ -6,7 +6,11 @@ remembered in meta under a key of everything it can depend on, and reused while 
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import sys
+from importlib import metadata
 from pathlib import Path
 
 META_KEY = "lite_fingerprint_memo"
@@ -28,11 +32,6 @@ def key(spec: str, checkpoint: Path | None, device: str | None) -> str | None:
     The fingerprint itself needs torch (bf16 support of the CPU, the CUDA check, the preprocessing version), which
     costs seconds to import; an unchanged rebuild reuses the one remembered under the same key instead. A wrong
     memo cannot mix vectors silently: the real model checks the fingerprint when it loads."""
-    import hashlib
-    import os
-    import sys
-    from importlib import metadata
-
     if spec != "lite" and not spec.startswith("lite:"):
         return None
     here = Path(__file__).resolve().parent

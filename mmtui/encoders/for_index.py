@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..config import DEFAULT_MODEL, Settings
+from . import fingerprint_memo
 from .base import Encoder
 
 if TYPE_CHECKING:
@@ -57,7 +58,9 @@ def open_encoder(settings: Settings, store: Store | None, lazy: bool = False, ad
 
 
 def _open(settings: Settings, store: Store | None, spec: str, lazy: bool) -> Encoder:
-    from . import LazyEncoder, fingerprint_memo, lazy_encoder, load_encoder
+    # looked up on the package when called, not when this module loads: the package's loaders are the seam
+    # tests replace (tests/unit/test_fingerprint_memo.py)
+    from . import LazyEncoder, lazy_encoder, load_encoder
 
     checkpoint = settings.checkpoint
     if checkpoint is None and store is not None and store.get_meta("base_model") == spec:

@@ -10,8 +10,10 @@ same for the text tower. Training caches these taps (mmtui.train.features) so he
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Sequence
 
 import numpy as np
@@ -152,9 +154,6 @@ class LightTokenizer:
 def load_text_tower_light():
     """(LightTokenizer, the MiniLM weights in the attribute layout FastTextTower reads) straight from the
     package's safetensors: no transformers import. Query-time encoding needs nothing more."""
-    import json
-    from types import SimpleNamespace
-
     from safetensors.torch import load_file
 
     path = text_tower_dir()

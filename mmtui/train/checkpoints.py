@@ -14,17 +14,15 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Mapping
+from typing import Mapping
 
 import numpy as np
 
+from ..config import Settings
 from ..errors import ModelError
-
-if TYPE_CHECKING:
-    from ..config import Settings
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
@@ -201,3 +199,13 @@ def _json_default(value: object) -> object:
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def finetuned_settings(settings: Settings, checkpoint_dir: Path) -> Settings:
+    """Settings that load a fine-tuned checkpoint as the base model (registers its arch config first)."""
+    from ..encoders.openclip import register_configs  # torch: only for a fine-tuned open_clip checkpoint
+
+    config = json.loads((checkpoint_dir / "config.json").read_text())
+    if config.get("open_clip_config"):
+        register_configs(checkpoint_dir)
+    return replace(settings, model=config["model_spec"], checkpoint=checkpoint_dir / "model.safetensors")

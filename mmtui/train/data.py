@@ -12,7 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..config import Settings
+from ..encoders import load_encoder
 from ..errors import TrainingError
+from ..metrics import ranks_of_targets
 from ..splits import SPLITS
 from ..store import Store
 
@@ -65,8 +67,6 @@ def base_fingerprint(settings: Settings, store: Store) -> str:
     if not found:
         raise TrainingError("the index has no cached image vectors to train on",
                             "run `mmtui build-index CATALOG` on a catalog with images first")
-    from ..encoders import load_encoder
-
     return load_encoder(settings.model, settings.checkpoint, settings.device).fingerprint
 
 
@@ -105,8 +105,6 @@ def load_pairs(store: Store, fingerprint: str, *, with_text: bool = False,
 
 def paired_r10(queries: np.ndarray, items: np.ndarray, k: int = 10) -> float:
     """Exact-item recall@k: query i's one relevant item is item i, exact search over all items (numpy)."""
-    from ..metrics import ranks_of_targets
-
     q = np.asarray(queries, dtype=np.float32)
     v = np.asarray(items, dtype=np.float32)
     q = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)

@@ -16,9 +16,11 @@ layers unfrozen, and saves model.safetensors + model.json (loadable as `--model 
 from __future__ import annotations
 
 import json
+import shutil
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Sequence
 
 import numpy as np
@@ -26,12 +28,15 @@ import torch
 from PIL import Image
 
 from ..config import Settings
+from ..encoders import pick_device
+from ..encoders.lite import LiteEncoder
+from ..encoders.openclip import OpenClipEncoder
 from ..errors import TrainingError
 from ..metrics import paired_retrieval
 from ..progress import ProgressCallback, ProgressEvent
 from ..splits import split_of
 from ..store import Store
-from .checkpoints import next_name, save_checkpoint
+from .checkpoints import finetuned_settings, next_name, save_checkpoint  # noqa: F401 (old name)
 from .loop import LoopConfig, fit
 from .losses import info_nce, sigmoid_loss
 from .promote import Reindex, promote
@@ -129,9 +134,6 @@ def train_finetune(settings: Settings, source: Store | Sequence | None = None, *
     Hyper-parameters left as None take the model's defaults: OPENCLIP_DEFAULTS (seed 001) or LITE_DEFAULTS.
     tails (lite only): which tower tails to unfreeze, "both" (default), "text" or "image"; the image tail is
     ~5x slower per epoch on a CPU."""
-    from ..encoders import pick_device
-    from ..encoders.openclip import OpenClipEncoder
-
     if store is None and (source is None or isinstance(source, Store)):
         store = source if isinstance(source, Store) else Store.open(settings.db_path)
     spec, checkpoint = resolve_model(settings, store)
@@ -278,11 +280,9 @@ def _finetune_lite(settings: Settings, store: Store | None, spec: str, *, source
     starting from the current lite model's weights (its heads, and its tails when it has fine-tuned ones), all at
     `lr` (seed 001's 1e-4). unfreeze=False (`mmtui train lit`) trains fresh heads of the current design alone, at
     the LiT rate of 1e-3. tails: "both", "text" or "image"."""
-    import shutil
-    from types import SimpleNamespace
-
     from safetensors.torch import load_file
 
+    # looked up when called: tests replace mmtui.train.lit.train_lit and mmtui.encoders.lite.read_checkpoint
     from ..encoders.lite import default_weights, read_checkpoint
     from .features import IMAGE_TAP_BLOCKS, TEXT_TAP_LAYER
     from .lit import train_lit
@@ -345,23 +345,10 @@ def _finetune_lite(settings: Settings, store: Store | None, spec: str, *, source
 def _record_lite_fingerprint(checkpoint_dir: Path, spec: str, device: str | None) -> None:
     """Add the fingerprint of the encoder a lite checkpoint makes to its config.json: `eval --compare` finds
     its cached vectors by it (the same value build-index records when it encodes with that checkpoint)."""
-    from ..encoders import pick_device
-    from ..encoders.lite import LiteEncoder
-
     path = checkpoint_dir / "config.json"
     config = json.loads(path.read_text(encoding="utf-8"))
     config["encoder_fingerprint"] = LiteEncoder.fingerprint_for(spec, pick_device(device))[0]
     path.write_text(json.dumps(config, indent=2), encoding="utf-8")
-
-
-def finetuned_settings(settings: Settings, checkpoint_dir: Path) -> Settings:
-    """Settings that load a fine-tuned checkpoint as the base model (registers its arch config first)."""
-    from ..encoders.openclip import register_configs
-
-    config = json.loads((checkpoint_dir / "config.json").read_text())
-    if config.get("open_clip_config"):
-        register_configs(checkpoint_dir)
-    return replace(settings, model=config["model_spec"], checkpoint=checkpoint_dir / "model.safetensors")
 
 
 def _paired_scores(model, pairs: Sequence[Pair], preprocess, tokenizer, device: str, batch_size: int) -> dict:

@@ -18,7 +18,7 @@ import torch
 from torch.nn import functional as F
 
 from ..encoders import towers
-from ..encoders.lite import FORMAT, LiteHeads
+from ..encoders.lite import FORMAT, BertTailLayer, LiteHeads
 from ..errors import TrainingError
 from ..progress import ProgressCallback, ProgressEvent, check_cancel
 from ..splits import split_of
@@ -52,8 +52,6 @@ def _to_torch(feats: dict[str, np.ndarray], idx: np.ndarray, device: str) -> dic
 
 def _advance_text_tap(txt: dict[str, np.ndarray], start: int, stop: int) -> None:
     """Run the frozen MiniLM layers start..stop-1 over the cached tap, in place (for a shorter text tail)."""
-    from ..encoders.lite import BertTailLayer
-
     bert = towers.load_text_tower("cpu")[1]
     layers = [BertTailLayer().load_from_bert(bert.encoder.layer[i]).eval() for i in range(start, stop)]
     out = []

@@ -21,6 +21,7 @@ from typing import Callable, Iterable
 import torch
 from torch import nn
 
+from ..errors import TrainingError
 from ..progress import ProgressCallback, ProgressEvent, check_cancel
 
 
@@ -95,8 +96,6 @@ def fit(
             with torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
                 loss = loss_fn(batch)
             if not torch.isfinite(loss):
-                from ..errors import TrainingError
-
                 raise TrainingError(f"training diverged at epoch {epoch} (loss {loss.item()})",
                                     "lower the learning rate or check the cached vectors")
             optimizer.zero_grad(set_to_none=True)

@@ -14,6 +14,7 @@ import numpy as np
 from ..config import Settings
 from ..encoders.base import fingerprint_of, l2_normalize
 from ..errors import IndexMismatchError, ModelError
+from .checkpoints import load_checkpoint
 
 BASE = "base"
 IDENTITY = "identity"  # the fingerprint of the identity projection (mmtui.projection uses the same)
@@ -64,8 +65,6 @@ def load_projector(settings: Settings, name: str | None, *, expect_fingerprint: 
     """
     if name in (None, "", BASE):
         return identity()
-    from .checkpoints import load_checkpoint
-
     ckpt = load_checkpoint(settings.checkpoints_dir, name)
     config = ckpt.config
     base_fp = config.get("base_fingerprint")

@@ -12,10 +12,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
+from ..build import build_index
+from ..build import reindex as rebuild_ann
 from ..config import Settings
 from ..errors import IndexMismatchError, MmtuiError, TrainingError
 from ..store import Store
-from .checkpoints import list_checkpoints, load_checkpoint, now_iso
+from .checkpoints import finetuned_settings, list_checkpoints, load_checkpoint, now_iso
 from .data import PairedData, base_fingerprint, load_pairs, paired_r10
 from .projector import BASE, load_projector
 
@@ -110,9 +112,6 @@ def _activate(settings: Settings, store: Store, name: str, val_r10: float, *, re
         if callable(reindex):
             reindex(settings)
         else:
-            from ..build import build_index
-            from .finetune import finetuned_settings
-
             catalog = store.get_meta("catalog")
             if not catalog or not Path(catalog).exists():
                 raise TrainingError(f"the index's catalog {catalog or '(not recorded)'} is not there, so the "
@@ -131,8 +130,6 @@ def _activate(settings: Settings, store: Store, name: str, val_r10: float, *, re
         if callable(reindex):
             reindex(settings)
         else:
-            from ..build import reindex as rebuild_ann
-
             rebuild_ann(settings, store=store)
     reason = "forced" if forced else (
         f"validation R@10 {val_r10:.4f} beats {previous}" +

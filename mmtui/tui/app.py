@@ -54,6 +54,19 @@ def default_train(settings: Settings, **kwargs: Any) -> Any:
     return train_adapter(settings, **kwargs)
 
 
+def default_use_model(settings: Settings, name: str) -> Any:
+    """Make `name` (a checkpoint or "base") the active model: a write to the data dir, on its own connection.
+    The open service then re-reads it with reload()."""
+    from ..store import Store
+    from ..train.promote import use_model  # the write path (build, training): imported when a model is switched
+
+    store = Store.open(settings.db_path)
+    try:
+        return use_model(settings, name, store=store)
+    finally:
+        store.close()
+
+
 def find_sample_catalog() -> Path | None:
     """The repo's sample_catalog/: next to the package (source checkout) or in the current directory."""
     here = Path(__file__).resolve()
@@ -95,6 +108,7 @@ class MmtuiApp(App):
         service_factory: ServiceFactory | None = None,
         build_fn: Callable[..., Any] | None = None,
         train_fn: Callable[..., Any] | None = None,
+        use_model_fn: Callable[[Settings, str], Any] | None = None,
         images: str = "halfcell",
         k: int = DEFAULT_K,
         mode: str = "hybrid",
@@ -107,6 +121,7 @@ class MmtuiApp(App):
         self.service_factory = service_factory or default_service_factory
         self.build_fn = build_fn or default_build
         self.train_fn = train_fn or default_train
+        self.use_model_fn = use_model_fn or default_use_model
         self.image_protocol = images
         self.image_class = image_widget_class(images)
         self.k = k
@@ -232,6 +247,7 @@ class MmtuiApp(App):
             exc.hint, yes="Build sample catalog", no="Not now"), answered)
 
     # ---------------------------------------------------------------- actions
+    # Screens other than search are imported when first opened: the app starts without building them.
     def action_help(self) -> None:
         from .screens.help import HelpScreen
         if not isinstance(self.screen, HelpScreen):
@@ -288,7 +304,8 @@ class MmtuiApp(App):
             return
         self.model_state = "loading"
         try:
-            await self.lane.call(service.use_model, name)
+            await self.lane.call(self.use_model_fn, self.settings, name)
+            await self.lane.call(service.reload)
             self.stats = await self.lane.call(service.stats) or {}
         except Exception as exc:
             self.model_state = "ready" if getattr(service, "model_ready", False) else "failed"
@@ -352,6 +369,7 @@ def make_app(
     *,
     build_fn: Callable[..., Any] | None = None,
     train_fn: Callable[..., Any] | None = None,
+    use_model_fn: Callable[[Settings, str], Any] | None = None,
     images: str = "halfcell",
     k: int = DEFAULT_K,
     mode: str = "hybrid",
@@ -359,10 +377,11 @@ def make_app(
     lane: ServiceLane | None = None,
     opening: Future | None = None,
 ) -> MmtuiApp:
-    """The app over `settings`; tests pass fakes for the service, build and training.
+    """The app over `settings`; tests pass fakes for the service, build, training and switching models.
 
     lane/opening: a lane already opening the service (`lane.submit(factory, settings)`), as run() does."""
-    return MmtuiApp(settings, service_factory=service_factory, build_fn=build_fn, train_fn=train_fn, images=images,
+    return MmtuiApp(settings, service_factory=service_factory, build_fn=build_fn, train_fn=train_fn,
+                    use_model_fn=use_model_fn, images=images,
                     k=k, mode=mode, sample_catalog=sample_catalog, lane=lane, opening=opening)
 
 

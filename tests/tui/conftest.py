@@ -188,8 +188,12 @@ class FakeSearchService:
                  "metrics": {"val_r10": 0.52}}]
 
     def use_model(self, name: str) -> None:
+        """What switching models does to the data dir (the app's use_model_fn), recorded on the service."""
         self.calls.append(("use_model", name))
         self.active = name
+
+    def reload(self) -> None:
+        self.calls.append(("reload",))
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -290,7 +294,8 @@ def make_test_app(settings: Settings, product_images: dict[str, Path]):
             return service
 
         app = make_app(settings, open_service, build_fn=build_fn or fake_build(), train_fn=train_fn or fake_train(),
-                       images=images, sample_catalog=sample_catalog)
+                       use_model_fn=lambda s, name: service.use_model(name), images=images,
+                       sample_catalog=sample_catalog)
         return app, service
 
     return factory

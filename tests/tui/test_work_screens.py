@@ -131,6 +131,7 @@ async def test_model_switch_marks_the_active_model_and_searches_again(make_test_
         await pilot.press("down", "enter")
         await settle(pilot, app, 0.1)
         assert ("use_model", "adapter-1") in service.calls
+        assert service.calls.index(("reload",)) > service.calls.index(("use_model", "adapter-1"))
         assert "lite+adapter-1" in app.search_screen.query_one("#query").border_title
 
 

@@ -10,11 +10,11 @@ import pytest
 from mmtui.build import build_index
 from mmtui.encoders import FakeEncoder
 from mmtui.errors import IndexMismatchError
-from mmtui.fusion import (DEFAULT_WEIGHT, QuerySet, fit_fusion_weight, fuse, fusion_weight, learn_fusion_weight,
-                          matrix_metrics)
+from mmtui.fusion import DEFAULT_WEIGHT, fuse, fusion_weight
 from mmtui.metrics import ndcg_at_k, recall_at_k
 from mmtui.search import SearchService
 from mmtui.store import Store
+from mmtui.train.fusion import QuerySet, fit_fusion_weight, learn_fusion_weight, matrix_metrics
 
 
 def _norm(x):

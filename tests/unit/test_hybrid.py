@@ -12,9 +12,9 @@ from mmtui.encoders import FakeEncoder
 from mmtui.errors import QueryError
 from mmtui.evaluate import EvalQuery, run_eval
 from mmtui.filters import parse_where
-from mmtui.hybrid import (RankedQuery, default_weights, fit_hybrid_weights, fuse_ranked, hybrid_weights,
-                          learn_hybrid_weights, validation_queries)
+from mmtui.hybrid import default_weights, fuse_ranked, hybrid_weights
 from mmtui.search import SearchService
+from mmtui.train.hybrid import RankedQuery, fit_hybrid_weights, learn_hybrid_weights, validation_queries
 
 
 def rrf_fuse(ranked, k):
@@ -116,7 +116,7 @@ def test_where_filters_flow_through_eval(service):
 
 def test_train_hybrid_learns_both_and_compare_modes_reports_every_row(tiny_catalog, fake_settings):
     from mmtui.fusion import fusion_weight
-    from mmtui.hybrid import train_hybrid
+    from mmtui.train.hybrid import train_hybrid
     from mmtui.modes import compare_modes, default_query_sets, modes_markdown
 
     build_index(fake_settings, tiny_catalog, encoder=FakeEncoder())

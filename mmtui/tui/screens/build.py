@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.table import Table
 from rich.text import Text
@@ -16,11 +16,9 @@ from textual.containers import Horizontal
 from textual.widgets import Button, Footer, Input, Label, ProgressBar, Static
 
 from ...progress import Cancelled, ProgressEvent
+from ..host import AppHost
 from ..messages import WorkProgressed
 from .work import WorkScreen
-
-if TYPE_CHECKING:
-    from ..app import MmtuiApp
 
 THROTTLE_S = 0.05
 
@@ -75,7 +73,7 @@ class BuildScreen(WorkScreen):
     INPUT_ID, STATUS_ID = "#catalog", "#build-stage"
     CANCELLING = "cancelling… (stops at the next safe point)"
     BUSY = "A build is running: ctrl+x cancels it (what is done is kept)."
-    app: "MmtuiApp"
+    app: AppHost
 
     def __init__(self, catalog: str | None = None, autostart: bool = False) -> None:
         super().__init__()

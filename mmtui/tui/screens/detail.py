@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
 
 from textual import work
 from textual.app import ComposeResult
@@ -12,11 +11,9 @@ from textual.screen import ModalScreen
 from textual.widgets import Footer
 
 from ...search import Hit
+from ..host import AppHost
 from ..thumbnails import pixels_for
 from ..widgets.detail import DetailPane
-
-if TYPE_CHECKING:
-    from ..app import MmtuiApp
 
 
 class DetailScreen(ModalScreen):
@@ -26,7 +23,7 @@ class DetailScreen(ModalScreen):
         Binding("escape,q", "dismiss(None)", "Back"),
         Binding("m", "more_like_this", "More like this"),
     ]
-    app: "MmtuiApp"
+    app: AppHost
 
     def __init__(self, hit: Hit) -> None:
         super().__init__()

@@ -6,7 +6,7 @@ import asyncio
 import json
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.text import Text
 from textual import on, work
@@ -17,10 +17,8 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
+from ..host import AppHost
 from ..widgets.curves import CurvePlot
-
-if TYPE_CHECKING:
-    from ..app import MmtuiApp
 
 TIMESTAMPED_COPY = re.compile(r"^compare-.*-\d{8}-\d{6}$")
 COLUMNS = (("report", "report"), ("model", "model"), ("mode", "mode"), ("queries", "n_queries"),
@@ -88,7 +86,7 @@ def cell(value: Any) -> str | Text:
 
 class MetricsScreen(Screen):
     BINDINGS = [Binding("escape", "app.pop_screen", "Back"), Binding("r", "reload", "Reload")]
-    app: "MmtuiApp"
+    app: AppHost
 
     def __init__(self) -> None:
         super().__init__()

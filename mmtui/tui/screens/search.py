@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.text import Text
 from textual import on, work
@@ -16,6 +16,7 @@ from textual.widgets import Footer, Input, ListView, Static
 
 from ...filters import Filter
 from ...search import MODES, Hit, SearchResult
+from ..host import AppHost
 from ..lane import Skipped
 from ..query import LIKE_PREFIX, Query, parse_query
 from ..thumbnails import pixels_for
@@ -23,9 +24,6 @@ from ..trace import trace
 from ..widgets.detail import DetailPane
 from ..widgets.facets import FacetPanel
 from ..widgets.results import ResultItem, ResultsList
-
-if TYPE_CHECKING:
-    from ..app import MmtuiApp
 
 DEBOUNCE_S = 0.25
 QUICK_S = 0.15  # show lexical results first when hybrid takes longer than this
@@ -54,7 +52,7 @@ class SearchScreen(Screen):
         Binding("escape", "escape", "Back to search", show=False),
     ]
 
-    app: "MmtuiApp"
+    app: AppHost
 
     def __init__(self) -> None:
         super().__init__()
@@ -458,7 +456,7 @@ class SearchScreen(Screen):
         hit = self.current_hit()
         if hit is None:
             return
-        from .detail import DetailScreen
+        from .detail import DetailScreen  # built on first use, like the app's other screens
         self.app.push_screen(DetailScreen(hit), self._detail_closed)
 
     def _detail_closed(self, result: Any) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.text import Text
 from textual import on, work
@@ -13,13 +13,11 @@ from textual.containers import Horizontal
 from textual.widgets import Button, Checkbox, Footer, Input, Label, ProgressBar, Static
 
 from ...progress import Cancelled
+from ..host import AppHost
 from ..messages import WorkProgressed
 from ..widgets.curves import CurvePlot
 from .build import throttled
 from .work import WorkScreen
-
-if TYPE_CHECKING:
-    from ..app import MmtuiApp
 
 
 def result_text(result: dict[str, Any]) -> Text:
@@ -47,7 +45,7 @@ class TrainingScreen(WorkScreen):
     INPUT_ID, STATUS_ID = "#epochs", "#train-line"
     CANCELLING = "cancelling after this batch…"
     BUSY = "Training is running: ctrl+x cancels it."
-    app: "MmtuiApp"
+    app: AppHost
 
     def __init__(self) -> None:
         super().__init__()
