@@ -476,9 +476,16 @@ def use(name, data_dir) -> None:
     Example:
       mmtui use adapter-002
     """
+    from .store import Store
     from .train.promote import use_model
+    from .train.reencode import reindex_for
 
-    promotion = use_model(_settings(data_dir), name)
+    settings = _settings(data_dir)
+    store = Store.open(settings.db_path)
+    try:
+        promotion = use_model(settings, name, store=store, reindex=reindex_for(settings, name, store))
+    finally:
+        store.close()
     click.echo(f"active model: {promotion.name} (was {promotion.previous})")
 
 

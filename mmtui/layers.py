@@ -44,6 +44,7 @@ LAYER_OF = {
     "mmtui.hybrid": "query",
     "mmtui.fusion": "query",
     "mmtui.build": "write",
+    "mmtui.indexing": "write",
     "mmtui.enrich": "write",
     "mmtui.train": "write",
     "mmtui.evaluate": "evaluation",

@@ -229,7 +229,7 @@ def _query_features(encoder, queries: list[tuple[str, np.ndarray]]) -> np.ndarra
 def _figures(heads, val: dict, queries: list, query_features: np.ndarray | None) -> dict:
     """Validation figures of `heads`: each title -> its own picture, and category words -> pictures."""
     from ..encoders.lite import project_features
-    from ..fusion import matrix_metrics
+    from .fusion import matrix_metrics
 
     pictures = project_features(heads, "image", val["img"])
     titles = project_features(heads, "title", val["txt"])

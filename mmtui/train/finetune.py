@@ -244,7 +244,7 @@ def train_finetune(settings: Settings, source: Store | Sequence | None = None, *
                 "model": f"openclip:{arch}"}
     previous_r10 = before["val_r10"] if (store.get_meta("active_model") or "base") == "base" else None
     promotion = promote(settings, ckpt.name, metrics["val_r10"], force=force, store=store,
-                        previous_val_r10=previous_r10, reindex=reindex)
+                        previous_val_r10=previous_r10, reindex=_encode_again(settings, ckpt.name, store, reindex))
     return {"name": ckpt.name, "promoted": promotion.promoted, "metrics": metrics, "history": result.history,
             "path": str(ckpt.path), "promotion": promotion.as_dict(), "checkpoint": str(ckpt.weights_path),
             "model": f"openclip:{arch}"}
@@ -337,9 +337,19 @@ def _finetune_lite(settings: Settings, store: Store | None, spec: str, *, source
     result = {"name": ckpt.name, "promoted": False, "metrics": metrics, "history": history, "path": str(ckpt.path),
               "promotion": None, "checkpoint": str(ckpt.weights_path), "model": ckpt_config["model_spec"]}
     if store is not None:
-        promotion = promote(settings, ckpt.name, metrics["val_r10"], force=force, store=store, reindex=reindex)
+        promotion = promote(settings, ckpt.name, metrics["val_r10"], force=force, store=store,
+                            reindex=_encode_again(settings, ckpt.name, store, reindex))
         result.update(promoted=promotion.promoted, promotion=promotion.as_dict())
     return result
+
+
+def _encode_again(settings: Settings, name: str, store: Store, reindex: bool | Reindex) -> bool | Reindex:
+    """A fine-tuned encoder's promotion encodes the catalog again (unless the caller said how, or not to)."""
+    if reindex is True:
+        from .reencode import reindex_for
+
+        return reindex_for(settings, name, store)
+    return reindex
 
 
 def _record_lite_fingerprint(checkpoint_dir: Path, spec: str, device: str | None) -> None:

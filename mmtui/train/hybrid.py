@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..build import reindex
+from ..indexing import reindex
 from ..errors import MmtuiError
 from ..hybrid import CANDIDATES, DEFAULT_SIGNALS, META_KEY, RRF_K, SIGNALS, Ranked
 from ..progress import ProgressEvent

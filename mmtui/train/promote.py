@@ -2,7 +2,7 @@
 
 A new checkpoint becomes active only if its validation R@10 beats the active model's (`force` overrides).
 The choice is recorded in store meta ("active_model", "active_model_since", "model_history"), and the ANN
-indexes are rebuilt from cached vectors through the new projector (mmtui.build.reindex: nothing is encoded).
+indexes are rebuilt from cached vectors through the new projector (mmtui.indexing.reindex: nothing is encoded).
 """
 
 from __future__ import annotations
@@ -12,8 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
-from ..build import build_index
-from ..build import reindex as rebuild_ann
+from ..indexing import reindex as rebuild_ann
 from ..config import Settings
 from ..errors import IndexMismatchError, MmtuiError, TrainingError
 from ..store import Store
@@ -109,17 +108,10 @@ def _activate(settings: Settings, store: Store, name: str, val_r10: float, *, re
             f"train a new head on this index with `mmtui train {ckpt.kind}`")
     if needs_rebuild and reindex:
         # a fine-tuned encoder changes every vector: encode the catalog again with it (incremental by fingerprint)
-        if callable(reindex):
-            reindex(settings)
-        else:
-            catalog = store.get_meta("catalog")
-            if not catalog or not Path(catalog).exists():
-                raise TrainingError(f"the index's catalog {catalog or '(not recorded)'} is not there, so the "
-                                    f"catalog cannot be encoded again with {name}",
-                                    f"run `mmtui build-index CATALOG --model {ckpt.config.get('model_spec')} "
-                                    f"--checkpoint {ckpt.weights_path}`")
-            columns = json.loads(store.get_meta("catalog_columns") or "{}") or None
-            build_index(finetuned_settings(settings, ckpt.path), catalog, columns=columns, keep_missing=True)
+        if not callable(reindex):
+            raise TrainingError(f"{name} is a fine-tuned encoder: the catalog must be encoded again with it",
+                                f"run `mmtui use {name}`, which does that")
+        reindex(settings)
     store.set_meta(ACTIVE_KEY, name)
     store.set_meta("active_model_since", now_iso())
     history = json.loads(store.get_meta("model_history") or "[]")

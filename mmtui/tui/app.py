@@ -59,10 +59,11 @@ def default_use_model(settings: Settings, name: str) -> Any:
     The open service then re-reads it with reload()."""
     from ..store import Store
     from ..train.promote import use_model  # the write path (build, training): imported when a model is switched
+    from ..train.reencode import reindex_for
 
     store = Store.open(settings.db_path)
     try:
-        return use_model(settings, name, store=store)
+        return use_model(settings, name, store=store, reindex=reindex_for(settings, name, store))
     finally:
         store.close()
 
