@@ -48,6 +48,7 @@ class BuildReport:
     ann_recall_at_10: dict[str, float] = field(default_factory=dict)
     index_kind: dict[str, str] = field(default_factory=dict)  # "hnsw" | "exact"
     adaptation: dict = field(default_factory=dict)  # mmtui.train.adapt.Adaptation.to_json()
+    ranking: dict = field(default_factory=dict)  # mmtui.train.hybrid.learn_at_build: hybrid weights
     seconds: float = 0.0
 
     @property
@@ -134,6 +135,13 @@ def build_index(settings: Settings, catalog: Path | str, *, columns: dict | None
     # 4. indexes from stored vectors
     check_cancel(cancel)
     recall = reindex(settings, store=store, progress=progress)
+    # 5. hybrid weights learned on the validation products: a signal at chance gets no vote
+    check_cancel(cancel)
+    from .train.hybrid import learn_at_build
+
+    report.ranking = learn_at_build(settings, store, encoder, progress=progress)
+    if report.ranking.get("status") == "learned":
+        recall.update(reindex(settings, store=store, progress=progress))  # the fused index, with the learned weight
     report.ann_recall_at_10 = {k: v[0] for k, v in recall.items()}
     report.index_kind = {k: v[1] for k, v in recall.items()}
     report.products = store.product_count()

@@ -68,6 +68,7 @@ def print_build_report(report, settings) -> None:
     if not report.encoded_images and not report.encoded_texts:
         out.print("  nothing to encode: every vector was already cached")
     print_adaptation(report.adaptation)
+    print_ranking(getattr(report, "ranking", {}))
     for name, recall in report.ann_recall_at_10.items():
         kind = report.index_kind.get(name, "")
         out.print(f"  {name} index: {kind}" + (f", recall@10 vs exact search {recall:.3f}" if kind == "hnsw" else ""))
@@ -107,14 +108,34 @@ def print_adaptation(adaptation: dict) -> None:
         out.print(table)
     chance = adaptation.get("chance_r10")
     used = after if adaptation.get("model") == "adapted" and after else before
-    r10 = (used.get("title->picture") or {}).get("r10")
-    if chance and r10 is not None:
-        out.print("  " + picture_verdict(r10, chance))
+    figures = used.get("title->picture") or {}
+    if chance and figures.get("r10") is not None:
+        out.print("  " + picture_verdict(figures["r10"], chance, int(figures.get("n") or 0)))
 
 
-def picture_verdict(r10: float, chance: float) -> str:
+def print_ranking(ranking: dict) -> None:
+    """The hybrid weights build-index learned (or kept), in plain words."""
+    if not ranking:
+        return
+    if ranking.get("status") == "skipped":
+        out.print(f"  hybrid search: {ranking.get('message')}")
+        return
+    weights = ranking.get("weights") or {}
+    used = ", ".join(f"{LONG.get(s, s)} {w:g}" for s, w in weights.items() if w > 0)
+    verb = "learned on the validation products" if ranking.get("status") == "learned" else "as learned before"
+    out.print(f"  hybrid search weighs {used} ({verb})")
+    for signal in ranking.get("at_chance") or []:
+        out.print(f"  [yellow]{LONG.get(signal, signal)} find products no better than chance here: they get no vote[/]")
+
+
+LONG = {"lexical": "words", "image": "pictures", "text": "text meaning", "fused": "text+picture"}
+
+
+def picture_verdict(r10: float, chance: float, n: int = 0) -> str:
     """A shop owner's reading of title -> picture R@10 against a random ranking's."""
-    if r10 < 3 * chance:
+    from .metrics import beats_chance
+
+    if not beats_chance(r10 * n, n, chance) if n else r10 < 3 * chance:
         return (f"[yellow]Pictures: words find the right picture about as often as chance ({r10:.0%} in the top 10, "
                 f"chance {chance:.0%}); searches lean on the words.[/]")
     if r10 < 0.5:

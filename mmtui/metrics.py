@@ -170,6 +170,15 @@ def paired_retrieval(queries: np.ndarray, items: np.ndarray, *, chunk: int = 204
     return out
 
 
+def beats_chance(hits: float, n: int, p0: float, z: float = 3.0) -> bool:
+    """Whether `hits` successes out of `n` tries are more than `z` standard deviations above what chance (success
+    probability `p0` each, binomial) gives: e.g. titles finding their own picture in the top 10 of a random ranking
+    of N pictures, p0 = 10 / N."""
+    if n <= 0 or p0 >= 1.0:
+        return False
+    return hits > n * p0 + z * (n * p0 * (1.0 - p0)) ** 0.5
+
+
 def _normalise(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float32)
     if x.ndim != 2:

@@ -100,6 +100,26 @@ def attribute_queries(store: Any, split: str | None = "test", *, min_relevant: i
     return out
 
 
+def category_queries(store: Any, split: str | None = "test", *, min_relevant: int = 2) -> list[EvalQuery]:
+    """One query per kind of product in the pool, named as the catalog names it ("rug, flatwoven", "apple",
+    "casual shoes": the article type, else the last step of the category), relevant = the pool's products of that
+    kind; kinds with fewer than `min_relevant` products there are left out. What a shopper types more often than
+    a title, and what pictures must answer when words are sparse."""
+    sql = ("SELECT id, article_type, category FROM products WHERE "
+           "(coalesce(article_type, '') != '' OR coalesce(category, '') != '')")
+    params: list = []
+    if split is not None:
+        sql += " AND split = ?"
+        params.append(split)
+    groups: dict[str, list[str]] = {}
+    for pid, article, category in store.db.execute(sql, params).fetchall():
+        kind = article_of(article, category).lower()
+        if kind:
+            groups.setdefault(kind, []).append(str(pid))
+    return [EvalQuery(relevant={pid: 1 for pid in sorted(ids)}, text=kind)
+            for kind, ids in sorted(groups.items()) if len(ids) >= min_relevant]
+
+
 def write_queries(queries: Sequence[EvalQuery], path: Path) -> Path:
     """Write queries as the eval contract's JSONL ({"query": ..., "relevant": {...}}) so `mmtui eval` can read it."""
     path.parent.mkdir(parents=True, exist_ok=True)

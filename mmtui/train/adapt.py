@@ -29,7 +29,7 @@ import numpy as np
 
 from ..config import Settings
 from ..encoders.for_index import ADAPTATION_KEY, adaptation_info
-from ..metrics import paired_retrieval
+from ..metrics import beats_chance, paired_retrieval
 from ..progress import ProgressCallback, ProgressEvent, check_cancel, null_progress
 from ..store import Store
 
@@ -145,7 +145,10 @@ def _adapt(settings: Settings, store: Store, encoder, enabled: bool, progress: P
     np.save(keys_path, current)
     _, saved = load_heads(path)  # the weights as stored (fp16): the vectors must be those a loaded encoder makes
     after = _figures(saved, pairs["val"], queries, query_features)
-    better = _score(after) > _score(before) + 1e-9
+    # kept only if better than the shipped heads and itself better than chance: between two rankings at chance the
+    # "better" one is noise (pictures that match no title, say)
+    t = after["title->picture"]
+    better = _score(after) > _score(before) + 1e-9 and beats_chance(t["r10"] * t["n"], t["n"], chance)
     _use_heads(settings, store, path if better else shipped, features_fp)
     if not better:
         for stale in (path, path.with_suffix(".json")):

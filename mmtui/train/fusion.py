@@ -17,7 +17,7 @@ import numpy as np
 from ..errors import MmtuiError
 from ..fusion import DEFAULT_WEIGHT, META_KEY, fuse, product_vectors
 from ..projection import search_space
-from ..queries import attribute_queries
+from ..queries import attribute_queries, category_queries
 
 GRID = tuple(round(x, 2) for x in np.linspace(0.0, 1.0, 21))
 NDCG_K = 10
@@ -145,11 +145,12 @@ def learn_fusion_weight(settings: Any, store: Any, *, encoder: Any = None, split
     ids, text, image = product_vectors(store, projector, base, pool.tolist())
     sets = [title_query_set(store, projector, base, ids)]
     if encoder is not None:
-        queries = attribute_queries(attribute_store or store, split)
-        rowid = store.rowid_of(sorted({pid for q in queries for pid in q.relevant}))
-        sets.append(text_query_set("attribute", [q.text for q in queries],
-                                   [[rowid[p] for p in q.relevant if p in rowid] for q in queries], ids,
-                                   encoder.encode_texts, projector))
+        for name, queries in (("attribute", attribute_queries(attribute_store or store, split)),
+                              ("category", category_queries(attribute_store or store, split))):
+            rowid = store.rowid_of(sorted({pid for q in queries for pid in q.relevant}))
+            sets.append(text_query_set(name, [q.text for q in queries],
+                                       [[rowid[p] for p in q.relevant if p in rowid] for q in queries], ids,
+                                       encoder.encode_texts, projector))
     fit = fit_fusion_weight(text, image, sets, grid=grid, metric=metric)
     fit.split, fit.space, fit.learned_at = split, space, time.strftime("%Y-%m-%dT%H:%M:%S")
     if save:

@@ -17,9 +17,10 @@ import numpy as np
 
 from ..indexing import reindex
 from ..errors import MmtuiError
+from ..metrics import beats_chance
 from ..hybrid import CANDIDATES, DEFAULT_SIGNALS, META_KEY, RRF_K, SIGNALS, Ranked
 from ..progress import ProgressEvent
-from ..queries import attribute_queries, split_queries
+from ..queries import attribute_queries, category_queries, split_queries
 from ..search import SearchService
 from .fusion import learn_fusion_weight
 
@@ -40,6 +41,7 @@ class HybridFit:
     split: str = "val"
     space: str = ""
     learned_at: str = ""
+    at_chance: list[str] = field(default_factory=list)  # signals that got no vote: no better than chance
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -101,11 +103,31 @@ def score_weightings(queries: Sequence[RankedQuery], signals: Sequence[str], wei
     return {key: v / counts[key.split("/")[0]] for key, v in sums.items()}
 
 
+def signals_at_chance(queries: Sequence[RankedQuery], signals: Sequence[str], pool: int, z: float = 3.0) -> list[str]:
+    """Vector signals whose title queries (one relevant product each) find their product in the top 10 no more often
+    than a random ranking of `pool` products would: fewer than `z` standard deviations above 10/pool (binomial).
+    Words are never judged so: a title always finds itself by its words."""
+    titles = [q for q in queries if q.set_name == "title" and len(q.relevant) == 1]
+    if not titles or pool <= 10:
+        return []
+    out = []
+    for s in signals:
+        if s == "lexical":
+            continue
+        hits = sum(1 for q in titles if any(r in q.relevant for r, _ in q.ranked.get(s, [])[:10]))
+        if not beats_chance(hits, len(titles), 10 / pool, z):
+            out.append(s)
+    return out
+
+
 def fit_hybrid_weights(queries: Sequence[RankedQuery], *, signals: Sequence[str] = SIGNALS,
-                       grid: Sequence[float] = GRID, metric: str = "ndcg@10") -> HybridFit:
+                       grid: Sequence[float] = GRID, metric: str = "ndcg@10", pool: int | None = None) -> HybridFit:
     """Grid search over every signal's weight (all combinations of `grid`), maximising the mean over query sets
-    of `metric`. Ties go to the weighting closest to equal weights. Weights are scaled so the largest is 1."""
+    of `metric`. Ties go to the weighting closest to equal weights. Weights are scaled so the largest is 1.
+    With `pool` (the number of products ranked), a signal at chance (signals_at_chance) gets no vote at all."""
     signals = [s for s in signals if any(q.ranked.get(s) for q in queries)]
+    chance = signals_at_chance(queries, signals, pool) if pool else []
+    signals = [s for s in signals if s not in chance]
     if not queries or not signals:
         raise MmtuiError("no validation query to learn hybrid weights from",
                          "build the index from a catalog with titles (the val split must not be empty)")
@@ -129,7 +151,8 @@ def fit_hybrid_weights(queries: Sequence[RankedQuery], *, signals: Sequence[str]
                      single={s: round(float(objective[eq + 1 + j]), 6) for j, s in enumerate(signals)},
                      by_set={f"{s}/{m}": round(float(figures[f"{s}/{m}"][best]), 6)
                              for s in sets for m in ("ndcg@10", "recall@10")},
-                     n_queries={s: sum(1 for q in queries if q.set_name == s and q.relevant) for s in sets})
+                     n_queries={s: sum(1 for q in queries if q.set_name == s and q.relevant) for s in sets},
+                     at_chance=chance)
 
 
 def ranked_queries(service: Any, set_name: str, texts: Sequence[str], relevant: Sequence[Sequence[int]], *,
@@ -171,13 +194,16 @@ def ranked_queries(service: Any, set_name: str, texts: Sequence[str], relevant: 
 
 def validation_queries(service: Any, split: str = "val", *, progress: Any = None, limit: int | None = None,
                        attribute_store: Any = None) -> list[RankedQuery]:
-    """Title queries (each product's title -> itself) and attribute queries of `split`, ranked within it.
+    """Title queries (each product's title -> itself), attribute queries and category queries of `split`, ranked
+    within it.
     `attribute_store`: judge the attribute queries with another store's fields (same catalog ids), e.g. the
     full catalog when this one lost its colours."""
     store = service.store
     pool = np.array(sorted(r for r, s in store.splits().items() if s == split), dtype=np.int64)
     out: list[RankedQuery] = []
-    for name, queries in (("title", split_queries(store, split)), ("attribute", attribute_queries(attribute_store or store, split))):
+    sets = (("title", split_queries(store, split)), ("attribute", attribute_queries(attribute_store or store, split)),
+            ("category", category_queries(attribute_store or store, split)))
+    for name, queries in sets:
         if limit is not None:
             queries = queries[:limit]
         rowid = store.rowid_of(sorted({pid for q in queries for pid in q.relevant}))
@@ -191,11 +217,43 @@ def learn_hybrid_weights(service: Any, *, split: str = "val", metric: str = "ndc
                          save: bool = True, progress: Any = None, attribute_store: Any = None) -> HybridFit:
     """Learn the hybrid weights on `split` and save them to meta "hybrid" (used by every later hybrid search)."""
     queries = validation_queries(service, split, progress=progress, attribute_store=attribute_store)
-    fit = fit_hybrid_weights(queries, grid=grid, metric=metric)
+    pool = sum(1 for s in service.store.splits().values() if s == split)
+    fit = fit_hybrid_weights(queries, grid=grid, metric=metric, pool=pool)
     fit.split, fit.space, fit.learned_at = split, service.space, time.strftime("%Y-%m-%dT%H:%M:%S")
     if save:
         service.store.set_meta(META_KEY, json.dumps(fit.to_json()))
     return fit
+
+
+MIN_VAL_PRODUCTS = 10  # below this, weights learned at build time would fit noise: equal weights (plain RRF)
+
+
+def learn_at_build(settings: Any, store: Any, encoder: Any, *, progress: Any = None) -> dict:
+    """build-index's last step: learn the fused image weight and the hybrid weights on the validation products
+    (what `mmtui train hybrid` does) whenever the search space or the validation products changed since they were
+    last learned; else nothing. Returns {"status", "weights", "at_chance", "single", "image_weight"}."""
+    import hashlib
+
+    rows = store.db.execute("SELECT rowid, title_sha, image_sha, text_sha FROM products WHERE split = 'val' "
+                            "ORDER BY rowid").fetchall()
+    if len(rows) < MIN_VAL_PRODUCTS:
+        return {"status": "skipped", "message": f"{len(rows)} validation products: too few to learn from, so hybrid "
+                                                "search weighs every signal the same"}
+    digest = hashlib.sha1(json.dumps([store.get_meta("index_space"), rows]).encode()).hexdigest()[:16]
+    info = json.loads(store.get_meta(META_KEY) or "{}")
+    if info.get("build_digest") == digest:
+        return {"status": "unchanged", **_summary(info)}
+    try:
+        fusion, fit = train_hybrid(settings, encoder=encoder, progress=progress)
+    except MmtuiError as exc:
+        return {"status": "skipped", "message": exc.message}
+    saved = {**fit.to_json(), "build_digest": digest}
+    store.set_meta(META_KEY, json.dumps(saved))
+    return {"status": "learned", **_summary(saved), "image_weight": fusion.image_weight}
+
+
+def _summary(info: dict) -> dict:
+    return {k: info.get(k) for k in ("weights", "at_chance", "single", "score", "equal_score", "n_queries")}
 
 
 def train_hybrid(settings: Any, *, encoder: Any = None, split: str = "val", metric: str = "ndcg@10",

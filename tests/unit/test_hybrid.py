@@ -93,7 +93,7 @@ def test_learning_keeps_equal_weights_when_nothing_is_better():
 def test_learn_saves_weights_the_service_then_uses(service):
     assert hybrid_weights(service.store) == (default_weights(), False)
     queries = validation_queries(service, "train")
-    assert {q.set_name for q in queries} == {"title", "attribute"}
+    assert {q.set_name for q in queries} == {"title", "attribute", "category"}
     fit = learn_hybrid_weights(service, split="train")
     weights, learned = hybrid_weights(service.store)
     assert learned and weights == fit.weights
