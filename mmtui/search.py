@@ -325,9 +325,15 @@ class SearchService:
     def models(self) -> list[dict]:
         from .projection import active_name
 
+        from .encoders.for_index import adaptation_info
+
         active = active_name(self.store)
-        out = [{"name": "base", "kind": "base", "active": active == "base",
-                "model": self.store.get_meta("base_model"), "metrics": {}}]
+        adapted = adaptation_info(self.store)
+        kind = "base, adapted to this catalog" if adapted.get("model") == "adapted" and not adapted.get("disabled") \
+            else "base"
+        figures = ((adapted.get("after") if kind != "base" else adapted.get("before")) or {}).get("title->picture", {})
+        out = [{"name": "base", "kind": kind, "active": active == "base", "model": self.store.get_meta("base_model"),
+                "metrics": {"r10": figures["r10"]} if figures.get("r10") is not None else {}}]
         from .train.checkpoints import list_checkpoints
 
         for ck in list_checkpoints(self.settings):

@@ -213,3 +213,26 @@ def test_hybrid_weights_are_learned_at_build_time_and_a_picture_signal_at_chance
     assert saved["weights"].get("image", 0.0) == 0.0 and saved["weights"]["lexical"] > 0
     again = build_index(shuffled, make_catalog(tmp_path / "mixed", shuffle_pictures=True), encoder=FeatureEncoder(weights))
     assert again.ranking["status"] == "unchanged"
+
+
+def test_the_build_screen_and_the_models_list_show_the_adaptation(setup):
+    from rich.console import Console
+
+    from mmtui.search import SearchService
+    from mmtui.tui.screens.build import report_table
+
+    settings, weights, catalog = setup
+    report = build_index(settings, catalog, encoder=FeatureEncoder(weights))
+    console = Console(width=120, record=True)
+    console.print(report_table(report))
+    shown = console.export_text()
+    r10 = report.adaptation["after"]["title->picture"]["r10"]
+    assert "model adapted to this catalog" in shown and f"→ {r10:.3f} adapted" in shown
+    assert "hybrid weights" in shown
+    adapted = FeatureEncoder(weights).with_heads(next((settings.data_dir / "adapted").glob("*.safetensors")))
+    service = SearchService.open(settings, encoder=adapted)
+    try:
+        base = service.models()[0]
+        assert base["kind"] == "base, adapted to this catalog" and base["metrics"]["r10"] == r10
+    finally:
+        service.close()

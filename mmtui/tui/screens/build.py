@@ -51,6 +51,24 @@ def report_table(report: Any) -> Table:
     seconds = getattr(report, "seconds", None)
     if seconds is not None:
         table.add_row("time", f"{seconds:.1f} s")
+    adaptation = getattr(report, "adaptation", None) or {}
+    if adaptation:
+        table.add_row("", "")
+        table.add_row(Text("model", style="bold underline"), "")
+        table.add_row(Text(adaptation.get("message", ""), style="italic"), "")
+        before, after = adaptation.get("before") or {}, adaptation.get("after") or {}
+        for name, figures in before.items():
+            for metric, label in (("r10", "R@10"), ("ndcg@10", "nDCG@10")):
+                if figures.get(metric) is not None:
+                    now = (after.get(name) or {}).get(metric)
+                    table.add_row(f"  {name} {label}", f"{figures[metric]:.3f} shipped"
+                                  + (f" → {now:.3f} adapted" if now is not None else ""))
+    ranking = getattr(report, "ranking", None) or {}
+    if ranking.get("weights"):
+        used = ", ".join(f"{s} {w:g}" for s, w in ranking["weights"].items() if w > 0)
+        table.add_row("hybrid weights", used)
+        for signal in ranking.get("at_chance") or []:
+            table.add_row(Text(f"  {signal}: at chance, no vote", style="yellow"), "")
     rejects = getattr(report, "rejects_by_reason", None) or {}
     if rejects:
         table.add_row("", "")
