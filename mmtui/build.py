@@ -23,7 +23,7 @@ from .catalog.records import Product, Reject
 from .config import Settings
 from .encoders.base import Encoder, l2_normalize
 from .encoders.for_index import model_spec, open_encoder
-from .errors import MmtuiError
+from .errors import ConfigError, MmtuiError
 from .projection import search_space
 from .progress import ProgressCallback, ProgressEvent, check_cancel, null_progress
 from .splits import split_of
@@ -74,6 +74,8 @@ def build_index(settings: Settings, catalog: Path | str, *, columns: dict | None
 
     Products no longer in the catalog leave the index, unless `keep_missing` (a re-encode with another model
     keeps every product it already holds, whatever the catalog path now reads)."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigError(f"batch size {batch_size!r} is not a positive whole number", "use e.g. --batch-size 32")
     progress = progress or null_progress
     started = time.perf_counter()
     data = read_catalog(catalog, columns)
