@@ -49,6 +49,7 @@ class BuildReport:
     rejected_rows: int = 0  # rows not in the index at all (missing id/title, duplicates, unparsable)
     ann_recall_at_10: dict[str, float] = field(default_factory=dict)
     index_kind: dict[str, str] = field(default_factory=dict)  # "hnsw" | "exact"
+    encodings: dict[str, str] = field(default_factory=dict)  # catalog file name -> the text encoding it was read as
     seconds: float = 0.0
 
     @property
@@ -91,7 +92,7 @@ def build_index(settings: Settings, catalog: Path | str, *, columns: dict | None
     # the path as given (a folder may hold several files: data.source is only the first) made absolute, and the
     # column mapping: what a re-encode after `mmtui use` of a fine-tuned model reads again
     source = str(Path(catalog).expanduser().resolve())
-    report = BuildReport(catalog=source, model=encoder.name)
+    report = BuildReport(catalog=source, model=encoder.name, encodings=dict(data.encodings))
 
     # 1. products and rejects
     records = [_record(p, data.source.name) for p in data.products]

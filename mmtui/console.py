@@ -95,6 +95,9 @@ def print_build_report(report, settings) -> None:
     out.print(f"[bold green]Indexed {report.products:,} products[/] ({report.with_image:,} with images) "
               f"from {report.catalog} with model [bold]{report.model}[/] in {report.seconds:.1f} s")
     out.print(f"  added {report.added:,}, changed {report.updated:,}, removed {report.removed:,}")
+    encodings = getattr(report, "encodings", None) or {}
+    if encodings:
+        out.print("  read " + ", ".join(f"{name} as {enc}" for name, enc in encodings.items()), highlight=False)
     if report.encoded_images:
         out.print(f"  encoded {report.encoded_images:,} images at {report.images_per_s:,.1f} images/s")
     if report.encoded_texts:
