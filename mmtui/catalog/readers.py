@@ -12,9 +12,13 @@ JSONL: the line number). Bad rows never stop the read.
 
 CSV quoting: a quoted field may hold newlines. When a quote is never closed, the csv module would read the
 rest of the file into that one field and lose every row after it; here a record that spans lines is kept only
-when it has the header's number of fields, does not run to the end of the file inside its quotes, and none of
-its continuation lines is a complete row by itself. Otherwise its first line is rejected ("unclosed quote")
-and reading goes on at the next line.
+when it has the header's number of fields, is quoted strictly (every closing quote followed by a comma or the
+line end; it does not run to the end of the file inside its quotes), and none of its later lines is by itself a
+clean row of the header's width (for its last line: one with an even number of quotes, as a row of its own has,
+where the real end of a quoted value has an odd number). Otherwise its first line is rejected ("unclosed quote") and reading goes on at the next
+line. Single-line rows keep the csv module's lenient reading (`3.5" Pink` stays as written). The one reading this
+cannot tell apart: a multi-line quoted value one of whose later lines is itself a complete row (as many commas as
+the header, quotes balanced) is taken for an unclosed quote.
 
 Text encodings: see decoding.py (UTF-8 with or without BOM, then Windows-1252); CatalogData.encodings says
 which one each file was read as. A header that names a column twice is a CatalogError.
@@ -277,17 +281,20 @@ def _spanning_problem(lines: list[str], first: int, end: int, fields: list[str],
     to = "the end of the file" if end >= len(lines) else f"line {end}"
     if len(fields) != width:
         return f"unclosed quote: the quoted field opened here runs to {to} ({len(fields)} fields, the header has {width})"
-    if end >= len(lines):
-        try:
-            for _ in csv.reader(lines[first:end], strict=True):
-                pass
-        except csv.Error as e:
-            if "unexpected end of data" in str(e):
-                return "unclosed quote: the quoted field opened here runs to the end of the file"
-    if width >= 2:
+    try:  # strictly quoted, the lines must be exactly this one record
+        strict = list(csv.reader(lines[first:end], strict=True))
+    except csv.Error as e:
+        if "unexpected end of data" in str(e):
+            return "unclosed quote: the quoted field opened here runs to the end of the file"
+        return f"unclosed quote: the quoted field opened here runs to line {end} and is not closed cleanly ({e})"
+    if len(strict) != 1:
+        return f"unclosed quote: the quoted field opened here runs to line {end}"
+    if width >= 3:  # a later line that is a clean, complete row by itself was swallowed
         for j in range(first + 1, end):
+            if j == end - 1 and lines[j].count('"') % 2:
+                continue  # a real last line opens inside the quotes, so it holds an odd number of them
             try:
-                alone = next(csv.reader([lines[j]]), [])
+                alone = next(csv.reader([lines[j]], strict=True), [])
             except csv.Error:
                 continue
             if len(alone) == width and alone[0].strip():
