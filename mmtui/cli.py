@@ -551,9 +551,11 @@ def tui(data_dir=None, model=None, checkpoint=None, device=None) -> None:
     Example:
       mmtui tui --data-dir index
     """
-    from .tui.thumbnails import start_detecting
+    from .config import check_env_choice
+    from .tui.thumbnails import ENV_VAR, PROTOCOLS, start_detecting
 
     settings = _settings(data_dir, model, checkpoint, device)
+    check_env_choice(ENV_VAR, PROTOCOLS)
     protocol = start_detecting()  # the terminal answers while Textual and the app import
     try:
         from .tui.app import run

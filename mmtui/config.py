@@ -49,6 +49,16 @@ def env_threads() -> int | None:
     return n
 
 
+def check_env_choice(name: str, choices: tuple[str, ...] | list[str]) -> str | None:
+    """An MMTUI_* variable that takes one of `choices` (case-insensitive), None when unset or empty."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return None
+    if raw.lower() not in choices:
+        raise ConfigError(f"{name}={raw!r} is not one of the choices", f"set it to one of: {', '.join(choices)}, or unset it")
+    return raw.lower()
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path = field(default_factory=lambda: Path(DEFAULT_DATA_DIR))

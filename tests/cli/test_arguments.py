@@ -133,3 +133,9 @@ def test_build_summary_names_the_encoding(tmp_path):
     assert "read p.csv as windows-1252" in result.output
     report = json.loads(run("build-index", str(catalog), "--data-dir", str(tmp_path / "index"), "--json").stdout)
     assert report["encodings"] == {"p.csv": "windows-1252"}
+
+
+def test_a_bad_image_protocol_variable_is_refused_before_the_ui_starts(tmp_path):
+    result = run("tui", "--data-dir", str(tmp_path), env={"MMTUI_IMAGES": "bogus"})
+    assert result.exit_code == 1 and "MMTUI_IMAGES='bogus' is not one of the choices" in result.output
+    assert "halfcell" in result.output
