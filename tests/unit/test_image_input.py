@@ -153,3 +153,22 @@ def test_the_stage_deadline_rejects_what_it_could_not_fetch(drip, tmp_path):
                              stage_deadline=0.5)
     assert len(rejects) == 4 and all(r.reason == "image_download_failed" for r in rejects)
     assert all("ran out of their 0.5s in total" in r.detail for r in rejects)
+
+
+def test_ctrl_c_does_not_wait_for_a_slow_server(drip, tmp_path):
+    import _thread
+
+    base, started = drip
+    products = [Product("1", "t", image=f"{base}/slow.jpg")]
+
+    def press_ctrl_c():  # once the server is dripping, as a user would
+        while not started:
+            time.sleep(0.05)
+        time.sleep(0.3)
+        _thread.interrupt_main()
+
+    threading.Thread(target=press_ctrl_c, daemon=True).start()
+    t0 = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        resolve_images(products, tmp_path, tmp_path / "cache", timeout=5, deadline=60)
+    assert started and time.monotonic() - t0 < 20  # the drip lasts 120 s and the deadline is 60 s
