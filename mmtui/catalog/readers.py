@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -351,7 +352,10 @@ def _jsonl_items(path: Path, columns: dict[str, str] | None, encodings: dict[str
             yield source, Reject(BAD_ROW, f"not a JSON object but {type(obj).__name__}", line_no, None, source), []
             continue
         values = {k: _to_text(v, key=k) for k, v in obj.items()}
-        yield _generic_product(values, _field_columns(values, columns), line_no, source)
+        mapping = _field_columns(values, columns)
+        number = obj.get(mapping.get("price", ""))
+        exact = _json_price(number) if isinstance(number, (int, float)) and not isinstance(number, bool) else None
+        yield _generic_product(values, mapping, line_no, source, json_price=exact)
 
 
 def _to_text(value: Any, key: str = "") -> str:
@@ -371,7 +375,16 @@ def _to_text(value: Any, key: str = "") -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
-def _generic_product(values: dict[str, str], mapping: dict[str, str], row_no: int, source: str) -> Item:
+def _json_price(number: int | float) -> tuple[float | None]:
+    """A price given as a JSON number is already a number: kept as it is when it is finite, >= 0 and (an integer)
+    exactly representable; (None,) otherwise. Wrapped in a tuple so "no JSON number" (None) stays distinct."""
+    if isinstance(number, int):
+        return (float(number),) if 0 <= number <= 2**53 else (None,)
+    return (number,) if math.isfinite(number) and number >= 0 else (None,)
+
+
+def _generic_product(values: dict[str, str], mapping: dict[str, str], row_no: int, source: str,
+                     json_price: tuple[float | None] | None = None) -> Item:
     get = {name: (values.get(col) or "").strip() for name, col in mapping.items()}
     used = set(mapping.values())
     product = Product(
@@ -389,7 +402,7 @@ def _generic_product(values: dict[str, str], mapping: dict[str, str], row_no: in
     notes: list[Reject] = []
     raw_price = get.get("price", "")
     if raw_price:
-        product.price = parse_price(raw_price)
+        product.price = json_price[0] if json_price is not None else parse_price(raw_price)
         if product.price is None:
             notes.append(Reject(BAD_VALUE, f"price {raw_price[:40]!r} cannot be read exactly as a price; kept without a price", row_no, product.id, source, kept=True))
     return source, product, notes

@@ -144,3 +144,15 @@ def test_encodings_are_detected_and_reported(tmp_path):
         assert catalog.encodings == {name: encoding}
     # bytes Windows-1252 leaves undefined fall back to Latin-1: nothing is lost
     assert decode(b"a\x81b") == ("a\x81b", "latin-1")
+
+
+def test_jsonl_prices_given_as_numbers_are_kept_as_numbers(tmp_path):
+    f = tmp_path / "p.jsonl"
+    prices = [19.99, 0.1 + 0.2, 10**30, -1, "1.299,50", True]
+    f.write_text("".join(json.dumps({"id": i, "title": "t", "price": p}) + "\n" for i, p in enumerate(prices))
+                 + '{"id": 9, "title": "t", "price": NaN}\n')
+    data = read_catalog(f)
+    # 0.1 + 0.2 is a float of 17 digits: as a JSON number it is that number, not a string to read again
+    assert [p.price for p in data.products] == [19.99, 0.1 + 0.2, None, None, 1299.5, None, None]
+    assert [(r.reason, r.row) for r in data.rejects] == [("bad_value", 3), ("bad_value", 4), ("bad_value", 6),
+                                                          ("bad_value", 7)]
