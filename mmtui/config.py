@@ -55,7 +55,8 @@ def check_env_choice(name: str, choices: tuple[str, ...] | list[str]) -> str | N
     if not raw:
         return None
     if raw.lower() not in choices:
-        raise ConfigError(f"{name}={raw!r} is not one of the choices", f"set it to one of: {', '.join(choices)}, or unset it")
+        raise ConfigError(f"{name}={raw!r} is not one of the choices",
+                          f"set it to one of: {', '.join(choices)}, or unset it")
     return raw.lower()
 
 

@@ -285,7 +285,8 @@ def resolve_images(
             if problem:
                 results.setdefault(key, _Result(IMAGE_DOWNLOAD_FAILED, f"{ref[:200]}: {problem}"))
         elif "://" in ref:
-            results.setdefault(key, _Result(IMAGE_DOWNLOAD_FAILED, f"unsupported URL scheme: {ref.split('://', 1)[0][:20]} (use http or https)"))
+            scheme = ref.split("://", 1)[0][:20]
+            results.setdefault(key, _Result(IMAGE_DOWNLOAD_FAILED, f"unsupported URL scheme: {scheme} (use http or https)"))
         elif "\x00" in ref:
             results.setdefault(key, _Result(IMAGE_MISSING, f"the image path contains a NUL byte: {ref[:200]!r}"))
         else:

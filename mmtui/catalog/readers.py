@@ -11,14 +11,15 @@ Every row is accounted for: it becomes a Product or a Reject with its reason, it
 JSONL: the line number). Bad rows never stop the read.
 
 CSV quoting: a quoted field may hold newlines. When a quote is never closed, the csv module would read the
-rest of the file into that one field and lose every row after it; here a record that spans lines is kept only
+rest of the file into that one field and lose every row after it. Here a record that spans lines is kept only
 when it has the header's number of fields, is quoted strictly (every closing quote followed by a comma or the
-line end; it does not run to the end of the file inside its quotes), and none of its later lines is by itself a
-clean row of the header's width (for its last line: one with an even number of quotes, as a row of its own has,
-where the real end of a quoted value has an odd number). Otherwise its first line is rejected ("unclosed quote") and reading goes on at the next
-line. Single-line rows keep the csv module's lenient reading (`3.5" Pink` stays as written). The one reading this
-cannot tell apart: a multi-line quoted value one of whose later lines is itself a complete row (as many commas as
-the header, quotes balanced) is taken for an unclosed quote.
+line end; it does not run to the end of the file inside its quotes), and none of its later lines is by itself
+a clean row of the header's width (for its last line: one with an even number of quotes, as a row of its own
+has, where the real end of a quoted value has an odd number). Otherwise its first line is rejected ("unclosed
+quote") and reading goes on at the next line. Single-line rows keep the csv module's lenient reading
+(`3.5" Pink` stays as written). The one case this cannot tell apart: a multi-line quoted value one of whose
+later lines is itself a complete row (as many commas as the header, quotes balanced) is taken for an unclosed
+quote.
 
 Text encodings: see decoding.py (UTF-8 with or without BOM, then Windows-1252); CatalogData.encodings says
 which one each file was read as. A header that names a column twice is a CatalogError.
@@ -281,7 +282,8 @@ def _spanning_problem(lines: list[str], first: int, end: int, fields: list[str],
     """Why a record spanning lines[first:end] is not a real multi-line record ("" when it is one)."""
     to = "the end of the file" if end >= len(lines) else f"line {end}"
     if len(fields) != width:
-        return f"unclosed quote: the quoted field opened here runs to {to} ({len(fields)} fields, the header has {width})"
+        return (f"unclosed quote: the quoted field opened here runs to {to} "
+                f"({len(fields)} fields, the header has {width})")
     try:  # strictly quoted, the lines must be exactly this one record
         strict = list(csv.reader(lines[first:end], strict=True))
     except csv.Error as e:
@@ -404,7 +406,8 @@ def _generic_product(values: dict[str, str], mapping: dict[str, str], row_no: in
     if raw_price:
         product.price = json_price[0] if json_price is not None else parse_price(raw_price)
         if product.price is None:
-            notes.append(Reject(BAD_VALUE, f"price {raw_price[:40]!r} cannot be read exactly as a price; kept without a price", row_no, product.id, source, kept=True))
+            notes.append(Reject(BAD_VALUE, f"price {raw_price[:40]!r} cannot be read exactly as a price; kept without "
+                                           "a price", row_no, product.id, source, kept=True))
     return source, product, notes
 
 

@@ -196,7 +196,8 @@ VALUE = st.text(st.characters(blacklist_categories=("Cs", "Zs", "Cc")), min_size
 
 @_settings(FILTER_EXAMPLES)
 @given(field=st.sampled_from(TEXT_FIELDS), op=st.sampled_from(["=", "!=", "~"]), value=VALUE,
-       number=st.floats(allow_nan=False, allow_infinity=False), num_op=st.sampled_from(["<", "<=", ">", ">=", "=", "!="]))
+       number=st.floats(allow_nan=False, allow_infinity=False),
+       num_op=st.sampled_from(["<", "<=", ">", ">=", "=", "!="]))
 def test_well_formed_filters_round_trip(field, op, value, number, num_op):
     f = parse_where(f"{field}{op}{value}")
     assert (f.field, f.op, f.value) == (FIELDS[field][0] if field == "color" else field, op, value)
@@ -207,7 +208,8 @@ def test_well_formed_filters_round_trip(field, op, value, number, num_op):
 # -- eval files --------------------------------------------------------------------------------------------
 
 JSON_VALUE = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
-                          lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+                          lambda inner: (st.lists(inner, max_size=3)
+                                         | st.dictionaries(st.text(max_size=5), inner, max_size=3)),
                           max_leaves=8)
 
 
