@@ -24,7 +24,7 @@ from .catalog.records import Product, Reject
 from .config import Settings
 from .encoders.base import Encoder, l2_normalize
 from .encoders.for_index import model_spec, open_encoder
-from .errors import MmtuiError
+from .errors import ConfigError, MmtuiError
 from .fusion import fused_vectors, fusion_weight
 from .lexical import ensure_lexical_index
 from .projection import search_space
@@ -52,6 +52,7 @@ class BuildReport:
     rejected_rows: int = 0  # rows not in the index at all (missing id/title, duplicates, unparsable)
     ann_recall_at_10: dict[str, float] = field(default_factory=dict)
     index_kind: dict[str, str] = field(default_factory=dict)  # "hnsw" | "exact"
+    encodings: dict[str, str] = field(default_factory=dict)  # catalog file name -> the text encoding it was read as
     seconds: float = 0.0
 
     @property
@@ -77,6 +78,8 @@ def build_index(settings: Settings, catalog: Path | str, *, columns: dict | None
 
     Products no longer in the catalog leave the index, unless `keep_missing` (a re-encode with another model
     keeps every product it already holds, whatever the catalog path now reads)."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigError(f"batch size {batch_size!r} is not a positive whole number", "use e.g. --batch-size 32")
     progress = progress or null_progress
     started = time.perf_counter()
     data = read_catalog(catalog, columns)
@@ -92,7 +95,7 @@ def build_index(settings: Settings, catalog: Path | str, *, columns: dict | None
     # the path as given (a folder may hold several files: data.source is only the first) made absolute, and the
     # column mapping: what a re-encode after `mmtui use` of a fine-tuned model reads again
     source = str(Path(catalog).expanduser().resolve())
-    report = BuildReport(catalog=source, model=encoder.name)
+    report = BuildReport(catalog=source, model=encoder.name, encodings=dict(data.encodings))
 
     # 1. products and rejects
     records = [_record(p, data.source.name) for p in data.products]

@@ -50,6 +50,7 @@ LAYER_OF = {
     "mmtui.modes": "evaluation",
     "mmtui.cli": "front",
     "mmtui.console": "front",
+    "mmtui.options": "front",
     "mmtui.tui": "front",
 }
 
