@@ -22,7 +22,7 @@ from .catalog.records import Product, Reject
 from .config import Settings
 from .encoders.base import Encoder, l2_normalize
 from .encoders.for_index import model_spec, open_encoder
-from .errors import MmtuiError
+from .errors import ConfigError, MmtuiError
 from .indexing import reindex
 from .progress import ProgressCallback, ProgressEvent, check_cancel, null_progress
 from .splits import split_of
@@ -49,6 +49,7 @@ class BuildReport:
     index_kind: dict[str, str] = field(default_factory=dict)  # "hnsw" | "exact"
     adaptation: dict = field(default_factory=dict)  # mmtui.train.adapt.Adaptation.to_json()
     ranking: dict = field(default_factory=dict)  # mmtui.train.hybrid.learn_at_build: hybrid weights
+    encodings: dict[str, str] = field(default_factory=dict)  # catalog file name -> the text encoding it was read as
     seconds: float = 0.0
 
     @property
@@ -75,6 +76,8 @@ def build_index(settings: Settings, catalog: Path | str, *, columns: dict | None
     Products no longer in the catalog leave the index, unless `keep_missing` (a re-encode with another model
     keeps every product it already holds, whatever the catalog path now reads). With `adapt`, the model's heads
     are adapted to the catalog's own title-picture pairs (mmtui.train.adapt) before the indexes are built."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigError(f"batch size {batch_size!r} is not a positive whole number", "use e.g. --batch-size 32")
     progress = progress or null_progress
     started = time.perf_counter()
     data = read_catalog(catalog, columns)
@@ -90,7 +93,7 @@ def build_index(settings: Settings, catalog: Path | str, *, columns: dict | None
     # the path as given (a folder may hold several files: data.source is only the first) made absolute, and the
     # column mapping: what a re-encode after `mmtui use` of a fine-tuned model reads again
     source = str(Path(catalog).expanduser().resolve())
-    report = BuildReport(catalog=source, model=encoder.name)
+    report = BuildReport(catalog=source, model=encoder.name, encodings=dict(data.encodings))
 
     # 1. products and rejects
     records = [_record(p, data.source.name) for p in data.products]

@@ -12,6 +12,7 @@ import click
 
 from .config import Settings
 from .errors import MmtuiError
+from .options import count, fraction, non_negative, positive_float
 
 
 class Group(click.Group):
@@ -32,7 +33,8 @@ def data_dir_option(f):
 def model_options(f):
     f = click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path), default=None,
                      help="Local weights file for an openclip model (offline use).")(f)
-    f = click.option("--device", default=None, help="cpu, cuda, cuda:1 [default: CUDA when available].")(f)
+    f = click.option("--device", default=None,
+                     help="cpu, cuda, cuda:N or mps [env MMTUI_DEVICE; default: CUDA when available].")(f)
     return click.option("--model", default=None,
                         help="lite (default, offline) or openclip:ARCH/PRETRAINED [env MMTUI_MODEL].")(f)
 
@@ -81,7 +83,8 @@ def cli(ctx: click.Context) -> None:
 @model_options
 @click.option("--columns", default=None, metavar="MAP",
               help="Map our fields to your columns: title=productDisplayName,image=img_url")
-@click.option("--batch-size", default=32, show_default=True, help="Images per encoding batch.")
+@click.option("--batch-size", type=count(1, 4096), default=32, show_default=True,
+              help="Images per encoding batch (1-4096).")
 @click.option("--no-adapt", is_flag=True, help="Use the shipped model as it is: do not adapt it to this catalog.")
 @json_option
 def build_index_cmd(catalog, data_dir, model, checkpoint, device, columns, batch_size, no_adapt, as_json) -> None:
@@ -124,7 +127,7 @@ def build_index_cmd(catalog, data_dir, model, checkpoint, device, columns, batch
 @cli.command()
 @click.argument("text", required=False)
 @click.option("--image", "image", type=click.Path(path_type=Path), default=None, help="Search by this picture.")
-@click.option("-k", "k", default=10, show_default=True, help="Number of results.")
+@click.option("-k", "k", type=count(1, 10_000), default=10, show_default=True, help="Number of results (1-10000).")
 @click.option("--mode", type=click.Choice(["image", "text", "lexical", "fused", "hybrid"]), default=None,
               help="image: vs product images; text: vs product texts; lexical: BM25; fused: one vector per "
                    "product from its image and text; hybrid: all signals fused "
@@ -175,7 +178,8 @@ def search(text, image, k, mode, wheres, data_dir, model, checkpoint, device, as
               help="Seed 004's table: every mode on title and attribute queries of the split (R@10, nDCG@10).")
 @click.option("--mode", type=click.Choice(["image", "text", "lexical", "fused", "hybrid"]), default=None,
               help="Search mode [default: hybrid for a queries file, image for --split].")
-@click.option("-k", "k", default=10, show_default=True, help="Cut-off shown next to the standard ones.")
+@click.option("-k", "k", type=count(1, 10_000), default=10, show_default=True,
+              help="Cut-off shown next to the standard ones (1-10000).")
 @where_option
 @data_dir_option
 @model_options
@@ -220,7 +224,7 @@ def eval_cmd(queries, split, pool, compare, compare_modes_, mode, k, wheres, dat
     from .search import SearchService
 
     service = SearchService.open(settings)
-    with progress_printer(quiet=as_json) as progress:
+    with progress_printer(lines_when_piped=True) as progress:  # stderr: stdout stays pure JSON with --json
         if queries:
             report = evaluate.evaluate_file(service, queries, mode=mode or "hybrid", k=k, filters=filters,
                                             progress=progress)
@@ -276,7 +280,7 @@ def train() -> None:
 
 def _train_options(f):
     f = click.option("--force", is_flag=True, help="Make it the active model even if validation says it is worse.")(f)
-    f = click.option("--device", default=None, help="cpu or cuda [default: CUDA when available].")(f)
+    f = click.option("--device", default=None, help="cpu, cuda, cuda:N or mps [default: CUDA when available].")(f)
     return data_dir_option(f)
 
 
@@ -292,13 +296,14 @@ def _run_training(fn, settings, **kwargs) -> None:
 
 
 @train.command("adapter")
-@click.option("--epochs", default=10, show_default=True)
-@click.option("--alpha", default=0.2, show_default=True, help="Residual scale: y = x + alpha * f(x).")
-@click.option("--batch-size", default=256, show_default=True)
-@click.option("--lr", default=None, type=float,
+@click.option("--epochs", type=count(1, 10_000), default=10, show_default=True)
+@click.option("--alpha", type=non_negative(100.0), default=0.2, show_default=True,
+              help="Residual scale: y = x + alpha * f(x).")
+@click.option("--batch-size", type=count(2, 65_536), default=256, show_default=True)
+@click.option("--lr", default=None, type=positive_float(10.0),
               help="Learning rate of the heads [default: 1e-3 for lite, 1e-4 (seed 000) for open_clip models; "
                    "logit scale: 1e-3].")
-@click.option("--hard-negatives", default=0.0, show_default=True,
+@click.option("--hard-negatives", type=fraction(), default=0.0, show_default=True,
               help="Share of batches drawn from look-alike clusters (0 = random batches).")
 @_train_options
 def train_adapter_cmd(epochs, alpha, batch_size, lr, hard_negatives, force, device, data_dir) -> None:
@@ -313,9 +318,9 @@ def train_adapter_cmd(epochs, alpha, batch_size, lr, hard_negatives, force, devi
 
 
 @train.command("mlp")
-@click.option("--epochs", default=10, show_default=True)
-@click.option("--batch-size", default=256, show_default=True)
-@click.option("--lr", default=1e-3, show_default=True)
+@click.option("--epochs", type=count(1, 10_000), default=10, show_default=True)
+@click.option("--batch-size", type=count(2, 65_536), default=256, show_default=True)
+@click.option("--lr", type=positive_float(10.0), default=1e-3, show_default=True)
 @_train_options
 def train_mlp_cmd(epochs, batch_size, lr, force, device, data_dir) -> None:
     """Two-tower MLP baseline (512-512-256, margin ranking loss; seed 000, Experiment A)."""
@@ -326,12 +331,13 @@ def train_mlp_cmd(epochs, batch_size, lr, force, device, data_dir) -> None:
 
 
 @train.command("finetune")
-@click.option("--epochs", type=int, default=None, help="[default: 5 for open_clip, 20 for lite]")
-@click.option("--batch-size", type=int, default=None, help="[default: 32 for open_clip, 256 for lite]")
-@click.option("--lr", type=float, default=None, help="Learning rate of the tower weights [default: 1e-4].")
-@click.option("--weight-decay", type=float, default=None, help="[default: 0.01 for open_clip, 0.05 for lite]")
+@click.option("--epochs", type=count(1, 10_000), default=None, help="[default: 5 for open_clip, 20 for lite]")
+@click.option("--batch-size", type=count(2, 65_536), default=None, help="[default: 32 for open_clip, 256 for lite]")
+@click.option("--lr", type=positive_float(10.0), default=None, help="Learning rate of the tower weights [default: 1e-4].")
+@click.option("--weight-decay", type=non_negative(10.0), default=None,
+              help="[default: 0.01 for open_clip, 0.05 for lite]")
 @click.option("--no-augment", is_flag=True, help="Train without image augmentations.")
-@click.option("--max-train", default=None, type=int, help="Use at most N training products (a quick run).")
+@click.option("--max-train", default=None, type=count(2), help="Use at most N training products (a quick run).")
 @click.option("--tails", type=click.Choice(["both", "text", "image"]), default="both", show_default=True,
               help="lite: which towers' last layers to unfreeze (the image tail is ~5x slower on a CPU).")
 @_train_options
@@ -361,8 +367,8 @@ def train_finetune_cmd(epochs, batch_size, lr, weight_decay, no_augment, max_tra
 
 
 @train.command("lit")
-@click.option("--epochs", default=20, show_default=True)
-@click.option("--patience", default=5, show_default=True, help="Stop after this many epochs without a better val MRR.")
+@click.option("--epochs", type=count(1, 10_000), default=20, show_default=True)
+@click.option("--patience", type=count(1), default=5, show_default=True, help="Stop after this many epochs without a better val MRR.")
 @click.option("--catalog", type=click.Path(exists=True, path_type=Path), default=None,
               help="Train from this catalog directly (no index needed) and write lite.safetensors + lite.json "
                    "to --out: how the shipped weights are made.")
@@ -387,7 +393,7 @@ def train_lit_cmd(epochs, patience, catalog, out, force, device, data_dir) -> No
         return
     if out is None:
         raise click.UsageError("--catalog needs --out DIR (where lite.safetensors + lite.json are written)")
-    _train_lit_from_catalog(settings, catalog, out, epochs=epochs, patience=patience, device=device)
+    _train_lit_from_catalog(settings, catalog, out, epochs=epochs, patience=patience, device=settings.device)
 
 
 def _train_lit_from_catalog(settings, catalog: Path, out: Path, *, epochs: int, patience: int, device) -> None:
@@ -521,7 +527,7 @@ def enrich(show_conflicts, data_dir, as_json) -> None:
 # -- rejects ----------------------------------------------------------------------------------
 @cli.command()
 @click.option("--reason", default=None, help="Only this reason, e.g. image_corrupt.")
-@click.option("--limit", default=50, show_default=True)
+@click.option("--limit", type=count(1), default=50, show_default=True)
 @data_dir_option
 @json_option
 def rejects(reason, limit, data_dir, as_json) -> None:
@@ -557,9 +563,11 @@ def tui(data_dir=None, model=None, checkpoint=None, device=None) -> None:
     Example:
       mmtui tui --data-dir index
     """
-    from .tui.thumbnails import start_detecting
+    from .config import check_env_choice
+    from .tui.thumbnails import ENV_VAR, PROTOCOLS, start_detecting
 
     settings = _settings(data_dir, model, checkpoint, device)
+    check_env_choice(ENV_VAR, PROTOCOLS)
     protocol = start_detecting()  # the terminal answers while Textual and the app import
     try:
         from .tui.app import run

@@ -31,11 +31,21 @@ class RateColumn(ProgressColumn):
         return Text(f"{speed:,.1f} it/s" if speed else "", style="progress.data.speed")
 
 
+LINE_STEP = 0.05  # piped stderr: a line each time a stage passes another 5% of its total
+LINE_EVERY_S = 10.0  # ... or when this long has passed since the stage's last line
+
+
 @contextlib.contextmanager
-def progress_printer(quiet: bool = False) -> Iterator:
-    """A ProgressCallback drawing one rich bar per stage on stderr (nothing when quiet or not a terminal)."""
+def progress_printer(quiet: bool = False, lines_when_piped: bool = False) -> Iterator:
+    """A ProgressCallback drawing one rich bar per stage on stderr (nothing when quiet or not a terminal).
+
+    lines_when_piped: when stderr is not a terminal (a script, a log file), print plain progress lines there
+    instead ("evaluating: 500/10,000 (5%)"), so long work under --json is visibly moving; stdout is untouched."""
     if quiet:
         yield lambda event: None
+        return
+    if lines_when_piped and not err.is_terminal:
+        yield _line_printer()
         return
     columns = [SpinnerColumn(), TextColumn("{task.description:<20}"), BarColumn(), MofNCompleteColumn(),
                RateColumn(), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn()]
@@ -57,10 +67,37 @@ def progress_printer(quiet: bool = False) -> Iterator:
         yield on_event
 
 
+def _line_printer():
+    import sys
+    import time
+
+    last: dict[str, tuple[float, float]] = {}  # stage -> (share printed, monotonic time)
+
+    def on_event(event: ProgressEvent) -> None:
+        label = STAGE_LABELS.get(event.stage, event.stage)
+        if not event.total:
+            if event.message:
+                print(f"{label}: {event.message}", file=sys.stderr, flush=True)
+            return
+        share = min(1.0, event.done / event.total)
+        now = time.monotonic()
+        shown, at = last.get(event.stage, (-1.0, 0.0))
+        if share >= 1.0 or share - shown >= LINE_STEP or now - at >= LINE_EVERY_S:
+            if share == shown:
+                return
+            last[event.stage] = (share, now)
+            print(f"{label}: {event.done:,}/{event.total:,} ({share:.0%})", file=sys.stderr, flush=True)
+
+    return on_event
+
+
 def print_build_report(report, settings) -> None:
     out.print(f"[bold green]Indexed {report.products:,} products[/] ({report.with_image:,} with images) "
               f"from {report.catalog} with model [bold]{report.model}[/] in {report.seconds:.1f} s")
     out.print(f"  added {report.added:,}, changed {report.updated:,}, removed {report.removed:,}")
+    encodings = getattr(report, "encodings", None) or {}
+    if encodings:
+        out.print("  read " + ", ".join(f"{name} as {enc}" for name, enc in encodings.items()), highlight=False)
     if report.encoded_images:
         out.print(f"  encoded {report.encoded_images:,} images at {report.images_per_s:,.1f} images/s")
     if report.encoded_texts:

@@ -18,6 +18,10 @@ class MmtuiError(Exception):
         return f"{self.message}\n  hint: {self.hint}" if self.hint else self.message
 
 
+class ConfigError(MmtuiError):
+    """A setting (an option or an MMTUI_* environment variable) has a value that cannot be used."""
+
+
 class CatalogError(MmtuiError):
     """The catalog cannot be read at all (not a bad row: those become rejects)."""
 

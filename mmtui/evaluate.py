@@ -7,7 +7,9 @@ grade >= 1 is relevant, 0 is "judged, not relevant". `relevant` may also be a li
 Ids are compared as strings, so 15970 and "15970" are the same product. Other keys are ignored.
 
 A line that cannot be used is a counted skip with its reason (`Skip`), never a crash and never part of an
-average. Integral floats (2.0) are accepted as grades; 0.5, "2", true or negative grades skip the query.
+average. Integral floats (2.0) are accepted as grades; 0.5, "2", true, negative grades or grades over MAX_GRADE
+(100) skip the query as `bad_grade`: nDCG's gain 2^grade - 1 overflows a float from grade 1024 on, and a
+grade of 1000 is a typo far more often than a scale.
 
 Unknown ids: a relevant id the catalog does not hold is DROPPED from that query's relevance (and counted in
 "unknown_ids_dropped"); the query is skipped only when no relevant id remains. Why: ids usually go missing
@@ -65,7 +67,7 @@ SKIP_REASONS = {
     SKIP_EMPTY_QUERY: "\"query\" is empty or not text",
     SKIP_NO_RELEVANCE: "\"relevant\" is missing or empty",
     SKIP_BAD_RELEVANCE: "\"relevant\" is not an {id: grade} object or a list of ids",
-    SKIP_BAD_GRADE: "a grade is not a non-negative integer",
+    SKIP_BAD_GRADE: "a grade is not a whole number from 0 to 100",
     SKIP_NO_RELEVANT: "no id has grade >= 1",
     SKIP_UNKNOWN_IDS: "none of the relevant ids is in the catalog",
     SKIP_BAD_IMAGE: "the image is missing or cannot be read",
@@ -73,6 +75,7 @@ SKIP_REASONS = {
     SKIP_QUERY_ERROR: "the search rejected the query",
 }
 
+MAX_GRADE = 100  # 2^100 - 1 is still an exact, finite gain; see the module docstring
 FORMAT_HINT = ('one JSON object per line: {"query": "text", "relevant": {"<product id>": 1}} or '
                '{"image": "path/relative/to/the/file.jpg", "relevant": {"<product id>": 2}}; grade >= 1 is relevant')
 CONTRACT_KEYS = (*METRIC_KEYS, "latency_ms_p50", "latency_ms_p99", "mode", "model")
@@ -170,7 +173,7 @@ def parse_query_line(text: str, line: int | None = None, base_dir: Path | None =
     """One JSON line -> EvalQuery, or a Skip saying why it cannot be used."""
     try:
         obj = json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:  # ValueError: bad JSON, or an integer of over 4,300 digits
         return Skip(SKIP_BAD_JSON, line, str(exc)[:80])
     if not isinstance(obj, dict):
         return Skip(SKIP_NOT_OBJECT, line, type(obj).__name__)
@@ -213,7 +216,10 @@ def _parse_relevance(value: Any, line: int | None) -> dict[str, int] | Skip:
         if isinstance(grade, float) and grade.is_integer():
             grade = int(grade)
         if isinstance(grade, bool) or not isinstance(grade, int) or grade < 0:
-            return Skip(SKIP_BAD_GRADE, line, f"{pid}: {grade!r}")
+            return Skip(SKIP_BAD_GRADE, line, f"{pid}: {grade!r}"[:80])
+        if grade > MAX_GRADE:
+            return Skip(SKIP_BAD_GRADE, line, f"{pid}: grade {grade if grade < 10**12 else 'over 10^12'} is over "
+                                              f"the maximum {MAX_GRADE}")
         key = str(pid).strip()
         grades[key] = max(grade, grades.get(key, 0))
     if not any(g >= 1 for g in grades.values()):

@@ -5,6 +5,7 @@ Only known fields are allowed, and values are always bound parameters, never pas
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -46,6 +47,9 @@ class Filter:
 
 
 def parse_where(expr: str) -> Filter:
+    """One filter expression -> Filter. Anything that would silently match nothing is a QueryError with a hint:
+    a doubled operator (`colour==Black`), a value that is empty (also `colour=""`), a number that is not finite
+    (`price<nan`, `price<1e999`), an unknown field, or an operator the field's type does not have."""
     match = _PATTERN.match(expr or "")
     if not match:
         raise QueryError(f"cannot read the filter {expr!r}",
@@ -55,19 +59,27 @@ def parse_where(expr: str) -> Filter:
         raise QueryError(f"unknown filter field {field!r}",
                          "known fields: " + ", ".join(sorted(set(FIELDS) - {"color"})))
     _, kind = FIELDS[field]
+    if raw[:1] in ("=", "<", ">", "!", "~"):
+        rest = raw.lstrip("=<>!~ ")
+        raise QueryError(f"the filter {expr!r} has two operators ({op}{raw[0]})",
+                         f"use one: e.g. {field}{op}{rest or 'VALUE'}; operators are " + " ".join(OPERATORS))
+    if len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "'\"":
+        raw = raw[1:-1].strip()  # a quoted value: colour="Navy Blue"
     if raw == "":
-        raise QueryError(f"the filter {expr!r} has no value", f"e.g. {field}=VALUE")
+        raise QueryError(f"the filter {expr!r} has no value", f"e.g. {field}{op}VALUE")
     if kind is float:
+        if op == "~":
+            raise QueryError(f"'~' (contains) does not apply to the number field {field}", "use < <= > >= = !=")
         try:
             value: str | float = float(raw)
         except ValueError:
-            raise QueryError(f"{field} needs a number, got {raw!r}", f"e.g. {field}<50") from None
-        if op == "~":
-            raise QueryError(f"'~' (contains) does not apply to the number field {field}", "use < <= > >= = !=")
+            raise QueryError(f"{field} needs a number, got {raw!r}", f"e.g. {field}<50 (no currency sign)") from None
+        if not math.isfinite(value):
+            raise QueryError(f"{field} needs a finite number, got {raw!r}", f"e.g. {field}<50")
     else:
         if op in ("<", ">", "<=", ">="):
             raise QueryError(f"{op} does not apply to the text field {field}", "use =, != or ~ (contains)")
-        value = raw.strip("'\"")
+        value = raw
     return Filter(FIELDS[field][0] if field == "color" else field, op, value)
 
 

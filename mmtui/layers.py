@@ -51,6 +51,7 @@ LAYER_OF = {
     "mmtui.modes": "evaluation",
     "mmtui.cli": "front",
     "mmtui.console": "front",
+    "mmtui.options": "front",
     "mmtui.tui": "front",
 }
 

@@ -168,6 +168,7 @@ class SearchService:
         query = (query or "").strip()
         if not query:
             raise QueryError("the query is empty", 'type some words, e.g. mmtui search "black running shoes"')
+        _check_k(k)
         self._check_mode(mode, MODES)
         self._check_index(mode)
         allowed, where, params = self._allowed(filters)
@@ -190,6 +191,7 @@ class SearchService:
         from .catalog import load_image
 
         started = time.perf_counter()
+        _check_k(k)
         self._check_mode(mode, ("image", "text", "fused", "hybrid"))
         self._check_index(mode)
         label = str(image) if not hasattr(image, "size") else "<image>"
@@ -215,6 +217,7 @@ class SearchService:
 
     def more_like_this(self, product_id: str, *, k: int = 20, filters=None) -> SearchResult:
         started = time.perf_counter()
+        _check_k(k)
         rowid = self.store.rowid_of([product_id]).get(str(product_id))
         if rowid is None:
             raise QueryError(f"no product with id {product_id!r}", "pick a product from the results")
@@ -356,6 +359,19 @@ class SearchService:
         self.store.close()
 
 
+MAX_K = 10_000
+
+
+def _check_k(k) -> None:
+    """k is a whole number of hits from 1 to MAX_K (hybrid used to return every candidate for k=-1)."""
+    import numbers
+
+    from .errors import QueryError
+
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 1 <= k <= MAX_K:
+        raise QueryError(f"k={k!r} is not a number of results", f"ask for 1 to {MAX_K:,} results, e.g. -k 10")
+
+
 THREADS_RECHECK_S = 5.0  # how often a service looks at the machine's load again
 
 
@@ -366,8 +382,10 @@ def query_thread_count(load: float | None = None, cores: int | None = None) -> i
     Two threads encode a query ~25% faster on an idle 2-core machine (12.9 vs 17.0 ms a hybrid query at 10k),
     but on busy cores threads waiting on each other cost 3-10x (benchmarks/results/speed.md)."""
 
-    if os.environ.get("MMTUI_THREADS"):
-        return max(1, int(os.environ["MMTUI_THREADS"]))
+    from .config import env_threads
+
+    if env_threads():
+        return env_threads()
     cores = cores or os.cpu_count() or 1
     if cores < 2:
         return 1
@@ -439,7 +457,9 @@ def set_query_threads() -> int:
 
     n = query_thread_count()
     torch.set_num_threads(n)
-    threadpool_limits(limits=max(1, int(os.environ.get("MMTUI_THREADS") or 1)), user_api="blas")
+    from .config import env_threads
+
+    threadpool_limits(limits=env_threads() or 1, user_api="blas")
     return n
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ..errors import CatalogError
-from .files import read_text, split_lines
+from .decoding import check_unique_header, read_text, split_lines
 from .records import BAD_ROW, IMAGE_MISSING, Product, Reject
 
 FASHION_COLUMNS = (
@@ -54,16 +54,17 @@ def _split_line(line: str) -> list[str]:
         return line.split(",")
 
 
-def _lines(path: Path) -> Iterator[str]:
-    yield from split_lines(read_text(path))
-
-
-def read_fashion_file(path: Path, *, with_images: bool) -> Iterator[Product | Reject]:
+def read_fashion_file(path: Path, *, with_images: bool, encodings: dict[str, str] | None = None
+                      ) -> Iterator[Product | Reject]:
     """Yield a Product or a Reject for every data row of one Fashion CSV, in file order.
 
-    `row` is the 1-based data row (the line number minus the header line).
+    `row` is the 1-based data row (the line number minus the header line). `encodings` gets the file's
+    encoding under its name.
     """
-    lines = _lines(path)
+    text, encoding = read_text(path)  # shared decoding: UTF-8 (with or without BOM), then Windows-1252
+    if encodings is not None:
+        encodings[path.name] = encoding
+    lines = iter(split_lines(text))
     header_line = next(lines, None)
     if header_line is None:
         raise CatalogError(f"{path} is empty", "a styles.csv starts with the header: " + ",".join(FASHION_COLUMNS))
@@ -73,6 +74,7 @@ def read_fashion_file(path: Path, *, with_images: bool) -> Iterator[Product | Re
             f"{path} does not have the Fashion styles.csv header",
             "expected the columns " + ",".join(FASHION_COLUMNS) + " (productDisplayName last)",
         )
+    check_unique_header(path.name, header)
     n = len(header)
     source = path.name
     for row_no, line in enumerate(lines, start=1):

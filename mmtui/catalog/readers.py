@@ -6,14 +6,31 @@ Accepted:
 - a folder holding `products.csv` or `products.jsonl` (generic), or `styles.csv` (+ `images/{id}.jpg`,
   and optionally `styles-text-only.csv`) in the Fashion Product Images layout.
 
-Bad rows never stop the read: each becomes a Reject with its 1-based data row (CSV: row after the
-header; JSONL: line number) and file name.
+Every row is accounted for: it becomes a Product or a Reject with its reason, its file name and its row
+(CSV: the line number minus the header line, so row 1 is the file's second line, blank lines counted;
+JSONL: the line number). Bad rows never stop the read.
+
+CSV quoting: a quoted field may hold newlines. When a quote is never closed, the csv module would read the
+rest of the file into that one field and lose every row after it. Here a record that spans lines is kept only
+when it has the header's number of fields, is quoted strictly (every closing quote followed by a comma or the
+line end; it does not run to the end of the file inside its quotes), and none of its later lines is by itself
+a clean row of the header's width (for its last line: one with an even number of quotes, as a row of its own
+has, where the real end of a quoted value has an odd number). Otherwise its first line is rejected ("unclosed
+quote") and reading goes on at the next line. Single-line rows keep the csv module's lenient reading
+(`3.5" Pink` stays as written). The one case this cannot tell apart: a multi-line quoted value one of whose
+later lines is itself a complete row (as many commas as the header, quotes balanced) is taken for an unclosed
+quote.
+
+Text encodings: see decoding.py (UTF-8 with or without BOM, then Windows-1252); CatalogData.encodings says
+which one each file was read as. A header that names a column twice is a CatalogError.
+
+Prices: see parse_price. A price that cannot be read exactly is stored as missing and the row gets a kept
+`bad_value` reject saying so; it is never turned into another number.
 """
 
 from __future__ import annotations
 
 import csv
-import io
 import json
 import math
 import re
@@ -23,7 +40,7 @@ from typing import Any, Iterable, Iterator
 
 from ..errors import CatalogError
 from . import fashion
-from .files import read_text, split_lines
+from .decoding import check_unique_header, physical_lines, read_text, split_lines
 from .records import BAD_ROW, BAD_VALUE, DUPLICATE_ID, MISSING_ID, MISSING_TITLE, Product, Reject
 
 FIELDS = ("id", "title", "description", "category", "brand", "colour", "gender", "price", "image")
@@ -56,6 +73,7 @@ class CatalogData:
     base_dir: Path  # relative image paths resolve against this
     layout: str  # "csv" | "jsonl" | "fashion"
     files: list[Path] = field(default_factory=list)  # every file read, in order
+    encodings: dict[str, str] = field(default_factory=dict)  # file name -> the encoding it was read as
 
 
 def parse_columns(spec: str) -> dict[str, str]:
@@ -90,13 +108,14 @@ def read_catalog(path: Path | str, columns: dict[str, str] | None = None) -> Cat
     if path.is_dir():
         return _read_folder(path, columns)
     suffix = path.suffix.lower()
+    enc: dict[str, str] = {}
     if suffix == ".jsonl":
-        return _finish(_jsonl_items(path, columns), path, path.parent, "jsonl", [path])
+        return _finish(_jsonl_items(path, columns, enc), path, path.parent, "jsonl", [path], enc)
     if suffix == ".csv":
         if _has_fashion_header(path):
             with_images = path.name.lower() != fashion.TEXT_ONLY_FILE
-            return _finish(_fashion_items([(path, with_images)]), path, path.parent, "fashion", [path])
-        return _finish(_csv_items(path, columns), path, path.parent, "csv", [path])
+            return _finish(_fashion_items([(path, with_images)], enc), path, path.parent, "fashion", [path], enc)
+        return _finish(_csv_items(path, columns, enc), path, path.parent, "csv", [path], enc)
     raise CatalogError(f"cannot read {path.name}: not a .csv or .jsonl file", ACCEPTED_HINT)
 
 
@@ -111,7 +130,8 @@ def _read_folder(folder: Path, columns: dict[str, str] | None) -> CatalogData:
         return read_catalog(generic[0], columns)
     if (folder / fashion.STYLES_FILE).is_file():
         files = fashion.fashion_files(folder)
-        return _finish(_fashion_items(files), files[0][0], folder, "fashion", [f for f, _ in files])
+        enc: dict[str, str] = {}
+        return _finish(_fashion_items(files, enc), files[0][0], folder, "fashion", [f for f, _ in files], enc)
     found = sorted(p.name for p in folder.iterdir())[:10]
     raise CatalogError(
         f"{folder} has no catalog file (found: {', '.join(found) or 'nothing'})",
@@ -122,7 +142,8 @@ def _read_folder(folder: Path, columns: dict[str, str] | None) -> CatalogData:
 Item = tuple[str, "Product | Reject", list[Reject]]  # (file name, row result, notes kept with the product)
 
 
-def _finish(items: Iterable[Item], source: Path, base_dir: Path, layout: str, files: list[Path]) -> CatalogData:
+def _finish(items: Iterable[Item], source: Path, base_dir: Path, layout: str, files: list[Path],
+            encodings: dict[str, str]) -> CatalogData:
     """Apply the rules every layout shares: id and title required, first of a duplicate id wins."""
     products: list[Product] = []
     rejects: list[Reject] = []
@@ -144,18 +165,19 @@ def _finish(items: Iterable[Item], source: Path, base_dir: Path, layout: str, fi
             seen[item.id] = (src, item.row)
             products.append(item)
             rejects.extend(notes)
-    return CatalogData(products, rejects, source, base_dir, layout, files)
+    return CatalogData(products, rejects, source, base_dir, layout, files, encodings)
 
 
-def _fashion_items(files: list[tuple[Path, bool]]) -> Iterator[Item]:
+def _fashion_items(files: list[tuple[Path, bool]], encodings: dict[str, str]) -> Iterator[Item]:
     for file, with_images in files:
-        for item in fashion.read_fashion_file(file, with_images=with_images):
+        for item in fashion.read_fashion_file(file, with_images=with_images, encodings=encodings):
             yield file.name, item, []
 
 
 def _has_fashion_header(path: Path) -> bool:
-    text = read_text(path)
-    first = text.split("\n", 1)[0].rstrip("\r")
+    text, _ = read_text(path)
+    lines = split_lines(text[:65536])
+    first = lines[0] if lines else ""
     return fashion.is_fashion_header(fashion.split_header(first))
 
 
@@ -182,37 +204,105 @@ def _field_columns(keys: Iterable[str], columns: dict[str, str] | None) -> dict[
     return out
 
 
-def _csv_items(path: Path, columns: dict[str, str] | None) -> Iterator[Item]:
-    text = read_text(path)
-    reader = csv.reader(io.StringIO(text, newline=""))
+def _csv_items(path: Path, columns: dict[str, str] | None, encodings: dict[str, str]) -> Iterator[Item]:
+    text, encodings[path.name] = read_text(path)
+    lines = physical_lines(text)
     source = path.name
+    if not any(line.strip() for line in lines):
+        raise CatalogError(f"{path} is empty", "a CSV catalog starts with a header row, e.g. id,title,image")
     try:
+        reader = csv.reader(iter(lines))
         header = next(reader)
-    except StopIteration:
-        raise CatalogError(f"{path} is empty", "a CSV catalog starts with a header row, e.g. id,title,image") from None
-    except csv.Error as e:
+        header_lines = reader.line_num
+    except (csv.Error, StopIteration) as e:
         raise CatalogError(f"cannot parse the header of {path}: {e}", "check the file is CSV") from e
     header = [h.strip() for h in header]
+    check_unique_header(source, header)
     mapping = _field_columns(header, columns)
     _check_mapping(path, header, mapping, columns)
-    row_no = 0
-    while True:
-        row_no += 1
-        try:
-            row = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as e:
-            yield source, Reject(BAD_ROW, f"cannot parse CSV: {e}", row_no, None, source), []
+    for start, result in _csv_records(lines, header_lines, len(header)):
+        row_no = start - header_lines + 1  # 1 = the first line after the header
+        if isinstance(result, str):
+            pid = _first_field(lines[start])
+            yield source, Reject(BAD_ROW, f"line {start + 1}: {result}", row_no, pid, source), []
             continue
-        if not any(c.strip() for c in row):
-            row_no -= 1  # blank line: not a data row
+        if not any(c.strip() for c in result):
+            continue  # a blank line is not a data row
+        if len(result) != len(header):
+            pid = (result[0].strip() or None) if result else None
+            yield source, Reject(BAD_ROW, f"line {start + 1}: {len(result)} fields, the header has {len(header)}",
+                                 row_no, pid, source), []
             continue
-        if len(row) != len(header):
-            pid = (row[0].strip() or None) if row else None
-            yield source, Reject(BAD_ROW, f"{len(row)} fields, the header has {len(header)}", row_no, pid, source), []
-            continue
-        yield _generic_product(dict(zip(header, row)), mapping, row_no, source)
+        yield _generic_product(dict(zip(header, result)), mapping, row_no, source)
+
+
+def _first_field(line: str) -> str | None:
+    first = line.split(",", 1)[0].strip().strip('"').strip()
+    return first or None
+
+
+def _csv_records(lines: list[str], start: int, width: int) -> Iterator[tuple[int, list[str] | str]]:
+    """(index of the record's first line, its fields or why that line cannot be read) for every record from
+    lines[start] on. A record that spans lines is accepted only when it looks like one record (see the module
+    docstring); otherwise its first line is reported and reading resumes at the next line."""
+    n = len(lines)
+    pos = start
+    while pos < n:
+        reader = csv.reader(lines[j] for j in range(pos, n))
+        base, consumed = pos, 0
+        restart = None
+        while True:
+            first = base + consumed
+            try:
+                fields = next(reader)
+            except StopIteration:
+                pos = n
+                break
+            except csv.Error as e:
+                if reader.line_num - consumed > 1:  # the error came inside a record that spans lines
+                    yield first, f"unclosed quote: cannot parse the record that starts here ({e})"
+                else:
+                    yield first, f"cannot parse CSV: {e}"
+                restart = first + 1
+                break
+            end = base + reader.line_num  # one past the record's last line
+            consumed = reader.line_num
+            if end - first > 1:
+                problem = _spanning_problem(lines, first, end, fields, width)
+                if problem:
+                    yield first, problem
+                    restart = first + 1
+                    break
+            yield first, fields
+        if restart is not None:
+            pos = restart
+
+
+def _spanning_problem(lines: list[str], first: int, end: int, fields: list[str], width: int) -> str:
+    """Why a record spanning lines[first:end] is not a real multi-line record ("" when it is one)."""
+    to = "the end of the file" if end >= len(lines) else f"line {end}"
+    if len(fields) != width:
+        return (f"unclosed quote: the quoted field opened here runs to {to} "
+                f"({len(fields)} fields, the header has {width})")
+    try:  # strictly quoted, the lines must be exactly this one record
+        strict = list(csv.reader(lines[first:end], strict=True))
+    except csv.Error as e:
+        if "unexpected end of data" in str(e):
+            return "unclosed quote: the quoted field opened here runs to the end of the file"
+        return f"unclosed quote: the quoted field opened here runs to line {end} and is not closed cleanly ({e})"
+    if len(strict) != 1:
+        return f"unclosed quote: the quoted field opened here runs to line {end}"
+    if width >= 3:  # a later line that is a clean, complete row by itself was swallowed
+        for j in range(first + 1, end):
+            if j == end - 1 and lines[j].count('"') % 2:
+                continue  # a real last line opens inside the quotes, so it holds an odd number of them
+            try:
+                alone = next(csv.reader([lines[j]], strict=True), [])
+            except csv.Error:
+                continue
+            if len(alone) == width and alone[0].strip():
+                return f"unclosed quote: the quoted field opened here swallows line {j + 1}, a complete row"
+    return ""
 
 
 def _check_mapping(path: Path, header: list[str], mapping: dict[str, str], columns: dict[str, str] | None) -> None:
@@ -230,21 +320,44 @@ def _check_mapping(path: Path, header: list[str], mapping: dict[str, str], colum
             )
 
 
-def _jsonl_items(path: Path, columns: dict[str, str] | None) -> Iterator[Item]:
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:
+            raise _DuplicateKey(key)
+        obj[key] = value
+    return obj
+
+
+def _jsonl_items(path: Path, columns: dict[str, str] | None, encodings: dict[str, str]) -> Iterator[Item]:
     source = path.name
-    for line_no, line in enumerate(split_lines(read_text(path)), start=1):
+    text, encodings[source] = read_text(path)
+    for line_no, line in enumerate(split_lines(text), start=1):
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
+            obj = json.loads(line, object_pairs_hook=_no_duplicate_keys)
+        except _DuplicateKey as e:
+            yield source, Reject(BAD_ROW, f"the key {e.args[0]!r} appears twice", line_no, None, source), []
+            continue
         except json.JSONDecodeError as e:
             yield source, Reject(BAD_ROW, f"not valid JSON: {e.msg} at column {e.colno}", line_no, None, source), []
+            continue
+        except (ValueError, RecursionError) as e:  # an integer of over 4,300 digits, nesting too deep
+            yield source, Reject(BAD_ROW, f"not usable JSON: {str(e)[:80]}", line_no, None, source), []
             continue
         if not isinstance(obj, dict):
             yield source, Reject(BAD_ROW, f"not a JSON object but {type(obj).__name__}", line_no, None, source), []
             continue
         values = {k: _to_text(v, key=k) for k, v in obj.items()}
-        yield _generic_product(values, _field_columns(values, columns), line_no, source)
+        mapping = _field_columns(values, columns)
+        number = obj.get(mapping.get("price", ""))
+        exact = _json_price(number) if isinstance(number, (int, float)) and not isinstance(number, bool) else None
+        yield _generic_product(values, mapping, line_no, source, json_price=exact)
 
 
 def _to_text(value: Any, key: str = "") -> str:
@@ -264,7 +377,16 @@ def _to_text(value: Any, key: str = "") -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
-def _generic_product(values: dict[str, str], mapping: dict[str, str], row_no: int, source: str) -> Item:
+def _json_price(number: int | float) -> tuple[float | None]:
+    """A price given as a JSON number is already a number: kept as it is when it is finite, >= 0 and (an integer)
+    exactly representable; (None,) otherwise. Wrapped in a tuple so "no JSON number" (None) stays distinct."""
+    if isinstance(number, int):
+        return (float(number),) if 0 <= number <= 2**53 else (None,)
+    return (number,) if math.isfinite(number) and number >= 0 else (None,)
+
+
+def _generic_product(values: dict[str, str], mapping: dict[str, str], row_no: int, source: str,
+                     json_price: tuple[float | None] | None = None) -> Item:
     get = {name: (values.get(col) or "").strip() for name, col in mapping.items()}
     used = set(mapping.values())
     product = Product(
@@ -282,30 +404,67 @@ def _generic_product(values: dict[str, str], mapping: dict[str, str], row_no: in
     notes: list[Reject] = []
     raw_price = get.get("price", "")
     if raw_price:
-        product.price = parse_price(raw_price)
+        product.price = json_price[0] if json_price is not None else parse_price(raw_price)
         if product.price is None:
-            notes.append(Reject(BAD_VALUE, f"price {raw_price!r} is not a number; kept without a price", row_no, product.id, source, kept=True))
+            notes.append(Reject(BAD_VALUE, f"price {raw_price[:40]!r} cannot be read exactly as a price; kept without "
+                                           "a price", row_no, product.id, source, kept=True))
     return source, product, notes
 
 
-_PRICE_CHARS = re.compile(r"[^\d.,\-]")
+# Currency marks allowed before or after a price: a symbol, an upper-case ISO code (EUR, USD) or a few common
+# abbreviations. Anything else around the number makes the price unreadable (it is then stored as missing).
+_CURRENCY = r"(?:[$€£¥₹₩₽¢]|[A-Z]{3}|Rs\.?|kr|zł|Fr\.?)"
+_NUMBER = re.compile(
+    r"""(?P<plain>\d+(?:\.\d+)?)                          # 12, 12.50, 1.299 (a dot is a decimal point)
+      | (?P<commas>\d{1,3}(?:,\d{3})+(?:\.\d+)?)          # 1,299 and 1,299.50 (commas group thousands)
+      | (?P<dots>\d{1,3}(?:\.\d{3})+,\d{1,2}               # 1.299,50 (dots group thousands, comma decimal)
+               | \d{1,3}(?:\.\d{3}){2,})                   # 1.299.000
+      | (?P<comma_decimal>\d+,\d{1,2})                    # 19,99 and 5,5 (one or two decimals)
+      | (?P<exponent>\d+(?:\.\d+)?[eE][+-]?\d{1,3})       # 1e5, 2.5E3
+    """,
+    re.VERBOSE,
+)
+_PRICE = re.compile(rf"^(?:{_CURRENCY}\s*)?(?P<number>[\d.,eE+-]+)(?:\s*{_CURRENCY})?$")
+MAX_PRICE_DIGITS = 15  # significant digits a float holds exactly; more cannot be stored as written
 
 
 def parse_price(raw: str) -> float | None:
-    """"19.99", "$19.99", "1,299.00", "EUR 5" -> float; anything else (or negative) -> None."""
-    s = _PRICE_CHARS.sub("", raw.strip())
-    if not s or not any(c.isdigit() for c in s):
+    """A price as written in a catalog -> float, or None when it cannot be read exactly.
+
+    Accepted (optionally with a currency mark before or after: $, €, £, ¥, ₹, EUR, USD, Rs, kr, ...):
+      12  12.50  1.299 (= 1.299: a lone dot is a decimal point)
+      1,299  1,299.50  1,299,000 (commas group thousands: a comma followed by exactly three digits)
+      1.299,50  1.299.000 (dots group thousands when a decimal comma follows or the groups repeat)
+      19,99  5,5 (a decimal comma with one or two decimals)
+      1e5  2.5E3 (exponents, as long as the value is finite and exact)
+    Refused (None): negative numbers, nan, inf, 1e309 (overflow), 1e-400 (underflow), more than 15 significant
+    digits, two numbers ("10-15"), ambiguous groupings ("1,2999", "12,500,00"), words ("abc", "12 apples")."""
+    s = " ".join((raw or "").split())
+    match = _PRICE.match(s)
+    if not match:
         return None
-    if "," in s and "." in s:
-        s = s.replace(",", "")
-    elif "," in s:
-        head, _, tail = s.rpartition(",")
-        # "1,299" is thousands; "19,99" is a decimal comma.
-        s = s.replace(",", "") if len(tail) == 3 else head.replace(",", "") + "." + tail
+    number = match.group("number")
+    parts = _NUMBER.fullmatch(number)
+    if not parts:
+        return None
+    kind = parts.lastgroup
+    if kind == "commas":
+        number = number.replace(",", "")
+    elif kind == "dots":
+        number = number.replace(".", "").replace(",", ".")
+    elif kind == "comma_decimal":
+        number = number.replace(",", ".")
+    from decimal import Decimal, InvalidOperation
+
     try:
-        value = float(s)
-    except ValueError:
+        exact = Decimal(number)
+    except InvalidOperation:
         return None
-    if math.isnan(value) or math.isinf(value) or value < 0:
+    if not exact.is_finite() or exact < 0:
         return None
+    if exact != 0 and len(exact.normalize().as_tuple().digits) > MAX_PRICE_DIGITS:
+        return None
+    value = float(exact)
+    if value in (float("inf"), float("-inf")) or (value == 0.0 and exact != 0):
+        return None  # overflow or underflow: not the number written
     return value

@@ -13,6 +13,7 @@ BAD_VALUE = "bad_value"  # a field that cannot be converted (price "abc"); the r
 IMAGE_MISSING = "image_missing"  # no image given, or the file does not exist
 IMAGE_UNREADABLE = "image_unreadable"  # permission or I/O error
 IMAGE_TOO_SMALL = "image_too_small"  # file under 200 bytes
+IMAGE_TOO_LARGE = "image_too_large"  # local file over the size cap (checked with a stat, before reading)
 IMAGE_CORRUPT = "image_corrupt"  # not decodable
 IMAGE_TRUNCATED = "image_truncated"
 IMAGE_BOMB = "image_bomb"  # decompression bomb (too many pixels)
@@ -20,7 +21,7 @@ IMAGE_UNSUPPORTED = "image_unsupported"  # a format Pillow cannot or should not 
 IMAGE_DOWNLOAD_FAILED = "image_download_failed"  # URL: timeout, HTTP error, too large, not an image
 
 IMAGE_REASONS = (
-    IMAGE_MISSING, IMAGE_UNREADABLE, IMAGE_TOO_SMALL, IMAGE_CORRUPT, IMAGE_TRUNCATED,
+    IMAGE_MISSING, IMAGE_UNREADABLE, IMAGE_TOO_SMALL, IMAGE_TOO_LARGE, IMAGE_CORRUPT, IMAGE_TRUNCATED,
     IMAGE_BOMB, IMAGE_UNSUPPORTED, IMAGE_DOWNLOAD_FAILED,
 )
 

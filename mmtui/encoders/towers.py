@@ -38,9 +38,11 @@ def set_default_threads() -> None:
     """Use at most 2 CPU threads unless the caller already chose a number (MMTUI_THREADS, OMP/MKL env)."""
     if getattr(set_default_threads, "_done", False):
         return
-    if os.environ.get("MMTUI_THREADS"):
+    from ..config import env_threads
+
+    if env_threads():
         set_default_threads._done = True  # type: ignore[attr-defined]
-        torch.set_num_threads(max(1, int(os.environ["MMTUI_THREADS"])))
+        torch.set_num_threads(env_threads())
         return
     if os.environ.get("OMP_NUM_THREADS") or os.environ.get("MKL_NUM_THREADS"):
         return

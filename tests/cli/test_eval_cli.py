@@ -34,7 +34,7 @@ def test_eval_json_has_the_contract_keys_and_counts_skips(data_dir, tiny_catalog
     result = CliRunner().invoke(cli, ["eval", str(queries), "--data-dir", str(data_dir), "--mode", "lexical",
                                       "--json"])
     assert result.exit_code == 0, result.output
-    report = json.loads(result.output)
+    report = json.loads(result.stdout)
     assert CONTRACT <= set(report)
     assert report["mode"] == "lexical" and report["model"] == "fake"
     assert report["n_queries"] == 2  # the image query cannot run in lexical mode: counted, not averaged

@@ -131,3 +131,15 @@ def test_reports_and_histories_are_read_best_first(tmp_path: Path):
     (ckpts / "adapter-1" / "history.json").write_text(json.dumps([{"epoch": 1, "train_loss": 1.0}]))
     assert read_histories(ckpts) == {"adapter-1": [{"epoch": 1, "train_loss": 1.0}]}
     assert read_reports(tmp_path / "none") == [] and read_histories(tmp_path / "none") == {}
+
+
+def test_build_report_table_names_each_file_encoding():
+    from rich.console import Console
+
+    from mmtui.build import BuildReport
+    from mmtui.tui.screens.build import report_table
+
+    console = Console(width=60, record=True)
+    console.print(report_table(BuildReport(catalog="x", model="m", encodings={"p.csv": "windows-1252"})))
+    line = next(line for line in console.export_text().splitlines() if "read p.csv as" in line)
+    assert line.split()[-1] == "windows-1252"

@@ -58,10 +58,10 @@ def test_missing(tmp_path):
 def test_unreadable(tmp_path, monkeypatch, make_jpeg):
     p = put(tmp_path, "a.jpg", make_jpeg())
 
-    def deny(self):
+    def deny(self, *args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(Path, "read_bytes", deny)
+    monkeypatch.setattr(Path, "open", deny)  # the image is read through Path.open (a bounded read)
     status, detail = validate_image(p)
     assert status == "image_unreadable" and "permission" in detail.lower()
 

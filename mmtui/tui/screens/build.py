@@ -51,6 +51,8 @@ def report_table(report: Any) -> Table:
     seconds = getattr(report, "seconds", None)
     if seconds is not None:
         table.add_row("time", f"{seconds:.1f} s")
+    for name, encoding in (getattr(report, "encodings", None) or {}).items():
+        table.add_row(f"read {name} as", encoding)
     adaptation = getattr(report, "adaptation", None) or {}
     if adaptation:
         table.add_row("", "")
