@@ -404,8 +404,9 @@ class LiteEncoder:
                     last, mask = taps["last"], taps["mask"].float()
                 m = mask.to(last.device)[..., None]
                 pooled[idx] = ((last.float() * m).sum(1) / m.sum(1).clamp_min(1.0)).cpu().numpy()
-        pooled = pooled.astype(np.float16)  # as cached: re-projecting the cache gives these very vectors
-        return project_features(self.heads, "text", pooled), pooled
+        # the vectors from the features as computed, the features as cached (float16: re-projecting them gives
+        # vectors within ~1e-3 of these)
+        return project_features(self.heads, "text", pooled), pooled.astype(np.float16)
 
     def encode_texts_plain(self, texts: Sequence[str]) -> np.ndarray:
         """The reference text path through transformers' BertModel (any device)."""
@@ -472,8 +473,8 @@ class LiteEncoder:
             for start in range(0, len(images), self.batch_size):
                 taps = self.image_features(images[start:start + self.batch_size])
                 feats.append(torch.cat([taps[n].float() for n in self.heads.image.pooled], dim=1).cpu().numpy())
-        features = np.concatenate(feats).astype(np.float16)  # as cached (see encode_texts_with_features)
-        return project_features(self.heads, "image", features), features
+        features = np.concatenate(feats)
+        return project_features(self.heads, "image", features), features.astype(np.float16)  # see texts
 
     def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         if not len(images):
