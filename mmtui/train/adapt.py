@@ -307,7 +307,7 @@ def _fit_heads(base, pairs, device, epochs, lr, weight_decay, batch_size, patien
     img = torch.from_numpy(pairs["train"]["img"]).to(device)
     txt = torch.from_numpy(pairs["train"]["txt"]).to(device)
     params = [*heads.image.proj.parameters(), *heads.text.proj.parameters(), heads.logit_scale]
-    if heads.image.bridge:
+    if heads.image.bridge and heads.image.bridge.get("learn_weight", True):
         params.append(heads.image.bridge_weight)
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     n = len(img)
