@@ -19,7 +19,7 @@ import numpy as np
 
 from .fusion import fusion_info
 from .hybrid import default_weights, hybrid_weights
-from .queries import EvalQuery, attribute_queries, split_queries
+from .queries import EvalQuery, attribute_queries, category_queries, split_queries
 from .train.hybrid import RankedQuery, ranked_queries, score_weightings
 
 ROWS: tuple[tuple[str, str, dict[str, float] | None], ...] = (
@@ -50,9 +50,12 @@ class ModesReport:
 
 
 def default_query_sets(store: Any, split: str = "test", *, attribute_store: Any = None) -> dict[str, list[EvalQuery]]:
-    """Title queries and attribute queries of `split`. `attribute_store`: generate the attribute queries (and
-    their relevance) from another store of the same catalog, e.g. the full one when `store` lost its colours."""
-    return {"title": split_queries(store, split), "attribute": attribute_queries(attribute_store or store, split)}
+    """Title queries, attribute queries and category queries of `split` (the sets the catalog's fields allow).
+    `attribute_store`: generate the attribute and category queries (and their relevance) from another store of the
+    same catalog, e.g. the full one when `store` lost its colours."""
+    sets = {"title": split_queries(store, split), "attribute": attribute_queries(attribute_store or store, split),
+            "category": category_queries(attribute_store or store, split)}
+    return {name: queries for name, queries in sets.items() if queries or name == "title"}
 
 
 def compare_modes(service: Any, query_sets: dict[str, Sequence[EvalQuery]], *, split: str | None = "test",
