@@ -105,13 +105,13 @@ def _adapt(settings: Settings, store: Store, encoder, enabled: bool, progress: P
         if info:
             store.set_meta(ADAPTATION_KEY, json.dumps({**info, "disabled": True}))
         return Adaptation("off", "adapting is off (--no-adapt): the shipped heads are in use", "shipped",
-                          n_train, n_val, chance_r10=chance)
+                          n_train, n_val, _shipped_figures(store, encoder, shipped, pairs["val"]), chance_r10=chance)
     if n_train < MIN_TRAIN_PAIRS or n_val < MIN_VAL_PAIRS:
         _use_heads(settings, store, shipped, features_fp)
         return Adaptation("too-few-pairs", f"{n_train} training and {n_val} validation pairs of title and picture: "
                           f"too few to adapt the model to this catalog (it needs {MIN_TRAIN_PAIRS} and "
                           f"{MIN_VAL_PAIRS}); the shipped model is in use", "shipped", n_train, n_val,
-                          chance_r10=chance)
+                          _shipped_figures(store, encoder, shipped, pairs["val"]), chance_r10=chance)
     base_sha = _file_sha(shipped)
     current = _pair_keys(pairs["train"])
     weights = settings.data_dir / info["weights"] if info.get("weights") else None
@@ -165,6 +165,16 @@ def _adapt(settings: Settings, store: Store, encoder, enabled: bool, progress: P
     verb = "adapted to this catalog" if better else "not better than the shipped model on validation: shipped kept"
     return Adaptation("adapted" if better else "kept-shipped", f"model {verb}", record["model"], n_train, n_val,
                       before, after, chance, seconds, epochs)
+
+
+def _shipped_figures(store: Store, encoder, shipped: Path, val: dict) -> dict:
+    """The shipped heads' validation figures, for the summary of a build that does not adapt (none without pairs)."""
+    if len(val["rowids"]) < 2:
+        return {}
+    from ..encoders.lite import load_heads
+
+    queries = _category_queries(store, val)
+    return _public(_figures(load_heads(shipped)[1], val, queries, _query_features(encoder, queries)))
 
 
 # -- the pairs ------------------------------------------------------------------------------------------------

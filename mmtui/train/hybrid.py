@@ -103,13 +103,16 @@ def score_weightings(queries: Sequence[RankedQuery], signals: Sequence[str], wei
     return {key: v / counts[key.split("/")[0]] for key, v in sums.items()}
 
 
+MIN_CHANCE_POOL = 50  # a pool where chance puts a title's product in the top 10 at most 20% of the time
+
+
 def signals_at_chance(queries: Sequence[RankedQuery], signals: Sequence[str], pool: int, z: float = 3.0) -> list[str]:
     """Vector signals whose title queries (one relevant product each) find their product in the top 10 no more often
     than a random ranking of `pool` products would: fewer than `z` standard deviations above 10/pool (binomial).
     Words are never judged so: a title always finds itself by its words."""
     titles = [q for q in queries if q.set_name == "title" and len(q.relevant) == 1]
-    if not titles or pool <= 10:
-        return []
+    if not titles or pool < MIN_CHANCE_POOL:
+        return []  # chance reaches most of a small pool's top 10: no signal could be told from it
     out = []
     for s in signals:
         if s == "lexical":
@@ -225,7 +228,7 @@ def learn_hybrid_weights(service: Any, *, split: str = "val", metric: str = "ndc
     return fit
 
 
-MIN_VAL_PRODUCTS = 10  # below this, weights learned at build time would fit noise: equal weights (plain RRF)
+MIN_VAL_PRODUCTS = 20  # below this, weights learned at build time would fit noise: equal weights (plain RRF)
 
 
 def learn_at_build(settings: Any, store: Any, encoder: Any, *, progress: Any = None) -> dict:

@@ -203,15 +203,16 @@ def test_hybrid_weights_are_learned_at_build_time_and_a_picture_signal_at_chance
 
     weights = tiny_heads(tmp_path / "model")
     good = Settings(data_dir=tmp_path / "good", device="cpu")
-    report = build_index(good, make_catalog(tmp_path / "shop"), encoder=FeatureEncoder(weights))
+    report = build_index(good, make_catalog(tmp_path / "shop", n=560), encoder=FeatureEncoder(weights))
     assert report.ranking["status"] == "learned" and "image" not in report.ranking["at_chance"]
     shuffled = Settings(data_dir=tmp_path / "shuffled", device="cpu")  # every picture belongs to another product
-    report = build_index(shuffled, make_catalog(tmp_path / "mixed", shuffle_pictures=True), encoder=FeatureEncoder(weights))
+    mixed = make_catalog(tmp_path / "mixed", n=560, shuffle_pictures=True)  # ~60 validation products
+    report = build_index(shuffled, mixed, encoder=FeatureEncoder(weights))
     assert report.adaptation["model"] == "shipped"  # nothing to learn from pictures that match no title
     assert report.ranking["status"] == "learned" and "image" in report.ranking["at_chance"]
     saved = json.loads(_meta(shuffled, "hybrid"))
     assert saved["weights"].get("image", 0.0) == 0.0 and saved["weights"]["lexical"] > 0
-    again = build_index(shuffled, make_catalog(tmp_path / "mixed", shuffle_pictures=True), encoder=FeatureEncoder(weights))
+    again = build_index(shuffled, mixed, encoder=FeatureEncoder(weights))
     assert again.ranking["status"] == "unchanged"
 
 
