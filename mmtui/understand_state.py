@@ -1,0 +1,85 @@
+"""A search service's query understanding: the catalog's facets and Lexicon, made once per generation of the
+products table (and when the learned settings change), and the understood ranking step SearchService.search calls.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class State:
+    key: tuple
+    facets: Any  # mmtui.facets.Facets
+    understander: Any  # mmtui.understand.Understander, None when the catalog has no kind facet
+    params: dict
+    pools: dict = field(default_factory=dict)  # understood kinds/persons -> rowids (the kind list's pool)
+
+
+def _key(store: Any) -> tuple:
+    n, top = store.db.execute("SELECT count(*), max(rowid) FROM products").fetchone()
+    return n, top, store.get_meta("understanding") or ""
+
+
+def state_of(service: Any) -> State | None:
+    """The service's State, made again when the products or the learned settings changed."""
+    from .facets import load_facets
+    from .understand import Understander, learned_params, lexicon_for
+
+    store = service.store
+    version = (store.db.execute("PRAGMA data_version").fetchone()[0], store.db.conn.total_changes)
+    current = service._understanding
+    if current is not None and current.key[0] == version:
+        return current
+    key = (version, _key(store))
+    if current is not None and current.key[1] == key[1]:
+        current.key = key
+        return current
+    facets = load_facets(store)
+    params = learned_params(store)
+    understander = None
+    if "kind" in facets.codes:
+        cache = service.settings.data_dir / "understand" if getattr(service, "settings", None) else None
+        lexicon = lexicon_for(store, facets, cache, params.get("parse"))
+        understander = Understander(lexicon)
+    service._understanding = State(key, facets, understander, params)
+    return service._understanding
+
+
+def understanding_of(service: Any, query: str, drop=()) -> Any:
+    state = state_of(service)
+    if state is None or state.understander is None:
+        return None
+    understood = state.understander(query)
+    return understood.without(drop) if drop else understood
+
+
+def understood_hits(service: Any, query: str, understood: Any, ranked: dict, weights: dict | None, k: int,
+                    allowed: np.ndarray | None) -> list[tuple[int, float, dict, dict]]:
+    """Hybrid candidates + the nearest products of the understood kind (and person), re-ranked by facet_rank."""
+    from .facet_rank import kind_rowids, ranking_weights, rerank
+    from .hybrid import RRF_K, fuse_ranked
+
+    state = state_of(service)
+    w = ranking_weights(state.params)
+    weights = dict(weights or {})
+    if w["list"] > 0:
+        key = tuple((f, tuple(sorted(understood.parts.get(f, {}).items()))) for f in ("kind", "person"))
+        pool = state.pools.get(key)
+        if pool is None:
+            if len(state.pools) > 256:
+                state.pools.clear()
+            pool = state.pools[key] = kind_rowids(state.facets, understood)
+        if allowed is not None:
+            pool = np.intersect1d(pool, allowed, assume_unique=False)
+        name = "fused" if "fused" in service.indexes else "text"
+        if len(pool):
+            ranked = {**ranked, "facets": service._vector_hits(name, service.query_vector(query), 100, pool)}
+            weights["facets"] = w["list"]
+    everything = len({r for hits in ranked.values() for r, _ in hits})
+    merged = fuse_ranked(ranked, everything, weights)
+    best = sum(v for v in weights.values() if v > 0) / (RRF_K + 1)
+    return rerank(merged, state.facets, understood, w, best)[:k]
