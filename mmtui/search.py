@@ -202,9 +202,11 @@ class SearchService:
                 if name in signals:
                     ranked[name] = self._vector_hits(name, vector, n, allowed)
         if mode == "hybrid" and understood is not None and understood.parts.get("kind"):
+            from .hybrid import RRF_K, fuse_ranked
             from .understand_state import understood_hits
 
-            hits = self._hit_rows(understood_hits(self, query, understood, ranked, weights, k, allowed))
+            hits = self._hit_rows(understood_hits(self, query, understood, ranked, weights, k, allowed, fuse_ranked,
+                                                  RRF_K))
         else:
             hits = self._hits(ranked, mode, k, weights)
         return SearchResult(mode=mode, hits=hits, query=asked, kind="text",

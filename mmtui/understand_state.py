@@ -58,10 +58,10 @@ def understanding_of(service: Any, query: str, drop=()) -> Any:
 
 
 def understood_hits(service: Any, query: str, understood: Any, ranked: dict, weights: dict | None, k: int,
-                    allowed: np.ndarray | None) -> list[tuple[int, float, dict, dict]]:
-    """Hybrid candidates + the nearest products of the understood kind (and person), re-ranked by facet_rank."""
+                    allowed: np.ndarray | None, fuse_ranked: Any, rrf_k: int) -> list[tuple[int, float, dict, dict]]:
+    """Hybrid candidates + the nearest products of the understood kind (and person), fused by `fuse_ranked`
+    (mmtui.hybrid's, passed in), re-ranked by facet_rank."""
     from .facet_rank import kind_rowids, ranking_weights, rerank
-    from .hybrid import RRF_K, fuse_ranked
 
     state = state_of(service)
     w = ranking_weights(state.params)
@@ -81,5 +81,5 @@ def understood_hits(service: Any, query: str, understood: Any, ranked: dict, wei
             weights["facets"] = w["list"]
     everything = len({r for hits in ranked.values() for r, _ in hits})
     merged = fuse_ranked(ranked, everything, weights)
-    best = sum(v for v in weights.values() if v > 0) / (RRF_K + 1)
+    best = sum(v for v in weights.values() if v > 0) / (rrf_k + 1)
     return rerank(merged, state.facets, understood, w, best)[:k]
