@@ -17,6 +17,7 @@ Two disjoint phrasing sets (kept apart on purpose and written down here):
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,20 +60,24 @@ def _person_ok(product: str, wanted: str) -> bool:
     return p == w or (p == UNISEX and w in ("men", "women"))
 
 
-def _title_noun(title: str, kind: str, colour: str, person: str) -> str | None:
-    """The title's last word that is a noun of the product ("Nike Men Black Sneakers" -> "sneakers"), with the one
-    before it when that one is part of the kind's name too ("casual shoes"); None when the title ends otherwise."""
-    ws = words(title)
-    skip = set(words(colour)) | set(words(person)) | {"kids", "boy", "girl", "men", "women", "unisex"}
-    ws = [w for w in ws if not w.isdigit() and w not in skip and len(w) > 1]
-    if not ws:
+def _title_noun(title: str, kind: str, colour: str, person: str, kinds: set[str]) -> str | None:
+    """The title's last word, a noun of the product ("Nike Men Black Sneakers" -> "sneakers"; "T-Shirts" stays
+    one word), with the one before it when both are words of the kind's name ("casual shoes"). None when the title
+    ends in a number or code, or in the name of another kind of the catalog ("... Sandals" on a product of kind
+    Heels: the catalog's own labels disagree, a shopper could not be right)."""
+    ws = [w.strip("-") for w in re.findall(r"[a-z0-9][a-z0-9-]*", str(title).lower().replace("'s", ""))]
+    skip = set(words(colour)) | set(words(person)) | {"kids", "boy", "girl", "men", "women", "unisex", "man", "woman"}
+    ws = [w for w in ws if w and w not in skip and len(w) > 1]
+    if not ws or any(ch.isdigit() for ch in ws[-1]):
         return None
     noun = ws[-1]
-    if any(ch.isdigit() for ch in noun):
-        return None
     kind_words = {singular(w) for w in words(kind)}
     if len(ws) > 1 and singular(ws[-2]) in kind_words and singular(noun) in kind_words:
-        return f"{ws[-2]} {noun}"
+        noun = f"{ws[-2]} {noun}"
+    named = "".join(singular(w) for w in words(noun))
+    own = "".join(singular(w) for w in words(kind))
+    if named != own and named in kinds:
+        return None
     return noun
 
 
@@ -91,6 +96,7 @@ def phrased_queries(store: Any, split: str, phrasing: str, *, pool: str = "catal
             continue
         groups.setdefault((p["kind"].lower(), p["person"].lower(), p["colour"].lower()), []).append(p)
     rng = random.Random(f"{seed}-{split}-{phrasing}")
+    kinds = {"".join(singular(w) for w in words(p["kind"])) for p in products if p["kind"]}
     out: list[Phrased] = []
     for (kind, person, colour), members in sorted(groups.items()):
         relevant: dict[str, int] = {}
@@ -101,7 +107,7 @@ def phrased_queries(store: Any, split: str, phrasing: str, *, pool: str = "catal
         if len(relevant) < min_relevant:
             continue
         source = rng.choice(members)
-        text = _phrase(source, phrasing, has_person, rng)
+        text = _phrase(source, phrasing, has_person, rng, kinds)
         if text:
             out.append(Phrased(text, relevant, source["kind"], source["person"], source["colour"], source["id"]))
     if limit is not None and len(out) > limit:
@@ -109,14 +115,14 @@ def phrased_queries(store: Any, split: str, phrasing: str, *, pool: str = "catal
     return out
 
 
-def _phrase(p: dict, phrasing: str, has_person: bool, rng: random.Random) -> str | None:
+def _phrase(p: dict, phrasing: str, has_person: bool, rng: random.Random, kinds: set[str]) -> str | None:
     kind, colour, person = p["kind"].lower(), p["colour"].lower(), p["person"].lower()
     if phrasing == "train":
         templates = TRAIN_TEMPLATES if has_person else TRAIN_TEMPLATES_NO_PERSON
         who = rng.choice(TRAIN_PERSON).format(value=person) if has_person else ""
         words_ = {"kind": kind, "colour": colour, "person": who}
     else:
-        noun = _title_noun(p["title"], p["kind"], p["colour"], p["person"])
+        noun = _title_noun(p["title"], p["kind"], p["colour"], p["person"], kinds)
         if noun is None:
             return None
         templates = HELDOUT_TEMPLATES if has_person else HELDOUT_TEMPLATES_NO_PERSON

@@ -308,15 +308,17 @@ class Understander:
             if used[i] or tok in STOP_WORDS or tok.isdigit() or len(tok) < 2:
                 continue
             naming, usage = lex.word_scores(tok, raw[i])
-            facet = _best_facet(naming, p["min_score"]) or _best_facet(usage, p["min_score"])
-            if facet is None:
-                continue
-            s = np.maximum(naming[facet], usage[facet])
-            best = float(s.max())
-            s = np.where(s >= best - 0.3, s, 0.0)
-            totals.setdefault(facet, np.zeros(len(s), np.float32))
-            totals[facet] += s
-            said_by.setdefault(facet, []).append(raw[i])
+            facet = _best_facet(naming, p["min_score"])
+            if facet is not None:
+                chosen = {facet: np.maximum(naming[facet], usage[facet])}
+            else:  # a word that names nothing: every facet its titles lean to, at half weight ("gents" -> Men)
+                chosen = {f: 0.5 * u for f, u in usage.items() if len(u) and float(u.max()) >= p["min_score"]}
+            for facet, s in chosen.items():
+                best = float(s.max())
+                s = np.where(s >= best - 0.3, s, 0.0)
+                totals.setdefault(facet, np.zeros(len(s), np.float32))
+                totals[facet] += s
+                said_by.setdefault(facet, []).append(raw[i])
         parts: dict[str, dict[str, float]] = {}
         for facet, s in totals.items():
             top = float(s.max())
