@@ -124,16 +124,24 @@ def build_index_cmd(catalog, data_dir, model, checkpoint, device, columns, batch
               help="image: vs product images; text: vs product texts; lexical: BM25; fused: one vector per "
                    "product from its image and text; hybrid: all signals fused "
                    "[default: hybrid for text, image for --image].")
+@click.option("--drop", "drops", multiple=True, type=click.Choice(["kind", "person", "colour", "brand", "price"]),
+              help="Leave this part of what the query was understood to ask for out (repeatable).")
+@click.option("--literal", is_flag=True, help="Take the words as they are: no query understanding.")
 @where_option
 @data_dir_option
 @model_options
 @json_option
-def search(text, image, k, mode, wheres, data_dir, model, checkpoint, device, as_json) -> None:
+def search(text, image, k, mode, drops, literal, wheres, data_dir, model, checkpoint, device, as_json) -> None:
     """Find products by TEXT or by --image PATH.
+
+    The words are read against the catalog's kinds of product, persons, colours, brands and
+    price phrases ("ladies black watches under 50"); what was understood is shown with the
+    results, and ranks them in hybrid mode.
 
     \b
     Examples:
       mmtui search "black running shoes for men"
+      mmtui search "ladies black watches" --drop colour
       mmtui search "red dress" --mode image -k 20 --where price<50
       mmtui search --image photo.jpg --json
     """
@@ -149,7 +157,8 @@ def search(text, image, k, mode, wheres, data_dir, model, checkpoint, device, as
     if image is not None:
         result = service.search_image(image, k=k, mode=mode or "image", filters=filters)
     else:
-        result = service.search(text, k=k, mode=mode or "hybrid", filters=filters)
+        result = service.search(text, k=k, mode=mode or "hybrid", filters=filters, understand=not literal,
+                                drop=drops)
     if as_json:
         _print_json(result.to_json())
         return
@@ -429,6 +438,33 @@ def train_hybrid_cmd(split, metric, data_dir, as_json) -> None:
         _print_json({"fusion": fusion.to_json(), "hybrid": fit.to_json()})
         return
     out.print(fit_table(fusion, fit))
+
+
+@train.command("understanding")
+@data_dir_option
+@json_option
+def train_understanding_cmd(data_dir, as_json) -> None:
+    """Learn how much the understood kind, person, colour and brand weigh in hybrid ranking.
+
+    Learned on the catalog's own generated queries of the train split, chosen on validation.
+
+    \b
+    Example:
+      mmtui train understanding && mmtui search "ladies black watches"
+    """
+    from .console import out
+    from .search import SearchService
+    from .train.understanding import fit_table, learn_understanding
+
+    service = SearchService.open(_settings(data_dir))
+    try:
+        fit = learn_understanding(service)
+    finally:
+        service.close()
+    if as_json:
+        _print_json(fit.to_json())
+        return
+    out.print(fit_table(fit))
 
 
 @cli.command()

@@ -72,8 +72,8 @@ def kind_rowids(facets: Facets, understanding: Any) -> np.ndarray:
 
 def rerank(merged: list[tuple[int, float, dict, dict]], facets: Facets, understanding: Any,
            weights: dict[str, float], best_possible: float) -> list[tuple[int, float, dict, dict]]:
-    """Re-order fused hits [(rowid, score, signals, shares)] by base + facet matches; signals gain "facets"
-    (the facet part of the score)."""
+    """Re-order fused hits [(rowid, score, signals, shares)] by base + facet matches; signals gain "understood"
+    (the facet part of the score). The kind list is the signal "kind" in signals and shares."""
     if not merged:
         return merged
     rowids = np.array([r for r, *_ in merged], np.int64)
@@ -86,7 +86,7 @@ def rerank(merged: list[tuple[int, float, dict, dict]], facets: Facets, understa
     out = []
     for i in order:
         rowid, _, signals, shares = merged[i]
-        out.append((rowid, float(total[i]), {**signals, "facets": round(float(bonus[i]), 4)}, shares))
+        out.append((rowid, float(total[i]), {**signals, "understood": round(float(bonus[i]), 4)}, shares))
     return out
 
 

@@ -29,7 +29,7 @@ TRAIN_TEMPLATES_NO_PERSON = ("{colour} {kind}", "{kind} {colour}", "{kind}")
 HELDOUT_TEMPLATES = ("{person} {colour} {noun}", "{noun} in {colour} for {person}", "{colour} {noun} {person}",
                      "{noun} for {person} {colour}", "{colour} {person} {noun}")
 HELDOUT_TEMPLATES_NO_PERSON = ("{noun} in {colour}", "{colour} {noun}", "{noun} {colour} colour")
-TRAIN_PERSON = "{value}", "{value}'s"  # the catalog's value, or its possessive
+TRAIN_PERSON = "{value}", "{value}'s"  # the catalog's value, or its possessive ("boys'" for a value ending in s)
 HELDOUT_PERSON = {
     "men": ("mens", "gents", "male", "guys", "man"),
     "women": ("ladies", "womens", "female", "woman", "lady"),
@@ -99,17 +99,20 @@ def phrased_queries(store: Any, split: str, phrasing: str, *, pool: str = "catal
     kinds = {"".join(singular(w) for w in words(p["kind"])) for p in products if p["kind"]}
     out: list[Phrased] = []
     for (kind, person, colour), members in sorted(groups.items()):
-        relevant: dict[str, int] = {}
-        for p in judged:
-            if p["kind"].lower() != kind or (has_person and not _person_ok(p["person"], person)):
-                continue
-            relevant[p["id"]] = 2 if p["colour"].lower() == colour else 1
-        if len(relevant) < min_relevant:
-            continue
         source = rng.choice(members)
         text = _phrase(source, phrasing, has_person, rng, kinds)
-        if text:
-            out.append(Phrased(text, relevant, source["kind"], source["person"], source["colour"], source["id"]))
+        if not text:
+            continue
+        named_person = has_person and "{person}" in text  # _phrase marks a template that names the person
+        text = text.replace("{person}", "").strip()
+        relevant: dict[str, int] = {}
+        for p in judged:
+            if p["kind"].lower() != kind or (named_person and not _person_ok(p["person"], person)):
+                continue
+            relevant[p["id"]] = 2 if p["colour"].lower() == colour else 1
+        if len(relevant) >= min_relevant:
+            out.append(Phrased(text, relevant, source["kind"], source["person"] if named_person else "",
+                               source["colour"], source["id"]))
     if limit is not None and len(out) > limit:
         out = sorted(random.Random(seed).sample(out, limit), key=lambda q: q.text)
     return out
@@ -119,7 +122,7 @@ def _phrase(p: dict, phrasing: str, has_person: bool, rng: random.Random, kinds:
     kind, colour, person = p["kind"].lower(), p["colour"].lower(), p["person"].lower()
     if phrasing == "train":
         templates = TRAIN_TEMPLATES if has_person else TRAIN_TEMPLATES_NO_PERSON
-        who = rng.choice(TRAIN_PERSON).format(value=person) if has_person else ""
+        who = rng.choice(TRAIN_PERSON).format(value=person).replace("s's", "s'") if has_person else ""
         words_ = {"kind": kind, "colour": colour, "person": who}
     else:
         noun = _title_noun(p["title"], p["kind"], p["colour"], p["person"], kinds)
@@ -128,7 +131,9 @@ def _phrase(p: dict, phrasing: str, has_person: bool, rng: random.Random, kinds:
         templates = HELDOUT_TEMPLATES if has_person else HELDOUT_TEMPLATES_NO_PERSON
         who = rng.choice(HELDOUT_PERSON.get(person, (person,))) if has_person else ""
         words_ = {"noun": noun, "colour": colour, "person": who}
-    return " ".join(rng.choice(templates).format(**words_).split())
+    template = rng.choice(templates)
+    text = " ".join(template.format(**words_).split())
+    return text + (" {person}" if "{person}" in template else "")
 
 
 def catalog_phrasing(q: Phrased) -> Phrased:

@@ -57,28 +57,39 @@ def understanding_of(service: Any, query: str, drop=()) -> Any:
     return understood.without(drop) if drop else understood
 
 
+def kind_list(service: Any, query: str, understood: Any, allowed: np.ndarray | None, n: int = 100) -> list:
+    """The nearest products of the understood kind (and person) to the query, by the fused (else text) vectors."""
+    from .facet_rank import kind_rowids
+
+    state = state_of(service)
+    key = tuple((f, tuple(sorted(understood.parts.get(f, {}).items()))) for f in ("kind", "person"))
+    pool = state.pools.get(key)
+    if pool is None:
+        if len(state.pools) > 256:
+            state.pools.clear()
+        pool = state.pools[key] = kind_rowids(state.facets, understood)
+    if allowed is not None:
+        pool = np.intersect1d(pool, allowed)
+    if not len(pool):
+        return []
+    name = "fused" if "fused" in service.indexes else "text"
+    return service._vector_hits(name, service.query_vector(query), n, pool)
+
+
 def understood_hits(service: Any, query: str, understood: Any, ranked: dict, weights: dict | None, k: int,
                     allowed: np.ndarray | None, fuse_ranked: Any, rrf_k: int) -> list[tuple[int, float, dict, dict]]:
     """Hybrid candidates + the nearest products of the understood kind (and person), fused by `fuse_ranked`
     (mmtui.hybrid's, passed in), re-ranked by facet_rank."""
-    from .facet_rank import kind_rowids, ranking_weights, rerank
+    from .facet_rank import ranking_weights, rerank
 
     state = state_of(service)
     w = ranking_weights(state.params)
     weights = dict(weights or {})
     if w["list"] > 0:
-        key = tuple((f, tuple(sorted(understood.parts.get(f, {}).items()))) for f in ("kind", "person"))
-        pool = state.pools.get(key)
-        if pool is None:
-            if len(state.pools) > 256:
-                state.pools.clear()
-            pool = state.pools[key] = kind_rowids(state.facets, understood)
-        if allowed is not None:
-            pool = np.intersect1d(pool, allowed, assume_unique=False)
-        name = "fused" if "fused" in service.indexes else "text"
-        if len(pool):
-            ranked = {**ranked, "facets": service._vector_hits(name, service.query_vector(query), 100, pool)}
-            weights["facets"] = w["list"]
+        extra = kind_list(service, query, understood, allowed)
+        if extra:
+            ranked = {**ranked, "kind": extra}
+            weights["kind"] = w["list"]
     everything = len({r for hits in ranked.values() for r, _ in hits})
     merged = fuse_ranked(ranked, everything, weights)
     best = sum(v for v in weights.values() if v > 0) / (rrf_k + 1)

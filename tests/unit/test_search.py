@@ -31,9 +31,12 @@ def test_each_mode_returns_ranked_hits(service):
 
 
 def test_hybrid_reports_each_signal(service):
-    hits = service.search("red shirt", k=3, mode="hybrid").hits
+    hits = service.search("red shirt", k=3, mode="hybrid", understand=False).hits
     red = next(h for h in hits if h.title == "Red Shirt for men")  # first in two of three signals
     assert set(red.signals) == {"image", "text", "lexical"}
+    # understood ("red shirt" names the kind Shirt): the kind's own list and the facet part of the score too
+    red = next(h for h in service.search("red shirt", k=3, mode="hybrid").hits if h.title == "Red Shirt for men")
+    assert set(red.signals) == {"image", "text", "lexical", "kind", "understood"}
 
 
 def test_image_query_finds_the_same_picture(service, tiny_catalog):
