@@ -176,7 +176,8 @@ def search(text, image, k, mode, drops, literal, wheres, data_dir, model, checkp
               help="With --split: search among the split's products, or the whole catalog.")
 @click.option("--compare", is_flag=True, help="Compare every trained model with zero-shot on the split (seed 000 table).")
 @click.option("--compare-modes", "compare_modes_", is_flag=True,
-              help="Seed 004's table: every mode on title and attribute queries of the split (R@10, nDCG@10).")
+              help="Seed 004's table: every mode on title and attribute queries of the split (R@10, nDCG@10), "
+                   "then shopper-phrased queries (P@10, nDCG@10) with and without query understanding.")
 @click.option("--mode", type=click.Choice(["image", "text", "lexical", "fused", "hybrid"]), default=None,
               help="Search mode [default: hybrid for a queries file, image for --split].")
 @click.option("-k", "k", default=10, show_default=True, help="Cut-off shown next to the standard ones.")
@@ -251,14 +252,18 @@ def _compare_modes(settings, queries, split, pool, as_json) -> None:
     sets = default_query_sets(service.store, split)
     if queries:
         sets["file"], _ = evaluate.load_queries(queries)
+    from .shopper_eval import compare_shopper, shopper_query_sets, shopper_table
+
     with progress_printer(quiet=as_json):
         report = compare_modes(service, sets, split=split if pool == "split" else None)
+        shopper = compare_shopper(service, shopper_query_sets(service.store, split), split=split)
     if as_json:
-        _print_json(report.to_json())
+        _print_json({**report.to_json(), "shopper": shopper.to_json()})
         return
     out.print(modes_table(report))
     for note in report.notes:
         out.print(f"[dim]{note}[/]")
+    out.print(shopper_table(shopper))
 
 
 # -- train ------------------------------------------------------------------------------------

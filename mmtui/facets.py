@@ -36,6 +36,7 @@ class Facets:
     kind_column: str
     titles: dict[int, str] = field(default_factory=dict, repr=False)
     prices: np.ndarray | None = None  # price by rowid (nan: none)
+    category_values: frozenset[str] = frozenset()  # the raw category column's values (to tell "A > B" paths)
 
     def value_index(self, facet: str) -> dict[str, int]:
         return {v.lower(): i for i, v in enumerate(self.values.get(facet, []))}
@@ -72,7 +73,8 @@ def load_facets(store: Any) -> Facets:
         if r[6] is not None:
             prices[r[0]] = float(r[6])
     return Facets(values, codes, counts, "article_type" if has_article else "category",
-                  titles={r[0]: str(r[7] or "") for r in rows}, prices=prices)
+                  titles={r[0]: str(r[7] or "") for r in rows}, prices=prices,
+                  category_values=frozenset(str(r[2]) for r in rows if r[2]))
 
 
 _WORD = re.compile(r"[a-z0-9]+")

@@ -25,7 +25,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .facets import FACETS, LABELS, Facets, singular, words
+from .facets import FACETS, FILTER_FIELD, LABELS, Facets, singular, words
 
 # English function words and shopping fillers: never a facet value on their own.
 STOP_WORDS = frozenset("""
@@ -56,6 +56,7 @@ class Understanding:
     words: dict[str, list[str]] = field(default_factory=dict)  # facet -> the query words that said it
     price: tuple[float | None, float | None] | None = None  # (low, high), either may be None
     price_words: str = ""
+    fields: dict[str, tuple[str, str]] = field(default_factory=dict)  # facet -> (--where field, operator)
 
     @property
     def empty(self) -> bool:
@@ -77,13 +78,21 @@ class Understanding:
             out.append(f"price: {price_text(self.price)}")
         return " · ".join(out)
 
+    def filter_for(self, facet: str, value: str):
+        """The facet filter that pins this part to `value` (what the TUI makes of a part the user changes)."""
+        from .filters import Filter
+
+        name, op = self.fields.get(facet) or (FILTER_FIELD[facet], "=")
+        return Filter(name, op, value)
+
     def without(self, facets: Sequence[str]) -> "Understanding":
         """A copy with these parts dropped (the user took them out, or made them filters)."""
         drop = set(facets)
         return Understanding(self.query, self.text if "price" not in drop else self.query,
                              {f: v for f, v in self.parts.items() if f not in drop},
                              {f: v for f, v in self.words.items() if f not in drop},
-                             None if "price" in drop else self.price, "" if "price" in drop else self.price_words)
+                             None if "price" in drop else self.price, "" if "price" in drop else self.price_words,
+                             self.fields)
 
     def to_json(self) -> dict[str, Any]:
         return {"label": self.label(), "text": self.text,
@@ -146,6 +155,8 @@ class Lexicon:
             self.value_words[facet] = [tuple(singular(w) for w in words(v)) for v in values]
             self.compact[facet] = {"".join(ws): i for i, ws in enumerate(self.value_words[facet]) if ws}
         self.cooc = self._cooccurrence()
+        path = facets.kind_column == "category" and any(">" in v for v in facets.category_values)
+        self.fields = {"kind": (facets.kind_column, "~" if path else "=")}
         self.value_vectors: dict[str, np.ndarray] = {}
         if embed is not None:
             self._load_cache()
@@ -328,7 +339,7 @@ class Understander:
             order = [j for j in np.argsort(-weights, kind="stable") if weights[j] >= p["keep"]][:p["max_values"]]
             parts[facet] = {lex.facets.values[facet][j]: float(weights[j]) for j in order}
         return Understanding(query=query, text=text or query, parts=parts, words=said_by, price=price,
-                             price_words=said)
+                             price_words=said, fields=lex.fields)
 
 
 def _best_facet(scores: dict[str, np.ndarray], floor: float) -> str | None:
