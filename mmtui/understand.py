@@ -44,6 +44,7 @@ _PRICE = re.compile(
 
 EXACT, PART = 1.0, 0.75  # a word that is the value; a word that is one word of a longer value
 COOC_SCALE, COOC_MIN = 0.9, 3  # the title co-occurrence share, scaled; words in fewer titles than this say nothing
+USAGE_FACETS = ("kind", "person")  # what a word's use in titles may place it in; colours and brands are named
 DEFAULTS = {"min_score": 0.5, "temperature": 0.05, "keep": 0.1, "max_values": 8}
 
 
@@ -154,6 +155,7 @@ class Lexicon:
         for facet, values in facets.values.items():
             self.value_words[facet] = [tuple(singular(w) for w in words(v)) for v in values]
             self.compact[facet] = {"".join(ws): i for i, ws in enumerate(self.value_words[facet]) if ws}
+        self.title_vocab: set[str] = set()  # every word of every title, as spelled
         self.cooc = self._cooccurrence()
         path = facets.kind_column == "category" and any(">" in v for v in facets.category_values)
         self.fields = {"kind": (facets.kind_column, "~" if path else "=")}
@@ -161,7 +163,8 @@ class Lexicon:
         if embed is not None:
             self._load_cache()
             names = {f: [" ".join(words(v)) for v in vals] for f, vals in facets.values.items()}
-            self._ensure([n for f in names for n in names[f]])
+            vocab = [w for w in self.title_vocab if len(w) > 1 and not any(ch.isdigit() for ch in w)]
+            self._ensure([n for f in names for n in names[f]] + list(self.cooc) + vocab)
             for f, ns in names.items():
                 self.value_vectors[f] = np.stack([self._word_vectors[n] for n in ns]) if ns else np.zeros((0, 1))
             self._save_cache()
@@ -171,7 +174,9 @@ class Lexicon:
         """word -> facet -> (value indexes, share of the titles saying the word that have the value)."""
         title_words: dict[str, list[int]] = {}
         for rowid, title in self.facets.titles.items():
-            for w in set(singular(x) for x in words(title) if not x.isdigit()):
+            said = words(title)
+            self.title_vocab.update(said)
+            for w in set(singular(x) for x in said if not x.isdigit()):
                 title_words.setdefault(w, []).append(rowid)
         out: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
         for w, rowids in title_words.items():
@@ -232,16 +237,14 @@ class Lexicon:
             self._word_vectors.update(zip(missing, vectors))
             self._dirty = True
 
-    def warm(self) -> None:
-        """Vectors for every word of the catalog's titles used in at least COOC_MIN titles (so queries in the
-        catalog's words need no model pass), saved in the cache."""
-        with self._lock:
-            self._ensure(list(self.cooc))
-            self._save_cache()
-
     def vector(self, word: str) -> np.ndarray | None:
-        if self.embed is None:
+        """The word's vector: cached (every word of the catalog's titles is, from the first use on), or made now
+        for a word the titles never use ("ladies"); none for a word with a digit (a size, a code)."""
+        if self.embed is None or any(ch.isdigit() for ch in word):
             return None
+        cached = self._word_vectors.get(word)
+        if cached is not None:
+            return cached
         with self._lock:
             if word not in self._word_vectors:
                 self._ensure([word])
@@ -322,8 +325,9 @@ class Understander:
             facet = _best_facet(naming, p["min_score"])
             if facet is not None:
                 chosen = {facet: np.maximum(naming[facet], usage[facet])}
-            else:  # a word that names nothing: every facet its titles lean to, at half weight ("gents" -> Men)
-                chosen = {f: 0.5 * u for f, u in usage.items() if len(u) and float(u.max()) >= p["min_score"]}
+            else:  # a word that names nothing: the kind or person its titles lean to, at half weight ("gents" -> Men)
+                chosen = {f: 0.5 * u for f, u in usage.items()
+                          if f in USAGE_FACETS and len(u) and float(u.max()) >= p["min_score"]}
             for facet, s in chosen.items():
                 best = float(s.max())
                 s = np.where(s >= best - 0.3, s, 0.0)
@@ -353,7 +357,10 @@ def _best_facet(scores: dict[str, np.ndarray], floor: float) -> str | None:
 
 def lexicon_for(store: Any, facets: Facets, cache_dir: Path | None, params: dict | None = None,
                 embed: Callable | None = None) -> Lexicon:
-    """The Lexicon with MiniLM word vectors when the package is there (else spelling and co-occurrence only)."""
+    """The Lexicon with MiniLM word vectors when the package is there (else, or with embed=False, spelling and
+    co-occurrence only)."""
+    if embed is False:
+        return Lexicon(facets, None, cache_dir, params)
     if embed is None:
         try:
             from .encoders.words import phrase_vectors, NAME

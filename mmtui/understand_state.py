@@ -43,7 +43,11 @@ def state_of(service: Any) -> State | None:
     understander = None
     if "kind" in facets.codes:
         cache = service.settings.data_dir / "understand" if getattr(service, "settings", None) else None
-        lexicon = lexicon_for(store, facets, cache, params.get("parse"))
+        encoder = getattr(service, "_encoder", None)
+        # a model with no sentence model behind it (the torch-free "fake" one) matches words by spelling and use
+        off = (encoder is not None and hasattr(encoder, "word_vectors") and encoder.word_vectors is None) or \
+            store.get_meta("base_model") == "fake"
+        lexicon = lexicon_for(store, facets, cache, params.get("parse"), embed=False if off else None)
         understander = Understander(lexicon)
     service._understanding = State(key, facets, understander, params)
     return service._understanding

@@ -25,7 +25,7 @@ def _tower():
     return _TOWER["tokenizer"], _TOWER["fast"]
 
 
-def phrase_vectors(phrases: Sequence[str], batch: int = 256) -> np.ndarray:
+def phrase_vectors(phrases: Sequence[str], batch: int = 512) -> np.ndarray:
     """L2-normalised mean-pooled MiniLM vectors (n, 384) of short phrases (lower-cased)."""
     import torch
 
@@ -40,7 +40,7 @@ def phrase_vectors(phrases: Sequence[str], batch: int = 256) -> np.ndarray:
     with torch.inference_mode():
         for start in range(0, len(texts), batch):
             idx = order[start:start + batch]
-            enc = tokenize(tokenizer, [texts[i] for i in idx], max_tokens=16)
+            enc = tokenize(tokenizer, [texts[i] for i in idx], max_tokens=12)
             hidden = fast(enc["input_ids"], enc["attention_mask"], enc.get("token_type_ids"))
             mask = enc["attention_mask"].unsqueeze(-1).float()
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)

@@ -185,3 +185,36 @@ def test_build_and_an_image_query_decode_a_large_jpeg_alike(tiny_catalog, fake_s
     queried = SizedFake()
     result = SearchService.open(fake_settings, encoder=queried).search_image(tiny_catalog / "img" / "big.jpg", k=1)
     assert queried.sizes == [(80, 60)] and result.hits[0].id == "50" and result.hits[0].score > 0.9999
+
+
+def test_the_understood_kind_comes_first_and_price_phrases_filter(service):
+    result = service.search("shirt in blue", k=4)
+    assert result.understood.best("kind") == "Shirt" and result.understood.best("colour") == "Blue"
+    assert result.hits[0].title == "Blue Shirt for men"
+    assert all(h.category == "Apparel > Shirt" for h in result.hits[:4])  # every shirt before any blue non-shirt
+    assert result.to_json()["understood"]["label"] == "kind: Shirt · colour: Blue"
+    cheap = service.search("shirt under 50", k=10)
+    assert cheap.understood.price == (None, 50.0) and cheap.hits and all(h.price <= 50 for h in cheap.hits)
+    dropped = service.search("shirt in blue", k=4, drop=("kind",))
+    assert "kind" not in dropped.understood.parts and dropped.hits[0].colour == "Blue"
+
+
+def test_a_query_naming_no_kind_ranks_as_before(service):
+    understood = service.search("for men", k=6)
+    assert "kind" not in understood.understood.parts
+    assert [h.id for h in understood.hits] == [h.id for h in service.search("for men", k=6, understand=False).hits]
+
+
+def test_learned_understanding_weights_are_saved_and_used(service):
+    import json
+
+    from mmtui.facet_rank import ranking_weights
+    from mmtui.train.understanding import learn_understanding
+    from mmtui.understand_state import state_of
+
+    fit = learn_understanding(service, limit=50)
+    assert fit.weights["kind"] >= 2 * fit.weights["colour"] and fit.weights["person"] >= fit.weights["colour"]
+    saved = json.loads(service.store.get_meta("understanding"))
+    assert saved["params"]["weights"] == fit.weights
+    assert ranking_weights(state_of(service).params) == {**fit.weights}
+    assert service.search("shirt in blue", k=3).hits[0].title == "Blue Shirt for men"
