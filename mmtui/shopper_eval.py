@@ -134,3 +134,34 @@ def write_report(report: ShopperReport, directory: Path, name: str, title: str =
 
 def _fmt(value: float | None) -> str:
     return "" if value is None else f"{value:.3f}"
+
+
+def spec_queries(store: Any, path: str | Path, split: str | None = None) -> list[EvalQuery]:
+    """Queries written by hand as facet specs, one JSON object a line: {"query": "ladies black watches",
+    "kind": ["Watches"], "person": ["Women"] or null, "colour": ["Black"] or null}. Relevance over the catalog (or
+    `split`'s products): grade 1 = one of the kinds for one of the persons (unisex counts for men and women),
+    grade 2 = and one of the colours (every right product is grade 2 when no colour is asked)."""
+    from .facets import kind_of
+
+    sql = "SELECT id, article_type, category, gender, colour FROM products"
+    params: list = []
+    if split is not None:
+        sql += " WHERE split = ?"
+        params.append(split)
+    products = [(str(r[0]), kind_of(r[1], r[2]).lower(), str(r[3] or "").lower(), str(r[4] or "").lower())
+                for r in store.db.execute(sql, params).fetchall()]
+    out = []
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        spec = json.loads(line)
+        kinds = {k.lower() for k in spec["kind"]}
+        persons = {p.lower() for p in spec.get("person") or []}
+        if persons & {"men", "women"}:
+            persons.add("unisex")
+        colours = {c.lower() for c in spec.get("colour") or []}
+        relevant = {pid: (2 if not colours or colour in colours else 1) for pid, kind, person, colour in products
+                    if kind in kinds and (not persons or person in persons)}
+        if relevant:
+            out.append(EvalQuery(relevant=relevant, text=spec["query"]))
+    return out
