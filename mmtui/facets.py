@@ -89,8 +89,8 @@ def words(text: str) -> list[str]:
 
 def singular(word: str) -> str:
     """A rough English singular, the same for a value and a query word: "watches" -> "watch", "dresses" ->
-    "dress", "tops" -> "top", "accessories" -> "accessory"; short words and "-ss" words stay."""
-    if len(word) <= 3 or word.endswith("ss") or word.endswith("us") or word.endswith("is"):
+    "dress", "tops" -> "top", "accessories" -> "accessory", "kurtis" -> "kurti"; short words and "-ss" words stay."""
+    if len(word) <= 3 or word.endswith("ss"):
         return word
     if word.endswith("ies") and len(word) > 4:
         return word[:-3] + "y"

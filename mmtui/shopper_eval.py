@@ -94,13 +94,16 @@ def compare_shopper(service: Any, sets: dict[str, Sequence[EvalQuery]], *, pool:
                          n_queries={n: len(q) for n, q in sets.items()}, rows=out_rows, examples=examples)
 
 
-def shopper_markdown(report: ShopperReport, title: str = "") -> str:
+NAMES = {"p@10": "P@10", "ndcg@10": "nDCG@10", "recall@10": "R@10"}
+
+
+def shopper_markdown(report: ShopperReport, title: str = "", metrics: Sequence[str] = ("p@10", "ndcg@10")) -> str:
     sets = list(report.n_queries)
-    head = ["mode"] + [f"{s} {m}" for s in sets for m in ("P@10", "nDCG@10")]
+    head = ["mode"] + [f"{s} {NAMES[m]}" for s in sets for m in metrics]
     lines = [f"**{title}**", ""] if title else []
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in report.rows:
-        cells = [row["label"]] + [_fmt(row.get(f"{s}/{m}")) for s in sets for m in ("p@10", "ndcg@10")]
+        cells = [row["label"]] + [_fmt(row.get(f"{s}/{m}")) for s in sets for m in metrics]
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", f"Model {report.model}; pool {report.pool}; " +
               ", ".join(f"{n} {s} queries" for s, n in report.n_queries.items()) + "."]
@@ -124,10 +127,11 @@ def shopper_table(report: ShopperReport) -> Any:
     return table
 
 
-def write_report(report: ShopperReport, directory: Path, name: str, title: str = "") -> tuple[Path, Path]:
+def write_report(report: ShopperReport, directory: Path, name: str, title: str = "",
+                 metrics: Sequence[str] = ("p@10", "ndcg@10")) -> tuple[Path, Path]:
     directory.mkdir(parents=True, exist_ok=True)
     md, js = directory / f"{name}.md", directory / f"{name}.json"
-    md.write_text(shopper_markdown(report, title), encoding="utf-8")
+    md.write_text(shopper_markdown(report, title, metrics), encoding="utf-8")
     js.write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
     return md, js
 

@@ -251,6 +251,15 @@ class Lexicon:
             return self._word_vectors.get(word)
 
     # -- matching --------------------------------------------------------------------------------------------------
+    def spelled(self, word: str, facet: str) -> np.ndarray | None:
+        """1 for the values the word spells exactly ("watch" -> "Watches"), 0 elsewhere; None if it spells none."""
+        hits = [i for i, ws in enumerate(self.value_words[facet]) if ws == (word,)]
+        if not hits:
+            return None
+        out = np.zeros(len(self.value_words[facet]), np.float32)
+        out[hits] = EXACT
+        return out
+
     def word_scores(self, word: str, spelled: str | None = None) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """(naming, usage): facet -> how well the word names each value (spelling, or the sentence model's
         neighbours of the word as typed, `spelled`), and how much more often than by chance products whose titles
@@ -324,7 +333,9 @@ class Understander:
             naming, usage = lex.word_scores(tok, raw[i])
             facet = _best_facet(naming, p["min_score"])
             if facet is not None:
-                chosen = {facet: np.maximum(naming[facet], usage[facet])}
+                spelled = lex.spelled(tok, facet)
+                # a word that is a value ("women") means that value, not its neighbours ("men" is near it)
+                chosen = {facet: spelled if spelled is not None else np.maximum(naming[facet], usage[facet])}
             else:  # a word that names nothing: the kind or person its titles lean to, at half weight ("gents" -> Men)
                 chosen = {f: 0.5 * u for f, u in usage.items()
                           if f in USAGE_FACETS and len(u) and float(u.max()) >= p["min_score"]}
