@@ -65,7 +65,8 @@ def _title_noun(title: str, kind: str, colour: str, person: str, kinds: set[str]
     one word), with the one before it when both are words of the kind's name ("casual shoes"). None when the title
     ends in a number or code, or in the name of another kind of the catalog ("... Sandals" on a product of kind
     Heels: the catalog's own labels disagree, a shopper could not be right)."""
-    ws = [w.strip("-") for w in re.findall(r"[a-z0-9][a-z0-9-]*", str(title).lower().replace("'s", ""))]
+    head = str(title).split(",")[0]  # "GRUNDTAL Wall shelf, stainless steel, 80 cm": what it is comes first
+    ws = [w.strip("-") for w in re.findall(r"[a-z0-9][a-z0-9-]*", head.lower().replace("'s", ""))]
     skip = set(words(colour)) | set(words(person)) | {"kids", "boy", "girl", "men", "women", "unisex", "man", "woman"}
     ws = [w for w in ws if w and w not in skip and len(w) > 1]
     if not ws or any(ch.isdigit() for ch in ws[-1]):
