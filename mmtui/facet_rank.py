@@ -70,6 +70,15 @@ def kind_rowids(facets: Facets, understanding: Any) -> np.ndarray:
     return np.flatnonzero(keep).astype(np.int64)
 
 
+def scores(rowids: np.ndarray, base: np.ndarray, facets: Facets, understanding: Any,
+           weights: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
+    """(total, facet part) per candidate: base (0..1) + the weighted facet matches."""
+    bonus = np.zeros(len(rowids))
+    for facet, fit in match(facets, understanding, rowids).items():
+        bonus += weights.get(facet, 0.0) * fit
+    return base + bonus, bonus
+
+
 def rerank(merged: list[tuple[int, float, dict, dict]], facets: Facets, understanding: Any,
            weights: dict[str, float], best_possible: float) -> list[tuple[int, float, dict, dict]]:
     """Re-order fused hits [(rowid, score, signals, shares)] by base + facet matches; signals gain "understood"
@@ -78,16 +87,10 @@ def rerank(merged: list[tuple[int, float, dict, dict]], facets: Facets, understa
         return merged
     rowids = np.array([r for r, *_ in merged], np.int64)
     base = np.array([s for _, s, *_ in merged], np.float64) / max(best_possible, 1e-12)
-    bonus = np.zeros(len(merged))
-    for facet, fit in match(facets, understanding, rowids).items():
-        bonus += weights.get(facet, 0.0) * fit
-    total = base + bonus
+    total, bonus = scores(rowids, base, facets, understanding, weights)
     order = np.argsort(-total, kind="stable")
-    out = []
-    for i in order:
-        rowid, _, signals, shares = merged[i]
-        out.append((rowid, float(total[i]), {**signals, "understood": round(float(bonus[i]), 4)}, shares))
-    return out
+    return [(merged[i][0], float(total[i]), {**merged[i][2], "understood": round(float(bonus[i]), 4)}, merged[i][3])
+            for i in order]
 
 
 def price_filters(price: tuple[float | None, float | None] | None) -> list:

@@ -202,11 +202,10 @@ class SearchService:
                 if name in signals:
                     ranked[name] = self._vector_hits(name, vector, n, allowed)
         if mode == "hybrid" and understood is not None and understood.parts.get("kind"):
-            from .hybrid import RRF_K, fuse_ranked
+            from .hybrid import RRF_K
             from .understand_state import understood_hits
 
-            hits = self._hit_rows(understood_hits(self, query, understood, ranked, weights, k, allowed, fuse_ranked,
-                                                  RRF_K))
+            hits = self._hit_rows(understood_hits(self, query, understood, ranked, weights, k, allowed, RRF_K))
         else:
             hits = self._hits(ranked, mode, k, weights)
         return SearchResult(mode=mode, hits=hits, query=asked, kind="text",

@@ -81,10 +81,11 @@ def kind_list(service: Any, query: str, understood: Any, allowed: np.ndarray | N
 
 
 def understood_hits(service: Any, query: str, understood: Any, ranked: dict, weights: dict | None, k: int,
-                    allowed: np.ndarray | None, fuse_ranked: Any, rrf_k: int) -> list[tuple[int, float, dict, dict]]:
-    """Hybrid candidates + the nearest products of the understood kind (and person), fused by `fuse_ranked`
-    (mmtui.hybrid's, passed in), re-ranked by facet_rank."""
-    from .facet_rank import ranking_weights, rerank
+                    allowed: np.ndarray | None, rrf_k: int) -> list[tuple[int, float, dict, dict]]:
+    """Hybrid candidates + the nearest products of the understood kind (and person), fused by weighted RRF (as
+    mmtui.hybrid.fuse_ranked does, with rrf_k) and re-ranked by facet_rank: [(rowid, score, signals, shares)].
+    Signals and shares are worked out for the k kept only (all candidates: ~2 ms more a query)."""
+    from .facet_rank import ranking_weights, scores
 
     state = state_of(service)
     w = ranking_weights(state.params)
@@ -94,7 +95,43 @@ def understood_hits(service: Any, query: str, understood: Any, ranked: dict, wei
         if extra:
             ranked = {**ranked, "kind": extra}
             weights["kind"] = w["list"]
-    everything = len({r for hits in ranked.values() for r, _ in hits})
-    merged = fuse_ranked(ranked, everything, weights)
+    fused: dict[int, float] = {}
+    for name, hits in ranked.items():
+        weight = float(weights.get(name, 0.0))
+        if weight <= 0:
+            continue
+        for rank, (rowid, _) in enumerate(hits, start=1):
+            fused[rowid] = fused.get(rowid, 0.0) + weight / (rrf_k + rank)
+    if not fused:
+        return []
+    rowids = np.fromiter(fused.keys(), np.int64, len(fused))
     best = sum(v for v in weights.values() if v > 0) / (rrf_k + 1)
-    return rerank(merged, state.facets, understood, w, best)[:k]
+    base = np.fromiter(fused.values(), np.float64, len(fused)) / best
+    total, bonus = scores(rowids, base, state.facets, understood, w)
+    keep = np.argsort(-total, kind="stable")[:k]
+    chosen = {int(rowids[i]): i for i in keep}
+    signals: dict[int, dict[str, float]] = {r: {} for r in chosen}
+    parts: dict[int, dict[str, float]] = {r: {} for r in chosen}
+    for name, hits in ranked.items():
+        weight = float(weights.get(name, 0.0))
+        for rank, (rowid, score) in enumerate(hits, start=1):
+            if rowid in chosen:
+                signals[rowid][name] = round(float(score), 4)
+                if weight > 0:
+                    parts[rowid][name] = weight / (rrf_k + rank)
+    out = []
+    for rowid, i in chosen.items():
+        signals[rowid]["understood"] = round(float(bonus[i]), 4)
+        out.append((rowid, float(total[i]), signals[rowid], _shares(parts[rowid])))
+    return out
+
+
+def _shares(parts: dict[str, float]) -> dict[str, float]:
+    """Each signal's share of the fused (RRF) part of the score, rounded, adding up to exactly 1."""
+    total = sum(parts.values())
+    if total <= 0:
+        return {}
+    shares = {name: round(c / total, 4) for name, c in parts.items()}
+    top = max(shares, key=shares.get)
+    shares[top] = round(shares[top] + 1.0 - sum(shares.values()), 4)
+    return shares
