@@ -184,7 +184,10 @@ class SearchService:
         self._check_mode(mode, MODES)
         self._check_index(mode)
         asked = query
-        understood = self.understand(query, drop) if understand else None
+        # lexical mode answers before the model is loaded (the TUI's words-first results): it uses the understanding
+        # once load_model() has made it, and does not wait for the sentence model itself
+        ready = mode != "lexical" or self._understanding is not None
+        understood = self.understand(query, drop) if understand and ready else None
         if understood is not None and understood.price is not None:
             from .facet_rank import price_filters
 
