@@ -45,6 +45,7 @@ _PRICE = re.compile(
 EXACT, PART = 1.0, 0.75  # a word that is the value; a word that is one word of a longer value
 COOC_SCALE, COOC_MIN = 0.9, 3  # the title co-occurrence share, scaled; words in fewer titles than this say nothing
 USAGE_FACETS = ("kind", "person")  # what a word's use in titles may place it in; colours and brands are named
+USAGE_MIN = 0.75  # ... and only a word the titles tie to one value ("tee": T-shirts), not a brand seen on many kinds
 DEFAULTS = {"min_score": 0.5, "temperature": 0.05, "keep": 0.1, "max_values": 8}
 
 
@@ -182,15 +183,15 @@ class Lexicon:
         for w, rowids in title_words.items():
             if len(rowids) < COOC_MIN or w in STOP_WORDS:
                 continue
-            rows = np.asarray(rowids)
             per: dict[str, tuple[np.ndarray, np.ndarray]] = {}
             for facet, codes in self.facets.codes.items():
-                c = codes[rows]
+                pool = rowids
+                c = codes[np.asarray(pool)]
                 c = c[c >= 0]
                 if not len(c):
                     continue
                 idx, n = np.unique(c, return_counts=True)
-                share = n / len(rows)
+                share = n / len(pool)
                 keep = share >= 0.2
                 if keep.any():
                     per[facet] = (idx[keep], share[keep])
@@ -338,7 +339,7 @@ class Understander:
                 chosen = {facet: spelled if spelled is not None else np.maximum(naming[facet], usage[facet])}
             else:  # a word that names nothing: the kind or person its titles lean to, at half weight ("gents" -> Men)
                 chosen = {f: 0.5 * u for f, u in usage.items()
-                          if f in USAGE_FACETS and len(u) and float(u.max()) >= p["min_score"]}
+                          if f in USAGE_FACETS and len(u) and float(u.max()) >= USAGE_MIN}
             for facet, s in chosen.items():
                 best = float(s.max())
                 s = np.where(s >= best - 0.3, s, 0.0)
