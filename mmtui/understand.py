@@ -253,13 +253,12 @@ class Lexicon:
 
     # -- matching --------------------------------------------------------------------------------------------------
     def spelled(self, word: str, facet: str) -> np.ndarray | None:
-        """1 for the values the word spells exactly ("watch" -> "Watches"), 0 elsewhere; None if it spells none."""
-        hits = [i for i, ws in enumerate(self.value_words[facet]) if ws == (word,)]
-        if not hits:
+        """When the word spells a value exactly ("watch" -> "Watches"): 1 there, PART for the longer values it is a
+        word of ("cabinet" -> "Shoe cabinet"), 0 elsewhere; None if it spells no value exactly."""
+        vals = self.value_words[facet]
+        if not any(ws == (word,) for ws in vals):
             return None
-        out = np.zeros(len(self.value_words[facet]), np.float32)
-        out[hits] = EXACT
-        return out
+        return np.array([EXACT if ws == (word,) else PART if word in ws else 0.0 for ws in vals], np.float32)
 
     def word_scores(self, word: str, spelled: str | None = None) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """(naming, usage): facet -> how well the word names each value (spelling, or the sentence model's
@@ -335,7 +334,8 @@ class Understander:
             facet = _best_facet(naming, p["min_score"])
             if facet is not None:
                 spelled = lex.spelled(tok, facet)
-                # a word that is a value ("women") means that value, not its neighbours ("men" is near it)
+                # a word that is a value ("women") means that value (or a longer one it is part of), not its
+                # neighbours ("men" is near it)
                 chosen = {facet: spelled if spelled is not None else np.maximum(naming[facet], usage[facet])}
             else:  # a word that names nothing: the kind or person its titles lean to, at half weight ("gents" -> Men)
                 chosen = {f: 0.5 * u for f, u in usage.items()
