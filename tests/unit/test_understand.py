@@ -163,3 +163,14 @@ def test_phrasings_for_training_and_for_measuring_are_apart(store):
     assert backpack.relevant == {"12": 2}
     men_watch = next(q for q in train if q.kind == "Watches" and q.colour == "Black" and q.person == "Men")
     assert men_watch.relevant == {"3": 2}
+
+
+def test_a_value_word_keeps_the_longer_values_it_is_part_of():
+    s = Store.memory()
+    rows = [("a", "BISSA Shoe cabinet, white", "Shoe cabinet", "White"), ("b", "IVAR Cabinet, pine", "Cabinet", "Pine"),
+            ("c", "HEMNES Shoe rack, black", "Shoe rack", "Black")]
+    s.upsert_products([{"rowid": i + 1, "id": pid, "title": title, "category": cat, "colour": colour}
+                       for i, (pid, title, cat, colour) in enumerate(rows)])
+    understand = Understander(Lexicon(load_facets(s), None, None))
+    assert list(understand("white shoe cabinet").parts["kind"])[0] == "Shoe cabinet"
+    assert understand("cabinet").parts["kind"] == {"Cabinet": 1.0}
