@@ -20,7 +20,7 @@ import numpy as np
 
 from .facets import FACETS, Facets
 
-DEFAULT_WEIGHTS = {"kind": 1.0, "person": 0.6, "colour": 0.3, "brand": 0.2, "list": 1.0}
+DEFAULT_WEIGHTS = {"kind": 0.5, "person": 0.5, "colour": 0.25, "brand": 0.1, "list": 1.0}  # until learned
 UNISEX = "unisex"
 UNISEX_CREDIT = 0.5
 LIST_MIN = 0.5  # values weighing at least this much of the best one make the kind list
