@@ -18,8 +18,9 @@ def choices(understood: Any, changed: bool) -> list[tuple[str, tuple]]:
     """(label, action) for every part: ("drop", facet, None) or ("pin", facet, value); ("reset", "", None) when
     the user already changed something."""
     out: list[tuple[str, tuple]] = []
-    for facet, values in (understood.parts if understood is not None else {}).items():
-        name = LABELS.get(facet, facet)
+    parts = understood.parts if understood is not None else {}
+    for facet in sorted(parts, key=lambda f: list(LABELS).index(f) if f in LABELS else len(LABELS)):
+        values, name = parts[facet], LABELS.get(facet, facet)
         out.append((f"drop  {name}: {' / '.join(list(values)[:3])}", ("drop", facet, None)))
         for value in list(values)[:8]:
             out.append((f"only  {name} = {value}", ("pin", facet, value)))
