@@ -86,8 +86,7 @@ def compare_shopper(service: Any, sets: dict[str, Sequence[EvalQuery]], *, pool:
         out_rows.append(row)
         if progress is not None:
             progress(label)
-    best: dict[str, Any] = {"mode": "", "label": "best possible (P@10 is capped where fewer than 10 are relevant)",
-                            "understanding": None}
+    best: dict[str, Any] = {"mode": "", "label": "best possible", "understanding": None}  # P@10 < 1 where < 10 relevant
     for name, queries in sets.items():
         if queries:
             best[f"{name}/p@10"] = round(float(np.mean([min(10, sum(g >= 1 for g in q.relevant.values())) / 10
@@ -114,7 +113,8 @@ def shopper_markdown(report: ShopperReport, title: str = "", metrics: Sequence[s
         cells = [row["label"]] + [_fmt(row.get(f"{s}/{m}")) for s in sets for m in metrics]
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", f"Model {report.model}; pool {report.pool}; " +
-              ", ".join(f"{n} {s} queries" for s, n in report.n_queries.items()) + "."]
+              ", ".join(f"{n} {s} queries" for s, n in report.n_queries.items()) + ". Best possible: P@10 is "
+              "capped where fewer than 10 products are relevant."]
     return "\n".join(lines) + "\n"
 
 
@@ -124,7 +124,8 @@ def shopper_table(report: ShopperReport) -> Any:
     sets = list(report.n_queries)
     table = Table(title=f"shopper-phrased queries · pool {report.pool} · model {report.model}",
                   title_justify="left", caption=", ".join(f"{s}: {n} queries" for s, n in report.n_queries.items())
-                  + " · relevant: right kind for the right person (grade 1), and colour (grade 2)",
+                  + " · relevant: right kind for the right person (grade 1), and colour (grade 2) · best possible: "
+                  "P@10 is capped where fewer than 10 products are relevant",
                   caption_justify="left")
     table.add_column("mode")
     for s in sets:
