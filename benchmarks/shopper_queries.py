@@ -28,7 +28,11 @@ sys.path.insert(0, str(REPO))
 
 def main() -> None:
     from mmtui.config import Settings
-    from mmtui.evaluate import load_queries, split_queries
+    from mmtui.evaluate import load_queries
+    try:  # the title queries' home may move to a core module
+        from mmtui.queries import split_queries
+    except ImportError:
+        from mmtui.evaluate import split_queries
     from mmtui.search import SearchService
     from mmtui.shopper_eval import ROWS, compare_shopper, shopper_markdown, shopper_query_sets, spec_queries
     from mmtui.train.understanding import learn_understanding

@@ -123,8 +123,10 @@ def learn_understanding(service: Any, *, limit: int = 300, seed: int = 0, progre
     from ..facet_rank import DEFAULT_WEIGHTS
 
     store = service.store
-    train = _collect(service, _query_sets(store, "train", limit, seed), progress)
-    val = _collect(service, _query_sets(store, "val", limit, seed), progress)
+    train_sets, val_sets = _query_sets(store, "train", limit, seed), _query_sets(store, "val", limit, seed)
+    used = _write_used(service, {"train": train_sets, "val": val_sets})
+    train = _collect(service, train_sets, progress)
+    val = _collect(service, val_sets, progress)
     keys = list(GRID)
     scored = []
     for combo in itertools.product(*(GRID[k] for k in keys)):
@@ -146,9 +148,29 @@ def learn_understanding(service: Any, *, limit: int = 300, seed: int = 0, progre
                            val_default={k: round(x, 4) for k, x in _score(val, DEFAULT_WEIGHTS).items()},
                            n_queries={f"train/{k}": len(p) for k, p in train.items()} |
                                      {f"val/{k}": len(p) for k, p in val.items()},
-                           learned_at=time.strftime("%Y-%m-%dT%H:%M:%S"))
+                           learned_at=time.strftime("%Y-%m-%dT%H:%M:%S"),
+                           notes=[f"queries used: {used}"] if used else [])
     store.set_meta(META_KEY, json.dumps({"params": {"weights": w}, "fit": fit.to_json()}))
     return fit
+
+
+def _write_used(service: Any, sets: dict) -> str:
+    """Every query the weights were learned and chosen on, one JSON line each, in DATA_DIR/reports (so a
+    measurement can show it never used them); "" when there is nowhere to write."""
+    settings = getattr(service, "settings", None)
+    if settings is None:
+        return ""
+    path = settings.reports_dir / "understanding-queries.jsonl"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w", encoding="utf-8") as f:
+            for split, named in sets.items():
+                for name, queries in named.items():
+                    for text, relevant in queries:
+                        f.write(json.dumps({"split": split, "set": name, "query": text, "relevant": relevant}) + "\n")
+    except OSError:
+        return ""
+    return str(path)
 
 
 def fit_table(fit: UnderstandingFit) -> Any:

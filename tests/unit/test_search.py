@@ -218,3 +218,18 @@ def test_learned_understanding_weights_are_saved_and_used(service):
     assert saved["params"]["weights"] == fit.weights
     assert ranking_weights(state_of(service).params) == {**fit.weights}
     assert service.search("shirt in blue", k=3).hits[0].title == "Blue Shirt for men"
+
+
+def test_learning_writes_down_every_query_it_used(service, fake_settings):
+    import json
+
+    from mmtui.phrasings import HELDOUT_PERSON
+    from mmtui.train.understanding import learn_understanding
+
+    fit = learn_understanding(service, limit=50)
+    path = fake_settings.reports_dir / "understanding-queries.jsonl"
+    assert fit.notes == [f"queries used: {path}"]
+    used = [json.loads(line) for line in path.read_text().splitlines()]
+    assert used and {u["split"] for u in used} <= {"train", "val"}
+    held_words = {w for words in HELDOUT_PERSON.values() for w in words}
+    assert not any(set(u["query"].split()) & held_words for u in used if u["set"] == "shopper")
