@@ -21,7 +21,7 @@ class State:
 
 def _key(store: Any) -> tuple:
     n, top = store.db.execute("SELECT count(*), max(rowid) FROM products").fetchone()
-    return n, top, store.get_meta("understanding") or ""
+    return n, top, store.get_meta("understanding") or "", store.get_meta("last_build") or ""
 
 
 def state_of(service: Any) -> State | None:
