@@ -132,16 +132,24 @@ def build_index_cmd(catalog, data_dir, model, checkpoint, device, columns, batch
               help="image: vs product images; text: vs product texts; lexical: BM25; fused: one vector per "
                    "product from its image and text; hybrid: all signals fused "
                    "[default: hybrid for text, image for --image].")
+@click.option("--drop", "drops", multiple=True, type=click.Choice(["kind", "person", "colour", "brand", "price"]),
+              help="Leave this part of what the query was understood to ask for out (repeatable).")
+@click.option("--literal", is_flag=True, help="Take the words as they are: no query understanding.")
 @where_option
 @data_dir_option
 @model_options
 @json_option
-def search(text, image, k, mode, wheres, data_dir, model, checkpoint, device, as_json) -> None:
+def search(text, image, k, mode, drops, literal, wheres, data_dir, model, checkpoint, device, as_json) -> None:
     """Find products by TEXT or by --image PATH.
+
+    The words are read against the catalog's kinds of product, persons, colours, brands and
+    price phrases ("ladies black watches under 50"); what was understood is shown with the
+    results, and ranks them in hybrid mode.
 
     \b
     Examples:
       mmtui search "black running shoes for men"
+      mmtui search "ladies black watches" --drop colour
       mmtui search "red dress" --mode image -k 20 --where price<50
       mmtui search --image photo.jpg --json
     """
@@ -157,7 +165,8 @@ def search(text, image, k, mode, wheres, data_dir, model, checkpoint, device, as
     if image is not None:
         result = service.search_image(image, k=k, mode=mode or "image", filters=filters)
     else:
-        result = service.search(text, k=k, mode=mode or "hybrid", filters=filters)
+        result = service.search(text, k=k, mode=mode or "hybrid", filters=filters, understand=not literal,
+                                drop=drops)
     if as_json:
         _print_json(result.to_json())
         return
@@ -175,7 +184,8 @@ def search(text, image, k, mode, wheres, data_dir, model, checkpoint, device, as
               help="With --split: search among the split's products, or the whole catalog.")
 @click.option("--compare", is_flag=True, help="Compare every trained model with zero-shot on the split (seed 000 table).")
 @click.option("--compare-modes", "compare_modes_", is_flag=True,
-              help="Seed 004's table: every mode on title and attribute queries of the split (R@10, nDCG@10).")
+              help="Seed 004's table: every mode on title and attribute queries of the split (R@10, nDCG@10), "
+                   "then shopper-phrased queries (P@10, nDCG@10) with and without query understanding.")
 @click.option("--mode", type=click.Choice(["image", "text", "lexical", "fused", "hybrid"]), default=None,
               help="Search mode [default: hybrid for a queries file, image for --split].")
 @click.option("-k", "k", type=count(1, 10_000), default=10, show_default=True,
@@ -251,14 +261,18 @@ def _compare_modes(settings, queries, split, pool, as_json) -> None:
     sets = default_query_sets(service.store, split)
     if queries:
         sets["file"], _ = evaluate.load_queries(queries)
+    from .shopper_eval import compare_shopper, shopper_query_sets, shopper_table
+
     with progress_printer(quiet=as_json):
         report = compare_modes(service, sets, split=split if pool == "split" else None)
+        shopper = compare_shopper(service, shopper_query_sets(service.store, split), split=split)
     if as_json:
-        _print_json(report.to_json())
+        _print_json({**report.to_json(), "shopper": shopper.to_json()})
         return
     out.print(modes_table(report))
     for note in report.notes:
         out.print(f"[dim]{note}[/]")
+    out.print(shopper_table(shopper))
 
 
 # -- train ------------------------------------------------------------------------------------
@@ -440,6 +454,33 @@ def train_hybrid_cmd(split, metric, data_dir, as_json) -> None:
         _print_json({"fusion": fusion.to_json(), "hybrid": fit.to_json()})
         return
     out.print(fit_table(fusion, fit))
+
+
+@train.command("understanding")
+@data_dir_option
+@json_option
+def train_understanding_cmd(data_dir, as_json) -> None:
+    """Learn how much the understood kind, person, colour and brand weigh in hybrid ranking.
+
+    Learned on the catalog's own generated queries of the train split, chosen on validation.
+
+    \b
+    Example:
+      mmtui train understanding && mmtui search "ladies black watches"
+    """
+    from .console import out
+    from .search import SearchService
+    from .train.understanding import fit_table, learn_understanding
+
+    service = SearchService.open(_settings(data_dir))
+    try:
+        fit = learn_understanding(service)
+    finally:
+        service.close()
+    if as_json:
+        _print_json(fit.to_json())
+        return
+    out.print(fit_table(fit))
 
 
 @cli.command()

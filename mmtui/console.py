@@ -186,6 +186,10 @@ def print_hits(result) -> None:
         out.print(f"No results for {result.query!r} (mode {result.mode}).")
         return
     table = Table(title=f"{result.mode} search: {result.query}  ({result.took_ms:.0f} ms)", title_justify="left")
+    understood = getattr(result, "understood", None)
+    if understood is not None and not understood.empty:
+        table.caption = f"understood: {understood.label()}"
+        table.caption_justify = "left"
     for name, justify in (("#", "right"), ("id", "left"), ("title", "left"), ("category", "left"),
                           ("colour", "left"), ("score", "right")):
         table.add_column(name, justify=justify, overflow="fold" if name == "title" else "ellipsis")
@@ -205,7 +209,7 @@ def print_hits(result) -> None:
     out.print(table)
 
 
-SHORT = {"lexical": "lex", "image": "img", "text": "txt", "fused": "fus"}
+SHORT = {"lexical": "lex", "image": "img", "text": "txt", "fused": "fus", "kind": "kind"}
 
 
 def print_rejects(counts: dict, rows: list[dict]) -> None:

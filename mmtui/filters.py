@@ -23,6 +23,7 @@ FIELDS: dict[str, tuple[str, type]] = {
     "season": ("season", str),
     "usage": ("usage", str),
     "article_type": ("article_type", str),
+    "split": ("split", str),  # train / val / test: evaluation pools
 }
 OPERATORS = ("<=", ">=", "!=", "=", "<", ">", "~")  # "~" = contains (case-insensitive)
 _PATTERN = re.compile(r"^\s*([A-Za-z_]+)\s*(<=|>=|!=|=|<|>|~)\s*(.*?)\s*$")

@@ -55,10 +55,14 @@ class SearchResult:
     query: str | None = None  # the text, or the image path for image queries
     kind: str = "text"  # "text" | "image"
     took_ms: float = 0.0
+    understood: Any = None  # mmtui.understand.Understanding of a text query (None: nothing to understand)
 
     def to_json(self) -> dict[str, Any]:
-        return {"query": self.query, "kind": self.kind, "mode": self.mode, "took_ms": round(self.took_ms, 2),
-                "hits": [h.to_json() for h in self.hits]}
+        out = {"query": self.query, "kind": self.kind, "mode": self.mode, "took_ms": round(self.took_ms, 2),
+               "hits": [h.to_json() for h in self.hits]}
+        if self.understood is not None:
+            out["understood"] = self.understood.to_json()
+        return out
 
 
 CANDIDATES = 100  # per-signal candidates fused in hybrid mode
@@ -79,6 +83,7 @@ class SearchService:
         self._allowed_cache: dict[tuple, Any] = {}  # filter -> allowed rowids, while the products are unchanged
         self._allowed_version: tuple = ()
         self._threads_checked = 0.0  # time.monotonic() of the last look at the machine's load
+        self._understanding = None  # mmtui.understand_state.State of the current products (made on first use)
 
     @classmethod
     def open(cls, settings, encoder=None) -> "SearchService":
@@ -117,6 +122,7 @@ class SearchService:
         """Load the model ahead of the first query (the TUI does this in the background), and run it once:
         first calls set up kernels and prepacked weights (~0.2 s) that a user's first query would otherwise wait for."""
         self.encoder.encode_texts(["warm up"])
+        self.understand("warm up")
 
     @property
     def encoder(self):
@@ -163,7 +169,17 @@ class SearchService:
         return vector
 
     # -- searching ---------------------------------------------------------------------------
-    def search(self, query: str, *, k: int = 20, mode: str = "hybrid", filters=None) -> SearchResult:
+    def understand(self, query: str, drop=()):
+        """What the query asks for in this catalog's facets (mmtui.understand), without the parts in `drop`
+        (facet names, or "price"); None when the catalog has no facets to understand."""
+        from .understand_state import understanding_of
+
+        return understanding_of(self, query, drop)
+
+    def search(self, query: str, *, k: int = 20, mode: str = "hybrid", filters=None, understand: bool = True,
+               drop=()) -> SearchResult:
+        """`understand`: read the kind, person, colour and price the words ask for and rank by them (hybrid mode;
+        price phrases filter in every mode); `drop`: parts of that understanding to leave out."""
         started = time.perf_counter()
         query = (query or "").strip()
         if not query:
@@ -171,6 +187,15 @@ class SearchService:
         _check_k(k)
         self._check_mode(mode, MODES)
         self._check_index(mode)
+        asked = query
+        # lexical mode answers before the model is loaded (the TUI's words-first results): it uses the understanding
+        # once load_model() has made it, and does not wait for the sentence model itself
+        ready = mode != "lexical" or self._understanding is not None
+        understood = self.understand(query, drop) if understand and ready else None
+        if understood is not None and understood.price is not None:
+            from .facet_rank import price_filters
+
+            filters, query = list(filters or []) + price_filters(understood.price), understood.text or query
         allowed, where, params = self._allowed(filters)
         ranked: dict[str, list[tuple[int, float]]] = {}
         weights = self._hybrid_weights() if mode == "hybrid" else None
@@ -183,9 +208,15 @@ class SearchService:
             for name in VECTOR_INDEXES:
                 if name in signals:
                     ranked[name] = self._vector_hits(name, vector, n, allowed)
-        hits = self._hits(ranked, mode, k, weights)
-        return SearchResult(mode=mode, hits=hits, query=query, kind="text",
-                            took_ms=(time.perf_counter() - started) * 1000)
+        if mode == "hybrid" and understood is not None and understood.parts.get("kind"):
+            from .hybrid import RRF_K
+            from .understand_state import understood_hits
+
+            hits = self._hit_rows(understood_hits(self, query, understood, ranked, weights, k, allowed, RRF_K))
+        else:
+            hits = self._hits(ranked, mode, k, weights)
+        return SearchResult(mode=mode, hits=hits, query=asked, kind="text",
+                            took_ms=(time.perf_counter() - started) * 1000, understood=understood)
 
     def search_image(self, image, *, k: int = 20, mode: str = "image", filters=None) -> SearchResult:
         from .catalog import load_image
@@ -279,6 +310,10 @@ class SearchService:
             merged = [(r, s, {name: round(float(s), 4)}, {name: 1.0}) for r, s in hits[:k]]
         else:
             merged = fuse_ranked(ranked, k, weights)
+        return self._hit_rows(merged)
+
+    def _hit_rows(self, merged: list[tuple[int, float, dict, dict]]) -> list[Hit]:
+        """Fused [(rowid, score, signals, shares)] -> Hits with the products' fields."""
         rows = {row["rowid"]: row for row in self.store.rows([r for r, *_ in merged])}
         out = []
         for rank, (rowid, score, signals, shares) in enumerate(merged, start=1):
@@ -354,6 +389,7 @@ class SearchService:
         self._query_cache.clear()
         if self._encoder is not None and self._encoder.fingerprint != self.store.get_meta("base_fingerprint"):
             self._encoder = None
+        self._understanding = None
 
     def close(self) -> None:
         self.store.close()

@@ -53,6 +53,7 @@ class FakeEncoder:
 
     name = "fake"
     image_size = None
+    word_vectors = None  # no sentence model behind it: query understanding matches words by spelling and use only
 
     def __init__(self, dim: int = 32, seed: int = 0) -> None:
         self.dim = dim

@@ -112,3 +112,17 @@ def test_a_search_imports_no_build_code(built):
             "print(sorted(m for m in ('mmtui.build', 'mmtui.catalog', 'textual') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_search_shows_what_it_understood_and_can_leave_it_out(built):
+    data_dir, _ = built
+    result = run("search", "shirt in red", "--data-dir", str(data_dir), "--json", "-k", "3")
+    payload = json.loads(result.output)
+    assert payload["understood"]["parts"]["kind"] == {"Shirt": 1.0}
+    assert payload["understood"]["label"] == "kind: Shirt · colour: Red"
+    table = run("search", "shirt in red", "--data-dir", str(data_dir), "-k", "3")
+    assert "understood: kind: Shirt · colour: Red" in table.output
+    literal = json.loads(run("search", "shirt in red", "--data-dir", str(data_dir), "--json", "--literal").output)
+    assert "understood" not in literal
+    dropped = json.loads(run("search", "shirt in red", "--data-dir", str(data_dir), "--json", "--drop", "kind").output)
+    assert "kind" not in dropped["understood"]["parts"]

@@ -53,3 +53,17 @@ def test_eval_table_and_split(data_dir):
 def test_missing_queries_file_is_a_clear_error(data_dir, tmp_path):
     result = CliRunner().invoke(cli, ["eval", str(tmp_path / "none.jsonl"), "--data-dir", str(data_dir)])
     assert result.exit_code == 1 and "hint:" in result.output and "Traceback" not in result.output
+
+
+def test_compare_modes_adds_the_shopper_table(data_dir):
+    result = CliRunner().invoke(cli, ["eval", "--compare-modes", "--split", "train", "--data-dir", str(data_dir),
+                                      "--json"])
+    assert result.exit_code == 0, result.output
+    shopper = json.loads(result.output)["shopper"]
+    labels = [row["label"] for row in shopper["rows"]]
+    assert "hybrid, words only (before)" in labels and "hybrid + understanding (default)" in labels
+    assert shopper["n_queries"]["shopper"] > 0 and shopper["n_queries"]["catalog"] > 0
+    default = next(r for r in shopper["rows"] if r["label"] == "hybrid + understanding (default)")
+    assert 0 <= default["catalog/p@10"] <= 1 and 0 <= default["shopper/ndcg@10"] <= 1
+    table = CliRunner().invoke(cli, ["eval", "--compare-modes", "--split", "train", "--data-dir", str(data_dir)])
+    assert table.exit_code == 0 and "shopper-phrased queries" in table.output

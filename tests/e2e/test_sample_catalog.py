@@ -39,6 +39,17 @@ def test_words_find_the_right_kind_of_product(data_dir):
         assert sum("Shirts" in h["category"] for h in hits) >= 3, hits
 
 
+def test_a_shoppers_words_find_the_kind_before_the_colour(data_dir):
+    """The sample has seven dresses, none red: "red dress" shows dresses, not a red watch first; "ladies black
+    watches" shows women's watches (MiniLM puts "ladies" next to Women)."""
+    result = CliRunner().invoke(cli, ["search", "red dress", "--data-dir", str(data_dir), "--json", "-k", "7"])
+    payload = json.loads(result.output)
+    assert payload["understood"]["label"] == "kind: Dresses · colour: Red"
+    assert all("Dresses" in h["category"] for h in payload["hits"]), payload["hits"]
+    hits = search(data_dir, "ladies black watches", "-k", "5")
+    assert all("Watches" in h["category"] and h["gender"] in ("Women", "Unisex") for h in hits), hits
+
+
 def test_a_title_finds_its_own_picture_by_image_vectors(data_dir):
     styles = (SAMPLE / "styles.csv").read_text().splitlines()[1:40]
     found = 0

@@ -69,6 +69,18 @@ def _matches(product: dict[str, Any], filters: list[Filter]) -> bool:
     return True
 
 
+def _understood(query: str, drop: tuple):
+    """What the real service would understand of the few words these tests use ("women watch")."""
+    from mmtui.understand import Understanding
+
+    parts = {}
+    if "watch" in query.lower():
+        parts["kind"] = {"Watches": 1.0}
+    if "women" in query.lower().split():
+        parts["person"] = {"Women": 1.0, "Girls": 0.4}
+    return Understanding(query, query, parts, fields={"kind": ("category", "~")}).without(drop)
+
+
 @dataclass
 class FakeSearchService:
     """Implements the SearchService interface the TUI uses, on twelve fixed products."""
@@ -79,6 +91,7 @@ class FakeSearchService:
     ready: bool = False
     fail_search: Exception | None = None
     calls: list[tuple] = field(default_factory=list)
+    drops: list[tuple] = field(default_factory=list)  # the `drop` of each search call
     active: str = "lite"
     release: threading.Event | None = None  # when set, load_model waits for it
 
@@ -113,9 +126,10 @@ class FakeSearchService:
         scored.sort(key=lambda s: (-s[0], s[1]["id"]))
         return [self._hit(p, sc, i + 1, sig) for i, (sc, p, sig) in enumerate(scored[:k])]
 
-    def search(self, query: str, *, k: int = 20, mode: str = "hybrid", filters: list[Filter] | None = None
-               ) -> SearchResult:
+    def search(self, query: str, *, k: int = 20, mode: str = "hybrid", filters: list[Filter] | None = None,
+               drop: tuple = ()) -> SearchResult:
         self.calls.append(("search", query, mode, tuple(filters or [])))
+        self.drops.append(tuple(drop))
         if self.fail_search is not None:
             raise self.fail_search
         if mode != "lexical" and not self.ready:
@@ -132,7 +146,8 @@ class FakeSearchService:
                 {"image": round(text * 0.6, 3)} if mode == "image" else \
                 {"image": round(text * 0.6, 3), "text": text, "lexical": lexical}
             scored.append((text, p, signals))
-        return SearchResult(mode=mode, hits=self._ranked(scored, k, filters), query=query, kind="text", took_ms=3.0)
+        return SearchResult(mode=mode, hits=self._ranked(scored, k, filters), query=query, kind="text", took_ms=3.0,
+                            understood=_understood(query, drop))
 
     def search_image(self, image: Path | str, *, k: int = 20, filters: list[Filter] | None = None) -> SearchResult:
         from PIL import Image

@@ -9,6 +9,7 @@ from conftest import fake_build, fake_train, settle
 from textual.widgets import Input, Select
 
 from mmtui.errors import QueryError, StoreError
+from mmtui.filters import Filter
 from mmtui.search import MODES
 from mmtui.tui.screens.dialogs import ConfirmDialog
 from mmtui.tui.screens.search import SearchScreen
@@ -287,3 +288,39 @@ async def test_quitting_while_the_model_loads_exits_at_once(make_test_app):
         await pilot.press("ctrl+q")
     assert app.return_code == 0
     release.set()
+
+
+async def test_the_understood_parts_are_shown_and_can_be_dropped_or_pinned(make_test_app):
+    from textual.widgets import OptionList
+
+    from mmtui.tui.screens.understood import UnderstoodDialog
+
+    app, service = make_test_app()
+    async with app.run_test(size=(120, 30)) as pilot:
+        await settle(pilot, app)
+        await search(pilot, app, "women watch")
+        status = str(app.search_screen.query_one("#status").render())
+        assert "understood: kind: Watches · for: Women" in status
+        await pilot.press("ctrl+g")
+        await settle(pilot, app, 0.1)
+        dialog = app.screen
+        assert isinstance(dialog, UnderstoodDialog)
+        labels = [text for text, _ in dialog.items]
+        assert labels[:3] == ["drop  kind: Watches", "only  kind = Watches", "drop  for: Women / Girls"]
+        options = dialog.query_one("#parts", OptionList)
+        options.highlighted = 0
+        await pilot.press("enter")  # drop the kind
+        await settle(pilot, app, 0.35)
+        assert service.drops[-1] == ("kind",)
+        assert "kind:" not in str(app.search_screen.query_one("#status").render())
+        await pilot.press("ctrl+g")
+        await settle(pilot, app, 0.1)
+        dialog = app.screen
+        pick = next(i for i, (text, _) in enumerate(dialog.items) if text == "only  for = Women")
+        dialog.query_one("#parts", OptionList).highlighted = pick
+        await pilot.press("enter")  # pin the person: a filter now, no longer a soft part
+        await settle(pilot, app, 0.35)
+        assert service.drops[-1] == ("kind", "person")
+        assert ("search", "women watch", "hybrid", (Filter("gender", "=", "Women"),)) in service.calls
+        await search(pilot, app, "women watches")  # a new query starts from what it says again
+        assert service.drops[-1] == ()

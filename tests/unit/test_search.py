@@ -31,9 +31,12 @@ def test_each_mode_returns_ranked_hits(service):
 
 
 def test_hybrid_reports_each_signal(service):
-    hits = service.search("red shirt", k=3, mode="hybrid").hits
+    hits = service.search("red shirt", k=3, mode="hybrid", understand=False).hits
     red = next(h for h in hits if h.title == "Red Shirt for men")  # first in two of three signals
     assert set(red.signals) == {"image", "text", "lexical"}
+    # understood ("red shirt" names the kind Shirt): the kind's own list and the facet part of the score too
+    red = next(h for h in service.search("red shirt", k=3, mode="hybrid").hits if h.title == "Red Shirt for men")
+    assert set(red.signals) == {"image", "text", "lexical", "kind", "understood"}
 
 
 def test_image_query_finds_the_same_picture(service, tiny_catalog):
@@ -182,3 +185,51 @@ def test_build_and_an_image_query_decode_a_large_jpeg_alike(tiny_catalog, fake_s
     queried = SizedFake()
     result = SearchService.open(fake_settings, encoder=queried).search_image(tiny_catalog / "img" / "big.jpg", k=1)
     assert queried.sizes == [(80, 60)] and result.hits[0].id == "50" and result.hits[0].score > 0.9999
+
+
+def test_the_understood_kind_comes_first_and_price_phrases_filter(service):
+    result = service.search("shirt in blue", k=4)
+    assert result.understood.best("kind") == "Shirt" and result.understood.best("colour") == "Blue"
+    assert result.hits[0].title == "Blue Shirt for men"
+    assert all(h.category == "Apparel > Shirt" for h in result.hits[:4])  # every shirt before any blue non-shirt
+    assert result.to_json()["understood"]["label"] == "kind: Shirt · colour: Blue"
+    cheap = service.search("shirt under 50", k=10)
+    assert cheap.understood.price == (None, 50.0) and cheap.hits and all(h.price <= 50 for h in cheap.hits)
+    dropped = service.search("shirt in blue", k=4, drop=("kind",))
+    assert "kind" not in dropped.understood.parts and dropped.hits[0].colour == "Blue"
+
+
+def test_a_query_naming_no_kind_ranks_as_before(service):
+    understood = service.search("for men", k=6)
+    assert "kind" not in understood.understood.parts
+    assert [h.id for h in understood.hits] == [h.id for h in service.search("for men", k=6, understand=False).hits]
+
+
+def test_learned_understanding_weights_are_saved_and_used(service):
+    import json
+
+    from mmtui.facet_rank import ranking_weights
+    from mmtui.train.understanding import learn_understanding
+    from mmtui.understand_state import state_of
+
+    fit = learn_understanding(service, limit=50)
+    assert fit.weights["kind"] >= 2 * fit.weights["colour"] and fit.weights["person"] >= fit.weights["colour"]
+    saved = json.loads(service.store.get_meta("understanding"))
+    assert saved["params"]["weights"] == fit.weights
+    assert ranking_weights(state_of(service).params) == {**fit.weights}
+    assert service.search("shirt in blue", k=3).hits[0].title == "Blue Shirt for men"
+
+
+def test_learning_writes_down_every_query_it_used(service, fake_settings):
+    import json
+
+    from mmtui.phrasings import HELDOUT_PERSON
+    from mmtui.train.understanding import learn_understanding
+
+    fit = learn_understanding(service, limit=50)
+    path = fake_settings.reports_dir / "understanding-queries.jsonl"
+    assert fit.notes == [f"queries used: {path}"]
+    used = [json.loads(line) for line in path.read_text().splitlines()]
+    assert used and {u["split"] for u in used} <= {"train", "val"}
+    held_words = {w for words in HELDOUT_PERSON.values() for w in words}
+    assert not any(set(u["query"].split()) & held_words for u in used if u["set"] == "shopper")

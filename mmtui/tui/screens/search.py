@@ -48,6 +48,7 @@ class SearchScreen(Screen):
     BINDINGS = [
         Binding("ctrl+f", "toggle_facets", "Filters"),
         Binding("ctrl+r", "cycle_mode", "Mode"),
+        Binding("ctrl+g", "understood", "Understood"),
         Binding("slash", "focus_search", "Search", show=False),
         Binding("escape", "escape", "Back to search", show=False),
     ]
@@ -70,6 +71,8 @@ class SearchScreen(Screen):
         self._mode: str | None = None  # the mode while the filter panel is not mounted (then the panel holds it)
         self._search_worker: Any | None = None
         self._focus_seq: int | None = None  # Enter started this search: its results take the focus when shown
+        self._dropped: set[str] = set()  # parts of the understanding the user dropped (ctrl+g), for this query
+        self._pinned: dict[str, Filter] = {}  # parts the user pinned to one value: facet filters, for this query
 
     # ---------------------------------------------------------------- layout
     def compose(self) -> ComposeResult:
@@ -133,7 +136,12 @@ class SearchScreen(Screen):
     @property
     def filters(self) -> list[Filter]:
         panel = self.facet_panel
-        return panel.filters() if panel is not None else []
+        return (panel.filters() if panel is not None else []) + list(self._pinned.values())
+
+    @property
+    def dropped(self) -> tuple[str, ...]:
+        """The parts of the understanding left out: dropped, or pinned (a filter says it instead)."""
+        return tuple(sorted(self._dropped | set(self._pinned)))
 
     @property
     def facet_panel(self) -> FacetPanel | None:
@@ -196,6 +204,8 @@ class SearchScreen(Screen):
     # ---------------------------------------------------------------- searching
     @on(Input.Changed, "#query")
     def _query_changed(self) -> None:
+        self._dropped.clear()
+        self._pinned.clear()
         if self._timer is not None:
             self._timer.stop()
         self._timer = self.set_timer(DEBOUNCE_S, self.search_now)
@@ -225,7 +235,7 @@ class SearchScreen(Screen):
             self._timer = None
         query = parse_query(self.query_one("#query", Input).value)
         mode, filters = self.mode, self.filters
-        signature = (query, mode, tuple(filters))
+        signature = (query, mode, tuple(filters), self.dropped)
         if signature == self._last_signature and not force:
             return
         self._last_signature = signature
@@ -270,6 +280,8 @@ class SearchScreen(Screen):
             else:
                 call = (service.search, query.text)
                 kwargs = {"k": k, "mode": mode, "filters": filters}
+                if self.dropped:
+                    kwargs["drop"] = self.dropped
                 if mode == "hybrid":
                     await self._quick_lexical(seq, query, filters)
             result = await self.app.lane.call(*call, still_wanted=lambda: seq == self._seq, **kwargs)
@@ -364,6 +376,12 @@ class SearchScreen(Screen):
             text.append(" · words first, refining with the model…", style="italic yellow")
         if not n and filters:
             text.append(" · try clearing filters (ctrl+f)", style="dim")
+        understood = getattr(result, "understood", None)
+        if understood is not None and not understood.empty:
+            text.append(f" · understood: {understood.label()}", style="cyan")
+            text.append(" (ctrl+g)", style="dim")
+        elif self.dropped:
+            text.append(" · understanding changed (ctrl+g)", style="dim")
         return text
 
     # ---------------------------------------------------------------- thumbnails and details
@@ -490,6 +508,27 @@ class SearchScreen(Screen):
             self.query_one("#facets").query_one("#mode").focus()
         else:
             self.query_one("#query").focus()
+
+    def action_understood(self) -> None:
+        """Show what the query was understood to ask for; drop a part or pin it to one value (a facet filter)."""
+        from .understood import UnderstoodDialog
+
+        result = self.result
+        understood = getattr(result, "understood", None) if result is not None and result.kind == "text" else None
+        self.app.push_screen(UnderstoodDialog(understood, changed=bool(self.dropped)), self._understood_changed)
+
+    def _understood_changed(self, action: tuple | None) -> None:
+        if not action:
+            return
+        what, facet, value = action
+        if what == "reset":
+            self._dropped.clear()
+            self._pinned.clear()
+        elif what == "drop":
+            self._dropped.add(facet)
+        elif what == "pin":
+            self._pinned[facet] = self.result.understood.filter_for(facet, value)
+        self.search_now()
 
     def action_cycle_mode(self) -> None:
         mode = self.mode

