@@ -142,6 +142,8 @@ def current(ann_dir: Path) -> Generation | None:
     except FileNotFoundError:
         if (ann_dir / "image.manifest.json").is_file():
             return Generation(ann_dir, LEGACY, None, token)
+        if ann_dir.is_dir() and any(_GEN.match(p.name) for p in ann_dir.iterdir()):
+            raise damaged("index pointer", pointer, "missing") from None
         return None
     except (OSError, UnicodeDecodeError) as exc:
         raise damaged("index pointer", pointer, str(exc)) from None
@@ -256,3 +258,18 @@ def _fsync(path: Path, strict: bool = False) -> None:
             raise
     finally:
         os.close(fd)
+
+
+# -- checking on demand ----------------------------------------------------------------------------
+def verify(ann_dir: Path) -> dict:
+    """Every file of the current generation checked in full (`mmtui check`): {"generation", "files", "bytes",
+    "problems": {file: problem}, "seconds"}. Raises IndexMismatchError when nothing was built here."""
+    started = time.perf_counter()
+    gen = current(ann_dir)  # IndexDamagedError for a damaged pointer
+    if gen is None:
+        raise IndexMismatchError(f"no index in {ann_dir}", "run `mmtui build-index CATALOG`")
+    problems = gen.check(full=True)
+    files = gen.files or {}
+    return {"generation": gen.name, "directory": str(gen.dir), "files": len(files),
+            "bytes": sum(int(r.get("size") or 0) for r in files.values()), "problems": problems,
+            "checksums": gen.files is not None, "seconds": round(time.perf_counter() - started, 3)}

@@ -164,7 +164,7 @@ class LexicalIndex:
         finally:
             conn.execute("RELEASE lexical_build")
             conn.execute(f"DROP TABLE IF EXISTS {vocab}")
-        stats = _varints(bytes(averages[0])) if averages else [0]
+        stats = (_varints(bytes(averages[0])) if averages and averages[0] else []) or [0]  # [0]: no rows yet
         n_rows, n_tokens = stats[0], sum(stats[1:1 + len(columns)])
         terms = [r[0] for r in rows]
         counts = np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows))

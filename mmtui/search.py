@@ -257,7 +257,8 @@ class SearchService:
         from .errors import IndexMismatchError
 
         indexes, damaged = self._current()
-        needed = ("image", "text", "fused") if mode == "hybrid" else (mode,)
+        needed = ("image", "text", "fused") if mode == "hybrid" else () if mode == "lexical" else (mode,)
+        # (a damaged lexical index is never needed: FTS5 answers the same queries)
         for name in needed:
             if name in damaged and not (mode == "hybrid" and name == "fused" and not self._hybrid_uses_fused()):
                 raise damaged[name]

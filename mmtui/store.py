@@ -232,15 +232,12 @@ class Store:
         leave such vectors, which searches then returned; the next build encodes whatever is missing.
         Returns how many were deleted."""
         with self.db.conn:
-            cursor = self.db.execute("""
-                DELETE FROM embeddings WHERE NOT EXISTS (
-                  SELECT 1 FROM products p WHERE p.rowid = embeddings.product_rowid AND CASE embeddings.kind
-                    WHEN 'image' THEN coalesce(p.image_sha = embeddings.content_sha, 1)
-                                      AND coalesce(p.image_status = 'ok', 1)
-                    WHEN 'text' THEN coalesce(p.text_sha = embeddings.content_sha, 1)
-                    WHEN 'title' THEN coalesce(p.title_sha = embeddings.content_sha, 1)
-                    ELSE 1 END)""")
+            cursor = self.db.execute(f"DELETE FROM embeddings WHERE {_STALE}")
         return max(0, cursor.rowcount)
+
+    def stale_vector_count(self) -> int:
+        """How many vectors drop_stale_vectors would delete (reads only)."""
+        return self.db.execute(f"SELECT count(*) FROM embeddings WHERE {_STALE}").fetchone()[0]
 
     def live_rowids(self, rowids: Iterable[int]) -> set[int]:
         """Which of these product rowids still exist."""
@@ -317,6 +314,14 @@ class Store:
 
     def close(self) -> None:
         self.db.conn.close()
+
+
+_STALE = """NOT EXISTS (
+  SELECT 1 FROM products p WHERE p.rowid = embeddings.product_rowid AND CASE embeddings.kind
+    WHEN 'image' THEN coalesce(p.image_sha = embeddings.content_sha, 1) AND coalesce(p.image_status = 'ok', 1)
+    WHEN 'text' THEN coalesce(p.text_sha = embeddings.content_sha, 1)
+    WHEN 'title' THEN coalesce(p.title_sha = embeddings.content_sha, 1)
+    ELSE 1 END)"""  # embeddings no product matches (see Store.drop_stale_vectors)
 
 
 def _connect(db_path: Path) -> sqlite3.Connection:
