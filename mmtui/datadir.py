@@ -215,6 +215,6 @@ def _os_error(exc: OSError, data_dir: Path) -> StoreError:
     if exc.errno in DISK_FULL:
         return StoreError(f"the disk is full: cannot write {where}", _FULL_HINT)
     if exc.errno in READ_ONLY:
-        return StoreError(f"{where} is read-only: cannot write to the data directory {data_dir}", _READ_ONLY_HINT)
+        return StoreError(f"the data directory {data_dir} is read-only (cannot write {where})", _READ_ONLY_HINT)
     return StoreError(f"cannot write to the data directory {data_dir}: {exc}",
                       "check that the directory exists and is writable")
