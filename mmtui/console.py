@@ -33,9 +33,10 @@ class RateColumn(ProgressColumn):
 
 @contextlib.contextmanager
 def progress_printer(quiet: bool = False) -> Iterator:
-    """A ProgressCallback drawing one rich bar per stage on stderr (nothing when quiet or not a terminal)."""
+    """A ProgressCallback drawing one rich bar per stage on stderr (when quiet, only the notice that the command
+    waits for another process writing to the data dir)."""
     if quiet:
-        yield lambda event: None
+        yield lambda event: err.print(f"[dim]{event.message}[/]", soft_wrap=True) if event.stage == "wait" else None
         return
     columns = [SpinnerColumn(), TextColumn("{task.description:<20}"), BarColumn(), MofNCompleteColumn(),
                RateColumn(), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn()]

@@ -167,14 +167,14 @@ def _flock(data_dir: Path, what: str, deadline: float, timeout: float, progress,
 def _notify(progress, data_dir: Path, holder: str, timeout: float) -> None:
     if progress is not None:
         progress(ProgressEvent("wait", 0, None, f"another process is writing to {data_dir} ({holder}); "
-                                                f"waiting up to {timeout:.0f} s..."))
+                                                f"waiting up to {timeout:g} s..."))
 
 
 def _busy(data_dir: Path, holder: str, timeout: float) -> DataDirBusyError:
     if timeout <= 0:
         return DataDirBusyError(f"another process is writing to {data_dir} ({holder})",
                                 "wait for it to finish, or run the command again without --no-wait to wait for it")
-    return DataDirBusyError(f"another process is still writing to {data_dir} ({holder}) after {timeout:.0f} s",
+    return DataDirBusyError(f"another process is still writing to {data_dir} ({holder}) after {timeout:g} s",
                             "wait for it to finish and run the command again (MMTUI_LOCK_TIMEOUT sets the wait)")
 
 

@@ -22,36 +22,14 @@ from mmtui.generations import IndexDamagedError, current
 from mmtui.search import SearchService
 from mmtui.store import Store
 
-N = 560  # above ann.EXACT_BELOW: the image, text and fused indexes have .hnsw graphs
-
-
-def write_catalog(folder: Path, n: int = N, *, renamed: int = 0, dropped: int = 0) -> Path:
-    """products.csv with n products, each with its own 8x8 JPEG; `renamed` first titles changed, the last
-    `dropped` products left out."""
-    import io
-
-    from PIL import Image
-
-    (folder / "img").mkdir(parents=True, exist_ok=True)
-    words = ["red", "blue", "green", "black", "white", "shirt", "shoes", "dress", "watch", "bag", "jeans"]
-    lines = ["id,title,category,colour,price,image"]
-    for i in range(n - dropped):
-        image = folder / "img" / f"{i}.jpg"
-        if not image.exists():
-            buf = io.BytesIO()
-            Image.new("RGB", (8, 8), (i * 7 % 256, i * 13 % 256, i * 29 % 256)).save(buf, "JPEG")
-            image.write_bytes(buf.getvalue())
-        title = f"{words[i % 5]} {words[5 + i % 6]} number {i}" + (" renamed" if i < renamed else "")
-        lines.append(f"p{i},{title},{words[5 + i % 6]},{words[i % 5]},{i % 90 + 1},img/{i}.jpg")
-    (folder / "products.csv").write_text("\n".join(lines) + "\n")
-    return folder
+N = 560  # products in make_catalog's catalogs: above ann.EXACT_BELOW, so the indexes have .hnsw graphs
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory) -> tuple[Path, Path]:
+def built(tmp_path_factory, make_catalog) -> tuple[Path, Path]:
     """(catalog, data dir) built once with the fake model; tests copy the data dir."""
     root = tmp_path_factory.mktemp("integrity")
-    catalog = write_catalog(root / "shop")
+    catalog = make_catalog(root / "shop")
     settings = Settings(data_dir=root / "index", model="fake")
     build_index(settings, catalog, encoder=FakeEncoder())
     return catalog, settings.data_dir
@@ -197,11 +175,11 @@ def test_products_removed_after_the_index_was_built_never_shorten_the_results(da
         assert [h.rank for h in hits] == list(range(1, 11))
 
 
-def test_a_service_loads_a_new_generation_between_queries(data, tmp_path):
+def test_a_service_loads_a_new_generation_between_queries(data, tmp_path, make_catalog):
     catalog, settings = data
     service = SearchService.open(settings, encoder=FakeEncoder())
     before = current(settings.ann_dir).name
-    extra = write_catalog(tmp_path / "more", N + 1)  # one new product, p560
+    extra = make_catalog(tmp_path / "more", N + 1)  # one new product, p560
     build_index(settings, extra, encoder=FakeEncoder())
     assert len(service.indexes["text"]) == N  # nothing changes under a service until its next query starts
     assert len(service.search("red dress", k=10, mode="text").hits) == 10
@@ -210,11 +188,12 @@ def test_a_service_loads_a_new_generation_between_queries(data, tmp_path):
     assert service.more_like_this("p560", k=3).hits and service.indexes["image"].vector_of(new) is not None
     assert current(settings.ann_dir).name != before
     for _ in range(2):
-        build_index(settings, write_catalog(tmp_path / "more", N + 1, renamed=1 + _), encoder=FakeEncoder())
+        build_index(settings, make_catalog(tmp_path / "more", N + 1, renamed=1 + _), encoder=FakeEncoder())
     assert len([p for p in settings.ann_dir.iterdir() if p.name.startswith("gen-")]) == 2  # current + previous
 
 
-def test_a_full_disk_leaves_the_current_generation_and_the_next_run_finishes(data, monkeypatch, tmp_path):
+def test_a_full_disk_leaves_the_current_generation_and_the_next_run_finishes(data, monkeypatch, tmp_path,
+                                                                           make_catalog):
     catalog, settings = data
     before = json.loads((settings.ann_dir / "CURRENT.json").read_text())
     real_save = VectorIndex.save
@@ -225,7 +204,7 @@ def test_a_full_disk_leaves_the_current_generation_and_the_next_run_finishes(dat
         real_save(self, directory)
 
     monkeypatch.setattr(VectorIndex, "save", full_disk)
-    changed = write_catalog(tmp_path / "changed", renamed=40)
+    changed = make_catalog(tmp_path / "changed", renamed=40)
     with pytest.raises(StoreError, match="disk is full") as info:
         build_index(settings, changed, encoder=FakeEncoder())
     assert "run the same command again" in info.value.hint
@@ -240,7 +219,7 @@ def test_a_full_disk_leaves_the_current_generation_and_the_next_run_finishes(dat
     assert search_all(settings)["hybrid"] == 10
 
 
-def test_a_full_disk_in_sqlite_is_a_clear_error(data, monkeypatch, tmp_path):
+def test_a_full_disk_in_sqlite_is_a_clear_error(data, monkeypatch, tmp_path, make_catalog):
     catalog, settings = data
 
     def full(*_args, **_kwargs):
@@ -248,7 +227,7 @@ def test_a_full_disk_in_sqlite_is_a_clear_error(data, monkeypatch, tmp_path):
 
     monkeypatch.setattr(Store, "put_vectors", full)
     with pytest.raises(StoreError, match="is full"):
-        build_index(settings, write_catalog(tmp_path / "changed", renamed=3), encoder=FakeEncoder())
+        build_index(settings, make_catalog(tmp_path / "changed", renamed=3), encoder=FakeEncoder())
 
 
 @pytest.mark.parametrize("content", ["", "id,title,image\n", "id,title,image\n,no id,x.jpg\n,,\n"])
