@@ -236,7 +236,9 @@ class NewGeneration:
         keep = {self.name, self.base.name if self.base is not None else None}
         for path in self.ann_dir.iterdir():
             if _GEN.match(path.name) and path.name not in keep:
-                shutil.rmtree(path, ignore_errors=True)
+                shutil.rmtree(path, ignore_errors=True)  # a reader still using it keeps its open/mapped files
+            elif path.name.startswith(f".{POINTER}.") and path.name.endswith(".tmp"):
+                path.unlink(missing_ok=True)  # a pointer a killed writer did not finish
         if LEGACY not in keep:
             for path in self.ann_dir.iterdir():  # files of a data dir written before generations
                 if path.is_file() and path.name != POINTER and not path.name.startswith(".") and \

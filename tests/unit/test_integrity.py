@@ -240,3 +240,22 @@ def test_a_catalog_without_products_is_a_clear_error_and_changes_nothing(tmp_pat
         build_index(settings, path, encoder=FakeEncoder())
     assert "not changed" in info.value.hint
     assert not settings.db_path.exists()
+
+
+def test_a_data_dir_from_before_generations_is_searched_then_moved_to_generations(data):
+    """ann/ of an older version (files directly in it, no pointer): searched as it is; the next build writes a
+    generation, and the old files go once nothing can be reading them (the build after)."""
+    catalog, settings = data
+    gen = current(settings.ann_dir)
+    for path in gen.dir.iterdir():
+        shutil.copy2(path, settings.ann_dir / path.name)
+    (settings.ann_dir / "CURRENT.json").unlink()
+    shutil.rmtree(gen.dir)
+    assert current(settings.ann_dir).name == "legacy"
+    assert search_all(settings)["hybrid"] == 10
+    build_index(settings, catalog, encoder=FakeEncoder())
+    assert current(settings.ann_dir).name.startswith("gen-") and not current(settings.ann_dir).check(full=True)
+    assert (settings.ann_dir / "image.hnsw").exists()  # kept for a reader that opened it just before
+    build_index(settings, catalog, encoder=FakeEncoder())
+    assert sorted(p.name for p in settings.ann_dir.iterdir() if p.is_file()) == ["CURRENT.json"]
+    assert search_all(settings)["hybrid"] == 10
