@@ -61,6 +61,7 @@ class SearchService:
         self.store = store
         self.indexes = indexes  # {"image": VectorIndex, "text": VectorIndex[, "fused": VectorIndex]}
         self.damaged = damaged or {}  # index name -> IndexDamagedError (mmtui.generations), raised when needed
+        self._snapshot = (self.indexes, self.damaged)  # replaced as one: a query takes both from one generation
         self._stamp = stamp  # generations.stamp() of the loaded generation: a new one is loaded between queries
         self._reload_lock = __import__("threading").Lock()
         self.projector = projector
@@ -261,7 +262,8 @@ class SearchService:
         # (a damaged lexical index is never needed: FTS5 answers the same queries)
         for name in needed:
             if name in damaged and not (mode == "hybrid" and name == "fused" and not self._hybrid_uses_fused()):
-                raise damaged[name]
+                error = damaged[name]
+                raise type(error)(error.message, error.hint)  # a fresh one each time: no growing traceback
         if mode == "fused" and "fused" not in indexes:
             raise IndexMismatchError("this index has no fused product vectors yet",
                                      "run `mmtui build-index CATALOG` again (nothing is re-encoded) to add them")
@@ -276,7 +278,7 @@ class SearchService:
             with self._reload_lock:
                 if stamp(self.settings.ann_dir) != self._stamp:
                     self.reload()
-        return self.indexes, self.damaged
+        return self._snapshot
 
     def _hybrid_uses_fused(self) -> bool:
         from .hybrid import hybrid_weights
@@ -424,7 +426,9 @@ class SearchService:
         loaded = _load_indexes(self.settings, space)
         _use_lexical(self.store, loaded)
         self.space, self.projector = space, projector
-        self.indexes, self.damaged, self._stamp = loaded.indexes, loaded.damaged, loaded.stamp
+        self.indexes, self.damaged = loaded.indexes, loaded.damaged
+        self._snapshot = (loaded.indexes, loaded.damaged)
+        self._stamp = loaded.stamp
         self._query_cache.clear()
 
     def close(self) -> None:
