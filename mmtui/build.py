@@ -21,6 +21,7 @@ from .ann import VectorIndex
 from .catalog import combined_text, load_image, read_catalog, resolve_images
 from .catalog.records import Product, Reject
 from .config import Settings
+from .datadir import writes
 from .encoders.base import Encoder, l2_normalize
 from .encoders.for_index import model_spec, open_encoder
 from .errors import MmtuiError
@@ -28,7 +29,6 @@ from .projection import search_space
 from .progress import ProgressCallback, ProgressEvent, check_cancel, null_progress
 from .splits import split_of
 from .store import Store, sha1_text
-from .datadir import writes
 
 RECALL_SAMPLE = 200  # queries for the ANN recall self-check
 
@@ -163,7 +163,6 @@ def _no_products(catalog: Path | str, rejects: list[Reject]) -> MmtuiError:
                         "directory was not changed")
 
 
-
 def _record(p: Product, source: str) -> dict:
     text = p.text or combined_text(p)
     attrs = dict(p.attributes)
@@ -252,6 +251,7 @@ def _image_batches(batches: list[list[dict]], min_side: int | None = None) -> It
 
 
 # -- indexes ---------------------------------------------------------------------------------
+@writes("reindex")
 def reindex(settings: Settings, store: Store | None = None, progress: ProgressCallback | None = None
             ) -> dict[str, tuple[float, str]]:
     """Rebuild the image, text and fused indexes from stored vectors through the active projector (no encoding).
@@ -260,53 +260,51 @@ def reindex(settings: Settings, store: Store | None = None, progress: ProgressCa
     files check out in full is carried over, a damaged one is rebuilt; searches see the new set only once it is
     complete. Returns {name: (ANN recall@10 against exact search, "hnsw"|"exact")}.
     """
-    from .datadir import writing
     from .generations import NewGeneration, current_or_none
 
     progress = progress or null_progress
     own = store is None
-    with writing(settings, "reindex", progress):
-        store = store or Store.open(settings.db_path)
-        try:
-            dropped = store.drop_stale_vectors()
-            if dropped:
-                progress(ProgressEvent("index", 0, None, f"removed {dropped} vectors of products that no longer "
-                                                         f"match them"))
-            base = store.get_meta("base_fingerprint")
-            space, projector = search_space(store, settings)
-            results: dict[str, tuple[float, str]] = {}
-            text_rowids, text_vectors = store.vectors(base, "text")
-            old = current_or_none(settings.ann_dir)
-            with NewGeneration(settings.ann_dir, old) as gen:
-                for name in ("image", "text"):
-                    progress(ProgressEvent("index", 0, None, f"building the {name} index"))
-                    rowids, vectors = (store.vectors(base, "image") if name == "image" else (text_rowids, text_vectors))
-                    if len(rowids):
-                        vectors = projector.image(vectors) if name == "image" else projector.text(vectors)
-                    saved = _reusable(gen, name, space, rowids, vectors)
-                    if saved is not None:  # same vectors, same model, intact files: what a rebuild would make
-                        results[name] = (saved.recall_at_10 if saved.recall_at_10 is not None else 1.0,
-                                         "hnsw" if saved.graph else "exact")
-                        progress(ProgressEvent("index", len(rowids), len(rowids), f"{name} index unchanged"))
-                        continue
-                    index = VectorIndex.build(name, space, rowids,
-                                              vectors if len(rowids) else np.zeros((0, 0), np.float32))
-                    # self-check with cross-modal queries (product texts against images), as searches are
-                    queries = projector.text(text_vectors) if name == "image" and len(text_vectors) else index.vectors
-                    sample = np.random.default_rng(0).permutation(len(queries))[:RECALL_SAMPLE]
-                    recall = index.recall_check(np.asarray(queries)[sample]) if len(index) else 1.0
-                    index.manifest.recall_at_10 = round(recall, 4)
-                    index.save(gen.dir)
-                    results[name] = (round(recall, 4), "hnsw" if index.graph is not None else "exact")
-                    progress(ProgressEvent("index", len(rowids), len(rowids), f"{name} index: {len(rowids)} vectors"))
-                results["fused"] = _build_fused_index(gen, store, projector, base, space, text_vectors, progress)
-                _build_lexical_index(gen, store, progress)
-                gen.commit()
-            store.set_meta("index_space", space)
-            return results
-        finally:
-            if own:
-                store.close()
+    store = store or Store.open(settings.db_path)
+    gen = None
+    try:
+        dropped = store.drop_stale_vectors()
+        if dropped:
+            progress(ProgressEvent("index", 0, None, f"removed {dropped} vectors no product matches any more"))
+        base = store.get_meta("base_fingerprint")
+        space, projector = search_space(store, settings)
+        results: dict[str, tuple[float, str]] = {}
+        text_rowids, text_vectors = store.vectors(base, "text")
+        gen = NewGeneration(settings.ann_dir, current_or_none(settings.ann_dir))
+        for name in ("image", "text"):
+            progress(ProgressEvent("index", 0, None, f"building the {name} index"))
+            rowids, vectors = (store.vectors(base, "image") if name == "image" else (text_rowids, text_vectors))
+            if len(rowids):
+                vectors = projector.image(vectors) if name == "image" else projector.text(vectors)
+            saved = _reusable(gen, name, space, rowids, vectors)
+            if saved is not None:  # same vectors, same model, intact files: what a rebuild would make
+                results[name] = (saved.recall_at_10 if saved.recall_at_10 is not None else 1.0,
+                                 "hnsw" if saved.graph else "exact")
+                progress(ProgressEvent("index", len(rowids), len(rowids), f"{name} index unchanged"))
+                continue
+            index = VectorIndex.build(name, space, rowids, vectors if len(rowids) else np.zeros((0, 0), np.float32))
+            # self-check with cross-modal queries (product texts against images), as searches are
+            queries = projector.text(text_vectors) if name == "image" and len(text_vectors) else index.vectors
+            sample = np.random.default_rng(0).permutation(len(queries))[:RECALL_SAMPLE]
+            recall = index.recall_check(np.asarray(queries)[sample]) if len(index) else 1.0
+            index.manifest.recall_at_10 = round(recall, 4)
+            index.save(gen.dir)
+            results[name] = (round(recall, 4), "hnsw" if index.graph is not None else "exact")
+            progress(ProgressEvent("index", len(rowids), len(rowids), f"{name} index: {len(rowids)} vectors"))
+        results["fused"] = _build_fused_index(gen, store, projector, base, space, text_vectors, progress)
+        _build_lexical_index(gen, store, progress)
+        gen.commit()  # searches switch to the new set of files here, all at once
+        store.set_meta("index_space", space)
+        return results
+    finally:
+        if gen is not None:
+            gen.discard()  # removes it unless committed
+        if own:
+            store.close()
 
 
 def _reusable(gen, name: str, space: str, rowids: np.ndarray, vectors: np.ndarray):

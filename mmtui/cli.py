@@ -439,10 +439,12 @@ def train_hybrid_cmd(split, metric, data_dir, as_json) -> None:
       mmtui train hybrid && mmtui search "black casual shoes for men" --json
     """
     from .console import out, progress_printer
+    from .datadir import writing
     from .hybrid import fit_table, train_hybrid
 
-    with progress_printer(quiet=as_json) as progress:
-        fusion, fit = train_hybrid(_settings(data_dir), split=split, metric=metric, progress=progress)
+    settings = _settings(data_dir)
+    with progress_printer(quiet=as_json) as progress, writing(settings, "train hybrid", progress):
+        fusion, fit = train_hybrid(settings, split=split, metric=metric, progress=progress)
     if as_json:
         _print_json({"fusion": fusion.to_json(), "hybrid": fit.to_json()})
         return

@@ -20,9 +20,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from . import vocab as V
+from .datadir import writes
 from .errors import MmtuiError
 from .progress import ProgressCallback, ProgressEvent, null_progress
-from .datadir import writes
 
 TOP = 3  # tags kept per vocabulary and product
 MARGIN = 0.2  # cosine margin of the top image colour over the stated one (lite on Fashion: ~2.5% of products flagged)

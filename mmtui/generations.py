@@ -185,6 +185,10 @@ class NewGeneration:
         return self
 
     def __exit__(self, *exc) -> None:
+        self.discard()
+
+    def discard(self) -> None:
+        """Remove this generation unless it was committed (a failed or abandoned write)."""
         if self.committed is None:
             shutil.rmtree(self.dir, ignore_errors=True)
 

@@ -18,7 +18,6 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .datadir import writes
 from .errors import MmtuiError
 
 RRF_K = 60
@@ -262,7 +261,6 @@ def learn_hybrid_weights(service: Any, *, split: str = "val", metric: str = "ndc
     return fit
 
 
-@writes("train hybrid")
 def train_hybrid(settings: Any, *, encoder: Any = None, split: str = "val", metric: str = "ndcg@10",
                  progress: Any = None, attribute_store: Any = None) -> tuple[Any, HybridFit]:
     """What `mmtui train hybrid` does: learn the fused image weight on `split`, rebuild the fused index with it
