@@ -562,10 +562,24 @@ def _load_indexes(settings, space: str) -> _Loaded:
                 indexes[name] = VectorIndex.load(gen.dir, name, space)
             except IndexDamagedError as exc:
                 damaged[name] = exc
+            except IndexMismatchError:
+                _raise_if_being_rewritten(settings.data_dir)
+                raise
         if damaged and stamp(ann_dir) != gen.stamp and attempt < 4:
             continue  # a writer committed (and may have removed this one) meanwhile: read the new one
         return _Loaded(indexes, damaged, gen.stamp, gen.dir)
     raise AssertionError("unreachable")
+
+
+def _raise_if_being_rewritten(data_dir) -> None:
+    """An index for another model than the store's while a writer holds the data dir: a `use` or a build with
+    another model is between switching the model and committing the new indexes. Say so, not "rebuild"."""
+    from .datadir import is_locked, lock_holder
+    from .errors import IndexMismatchError
+
+    if is_locked(data_dir):
+        raise IndexMismatchError(f"the index in {data_dir} is being rewritten for another model by another process "
+                                 f"({lock_holder(data_dir) or 'unknown'})", "search again when it has finished")
 
 
 def _use_lexical(store, loaded: _Loaded) -> None:

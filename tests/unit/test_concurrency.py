@@ -22,6 +22,7 @@ from mmtui.build import build_index
 from mmtui.config import Settings
 from mmtui.datadir import DataDirBusyError, is_locked, writing
 from mmtui.encoders import FakeEncoder
+from mmtui.errors import IndexMismatchError
 from mmtui.search import SearchService
 from mmtui.store import Store
 
@@ -71,6 +72,7 @@ READER = """
     from pathlib import Path
     from mmtui.config import Settings
     from mmtui.encoders import FakeEncoder
+from mmtui.errors import IndexMismatchError
     from mmtui.errors import MmtuiError
     from mmtui.search import SearchService
     data_dir, ready, done = sys.argv[1:]
@@ -243,3 +245,17 @@ def test_a_read_only_data_dir_can_be_searched_and_writing_to_it_is_a_clear_error
         if how == "chmod":
             for path in [settings.data_dir, *settings.data_dir.rglob("*")]:
                 path.chmod(path.stat().st_mode | 0o200)
+
+
+def test_opening_while_a_writer_switches_models_says_so(shop):
+    _, _, settings = shop
+    store = Store.open(settings.db_path)
+    base = store.get_meta("base_fingerprint")
+    with writing(settings, "use adapter-001"):  # the model is switched, its indexes are not committed yet
+        store.set_meta("base_fingerprint", "another-model")
+        with pytest.raises(IndexMismatchError, match="being rewritten for another model") as info:
+            SearchService.open(settings, encoder=None)
+        assert "use adapter-001" in info.value.message and "search again" in info.value.hint
+    with pytest.raises(IndexMismatchError, match="built for model"):  # no writer: the usual advice
+        SearchService.open(settings)
+    store.set_meta("base_fingerprint", base)
