@@ -24,7 +24,7 @@ import re
 import shutil
 import time
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import IndexMismatchError
@@ -71,7 +71,6 @@ class Generation:
     name: str
     files: dict[str, dict] | None
     stamp: tuple | None = None
-    problems: dict[str, str] = field(default_factory=dict)  # file -> what is wrong (filled by check)
 
     @property
     def dir(self) -> Path:
@@ -106,7 +105,6 @@ class Generation:
                     continue
                 if crc != record.get("crc32"):
                     problems[filename] = "checksum mismatch"
-        self.problems.update(problems)
         return problems
 
     def damaged_indexes(self, full: bool = False, names: set[str] | None = None) -> dict[str, IndexDamagedError]:
@@ -150,7 +148,9 @@ def current(ann_dir: Path) -> Generation | None:
     try:
         data = json.loads(text)
         name, files = data["generation"], data["files"]
-        if not _GEN.match(name) or not isinstance(files, dict):
+        if not _GEN.match(name) or not isinstance(files, dict) or not all(
+                isinstance(r, dict) and isinstance(r.get("size"), int) and isinstance(r.get("crc32"), int)
+                and "/" not in f for f, r in files.items()):
             raise ValueError("unexpected contents")
     except (ValueError, KeyError, TypeError) as exc:
         raise damaged("index pointer", pointer, str(exc)) from None
