@@ -72,7 +72,6 @@ READER = """
     from pathlib import Path
     from mmtui.config import Settings
     from mmtui.encoders import FakeEncoder
-from mmtui.errors import IndexMismatchError
     from mmtui.errors import MmtuiError
     from mmtui.search import SearchService
     data_dir, ready, done = sys.argv[1:]
@@ -106,9 +105,12 @@ def test_searches_during_builds_get_k_hits_or_a_clear_error(shop, tmp_path):
     writer = python(WRITER, str(settings.data_dir), str(ready), str(done), *map(str, (b, a, b, a, b, a)))
     reader = python(READER, str(settings.data_dir), str(ready), str(done), stdout=subprocess.PIPE,
                     stderr=subprocess.PIPE, text=True)
-    out, err = reader.communicate(timeout=300)
-    assert writer.wait(timeout=300) == 0
+    try:
+        out, err = reader.communicate(timeout=300)
+    finally:
+        ready.touch()  # a reader that failed to start must not leave the writer waiting
     assert reader.returncode == 0, err
+    assert writer.wait(timeout=300) == 0
     report = json.loads(out)
     crashes = [o for o in report["outcomes"] if str(o).startswith("crash")]
     assert not crashes, crashes[0]
