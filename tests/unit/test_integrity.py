@@ -259,3 +259,32 @@ def test_a_data_dir_from_before_generations_is_searched_then_moved_to_generation
     build_index(settings, catalog, encoder=FakeEncoder())
     assert sorted(p.name for p in settings.ann_dir.iterdir() if p.is_file()) == ["CURRENT.json"]
     assert search_all(settings)["hybrid"] == 10
+
+
+def test_mmtui_check_reports_damage_and_exits_1(data):
+    from click.testing import CliRunner
+
+    from mmtui.cli import cli
+
+    catalog, settings = data
+    ok = CliRunner().invoke(cli, ["check", "--data-dir", str(settings.data_dir)])
+    assert ok.exit_code == 0 and ok.output.strip().endswith("ok")
+    damage(current(settings.ann_dir).dir / "fused.vectors.npy", "flip")
+    bad = CliRunner().invoke(cli, ["check", "--data-dir", str(settings.data_dir), "--json"])
+    assert bad.exit_code == 1
+    assert json.loads(bad.output)["problems"] == {"fused.vectors.npy": "checksum mismatch"}
+    text = CliRunner().invoke(cli, ["check", "--data-dir", str(settings.data_dir)])
+    assert text.exit_code == 1 and "damaged: fused.vectors.npy: checksum mismatch" in text.output
+    assert "run `mmtui build-index CATALOG`" in text.output and "Traceback" not in text.output
+
+
+def test_build_index_of_an_empty_catalog_prints_a_clear_error(tmp_path):
+    from click.testing import CliRunner
+
+    from mmtui.cli import cli
+
+    (tmp_path / "products.jsonl").write_text("")
+    result = CliRunner().invoke(cli, ["build-index", str(tmp_path / "products.jsonl"), "--data-dir",
+                                      str(tmp_path / "idx"), "--model", "fake", "--json"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "holds no products" in result.output and "not changed" in result.output
