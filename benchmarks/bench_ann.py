@@ -62,6 +62,7 @@ def run(encoder, stores: dict, extra_queries: int = 400) -> dict:
     """stores: {size: Settings} of synthetic stores (bench_query.synthetic_store)."""
     from mmtui.ann import VectorIndex
     from mmtui.projection import search_space
+    from mmtui.generations import current
     from mmtui.store import Store
 
     encoded = query_vectors(encoder)
@@ -72,13 +73,14 @@ def run(encoder, stores: dict, extra_queries: int = 400) -> dict:
         space, projector = search_space(store, settings)
         store.close()
         per: dict = {}
+        index_dir = current(settings.ann_dir).dir
         for name in ("image", "text", "fused"):
-            if not (settings.ann_dir / f"{name}.manifest.json").is_file():
+            if not (index_dir / f"{name}.manifest.json").is_file():
                 continue
-            index = VectorIndex.load(settings.ann_dir, name, space)
+            index = VectorIndex.load(index_dir, name, space)
             rng = np.random.default_rng(0)
             pick = rng.choice(len(index), size=min(extra_queries, len(index)), replace=False)
-            text_index = VectorIndex.load(settings.ann_dir, "text", space)
+            text_index = VectorIndex.load(index_dir, "text", space)
             noisy = np.asarray(text_index.vectors[np.sort(pick)]) + 0.02 * rng.standard_normal(
                 (len(pick), index.manifest.dim)).astype(np.float32)
             noisy /= np.linalg.norm(noisy, axis=1, keepdims=True)
@@ -125,18 +127,20 @@ def markdown(result: dict) -> list[str]:
 def tune(encoder, settings, n: int = 30_000, grid=((16, 100), (16, 200), (32, 100), (32, 200))) -> dict:
     """Build time, recall@10 and q/s for a few (M, ef_construction) on n image vectors of one store."""
     from mmtui.ann import VectorIndex
+    from mmtui.generations import current
     from mmtui.projection import search_space
     from mmtui.store import Store
 
     store = Store.open(settings.db_path)
     space, projector = search_space(store, settings)
     store.close()
-    full = VectorIndex.load(settings.ann_dir, "image", space)
+    index_dir = current(settings.ann_dir).dir
+    full = VectorIndex.load(index_dir, "image", space)
     vectors = np.ascontiguousarray(full.vectors[:n], dtype=np.float32)
     labels = full.labels[:n]
     qs = projector.text(query_vectors(encoder)).astype(np.float32)
     rng = np.random.default_rng(1)
-    text = VectorIndex.load(settings.ann_dir, "text", space)
+    text = VectorIndex.load(index_dir, "text", space)
     noisy = np.asarray(text.vectors[rng.choice(len(text), 400, replace=False)]) + 0.02 * rng.standard_normal(
         (400, text.manifest.dim)).astype(np.float32)
     qs = np.concatenate([qs, noisy / np.linalg.norm(noisy, axis=1, keepdims=True)]).astype(np.float32)

@@ -121,11 +121,14 @@ def synthetic_store(n: int, encoder, sources: dict, rebuild: bool = False) -> tu
     settings = Settings(data_dir=root)
     done = root / "done.json"
     if done.is_file() and not rebuild:
-        from mmtui.lexical import ensure_lexical_index
+        from mmtui.generations import current
+        from mmtui.lexical import FILE, refresh_lexical_index
 
-        store = Store.open(settings.db_path)
-        ensure_lexical_index(settings.ann_dir, store.db.conn)  # stores cached before the lexical index had none
-        store.close()
+        gen = current(settings.ann_dir)
+        if gen is None or not gen.has(FILE):  # stores cached before the lexical index had none
+            store = Store.open(settings.db_path)
+            refresh_lexical_index(settings, store.db.conn)
+            store.close()
         return settings, json.loads(done.read_text())
     shutil.rmtree(root, ignore_errors=True)
     log(f"query: building a synthetic store of {n} products")

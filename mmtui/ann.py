@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import IndexMismatchError
+from .generations import damaged
 
 EXACT_BELOW = 512  # fewer vectors than this: exact search only (faster than a graph at this size)
 
@@ -103,37 +104,63 @@ class VectorIndex:
                                 M=M, ef_construction=ef_construction, ef=ef, exact_below=exact_below)
         return manifest if manifest.extra.get("digest") == digest else None
 
+    @staticmethod
+    def files(name: str, graph: bool) -> list[str]:
+        """The file names of index `name` (the manifest last)."""
+        return [f"{name}.vectors.npy", f"{name}.labels.npy", *([f"{name}.hnsw"] if graph else []),
+                f"{name}.manifest.json"]
+
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         name = self.manifest.name
         np.save(directory / f"{name}.vectors.npy", self.vectors)
         np.save(directory / f"{name}.labels.npy", self.labels)
         if self.graph is not None:
-            self.graph.save_index(str(directory / f"{name}.hnsw"))
+            path = directory / f"{name}.hnsw"
+            self.graph.save_index(str(path))
+            # hnswlib does not report a failed write (a full disk): compare the size it meant to write
+            if path.stat().st_size != self.graph.index_file_size():
+                import errno
+
+                raise OSError(errno.ENOSPC, "the graph file was written short (is the disk full?)", str(path))
         # the manifest is written last: an index without one is incomplete and is never loaded
         (directory / f"{name}.manifest.json").write_text(json.dumps(asdict(self.manifest), indent=2))
 
     @classmethod
     def load(cls, directory: Path, name: str, expected_model: str) -> "VectorIndex":
+        """The saved index; IndexMismatchError when it is for another model, IndexDamagedError when a file
+        is missing or unreadable (never a half-loaded index)."""
         path = directory / f"{name}.manifest.json"
         if not path.exists():
             raise IndexMismatchError(f"no {name} index in {directory}", "run `mmtui build-index CATALOG`")
-        manifest = Manifest(**json.loads(path.read_text()))
+        try:
+            manifest = Manifest(**json.loads(path.read_text()))
+        except (OSError, ValueError, TypeError) as exc:
+            raise damaged(f"{name} index", directory, f"{path.name}: {exc}") from None
         if manifest.model != expected_model:
             raise IndexMismatchError(
                 f"the {name} index was built for model {manifest.model}, but the active model is {expected_model}",
                 "run `mmtui build-index CATALOG` (or `mmtui use NAME` back) so the index matches the model")
-        vectors = np.load(directory / f"{name}.vectors.npy", mmap_mode="r")
-        labels = np.load(directory / f"{name}.labels.npy")
-        if len(labels) != manifest.count or (len(labels) and vectors.shape[1] != manifest.dim):
-            raise IndexMismatchError(f"the {name} index files in {directory} disagree with their manifest",
-                                     "run `mmtui build-index CATALOG` to rebuild them")
+        try:
+            vectors = np.load(directory / f"{name}.vectors.npy", mmap_mode="r")
+            labels = np.load(directory / f"{name}.labels.npy")
+        except (OSError, ValueError, EOFError) as exc:
+            raise damaged(f"{name} index", directory, str(exc)) from None
+        if len(labels) != manifest.count or vectors.ndim != 2 or labels.ndim != 1 or len(vectors) != len(labels) \
+                or (len(labels) and vectors.shape[1] != manifest.dim) or labels.dtype != np.int64 \
+                or vectors.dtype != np.float32:
+            raise damaged(f"{name} index", directory, "its files disagree with their manifest")
         graph = None
         if manifest.graph:
             import hnswlib
 
             graph = hnswlib.Index(space="cosine", dim=manifest.dim)
-            graph.load_index(str(directory / f"{name}.hnsw"), max_elements=manifest.count)
+            try:
+                graph.load_index(str(directory / f"{name}.hnsw"), max_elements=manifest.count)
+            except (RuntimeError, OSError, ValueError, MemoryError) as exc:
+                raise damaged(f"{name} index", directory, f"{name}.hnsw: {exc}") from None
+            if graph.get_current_count() != manifest.count:
+                raise damaged(f"{name} index", directory, f"{name}.hnsw holds {graph.get_current_count()} vectors")
             graph.set_ef(manifest.ef)
             graph.set_num_threads(1)
         return cls(manifest, labels, np.asarray(vectors), graph)
@@ -155,7 +182,16 @@ class VectorIndex:
             labels, distances = self.graph.knn_query(query, k=k)
         except RuntimeError:  # hnswlib reached fewer than k items (a poorly connected graph): exact is always right
             return self._exact(query, k, None)
-        return labels[0].astype(np.int64), (1.0 - distances[0]).astype(np.float32)
+        return labels[0].astype(np.int64), self._cosines(1.0 - distances[0])
+
+    def _cosines(self, scores: np.ndarray) -> np.ndarray:
+        """Scores checked to be cosines (vectors and queries are unit length): a value far outside [-1, 1]
+        or not finite means a damaged file, an error rather than a wrong ranking. Rounding is clamped."""
+        scores = np.asarray(scores, dtype=np.float32)
+        if len(scores) and not (np.isfinite(scores).all() and np.abs(scores).max() <= 1.01):
+            raise damaged(f"{self.manifest.name} index", "this data directory",
+                          "it gives scores outside the cosine range")
+        return np.clip(scores, -1.0, 1.0)
 
     def exact(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         return self._exact(np.asarray(query, np.float32).reshape(-1), min(k, len(self.labels)), None)
@@ -169,7 +205,7 @@ class VectorIndex:
         top = np.argpartition(-scores, k - 1)[:k]
         top = top[np.argsort(-scores[top], kind="stable")]
         labels = self.labels[top] if positions is None else self.labels[positions[top]]
-        return labels.astype(np.int64), scores[top].astype(np.float32)
+        return labels.astype(np.int64), self._cosines(scores[top])
 
     def vector_of(self, label: int) -> np.ndarray | None:
         pos = self._position.get(int(label))

@@ -20,6 +20,7 @@ import numpy as np
 from .catalog import combined_text, load_image, read_catalog, resolve_images
 from .catalog.records import Product, Reject
 from .config import Settings
+from .datadir import writes
 from .encoders.base import Encoder, l2_normalize
 from .encoders.for_index import model_spec, open_encoder
 from .errors import ConfigError, MmtuiError
@@ -67,6 +68,7 @@ class BuildReport:
         return out
 
 
+@writes("build-index")
 def build_index(settings: Settings, catalog: Path | str, *, columns: dict | None = None,
                 encoder: Encoder | None = None, progress: ProgressCallback | None = None,
                 cancel: threading.Event | None = None, batch_size: int = 32,
@@ -81,6 +83,8 @@ def build_index(settings: Settings, catalog: Path | str, *, columns: dict | None
     progress = progress or null_progress
     started = time.perf_counter()
     data = read_catalog(catalog, columns)
+    if not data.products:
+        raise _no_products(catalog, data.rejects)
     store = Store.open(settings.db_path, create=True)
     existing = store.existing_products()  # id -> the stored row, read once
     known = {r["image_path"]: (r["image_size"], r["image_mtime_ns"], r["image_sha"], r["image_status"])
@@ -160,6 +164,25 @@ def build_index(settings: Settings, catalog: Path | str, *, columns: dict | None
 
 
 # -- products --------------------------------------------------------------------------------
+def _no_products(catalog: Path | str, rejects: list[Reject]) -> MmtuiError:
+    """The error for a catalog that yields no product at all: the data directory is left as it was (an index
+    whose products would all be removed, or an index of nothing, is never what was meant)."""
+    from collections import Counter
+
+    from .errors import CatalogError
+
+    if not rejects:
+        return CatalogError(f"{catalog} holds no products (it is empty, or has a header and no rows)",
+                            "give a catalog with at least one row (id, title, ...); the data directory was not changed")
+    reasons = ", ".join(f"{n} {reason}" for reason, n in Counter(r.reason for r in rejects).most_common())
+    first = rejects[0]
+    rows = f"all {len(rejects)} rows were" if len(rejects) > 1 else "its one row was"
+    return CatalogError(f"{catalog} yields no usable products: {rows} rejected ({reasons}); "
+                        f"e.g. row {first.row}: {first.detail}",
+                        "fix the rows (each needs an id and a title; --columns maps other column names); the data "
+                        "directory was not changed")
+
+
 def _record(p: Product, source: str) -> dict:
     text = p.text or combined_text(p)
     attrs = dict(p.attributes)

@@ -48,8 +48,24 @@ def where_option(f):
                         help="Filter, repeatable: colour=Black, price<50, gender!=Men, category~Shoes.")(f)
 
 
+def no_wait_option(f):
+    """--no-wait for commands that write to the data dir: fail at once if another process is writing there."""
+
+    def remember(ctx: click.Context, _param, value: bool) -> bool:
+        if value:
+            ctx.meta["mmtui.lock_timeout"] = 0.0
+        return value
+
+    return click.option("--no-wait", is_flag=True, expose_value=False, callback=remember,
+                        help="If another mmtui process is writing to the data dir, fail at once instead of "
+                             "waiting for it [env MMTUI_LOCK_TIMEOUT: seconds to wait, default 600].")(f)
+
+
 def _settings(data_dir=None, model=None, checkpoint=None, device=None) -> Settings:
-    return Settings.load(data_dir=data_dir, model=model, checkpoint=checkpoint, device=device)
+    ctx = click.get_current_context(silent=True)
+    lock_timeout = ctx.meta.get("mmtui.lock_timeout") if ctx is not None else None
+    return Settings.load(data_dir=data_dir, model=model, checkpoint=checkpoint, device=device,
+                         lock_timeout=lock_timeout)
 
 
 def _print_json(obj) -> None:
@@ -86,6 +102,7 @@ def cli(ctx: click.Context) -> None:
 @click.option("--batch-size", type=count(1, 4096), default=32, show_default=True,
               help="Images per encoding batch (1-4096).")
 @click.option("--no-adapt", is_flag=True, help="Use the shipped model as it is: do not adapt it to this catalog.")
+@no_wait_option
 @json_option
 def build_index_cmd(catalog, data_dir, model, checkpoint, device, columns, batch_size, no_adapt, as_json) -> None:
     """Read CATALOG (a folder or a CSV/JSONL file), validate it, encode it and build the indexes.
@@ -295,7 +312,7 @@ def train() -> None:
 def _train_options(f):
     f = click.option("--force", is_flag=True, help="Make it the active model even if validation says it is worse.")(f)
     f = click.option("--device", default=None, help="cpu, cuda, cuda:N or mps [default: CUDA when available].")(f)
-    return data_dir_option(f)
+    return no_wait_option(data_dir_option(f))
 
 
 def _run_training(fn, settings, **kwargs) -> None:
@@ -437,6 +454,7 @@ def _train_lit_from_catalog(settings, catalog: Path, out: Path, *, epochs: int, 
 @click.option("--split", default="val", show_default=True, type=click.Choice(["train", "val"]))
 @click.option("--metric", default="ndcg@10", show_default=True, type=click.Choice(["ndcg@10", "recall@10"]))
 @data_dir_option
+@no_wait_option
 @json_option
 def train_hybrid_cmd(split, metric, data_dir, as_json) -> None:
     """Learn the fused image weight and the hybrid signal weights on the validation split.
@@ -447,9 +465,11 @@ def train_hybrid_cmd(split, metric, data_dir, as_json) -> None:
     """
     from .console import fit_table, out, progress_printer
     from .train.hybrid import train_hybrid
+    from .datadir import writing
 
-    with progress_printer(quiet=as_json) as progress:
-        fusion, fit = train_hybrid(_settings(data_dir), split=split, metric=metric, progress=progress)
+    settings = _settings(data_dir)
+    with progress_printer(quiet=as_json) as progress, writing(settings, "train hybrid", progress):
+        fusion, fit = train_hybrid(settings, split=split, metric=metric, progress=progress)
     if as_json:
         _print_json({"fusion": fusion.to_json(), "hybrid": fit.to_json()})
         return
@@ -516,6 +536,7 @@ def models(data_dir, as_json) -> None:
 @cli.command()
 @click.argument("name")
 @data_dir_option
+@no_wait_option
 def use(name, data_dir) -> None:
     """Make NAME the active model (a checkpoint from `mmtui models`, or "base").
 
@@ -523,6 +544,8 @@ def use(name, data_dir) -> None:
     Example:
       mmtui use adapter-002
     """
+    from .console import progress_printer
+    from .datadir import writing
     from .store import Store
     from .train.promote import use_model
     from .train.reencode import reindex_for
@@ -530,7 +553,8 @@ def use(name, data_dir) -> None:
     settings = _settings(data_dir)
     store = Store.open(settings.db_path)
     try:
-        promotion = use_model(settings, name, store=store, reindex=reindex_for(settings, name, store))
+        with progress_printer() as progress, writing(settings, "use", progress):
+            promotion = use_model(settings, name, store=store, reindex=reindex_for(settings, name, store))
     finally:
         store.close()
     click.echo(f"active model: {promotion.name} (was {promotion.previous})")
@@ -540,6 +564,7 @@ def use(name, data_dir) -> None:
 @cli.command()
 @click.option("--conflicts", "show_conflicts", is_flag=True, help="List products whose text contradicts their image.")
 @data_dir_option
+@no_wait_option
 @json_option
 def enrich(show_conflicts, data_dir, as_json) -> None:
     """Tag product images zero-shot (colour, pattern, material, type, style) and flag text/image conflicts.
@@ -563,6 +588,45 @@ def enrich(show_conflicts, data_dir, as_json) -> None:
         from .store import Store
 
         out.print(enrichment.conflicts_table(enrichment.conflicts(Store.open(settings.db_path))))
+
+
+# -- check ------------------------------------------------------------------------------------
+@cli.command()
+@data_dir_option
+@json_option
+def check(data_dir, as_json) -> None:
+    """Check every index file against the size and checksum recorded when it was written.
+
+    \b
+    Exits with status 1 when a file is missing, truncated or corrupted (`mmtui build-index CATALOG`
+    rebuilds exactly those), and counts cached vectors that no product matches any more.
+    Example:
+      mmtui check --data-dir shop-index
+    """
+    from .generations import damaged, verify
+    from .store import Store
+
+    settings = _settings(data_dir)
+    store = Store.open(settings.db_path)
+    report = verify(settings.ann_dir)
+    report["stale_vectors"] = store.stale_vector_count()
+    store.close()
+    if as_json:
+        _print_json(report)
+    else:
+        click.echo(f"{report['generation']}: {report['files']} files, {report['bytes'] / 1e6:.1f} MB checked in "
+                   f"{report['seconds']:.2f} s" + ("" if report["checksums"] else
+                                                   " (written by an older version: no checksums to check)"))
+        for name, problem in sorted(report["problems"].items()):
+            click.echo(f"  damaged: {name}: {problem}")
+        if report["stale_vectors"]:
+            click.echo(f"  {report['stale_vectors']} cached vectors match no product (the next build removes them)")
+    if report["problems"]:
+        if as_json:
+            sys.exit(1)
+        raise damaged("index", report["directory"], f"{len(report['problems'])} damaged files")
+    if not as_json:
+        click.echo("ok")
 
 
 # -- rejects ----------------------------------------------------------------------------------

@@ -66,6 +66,7 @@ class Settings:
     model: str | None = None  # "lite" or "openclip:ARCH/PRETRAINED"; None = what the index was built with, else lite
     checkpoint: Path | None = None  # open_clip weights file for offline use
     device: str | None = None  # None = CUDA when available, else CPU
+    lock_timeout: float = 600.0  # seconds a writer waits for another one in the same data dir (0: fail at once)
 
     @classmethod
     def load(
@@ -74,6 +75,7 @@ class Settings:
         model: str | None = None,
         checkpoint: str | os.PathLike | None = None,
         device: str | None = None,
+        lock_timeout: float | None = None,
     ) -> "Settings":
         env = os.environ
         data = data_dir or env.get("MMTUI_DATA_DIR") or DEFAULT_DATA_DIR
@@ -90,6 +92,7 @@ class Settings:
             model=(model or env.get("MMTUI_MODEL") or "").strip() or None,
             checkpoint=Path(ckpt).expanduser() if ckpt else None,
             device=device,
+            lock_timeout=lock_timeout if lock_timeout is not None else _seconds(env.get("MMTUI_LOCK_TIMEOUT"), 600.0),
         )
 
     @property
@@ -111,3 +114,10 @@ class Settings:
     @property
     def reports_dir(self) -> Path:
         return self.data_dir / "reports"
+
+
+def _seconds(text: str | None, default: float) -> float:
+    try:
+        return max(0.0, float(text)) if text else default
+    except ValueError:
+        return default

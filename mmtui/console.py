@@ -37,12 +37,13 @@ LINE_EVERY_S = 10.0  # ... or when this long has passed since the stage's last l
 
 @contextlib.contextmanager
 def progress_printer(quiet: bool = False, lines_when_piped: bool = False) -> Iterator:
-    """A ProgressCallback drawing one rich bar per stage on stderr (nothing when quiet or not a terminal).
+    """A ProgressCallback drawing one rich bar per stage on stderr (when quiet, only the notice that the
+    command waits for another process writing to the data dir).
 
     lines_when_piped: when stderr is not a terminal (a script, a log file), print plain progress lines there
     instead ("evaluating: 500/10,000 (5%)"), so long work under --json is visibly moving; stdout is untouched."""
     if quiet:
-        yield lambda event: None
+        yield lambda event: err.print(f"[dim]{event.message}[/]", soft_wrap=True) if event.stage == "wait" else None
         return
     if lines_when_piped and not err.is_terminal:
         yield _line_printer()

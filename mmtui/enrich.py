@@ -21,9 +21,10 @@ from typing import Any, Sequence
 import numpy as np
 
 from . import vocab as V
+from .datadir import writes
 from .encoders.for_index import open_encoder
 from .errors import MmtuiError
-from .lexical import ensure_lexical_index
+from .lexical import refresh_lexical_index
 from .progress import ProgressCallback, ProgressEvent, null_progress
 from .projection import search_space
 from .store import Store
@@ -78,6 +79,7 @@ def tag_scores(image_vectors: np.ndarray, terms: np.ndarray, top: int = TOP) -> 
     return idx, np.take_along_axis(scores, idx, axis=1)
 
 
+@writes("enrich")
 def enrich(settings: Any, store: Any = None, encoder: Any = None, *, top: int = TOP, margin: float = MARGIN,
            progress: ProgressCallback | None = None) -> EnrichReport:
     """Tag every product with an image vector (replacing earlier tags), write products.tags, flag conflicts.
@@ -126,7 +128,7 @@ def enrich(settings: Any, store: Any = None, encoder: Any = None, *, top: int = 
             store.db.conn.executemany("UPDATE products SET tags = ? WHERE rowid = ?",
                                       [(t, r) for r, t in tags_text.items()])
         progress(ProgressEvent("enrich", len(rowids), len(rowids), f"{len(conflict_rows)} conflicts"))
-        ensure_lexical_index(settings.ann_dir, store.db.conn)  # tags are in the lexical index: rebuild it
+        refresh_lexical_index(settings, store.db.conn)  # tags are in the lexical index: rebuild it
         report = EnrichReport(products=len(rowids), vocab_sizes={k: len(v) for k, v in vocabs.items()},
                               conflicts=len(conflict_rows))
         for name, field_name in (("colour", "colour"), ("article_type", "article_type")):

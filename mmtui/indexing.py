@@ -5,14 +5,17 @@ and promoting a head or learning the fused weight calls it alone.
 
 from __future__ import annotations
 
+import errno
 import sqlite3
 
 import numpy as np
 
 from .ann import VectorIndex
 from .config import Settings
+from .datadir import writes
 from .fusion import fused_vectors, fusion_weight
-from .lexical import ensure_lexical_index
+from .generations import NewGeneration, current_or_none
+from .lexical import write_lexical_index
 from .progress import ProgressCallback, ProgressEvent, null_progress
 from .projection import search_space
 from .store import Store
@@ -20,27 +23,35 @@ from .store import Store
 RECALL_SAMPLE = 200  # queries for the ANN recall self-check
 
 
+@writes("reindex")
 def reindex(settings: Settings, store: Store | None = None, progress: ProgressCallback | None = None
             ) -> dict[str, tuple[float, str]]:
     """Rebuild the image, text and fused indexes from stored vectors through the active projector (no encoding).
 
-    Returns {name: (ANN recall@10 against exact search, "hnsw"|"exact")}.
+    They are written as a new generation (mmtui.generations): an index whose inputs are unchanged and whose
+    files check out in full is carried over, a damaged one is rebuilt; searches see the new set only once it is
+    complete. Returns {name: (ANN recall@10 against exact search, "hnsw"|"exact")}.
     """
     progress = progress or null_progress
     own = store is None
     store = store or Store.open(settings.db_path)
+    gen = None
     try:
+        dropped = store.drop_stale_vectors()
+        if dropped:
+            progress(ProgressEvent("index", 0, None, f"removed {dropped} vectors no product matches any more"))
         base = store.get_meta("base_fingerprint")
         space, projector = search_space(store, settings)
         results: dict[str, tuple[float, str]] = {}
         text_rowids, text_vectors = store.vectors(base, "text")
+        gen = NewGeneration(settings.ann_dir, current_or_none(settings.ann_dir))
         for name in ("image", "text"):
             progress(ProgressEvent("index", 0, None, f"building the {name} index"))
             rowids, vectors = (store.vectors(base, "image") if name == "image" else (text_rowids, text_vectors))
             if len(rowids):
                 vectors = projector.image(vectors) if name == "image" else projector.text(vectors)
-            saved = VectorIndex.saved_if_same(settings.ann_dir, name, space, rowids, vectors) if len(rowids) else None
-            if saved is not None:  # same vectors, same model: the index on disk is what a rebuild would make
+            saved = _reusable(gen, name, space, rowids, vectors)
+            if saved is not None:  # same vectors, same model, intact files: what a rebuild would make
                 results[name] = (saved.recall_at_10 if saved.recall_at_10 is not None else 1.0,
                                  "hnsw" if saved.graph else "exact")
                 progress(ProgressEvent("index", len(rowids), len(rowids), f"{name} index unchanged"))
@@ -51,35 +62,58 @@ def reindex(settings: Settings, store: Store | None = None, progress: ProgressCa
             sample = np.random.default_rng(0).permutation(len(queries))[:RECALL_SAMPLE]
             recall = index.recall_check(np.asarray(queries)[sample]) if len(index) else 1.0
             index.manifest.recall_at_10 = round(recall, 4)
-            index.save(settings.ann_dir)
+            index.save(gen.dir)
             results[name] = (round(recall, 4), "hnsw" if index.graph is not None else "exact")
             progress(ProgressEvent("index", len(rowids), len(rowids), f"{name} index: {len(rowids)} vectors"))
-        results["fused"] = _build_fused_index(settings, store, projector, base, space, text_vectors, progress)
-        _build_lexical_index(settings, store, progress)
+        results["fused"] = _build_fused_index(gen, store, projector, base, space, text_vectors, progress)
+        _build_lexical_index(gen, store, progress)
+        gen.commit()  # searches switch to the new set of files here, all at once
         store.set_meta("index_space", space)
         return results
     finally:
+        if gen is not None:
+            gen.discard()  # removes it unless committed
         if own:
             store.close()
 
 
-def _build_lexical_index(settings: Settings, store: Store, progress: ProgressCallback) -> None:
-    """ann/lexical.npz (mmtui.lexical): FTS5's BM25 in memory; rewritten only when products_fts changed."""
+def _reusable(gen, name: str, space: str, rowids: np.ndarray, vectors: np.ndarray):
+    """The manifest of the current generation's index `name` when it was built from exactly these inputs and
+    its files check out in full (then it is linked into `gen`), else None (rebuild it)."""
+    old = gen.base
+    if old is None or old.files is None or not len(rowids):
+        return None
+    saved = VectorIndex.saved_if_same(old.dir, name, space, rowids, vectors)
+    if saved is None:
+        return None
+    files = VectorIndex.files(name, saved.graph)
+    if not all(old.has(f) for f in files) or old.check(full=True, names={name}):
+        return None  # missing, truncated or corrupted: rebuilt
+    gen.reuse(files)
+    return saved
+
+
+def _build_lexical_index(gen, store: Store, progress: ProgressCallback) -> None:
+    """lexical.npz (mmtui.lexical): FTS5's BM25 in memory; carried over while products_fts is unchanged."""
     progress(ProgressEvent("index", 0, None, "building the lexical index"))
     try:
-        outcome = ensure_lexical_index(settings.ann_dir, store.db.conn)
-    except (sqlite3.Error, OSError, ValueError) as exc:  # lexical search still works, through FTS5
+        outcome = write_lexical_index(gen, store.db.conn)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+            raise
+        outcome = f"skipped ({exc})"
+    except (sqlite3.Error, ValueError) as exc:  # lexical search still works, through FTS5
         outcome = f"skipped ({exc})"
     progress(ProgressEvent("index", 1, 1, f"lexical index {outcome}"))
 
 
-def _build_fused_index(settings: Settings, store: Store, projector, base: str, space: str, text_vectors: np.ndarray,
+def _build_fused_index(gen, store: Store, projector, base: str, space: str, text_vectors: np.ndarray,
                        progress: ProgressCallback) -> tuple[float, str]:
     """The fused index (mmtui.fusion): normalise(w * image + (1 - w) * text) per product, w from meta "fusion"."""
     w = fusion_weight(store)
     progress(ProgressEvent("index", 0, None, f"building the fused index (image weight {w:.2f})"))
     rowids, vectors = fused_vectors(store, projector, base, w)
-    saved = VectorIndex.saved_if_same(settings.ann_dir, "fused", space, rowids, vectors) if len(rowids) else None
+    saved = _reusable(gen, "fused", space, rowids, vectors)
     if saved is not None:  # same vectors (and so the same weight), same model: nothing to rebuild
         progress(ProgressEvent("index", len(rowids), len(rowids), "fused index unchanged"))
         return (saved.recall_at_10 if saved.recall_at_10 is not None else 1.0), "hnsw" if saved.graph else "exact"
@@ -89,6 +123,6 @@ def _build_fused_index(settings: Settings, store: Store, projector, base: str, s
     sample = np.random.default_rng(0).permutation(len(queries))[:RECALL_SAMPLE]
     recall = index.recall_check(np.asarray(queries)[sample]) if len(index) else 1.0
     index.manifest.recall_at_10 = round(recall, 4)
-    index.save(settings.ann_dir)
+    index.save(gen.dir)
     progress(ProgressEvent("index", len(rowids), len(rowids), f"fused index: {len(rowids)} vectors"))
     return round(recall, 4), "hnsw" if index.graph is not None else "exact"

@@ -37,6 +37,8 @@ LAYER_OF = {
     "mmtui.phrasings": "core",
     "mmtui.attribute_queries": "core",
     "mmtui.tags": "core",
+    "mmtui.datadir": "core",
+    "mmtui.generations": "core",
     "mmtui.encoders": "models",
     "mmtui.projection": "models",
     "mmtui.train.projector": "models",

@@ -26,6 +26,7 @@ import os
 import re
 import sqlite3
 import threading
+import zipfile
 from pathlib import Path
 from typing import Sequence
 
@@ -163,7 +164,7 @@ class LexicalIndex:
         finally:
             conn.execute("RELEASE lexical_build")
             conn.execute(f"DROP TABLE IF EXISTS {vocab}")
-        stats = _varints(bytes(averages[0])) if averages else [0]
+        stats = (_varints(bytes(averages[0])) if averages and averages[0] else []) or [0]  # [0]: no rows yet
         n_rows, n_tokens = stats[0], sum(stats[1:1 + len(columns)])
         terms = [r[0] for r in rows]
         counts = np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows))
@@ -219,7 +220,7 @@ class LexicalIndex:
                 return cls(rowids=data["rowids"], terms=terms,
                            offsets=data["offsets"], docs=data["docs"], factors=data["factors"],
                            n_rows=int(meta["n_rows"]), meta=meta)
-        except (OSError, ValueError, KeyError):
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # damaged: FTS5 answers instead
             return None
 
     @staticmethod
@@ -229,7 +230,7 @@ class LexicalIndex:
             with np.load(Path(directory) / FILE) as data:
                 meta = json.loads(data["meta"].tobytes().decode("utf-8"))
             return meta.get("fingerprint") if meta.get("format") == FORMAT else None
-        except (OSError, ValueError, KeyError):
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
             return None
 
     # -- querying ------------------------------------------------------------------------------
@@ -324,6 +325,41 @@ def ensure_lexical_index(ann_dir: Path | str, conn: sqlite3.Connection) -> str:
         return "unchanged"
     LexicalIndex.build(conn).save(ann_dir)
     return "built"
+
+
+def write_lexical_index(gen, conn: sqlite3.Connection) -> str:
+    """Put lexical.npz into the new generation `gen` (mmtui.generations): carried over from the current one
+    when it matches products_fts and checks out in full, else built. Returns "unchanged", "built" or "none"."""
+    current = fts_fingerprint(conn)
+    if current is None:
+        return "none"
+    old = gen.base
+    if old is not None and old.files is not None and old.has(FILE) and not old.check(full=True, names={"lexical"}) \
+            and LexicalIndex.saved_fingerprint(old.dir) == current:
+        gen.reuse([FILE])
+        return "unchanged"
+    LexicalIndex.build(conn).save(gen.dir)
+    return "built"
+
+
+def refresh_lexical_index(settings, conn: sqlite3.Connection) -> str:
+    """After products_fts changed outside a build (`mmtui enrich`): a new generation with the lexical index
+    rebuilt and every other file carried over. Returns what write_lexical_index did ("none" without an index)."""
+    from .datadir import writing
+    from .generations import LEGACY, NewGeneration, current_or_none
+
+    with writing(settings, "lexical index"):
+        old = current_or_none(settings.ann_dir)
+        if old is None:
+            return "none"
+        with NewGeneration(settings.ann_dir, old) as gen:
+            names = sorted(old.files) if old.files is not None else sorted(
+                p.name for p in old.dir.iterdir() if p.is_file() and p.name != FILE and old.name == LEGACY
+                and (p.suffix in (".npy", ".hnsw") or p.name.endswith(".manifest.json")))
+            gen.reuse([n for n in names if n != FILE])
+            outcome = write_lexical_index(gen, conn)
+            gen.commit()
+        return outcome
 
 
 class FastLexical:

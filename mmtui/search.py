@@ -71,10 +71,15 @@ CANDIDATES = 100  # per-signal candidates fused in hybrid mode
 class SearchService:
     """Opened once per process; every search reuses the store, the indexes and the model."""
 
-    def __init__(self, settings, store, indexes: dict, projector, space: str, encoder=None) -> None:
+    def __init__(self, settings, store, indexes: dict, projector, space: str, encoder=None, *,
+                 damaged: dict | None = None, stamp: tuple | None = None) -> None:
         self.settings = settings
         self.store = store
         self.indexes = indexes  # {"image": VectorIndex, "text": VectorIndex[, "fused": VectorIndex]}
+        self.damaged = damaged or {}  # index name -> IndexDamagedError (mmtui.generations), raised when needed
+        self._snapshot = (self.indexes, self.damaged)  # replaced as one: a query takes both from one generation
+        self._stamp = stamp  # generations.stamp() of the loaded generation: a new one is loaded between queries
+        self._reload_lock = __import__("threading").Lock()
         self.projector = projector
         self.space = space
         self._encoder = encoder
@@ -99,11 +104,12 @@ class SearchService:
                 f"run `mmtui build-index CATALOG --model {settings.model}` (into another --data-dir to keep both), "
                 f"or drop --model to search with {built_with!r}")
         space, projector = search_space(store, settings)
-        indexes = _load_indexes(settings, space)
-        store.use_lexical_index(settings.ann_dir)
+        loaded = _load_indexes(settings, space)
+        _use_lexical(store, loaded)
         if encoder is not None:
             cls._check_encoder(store, encoder)
-        return cls(settings, store, indexes, projector, space, encoder)
+        return cls(settings, store, loaded.indexes, projector, space, encoder, damaged=loaded.damaged,
+                   stamp=loaded.stamp)
 
     @staticmethod
     def _check_encoder(store, encoder) -> None:
@@ -186,7 +192,7 @@ class SearchService:
             raise QueryError("the query is empty", 'type some words, e.g. mmtui search "black running shoes"')
         _check_k(k)
         self._check_mode(mode, MODES)
-        self._check_index(mode)
+        indexes = self._check_index(mode)  # this generation serves the whole query, even if a new one lands
         asked = query
         # lexical mode answers before the model is loaded (the TUI's words-first results): it uses the understanding
         # once load_model() has made it, and does not wait for the sentence model itself
@@ -197,17 +203,20 @@ class SearchService:
 
             filters, query = list(filters or []) + price_filters(understood.price), understood.text or query
         allowed, where, params = self._allowed(filters)
-        ranked: dict[str, list[tuple[int, float]]] = {}
-        weights = self._hybrid_weights() if mode == "hybrid" else None
+        weights = self._hybrid_weights(indexes) if mode == "hybrid" else None
         signals = list(weights) if weights is not None else [mode]
-        n = max(k, CANDIDATES) if mode == "hybrid" else k
-        if "lexical" in signals:
-            ranked["lexical"] = self.store.lexical(query, n, where, params, allowed)
-        if any(name in signals for name in VECTOR_INDEXES):
-            vector = self.query_vector(query)
+        vector = self.query_vector(query) if any(name in signals for name in VECTOR_INDEXES) else None
+
+        def fetch(n: int) -> dict[str, list[tuple[int, float]]]:
+            ranked = {}
+            if "lexical" in signals:
+                ranked["lexical"] = self.store.lexical(query, n, where, params, allowed)
             for name in VECTOR_INDEXES:
                 if name in signals:
-                    ranked[name] = self._vector_hits(name, vector, n, allowed)
+                    ranked[name] = self._vector_hits(name, vector, n, allowed, indexes)
+            return ranked
+
+        ranked = self._live(fetch, max(k, CANDIDATES) if mode == "hybrid" else k)
         if mode == "hybrid" and understood is not None and understood.parts.get("kind"):
             from .hybrid import RRF_K
             from .understand_state import understood_hits
@@ -224,7 +233,7 @@ class SearchService:
         started = time.perf_counter()
         _check_k(k)
         self._check_mode(mode, ("image", "text", "fused", "hybrid"))
-        self._check_index(mode)
+        indexes = self._check_index(mode)
         label = str(image) if not hasattr(image, "size") else "<image>"
         if hasattr(image, "size"):
             picture = image.convert("RGB")
@@ -240,8 +249,8 @@ class SearchService:
         vector = self.projector.image(self.encoder.encode_images([picture]))[0]
         allowed, _, _ = self._allowed(filters)
         n = max(k, CANDIDATES) if mode == "hybrid" else k
-        ranked = {name: self._vector_hits(name, vector, n, allowed)
-                  for name in ("image", "text", "fused") if mode == name or (mode == "hybrid" and name != "fused")}
+        names = [name for name in ("image", "text", "fused") if mode == name or (mode == "hybrid" and name != "fused")]
+        ranked = self._live(lambda m: {name: self._vector_hits(name, vector, m, allowed, indexes) for name in names}, n)
         hits = self._hits(ranked, mode, k)
         return SearchResult(mode=mode, hits=hits, query=label, kind="image",
                             took_ms=(time.perf_counter() - started) * 1000)
@@ -252,15 +261,18 @@ class SearchService:
         rowid = self.store.rowid_of([product_id]).get(str(product_id))
         if rowid is None:
             raise QueryError(f"no product with id {product_id!r}", "pick a product from the results")
+        indexes = self._check_index("image")
         name = "image"
-        vector = self.indexes["image"].vector_of(rowid)
+        vector = indexes["image"].vector_of(rowid)
         if vector is None:  # a text-only product: use its text vector
-            name, vector = "text", self.indexes["text"].vector_of(rowid)
+            indexes = self._check_index("text")
+            name, vector = "text", indexes["text"].vector_of(rowid)
         if vector is None:
             raise QueryError(f"product {product_id} has no vector yet", "run `mmtui build-index CATALOG`")
         allowed, _, _ = self._allowed(filters)
-        hits = [(r, s) for r, s in self._vector_hits(name, vector, k + 1, allowed) if r != rowid][:k]
-        result = self._hits({name: hits}, name, k)
+        ranked = self._live(lambda m: {name: [(r, s) for r, s in self._vector_hits(name, vector, m + 1, allowed, indexes)
+                                              if r != rowid][:m]}, k)
+        result = self._hits(ranked, name, k)
         return SearchResult(mode=name, hits=result, query=f"like:{product_id}", kind="image" if name == "image"
                             else "text", took_ms=(time.perf_counter() - started) * 1000)
 
@@ -268,15 +280,53 @@ class SearchService:
         if mode not in allowed:
             raise QueryError(f"unknown mode {mode!r} for this query", "use one of: " + ", ".join(allowed))
 
-    def _check_index(self, mode: str) -> None:
-        if mode == "fused" and "fused" not in self.indexes:
+    def _check_index(self, mode: str) -> dict:
+        """The indexes of the current generation (a newer one is loaded first, between queries), after checking
+        that those `mode` needs are usable: a damaged one is a clear error (lexical falls back to FTS5)."""
+        indexes, damaged = self._current()
+        needed = ("image", "text", "fused") if mode == "hybrid" else () if mode == "lexical" else (mode,)
+        # (a damaged lexical index is never needed: FTS5 answers the same queries)
+        for name in needed:
+            if name in damaged and not (mode == "hybrid" and name == "fused" and not self._hybrid_uses_fused()):
+                error = damaged[name]
+                raise type(error)(error.message, error.hint)  # a fresh one each time: no growing traceback
+        if mode == "fused" and "fused" not in indexes:
             raise IndexMismatchError("this index has no fused product vectors yet",
                                      "run `mmtui build-index CATALOG` again (nothing is re-encoded) to add them")
+        return indexes
 
-    def _hybrid_weights(self) -> dict[str, float]:
-        """Learned weights (meta "hybrid", mmtui.hybrid) or equal ones, over the signals this index has."""
+    def _current(self) -> tuple[dict, dict]:
+        """(indexes, damaged) of the current generation: when a writer made a new one since (one stat tells),
+        it is loaded now, before the query starts; a query never mixes two."""
+        from .generations import stamp
+
+        if self._stamp is not None and stamp(self.settings.ann_dir) != self._stamp:
+            with self._reload_lock:
+                if stamp(self.settings.ann_dir) != self._stamp:
+                    self.reload()
+        return self._snapshot
+
+    def _hybrid_uses_fused(self) -> bool:
         weights, _ = hybrid_weights(self.store)
-        usable = {s: w for s, w in weights.items() if w > 0 and (s == "lexical" or s in self.indexes)}
+        return weights.get("fused", 0) > 0
+
+    def _live(self, fetch, n: int) -> dict[str, list[tuple[int, float]]]:
+        """fetch(n)'s ranked lists without products that no longer exist (a build may have removed them since
+        this generation was made), fetching more while a full list came back short: k hits stay k hits."""
+        for _ in range(8):
+            ranked = fetch(n)
+            live = self.store.live_rowids(r for hits in ranked.values() for r, _ in hits)
+            kept = {name: [(r, s) for r, s in hits if r in live] for name, hits in ranked.items()}
+            if all(len(kept[name]) == len(hits) or len(hits) < n for name, hits in ranked.items()):
+                return kept
+            n *= 4
+        return kept
+
+    def _hybrid_weights(self, indexes: dict | None = None) -> dict[str, float]:
+        """Learned weights (meta "hybrid", mmtui.hybrid) or equal ones, over the signals this index has."""
+        indexes = self.indexes if indexes is None else indexes
+        weights, _ = hybrid_weights(self.store)
+        usable = {s: w for s, w in weights.items() if w > 0 and (s == "lexical" or s in indexes)}
         if not usable:
             usable = default_weights()
         return usable
@@ -299,8 +349,8 @@ class SearchService:
             rowids = self._allowed_cache[key] = self.store.filtered_rowids(where, params)
         return rowids, where, params
 
-    def _vector_hits(self, name: str, vector, n: int, allowed) -> list[tuple[int, float]]:
-        labels, scores = self.indexes[name].search(vector, n, allowed)
+    def _vector_hits(self, name: str, vector, n: int, allowed, indexes: dict | None = None) -> list[tuple[int, float]]:
+        labels, scores = (self.indexes if indexes is None else indexes)[name].search(vector, n, allowed)
         return list(zip(labels.tolist(), scores.tolist()))
 
     def _hits(self, ranked: dict[str, list[tuple[int, float]]], mode: str, k: int,
@@ -384,8 +434,13 @@ class SearchService:
         call before this). A fine-tuned encoder that became the base is loaded on next use."""
         from .projection import search_space
 
-        self.space, self.projector = search_space(self.store, self.settings)
-        self.indexes = _load_indexes(self.settings, self.space)
+        space, projector = search_space(self.store, self.settings)
+        loaded = _load_indexes(self.settings, space)
+        _use_lexical(self.store, loaded)
+        self.space, self.projector = space, projector
+        self.indexes, self.damaged = loaded.indexes, loaded.damaged
+        self._snapshot = (loaded.indexes, loaded.damaged)
+        self._stamp = loaded.stamp
         self._query_cache.clear()
         if self._encoder is not None and self._encoder.fingerprint != self.store.get_meta("base_fingerprint"):
             self._encoder = None
@@ -499,14 +554,65 @@ def set_query_threads() -> int:
     return n
 
 
-def _load_indexes(settings, space: str) -> dict:
-    """The image and text indexes, and the fused one when this data directory has it."""
-    from .ann import VectorIndex
+@dataclass
+class _Loaded:
+    indexes: dict  # name -> VectorIndex
+    damaged: dict  # name -> IndexDamagedError ("lexical" included: FTS5 answers then)
+    stamp: tuple | None
+    directory: Path | None  # the generation's directory (lexical.npz)
 
-    indexes = {name: VectorIndex.load(settings.ann_dir, name, space) for name in ("image", "text")}
-    if (settings.ann_dir / "fused.manifest.json").exists():
-        indexes["fused"] = VectorIndex.load(settings.ann_dir, "fused", space)
-    return indexes
+
+def _load_indexes(settings, space: str) -> _Loaded:
+    """The current generation's image and text indexes, and the fused one when it has it. Files that fail
+    their checks (mmtui.generations) make their index damaged, reported when a query needs it; a generation
+    replaced while it was being read is read again."""
+    from .ann import VectorIndex
+    from .errors import IndexMismatchError
+    from .generations import IndexDamagedError, current, stamp
+
+    ann_dir = settings.ann_dir
+    for attempt in range(5):
+        try:
+            gen = current(ann_dir)
+        except IndexDamagedError as exc:  # the pointer itself: every index, lexical through FTS5
+            return _Loaded({}, {name: exc for name in (*VECTOR_INDEXES, "lexical")}, stamp(ann_dir), None)
+        if gen is None:
+            raise IndexMismatchError(f"no image index in {ann_dir}", "run `mmtui build-index CATALOG`")
+        damaged = gen.damaged_indexes()
+        indexes = {}
+        for name in VECTOR_INDEXES:
+            if name in damaged or (name == "fused" and not gen.has("fused.manifest.json")):
+                continue
+            try:
+                indexes[name] = VectorIndex.load(gen.dir, name, space)
+            except IndexDamagedError as exc:
+                damaged[name] = exc
+            except IndexMismatchError:
+                _raise_if_being_rewritten(settings.data_dir)
+                raise
+        if damaged and stamp(ann_dir) != gen.stamp and attempt < 4:
+            continue  # a writer committed (and may have removed this one) meanwhile: read the new one
+        return _Loaded(indexes, damaged, gen.stamp, gen.dir)
+    raise AssertionError("unreachable")
+
+
+def _raise_if_being_rewritten(data_dir) -> None:
+    """An index for another model than the store's while a writer holds the data dir: a `use` or a build with
+    another model is between switching the model and committing the new indexes. Say so, not "rebuild"."""
+    from .datadir import is_locked, lock_holder
+    from .errors import IndexMismatchError
+
+    if is_locked(data_dir):
+        raise IndexMismatchError(f"the index in {data_dir} is being rewritten for another model by another process "
+                                 f"({lock_holder(data_dir) or 'unknown'})", "search again when it has finished")
+
+
+def _use_lexical(store, loaded: _Loaded) -> None:
+    """Answer lexical queries from the generation's lexical.npz, or through FTS5 when it is damaged."""
+    if loaded.directory is None or "lexical" in loaded.damaged:
+        store.fast_lexical = None
+    else:
+        store.use_lexical_index(loaded.directory)
 
 
 def _tag_list(text: str | None) -> list[str]:

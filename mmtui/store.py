@@ -81,11 +81,13 @@ class Store:
             raise StoreError(f"no index at {db_path.parent}",
                              "run `mmtui build-index CATALOG` first (e.g. mmtui build-index sample_catalog), "
                              "or point --data-dir / MMTUI_DATA_DIR at an existing data directory")
-        db_path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            conn = sqlite3.connect(str(db_path), check_same_thread=False, timeout=30)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
+            db_path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the data directory {db_path.parent}: {exc.strerror or exc}",
+                             "give a writable --data-dir (or MMTUI_DATA_DIR)") from None
+        try:
+            conn = _connect(db_path)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot open {db_path}: {exc}",
                              "delete the data directory and run `mmtui build-index` again") from exc
@@ -109,9 +111,15 @@ class Store:
             raise StoreError(f"this index was written by a newer mmtui (schema {version} > {SCHEMA_VERSION})",
                              "upgrade mmtui, or rebuild the index into another --data-dir")
         for step in range(version, SCHEMA_VERSION):
-            with self.db.conn:
-                MIGRATIONS[step](self.db)
-                self.set_meta("schema_version", str(step + 1))
+            try:
+                with self.db.conn:
+                    MIGRATIONS[step](self.db)
+                    self.set_meta("schema_version", str(step + 1))
+            except sqlite3.OperationalError as exc:
+                if "readonly" not in str(exc).lower():
+                    raise
+                raise StoreError(f"{self.path} needs an upgrade to schema {SCHEMA_VERSION}, but it is read-only",
+                                 "open it once with write access (any mmtui command upgrades it)") from None
 
     # -- meta -------------------------------------------------------------------------------
     def get_meta(self, key: str, default: str | None = None) -> str | None:
@@ -238,6 +246,28 @@ class Store:
     def drop_orphan_vectors(self) -> None:
         self.db.execute("DELETE FROM embeddings WHERE product_rowid NOT IN (SELECT rowid FROM products)")
 
+    def drop_stale_vectors(self) -> int:
+        """Delete the vectors no product matches any more, of any model: of a product that is gone, made from
+        an image, text or title the product no longer has (content hashes differ), or of an image the product
+        no longer has (its image_status is no longer "ok"). Builds of older versions running at once could
+        leave such vectors, which searches then returned; the next build encodes whatever is missing.
+        Returns how many were deleted."""
+        with self.db.conn:
+            cursor = self.db.execute(f"DELETE FROM embeddings WHERE {_STALE}")
+        return max(0, cursor.rowcount)
+
+    def stale_vector_count(self) -> int:
+        """How many vectors drop_stale_vectors would delete (reads only)."""
+        return self.db.execute(f"SELECT count(*) FROM embeddings WHERE {_STALE}").fetchone()[0]
+
+    def live_rowids(self, rowids: Iterable[int]) -> set[int]:
+        """Which of these product rowids still exist."""
+        out: set[int] = set()
+        for chunk in _chunks(sorted({int(r) for r in rowids}), 500):
+            marks = ",".join("?" * len(chunk))
+            out.update(r for (r,) in self.db.execute(f"SELECT rowid FROM products WHERE rowid IN ({marks})", chunk))
+        return out
+
     # -- rejects ----------------------------------------------------------------------------
     def replace_rejects(self, build_id: int, rejects: list[dict]) -> None:
         """Rejects describe the latest build of the catalog: the previous build's list is replaced."""
@@ -303,6 +333,40 @@ class Store:
 
     def close(self) -> None:
         self.db.conn.close()
+
+
+_STALE = """NOT EXISTS (
+  SELECT 1 FROM products p WHERE p.rowid = embeddings.product_rowid AND CASE embeddings.kind
+    WHEN 'image' THEN coalesce(p.image_sha = embeddings.content_sha, 1) AND coalesce(p.image_status = 'ok', 1)
+    WHEN 'text' THEN coalesce(p.text_sha = embeddings.content_sha, 1)
+    WHEN 'title' THEN coalesce(p.title_sha = embeddings.content_sha, 1)
+    ELSE 1 END)"""  # embeddings no product matches (see Store.drop_stale_vectors)
+
+
+def _connect(db_path: Path) -> sqlite3.Connection:
+    """Read-write when the file (and its directory) allow it; else read-only, so that searching an index on
+    read-only storage works (a write then fails with SQLite's "readonly database", a clear StoreError)."""
+    try:
+        conn = sqlite3.connect(str(db_path), check_same_thread=False, timeout=30)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        return conn
+    except sqlite3.OperationalError as exc:
+        text = str(exc).lower()
+        if "readonly" not in text and "unable to open" not in text or not db_path.exists():
+            raise
+    from urllib.parse import quote
+
+    uri = "file:" + quote(str(db_path.resolve()))
+    # mode=ro needs the -shm file of a WAL database to exist or be creatable; immutable=1 does not
+    for options in ("?mode=ro", "?mode=ro&immutable=1"):
+        try:
+            conn = sqlite3.connect(uri + options, uri=True, check_same_thread=False, timeout=30)
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return conn
+        except sqlite3.OperationalError:
+            continue
+    raise sqlite3.OperationalError(f"{db_path} cannot be opened, not even read-only")
 
 
 def fts_words(text: str) -> list[str]:

@@ -121,3 +121,29 @@ FIXTURES = Path(__file__).parent / "fixtures"
 def generic_catalog() -> Path:
     """tests/fixtures/generic_catalog: products.csv with 5 rows (3 real images, 1 without, 1 missing file; 1 price)."""
     return FIXTURES / "generic_catalog"
+
+
+def write_catalog(folder: Path, n: int = 560, *, renamed: int = 0, dropped: int = 0) -> Path:
+    """products.csv with n products p0.. (default: above ann.EXACT_BELOW, so the indexes have graphs), each
+    with its own 8x8 JPEG; the first `renamed` titles changed, the last `dropped` products left out."""
+    from PIL import Image
+
+    (folder / "img").mkdir(parents=True, exist_ok=True)
+    words = ["red", "blue", "green", "black", "white", "shirt", "shoes", "dress", "watch", "bag", "jeans"]
+    lines = ["id,title,category,colour,price,image"]
+    for i in range(n - dropped):
+        image = folder / "img" / f"{i}.jpg"
+        if not image.exists():
+            buf = io.BytesIO()
+            Image.new("RGB", (8, 8), (i * 7 % 256, i * 13 % 256, i * 29 % 256)).save(buf, "JPEG")
+            image.write_bytes(buf.getvalue())
+        title = f"{words[i % 5]} {words[5 + i % 6]} number {i}" + (" renamed" if i < renamed else "")
+        lines.append(f"p{i},{title},{words[5 + i % 6]},{words[i % 5]},{i % 90 + 1},img/{i}.jpg")
+    (folder / "products.csv").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def make_catalog():
+    """The write_catalog(folder, n=560, renamed=0, dropped=0) helper, as a fixture."""
+    return write_catalog

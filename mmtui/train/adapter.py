@@ -27,6 +27,7 @@ from .heads import TwoTower, head_tensors, residual_two_tower
 from .loop import LoopConfig, fit
 from .losses import info_nce
 from .promote import Reindex, promote
+from ..datadir import writes
 
 LossFn = Callable[[torch.Tensor, torch.Tensor, TwoTower], torch.Tensor]
 
@@ -70,6 +71,7 @@ def train_adapter(settings: Settings, *, epochs: int = 10, alpha: float = 0.2, b
         progress=progress, cancel=cancel, store=store, reindex=reindex)
 
 
+@writes("train")
 def run_head_training(settings: Settings, *, kind: str, head: str, build: Callable[[int], TwoTower], loss: LossFn,
                       hparams: dict, config: dict, force: bool = False, device: str | None = None,
                       progress: ProgressCallback | None = None, cancel: threading.Event | None = None,

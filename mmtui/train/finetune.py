@@ -40,6 +40,7 @@ from .checkpoints import finetuned_settings, next_name, save_checkpoint  # noqa:
 from .loop import LoopConfig, fit
 from .losses import info_nce, sigmoid_loss
 from .promote import Reindex, promote
+from ..datadir import writes
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,7 @@ OPENCLIP_DEFAULTS = {"epochs": 5, "batch_size": 32, "lr": 1e-4, "weight_decay": 
 LITE_DEFAULTS = {"epochs": 20, "batch_size": 256, "lr": 1e-4, "weight_decay": 0.05, "patience": 8}
 
 
+@writes("train finetune")
 def train_finetune(settings: Settings, source: Store | Sequence | None = None, *, epochs: int | None = None,
                    batch_size: int | None = None, lr: float | None = None, weight_decay: float | None = None,
                    augment: bool = True, tails: str = "both",
@@ -250,6 +252,7 @@ def train_finetune(settings: Settings, source: Store | Sequence | None = None, *
             "model": f"openclip:{arch}"}
 
 
+@writes("train lit")
 def train_lit_heads(settings: Settings, source: Store | Sequence | None = None, *, epochs: int = 20,
                     batch_size: int = 256, weight_decay: float = 0.05, patience: int | None = 5, seed: int = 0,
                     force: bool = False, device: str | None = None, progress: ProgressCallback | None = None,

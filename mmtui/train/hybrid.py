@@ -16,6 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..indexing import reindex
+from ..datadir import writes
 from ..errors import MmtuiError
 from ..metrics import beats_chance
 from ..hybrid import CANDIDATES, DEFAULT_SIGNALS, META_KEY, RRF_K, SIGNALS, Ranked
@@ -259,6 +260,7 @@ def _summary(info: dict) -> dict:
     return {k: info.get(k) for k in ("weights", "at_chance", "single", "score", "equal_score", "n_queries")}
 
 
+@writes("train hybrid")
 def train_hybrid(settings: Any, *, encoder: Any = None, split: str = "val", metric: str = "ndcg@10",
                  progress: Any = None, attribute_store: Any = None) -> tuple[Any, HybridFit]:
     """What `mmtui train hybrid` does: learn the fused image weight on `split`, rebuild the fused index with it

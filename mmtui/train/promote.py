@@ -19,6 +19,7 @@ from ..store import Store
 from .checkpoints import finetuned_settings, list_checkpoints, load_checkpoint, now_iso
 from .data import PairedData, base_fingerprint, load_pairs, paired_r10
 from .projector import BASE, load_projector
+from ..datadir import writes
 
 ACTIVE_KEY = "active_model"
 Reindex = Callable[[Settings], None]
@@ -58,6 +59,7 @@ def val_r10_of(settings: Settings, store: Store, name: str, data: PairedData | N
     return float(value) if value is not None else None
 
 
+@writes("promote")
 def promote(settings: Settings, name: str, val_r10: float, *, force: bool = False, store: Store | None = None,
             data: PairedData | None = None, previous_val_r10: float | None = None,
             reindex: bool | Reindex = True) -> Promotion:
@@ -84,6 +86,7 @@ def promote(settings: Settings, name: str, val_r10: float, *, force: bool = Fals
     return result
 
 
+@writes("use")
 def use_model(settings: Settings, name: str, *, store: Store | None = None,
               reindex: bool | Reindex = True) -> Promotion:
     """Switch to `name` (a checkpoint or "base") unconditionally, e.g. for `mmtui use NAME`."""

@@ -80,7 +80,7 @@ def test_fused_index_and_mode(tiny_catalog, fake_settings):
 
 def test_fused_mode_without_a_fused_index_is_a_clear_error(tiny_catalog, fake_settings):
     build_index(fake_settings, tiny_catalog, encoder=FakeEncoder())
-    (fake_settings.ann_dir / "fused.manifest.json").unlink()
+    _as_written_before_fused_indexes(fake_settings.ann_dir)
     service = SearchService.open(fake_settings, encoder=FakeEncoder())
     assert service.search("red shirt", mode="hybrid").hits  # the other modes still work
     with pytest.raises(IndexMismatchError, match="fused"):
@@ -97,3 +97,17 @@ def test_reindex_uses_the_learned_weight(tiny_catalog, fake_settings):
     service = SearchService.open(fake_settings, encoder=FakeEncoder())
     rowid = store.rowid_of(["1"])["1"]
     assert np.allclose(service.indexes["fused"].vector_of(rowid), service.indexes["image"].vector_of(rowid), atol=1e-6)
+
+
+def _as_written_before_fused_indexes(ann_dir) -> None:
+    """The ann/ of an older version: its files directly in ann/ (no generations), and no fused index."""
+    import shutil
+
+    from mmtui.generations import current
+
+    gen = current(ann_dir)
+    for path in gen.dir.iterdir():
+        if not path.name.startswith("fused."):
+            shutil.copy2(path, ann_dir / path.name)
+    (ann_dir / "CURRENT.json").unlink()
+    shutil.rmtree(gen.dir)

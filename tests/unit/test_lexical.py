@@ -146,8 +146,10 @@ def test_reindex_writes_the_lexical_index(tiny_catalog, fake_settings):
     from mmtui.encoders import FakeEncoder
     from mmtui.search import SearchService
 
+    from mmtui.generations import current
+
     build_index(fake_settings, tiny_catalog, encoder=FakeEncoder())
-    assert (fake_settings.ann_dir / FILE).is_file()
+    assert (current(fake_settings.ann_dir).dir / FILE).is_file()
     service = SearchService.open(fake_settings, encoder=FakeEncoder())
     index = service.store.fast_lexical.current(service.store.db.conn)
     assert index is not None and len(index) == service.store.product_count()
