@@ -50,6 +50,7 @@ class BuildReport:
     index_kind: dict[str, str] = field(default_factory=dict)  # "hnsw" | "exact"
     adaptation: dict = field(default_factory=dict)  # mmtui.train.adapt.Adaptation.to_json()
     ranking: dict = field(default_factory=dict)  # mmtui.train.hybrid.learn_at_build: hybrid weights
+    understanding: dict = field(default_factory=dict)  # mmtui.train.understanding.learn_at_build
     encodings: dict[str, str] = field(default_factory=dict)  # catalog file name -> the text encoding it was read as
     seconds: float = 0.0
 
@@ -149,6 +150,11 @@ def build_index(settings: Settings, catalog: Path | str, *, columns: dict | None
     report.ranking = learn_at_build(settings, store, encoder, progress=progress)
     if report.ranking.get("status") == "learned":
         recall.update(reindex(settings, store=store, progress=progress))  # the fused index, with the learned weight
+    # 6. how much the kind, person and colour a query names weigh (mmtui.understand), learned likewise
+    check_cancel(cancel)
+    from .train.understanding import learn_at_build as learn_understanding_at_build
+
+    report.understanding = learn_understanding_at_build(settings, store, encoder, progress=progress)
     report.ann_recall_at_10 = {k: v[0] for k, v in recall.items()}
     report.index_kind = {k: v[1] for k, v in recall.items()}
     report.products = store.product_count()

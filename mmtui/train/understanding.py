@@ -154,6 +154,40 @@ def learn_understanding(service: Any, *, limit: int = 300, seed: int = 0, progre
     return fit
 
 
+MIN_VAL_PRODUCTS = 20  # as for the hybrid weights: fewer validation products could not choose among the weights
+
+
+def learn_at_build(settings: Any, store: Any, encoder: Any, *, progress: Any = None) -> dict:
+    """build-index's step after the hybrid weights: learn the understanding weights (learn_understanding) when the
+    search space or the products changed since they were last learned; else nothing. Catalogs with no kind of
+    product to understand, or too few validation products, keep the defaults."""
+    import hashlib
+
+    from ..errors import MmtuiError
+    from ..search import SearchService
+
+    rows = store.db.execute("SELECT rowid, title_sha, split FROM products ORDER BY rowid").fetchall()
+    n_val = sum(1 for r in rows if r[2] == "val")
+    if n_val < MIN_VAL_PRODUCTS:
+        return {"status": "skipped", "message": f"{n_val} validation products: the understanding keeps its defaults"}
+    digest = hashlib.sha1(json.dumps([store.get_meta("index_space"), rows]).encode()).hexdigest()[:16]
+    info = json.loads(store.get_meta(META_KEY) or "{}")
+    if info.get("build_digest") == digest:
+        return {"status": "unchanged", "weights": (info.get("params") or {}).get("weights")}
+    service = SearchService.open(settings, encoder=encoder)
+    try:
+        if service.understand("x") is None:
+            return {"status": "skipped", "message": "the catalog has no facets to understand queries by"}
+        fit = learn_understanding(service)
+    except MmtuiError as exc:
+        return {"status": "skipped", "message": exc.message}
+    finally:
+        service.close()
+    saved = json.loads(store.get_meta(META_KEY) or "{}")
+    store.set_meta(META_KEY, json.dumps({**saved, "build_digest": digest}))
+    return {"status": "learned", "weights": fit.weights, "val": fit.val, "val_default": fit.val_default}
+
+
 def _write_used(service: Any, sets: dict) -> str:
     """Every query the weights were learned and chosen on, one JSON line each, in DATA_DIR/reports (so a
     measurement can show it never used them); "" when there is nowhere to write."""
