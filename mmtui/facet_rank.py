@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .facets import FACETS, Facets
+from .facets import FACETS, Facets, singular, words
 
 DEFAULT_WEIGHTS = {"kind": 0.5, "person": 0.5, "colour": 0.25, "brand": 0.1, "list": 1.0}  # until learned
 UNISEX = "unisex"
@@ -68,6 +68,19 @@ def kind_rowids(facets: Facets, understanding: Any) -> np.ndarray:
             ok.add(index[UNISEX])
         keep &= np.isin(facets.codes[facet], list(ok))
     return np.flatnonzero(keep).astype(np.int64)
+
+
+PIN_MIN_WORDS = 4  # a query of this many content words or more, all in one title, is that title
+
+
+def spells_title(query: str, title: str) -> bool:
+    """Whether the query spells out a product's title: at least PIN_MIN_WORDS content words, every one of them in
+    the title. Such a query asks for that product, not for its kind: it stays first whatever the understanding
+    adds (titles, model names and pasted product names lose nothing to it)."""
+    from .understand import STOP_WORDS
+
+    asked = {singular(w) for w in words(query)} - STOP_WORDS
+    return len(asked) >= PIN_MIN_WORDS and asked <= {singular(w) for w in words(title)}
 
 
 def scores(rowids: np.ndarray, base: np.ndarray, facets: Facets, understanding: Any,

@@ -108,6 +108,9 @@ def understood_hits(service: Any, query: str, understood: Any, ranked: dict, wei
     best = sum(v for v in weights.values() if v > 0) / (rrf_k + 1)
     base = np.fromiter(fused.values(), np.float64, len(fused)) / best
     total, bonus = scores(rowids, base, state.facets, understood, w)
+    pinned = pinned_rowid(service, query, ranked)
+    if pinned is not None and pinned in fused:
+        total[int(np.flatnonzero(rowids == pinned)[0])] = np.inf
     keep = np.argsort(-total, kind="stable")[:k]
     chosen = {int(rowids[i]): i for i in keep}
     signals: dict[int, dict[str, float]] = {r: {} for r in chosen}
@@ -124,6 +127,17 @@ def understood_hits(service: Any, query: str, understood: Any, ranked: dict, wei
         signals[rowid]["understood"] = round(float(bonus[i]), 4)
         out.append((rowid, float(total[i]), signals[rowid], _shares(parts[rowid])))
     return out
+
+
+def pinned_rowid(service: Any, query: str, ranked: dict) -> int | None:
+    """The words' best match when the query spells out its title (facet_rank.spells_title): it stays first."""
+    from .facet_rank import spells_title
+
+    top = (ranked.get("lexical") or [None])[0]
+    if top is None:
+        return None
+    rows = service.store.rows([top[0]])
+    return int(top[0]) if rows and spells_title(query, rows[0].get("title") or "") else None
 
 
 def _shares(parts: dict[str, float]) -> dict[str, float]:
