@@ -3,10 +3,11 @@
     .venv/bin/python -m benchmarks.bench_adapt CATALOG [--name ikea] [--out benchmarks/results]
 
 Builds CATALOG twice into fresh data dirs with the `mmtui build-index` command, each in its own process: once
-with `--no-adapt` (the shipped model alone) and once as is (adapting). Reports each build's wall time, the encode
-time (images + texts), what adapting and learning the hybrid weights added, the targets of the adaptation issue
-(adapting <= 1.5x the encode time; the whole build <= 2.5x the --no-adapt build), and the validation figures the
-build printed (title -> picture, category words -> picture; shipped vs adapted). Writes adapt-NAME.md and .json.
+with `--no-adapt` (the shipped heads; the hybrid and understanding weights are learned in both) and once as is
+(adapting). Reports each build's wall time, the encode time (images + texts), the adapting step's own time, the
+targets (adapting <= 1.5x the encode time; the whole build <= 2.5x the --no-adapt build), and the validation
+figures the build printed (title -> picture, category words -> picture; shipped vs adapted). Writes
+adapt-NAME.md and .json.
 """
 
 from __future__ import annotations
@@ -50,15 +51,16 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     encode_s = adapted["image_seconds"] + adapted["text_seconds"]
-    extra_s = adapted_s - plain_s
     a = adapted["adaptation"]
+    extra_s = float(a.get("seconds") or 0.0)
     result = {
         "catalog": str(args.catalog), "products": adapted["products"], "with_image": adapted["with_image"],
         "no_adapt_build_s": round(plain_s, 1), "adapt_build_s": round(adapted_s, 1), "encode_s": round(encode_s, 1),
-        "adapting_s": a.get("seconds"), "added_s": round(extra_s, 1),
-        "added_over_encode": round(extra_s / encode_s, 3) if encode_s else None,
+        "adapting_s": round(extra_s, 1), "difference_s": round(adapted_s - plain_s, 1),
+        "adapting_over_encode": round(extra_s / encode_s, 3) if encode_s else None,
         "build_ratio": round(adapted_s / plain_s, 3) if plain_s else None,
-        "targets": {"added <= 1.5x encode": extra_s <= 1.5 * encode_s, "build <= 2.5x no-adapt": adapted_s <= 2.5 * plain_s},
+        "targets": {"adapting <= 1.5x encode": extra_s <= 1.5 * encode_s,
+                    "build <= 2.5x no-adapt": adapted_s <= 2.5 * plain_s},
         "adaptation": a, "ranking": adapted.get("ranking"), "load_average": os.getloadavg()[0],
         "measured_at": time.strftime("%Y-%m-%d %H:%M"),
     }
@@ -68,11 +70,12 @@ def main() -> None:
              f"`python -m benchmarks.bench_adapt {args.catalog}` ({result['measured_at']}, load {result['load_average']:.1f}); "
              f"{result['products']:,} products, {result['with_image']:,} with images.", "",
              "| build | wall time |", "|---|---|",
-             f"| `--no-adapt` (shipped model) | {plain_s:.1f} s |",
-             f"| default (adapting, then hybrid weights) | {adapted_s:.1f} s |",
+             f"| `--no-adapt` (shipped heads; weights learned as in every build) | {plain_s:.1f} s |",
+             f"| default (adapting to the catalog) | {adapted_s:.1f} s |",
              f"| of which encoding (images + texts) | {encode_s:.1f} s |",
-             f"| added by adapting + learning the weights | {extra_s:.1f} s ({result['added_over_encode']:.2f}x the encode time; "
-             f"target <= 1.5x: {'met' if result['targets']['added <= 1.5x encode'] else 'NOT met'}) |",
+             f"| of which adapting (two head trainings, keep test, re-projection) | {extra_s:.1f} s "
+             f"({result['adapting_over_encode']:.2f}x the encode time; target <= 1.5x: "
+             f"{'met' if result['targets']['adapting <= 1.5x encode'] else 'NOT met'}) |",
              f"| whole build vs `--no-adapt` | {result['build_ratio']:.2f}x (target <= 2.5x: "
              f"{'met' if result['targets']['build <= 2.5x no-adapt'] else 'NOT met'}) |", "",
              f"Adapting: {a.get('message')} ({a.get('n_train')} training, {a.get('n_val')} validation pairs; "

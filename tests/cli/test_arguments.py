@@ -14,14 +14,6 @@ from mmtui.config import Settings, env_threads
 from mmtui.errors import ConfigError, QueryError
 
 
-@pytest.fixture
-def data_dir(tiny_catalog, tmp_path):
-    d = tmp_path / "index"
-    result = CliRunner().invoke(cli, ["build-index", str(tiny_catalog), "--data-dir", str(d), "--model", "fake"])
-    assert result.exit_code == 0, result.output
-    return d
-
-
 def run(*args: str, env: dict | None = None):
     return CliRunner().invoke(cli, list(args), env=env)
 

@@ -13,14 +13,6 @@ CONTRACT = {"n_queries", "recall@1", "recall@3", "recall@5", "recall@10", "mrr",
             "latency_ms_p50", "latency_ms_p99", "mode", "model"}
 
 
-@pytest.fixture
-def data_dir(tiny_catalog, tmp_path):
-    d = tmp_path / "index"
-    result = CliRunner().invoke(cli, ["build-index", str(tiny_catalog), "--data-dir", str(d), "--model", "fake"])
-    assert result.exit_code == 0, result.output
-    return d
-
-
 def test_eval_json_has_the_contract_keys_and_counts_skips(data_dir, tiny_catalog, tmp_path):
     queries = tmp_path / "q.jsonl"
     queries.write_text("\n".join([
