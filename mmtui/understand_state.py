@@ -109,8 +109,8 @@ def understood_hits(service: Any, query: str, understood: Any, ranked: dict, wei
     base = np.fromiter(fused.values(), np.float64, len(fused)) / best
     total, bonus = scores(rowids, base, state.facets, understood, w)
     pinned = pinned_rowid(service, query, ranked)
-    if pinned is not None and pinned in fused:
-        total[int(np.flatnonzero(rowids == pinned)[0])] = np.inf
+    if pinned is not None and pinned in fused:  # first, with a score just above the rest (finite: JSON, display)
+        total[int(np.flatnonzero(rowids == pinned)[0])] = float(total.max()) + 1e-6
     keep = np.argsort(-total, kind="stable")[:k]
     chosen = {int(rowids[i]): i for i in keep}
     signals: dict[int, dict[str, float]] = {r: {} for r in chosen}

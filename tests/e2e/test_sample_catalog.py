@@ -39,6 +39,17 @@ def test_words_find_the_right_kind_of_product(data_dir):
         assert sum("Shirts" in h["category"] for h in hits) >= 3, hits
 
 
+def test_a_query_that_spells_a_title_gets_that_product_first_with_finite_scores(data_dir):
+    import math
+
+    result = CliRunner().invoke(cli, ["search", "navy blue shirt for men", "--data-dir", str(data_dir), "--json"])
+    assert "Infinity" not in result.output and "NaN" not in result.output  # valid JSON for other tools
+    hits = json.loads(result.output)["hits"]
+    assert all(math.isfinite(h["score"]) for h in hits)
+    assert [h["score"] for h in hits] == sorted((h["score"] for h in hits), reverse=True)
+    assert {"navy", "blue", "shirt", "men"} <= set(hits[0]["title"].lower().replace("shirts", "shirt").split())
+
+
 def test_a_shoppers_words_find_the_kind_before_the_colour(data_dir):
     """The sample has seven dresses, none red: "red dress" shows dresses, not a red watch first; "ladies black
     watches" shows women's watches (MiniLM puts "ladies" next to Women)."""

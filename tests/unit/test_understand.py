@@ -174,3 +174,11 @@ def test_a_value_word_keeps_the_longer_values_it_is_part_of():
     understand = Understander(Lexicon(load_facets(s), None, None))
     assert list(understand("white shoe cabinet").parts["kind"])[0] == "Shoe cabinet"
     assert understand("cabinet").parts["kind"] == {"Cabinet": 1.0}
+
+
+def test_a_query_spells_a_title_when_four_or_more_of_its_words_are_all_in_it():
+    from mmtui.facet_rank import spells_title
+
+    assert spells_title("navy blue shirt for men", "Belmonte Men Check Navy Blue Shirts")
+    assert not spells_title("blue shirt for men", "Belmonte Men Check Navy Blue Shirts")  # 3 words: a kind query
+    assert not spells_title("navy blue shirt for women", "Belmonte Men Check Navy Blue Shirts")
