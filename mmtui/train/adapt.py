@@ -142,7 +142,7 @@ def _adapt(settings: Settings, store: Store, encoder, enabled: bool, progress: P
     heads, epochs = _fit(base_heads, pairs, device=device or _device(settings), progress=progress, cancel=cancel)
     if base_heads.image.bridge:
         # The ImageNet bridge helps where the heads know nothing of a catalog; once they learned it, its shared
-        # classes can blur kinds apart (IKEA: category words -> pictures nDCG@10 0.69 with it, 0.73 without, on
+        # classes can blur kinds apart (IKEA: category words -> pictures nDCG@10 0.69 with it, 0.72 without, on
         # validation). Heads trained without it too; validation picks.
         plain = copy.deepcopy(base_heads)
         with torch.no_grad():
