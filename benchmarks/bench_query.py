@@ -175,6 +175,7 @@ def measure(service, qs: list[str], k: int = 20) -> dict:
 
     modes = [m for m in MODES if m in ("lexical", "hybrid") or m in service.indexes]
     out: dict = {}
+    service.load_model()  # as `mmtui search` and the TUI do before the first query
     for q in qs[:5]:  # warm-up: SQLite pages, index pages, kernels
         service.search(q, k=k, mode="hybrid")
     def timed_search(q: str, mode: str, clear: bool = True, **kw) -> tuple[float, float]:

@@ -129,6 +129,10 @@ class SearchService:
         first calls set up kernels and prepacked weights (~0.2 s) that a user's first query would otherwise wait for."""
         self.encoder.encode_texts(["warm up"])
         self.understand("warm up")
+        if self._understanding is not None:  # the understanding's own word model loads on the first word it has
+            from .encoders.words import phrase_vectors  # never seen (~0.1 s): now, not in a shopper's query
+
+            phrase_vectors(["warm"])
 
     @property
     def encoder(self):
