@@ -27,7 +27,8 @@ from .errors import ConfigError, MmtuiError
 from .indexing import reindex
 from .progress import ProgressCallback, ProgressEvent, check_cancel, null_progress
 from .splits import split_of
-from .store import Store, sha1_text
+from .store import CONTENT, Store, sha1_text
+from .train.adapt import adapt_to_catalog, project_missing
 
 
 
@@ -133,8 +134,6 @@ def build_index(settings: Settings, catalog: Path | str, *, columns: dict | None
 
     # 3. the model adapted to the catalog, from the features the encoding kept (no tower runs again)
     check_cancel(cancel)
-    from .train.adapt import adapt_to_catalog
-
     adaptation = adapt_to_catalog(settings, store, encoder, enabled=adapt, progress=progress, cancel=cancel)
     report.adaptation = adaptation.to_json()
     if adaptation.weights is not None and adaptation.weights != getattr(encoder, "weights_path", None):
@@ -215,13 +214,9 @@ def _reject_record(r: Reject) -> dict:
 
 
 # -- encoding --------------------------------------------------------------------------------
-_SHA_COLUMN = {"image": "image_sha", "text": "text_sha", "title": "title_sha"}
-
-
 def _todo(store: Store, model: str, kind: str, features: str | None = None) -> list[dict]:
     """Rows of `kind` with no vector of `model` for their content (or, with `features`, no cached features)."""
-    column = _SHA_COLUMN[kind]
-    where = {"image": "image_status = 'ok'", "text": "1", "title": "image_status = 'ok'"}[kind]
+    column, where = CONTENT[kind]
     done = store.embedding_shas(model, kind)
     have = store.embedding_shas(features, f"{kind}-features") if features else None
     rows = store.db.query(f"SELECT rowid, {column} AS sha, image_path, title, text FROM products "
@@ -229,36 +224,12 @@ def _todo(store: Store, model: str, kind: str, features: str | None = None) -> l
     return [r for r in rows if done.get(r["rowid"]) != r["sha"] or (have is not None and have.get(r["rowid"]) != r["sha"])]
 
 
-def _project_cached(store: Store, encoder: Encoder, kind: str) -> int:
-    """Vectors of `kind` computed from cached features through the encoder's heads, where the features are there
-    and the vectors are not (other heads over the same towers: the towers do not run). Returns how many."""
-    features_fp = getattr(encoder, "feature_fingerprint", None)
-    weights = getattr(encoder, "weights_path", None)
-    if not features_fp or weights is None:
-        return 0
-    done = store.embedding_shas(encoder.fingerprint, kind)
-    rowids, feats, shas = store.features(features_fp, kind)
-    current = _current_shas(store, kind)
-    keep = [i for i, (r, sha) in enumerate(zip(rowids.tolist(), shas)) if current.get(r) == sha and done.get(r) != sha]
-    if not keep:
-        return 0
-    from .encoders.lite import load_heads, project_features
-
-    _, heads = load_heads(weights)
-    vectors = project_features(heads, kind, feats[keep])
-    store.put_vectors(encoder.fingerprint, kind, rowids[keep].tolist(), [shas[i] for i in keep], vectors)
-    return len(keep)
-
-
-def _current_shas(store: Store, kind: str) -> dict[int, str]:
-    where = {"image": "image_status = 'ok'", "text": "1", "title": "image_status = 'ok'"}[kind]
-    return {r: s for r, s in store.db.execute(f"SELECT rowid, {_SHA_COLUMN[kind]} FROM products WHERE {where}")}
-
-
 def _encode_missing(store: Store, encoder: Encoder, kind: str, progress: ProgressCallback,
                     cancel: threading.Event | None, batch_size: int) -> tuple[int, float]:
     features_fp = getattr(encoder, "feature_fingerprint", None)
-    _project_cached(store, encoder, kind)
+    weights = getattr(encoder, "weights_path", None)
+    if features_fp and weights is not None:  # other heads over the same towers: re-project, do not encode
+        project_missing(store, weights, encoder.fingerprint, features_fp, kind)
     todo = _todo(store, encoder.fingerprint, kind, features_fp)
     stage = "encode-images" if kind == "image" else f"encode-{kind}s"
     if not todo:

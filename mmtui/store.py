@@ -62,6 +62,11 @@ def _migration_2(db: sqlite_utils.Database) -> None:
 MIGRATIONS = [_migration_1, _migration_2]  # MIGRATIONS[i] takes the schema from version i to i + 1
 
 
+# vector kind -> (the products column holding its content hash, which products have one)
+CONTENT = {"image": ("image_sha", "image_status = 'ok'"), "title": ("title_sha", "image_status = 'ok'"),
+           "text": ("text_sha", "1")}
+
+
 def sha1_text(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
@@ -221,6 +226,12 @@ class Store:
         ids = np.fromiter((r for r, _ in result), dtype=np.int64, count=len(result))
         vecs = np.frombuffer(b"".join(v for _, v in result), dtype=np.float32).reshape(len(result), -1)
         return ids, vecs.copy()
+
+    def content_shas(self, kind: str) -> dict[int, str]:
+        """rowid -> the content hash a vector of `kind` ("image", "title", "text") is made from, for the products
+        that have one (titles are encoded for products with a usable image: they are its paired queries)."""
+        column, where = CONTENT[kind]
+        return dict(self.db.execute(f"SELECT rowid, {column} FROM products WHERE {where}"))
 
     # Features (what a model's heads read, float16) share the embeddings table under kinds "<kind>-features":
     # heads adapted to the catalog re-project them instead of running the towers again.

@@ -384,22 +384,32 @@ def _fit_heads(base, pairs, device, epochs, lr, weight_decay, batch_size, patien
 def _use_heads(settings: Settings, store: Store, weights: Path, features_fp: str) -> str:
     """Make the heads in `weights` the index's model: vectors for every product from the cached features (where
     missing) and base_fingerprint pointing at them. Returns their fingerprint."""
-    from ..encoders.lite import LiteEncoder, load_heads, project_features
+    from ..encoders.lite import LiteEncoder
 
     fingerprint, _, features = LiteEncoder.fingerprint_for(f"lite:{weights}", _device(settings))
     if features != features_fp:
         raise RuntimeError("adapted heads read other features than the ones cached")  # a bug, not a user error
-    heads = None
     for kind in KINDS:
-        rowids, feats, shas = store.features(features_fp, kind)
-        done = store.embedding_shas(fingerprint, kind)
-        todo = [i for i, (r, s) in enumerate(zip(rowids.tolist(), shas)) if done.get(r) != s]
-        if todo:
-            heads = heads or load_heads(weights)[1]
-            store.put_vectors(fingerprint, kind, rowids[todo].tolist(), [shas[i] for i in todo],
-                              project_features(heads, kind, feats[todo]))
+        project_missing(store, weights, fingerprint, features_fp, kind)
     store.set_meta("base_fingerprint", fingerprint)
     return fingerprint
+
+
+def project_missing(store: Store, weights: Path, fingerprint: str, features_fp: str, kind: str) -> int:
+    """Vectors of `kind` under `fingerprint`, made from the cached features through the heads in `weights`, for
+    the products whose features are current and whose vectors are missing (the towers do not run). Returns how
+    many were made."""
+    done = store.embedding_shas(fingerprint, kind)
+    rowids, feats, shas = store.features(features_fp, kind)
+    current = store.content_shas(kind)
+    todo = [i for i, (r, sha) in enumerate(zip(rowids.tolist(), shas)) if current.get(r) == sha and done.get(r) != sha]
+    if not todo:
+        return 0
+    from ..encoders.lite import load_heads, project_features
+
+    store.put_vectors(fingerprint, kind, rowids[todo].tolist(), [shas[i] for i in todo],
+                      project_features(load_heads(weights)[1], kind, feats[todo]))
+    return len(todo)
 
 
 def _remove_old(settings: Settings, info: dict, keep: str) -> None:
