@@ -205,6 +205,14 @@ def read_checkpoint(weights: Path) -> tuple[dict, dict[str, torch.Tensor], bytes
     return config, state, raw
 
 
+def lite_fingerprint(config: dict, weights_sha: str, image_bf16: bool) -> str:
+    """What the vectors of a lite model depend on: its config (not its recorded metrics), its weights' hash, the
+    preprocessing and whether the image tower runs in bf16."""
+    public = {k: v for k, v in config.items() if k not in ("metrics", "trained_on")}
+    return fingerprint_of("lite", json.dumps(public, sort_keys=True), weights_sha, towers.PREPROCESS_VERSION,
+                          image_bf16)
+
+
 def feature_fingerprint_of(config: dict, image_bf16: bool) -> str | None:
     """The fingerprint of what the heads read (pooled frozen-tower features of images, mean-pooled MiniLM states of
     texts): the same for every set of heads over the same towers, so heads adapted to a catalog re-project cached
@@ -269,9 +277,7 @@ class LiteEncoder:
         self.image_size = towers.IMAGE_SIZES[config.get("image_tower", "lite0")]
         self.image_bf16 = image_bf16
         self.batch_size = 32
-        public = {k: v for k, v in config.items() if k not in ("metrics", "trained_on")}
-        self.fingerprint = fingerprint_of("lite", json.dumps(public, sort_keys=True), weights_sha,
-                                          towers.PREPROCESS_VERSION, image_bf16)
+        self.fingerprint = lite_fingerprint(config, weights_sha, image_bf16)
         self.feature_fingerprint = feature_fingerprint_of(config, image_bf16)
 
     @property
@@ -291,9 +297,7 @@ class LiteEncoder:
         weights = Path(spec.split(":", 1)[1]).expanduser() if spec.startswith("lite:") else default_weights()
         config, _, raw = read_checkpoint(weights)
         image_bf16 = bool(config.get("cpu_image_bf16", False)) and device == "cpu" and _cpu_has_bf16()
-        public = {k: v for k, v in config.items() if k not in ("metrics", "trained_on")}
-        fingerprint = fingerprint_of("lite", json.dumps(public, sort_keys=True), hashlib.sha256(raw).hexdigest(),
-                                     towers.PREPROCESS_VERSION, image_bf16)
+        fingerprint = lite_fingerprint(config, hashlib.sha256(raw).hexdigest(), image_bf16)
         return fingerprint, int(config["dim"]), feature_fingerprint_of(config, image_bf16)
 
     @classmethod
@@ -376,9 +380,7 @@ class LiteEncoder:
         _, other.heads = load_heads(weights)
         other.heads.to(self.device)
         other.config = config
-        public = {k: v for k, v in config.items() if k not in ("metrics", "trained_on")}
-        other.fingerprint = fingerprint_of("lite", json.dumps(public, sort_keys=True), hashlib.sha256(raw).hexdigest(),
-                                           towers.PREPROCESS_VERSION, self.image_bf16)
+        other.fingerprint = lite_fingerprint(config, hashlib.sha256(raw).hexdigest(), self.image_bf16)
         other.weights_path = Path(weights)
         return other
 
