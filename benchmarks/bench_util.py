@@ -18,7 +18,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 FASHION = Path(os.environ.get("MMTUI_FASHION", "/work/shared/catalogs/fashion"))
 TINY_CONFIGS = REPO / "tests" / "fixtures" / "openclip"
-WORK = REPO / "benchmarks" / ".work"  # cached synthetic stores and built indexes (git-ignored)
+# cached synthetic stores and built indexes (git-ignored); MMTUI_BENCH_WORK puts them elsewhere (a bigger disk, or
+# one cache shared by several clones: the 1M store takes ~7 GB and most of an hour to make)
+WORK = Path(os.environ.get("MMTUI_BENCH_WORK") or REPO / "benchmarks" / ".work")
 
 MODELS = {
     "lite": "lite",
