@@ -102,9 +102,13 @@ def cli(ctx: click.Context) -> None:
 @click.option("--batch-size", type=count(1, 4096), default=32, show_default=True,
               help="Images per encoding batch (1-4096).")
 @click.option("--no-adapt", is_flag=True, help="Use the shipped model as it is: do not adapt it to this catalog.")
+@click.option("--backend", default=None, metavar="SPEC",
+              help="Where searches run, recorded in the data dir: local (hnswlib files, the default), qdrant:DIR "
+                   "(embedded Qdrant) or qdrant+http://HOST:6333 (a Qdrant server; key from MMTUI_QDRANT_API_KEY).")
 @no_wait_option
 @json_option
-def build_index_cmd(catalog, data_dir, model, checkpoint, device, columns, batch_size, no_adapt, as_json) -> None:
+def build_index_cmd(catalog, data_dir, model, checkpoint, device, columns, batch_size, no_adapt, backend,
+                    as_json) -> None:
     """Read CATALOG (a folder or a CSV/JSONL file), validate it, encode it and build the indexes.
 
     \b
@@ -117,6 +121,7 @@ def build_index_cmd(catalog, data_dir, model, checkpoint, device, columns, batch
     Example:
       mmtui build-index sample_catalog
       mmtui build-index products.jsonl --columns title=name,image=img_url --data-dir shop-index
+      mmtui build-index sample_catalog --backend qdrant:qdrant-data
     """
     from .build import build_index
     from .catalog import parse_columns
@@ -124,6 +129,10 @@ def build_index_cmd(catalog, data_dir, model, checkpoint, device, columns, batch
 
     settings = _settings(data_dir, model, checkpoint, device)
     mapping = parse_columns(columns) if columns else None
+    if backend is not None:
+        from .backend import choose_backend
+
+        choose_backend(settings, backend)
     try:
         with progress_printer(quiet=as_json) as progress:
             report = build_index(settings, catalog, columns=mapping, progress=progress, batch_size=batch_size,

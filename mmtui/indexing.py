@@ -32,6 +32,11 @@ def reindex(settings: Settings, store: Store | None = None, progress: ProgressCa
     files check out in full is carried over, a damaged one is rebuilt; searches see the new set only once it is
     complete. Returns {name: (ANN recall@10 against exact search, "hnsw"|"exact")}.
     """
+    from .qdrant_sync import sync_if_qdrant  # a data dir on Qdrant syncs its collection instead
+
+    synced = sync_if_qdrant(settings, store, progress)
+    if synced is not None:
+        return synced
     progress = progress or null_progress
     own = store is None
     store = store or Store.open(settings.db_path)

@@ -72,7 +72,7 @@ class SearchService:
     """Opened once per process; every search reuses the store, the indexes and the model."""
 
     def __init__(self, settings, store, indexes: dict, projector, space: str, encoder=None, *,
-                 damaged: dict | None = None, stamp: tuple | None = None) -> None:
+                 damaged: dict | None = None, stamp: tuple | None = None, remote=None) -> None:
         self.settings = settings
         self.store = store
         self.indexes = indexes  # {"image": VectorIndex, "text": VectorIndex[, "fused": VectorIndex]}
@@ -89,6 +89,10 @@ class SearchService:
         self._allowed_version: tuple = ()
         self._threads_checked = 0.0  # time.monotonic() of the last look at the machine's load
         self._understanding = None  # mmtui.understand_state.State of the current products (made on first use)
+        self.remote = remote  # mmtui.qdrant_search.QdrantRemote when the data dir's index is on Qdrant
+        if remote is not None:
+            self.indexes = remote.attach(self)
+            self._snapshot = (self.indexes, self.damaged)
 
     @classmethod
     def open(cls, settings, encoder=None) -> "SearchService":
@@ -104,6 +108,16 @@ class SearchService:
                 f"run `mmtui build-index CATALOG --model {settings.model}` (into another --data-dir to keep both), "
                 f"or drop --model to search with {built_with!r}")
         space, projector = search_space(store, settings)
+        from .backend import stored_backend
+
+        backend = stored_backend(store)
+        if backend.is_qdrant:  # candidates from a Qdrant collection (mmtui.qdrant_search)
+            from .qdrant_search import QdrantRemote
+
+            remote = QdrantRemote.open(backend, store, space)
+            if encoder is not None:
+                cls._check_encoder(store, encoder)
+            return cls(settings, store, {}, projector, space, encoder, remote=remote)
         loaded = _load_indexes(settings, space)
         _use_lexical(store, loaded)
         if encoder is not None:
@@ -206,19 +220,13 @@ class SearchService:
             from .facet_rank import price_filters
 
             filters, query = list(filters or []) + price_filters(understood.price), understood.text or query
-        allowed, where, params = self._allowed(filters)
+        allowed, where, params = self._filtered(filters)
         weights = self._hybrid_weights(indexes) if mode == "hybrid" else None
         signals = list(weights) if weights is not None else [mode]
         vector = self.query_vector(query) if any(name in signals for name in VECTOR_INDEXES) else None
 
         def fetch(n: int) -> dict[str, list[tuple[int, float]]]:
-            ranked = {}
-            if "lexical" in signals:
-                ranked["lexical"] = self.store.lexical(query, n, where, params, allowed)
-            for name in VECTOR_INDEXES:
-                if name in signals:
-                    ranked[name] = self._vector_hits(name, vector, n, allowed, indexes)
-            return ranked
+            return self._signal_lists(signals, query, vector, n, where, params, allowed, indexes)
 
         ranked = self._live(fetch, max(k, CANDIDATES) if mode == "hybrid" else k)
         if mode == "hybrid" and understood is not None and understood.parts.get("kind"):
@@ -251,7 +259,7 @@ class SearchService:
                 raise QueryError(f"cannot read the query image {image}: {exc}",
                                  "give the path of a readable JPEG, PNG or WEBP file") from None
         vector = self.projector.image(self.encoder.encode_images([picture]))[0]
-        allowed, _, _ = self._allowed(filters)
+        allowed, _, _ = self._filtered(filters)
         n = max(k, CANDIDATES) if mode == "hybrid" else k
         names = [name for name in ("image", "text", "fused") if mode == name or (mode == "hybrid" and name != "fused")]
         ranked = self._live(lambda m: {name: self._vector_hits(name, vector, m, allowed, indexes) for name in names}, n)
@@ -273,7 +281,7 @@ class SearchService:
             name, vector = "text", indexes["text"].vector_of(rowid)
         if vector is None:
             raise QueryError(f"product {product_id} has no vector yet", "run `mmtui build-index CATALOG`")
-        allowed, _, _ = self._allowed(filters)
+        allowed, _, _ = self._filtered(filters)
         ranked = self._live(lambda m: {name: [(r, s) for r, s in self._vector_hits(name, vector, m + 1, allowed, indexes)
                                               if r != rowid][:m]}, k)
         result = self._hits(ranked, name, k)
@@ -325,6 +333,26 @@ class SearchService:
                 return kept
             n *= 4
         return kept
+
+    def _signal_lists(self, signals, query: str, vector, n: int, where: str, params: list, allowed, indexes: dict
+                      ) -> dict[str, list[tuple[int, float]]]:
+        """Each signal's top n candidates (on Qdrant: all of them in one request)."""
+        if self.remote is not None:
+            return self.remote.signal_lists(self, signals, query, vector, n, allowed, indexes)
+        ranked = {}
+        if "lexical" in signals:
+            ranked["lexical"] = self.store.lexical(query, n, where, params, allowed)
+        for name in VECTOR_INDEXES:
+            if name in signals:
+                ranked[name] = self._vector_hits(name, vector, n, allowed, indexes)
+        return ranked
+
+    def _filtered(self, filters):
+        """_allowed's (rowids, where, params); on Qdrant the rowids carry the filters' payload-filter form."""
+        allowed, where, params = self._allowed(filters)
+        if self.remote is not None and allowed is not None:
+            allowed = self.remote.allowed(allowed, filters)
+        return allowed, where, params
 
     def _hybrid_weights(self, indexes: dict | None = None) -> dict[str, float]:
         """Learned weights (meta "hybrid", mmtui.hybrid) or equal ones, over the signals this index has."""
@@ -439,8 +467,13 @@ class SearchService:
         from .projection import search_space
 
         space, projector = search_space(self.store, self.settings)
-        loaded = _load_indexes(self.settings, space)
-        _use_lexical(self.store, loaded)
+        if self.remote is not None:
+            self.remote.check(self.store, space)
+            self.space, self.projector = space, projector
+            loaded = _Loaded(self.remote.attach(self), {}, None, None)
+        else:
+            loaded = _load_indexes(self.settings, space)
+            _use_lexical(self.store, loaded)
         self.space, self.projector = space, projector
         self.indexes, self.damaged = loaded.indexes, loaded.damaged
         self._snapshot = (loaded.indexes, loaded.damaged)
