@@ -225,8 +225,10 @@ class QdrantRemote:
         service.store.fast_lexical = QdrantLexical(self.backend, self.client, service.store.db.conn)
         return {name: QdrantVectors(self.backend, self.client, name, service) for name in DENSE}
 
-    def allowed(self, rowids, filters) -> AllowedRows:
-        return allowed_rows(rowids, payload_filter(filters))
+    def allowed(self, rowids, filters):
+        """The rowids, carrying the filters' payload-filter form (plain rowids when they have none)."""
+        found = payload_filter(filters)
+        return rowids if found is None else allowed_rows(rowids, found)
 
     def signal_lists(self, service, signals, query: str, vector, n: int, allowed, indexes: dict
                      ) -> dict[str, list[tuple[int, float]]]:

@@ -56,11 +56,20 @@ def payload_of(row: dict) -> dict:
 # -- filters ----------------------------------------------------------------------------------
 def payload_filter(filters) -> Any:
     """mmtui.filters.Filter list -> a Qdrant Filter with the meaning of filters.where_sql: = and != case-insensitive
-    (a product without the field matches neither, as SQL's NULL), ~ contains (case-insensitive), price ranges."""
+    (a product without the field matches neither, as SQL's NULL), ~ contains (case-insensitive), price ranges.
+    None when there is no filter, or one that has no Qdrant form."""
     from qdrant_client import models
+
+    from .errors import QueryError
+    from .filters import parse_where
 
     must, must_not = [], []
     for f in filters or ():
+        if not all(hasattr(f, name) for name in ("field", "op", "value")):  # a filter duck-typed by its SQL
+            try:
+                f = parse_where(str(f))
+            except QueryError:
+                return None  # the caller filters by the rowids instead
         key = f.field
         if isinstance(f.value, str):
             value = f.value.lower()
