@@ -217,8 +217,19 @@ class QdrantRemote:
         _check_space(store, space, backend)
         return cls(backend, client)
 
-    def check(self, store, space: str) -> None:
-        _check_space(store, space, self.backend)
+    def reload(self, service) -> None:
+        """SearchService.reload on Qdrant: the active model again (the collection must hold its vectors)."""
+        from .projection import search_space
+
+        space, projector = search_space(service.store, service.settings)
+        _check_space(service.store, space, self.backend)
+        service.space, service.projector = space, projector
+        service.indexes, service.damaged = self.attach(service), {}
+        service._snapshot = (service.indexes, service.damaged)
+        service._query_cache.clear()
+        if service._encoder is not None and service._encoder.fingerprint != service.store.get_meta("base_fingerprint"):
+            service._encoder = None
+        service._understanding = None
 
     def attach(self, service) -> dict:
         """The service's indexes (one per named vector); its store asks QdrantLexical for BM25 lists."""
@@ -255,6 +266,36 @@ class QdrantRemote:
             for name, response in zip(names, responses):
                 ranked[name] = _hits(response.points, n)
         return ranked
+
+    def server_fused(self, service, query: str, vector, k: int, weights: dict[str, float], allowed=None
+                     ) -> list[tuple[int, float]]:
+        """Hybrid fused by Qdrant itself: each weighted signal's top CANDIDATES as a prefetch, and Qdrant's
+        weighted RRF over them in the same request. Not what searches use (see the README: its weights scale
+        ranks, not scores, and it returns no per-signal scores for the understanding and the shares)."""
+        from qdrant_client import models
+
+        from .hybrid import CANDIDATES, RRF_K
+        from .store import COMMON_WORD_SHARE, fts_words
+
+        prefetch, used = [], []
+        for name, w in weights.items():
+            if w <= 0:
+                continue
+            if name == "lexical":
+                request = service.store.fast_lexical.request(service.store.db.conn, fts_words(query), CANDIDATES,
+                                                             allowed, COMMON_WORD_SHARE)
+            else:
+                request = service.indexes[name].request(vector, CANDIDATES, allowed)
+            if request is not None:
+                prefetch.append(models.Prefetch(query=request.query, using=request.using, filter=request.filter,
+                                                limit=CANDIDATES))
+                used.append(w)
+        if not prefetch:
+            return []
+        response = calling(self.backend, self.client.query_points, self.backend.collection, prefetch=prefetch,
+                           query=models.RrfQuery(rrf=models.Rrf(k=RRF_K, weights=used)), limit=int(k),
+                           with_payload=["rowid"])
+        return [(int(p.payload["rowid"]), float(p.score)) for p in response.points]
 
 
 def _check_space(store, space: str, backend: Backend) -> None:

@@ -157,11 +157,16 @@ def fast_local_writes(client, collection: str) -> None:
         pass
 
 
-def close_clients() -> None:
-    """Close this process's clients (an embedded one releases its folder): at exit, and for tests."""
+def close_clients(backend: Backend | None = None) -> None:
+    """Close this process's clients, or the one of `backend` (an embedded one releases its folder): at exit,
+    and for tests."""
     with _GUARD:
-        clients = list(_CLIENTS.values())
-        _CLIENTS.clear()
+        if backend is None:
+            clients = list(_CLIENTS.values())
+            _CLIENTS.clear()
+        else:
+            found = _CLIENTS.pop(backend.path or backend.url or "", None)
+            clients = [found] if found is not None else []
     for client in clients:
         try:
             client.close()

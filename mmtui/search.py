@@ -466,14 +466,11 @@ class SearchService:
         call before this). A fine-tuned encoder that became the base is loaded on next use."""
         from .projection import search_space
 
-        space, projector = search_space(self.store, self.settings)
         if self.remote is not None:
-            self.remote.check(self.store, space)
-            self.space, self.projector = space, projector
-            loaded = _Loaded(self.remote.attach(self), {}, None, None)
-        else:
-            loaded = _load_indexes(self.settings, space)
-            _use_lexical(self.store, loaded)
+            return self.remote.reload(self)
+        space, projector = search_space(self.store, self.settings)
+        loaded = _load_indexes(self.settings, space)
+        _use_lexical(self.store, loaded)
         self.space, self.projector = space, projector
         self.indexes, self.damaged = loaded.indexes, loaded.damaged
         self._snapshot = (loaded.indexes, loaded.damaged)

@@ -234,7 +234,7 @@ def test_a_missing_collection_and_a_held_folder_are_clear_errors(built, tmp_path
     with pytest.raises(StoreError) as err:
         SearchService.open(settings, encoder=FakeEncoder())
     assert "missing" in err.value.message and "build-index" in err.value.hint
-    close_clients()
+    close_clients(backend)
     from qdrant_client import QdrantClient
 
     other = QdrantClient(path=backend.path)  # as another process would hold it
@@ -276,3 +276,12 @@ def test_build_search_and_eval_through_the_commands_need_no_flag_after_the_build
     service = SearchService.open(Settings(data_dir=d))
     assert service.remote is None
     service.close()
+
+
+def test_reload_keeps_searching_qdrant_and_server_side_fusion_answers(services):
+    _, b = services
+    before = _ids(b.search("black watch", k=10, mode="hybrid", understand=False))
+    b.reload()
+    assert b.remote is not None and _ids(b.search("black watch", k=10, mode="hybrid", understand=False)) == before
+    fused = b.remote.server_fused(b, "black watch", b.query_vector("black watch"), 10, b._hybrid_weights())
+    assert len(fused) == 10 and len({r for r, _ in fused}) == 10
