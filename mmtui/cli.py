@@ -102,9 +102,14 @@ def cli(ctx: click.Context) -> None:
 @click.option("--batch-size", type=count(1, 4096), default=32, show_default=True,
               help="Images per encoding batch (1-4096).")
 @click.option("--no-adapt", is_flag=True, help="Use the shipped model as it is: do not adapt it to this catalog.")
+@click.option("--ray", "on_ray", is_flag=True, help="Encode on Ray: the cluster RAY_ADDRESS names, else a local "
+                                                    "Ray started for this build (pip install 'mmtui[ray]').")
+@click.option("--ray-actors", type=count(1, 10_000), default=None, metavar="N",
+              help="With --ray: actors in the encode pool (default: one per GPU, else one per 2 CPUs).")
 @no_wait_option
 @json_option
-def build_index_cmd(catalog, data_dir, model, checkpoint, device, columns, batch_size, no_adapt, as_json) -> None:
+def build_index_cmd(catalog, data_dir, model, checkpoint, device, columns, batch_size, no_adapt, on_ray, ray_actors,
+                    as_json) -> None:
     """Read CATALOG (a folder or a CSV/JSONL file), validate it, encode it and build the indexes.
 
     \b
@@ -117,6 +122,7 @@ def build_index_cmd(catalog, data_dir, model, checkpoint, device, columns, batch
     Example:
       mmtui build-index sample_catalog
       mmtui build-index products.jsonl --columns title=name,image=img_url --data-dir shop-index
+      RAY_ADDRESS=10.0.0.5:6379 mmtui build-index /shared/catalog --ray
     """
     from .build import build_index
     from .catalog import parse_columns
@@ -125,9 +131,9 @@ def build_index_cmd(catalog, data_dir, model, checkpoint, device, columns, batch
     settings = _settings(data_dir, model, checkpoint, device)
     mapping = parse_columns(columns) if columns else None
     try:
-        with progress_printer(quiet=as_json) as progress:
+        with progress_printer(quiet=as_json) as progress, _ray_encode(settings, on_ray, ray_actors) as encode_on:
             report = build_index(settings, catalog, columns=mapping, progress=progress, batch_size=batch_size,
-                                 adapt=not no_adapt)
+                                 adapt=not no_adapt, encode_on=encode_on)
     except KeyboardInterrupt:
         click.echo("Interrupted. Everything encoded so far is saved: run the same command again to finish.",
                    err=True)
@@ -138,6 +144,19 @@ def build_index_cmd(catalog, data_dir, model, checkpoint, device, columns, batch
     from .console import print_build_report
 
     print_build_report(report, settings)
+
+
+def _ray_encode(settings, on_ray: bool, actors: int | None):
+    """build-index --ray: a mmtui.ray_encode.RayEncode context (Ray is imported only then), else nothing."""
+    import contextlib
+
+    if not on_ray:
+        if actors is not None:
+            raise click.UsageError("--ray-actors needs --ray")
+        return contextlib.nullcontext()
+    from .ray_encode import RayEncode
+
+    return RayEncode(settings, actors=actors)
 
 
 # -- search -----------------------------------------------------------------------------------

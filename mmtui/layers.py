@@ -52,6 +52,7 @@ LAYER_OF = {
     "mmtui.understand_state": "query",
     "mmtui.build": "write",
     "mmtui.indexing": "write",
+    "mmtui.ray_encode": "write",
     "mmtui.enrich": "write",
     "mmtui.train": "write",
     "mmtui.evaluate": "evaluation",
