@@ -161,6 +161,7 @@ class RayEncode:
         self.settings = settings
         self.address = address if address is not None else (os.environ.get("RAY_ADDRESS") or None)
         self.actors = actors
+        self.actor_class = EncodeActor  # what the pool runs (tests give a subclass)
         self.where = ""
         self._started = False
         self._ray = None
@@ -230,7 +231,7 @@ class RayEncode:
             warnings.simplefilter("ignore")
             ds = ray.data.from_items(items, override_num_blocks=blocks).map_batches(
                 # the spec rides on the class, not as a constructor argument (those live in the object store)
-                type("EncodeActor", (EncodeActor,), {"spec": spec}), batch_size=batch_size, batch_format="numpy",
+                type("EncodeActor", (self.actor_class,), {"spec": spec}), batch_size=batch_size, batch_format="numpy",
                 compute=ray.data.ActorPoolStrategy(size=self.actors), num_gpus=1 if self.gpus else 0,
                 num_cpus=0 if self.gpus else self.cpus_per_actor, ray_remote_args_fn=_no_restarts)
         done = dict.fromkeys(KINDS, 0)
@@ -279,14 +280,17 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _job_error(exc: BaseException) -> MmtuiError:
-    text = str(exc)
+    """The error of a failed job, from the worker's traceback Ray passes on (the first exception not Ray's own)."""
+    import re
+
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
     if MISMATCH in text:
         detail = text[text.index(MISMATCH) + len(MISMATCH) + 2:].splitlines()[0]
         return RayError(f"the Ray workers' model differs from this machine's: {detail}",
                         "install the same mmtui version on every node, and give the same --device / --checkpoint; a "
                         "GPU worker and a CPU driver that runs the image tower in bf16 differ: build on one kind")
-    cause = [line for line in text.splitlines() if line.strip()]
-    detail = cause[-1].strip() if cause else type(exc).__name__
+    causes = re.findall(r"^(?!ray\.)[A-Za-z_][\w.]*(?:Error|Exception|Exit): .*$", text, re.M)
+    detail = causes[0] if causes else _first_line(exc)
     return RayError(f"the encode job failed on Ray: {detail}",
                     "every batch encoded before the failure is saved; fix the cause and run the same command "
                     "again: it encodes only what is missing")
