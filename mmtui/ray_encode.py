@@ -200,6 +200,10 @@ class RayEncode:
         cpus = max(1, int(resources.get("CPU", 1)))
         self.actors = self.actors or (self.gpus or max(1, cpus // 2))
         self.cpus_per_actor = max(1, cpus // self.actors) if not self.gpus else max(1, cpus // max(self.gpus, 1))
+        # what each CPU actor reserves: its threads, but never the whole cluster (a pool holding every CPU can
+        # starve the small tasks Ray Data itself needs: a job that never starts)
+        self.cpu_reservation = (0 if self.gpus else self.cpus_per_actor if self.actors * self.cpus_per_actor < cpus
+                                else max(0.25, round((cpus - 1) / self.actors, 2)) if cpus > 1 else 0.5)
         device = "GPU" if self.gpus else "CPU"
         self.where = f"{kind}, {self.actors} {device} actor{'s' if self.actors > 1 else ''}"
         return self
@@ -233,7 +237,7 @@ class RayEncode:
                 # the spec rides on the class, not as a constructor argument (those live in the object store)
                 type("EncodeActor", (self.actor_class,), {"spec": spec}), batch_size=batch_size, batch_format="numpy",
                 compute=ray.data.ActorPoolStrategy(size=self.actors), num_gpus=1 if self.gpus else 0,
-                num_cpus=0 if self.gpus else self.cpus_per_actor, ray_remote_args_fn=_no_restarts)
+                num_cpus=self.cpu_reservation, ray_remote_args_fn=_no_restarts)
         done = dict.fromkeys(KINDS, 0)
         last = dict.fromkeys(KINDS, 0.0)
         started = time.perf_counter()
