@@ -104,23 +104,27 @@ class EncodeActor:
             raise RuntimeError(self.error)
         rows = [{"kind": str(k), "rowid": int(r), "sha": str(s), "value": str(v)}
                 for k, r, s, v in zip(batch["kind"], batch["rowid"], batch["sha"], batch["value"])]
-        out: dict[str, list] = {"kind": [], "rowid": [], "sha": [], "vector": [], "features": []}
+        out: dict[str, list] = {"kind": [], "rowid": [], "sha": [], "vector": [], "features": [], "seconds": []}
         min_side = getattr(self.encoder, "image_size", None)
         for kind in KINDS:
             part = [{**r, "image_path": r["value"], kind: r["value"]} for r in rows if r["kind"] == kind]
             if not part:
                 continue
+            started = time.perf_counter()
             images = decode_images(part, min_side) if kind == "image" else None
             done, vectors, features = encode_batch(self.encoder, kind, part, images, self.spec.feature_fingerprint)
+            each = (time.perf_counter() - started) / max(len(done), 1)  # this actor's time, shared by the rows
             for i, row in enumerate(done):
                 out["kind"].append(kind)
                 out["rowid"].append(row["rowid"])
                 out["sha"].append(row["sha"])
                 out["vector"].append(np.asarray(vectors[i], np.float32).tobytes())
                 out["features"].append(b"" if features is None else np.asarray(features[i], np.float16).tobytes())
+                out["seconds"].append(each)
         return {"kind": np.array(out["kind"], dtype=object), "rowid": np.array(out["rowid"], dtype=np.int64),
                 "sha": np.array(out["sha"], dtype=object), "vector": np.array(out["vector"], dtype=object),
-                "features": np.array(out["features"], dtype=object)}
+                "features": np.array(out["features"], dtype=object),
+                "seconds": np.array(out["seconds"], dtype=np.float64)}
 
 
 def _import_ray():
@@ -216,7 +220,7 @@ class RayEncode:
     def encode_missing(self, store: Store, encoder: Encoder, progress: ProgressCallback,
                        cancel: threading.Event | None, batch_size: int) -> tuple[int, float, int, float]:
         """Encode what has no vector (all kinds in one pass of the pool) and write it; (images, image seconds,
-        texts, text seconds), the seconds as wall time from the job's start to each kind's last batch."""
+        texts, text seconds): the pool's wall time, shared by the actor time each kind took."""
         ray = self._ray
         todo = {kind: missing(store, encoder, kind) for kind in KINDS}
         total = sum(len(rows) for rows in todo.values())
@@ -239,7 +243,7 @@ class RayEncode:
                 compute=ray.data.ActorPoolStrategy(size=self.actors), num_gpus=1 if self.gpus else 0,
                 num_cpus=self.cpu_reservation, ray_remote_args_fn=_no_restarts)
         done = dict.fromkeys(KINDS, 0)
-        last = dict.fromkeys(KINDS, 0.0)
+        busy = dict.fromkeys(KINDS, 0.0)  # actor seconds spent on each kind
         started = time.perf_counter()
         batches = iter(ds.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=2))
         try:
@@ -251,18 +255,20 @@ class RayEncode:
                     break
                 except Exception as exc:  # an actor's error arrives wrapped by Ray
                     raise _job_error(exc) from exc
-                self._write(store, spec, batch, done, last, started, todo, progress)
+                self._write(store, spec, batch, done, busy, todo, progress)
         finally:
             close = getattr(batches, "close", None)
             if close is not None:
                 close()
-        texts = done["title"] + done["text"]
-        text_seconds = max(last["title"], last["text"]) - (last["image"] if done["image"] else 0.0)
-        return done["image"], last["image"], texts, max(text_seconds, 0.0) if texts else 0.0
+        # the pool's wall time (from its start: actors loading the model included, as a local build's first batch
+        # includes loading it), shared between images and texts by the actor time each took
+        wall = time.perf_counter() - started
+        image_share = busy["image"] / (sum(busy.values()) or 1.0)
+        return done["image"], wall * image_share, done["title"] + done["text"], wall * (1.0 - image_share)
 
     @staticmethod
-    def _write(store: Store, spec: EncoderSpec, batch: dict, done: dict, last: dict, started: float,
-               todo: dict, progress: ProgressCallback) -> None:
+    def _write(store: Store, spec: EncoderSpec, batch: dict, done: dict, busy: dict, todo: dict,
+               progress: ProgressCallback) -> None:
         kinds = batch["kind"]
         for kind in KINDS:
             idx = [i for i, k in enumerate(kinds) if k == kind]
@@ -274,7 +280,7 @@ class RayEncode:
                         if spec.feature_fingerprint else None)
             write_encoded(store, spec.fingerprint, spec.feature_fingerprint, kind, rows, vectors, features)
             done[kind] += len(rows)
-            last[kind] = time.perf_counter() - started
+            busy[kind] += float(np.sum(batch["seconds"][idx]))
             progress(ProgressEvent(STAGES[kind], done[kind], len(todo[kind])))
 
 
