@@ -158,8 +158,8 @@ class RayEncode:
     """Where build_index encodes when given `encode_on=RayEncode(...)`; use it as a context manager: it starts a
     local Ray (stopped on exit) or connects to RAY_ADDRESS, or uses the Ray this process already runs.
 
-    actors: the pool size (default: one per GPU of the cluster, else one per 2 CPUs); each CPU actor gets an equal
-    share of the CPUs as torch threads."""
+    actors: the pool size (default: one per GPU of the cluster, at most that; else one per 2 CPUs); each CPU actor
+    gets an equal share of the CPUs as torch threads."""
 
     def __init__(self, settings: Settings, address: str | None = None, actors: int | None = None) -> None:
         self.settings = settings
@@ -203,6 +203,8 @@ class RayEncode:
         self.gpus = int(resources.get("GPU", 0))
         cpus = max(1, int(resources.get("CPU", 1)))
         self.actors = self.actors or (self.gpus or max(1, cpus // 2))
+        if self.gpus:  # one GPU each: a larger pool would wait for GPUs that do not exist
+            self.actors = min(self.actors, self.gpus)
         self.cpus_per_actor = max(1, cpus // self.actors) if not self.gpus else max(1, cpus // max(self.gpus, 1))
         # what each CPU actor reserves: its threads, but never the whole cluster (a pool holding every CPU can
         # starve the small tasks Ray Data itself needs: a job that never starts)
