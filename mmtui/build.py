@@ -12,6 +12,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Iterator
 
@@ -53,6 +54,7 @@ class BuildReport:
     ranking: dict = field(default_factory=dict)  # mmtui.train.hybrid.learn_at_build: hybrid weights
     understanding: dict = field(default_factory=dict)  # mmtui.train.understanding.learn_at_build
     encodings: dict[str, str] = field(default_factory=dict)  # catalog file name -> the text encoding it was read as
+    encoded_on: str = "this process"  # or e.g. "local Ray, 2 CPU actors", "Ray cluster at HOST:6379, 4 GPU actors"
     seconds: float = 0.0
 
     @property
@@ -74,12 +76,13 @@ class BuildReport:
 def build_index(settings: Settings, catalog: Path | str, *, columns: dict | None = None,
                 encoder: Encoder | None = None, progress: ProgressCallback | None = None,
                 cancel: threading.Event | None = None, batch_size: int = 32,
-                keep_missing: bool = False, adapt: bool = True) -> BuildReport:
+                keep_missing: bool = False, adapt: bool = True, encode_on=None) -> BuildReport:
     """Index `catalog` into settings.data_dir: products and rejects, vectors for what changed, the indexes.
 
     Products no longer in the catalog leave the index, unless `keep_missing` (a re-encode with another model
     keeps every product it already holds, whatever the catalog path now reads). With `adapt`, the model's heads
-    are adapted to the catalog's own title-picture pairs (mmtui.train.adapt) before the indexes are built."""
+    are adapted to the catalog's own title-picture pairs (mmtui.train.adapt) before the indexes are built.
+    `encode_on` (an object with `where` and `encode_missing`, e.g. mmtui.ray_encode.RayEncode) encodes elsewhere."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ConfigError(f"batch size {batch_size!r} is not a positive whole number", "use e.g. --batch-size 32")
     progress = progress or null_progress
@@ -123,14 +126,20 @@ def build_index(settings: Settings, catalog: Path | str, *, columns: dict | None
     store.set_meta("catalog", source)
     store.set_meta("catalog_columns", json.dumps(columns or {}, sort_keys=True))
 
-    # 2. vectors: encode only what has no vector for this model and content
-    report.encoded_images, report.image_seconds = _encode_missing(
-        store, encoder, "image", progress, cancel, batch_size)
-    report.encoded_texts, report.text_seconds = 0, 0.0
-    for kind in ("title", "text"):
-        n, seconds = _encode_missing(store, encoder, kind, progress, cancel, batch_size * 2)
-        report.encoded_texts += n
-        report.text_seconds += seconds
+    # 2. vectors: encode only what has no vector for this model and content, here or elsewhere (encode_on,
+    # e.g. mmtui.ray_encode.RayEncode: the same work list, encoded on an actor pool, written here alike)
+    if encode_on is not None:
+        (report.encoded_images, report.image_seconds, report.encoded_texts,
+         report.text_seconds) = encode_on.encode_missing(store, encoder, progress, cancel, batch_size)
+        report.encoded_on = encode_on.where
+    else:
+        report.encoded_images, report.image_seconds = _encode_missing(
+            store, encoder, "image", progress, cancel, batch_size)
+        report.encoded_texts, report.text_seconds = 0, 0.0
+        for kind in ("title", "text"):
+            n, seconds = _encode_missing(store, encoder, kind, progress, cancel, batch_size * 2)
+            report.encoded_texts += n
+            report.text_seconds += seconds
 
     # 3. the model adapted to the catalog, from the features the encoding kept (no tower runs again)
     check_cancel(cancel)
@@ -224,14 +233,24 @@ def _todo(store: Store, model: str, kind: str, features: str | None = None) -> l
     return [r for r in rows if done.get(r["rowid"]) != r["sha"] or (have is not None and have.get(r["rowid"]) != r["sha"])]
 
 
+STAGES = {"image": "encode-images", "title": "encode-titles", "text": "encode-texts"}
+
+
+def missing(store: Store, encoder: Encoder, kind: str) -> list[dict]:
+    """The rows of `kind` to encode with `encoder`: vectors made from cached features first (other heads over
+    the same towers: re-projected, not encoded), then what still has no vector for this model and content."""
+    features_fp = getattr(encoder, "feature_fingerprint", None)
+    weights = getattr(encoder, "weights_path", None)
+    if features_fp and weights is not None:
+        project_missing(store, weights, encoder.fingerprint, features_fp, kind)
+    return _todo(store, encoder.fingerprint, kind, features_fp)
+
+
 def _encode_missing(store: Store, encoder: Encoder, kind: str, progress: ProgressCallback,
                     cancel: threading.Event | None, batch_size: int) -> tuple[int, float]:
     features_fp = getattr(encoder, "feature_fingerprint", None)
-    weights = getattr(encoder, "weights_path", None)
-    if features_fp and weights is not None:  # other heads over the same towers: re-project, do not encode
-        project_missing(store, weights, encoder.fingerprint, features_fp, kind)
-    todo = _todo(store, encoder.fingerprint, kind, features_fp)
-    stage = "encode-images" if kind == "image" else f"encode-{kind}s"
+    todo = missing(store, encoder, kind)
+    stage = STAGES[kind]
     if not todo:
         return 0, 0.0
     progress(ProgressEvent(stage, 0, len(todo)))
@@ -242,26 +261,8 @@ def _encode_missing(store: Store, encoder: Encoder, kind: str, progress: Progres
               else ((b, None) for b in batches))
     for batch, images in source:
         check_cancel(cancel)
-        features = None
-        if kind == "image":
-            ok = [(row, img) for row, img in zip(batch, images) if img is not None]
-            batch = [row for row, _ in ok]
-            inputs = [img for _, img in ok]
-            if not inputs:
-                vectors = None
-            elif features_fp:  # keep what the heads read, so adapting them needs no second pass of the tower
-                vectors, features = encoder.encode_images_with_features(inputs)
-            else:
-                vectors = encoder.encode_images(inputs)
-        elif features_fp:
-            vectors, features = encoder.encode_texts_with_features([row[kind] or "" for row in batch])
-        else:
-            vectors = encoder.encode_texts([row[kind] or "" for row in batch])
-        if batch:
-            rowids, shas = [r["rowid"] for r in batch], [r["sha"] for r in batch]
-            if features is not None:
-                store.put_features(features_fp, kind, rowids, shas, features)
-            store.put_vectors(encoder.fingerprint, kind, rowids, shas, l2_normalize(vectors))
+        batch, vectors, features = encode_batch(encoder, kind, batch, images, features_fp)
+        write_encoded(store, encoder.fingerprint, features_fp, kind, batch, vectors, features)
         done += len(batch)
         progress(ProgressEvent(stage, done, len(todo)))
     return done, time.perf_counter() - started
@@ -271,14 +272,7 @@ def _image_batches(batches: list[list[dict]], min_side: int | None = None) -> It
     """Decode the next batch of images in a background thread while the current one is encoded (large JPEGs at a
     reduced scale that still covers the model's input side `min_side`, as image queries are)."""
 
-    def decode(batch: list[dict]) -> list:
-        out = []
-        for row in batch:
-            try:
-                out.append(load_image(row["image_path"], min_side))
-            except (MmtuiError, OSError):
-                out.append(None)  # changed on disk since validation: skipped now, re-validated next build
-        return out
+    decode = partial(decode_images, min_side=min_side)
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         pending = pool.submit(decode, batches[0]) if batches else None
@@ -288,3 +282,49 @@ def _image_batches(batches: list[list[dict]], min_side: int | None = None) -> It
             yield batch, images
 
 
+
+
+def decode_images(rows: list[dict], min_side: int | None = None) -> list:
+    """The images of `rows` (their image_path), None where one cannot be decoded (changed on disk since
+    validation: skipped now, re-validated next build). A Ray encode decodes with this too."""
+    out = []
+    for row in rows:
+        try:
+            out.append(load_image(row["image_path"], min_side))
+        except (MmtuiError, OSError):
+            out.append(None)
+    return out
+
+
+def encode_batch(encoder: Encoder, kind: str, batch: list[dict], images: list | None,
+                 features_fp: str | None) -> tuple[list[dict], np.ndarray | None, np.ndarray | None]:
+    """(rows encoded, their vectors, their features or None) for one batch of `kind` rows; images that could not
+    be decoded (None) are left out. With `features_fp`, the features the heads read are kept too, so adapting
+    the heads needs no second pass of the towers."""
+    features = None
+    if kind == "image":
+        ok = [(row, img) for row, img in zip(batch, images) if img is not None]
+        batch = [row for row, _ in ok]
+        inputs = [img for _, img in ok]
+        if not inputs:
+            vectors = None
+        elif features_fp:
+            vectors, features = encoder.encode_images_with_features(inputs)
+        else:
+            vectors = encoder.encode_images(inputs)
+    elif features_fp:
+        vectors, features = encoder.encode_texts_with_features([row[kind] or "" for row in batch])
+    else:
+        vectors = encoder.encode_texts([row[kind] or "" for row in batch])
+    return batch, vectors, features
+
+
+def write_encoded(store: Store, fingerprint: str, features_fp: str | None, kind: str, batch: list[dict],
+                  vectors: np.ndarray | None, features: np.ndarray | None) -> None:
+    """Store one encoded batch (features first, then vectors: a vector is only there once its features are)."""
+    if not batch:
+        return
+    rowids, shas = [r["rowid"] for r in batch], [r["sha"] for r in batch]
+    if features is not None:
+        store.put_features(features_fp, kind, rowids, shas, features)
+    store.put_vectors(fingerprint, kind, rowids, shas, l2_normalize(vectors))

@@ -105,10 +105,14 @@ def cli(ctx: click.Context) -> None:
 @click.option("--backend", default=None, metavar="SPEC",
               help="Where searches run, recorded in the data dir: local (hnswlib files, the default), qdrant:DIR "
                    "(embedded Qdrant) or qdrant+http://HOST:6333 (a Qdrant server; key from MMTUI_QDRANT_API_KEY).")
+@click.option("--ray", "on_ray", is_flag=True, help="Encode on Ray: the cluster RAY_ADDRESS names, else a local "
+                                                    "Ray started for this build (pip install 'mmtui[ray]').")
+@click.option("--ray-actors", type=count(1, 10_000), default=None, metavar="N",
+              help="With --ray: actors in the encode pool (default: one per GPU, else one per 2 CPUs).")
 @no_wait_option
 @json_option
-def build_index_cmd(catalog, data_dir, model, checkpoint, device, columns, batch_size, no_adapt, backend,
-                    as_json) -> None:
+def build_index_cmd(catalog, data_dir, model, checkpoint, device, columns, batch_size, no_adapt, backend, on_ray,
+                    ray_actors, as_json) -> None:
     """Read CATALOG (a folder or a CSV/JSONL file), validate it, encode it and build the indexes.
 
     \b
@@ -122,6 +126,7 @@ def build_index_cmd(catalog, data_dir, model, checkpoint, device, columns, batch
       mmtui build-index sample_catalog
       mmtui build-index products.jsonl --columns title=name,image=img_url --data-dir shop-index
       mmtui build-index sample_catalog --backend qdrant:qdrant-data
+      RAY_ADDRESS=10.0.0.5:6379 mmtui build-index /shared/catalog --ray
     """
     from .build import build_index
     from .catalog import parse_columns
@@ -134,9 +139,9 @@ def build_index_cmd(catalog, data_dir, model, checkpoint, device, columns, batch
 
         choose_backend(settings, backend)
     try:
-        with progress_printer(quiet=as_json) as progress:
+        with progress_printer(quiet=as_json) as progress, _ray_encode(settings, on_ray, ray_actors) as encode_on:
             report = build_index(settings, catalog, columns=mapping, progress=progress, batch_size=batch_size,
-                                 adapt=not no_adapt)
+                                 adapt=not no_adapt, encode_on=encode_on)
     except KeyboardInterrupt:
         click.echo("Interrupted. Everything encoded so far is saved: run the same command again to finish.",
                    err=True)
@@ -147,6 +152,19 @@ def build_index_cmd(catalog, data_dir, model, checkpoint, device, columns, batch
     from .console import print_build_report
 
     print_build_report(report, settings)
+
+
+def _ray_encode(settings, on_ray: bool, actors: int | None):
+    """build-index --ray: a mmtui.ray_encode.RayEncode context (Ray is imported only then), else nothing."""
+    import contextlib
+
+    if not on_ray:
+        if actors is not None:
+            raise click.UsageError("--ray-actors needs --ray")
+        return contextlib.nullcontext()
+    from .ray_encode import RayEncode
+
+    return RayEncode(settings, actors=actors)
 
 
 # -- search -----------------------------------------------------------------------------------

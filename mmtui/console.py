@@ -105,6 +105,8 @@ def print_build_report(report, settings) -> None:
         out.print(f"  encoded {report.encoded_texts:,} texts at {report.texts_per_s:,.1f} texts/s")
     if not report.encoded_images and not report.encoded_texts:
         out.print("  nothing to encode: every vector was already cached")
+    elif getattr(report, "encoded_on", "this process") != "this process":
+        out.print(f"  encoded on {report.encoded_on}", highlight=False)
     print_adaptation(report.adaptation)
     print_ranking(getattr(report, "ranking", {}))
     for name, recall in report.ann_recall_at_10.items():

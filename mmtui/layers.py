@@ -56,6 +56,7 @@ LAYER_OF = {
     "mmtui.build": "write",
     "mmtui.indexing": "write",
     "mmtui.qdrant_sync": "write",
+    "mmtui.ray_encode": "write",
     "mmtui.enrich": "write",
     "mmtui.train": "write",
     "mmtui.evaluate": "evaluation",

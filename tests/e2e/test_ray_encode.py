@@ -1,0 +1,158 @@
+"""build-index --ray on a local Ray (2 CPU actors): the same store and the same results as a local build, a job
+stopped part-way finished by a re-run that encodes only what is missing, and clear errors. One Ray for the module
+(started after the address test, which needs none); the sample_catalog comparison runs the real lite model."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from mmtui.build import build_index
+from mmtui.cli import cli
+from mmtui.config import Settings
+from mmtui.errors import MmtuiError
+
+ray = pytest.importorskip("ray")
+
+SAMPLE = Path(__file__).resolve().parents[2] / "sample_catalog"
+ACTORS = 2
+
+
+def vectors(data_dir: Path) -> dict:
+    """(rowid, model, kind) -> (content sha, float32 vector) for every stored vector and feature row."""
+    with sqlite3.connect(data_dir / "catalog.db") as db:
+        rows = db.execute("SELECT product_rowid, model, kind, content_sha, vector FROM embeddings").fetchall()
+    dtype = lambda kind: np.float16 if kind.endswith("-features") else np.float32  # noqa: E731
+    return {(r, m, k): (s, np.frombuffer(v, dtype(k)).astype(np.float32)) for r, m, k, s, v in rows}
+
+
+def assert_same_vectors(local: dict, remote: dict, atol: float = 1e-3) -> None:
+    assert local.keys() == remote.keys()
+    for key, (sha, vec) in local.items():
+        assert remote[key][0] == sha, key
+        assert np.allclose(remote[key][1], vec, atol=atol), (key, float(np.abs(remote[key][1] - vec).max()))
+
+
+# -- errors that need no running Ray ---------------------------------------------------------------
+def test_an_address_where_no_cluster_answers_is_a_clear_error_and_nothing_is_written(tmp_path, make_catalog):
+    assert not ray.is_initialized()
+    catalog = make_catalog(tmp_path / "shop", 20)
+    result = CliRunner().invoke(cli, ["build-index", str(catalog), "--data-dir", str(tmp_path / "idx"),
+                                      "--model", "fake", "--ray"], env={"RAY_ADDRESS": "127.0.0.1:1"})
+    assert result.exit_code != 0
+    assert "no Ray cluster answers at RAY_ADDRESS=127.0.0.1:1" in result.output, result.output
+    assert "unset it to encode on a local Ray" in result.output
+    assert not (tmp_path / "idx" / "catalog.db").exists()
+    assert not ray.is_initialized()
+
+
+def test_without_ray_installed_the_hint_says_how_to_get_it(tmp_path, make_catalog, monkeypatch):
+    from mmtui.ray_encode import RayEncode
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
+    with pytest.raises(MmtuiError) as err:
+        RayEncode(Settings(data_dir=tmp_path / "idx", model="fake")).__enter__()
+    assert "pip install 'mmtui[ray]'" in err.value.hint
+
+
+# -- on a local Ray --------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def local_ray():
+    """One local Ray for the module: RayEncode uses it as it finds it and leaves it running."""
+    ray.init(address="local", num_cpus=ACTORS, include_dashboard=False, log_to_driver=False,
+             logging_level="ERROR")
+    yield
+    ray.shutdown()
+
+
+def on_ray(settings: Settings):
+    from mmtui.ray_encode import RayEncode
+
+    return RayEncode(settings, actors=ACTORS)
+
+
+def test_an_actor_failing_on_a_later_batch_leaves_what_was_written_and_a_rerun_finishes(
+        local_ray, tmp_path, make_catalog):
+    from mmtui.ray_encode import EncodeActor
+
+    class FailsLater(EncodeActor):  # defined here: shipped to the workers by value
+        calls = 0
+
+        def __call__(self, batch):
+            self.calls += 1
+            if self.calls > 2:
+                raise RuntimeError("disk on fire")
+            return super().__call__(batch)
+
+    catalog = make_catalog(tmp_path / "shop", 200)
+    settings = Settings(data_dir=tmp_path / "ray", model="fake")
+    with on_ray(settings) as encode_on:
+        encode_on.actor_class = FailsLater
+        with pytest.raises(MmtuiError) as err:
+            build_index(settings, catalog, batch_size=16, encode_on=encode_on)
+        assert "the encode job failed on Ray" in err.value.message and "disk on fire" in err.value.message
+        assert "run the same command again" in err.value.hint
+        kept = len(vectors(settings.data_dir))
+        assert kept < 600  # 200 products x image, title, text
+
+        encode_on.actor_class = EncodeActor
+        report = build_index(settings, catalog, batch_size=16, encode_on=encode_on)
+    assert report.encoded_images + report.encoded_texts == 600 - kept  # only what was missing
+    assert report.encoded_on == f"Ray already running in this process, {ACTORS} CPU actors"
+
+    local = Settings(data_dir=tmp_path / "local", model="fake")
+    build_index(local, catalog, batch_size=16)
+    assert_same_vectors(vectors(local.data_dir), vectors(settings.data_dir), atol=1e-6)
+
+
+def test_workers_whose_model_differs_from_the_drivers_refuse_to_encode(local_ray, tmp_path, make_catalog):
+    from mmtui.encoders.base import FakeEncoder
+
+    catalog = make_catalog(tmp_path / "shop", 20)
+    settings = Settings(data_dir=tmp_path / "idx", model="fake")
+    with on_ray(settings) as encode_on, pytest.raises(MmtuiError) as err:  # the workers open "fake" (seed 0)
+        build_index(settings, catalog, encoder=FakeEncoder(seed=1), encode_on=encode_on)
+    assert "the Ray workers' model differs from this machine's" in err.value.message
+    assert len(vectors(settings.data_dir)) == 0
+
+
+@pytest.mark.skipif(not (SAMPLE / "styles.csv").exists(), reason="sample_catalog is not here")
+def test_sample_catalog_encoded_on_ray_stopped_and_rerun_equals_a_local_build(local_ray, tmp_path):
+    from mmtui.search import SearchService
+
+    local = Settings(data_dir=tmp_path / "local")
+    build_index(local, SAMPLE)
+
+    settings = Settings(data_dir=tmp_path / "ray")
+    cancel = threading.Event()
+
+    def stop_after_some_images(event):
+        if event.stage == "encode-images" and event.done >= 200:
+            cancel.set()
+
+    with on_ray(settings) as encode_on:
+        with pytest.raises(MmtuiError):  # Cancelled: what was written stays
+            build_index(settings, SAMPLE, encode_on=encode_on, progress=stop_after_some_images, cancel=cancel)
+        images_kept = sum(1 for (_, _, kind) in vectors(settings.data_dir) if kind == "image")
+        assert 200 <= images_kept < 800
+        report = build_index(settings, SAMPLE, encode_on=encode_on)
+    assert report.encoded_images == 800 - images_kept and report.products == 800
+    assert json.loads(json.dumps(report.to_json()))["encoded_on"].endswith(f"{ACTORS} CPU actors")
+
+    assert_same_vectors(vectors(local.data_dir), vectors(settings.data_dir))
+    queries = ["navy blue shirt for men", "black leather watch", "red dress", "sports shoes", "women handbag",
+               "kurta", "white sneakers", "sunglasses", "blue jeans", "perfume"]
+    services = SearchService.open(local), SearchService.open(settings)
+    for mode in ("image", "text", "lexical", "hybrid", "fused"):
+        overlap = []
+        for q in queries:
+            a, b = ([h.id for h in s.search(q, k=10, mode=mode).hits] for s in services)
+            overlap.append(len(set(a) & set(b)) / max(len(a), 1))
+        assert np.mean(overlap) >= 0.98, (mode, overlap)
