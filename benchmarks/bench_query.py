@@ -21,7 +21,7 @@ import numpy as np
 
 from .bench_util import FASHION, WORK, log, percentiles, queries, sample_images
 
-STORE_VERSION = 3  # bump when the synthetic store recipe changes (3: synthetic prices)
+STORE_VERSION = 3  # bump when the synthetic store recipe changes (3: synthetic prices; vectors carry content hashes)
 NOISE_COS = 0.95  # cosine between a synthetic vector and its real source
 TARGETS = {10_000: {"p50": 15.0, "p99": 50.0}, 100_000: {"p50": 30.0}}
 
@@ -156,9 +156,12 @@ def synthetic_store(n: int, encoder, sources: dict, rebuild: bool = False) -> tu
     src = {k: sources[k] for k in ("image", "text")}
     for kind in ("image", "text"):
         vec = _noisy(src[kind], rowids % len(src[kind]), rng)
+        # each vector carries its product's content hash: a vector whose hash differs is stale, and reindex drops it
+        shas = store.content_shas(kind)
         for s in range(0, n, 5000):
-            store.put_vectors(encoder.fingerprint, kind, rowids[s:s + 5000].tolist(), ["synthetic"] * len(
-                rowids[s:s + 5000]), vec[s:s + 5000])
+            chunk = rowids[s:s + 5000].tolist()
+            store.put_vectors(encoder.fingerprint, kind, chunk, [shas[r] for r in chunk], vec[s:s + 5000])
+        del shas
     store.set_meta("base_model", encoder.name)
     store.set_meta("base_fingerprint", encoder.fingerprint)
     store.set_meta("base_dim", str(encoder.dim))
@@ -166,6 +169,9 @@ def synthetic_store(n: int, encoder, sources: dict, rebuild: bool = False) -> tu
     t = time.perf_counter()
     recall = reindex(settings, store=store)
     t_index = time.perf_counter() - t
+    kept = store.db.execute("SELECT count(*) FROM embeddings").fetchone()[0]
+    if kept != 2 * n:
+        raise RuntimeError(f"the synthetic store kept {kept} of {2 * n} vectors: reindex dropped them as stale")
     store.close()
     info = {"products": n, "source": sources["source"], "noise_cos": NOISE_COS,
             "insert_products_s": round(t_products, 1), "insert_vectors_s": round(t_vectors, 1),
