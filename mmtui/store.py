@@ -195,7 +195,7 @@ class Store:
         return {r: s for r, s in self.db.execute("SELECT rowid, split FROM products")}
 
     def filtered_rowids(self, where: str, params: list) -> np.ndarray:
-        rows = self.db.execute(f"SELECT rowid FROM products WHERE {where}", params).fetchall()
+        rows = self.db.execute(f"SELECT rowid FROM products WHERE {where} ORDER BY rowid", params).fetchall()
         return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
     # -- embeddings -------------------------------------------------------------------------
