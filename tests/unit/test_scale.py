@@ -131,3 +131,68 @@ def test_tune_ef_raises_ef_until_the_target(graph_index):
     recall = index.tune_ef(queries, target=0.99)
     assert recall >= min(0.99, before) and (recall >= 0.99 or index.manifest.ef == 1024)
     assert index.manifest.ef > 10 or before >= 0.99
+
+
+# -- indexes read when first needed -----------------------------------------------------------------------------
+@pytest.fixture
+def built_settings(tiny_catalog, fake_settings):
+    from mmtui.build import build_index
+    from mmtui.encoders import FakeEncoder
+
+    build_index(fake_settings, tiny_catalog, encoder=FakeEncoder())
+    return fake_settings
+
+
+def test_a_query_reads_only_the_indexes_it_needs(built_settings):
+    from mmtui.encoders import FakeEncoder
+    from mmtui.search import SearchService
+
+    service = SearchService.open(built_settings, encoder=FakeEncoder())
+    assert service.indexes.loaded == [] and "image" in service.indexes and "fused" in service.indexes
+    assert service.search("red shirt", k=3, mode="lexical").hits and service.indexes.loaded == []
+    assert service.search("red shirt", k=3, mode="image").hits and service.indexes.loaded == ["image"]
+    service.search("red shirt", k=3, mode="hybrid", understand=False)  # plain RRF: lexical, image and text
+    assert sorted(service.indexes.loaded) == ["image", "text"]
+    service.search("red shirt", k=3, mode="hybrid")  # the understood kind ("shirt") is searched in the fused index
+    assert sorted(service.indexes.loaded) == ["fused", "image", "text"]
+    service = SearchService.open(built_settings, encoder=FakeEncoder())
+    service.preload().join()
+    assert sorted(service.indexes.loaded) == ["fused", "image", "text"]
+
+
+def test_a_query_waits_for_an_index_being_read_in_the_background(built_settings, monkeypatch):
+    import threading
+    import time
+
+    import mmtui.ann as ann
+    from mmtui.encoders import FakeEncoder
+    from mmtui.search import SearchService
+
+    reference = SearchService.open(built_settings, encoder=FakeEncoder()).search("red shirt", k=5, mode="image")
+    started, real_load = threading.Event(), ann.VectorIndex.load.__func__
+
+    def slow_load(cls, directory, name, model):
+        started.set()
+        time.sleep(0.3)  # a large graph being read
+        return real_load(cls, directory, name, model)
+
+    monkeypatch.setattr(ann.VectorIndex, "load", classmethod(slow_load))
+    service = SearchService.open(built_settings, encoder=FakeEncoder())
+    service.preload(["image"])
+    assert started.wait(5)
+    assert "image" not in service.indexes.loaded  # still being read
+    result = service.search("red shirt", k=5, mode="image")  # waits for it, then answers in full
+    assert [h.id for h in result.hits] == [h.id for h in reference.hits]
+    assert service.indexes.loaded == ["image"]
+
+
+def test_filtered_service_search_uses_the_column_arrays_and_matches_sql(built_settings):
+    from mmtui.encoders import FakeEncoder
+    from mmtui.search import SearchService
+
+    service = SearchService.open(built_settings, encoder=FakeEncoder())
+    for exprs in (["colour=blue"], ["price<35"], ["gender!=women", "category~shirt"]):
+        filters = [parse_where(e) for e in exprs]
+        allowed, where, params = service._allowed(filters)
+        assert allowed.tolist() == service.store.filtered_rowids(where, params).tolist()
+    assert service._filter_columns is not None and service._filter_columns._columns  # no SQL scan per filter
