@@ -168,13 +168,26 @@ def child_recall(model: str, data_dir: str, n_queries: int) -> dict:
     for name in list(service.indexes):
         index = service.indexes[name]
         res = {"ef": index.manifest.ef, "products": round(index.recall_check(product_queries), 4),
-               "shopper": round(index.recall_check(shopper), 4)}
+               "shopper": round(index.recall_check(shopper), 4), "ann_ms": _ann_ms(index, shopper)}
         if min(res["products"], res["shopper"]) < 0.98 and index.graph is not None:
             t = time.perf_counter()
             res["tuned_recall"] = round(index.tune_ef(np.concatenate([product_queries, shopper]), target=0.98), 4)
             res["tuned_ef"], res["tune_s"] = index.manifest.ef, round(time.perf_counter() - t, 1)
+            res["tuned_products"] = round(index.recall_check(product_queries), 4)
+            res["tuned_shopper"] = round(index.recall_check(shopper), 4)
+            res["tuned_ann_ms"] = _ann_ms(index, shopper)
         out[name] = res
     return out
+
+
+def _ann_ms(index, vectors: np.ndarray) -> dict:
+    """VectorIndex.search time (k=20, the graph at the manifest's ef) per query vector."""
+    times = []
+    for v in list(vectors) * 2:
+        t = time.perf_counter()
+        index.search(v, 20)
+        times.append((time.perf_counter() - t) * 1000)
+    return percentiles(times[len(vectors):])
 
 
 def child_filtered(model: str, data_dir: str, n_queries: int) -> dict:
@@ -301,12 +314,20 @@ def markdown(result: dict) -> list[str]:
             lines += ["", f"Lexical: {lex.get('lexical_path')}, its arrays {lex.get('lexical_index_mb')} MB; RSS of "
                       f"a lexical-only service {lex['rss_mb']:.0f} MB (before open, with the model: "
                       f"{lex['rss_before_open_mb']:.0f} MB); p50 {lex['latency_ms']['p50']} ms."]
-        lines += ["", "| index | ef | recall@10, 200 product texts | recall@10, shopper queries | tuned ef (recall) |",
-                  "|---|---|---|---|---|"]
+        lines += ["", "| index | ef | recall@10: 200 product texts / shopper queries | ANN p50/p99 ms | "
+                  "ef tune_ef finds for 0.98 | its recall@10 (products / shoppers) | its ANN p50/p99 ms |",
+                  "|---|---|---|---|---|---|---|"]
         for name, v in r.get("recall", {}).items():
             if isinstance(v, dict) and "ef" in v:
-                tuned = f"{v['tuned_ef']} ({v['tuned_recall']}, {v['tune_s']} s)" if "tuned_ef" in v else "-"
-                lines.append(f"| {name} | {v['ef']} | {v['products']} | {v['shopper']} | {tuned} |")
+                ann = v.get("ann_ms", {})
+                row = f"| {name} | {v['ef']} | {v['products']} / {v['shopper']} | {ann.get('p50')}/{ann.get('p99')} | "
+                if "tuned_ef" in v:
+                    t = v["tuned_ann_ms"]
+                    row += (f"{v['tuned_ef']} ({v['tune_s']} s) | {v['tuned_products']} / {v['tuned_shopper']} | "
+                            f"{t['p50']}/{t['p99']} |")
+                else:
+                    row += "- | - | - |"
+                lines.append(row)
         flt = r.get("filtered", {})
         if flt and "error" not in flt:
             lines += ["", "| filter (share) | allowed | allowed rows: first / cached arrays / SQL ms | strategy | "
