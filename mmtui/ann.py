@@ -137,6 +137,19 @@ class VectorIndex:
         # the manifest is written last: an index without one is incomplete and is never loaded
         (directory / f"{name}.manifest.json").write_text(json.dumps(asdict(self.manifest), indent=2))
 
+    @staticmethod
+    def check_model(directory: Path, name: str, expected_model: str) -> None:
+        """IndexMismatchError now if index `name` was built for another model (reading its manifest only: what
+        load() would say, without reading the graph). An unreadable manifest is left for load() to report."""
+        try:
+            model = json.loads((directory / f"{name}.manifest.json").read_text()).get("model")
+        except (OSError, ValueError, AttributeError):
+            return
+        if model != expected_model:
+            raise IndexMismatchError(
+                f"the {name} index was built for model {model}, but the active model is {expected_model}",
+                "run `mmtui build-index CATALOG` (or `mmtui use NAME` back) so the index matches the model")
+
     @classmethod
     def load(cls, directory: Path, name: str, expected_model: str) -> "VectorIndex":
         """The saved index; IndexMismatchError when it is for another model, IndexDamagedError when a file

@@ -621,6 +621,14 @@ def _load_indexes(settings, space: str) -> _Loaded:
     others = {index_of(f) for f in (gen.files or {})} - set(VECTOR_INDEXES)
     damaged = gen.damaged_indexes(names=others) if others else {}
     names = [name for name in VECTOR_INDEXES if name != "fused" or gen.has("fused.manifest.json")]
+    from .ann import VectorIndex
+
+    for name in names:  # an index for another model is an error at open, as when the graphs were read here
+        try:
+            VectorIndex.check_model(gen.dir, name, space)
+        except IndexMismatchError:
+            _raise_if_being_rewritten(settings.data_dir)
+            raise
     return _Loaded(LazyIndexes(settings, gen, space, names, damaged), damaged, gen.stamp, gen.dir)
 
 
