@@ -196,3 +196,20 @@ def test_filtered_service_search_uses_the_column_arrays_and_matches_sql(built_se
         allowed, where, params = service._allowed(filters)
         assert allowed.tolist() == service.store.filtered_rowids(where, params).tolist()
     assert service._filter_columns is not None and service._filter_columns._columns  # no SQL scan per filter
+
+
+def test_the_understood_kind_pool_meets_the_allowed_rows(built_settings):
+    from mmtui.encoders import FakeEncoder
+    from mmtui.search import SearchService
+    from mmtui.understand_state import kind_list
+
+    service = SearchService.open(built_settings, encoder=FakeEncoder())
+    understood = service.understand("red shirt")
+    assert understood is not None and understood.parts.get("kind")
+    everything = kind_list(service, "red shirt", understood, None, n=1000)
+    all_rowids = service.store.filtered_rowids("1", [])
+    for allowed in (all_rowids[::2], all_rowids[1::3], all_rowids[:0]):
+        kept = kind_list(service, "red shirt", understood, allowed, n=1000)
+        assert {r for r, _ in kept} == {r for r, _ in everything} & set(allowed.tolist())
+    hits = service.search("red shirt", k=10, mode="hybrid", filters=[parse_where("colour=blue")]).hits
+    assert hits and all(h.colour.lower() == "blue" for h in hits)
