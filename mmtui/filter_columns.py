@@ -36,7 +36,10 @@ class FilterColumns:
         self._columns: dict[str, tuple] = {}  # column -> ("text", codes, values) | ("real", floats) | ("sql",)
 
     def allowed(self, filters: list[Filter]) -> np.ndarray | None:
-        """Sorted rowids of the products every filter allows; None when a filter needs SQL (see SQL_ONLY)."""
+        """Sorted rowids of the products every filter allows; None when a filter needs SQL (see SQL_ONLY, and
+        filters that only duck-type Filter with their own .sql(), e.g. mmtui.evaluate.SplitPool)."""
+        if not all(type(f) is Filter and f.field in FIELDS for f in filters):
+            return None
         columns = [self._column(FIELDS[f.field][0]) for f in filters]
         if any(c[0] == "sql" for c in columns):
             return None

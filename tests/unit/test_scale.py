@@ -69,6 +69,14 @@ def test_combined_filters_equal_sql(products_db):
         assert columns.allowed(filters).tolist() == sorted(sql)
 
 
+def test_a_filter_with_its_own_sql_is_left_to_sql(products_db):
+    class Pool:
+        def sql(self):
+            return "split = ?", ["test"]
+
+    assert FilterColumns(products_db).allowed([parse_where("colour=black"), Pool()]) is None
+
+
 def test_a_price_stored_as_text_is_left_to_sql(products_db):
     products_db.execute("UPDATE products SET price = 'cheap' WHERE rowid = 3")
     assert FilterColumns(products_db).allowed([parse_where("price<50")]) is None
