@@ -21,7 +21,7 @@ import numpy as np
 
 from .bench_util import FASHION, WORK, log, percentiles, queries, sample_images
 
-STORE_VERSION = 2  # bump when the synthetic store recipe changes
+STORE_VERSION = 3  # bump when the synthetic store recipe changes (3: synthetic prices; vectors carry content hashes)
 NOISE_COS = 0.95  # cosine between a synthetic vector and its real source
 TARGETS = {10_000: {"p50": 15.0, "p99": 50.0}, 100_000: {"p50": 30.0}}
 
@@ -94,6 +94,12 @@ def _batches(items: list, n: int):
         yield items[i:i + n]
 
 
+def synthetic_price(i: int) -> float:
+    """A deterministic price in 0.01..1000.00: i*7919 mod 100000 is a permutation of each block of 100k rows, so
+    `price<X` keeps exactly X/1000 of a store whose size is a multiple of 100k (price<1: 0.1%, <500: 50%)."""
+    return ((i * 7919) % 100_000 + 1) / 100
+
+
 def synthetic_products(n: int) -> list:
     from mmtui.catalog.fashion import read_fashion_file
     from mmtui.catalog.records import Product
@@ -106,7 +112,7 @@ def synthetic_products(n: int) -> list:
         cycle = i // len(base)
         out.append(Product(id=f"syn{i}", title=p.title if not cycle else f"{p.title} {cycle + 1}",
                            category=p.category, colour=p.colour, gender=p.gender, attributes=dict(p.attributes),
-                           row=i + 1))
+                           price=synthetic_price(i), row=i + 1))
     return out
 
 
@@ -150,9 +156,12 @@ def synthetic_store(n: int, encoder, sources: dict, rebuild: bool = False) -> tu
     src = {k: sources[k] for k in ("image", "text")}
     for kind in ("image", "text"):
         vec = _noisy(src[kind], rowids % len(src[kind]), rng)
+        # each vector carries its product's content hash: a vector whose hash differs is stale, and reindex drops it
+        shas = store.content_shas(kind)
         for s in range(0, n, 5000):
-            store.put_vectors(encoder.fingerprint, kind, rowids[s:s + 5000].tolist(), ["synthetic"] * len(
-                rowids[s:s + 5000]), vec[s:s + 5000])
+            chunk = rowids[s:s + 5000].tolist()
+            store.put_vectors(encoder.fingerprint, kind, chunk, [shas[r] for r in chunk], vec[s:s + 5000])
+        del shas
     store.set_meta("base_model", encoder.name)
     store.set_meta("base_fingerprint", encoder.fingerprint)
     store.set_meta("base_dim", str(encoder.dim))
@@ -160,6 +169,9 @@ def synthetic_store(n: int, encoder, sources: dict, rebuild: bool = False) -> tu
     t = time.perf_counter()
     recall = reindex(settings, store=store)
     t_index = time.perf_counter() - t
+    kept = store.db.execute("SELECT count(*) FROM embeddings").fetchone()[0]
+    if kept != 2 * n:
+        raise RuntimeError(f"the synthetic store kept {kept} of {2 * n} vectors: reindex dropped them as stale")
     store.close()
     info = {"products": n, "source": sources["source"], "noise_cos": NOISE_COS,
             "insert_products_s": round(t_products, 1), "insert_vectors_s": round(t_vectors, 1),

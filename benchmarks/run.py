@@ -1,7 +1,7 @@
 """The benchmark report in one command: `python -m benchmarks.run --out benchmarks/results`.
 
 Writes speed.json (every figure) and speed.md (tables, targets met / not met, the machine and its load).
-Sections: machine, encode, query, ann, tui, memory, rebuild, fastpath (--sections to pick).
+Sections: machine, encode, query, ann, tui, memory, rebuild, fastpath, scale (--sections to pick).
 Synthetic stores and built indexes are cached under benchmarks/.work, so a second run is much faster.
 """
 
@@ -22,9 +22,10 @@ if __package__ in (None, ""):  # `python benchmarks/run.py`
     __package__ = "benchmarks"
 
 from benchmarks import bench_ann, bench_encode, bench_fastpath, bench_memory, bench_query, bench_rebuild, bench_tui  # noqa: E402
+from benchmarks import bench_scale  # noqa: E402
 from benchmarks.bench_util import REPO, lite_available, load_model, log, machine  # noqa: E402
 
-SECTIONS = ("machine", "encode", "query", "ann", "tui", "memory", "rebuild", "fastpath")
+SECTIONS = ("machine", "encode", "query", "ann", "tui", "memory", "rebuild", "fastpath", "scale")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -33,6 +34,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results", help="report folder")
     p.add_argument("--sections", default=",".join(SECTIONS), help="comma-separated subset of: " + ", ".join(SECTIONS))
     p.add_argument("--sizes", default="2000,10000,100000", help="store sizes for query / ann / memory")
+    p.add_argument("--scale-sizes", default="1000000", help="store sizes for the scale section (1M: cached after "
+                   "a first build of ~3 min of inserts plus the three graphs)")
     p.add_argument("--models", default="lite,tiny,vitb32", help="models for the encode section (lite, tiny, vitb32)")
     p.add_argument("--build-n", default="lite=128,tiny=512,vitb32=64",
                    help="products built per model in the encode section, e.g. lite=256,vitb32=96")
@@ -50,6 +53,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.quick:
         args.sizes, args.queries = "2000", 20
+        args.scale_sizes = "10000"
         args.build_n = "lite=64,tiny=64,vitb32=32"
     return args
 
@@ -144,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     section("rebuild", lambda: bench_rebuild.run(fashion_index, fallback_model="tiny"))
     section("fastpath", lambda: bench_fastpath.run(models, build_n, the_stores() if "query" in sections or
                                                    "ann" in sections else {}))
+    section("scale", lambda: bench_scale.run(query_model, [int(x) for x in args.scale_sizes.split(",") if x],
+                                             fashion_index, n_queries=args.queries))
     report["load_average_end"] = list(os.getloadavg())
     report["seconds"] = round(time.perf_counter() - started, 1)
     _write(args.out, report)
@@ -204,6 +210,8 @@ def targets(report: dict) -> list[dict]:
         out += bench_tui.targets(s["tui"])
     if "rebuild" in s:
         out += bench_rebuild.targets(s["rebuild"])
+    if "scale" in s:
+        out += bench_scale.targets(s["scale"])
     return out
 
 
@@ -256,7 +264,8 @@ def markdown(report: dict) -> list[str]:
               ("tui", "TUI", bench_tui.markdown, None),
               ("memory", "Peak memory", bench_memory.markdown, None),
               ("rebuild", "Unchanged rebuild", bench_rebuild.markdown, None),
-              ("fastpath", "Fast paths", bench_fastpath.markdown, bench_fastpath.__doc__)]
+              ("fastpath", "Fast paths", bench_fastpath.markdown, bench_fastpath.__doc__),
+              ("scale", "One million products on one machine", bench_scale.markdown, bench_scale.__doc__)]
     for key, title, fn, doc in blocks:
         if key in s:
             lines += [f"## {title}", ""]

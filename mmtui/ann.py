@@ -19,6 +19,13 @@ from .errors import IndexMismatchError
 from .generations import damaged
 
 EXACT_BELOW = 512  # fewer vectors than this: exact search only (faster than a graph at this size)
+# A filtered search scores the allowed vectors exactly when there are few, and walks the graph with a filter when
+# many are allowed. Exact costs ~a per allowed vector; the filtered walk costs ~b / (share allowed), as it passes
+# over the vectors the filter rejects. Exact wins while m * a < b * n / m, i.e. m < sqrt(FILTER_CROSSING * n)
+# (FILTER_CROSSING = b / a). Measured at 1M products (dim 256, M=32, ef=128; benchmarks/bench_scale.py): a ~2.3 us
+# per allowed vector, b ~0.7 ms; exact 23 ms vs filtered walk 70 ms at 10k allowed, 42 vs 24 ms at 30k: exact
+# below ~17k allowed (1.7%) at 1M, below ~5.5k (5.5%) at 100k.
+FILTER_CROSSING = 300.0
 
 
 @dataclass
@@ -52,7 +59,11 @@ class VectorIndex:
         self.labels = labels  # int64 product rowids, aligned with vectors
         self.vectors = vectors  # float32 (n, dim), L2-normalised
         self.graph = graph
-        self._position = {int(l): i for i, l in enumerate(labels)}
+        # label -> position: labels are sorted rowids in practice (a binary search, no per-label dict: a dict
+        # over 1M labels costs ~1 s and ~100 MB); a dict only for labels out of order
+        self._sorted = bool(len(labels) < 2 or (np.diff(labels) > 0).all())
+        self._position: dict[int, int] | None = None
+        self._filter_mask: tuple | None = None  # (allowed array, its membership bytes over labels)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -126,6 +137,19 @@ class VectorIndex:
         # the manifest is written last: an index without one is incomplete and is never loaded
         (directory / f"{name}.manifest.json").write_text(json.dumps(asdict(self.manifest), indent=2))
 
+    @staticmethod
+    def check_model(directory: Path, name: str, expected_model: str) -> None:
+        """IndexMismatchError now if index `name` was built for another model (reading its manifest only: what
+        load() would say, without reading the graph). An unreadable manifest is left for load() to report."""
+        try:
+            model = json.loads((directory / f"{name}.manifest.json").read_text()).get("model")
+        except (OSError, ValueError, AttributeError):
+            return
+        if model != expected_model:
+            raise IndexMismatchError(
+                f"the {name} index was built for model {model}, but the active model is {expected_model}",
+                "run `mmtui build-index CATALOG` (or `mmtui use NAME` back) so the index matches the model")
+
     @classmethod
     def load(cls, directory: Path, name: str, expected_model: str) -> "VectorIndex":
         """The saved index; IndexMismatchError when it is for another model, IndexDamagedError when a file
@@ -166,15 +190,37 @@ class VectorIndex:
         return cls(manifest, labels, np.asarray(vectors), graph)
 
     # -- searching --------------------------------------------------------------------------
-    def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Top k (labels, cosine scores) for one query vector. `allowed`: restrict to these labels (exact)."""
+    def positions(self, labels) -> np.ndarray:
+        """Positions of `labels` in this index (aligned with them), -1 where a label is not in it."""
+        labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+        if self._sorted:
+            if not len(self.labels):
+                return np.full(len(labels), -1, np.int64)
+            pos = np.searchsorted(self.labels, labels)
+            pos[pos >= len(self.labels)] = 0
+            return np.where(self.labels[pos] == labels, pos, -1).astype(np.int64)
+        if self._position is None:
+            self._position = {int(l): i for i, l in enumerate(self.labels)}
+        return np.fromiter((self._position.get(int(l), -1) for l in labels), dtype=np.int64, count=len(labels))
+
+    def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None,
+               strategy: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top k (labels, cosine scores) for one query vector. `allowed`: restrict to these labels, scored exactly
+        when few are allowed and by the graph with a filter when many are (see filter_strategy; `strategy`
+        "exact" or "graph" forces one)."""
         k = min(k, len(self.labels))
         if k <= 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
         query = np.asarray(query, dtype=np.float32).reshape(-1)
         if allowed is not None:
-            positions = np.flatnonzero(np.isin(self.labels, np.asarray(allowed, dtype=np.int64)))
-            return self._exact(query, k, positions)
+            allowed = np.asarray(allowed, dtype=np.int64)
+            strategy = strategy or self.filter_strategy(len(allowed))
+            if strategy == "graph" and self.graph is not None:
+                found = self._filtered_graph(query, k, allowed)
+                if found is not None:
+                    return found
+            positions = self.positions(allowed)
+            return self._exact(query, k, np.sort(positions[positions >= 0]))
         if self.graph is None:
             return self._exact(query, k, None)
         self.graph.set_ef(max(self.manifest.ef, k + 1))
@@ -182,6 +228,29 @@ class VectorIndex:
             labels, distances = self.graph.knn_query(query, k=k)
         except RuntimeError:  # hnswlib reached fewer than k items (a poorly connected graph): exact is always right
             return self._exact(query, k, None)
+        return labels[0].astype(np.int64), self._cosines(1.0 - distances[0])
+
+    def filter_strategy(self, allowed_count: int) -> str:
+        """"exact" (score the allowed vectors) or "graph" (walk the graph with a filter) for a filter allowing
+        `allowed_count` labels: exact below sqrt(FILTER_CROSSING * n) allowed, or without a graph."""
+        if self.graph is None or allowed_count * allowed_count <= FILTER_CROSSING * len(self.labels):
+            return "exact"
+        return "graph"
+
+    def _filtered_graph(self, query: np.ndarray, k: int, allowed: np.ndarray):
+        """The graph's top k among `allowed` labels, or None when it reaches fewer than k of them."""
+        cached = self._filter_mask
+        if cached is None or cached[0] is not allowed:
+            top = int(max(self.labels.max(initial=0), allowed.max(initial=0))) + 1
+            mask = np.zeros(top, dtype=np.uint8)
+            mask[allowed[allowed >= 0]] = 1
+            cached = self._filter_mask = (allowed, mask.tobytes())
+        member = cached[1]
+        self.graph.set_ef(max(self.manifest.ef, k + 1))
+        try:
+            labels, distances = self.graph.knn_query(query, k=k, filter=member.__getitem__)
+        except RuntimeError:  # fewer than k allowed labels reachable
+            return None
         return labels[0].astype(np.int64), self._cosines(1.0 - distances[0])
 
     def _cosines(self, scores: np.ndarray) -> np.ndarray:
@@ -208,8 +277,8 @@ class VectorIndex:
         return labels.astype(np.int64), self._cosines(scores[top])
 
     def vector_of(self, label: int) -> np.ndarray | None:
-        pos = self._position.get(int(label))
-        return None if pos is None else np.asarray(self.vectors[pos])
+        pos = int(self.positions([label])[0])
+        return None if pos < 0 else np.asarray(self.vectors[pos])
 
     def recall_check(self, queries: np.ndarray, k: int = 10) -> float:
         """Mean recall@k of the graph against exact search over `queries` (1.0 without a graph).
@@ -226,9 +295,26 @@ class VectorIndex:
         kth = -np.partition(-scores, k - 1, axis=1)[:, k - 1]
         hits = []
         for row, found_labels in enumerate(self._graph_results(queries, k)):
-            found = scores[row, [self._position[int(label)] for label in found_labels]]
+            found = scores[row, self.positions(found_labels)]
             hits.append(min(int((found >= kth[row] - 1e-5).sum()), k) / k)
         return float(np.mean(hits))
+
+    def tune_ef(self, queries: np.ndarray, target: float = 0.98, k: int = 10, max_ef: int = 1024) -> float:
+        """Raise the search ef (M and ef_construction unchanged: no rebuild) until recall_check over `queries`
+        reaches `target`, by steps of 1.5x from the manifest's ef up to max_ef; the ef found is kept in the
+        manifest (saved with the index, used by every search). Returns the recall at that ef."""
+        if self.graph is None:
+            return 1.0
+        ef = self.manifest.ef
+        while True:
+            self.graph.set_ef(max(ef, k + 1))
+            recall = self.recall_check(queries, k)
+            if recall >= target or ef >= max_ef:
+                break
+            ef = min(max_ef, int(ef * 1.5))
+        self.manifest.ef = ef
+        self.manifest.recall_at_10 = round(recall, 4) if k == 10 else self.manifest.recall_at_10
+        return recall
 
     def _graph_results(self, queries: np.ndarray, k: int) -> list[np.ndarray]:
         """The graph's labels for each query. A poorly connected graph can reach fewer than k items, and then

@@ -30,6 +30,7 @@ LAYER_OF = {
     "mmtui.ann": "core",
     "mmtui.lexical": "core",
     "mmtui.filters": "core",
+    "mmtui.filter_columns": "core",
     "mmtui.catalog": "core",
     "mmtui.vocab": "core",
     "mmtui.queries": "core",

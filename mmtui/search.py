@@ -15,6 +15,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 from .errors import IndexMismatchError, MmtuiError, QueryError
@@ -76,7 +77,7 @@ class SearchService:
         self.settings = settings
         self.store = store
         self.indexes = indexes  # {"image": VectorIndex, "text": VectorIndex[, "fused": VectorIndex]}
-        self.damaged = damaged or {}  # index name -> IndexDamagedError (mmtui.generations), raised when needed
+        self.damaged = damaged if damaged is not None else {}  # (the lazy indexes add to it) index name -> IndexDamagedError (mmtui.generations), raised when needed
         self._snapshot = (self.indexes, self.damaged)  # replaced as one: a query takes both from one generation
         self._stamp = stamp  # generations.stamp() of the loaded generation: a new one is loaded between queries
         self._reload_lock = __import__("threading").Lock()
@@ -87,6 +88,7 @@ class SearchService:
         self._query_cache: dict[str, Any] = {}
         self._allowed_cache: dict[tuple, Any] = {}  # filter -> allowed rowids, while the products are unchanged
         self._allowed_version: tuple = ()
+        self._filter_columns = None  # mmtui.filter_columns.FilterColumns of the current products
         self._threads_checked = 0.0  # time.monotonic() of the last look at the machine's load
         self._understanding = None  # mmtui.understand_state.State of the current products (made on first use)
         self.remote = remote  # mmtui.qdrant_search.QdrantRemote when the data dir's index is on Qdrant
@@ -147,6 +149,21 @@ class SearchService:
             from .encoders.words import phrase_vectors  # never seen (~0.1 s): now, not in a shopper's query
 
             phrase_vectors(["warm"])
+
+    def preload(self, names=None) -> threading.Thread:
+        """Read the indexes (`names`, default all) on a background thread, in that order: a query that needs one
+        still being read waits for it, never uses it half-read. Returns the thread (join() to wait)."""
+        indexes, _ = self._current()
+        names = list(indexes) if names is None else [n for n in names if n in indexes]
+
+        def run() -> None:
+            for name in names:
+                if isinstance(indexes, LazyIndexes):
+                    indexes.load(name)
+
+        thread = threading.Thread(target=run, name="mmtui-preload", daemon=True)
+        thread.start()
+        return thread
 
     @property
     def encoder(self):
@@ -230,6 +247,8 @@ class SearchService:
 
         ranked = self._live(fetch, max(k, CANDIDATES) if mode == "hybrid" else k)
         if mode == "hybrid" and understood is not None and understood.parts.get("kind"):
+            if isinstance(indexes, LazyIndexes):  # the understood kind is searched in the fused index (text if
+                indexes.load("fused")  # it is damaged): read it first, so damage is known before it is used
             from .hybrid import RRF_K
             from .understand_state import understood_hits
 
@@ -297,6 +316,10 @@ class SearchService:
         that those `mode` needs are usable: a damaged one is a clear error (lexical falls back to FTS5)."""
         indexes, damaged = self._current()
         needed = ("image", "text", "fused") if mode == "hybrid" else () if mode == "lexical" else (mode,)
+        if isinstance(indexes, LazyIndexes):  # read what this query uses (hybrid: fused only if it weighs)
+            for name in needed:
+                if name != "fused" or mode != "hybrid" or self._hybrid_uses_fused():
+                    indexes.load(name)
         # (a damaged lexical index is never needed: FTS5 answers the same queries)
         for name in needed:
             if name in damaged and not (mode == "hybrid" and name == "fused" and not self._hybrid_uses_fused()):
@@ -366,20 +389,35 @@ class SearchService:
     def _allowed(self, filters):
         if not filters:
             return None, "1", []
-        where, params = where_sql(list(filters))
-        # reading the rowids a filter allows scans the products table (~24 ms at 33k): keep them while no
-        # connection has written to the database (data_version: other connections; total_changes: this one)
+        filters = list(filters)
+        where, params = where_sql(filters)
+        # the rowids a filter allows are kept while no connection has written to the database (data_version: other
+        # connections; total_changes: this one), and computed from columns held as arrays (mmtui.filter_columns:
+        # a SQL scan of the products costs ~0.5-1 s at 1M products)
         version = (self.store.db.execute("PRAGMA data_version").fetchone()[0], self.store.db.conn.total_changes)
         if version != self._allowed_version:
             self._allowed_cache.clear()
+            self._filter_columns = None
             self._allowed_version = version
         key = (where, tuple(params))
         rowids = self._allowed_cache.get(key)
         if rowids is None:
             if len(self._allowed_cache) >= 64:
                 self._allowed_cache.clear()
-            rowids = self._allowed_cache[key] = self.store.filtered_rowids(where, params)
+            rowids = self._allowed_cache[key] = self._allowed_rowids(filters, where, params)
         return rowids, where, params
+
+    def _allowed_rowids(self, filters, where: str, params: list):
+        """Sorted rowids of the products `filters` allow: from the column arrays, or by SQL where they cannot say."""
+        from .filter_columns import FilterColumns, ProductsChanged
+
+        if self._filter_columns is None:
+            self._filter_columns = FilterColumns(self.store.db.conn)
+        try:
+            rowids = self._filter_columns.allowed(filters)
+        except ProductsChanged:
+            self._filter_columns, rowids = None, None
+        return rowids if rowids is not None else self.store.filtered_rowids(where, params)
 
     def _vector_hits(self, name: str, vector, n: int, allowed, indexes: dict | None = None) -> list[tuple[int, float]]:
         labels, scores = (self.indexes if indexes is None else indexes)[name].search(vector, n, allowed)
@@ -597,37 +635,101 @@ class _Loaded:
 
 
 def _load_indexes(settings, space: str) -> _Loaded:
-    """The current generation's image and text indexes, and the fused one when it has it. Files that fail
-    their checks (mmtui.generations) make their index damaged, reported when a query needs it; a generation
-    replaced while it was being read is read again."""
-    from .ann import VectorIndex
+    """The current generation's image and text indexes, and the fused one when it has it, each read when a query
+    first needs it (LazyIndexes). The generation's other files (lexical.npz) are checked now: those that fail their
+    checks (mmtui.generations) are damaged, reported when a query needs them."""
     from .errors import IndexMismatchError
-    from .generations import IndexDamagedError, current, stamp
+    from .generations import IndexDamagedError, current, index_of, stamp
 
     ann_dir = settings.ann_dir
-    for attempt in range(5):
+    try:
+        gen = current(ann_dir)
+    except IndexDamagedError as exc:  # the pointer itself: every index, lexical through FTS5
+        return _Loaded({}, {name: exc for name in (*VECTOR_INDEXES, "lexical")}, stamp(ann_dir), None)
+    if gen is None:
+        raise IndexMismatchError(f"no image index in {ann_dir}", "run `mmtui build-index CATALOG`")
+    others = {index_of(f) for f in (gen.files or {})} - set(VECTOR_INDEXES)
+    damaged = gen.damaged_indexes(names=others) if others else {}
+    names = [name for name in VECTOR_INDEXES if name != "fused" or gen.has("fused.manifest.json")]
+    from .ann import VectorIndex
+
+    for name in names:  # an index for another model is an error at open, as when the graphs were read here
         try:
-            gen = current(ann_dir)
-        except IndexDamagedError as exc:  # the pointer itself: every index, lexical through FTS5
-            return _Loaded({}, {name: exc for name in (*VECTOR_INDEXES, "lexical")}, stamp(ann_dir), None)
-        if gen is None:
-            raise IndexMismatchError(f"no image index in {ann_dir}", "run `mmtui build-index CATALOG`")
-        damaged = gen.damaged_indexes()
-        indexes = {}
-        for name in VECTOR_INDEXES:
-            if name in damaged or (name == "fused" and not gen.has("fused.manifest.json")):
-                continue
+            VectorIndex.check_model(gen.dir, name, space)
+        except IndexMismatchError:
+            _raise_if_being_rewritten(settings.data_dir)
+            raise
+    return _Loaded(LazyIndexes(settings, gen, space, names, damaged), damaged, gen.stamp, gen.dir)
+
+
+class LazyIndexes(Mapping):
+    """The vector indexes of one generation, name -> VectorIndex, each read when first asked for: its files are
+    checked (mmtui.generations: sizes, checksums of the graph and small files) and the graph loaded (~1.3 GB
+    for 1M products, so an image query need not wait for the text and fused graphs, nor hold them in memory).
+
+    Loads happen under one lock and an index is published only once loaded in full: a query, or the background
+    load of preload(), never sees half an index. A damaged index goes to `damaged` (shared with the service)."""
+
+    def __init__(self, settings, gen, space: str, names: list[str], damaged: dict) -> None:
+        self._settings, self._gen, self._space = settings, gen, space
+        self._names = list(names)
+        self.damaged = damaged
+        self._loaded: dict = {}
+        self._lock = threading.Lock()
+
+    def __getitem__(self, name: str):
+        index = self._loaded.get(name)
+        if index is not None:
+            return index
+        if name not in self._names:
+            raise KeyError(name)
+        if not self.load(name):
+            error = self.damaged[name]
+            raise type(error)(error.message, error.hint)
+        return self._loaded[name]
+
+    def __contains__(self, name: object) -> bool:  # without loading it (Mapping's would)
+        return name in self._names and name not in self.damaged
+
+    def __iter__(self):
+        return iter([name for name in self._names if name not in self.damaged])
+
+    def __len__(self) -> int:
+        return len(list(iter(self)))
+
+    @property
+    def loaded(self) -> list[str]:
+        return list(self._loaded)
+
+    def load(self, name: str) -> bool:
+        """Load index `name` now unless it is (True), or absent or damaged (False: see `damaged`)."""
+        from .ann import VectorIndex
+        from .errors import IndexMismatchError
+        from .generations import IndexDamagedError
+
+        if name in self._loaded:
+            return True
+        if name not in self._names:
+            return False
+        with self._lock:
+            if name in self._loaded:
+                return True
+            if name in self.damaged:
+                return False
+            problems = self._gen.damaged_indexes(names={name})
+            if problems:
+                self.damaged.update(problems)
+                return False
             try:
-                indexes[name] = VectorIndex.load(gen.dir, name, space)
+                index = VectorIndex.load(self._gen.dir, name, self._space)
             except IndexDamagedError as exc:
-                damaged[name] = exc
+                self.damaged[name] = exc
+                return False
             except IndexMismatchError:
-                _raise_if_being_rewritten(settings.data_dir)
+                _raise_if_being_rewritten(self._settings.data_dir)
                 raise
-        if damaged and stamp(ann_dir) != gen.stamp and attempt < 4:
-            continue  # a writer committed (and may have removed this one) meanwhile: read the new one
-        return _Loaded(indexes, damaged, gen.stamp, gen.dir)
-    raise AssertionError("unreachable")
+            self._loaded[name] = index
+            return True
 
 
 def _raise_if_being_rewritten(data_dir) -> None:

@@ -15,10 +15,28 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
-import sqlite_utils
 
 from .errors import StoreError
 from .lexical import FastLexical
+
+
+def _import_sqlite_utils():
+    """sqlite_utils, imported without pandas: it imports pandas when installed (0.6-0.8 s, most of opening a
+    search service) for DataFrame inserts mmtui never makes. pandas stays importable for anyone else."""
+    import sys
+
+    if "sqlite_utils" in sys.modules or "pandas" in sys.modules:
+        import sqlite_utils
+        return sqlite_utils
+    sys.modules["pandas"] = None  # type: ignore[assignment]  # makes sqlite_utils' optional import fail
+    try:
+        import sqlite_utils
+    finally:
+        del sys.modules["pandas"]
+    return sqlite_utils
+
+
+sqlite_utils = _import_sqlite_utils()
 
 SCHEMA_VERSION = 2
 KINDS = ("image", "text", "title")
@@ -195,7 +213,7 @@ class Store:
         return {r: s for r, s in self.db.execute("SELECT rowid, split FROM products")}
 
     def filtered_rowids(self, where: str, params: list) -> np.ndarray:
-        rows = self.db.execute(f"SELECT rowid FROM products WHERE {where}", params).fetchall()
+        rows = self.db.execute(f"SELECT rowid FROM products WHERE {where} ORDER BY rowid", params).fetchall()
         return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
     # -- embeddings -------------------------------------------------------------------------

@@ -73,7 +73,11 @@ def kind_list(service: Any, query: str, understood: Any, allowed: np.ndarray | N
             state.pools.clear()
         pool = state.pools[key] = kind_rowids(state.facets, understood)
     if allowed is not None:
-        pool = np.intersect1d(pool, allowed)
+        # both are sorted unique rowids: a binary search (intersect1d re-sorted `allowed`, ~0.5 s at 500k rows)
+        if len(allowed) > 1 and (np.diff(allowed) <= 0).any():
+            allowed = np.unique(allowed)
+        at = np.minimum(np.searchsorted(allowed, pool), max(len(allowed) - 1, 0))
+        pool = pool[allowed[at] == pool] if len(allowed) else pool[:0]
     if not len(pool):
         return []
     name = "fused" if "fused" in service.indexes else "text"

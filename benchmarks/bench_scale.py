@@ -1,0 +1,387 @@
+"""One million products on one machine: build, open, memory, per-mode latency, ANN recall and filtered search.
+
+The store is bench_query's synthetic one (real Fashion vectors with small noise, real titles, deterministic
+prices) at n products (default 1,000,000), built once and cached under MMTUI_BENCH_WORK. Every search figure comes
+from a fresh process (python -m benchmarks.bench_scale --child ...), so open time and memory are a new search
+service's: "ready" is SearchService.open returning (a lexical query can run; a vector query first reads the graph
+it needs: its first-query time says how long that takes). RSS is VmRSS (resident now, memory-mapped vector pages
+touched included) after the mode's queries, with only what that mode reads loaded, and after preload() of all.
+Filtered search: `price<=X` filters keep exactly 0.1%, 1%, 10% and 50% of the products; both strategies (exact
+over the allowed vectors, hnswlib's filtered walk) are timed on the same query vectors, k=20.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .bench_util import REPO, TINY_CONFIGS, WORK, log, percentiles, queries
+
+MODES = ("lexical", "image", "text", "fused", "hybrid")
+SELECTIVITY = {"0.1%": "price<=1", "1%": "price<=10", "10%": "price<=100", "50%": "price<=500"}
+TARGETS = {"open_s": 2.0, "rss_mb": 4096.0, "p50": 20.0, "p99": 60.0, "recall": 0.97, "filtered_p50": 30.0}
+
+
+# -- parent ------------------------------------------------------------------------------------------------------
+def run(model: str, sizes: list[int], fashion_index: Path | None, n_queries: int = 40) -> dict:
+    from . import bench_query
+    from .bench_util import load_model
+
+    encoder = load_model(model)
+    sources = bench_query.source_vectors(encoder, fashion_index)
+    out: dict = {"model": model, "queries": n_queries, "sizes": {}}
+    for n in sizes:
+        t = time.perf_counter()
+        settings, info = bench_query.synthetic_store(n, encoder, sources)
+        made_now = time.perf_counter() - t > 5
+        res: dict = {"store": info, "store_made_by_this_run": made_now, "build": _build_figures(settings, n)}
+        log(f"scale: measuring at {n}")
+        for mode in MODES:
+            res.setdefault("modes", {})[mode] = _child(model, settings.data_dir, "mode", mode, n_queries)
+        res["all_loaded"] = _child(model, settings.data_dir, "all", "", n_queries)
+        res["recall"] = _child(model, settings.data_dir, "recall", "", n_queries)
+        res["filtered"] = _child(model, settings.data_dir, "filtered", "", n_queries)
+        out["sizes"][str(n)] = res
+    out["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
+    return out
+
+
+def _build_figures(settings, n: int) -> dict:
+    """Per-index graph build seconds (manifests), the reindex total and peak RSS of the process that built the
+    store (from its log, when it was built by benchmarks/.../build log; bench_query records no RSS itself)."""
+    from mmtui.generations import current
+
+    gen = current(settings.ann_dir)
+    out: dict = {"index_seconds": {}}
+    for name in ("image", "text", "fused"):
+        path = gen.dir / f"{name}.manifest.json"
+        if path.is_file():
+            m = json.loads(path.read_text())
+            out["index_seconds"][name] = m.get("build_seconds")
+            out.setdefault("ef", {})[name] = m.get("ef")
+            out.setdefault("build_recall", {})[name] = m.get("recall_at_10")
+    out["files_mb"] = {p.name: round(p.stat().st_size / 1e6, 1) for p in sorted(gen.dir.iterdir())
+                       if p.stat().st_size > 1e6}
+    log_file = WORK / f"build-{'1m' if n == 1_000_000 else n}.log"
+    if log_file.is_file():
+        text = log_file.read_text()
+        for line in text.splitlines():
+            if "Maximum resident set size" in line:
+                out["peak_rss_mb"] = round(int(line.split()[-1]) / 1024, 1)
+            if "Elapsed (wall clock)" in line:
+                out["wall"] = line.split(": ", 1)[-1].strip()
+        out["log"] = str(log_file)
+    return out
+
+
+def _child(model: str, data_dir: Path, what: str, mode: str, n_queries: int) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "MMTUI_OPENCLIP_CONFIGS": str(TINY_CONFIGS)}
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.bench_scale", "--child", what, "--model", model,
+                           "--data-dir", str(data_dir), "--mode", mode, "--queries", str(n_queries)],
+                          cwd=REPO, capture_output=True, text=True, timeout=3600, env=env)
+    if proc.returncode != 0:
+        return {"error": (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# -- children ----------------------------------------------------------------------------------------------------
+def _rss_mb(field: str = "VmRSS") -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
+def _open(model: str, data_dir: str):
+    from mmtui.config import Settings
+    from mmtui.search import SearchService
+
+    from .bench_util import load_model
+
+    encoder = load_model(model)
+    before = _rss_mb()
+    t = time.perf_counter()
+    service = SearchService.open(Settings(data_dir=Path(data_dir)), encoder=encoder)
+    return service, {"open_s": round(time.perf_counter() - t, 3), "rss_before_open_mb": before,
+                     "rss_after_open_mb": _rss_mb()}
+
+
+def _timed(service, q: str, mode: str, **kw) -> float:
+    service._query_cache.clear()
+    t = time.perf_counter()
+    service.search(q, k=20, mode=mode, **kw)
+    return (time.perf_counter() - t) * 1000
+
+
+def child_mode(model: str, data_dir: str, mode: str, n_queries: int) -> dict:
+    service, out = _open(model, data_dir)
+    qs = queries(n_queries + 10)
+    t = time.perf_counter()
+    service.load_model()
+    out["load_model_s"] = round(time.perf_counter() - t, 3)
+    out["first_query_ms"] = round(_timed(service, qs[0], mode), 1)  # reads the graphs this mode needs
+    out["loaded"] = list(getattr(service.indexes, "loaded", service.indexes))
+    for q in qs[1:10]:  # warm-up (kernels, SQLite pages)
+        _timed(service, q, mode)
+    out["latency_ms"] = percentiles([_timed(service, q, mode) for q in qs[10:10 + n_queries]])
+    out["rss_mb"] = _rss_mb()
+    out["peak_rss_mb"] = _rss_mb("VmHWM")
+    out["loaded"] = list(getattr(service.indexes, "loaded", service.indexes))
+    if mode == "lexical":
+        index = service.store.fast_lexical.index if service.store.fast_lexical else None
+        out["lexical_index_mb"] = round(sum(v.nbytes for v in vars(index).values() if isinstance(v, np.ndarray))
+                                        / 1e6, 1) if index is not None else None
+        out["lexical_path"] = "in-memory index" if index is not None else "FTS5"
+    return out
+
+
+def child_all(model: str, data_dir: str, n_queries: int) -> dict:
+    service, out = _open(model, data_dir)
+    service.load_model()
+    t = time.perf_counter()
+    service.preload().join()
+    out["preload_all_s"] = round(time.perf_counter() - t, 2)
+    for q in queries(12):
+        for mode in MODES:
+            _timed(service, q, mode)
+    out["loaded"] = list(service.indexes.loaded)
+    out["rss_mb"] = _rss_mb()
+    out["peak_rss_mb"] = _rss_mb("VmHWM")
+    return out
+
+
+def child_recall(model: str, data_dir: str, n_queries: int) -> dict:
+    """Recall@10 of each graph against exact search at the ef it uses: 200 product texts as queries (as the
+    build's self-check) and the benchmark's shopper queries; and the ef tune_ef finds for 0.98 where it is lower."""
+    service, _ = _open(model, data_dir)
+    text = service.indexes["text"]
+    sample = np.random.default_rng(0).permutation(len(text))[:200]
+    product_queries = np.asarray(text.vectors[np.sort(sample)])
+    shopper = np.stack([service.query_vector(q) for q in queries(max(n_queries, 40))])
+    out: dict = {}
+    for name in list(service.indexes):
+        index = service.indexes[name]
+        res = {"ef": index.manifest.ef, "products": round(index.recall_check(product_queries), 4),
+               "shopper": round(index.recall_check(shopper), 4), "ann_ms": _ann_ms(index, shopper)}
+        if min(res["products"], res["shopper"]) < 0.98 and index.graph is not None:
+            t = time.perf_counter()
+            res["tuned_recall"] = round(index.tune_ef(np.concatenate([product_queries, shopper]), target=0.98), 4)
+            res["tuned_ef"], res["tune_s"] = index.manifest.ef, round(time.perf_counter() - t, 1)
+            res["tuned_products"] = round(index.recall_check(product_queries), 4)
+            res["tuned_shopper"] = round(index.recall_check(shopper), 4)
+            res["tuned_ann_ms"] = _ann_ms(index, shopper)
+        out[name] = res
+    return out
+
+
+def _ann_ms(index, vectors: np.ndarray) -> dict:
+    """VectorIndex.search time (k=20, the graph at the manifest's ef) per query vector."""
+    times = []
+    for v in list(vectors) * 2:
+        t = time.perf_counter()
+        index.search(v, 20)
+        times.append((time.perf_counter() - t) * 1000)
+    return percentiles(times[len(vectors):])
+
+
+def child_filtered(model: str, data_dir: str, n_queries: int) -> dict:
+    from mmtui.filters import parse_where
+
+    service, _ = _open(model, data_dir)
+    service.load_model()
+    qs = queries(n_queries)
+    vectors = [service.query_vector(q) for q in qs]
+    index = service.indexes["image"]
+    n = len(index)
+    out: dict = {"products": n}
+    for share, expr in SELECTIVITY.items():
+        filters = [parse_where(expr)]
+        res: dict = {"filter": expr}
+        t = time.perf_counter()
+        allowed, where, params = service._allowed(filters)
+        res["allowed_first_ms"] = round((time.perf_counter() - t) * 1000, 1)  # column read included (first use)
+        service._allowed_cache.clear()
+        t = time.perf_counter()
+        service._allowed(filters)
+        res["allowed_arrays_ms"] = round((time.perf_counter() - t) * 1000, 1)
+        t = time.perf_counter()
+        sql = service.store.filtered_rowids(where, params)
+        res["allowed_sql_ms"] = round((time.perf_counter() - t) * 1000, 1)
+        assert np.array_equal(sql, allowed), "arrays and SQL disagree"
+        res["allowed"] = len(allowed)
+        res["strategy"] = index.filter_strategy(len(allowed))
+        for strategy in ("exact", "graph"):
+            times, found = [], []
+            # the strategy not chosen only for the crossing point: 10 queries (it takes up to ~1 s a query at 1M)
+            for v in (vectors if strategy == res["strategy"] else vectors[:10]):
+                t = time.perf_counter()
+                labels, _ = index.search(v, 20, allowed, strategy=strategy)
+                times.append((time.perf_counter() - t) * 1000)
+                found.append(set(labels.tolist()))
+            res[strategy] = percentiles(times)
+            res[f"{strategy}_found"] = found
+        res["graph_recall_vs_exact"] = round(float(np.mean([len(g & e) / max(1, len(e)) for g, e in
+                                                            zip(res.pop("graph_found"), res.pop("exact_found"))])), 4)
+        # (over the queries both ran)
+        for q in qs[:3]:  # warm-up (the first hybrid query reads the text and fused graphs)
+            _timed(service, q, "image", filters=filters)
+            _timed(service, q, "hybrid", filters=filters)
+        res["search_ms"] = percentiles([_timed(service, q, "image", filters=filters) for q in qs])  # chosen strategy
+        res["hybrid_ms"] = percentiles([_timed(service, q, "hybrid", filters=filters) for q in qs])
+        out[share] = res
+    # the crossing point: exact costs ~a per allowed vector, the filtered walk ~b * n / allowed
+    a = [r["exact"]["p50"] / r["allowed"] for r in out.values() if isinstance(r, dict) and "exact" in r]
+    b = [r["graph"]["p50"] * r["allowed"] / n for r in out.values() if isinstance(r, dict) and "graph" in r]
+    if a and b:
+        crossing = float(np.median(b) / np.median(a))
+        out["crossing"] = {"ms_per_allowed_exact": float(np.median(a)), "graph_ms_at_full_share": float(np.median(b)),
+                           "FILTER_CROSSING": round(crossing, 1), "exact_below_allowed": int((crossing * n) ** 0.5)}
+    return out
+
+
+# -- report ------------------------------------------------------------------------------------------------------
+def targets(result: dict) -> list[dict]:
+    out = []
+    for n, r in result.get("sizes", {}).items():
+        label = f"{int(n):,} products"
+        modes = r.get("modes", {})
+        opens = [m.get("open_s") for m in modes.values() if m.get("open_s") is not None]
+        if opens:
+            out.append({"target": f"service open (ready) <= 2 s, {label}", "value": f"{max(opens)} s (slowest of "
+                        "the mode runs)", "met": max(opens) <= TARGETS["open_s"]})
+        needed = {m: v.get("rss_mb") for m, v in modes.items() if v.get("rss_mb")}
+        if needed:
+            worst = max(needed, key=needed.get)
+            out.append({"target": f"search RSS <= 4 GB (only what the mode needs), {label}",
+                        "value": f"{needed[worst]:.0f} MB ({worst}, the largest)", "met": needed[worst] <= 4096})
+        if r.get("all_loaded", {}).get("rss_mb"):
+            v = r["all_loaded"]["rss_mb"]
+            out.append({"target": f"search RSS <= 4 GB (all indexes loaded), {label}", "value": f"{v:.0f} MB",
+                        "met": v <= 4096})
+        for mode, v in modes.items():
+            lat = v.get("latency_ms", {})
+            if "p50" in lat:
+                out.append({"target": f"{mode} p50 <= 20 ms / p99 <= 60 ms, {label}",
+                            "value": f"{lat['p50']} / {lat['p99']} ms",
+                            "met": lat["p50"] <= TARGETS["p50"] and lat["p99"] <= TARGETS["p99"]})
+        for name, v in r.get("recall", {}).items():
+            if isinstance(v, dict) and "products" in v:
+                worst = min(v["products"], v["shopper"])
+                out.append({"target": f"{name} ANN recall@10 >= 0.97 (ef {v['ef']}), {label}",
+                            "value": f"{v['products']} products / {v['shopper']} shopper queries",
+                            "met": worst >= TARGETS["recall"]})
+                if "tuned_ef" in v:
+                    out.append({"target": f"{name} ANN recall@10 >= 0.97 at the ef tune_ef finds ({v['tuned_ef']}), "
+                                          f"{label}", "value": f"{v['tuned_products']} products / "
+                                                               f"{v['tuned_shopper']} shopper queries",
+                                "met": min(v["tuned_products"], v["tuned_shopper"]) >= TARGETS["recall"]})
+        flt = r.get("filtered", {})
+        shares = [s for s in SELECTIVITY if s in flt]
+        if shares:
+            p50s = {s: flt[s]["search_ms"]["p50"] for s in shares}
+            out.append({"target": f"filtered image search p50 <= 30 ms from 0.1% to 50%, {label}",
+                        "value": ", ".join(f"{s}: {v}" for s, v in p50s.items()) + " ms",
+                        "met": max(p50s.values()) <= TARGETS["filtered_p50"]})
+    return out
+
+
+def markdown(result: dict) -> list[str]:
+    lines: list[str] = []
+    for n, r in result.get("sizes", {}).items():
+        st, b = r.get("store", {}), r.get("build", {})
+        lines += [f"### {int(n):,} products ({result.get('model')} model)", "",
+                  f"- Store: products inserted in {st.get('insert_products_s')} s, vectors in "
+                  f"{st.get('insert_vectors_s')} s; reindex from the stored vectors (image, text, fused graphs, "
+                  f"M=32/ef_construction=200, 2 threads, and the lexical index): {st.get('reindex_s')} s; graphs: "
+                  + ", ".join(f"{k} {v} s" for k, v in b.get("index_seconds", {}).items())
+                  + (f"; peak RSS of the building process {b['peak_rss_mb']:.0f} MB" if b.get("peak_rss_mb") else "")
+                  + f". Files: " + ", ".join(f"{k} {v} MB" for k, v in b.get("files_mb", {}).items()) + ".", ""]
+        lines += ["| mode | open s | model s | first query ms | p50 | p90 | p99 ms | RSS MB (peak) | indexes read |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for mode, v in r.get("modes", {}).items():
+            if "error" in v:
+                lines.append(f"| {mode} | error: {v['error']} |||||||")
+                continue
+            lat = v["latency_ms"]
+            lines.append(f"| {mode} | {v['open_s']} | {v['load_model_s']} | {v['first_query_ms']} | {lat['p50']} | "
+                         f"{lat['p90']} | {lat['p99']} | {v['rss_mb']:.0f} ({v['peak_rss_mb']:.0f}) | "
+                         f"{', '.join(v['loaded']) or '-'} |")
+        a = r.get("all_loaded", {})
+        if "rss_mb" in a:
+            lines += ["", f"All three graphs read by preload() in {a['preload_all_s']} s (on a background thread; "
+                      f"open itself returned in {a['open_s']} s): RSS {a['rss_mb']:.0f} MB (peak "
+                      f"{a['peak_rss_mb']:.0f} MB)."]
+        lex = r.get("modes", {}).get("lexical", {})
+        if "rss_mb" in lex:
+            lines += ["", f"Lexical: {lex.get('lexical_path')}, its arrays {lex.get('lexical_index_mb')} MB; RSS of "
+                      f"a lexical-only service {lex['rss_mb']:.0f} MB (before open, with the model: "
+                      f"{lex['rss_before_open_mb']:.0f} MB); p50 {lex['latency_ms']['p50']} ms."]
+        lines += ["", "| index | ef | recall@10: 200 product texts / shopper queries | ANN p50/p99 ms | "
+                  "ef tune_ef finds for 0.98 | its recall@10 (products / shoppers) | its ANN p50/p99 ms |",
+                  "|---|---|---|---|---|---|---|"]
+        for name, v in r.get("recall", {}).items():
+            if isinstance(v, dict) and "ef" in v:
+                ann = v.get("ann_ms", {})
+                row = f"| {name} | {v['ef']} | {v['products']} / {v['shopper']} | {ann.get('p50')}/{ann.get('p99')} | "
+                if "tuned_ef" in v:
+                    t = v["tuned_ann_ms"]
+                    row += (f"{v['tuned_ef']} ({v['tune_s']} s) | {v['tuned_products']} / {v['tuned_shopper']} | "
+                            f"{t['p50']}/{t['p99']} |")
+                else:
+                    row += "- | - | - |"
+                lines.append(row)
+        flt = r.get("filtered", {})
+        if flt and "error" not in flt:
+            lines += ["", "| filter (share) | allowed | allowed rows: first / cached arrays / SQL ms | strategy | "
+                      "exact p50/p99 | graph p50/p99 | graph recall vs exact | image search p50/p99 | hybrid p50/p99 |",
+                      "|---|---|---|---|---|---|---|---|---|"]
+            for share in SELECTIVITY:
+                v = flt.get(share)
+                if not v:
+                    continue
+                lines.append(f"| `{v['filter']}` ({share}) | {v['allowed']:,} | {v['allowed_first_ms']} / "
+                             f"{v['allowed_arrays_ms']} / {v['allowed_sql_ms']} | {v['strategy']} | "
+                             f"{v['exact']['p50']}/{v['exact']['p99']} | {v['graph']['p50']}/{v['graph']['p99']} | "
+                             f"{v['graph_recall_vs_exact']} | {v['search_ms']['p50']}/{v['search_ms']['p99']} | "
+                             f"{v['hybrid_ms']['p50']}/{v['hybrid_ms']['p99']} |")
+            c = flt.get("crossing")
+            if c:
+                lines += ["", f"Crossing point measured here: exact {c['ms_per_allowed_exact'] * 1e3:.2f} µs per "
+                          f"allowed vector, the filtered walk ~{c['graph_ms_at_full_share']:.3f} ms / share allowed: "
+                          f"exact is faster below ~{c['exact_below_allowed']:,} allowed (FILTER_CROSSING "
+                          f"{c['FILTER_CROSSING']})."]
+        lines.append("")
+    if result.get("load_average_end"):
+        lines.append(f"Load average at the end: {result['load_average_end']} (2 shared cores).")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    p = argparse.ArgumentParser()
+    p.add_argument("--child", required=True)
+    p.add_argument("--model", default="lite")
+    p.add_argument("--data-dir", required=True)
+    p.add_argument("--mode", default="")
+    p.add_argument("--queries", type=int, default=40)
+    a = p.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(2)
+    fn = {"mode": lambda: child_mode(a.model, a.data_dir, a.mode, a.queries),
+          "all": lambda: child_all(a.model, a.data_dir, a.queries),
+          "recall": lambda: child_recall(a.model, a.data_dir, a.queries),
+          "filtered": lambda: child_filtered(a.model, a.data_dir, a.queries)}[a.child]
+    print(json.dumps(fn(), default=float))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
