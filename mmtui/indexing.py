@@ -30,7 +30,9 @@ def reindex(settings: Settings, store: Store | None = None, progress: ProgressCa
 
     They are written as a new generation (mmtui.generations): an index whose inputs are unchanged and whose
     files check out in full is carried over, a damaged one is rebuilt; searches see the new set only once it is
-    complete. Returns {name: (ANN recall@10 against exact search, "hnsw"|"exact")}.
+    complete. After a small change an index is updated from the current one instead of built whole
+    (VectorIndex.updated; the lexical index likewise). Returns {name: (ANN recall@10 against exact search,
+    "hnsw"|"exact")}.
     """
     progress = progress or null_progress
     own = store is None
@@ -56,7 +58,10 @@ def reindex(settings: Settings, store: Store | None = None, progress: ProgressCa
                                  "hnsw" if saved.graph else "exact")
                 progress(ProgressEvent("index", len(rowids), len(rowids), f"{name} index unchanged"))
                 continue
-            index = VectorIndex.build(name, space, rowids, vectors if len(rowids) else np.zeros((0, 0), np.float32))
+            index = _updated(gen, name, space, rowids, vectors)  # a small change: the old graph, updated
+            if index is None:
+                index = VectorIndex.build(name, space, rowids,
+                                          vectors if len(rowids) else np.zeros((0, 0), np.float32))
             # self-check with cross-modal queries (product texts against images), as searches are
             queries = projector.text(text_vectors) if name == "image" and len(text_vectors) else index.vectors
             sample = np.random.default_rng(0).permutation(len(queries))[:RECALL_SAMPLE]
@@ -64,7 +69,8 @@ def reindex(settings: Settings, store: Store | None = None, progress: ProgressCa
             index.manifest.recall_at_10 = round(recall, 4)
             index.save(gen.dir)
             results[name] = (round(recall, 4), "hnsw" if index.graph is not None else "exact")
-            progress(ProgressEvent("index", len(rowids), len(rowids), f"{name} index: {len(rowids)} vectors"))
+            progress(ProgressEvent("index", len(rowids), len(rowids), f"{name} index: {len(rowids)} vectors"
+                                   + _how(index)))
         results["fused"] = _build_fused_index(gen, store, projector, base, space, text_vectors, progress)
         _build_lexical_index(gen, store, progress)
         gen.commit()  # searches switch to the new set of files here, all at once
@@ -93,6 +99,24 @@ def _reusable(gen, name: str, space: str, rowids: np.ndarray, vectors: np.ndarra
     return saved
 
 
+def _updated(gen, name: str, space: str, rowids: np.ndarray, vectors: np.ndarray) -> VectorIndex | None:
+    """The current generation's index `name` updated to these inputs (VectorIndex.updated: the graph loaded,
+    removed labels marked deleted, new and changed vectors added) when its files check out in full and the
+    change is small; None: build it whole."""
+    old = gen.base
+    if old is None or old.files is None or not len(rowids):
+        return None
+    if not all(old.has(f) for f in VectorIndex.files(name, True)) or old.check(full=True, names={name}):
+        return None
+    return VectorIndex.updated(old.dir, name, space, rowids, vectors)
+
+
+def _how(index: VectorIndex) -> str:
+    change = index.manifest.extra.get("update")
+    return "" if change is None else (f" (updated: +{change['added']} ~{change['changed']} -{change['removed']}, "
+                                      f"{index.manifest.extra['deleted_slots']} deleted slots)")
+
+
 def _build_lexical_index(gen, store: Store, progress: ProgressCallback) -> None:
     """lexical.npz (mmtui.lexical): FTS5's BM25 in memory; carried over while products_fts is unchanged."""
     progress(ProgressEvent("index", 0, None, "building the lexical index"))
@@ -117,12 +141,14 @@ def _build_fused_index(gen, store: Store, projector, base: str, space: str, text
     if saved is not None:  # same vectors (and so the same weight), same model: nothing to rebuild
         progress(ProgressEvent("index", len(rowids), len(rowids), "fused index unchanged"))
         return (saved.recall_at_10 if saved.recall_at_10 is not None else 1.0), "hnsw" if saved.graph else "exact"
-    index = VectorIndex.build("fused", space, rowids, vectors if len(rowids) else np.zeros((0, 0), np.float32))
+    index = _updated(gen, "fused", space, rowids, vectors)
+    if index is None:
+        index = VectorIndex.build("fused", space, rowids, vectors if len(rowids) else np.zeros((0, 0), np.float32))
     index.manifest.extra["image_weight"] = w  # keep the content digest build() put there
     queries = projector.text(text_vectors) if len(text_vectors) else index.vectors
     sample = np.random.default_rng(0).permutation(len(queries))[:RECALL_SAMPLE]
     recall = index.recall_check(np.asarray(queries)[sample]) if len(index) else 1.0
     index.manifest.recall_at_10 = round(recall, 4)
     index.save(gen.dir)
-    progress(ProgressEvent("index", len(rowids), len(rowids), f"fused index: {len(rowids)} vectors"))
+    progress(ProgressEvent("index", len(rowids), len(rowids), f"fused index: {len(rowids)} vectors" + _how(index)))
     return round(recall, 4), "hnsw" if index.graph is not None else "exact"
