@@ -1,7 +1,8 @@
 """The benchmark report in one command: `python -m benchmarks.run --out benchmarks/results`.
 
 Writes speed.json (every figure) and speed.md (tables, targets met / not met, the machine and its load).
-Sections: machine, encode, query, ann, tui, memory, rebuild, fastpath (--sections to pick).
+Sections: machine, encode, query, ann, tui, memory, rebuild, fastpath, incremental (--sections to pick;
+incremental runs only when named).
 Synthetic stores and built indexes are cached under benchmarks/.work, so a second run is much faster.
 """
 
@@ -21,17 +22,18 @@ if __package__ in (None, ""):  # `python benchmarks/run.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     __package__ = "benchmarks"
 
-from benchmarks import bench_ann, bench_encode, bench_fastpath, bench_memory, bench_query, bench_rebuild, bench_tui  # noqa: E402
+from benchmarks import bench_ann, bench_encode, bench_fastpath, bench_incremental, bench_memory, bench_query, bench_rebuild, bench_tui  # noqa: E402
 from benchmarks.bench_util import REPO, lite_available, load_model, log, machine  # noqa: E402
 
-SECTIONS = ("machine", "encode", "query", "ann", "tui", "memory", "rebuild", "fastpath")
+SECTIONS = ("machine", "encode", "query", "ann", "tui", "memory", "rebuild", "fastpath", "incremental")
+DEFAULT_SECTIONS = SECTIONS[:-1]  # incremental copies a large store and rebuilds it whole: on request
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results", help="report folder")
-    p.add_argument("--sections", default=",".join(SECTIONS), help="comma-separated subset of: " + ", ".join(SECTIONS))
+    p.add_argument("--sections", default=",".join(DEFAULT_SECTIONS), help="comma-separated subset of: " + ", ".join(SECTIONS))
     p.add_argument("--sizes", default="2000,10000,100000", help="store sizes for query / ann / memory")
     p.add_argument("--models", default="lite,tiny,vitb32", help="models for the encode section (lite, tiny, vitb32)")
     p.add_argument("--build-n", default="lite=128,tiny=512,vitb32=64",
@@ -44,6 +46,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rebuild-stores", action="store_true", help="rebuild the cached synthetic stores")
     p.add_argument("--ann-tune", type=int, default=0, metavar="N",
                    help="also sweep HNSW M / ef_construction on N vectors of the largest store (slow)")
+    p.add_argument("--incremental-sizes", default="100000",
+                   help="store sizes for the incremental section (10k added, 1k removed), e.g. 1000000")
+    p.add_argument("--incremental-full", choices=("measured", "recorded"), default="measured",
+                   help="incremental: time a full rebuild of the changed store, or use the base store's recorded one")
     p.add_argument("--merge", action="store_true",
                    help="keep the other sections of an existing speed.json in --out (re-run a few sections)")
     p.add_argument("--quick", action="store_true", help="small sizes, to check the harness (minutes -> seconds)")
@@ -144,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     section("rebuild", lambda: bench_rebuild.run(fashion_index, fallback_model="tiny"))
     section("fastpath", lambda: bench_fastpath.run(models, build_n, the_stores() if "query" in sections or
                                                    "ann" in sections else {}))
+    section("incremental", lambda: bench_incremental.run([int(x) for x in args.incremental_sizes.split(",") if x],
+                                                         args.incremental_full))
     report["load_average_end"] = list(os.getloadavg())
     report["seconds"] = round(time.perf_counter() - started, 1)
     _write(args.out, report)
@@ -204,6 +212,8 @@ def targets(report: dict) -> list[dict]:
         out += bench_tui.targets(s["tui"])
     if "rebuild" in s:
         out += bench_rebuild.targets(s["rebuild"])
+    if "incremental" in s:
+        out += bench_incremental.targets(s["incremental"])
     return out
 
 
@@ -256,7 +266,9 @@ def markdown(report: dict) -> list[str]:
               ("tui", "TUI", bench_tui.markdown, None),
               ("memory", "Peak memory", bench_memory.markdown, None),
               ("rebuild", "Unchanged rebuild", bench_rebuild.markdown, None),
-              ("fastpath", "Fast paths", bench_fastpath.markdown, bench_fastpath.__doc__)]
+              ("fastpath", "Fast paths", bench_fastpath.markdown, bench_fastpath.__doc__),
+              ("incremental", "Adding and removing products without a full rebuild", bench_incremental.markdown,
+               None)]
     for key, title, fn, doc in blocks:
         if key in s:
             lines += [f"## {title}", ""]
