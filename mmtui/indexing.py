@@ -13,7 +13,7 @@ import numpy as np
 from .ann import VectorIndex
 from .config import Settings
 from .datadir import writes
-from .fusion import fused_vectors, fusion_weight
+from .fusion import fuse, fused_vectors, fusion_weight
 from .generations import NewGeneration, current_or_none
 from .lexical import write_lexical_index
 from .progress import ProgressCallback, ProgressEvent, null_progress
@@ -47,11 +47,13 @@ def reindex(settings: Settings, store: Store | None = None, progress: ProgressCa
         results: dict[str, tuple[float, str]] = {}
         text_rowids, text_vectors = store.vectors(base, "text")
         gen = NewGeneration(settings.ann_dir, current_or_none(settings.ann_dir))
+        projected: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # the fused index is made from these
         for name in ("image", "text"):
             progress(ProgressEvent("index", 0, None, f"building the {name} index"))
             rowids, vectors = (store.vectors(base, "image") if name == "image" else (text_rowids, text_vectors))
             if len(rowids):
                 vectors = projector.image(vectors) if name == "image" else projector.text(vectors)
+            projected[name] = (rowids, vectors)
             saved = _reusable(gen, name, space, rowids, vectors)
             if saved is not None:  # same vectors, same model, intact files: what a rebuild would make
                 results[name] = (saved.recall_at_10 if saved.recall_at_10 is not None else 1.0,
@@ -63,15 +65,14 @@ def reindex(settings: Settings, store: Store | None = None, progress: ProgressCa
                 index = VectorIndex.build(name, space, rowids,
                                           vectors if len(rowids) else np.zeros((0, 0), np.float32))
             # self-check with cross-modal queries (product texts against images), as searches are
-            queries = projector.text(text_vectors) if name == "image" and len(text_vectors) else index.vectors
-            sample = np.random.default_rng(0).permutation(len(queries))[:RECALL_SAMPLE]
-            recall = index.recall_check(np.asarray(queries)[sample]) if len(index) else 1.0
+            recall = index.recall_check(_recall_queries(projector, text_vectors, index, name == "image")) \
+                if len(index) else 1.0
             index.manifest.recall_at_10 = round(recall, 4)
             index.save(gen.dir)
             results[name] = (round(recall, 4), "hnsw" if index.graph is not None else "exact")
             progress(ProgressEvent("index", len(rowids), len(rowids), f"{name} index: {len(rowids)} vectors"
                                    + _how(index)))
-        results["fused"] = _build_fused_index(gen, store, projector, base, space, text_vectors, progress)
+        results["fused"] = _build_fused_index(gen, store, projector, base, space, text_vectors, progress, projected)
         _build_lexical_index(gen, store, progress)
         gen.commit()  # searches switch to the new set of files here, all at once
         store.set_meta("index_space", space)
@@ -131,12 +132,38 @@ def _build_lexical_index(gen, store: Store, progress: ProgressCallback) -> None:
     progress(ProgressEvent("index", 1, 1, f"lexical index {outcome}"))
 
 
+def _recall_queries(projector, text_vectors: np.ndarray, index: VectorIndex, cross_modal: bool) -> np.ndarray:
+    """RECALL_SAMPLE queries for the self-check: product texts through the projector (cross-modal), or the
+    index's own vectors. Only the sample is projected (at 1M products projecting all took seconds)."""
+    source = text_vectors if cross_modal and len(text_vectors) else index.vectors
+    sample = np.random.default_rng(0).permutation(len(source))[:RECALL_SAMPLE]
+    picked = np.asarray(source[sample])
+    return projector.text(picked) if cross_modal and len(text_vectors) else picked
+
+
+def _fused_from(projected: dict, w: float) -> tuple[np.ndarray, np.ndarray]:
+    """fusion.fused_vectors from the image and text vectors reindex already read and projected (the same
+    vectors, without reading and projecting them again)."""
+    ids, text = projected["text"]
+    if not len(ids):
+        return ids, text
+    image = np.zeros_like(text)
+    img_ids, img = projected["image"]
+    if len(img_ids):
+        _, t_pos, i_pos = np.intersect1d(ids, img_ids, return_indices=True)
+        image[t_pos] = img[i_pos]
+    return ids, fuse(text, image, w)
+
+
 def _build_fused_index(gen, store: Store, projector, base: str, space: str, text_vectors: np.ndarray,
-                       progress: ProgressCallback) -> tuple[float, str]:
+                       progress: ProgressCallback, projected: dict | None = None) -> tuple[float, str]:
     """The fused index (mmtui.fusion): normalise(w * image + (1 - w) * text) per product, w from meta "fusion"."""
     w = fusion_weight(store)
     progress(ProgressEvent("index", 0, None, f"building the fused index (image weight {w:.2f})"))
-    rowids, vectors = fused_vectors(store, projector, base, w)
+    if projected is not None and {"image", "text"} <= set(projected):
+        rowids, vectors = _fused_from(projected, w)
+    else:
+        rowids, vectors = fused_vectors(store, projector, base, w)
     saved = _reusable(gen, "fused", space, rowids, vectors)
     if saved is not None:  # same vectors (and so the same weight), same model: nothing to rebuild
         progress(ProgressEvent("index", len(rowids), len(rowids), "fused index unchanged"))
@@ -145,9 +172,7 @@ def _build_fused_index(gen, store: Store, projector, base: str, space: str, text
     if index is None:
         index = VectorIndex.build("fused", space, rowids, vectors if len(rowids) else np.zeros((0, 0), np.float32))
     index.manifest.extra["image_weight"] = w  # keep the content digest build() put there
-    queries = projector.text(text_vectors) if len(text_vectors) else index.vectors
-    sample = np.random.default_rng(0).permutation(len(queries))[:RECALL_SAMPLE]
-    recall = index.recall_check(np.asarray(queries)[sample]) if len(index) else 1.0
+    recall = index.recall_check(_recall_queries(projector, text_vectors, index, True)) if len(index) else 1.0
     index.manifest.recall_at_10 = round(recall, 4)
     index.save(gen.dir)
     progress(ProgressEvent("index", len(rowids), len(rowids), f"fused index: {len(rowids)} vectors" + _how(index)))

@@ -183,6 +183,13 @@ def test_reindex_updates_and_a_rerun_changes_nothing(data):
         assert results[name][0] >= 0.97 and results[name][1] == "hnsw"
     assert "lexical index updated" in events
     gen = current(settings.ann_dir)
+    # the fused index is made from the vectors reindex already read: what fusion.fused_vectors gives
+    from mmtui.fusion import fused_vectors
+    from mmtui.projection import IdentityProjector
+
+    fused = VectorIndex.load(gen.dir, "fused", FP)
+    ids, expected = fused_vectors(store, IdentityProjector(), FP)
+    assert np.array_equal(fused.labels, ids) and np.array_equal(fused.vectors, expected)
     index = LexicalIndex.load(gen.dir, full=True)
     full = LexicalIndex.build(store.db.conn)
     assert index.term_list == full.term_list and np.array_equal(index.factors, full.factors)
