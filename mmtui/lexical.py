@@ -40,6 +40,7 @@ import numpy as np
 
 FILE = "lexical.npz"
 FORMAT = 3  # 3: freqs, lengths and row digests saved too (for updates)
+READABLE = (2, 3)  # 2 has the same query arrays: it answers queries; the next change rebuilds it whole
 FTS_TABLE = "products_fts"
 WEIGHTS = (2.0, 1.0)  # bm25(products_fts, 2.0, 1.0) in Store.lexical: title 2, text 1, further columns 1
 K1 = 1.2
@@ -399,7 +400,7 @@ class LexicalIndex:
         try:
             with np.load(path) as data:
                 meta = json.loads(data["meta"].tobytes().decode("utf-8"))
-                if meta.get("format") != FORMAT:
+                if meta.get("format") not in READABLE:
                     return None
                 terms = json.loads(data["terms"].tobytes().decode("utf-8"))
                 extra = {k: data[k] for k in ("freqs", "lengths", "sigs") if k in data.files} if full else {}
@@ -415,7 +416,7 @@ class LexicalIndex:
         try:
             with np.load(Path(directory) / FILE) as data:
                 meta = json.loads(data["meta"].tobytes().decode("utf-8"))
-            return meta.get("fingerprint") if meta.get("format") == FORMAT else None
+            return meta.get("fingerprint") if meta.get("format") in READABLE else None
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
             return None
 

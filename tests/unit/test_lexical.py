@@ -236,3 +236,20 @@ def test_a_large_change_is_a_full_build(store, tmp_path):
     assert LexicalIndex.updated(old, store.db.conn) is None
     assert ensure_lexical_index(ann, store.db.conn) == "built"
     assert store.use_lexical_index(ann) and store.lexical("extra", 20) == _fts(store, "extra", 20)
+
+
+def test_a_file_of_the_previous_format_answers_and_is_built_whole_on_the_next_change(store, tmp_path):
+    import json
+
+    ann = tmp_path / "ann"
+    ensure_lexical_index(ann, store.db.conn)
+    with np.load(ann / FILE) as data:  # as the previous version wrote it: no update data
+        arrays = {k: data[k] for k in ("rowids", "offsets", "docs", "factors", "terms")}
+        meta = json.loads(data["meta"].tobytes().decode("utf-8"))
+    meta["format"] = 2
+    np.savez(ann / FILE, **arrays, meta=np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8))
+    assert store.use_lexical_index(ann) and store.lexical("red shirt", 10) == _fts(store, "red shirt", 10)
+    with store.db.conn:
+        store.db.execute("UPDATE products SET title = 'zebra' WHERE id = 'p3'")
+    assert ensure_lexical_index(ann, store.db.conn) == "built"
+    assert LexicalIndex.load(ann).meta["format"] == 3
