@@ -113,7 +113,7 @@ class VectorIndex:
                 ) -> "VectorIndex | None":
         """The index for these inputs made by updating the graph saved in `directory` (hnswlib: removed labels
         marked deleted, new ones added into deleted slots first, changed ones updated in place), or None when
-        a full build is due: no saved graph with the same model and parameters, more than `max_share` of the
+        a full build is due: no saved graph with the same model, M and ef_construction, more than `max_share` of the
         labels added, changed or removed, or more than `max_deleted` of the slots left deleted.
 
         Its manifest records the same content digest as a full build of these inputs (so the next reindex
@@ -129,7 +129,7 @@ class VectorIndex:
         except (OSError, ValueError, TypeError, EOFError):
             return None
         if not old.graph or old.model != model or old.dim != dim or len(labels) < exact_below or \
-                (old.M, old.ef_construction, old.ef) != (M, ef_construction, ef) or \
+                (old.M, old.ef_construction) != (M, ef_construction) or \
                 len(old_labels) != old.count or old_vectors.shape != (old.count, dim):
             return None
         started = time.perf_counter()
@@ -164,14 +164,15 @@ class VectorIndex:
             graph.mark_deleted(int(label))
         if len(new):  # deleted slots first, then new ones
             graph.add_items(vectors[new], labels[new], num_threads=threads, replace_deleted=True)
-        graph.set_ef(ef)
+        search_ef = max(ef, old.ef)  # a search ef raised after the old build (to reach a recall) is kept
+        graph.set_ef(search_ef)
         deleted_slots = graph.get_current_count() - len(labels)
         if deleted_slots != deleted_after:
             return None
         digest = content_digest(labels, vectors, M=M, ef_construction=ef_construction, ef=ef,
                                 exact_below=exact_below)
         manifest = Manifest(name=name, model=model, dim=dim, count=len(labels), M=M,
-                            ef_construction=ef_construction, ef=ef, graph=True,
+                            ef_construction=ef_construction, ef=search_ef, graph=True,
                             build_seconds=round(time.perf_counter() - started, 3),
                             built_at=time.strftime("%Y-%m-%dT%H:%M:%S"),
                             extra={"digest": digest, "deleted_slots": int(deleted_slots),

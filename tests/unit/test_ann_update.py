@@ -127,6 +127,17 @@ def test_a_large_change_or_too_many_deleted_slots_means_a_full_build(base):
     assert VectorIndex.updated(root / "g1", "image", "m", labels, vectors, M=16) is None
 
 
+def test_a_search_ef_raised_after_the_build_is_kept(base):
+    root, labels, vectors, rng = base
+    path = root / "g1" / "image.manifest.json"
+    manifest = json.loads(path.read_text())
+    path.write_text(json.dumps({**manifest, "ef": 300}))
+    l2, v2, _, _ = _change(labels, vectors, rng, removed=10, changed=0, added=10)
+    index = VectorIndex.updated(root / "g1", "image", "m", l2, v2)
+    assert index.manifest.ef == 300 and index.graph.ef == 300
+    assert index.manifest.extra["digest"] == VectorIndex.build("image", "m", l2, v2).manifest.extra["digest"]
+
+
 # -- through reindex, on a data directory -------------------------------------------------------------
 FP = "fake-base"
 
