@@ -35,6 +35,9 @@ import numpy as np
 from .bench_util import FASHION, WORK, log, percentiles, queries
 
 ADD, REMOVE = 10_000, 1_000
+# where the changed copies (removed at the end) and the figures so far go; MMTUI_BENCH_COPIES puts them elsewhere
+# than the (possibly shared) store cache
+COPIES = Path(os.environ.get("MMTUI_BENCH_COPIES") or WORK / "incremental")
 N_QUERIES = 200
 
 
@@ -259,7 +262,7 @@ def lexical_same_results(store, gen_dir: Path, qs: list[str], fts_sample: int = 
 # -- the section -----------------------------------------------------------------------------------
 def _checkpoint(n: int, r: dict) -> None:
     """The figures so far, in case a long step (the full rebuild at 1M) is stopped."""
-    path = WORK / "incremental" / f"result-{n}.json"
+    path = COPIES / f"result-{n}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(r, indent=2, default=str))
 
@@ -278,7 +281,7 @@ def run(sizes: list[int], full: str = "measured", n_queries: int = N_QUERIES, ke
     for n in sizes:
         base = base_store(n)
         info = json.loads((base / "done.json").read_text())
-        work = WORK / "incremental" / f"copy-{n}"
+        work = COPIES / f"copy-{n}"
         log(f"incremental {n}: copying {base}")
         r: dict = {"base": str(base), "copy_s": round(copy_store(base, work), 1)}
         settings = Settings(data_dir=work)
