@@ -324,6 +324,7 @@ def run(sizes: list[int], full: str = "measured", n_queries: int = N_QUERIES, ke
             results = reindex(settings, store=store, progress=lambda e: events.append(
                 f"{time.perf_counter() - t:.1f} s: {e.message}"))
             r["incremental_s"] = round(time.perf_counter() - t, 1)
+            r["incremental_load_average_end"] = [round(x, 2) for x in os.getloadavg()]  # the 2 cores are shared
             r["incremental_events"] = events  # seconds since the start when each step began or ended
             r["incremental_recall_self_check"] = {k: v[0] for k, v in results.items()}
             inc_gen = current(settings.ann_dir)
@@ -340,7 +341,8 @@ def run(sizes: list[int], full: str = "measured", n_queries: int = N_QUERIES, ke
             r["ann"] = ann_same_results(inc_gen.dir, None, space, by_name)
             r["lexical"] = lexical_same_results(store, inc_gen.dir, qs)
             r["lexical"]["after the change"] = lexical_costs(inc_gen.dir / FILE, qs)
-            r["removed_still_indexed"] = len(set(gone.tolist()) & set(np.load(inc_gen.dir / "image.labels.npy").tolist()))
+            indexed = set(np.load(inc_gen.dir / "image.labels.npy").tolist())
+            r["removed_still_indexed"] = len(set(gone.tolist()) & indexed)
             r["full_s"] = info.get("reindex_s")
             r["full_s_from"] = (f"the base store's recorded full reindex ({info.get('products')} products, "
                                 f"{base / 'done.json'}); the changed state has {r['products_after']}")
@@ -355,6 +357,7 @@ def run(sizes: list[int], full: str = "measured", n_queries: int = N_QUERIES, ke
                     f"{time.perf_counter() - t:.1f} s: {e.message}"))
                 r["full_events"] = events
                 r["full_s"] = round(time.perf_counter() - t, 1)
+                r["full_load_average_end"] = [round(x, 2) for x in os.getloadavg()]
                 r["recorded_full_s"] = r.pop("full_s_from") and info.get("reindex_s")
                 r["ratio"] = round(r["incremental_s"] / r["full_s"], 4)
                 r["ann"] = ann_same_results(inc_gen.dir, current(settings.ann_dir).dir, space, by_name)
@@ -384,7 +387,8 @@ def targets(result: dict) -> list[dict]:
 
 
 def markdown(result: dict) -> list[str]:
-    lines = [f"{result['add']:,} products added (real titles, real vectors with noise) and {result['remove']:,} removed "
+    lines = [f"{result['add']:,} products added (real titles, real vectors with noise) and {result['remove']:,} "
+             "removed "
              "at random, then `reindex` (what build-index runs after encoding); full = the same reindex with "
              "every index built whole" + (" (measured)" if result["full"] == "measured" else
                                           " (the base store's recorded reindex time)") + ".", "",
