@@ -1,7 +1,8 @@
 """The benchmark report in one command: `python -m benchmarks.run --out benchmarks/results`.
 
 Writes speed.json (every figure) and speed.md (tables, targets met / not met, the machine and its load).
-Sections: machine, encode, query, ann, tui, memory, rebuild, fastpath, scale (--sections to pick).
+Sections: machine, encode, query, ann, tui, memory, rebuild, fastpath, scale, incremental (--sections to pick;
+incremental runs only when named).
 Synthetic stores and built indexes are cached under benchmarks/.work, so a second run is much faster.
 """
 
@@ -21,18 +22,19 @@ if __package__ in (None, ""):  # `python benchmarks/run.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     __package__ = "benchmarks"
 
-from benchmarks import bench_ann, bench_encode, bench_fastpath, bench_memory, bench_query, bench_rebuild, bench_tui  # noqa: E402
+from benchmarks import bench_ann, bench_encode, bench_fastpath, bench_incremental, bench_memory, bench_query, bench_rebuild, bench_tui  # noqa: E402
 from benchmarks import bench_scale  # noqa: E402
 from benchmarks.bench_util import REPO, lite_available, load_model, log, machine  # noqa: E402
 
-SECTIONS = ("machine", "encode", "query", "ann", "tui", "memory", "rebuild", "fastpath", "scale")
+SECTIONS = ("machine", "encode", "query", "ann", "tui", "memory", "rebuild", "fastpath", "scale", "incremental")
+DEFAULT_SECTIONS = SECTIONS[:-1]  # incremental copies a large store and rebuilds it whole: on request
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results", help="report folder")
-    p.add_argument("--sections", default=",".join(SECTIONS), help="comma-separated subset of: " + ", ".join(SECTIONS))
+    p.add_argument("--sections", default=",".join(DEFAULT_SECTIONS), help="comma-separated subset of: " + ", ".join(SECTIONS))
     p.add_argument("--sizes", default="2000,10000,100000", help="store sizes for query / ann / memory")
     p.add_argument("--scale-sizes", default="1000000", help="store sizes for the scale section (1M: cached after "
                    "a first build of ~3 min of inserts plus the three graphs)")
@@ -47,6 +49,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rebuild-stores", action="store_true", help="rebuild the cached synthetic stores")
     p.add_argument("--ann-tune", type=int, default=0, metavar="N",
                    help="also sweep HNSW M / ef_construction on N vectors of the largest store (slow)")
+    p.add_argument("--incremental-sizes", default="100000",
+                   help="store sizes for the incremental section (10k added, 1k removed), e.g. 1000000")
+    p.add_argument("--incremental-full", choices=("measured", "recorded"), default="measured",
+                   help="incremental: time a full rebuild of the changed store, or use the base store's recorded one")
     p.add_argument("--merge", action="store_true",
                    help="keep the other sections of an existing speed.json in --out (re-run a few sections)")
     p.add_argument("--quick", action="store_true", help="small sizes, to check the harness (minutes -> seconds)")
@@ -150,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
                                                    "ann" in sections else {}))
     section("scale", lambda: bench_scale.run(query_model, [int(x) for x in args.scale_sizes.split(",") if x],
                                              fashion_index, n_queries=args.queries))
+    section("incremental", lambda: bench_incremental.run([int(x) for x in args.incremental_sizes.split(",") if x],
+                                                         args.incremental_full))
     report["load_average_end"] = list(os.getloadavg())
     report["seconds"] = round(time.perf_counter() - started, 1)
     _write(args.out, report)
@@ -212,6 +220,8 @@ def targets(report: dict) -> list[dict]:
         out += bench_rebuild.targets(s["rebuild"])
     if "scale" in s:
         out += bench_scale.targets(s["scale"])
+    if "incremental" in s:
+        out += bench_incremental.targets(s["incremental"])
     return out
 
 
@@ -265,7 +275,9 @@ def markdown(report: dict) -> list[str]:
               ("memory", "Peak memory", bench_memory.markdown, None),
               ("rebuild", "Unchanged rebuild", bench_rebuild.markdown, None),
               ("fastpath", "Fast paths", bench_fastpath.markdown, bench_fastpath.__doc__),
-              ("scale", "One million products on one machine", bench_scale.markdown, bench_scale.__doc__)]
+              ("scale", "One million products on one machine", bench_scale.markdown, bench_scale.__doc__),
+              ("incremental", "Adding and removing products without a full rebuild", bench_incremental.markdown,
+               None)]
     for key, title, fn, doc in blocks:
         if key in s:
             lines += [f"## {title}", ""]

@@ -26,6 +26,8 @@ EXACT_BELOW = 512  # fewer vectors than this: exact search only (faster than a g
 # per allowed vector, b ~0.7 ms; exact 23 ms vs filtered walk 70 ms at 10k allowed, 42 vs 24 ms at 30k: exact
 # below ~17k allowed (1.7%) at 1M, below ~5.5k (5.5%) at 100k.
 FILTER_CROSSING = 300.0
+UPDATE_SHARE = 0.2  # VectorIndex.updated: at most this share of the labels added, changed or removed
+DELETED_SHARE = 0.1  # and at most this share of the graph's slots left deleted (a full build beyond)
 
 
 @dataclass
@@ -115,6 +117,81 @@ class VectorIndex:
                                 M=M, ef_construction=ef_construction, ef=ef, exact_below=exact_below)
         return manifest if manifest.extra.get("digest") == digest else None
 
+    @classmethod
+    def updated(cls, directory: Path, name: str, model: str, labels: np.ndarray, vectors: np.ndarray, *,
+                M: int = 32, ef_construction: int = 200, ef: int = 128, exact_below: int = EXACT_BELOW,
+                threads: int = 2, max_share: float = UPDATE_SHARE, max_deleted: float = DELETED_SHARE
+                ) -> "VectorIndex | None":
+        """The index for these inputs made by updating the graph saved in `directory` (hnswlib: removed labels
+        marked deleted, new ones added into deleted slots first, changed ones updated in place), or None when
+        a full build is due: no saved graph with the same model, M and ef_construction, more than `max_share` of the
+        labels added, changed or removed, or more than `max_deleted` of the slots left deleted.
+
+        Its manifest records the same content digest as a full build of these inputs (so the next reindex
+        sees it as current), with extra "deleted_slots" (hnswlib keeps deleted elements in the file and
+        counts them) and "updated_from". The caller runs the recall self-check as for a build."""
+        labels = np.asarray(labels, dtype=np.int64)
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        dim = int(vectors.shape[1]) if vectors.ndim == 2 and len(vectors) else 0
+        try:
+            old = Manifest(**json.loads((directory / f"{name}.manifest.json").read_text()))
+            old_labels = np.load(directory / f"{name}.labels.npy")
+            old_vectors = np.load(directory / f"{name}.vectors.npy", mmap_mode="r")
+        except (OSError, ValueError, TypeError, EOFError):
+            return None
+        if not old.graph or old.model != model or old.dim != dim or len(labels) < exact_below or \
+                (old.M, old.ef_construction) != (M, ef_construction) or \
+                len(old_labels) != old.count or old_vectors.shape != (old.count, dim):
+            return None
+        started = time.perf_counter()
+        added, changed, removed, old_rows = _differences(old_labels, old_vectors, labels, vectors)
+        if len(added) + len(changed) + len(removed) > max_share * len(labels):
+            return None
+        old_deleted = int(old.extra.get("deleted_slots", 0))
+        import hnswlib
+
+        graph = hnswlib.Index(space="cosine", dim=dim)
+        path = str(directory / f"{name}.hnsw")
+        try:
+            graph.load_index(path, max_elements=old.count + old_deleted + len(added), allow_replace_deleted=True)
+        except (RuntimeError, OSError, ValueError, MemoryError):
+            return None
+        if graph.get_current_count() != old.count + old_deleted:
+            return None
+        dead = np.setdiff1d(np.asarray(graph.get_ids_list(), dtype=np.int64), old_labels)  # deleted slots' labels
+        back = np.isin(labels[added], dead)  # products back under a label whose slot is deleted
+        revived, new = added[back], added[~back]
+        free = len(dead) - len(revived) + len(removed)
+        deleted_after = free - min(free, len(new))
+        if deleted_after > max_deleted * len(labels):
+            return None
+        graph.set_num_threads(threads)
+        for label in labels[revived]:  # their own slot again (it takes the new vector below)
+            graph.unmark_deleted(int(label))
+        moved = np.concatenate([changed, revived])
+        if len(moved):  # updated in place: hnswlib repairs the links around the moved vectors
+            graph.add_items(vectors[moved], labels[moved], num_threads=threads)
+        for label in removed:
+            graph.mark_deleted(int(label))
+        if len(new):  # deleted slots first, then new ones
+            graph.add_items(vectors[new], labels[new], num_threads=threads, replace_deleted=True)
+        search_ef = max(ef, old.ef)  # a search ef raised after the old build (to reach a recall) is kept
+        graph.set_ef(search_ef)
+        deleted_slots = graph.get_current_count() - len(labels)
+        if deleted_slots != deleted_after:
+            return None
+        digest = content_digest(labels, vectors, M=M, ef_construction=ef_construction, ef=ef,
+                                exact_below=exact_below)
+        manifest = Manifest(name=name, model=model, dim=dim, count=len(labels), M=M,
+                            ef_construction=ef_construction, ef=search_ef, graph=True,
+                            build_seconds=round(time.perf_counter() - started, 3),
+                            built_at=time.strftime("%Y-%m-%dT%H:%M:%S"),
+                            extra={"digest": digest, "deleted_slots": int(deleted_slots),
+                                   "updated_from": old.extra.get("digest"),
+                                   "update": {"added": int(len(added)), "changed": int(len(changed)),
+                                              "removed": int(len(removed))}})
+        return cls(manifest, labels, vectors, graph)
+
     @staticmethod
     def files(name: str, graph: bool) -> list[str]:
         """The file names of index `name` (the manifest last)."""
@@ -183,7 +260,7 @@ class VectorIndex:
                 graph.load_index(str(directory / f"{name}.hnsw"), max_elements=manifest.count)
             except (RuntimeError, OSError, ValueError, MemoryError) as exc:
                 raise damaged(f"{name} index", directory, f"{name}.hnsw: {exc}") from None
-            if graph.get_current_count() != manifest.count:
+            if graph.get_current_count() != manifest.count + int(manifest.extra.get("deleted_slots", 0)):
                 raise damaged(f"{name} index", directory, f"{name}.hnsw holds {graph.get_current_count()} vectors")
             graph.set_ef(manifest.ef)
             graph.set_num_threads(1)
@@ -334,3 +411,26 @@ class VectorIndex:
             else:
                 results.append(np.zeros(0, np.int64))
         return results
+
+
+def _differences(old_labels: np.ndarray, old_vectors: np.ndarray, labels: np.ndarray, vectors: np.ndarray,
+                 chunk: int = 65536) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(added, changed, removed, old_rows): positions in `labels` of labels not in `old_labels` and of those
+    whose vector differs, the labels only in `old_labels`, and for each label its row in the old arrays
+    (-1 when added). The old vectors are read a chunk at a time (they may be memory-mapped)."""
+    order = np.argsort(old_labels, kind="stable")
+    ordered = old_labels[order]
+    if len(ordered):
+        at = np.minimum(np.searchsorted(ordered, labels), len(ordered) - 1)
+        known = ordered[at] == labels
+    else:
+        at, known = np.zeros(len(labels), dtype=np.int64), np.zeros(len(labels), dtype=bool)
+    old_rows = np.where(known, order[at] if len(ordered) else 0, -1)
+    both = np.flatnonzero(known)
+    differs = np.zeros(len(both), dtype=bool)
+    for s in range(0, len(both), chunk):
+        rows = both[s:s + chunk]
+        differs[s:s + chunk] = np.any(np.asarray(old_vectors[old_rows[rows]]) != vectors[rows], axis=1)
+    still = np.zeros(len(old_labels), dtype=bool)
+    still[old_rows[both]] = True
+    return np.flatnonzero(~known), both[differs], old_labels[~still], old_rows

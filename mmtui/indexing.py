@@ -13,7 +13,7 @@ import numpy as np
 from .ann import VectorIndex
 from .config import Settings
 from .datadir import writes
-from .fusion import fused_vectors, fusion_weight
+from .fusion import fuse, fused_vectors, fusion_weight
 from .generations import NewGeneration, current_or_none
 from .lexical import write_lexical_index
 from .progress import ProgressCallback, ProgressEvent, null_progress
@@ -30,7 +30,9 @@ def reindex(settings: Settings, store: Store | None = None, progress: ProgressCa
 
     They are written as a new generation (mmtui.generations): an index whose inputs are unchanged and whose
     files check out in full is carried over, a damaged one is rebuilt; searches see the new set only once it is
-    complete. Returns {name: (ANN recall@10 against exact search, "hnsw"|"exact")}.
+    complete. After a small change an index is updated from the current one instead of built whole
+    (VectorIndex.updated; the lexical index likewise). Returns {name: (ANN recall@10 against exact search,
+    "hnsw"|"exact")}.
     """
     from .qdrant_sync import sync_if_qdrant  # a data dir on Qdrant syncs its collection instead
 
@@ -50,27 +52,32 @@ def reindex(settings: Settings, store: Store | None = None, progress: ProgressCa
         results: dict[str, tuple[float, str]] = {}
         text_rowids, text_vectors = store.vectors(base, "text")
         gen = NewGeneration(settings.ann_dir, current_or_none(settings.ann_dir))
+        projected: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # the fused index is made from these
         for name in ("image", "text"):
             progress(ProgressEvent("index", 0, None, f"building the {name} index"))
             rowids, vectors = (store.vectors(base, "image") if name == "image" else (text_rowids, text_vectors))
             if len(rowids):
                 vectors = projector.image(vectors) if name == "image" else projector.text(vectors)
+            projected[name] = (rowids, vectors)
             saved = _reusable(gen, name, space, rowids, vectors)
             if saved is not None:  # same vectors, same model, intact files: what a rebuild would make
                 results[name] = (saved.recall_at_10 if saved.recall_at_10 is not None else 1.0,
                                  "hnsw" if saved.graph else "exact")
                 progress(ProgressEvent("index", len(rowids), len(rowids), f"{name} index unchanged"))
                 continue
-            index = VectorIndex.build(name, space, rowids, vectors if len(rowids) else np.zeros((0, 0), np.float32))
+            index = _updated(gen, name, space, rowids, vectors)  # a small change: the old graph, updated
+            if index is None:
+                index = VectorIndex.build(name, space, rowids,
+                                          vectors if len(rowids) else np.zeros((0, 0), np.float32))
             # self-check with cross-modal queries (product texts against images), as searches are
-            queries = projector.text(text_vectors) if name == "image" and len(text_vectors) else index.vectors
-            sample = np.random.default_rng(0).permutation(len(queries))[:RECALL_SAMPLE]
-            recall = index.recall_check(np.asarray(queries)[sample]) if len(index) else 1.0
+            recall = index.recall_check(_recall_queries(projector, text_vectors, index, name == "image")) \
+                if len(index) else 1.0
             index.manifest.recall_at_10 = round(recall, 4)
             index.save(gen.dir)
             results[name] = (round(recall, 4), "hnsw" if index.graph is not None else "exact")
-            progress(ProgressEvent("index", len(rowids), len(rowids), f"{name} index: {len(rowids)} vectors"))
-        results["fused"] = _build_fused_index(gen, store, projector, base, space, text_vectors, progress)
+            progress(ProgressEvent("index", len(rowids), len(rowids), f"{name} index: {len(rowids)} vectors"
+                                   + _how(index)))
+        results["fused"] = _build_fused_index(gen, store, projector, base, space, text_vectors, progress, projected)
         _build_lexical_index(gen, store, progress)
         gen.commit()  # searches switch to the new set of files here, all at once
         store.set_meta("index_space", space)
@@ -98,6 +105,24 @@ def _reusable(gen, name: str, space: str, rowids: np.ndarray, vectors: np.ndarra
     return saved
 
 
+def _updated(gen, name: str, space: str, rowids: np.ndarray, vectors: np.ndarray) -> VectorIndex | None:
+    """The current generation's index `name` updated to these inputs (VectorIndex.updated: the graph loaded,
+    removed labels marked deleted, new and changed vectors added) when its files check out in full and the
+    change is small; None: build it whole."""
+    old = gen.base
+    if old is None or old.files is None or not len(rowids):
+        return None
+    if not all(old.has(f) for f in VectorIndex.files(name, True)) or old.check(full=True, names={name}):
+        return None
+    return VectorIndex.updated(old.dir, name, space, rowids, vectors)
+
+
+def _how(index: VectorIndex) -> str:
+    change = index.manifest.extra.get("update")
+    return "" if change is None else (f" (updated: +{change['added']} ~{change['changed']} -{change['removed']}, "
+                                      f"{index.manifest.extra['deleted_slots']} deleted slots)")
+
+
 def _build_lexical_index(gen, store: Store, progress: ProgressCallback) -> None:
     """lexical.npz (mmtui.lexical): FTS5's BM25 in memory; carried over while products_fts is unchanged."""
     progress(ProgressEvent("index", 0, None, "building the lexical index"))
@@ -112,22 +137,48 @@ def _build_lexical_index(gen, store: Store, progress: ProgressCallback) -> None:
     progress(ProgressEvent("index", 1, 1, f"lexical index {outcome}"))
 
 
+def _recall_queries(projector, text_vectors: np.ndarray, index: VectorIndex, cross_modal: bool) -> np.ndarray:
+    """RECALL_SAMPLE queries for the self-check: product texts through the projector (cross-modal), or the
+    index's own vectors. Only the sample is projected (at 1M products projecting all took seconds)."""
+    source = text_vectors if cross_modal and len(text_vectors) else index.vectors
+    sample = np.random.default_rng(0).permutation(len(source))[:RECALL_SAMPLE]
+    picked = np.asarray(source[sample])
+    return projector.text(picked) if cross_modal and len(text_vectors) else picked
+
+
+def _fused_from(projected: dict, w: float) -> tuple[np.ndarray, np.ndarray]:
+    """fusion.fused_vectors from the image and text vectors reindex already read and projected (the same
+    vectors, without reading and projecting them again)."""
+    ids, text = projected["text"]
+    if not len(ids):
+        return ids, text
+    image = np.zeros_like(text)
+    img_ids, img = projected["image"]
+    if len(img_ids):
+        _, t_pos, i_pos = np.intersect1d(ids, img_ids, return_indices=True)
+        image[t_pos] = img[i_pos]
+    return ids, fuse(text, image, w)
+
+
 def _build_fused_index(gen, store: Store, projector, base: str, space: str, text_vectors: np.ndarray,
-                       progress: ProgressCallback) -> tuple[float, str]:
+                       progress: ProgressCallback, projected: dict | None = None) -> tuple[float, str]:
     """The fused index (mmtui.fusion): normalise(w * image + (1 - w) * text) per product, w from meta "fusion"."""
     w = fusion_weight(store)
     progress(ProgressEvent("index", 0, None, f"building the fused index (image weight {w:.2f})"))
-    rowids, vectors = fused_vectors(store, projector, base, w)
+    if projected is not None and {"image", "text"} <= set(projected):
+        rowids, vectors = _fused_from(projected, w)
+    else:
+        rowids, vectors = fused_vectors(store, projector, base, w)
     saved = _reusable(gen, "fused", space, rowids, vectors)
     if saved is not None:  # same vectors (and so the same weight), same model: nothing to rebuild
         progress(ProgressEvent("index", len(rowids), len(rowids), "fused index unchanged"))
         return (saved.recall_at_10 if saved.recall_at_10 is not None else 1.0), "hnsw" if saved.graph else "exact"
-    index = VectorIndex.build("fused", space, rowids, vectors if len(rowids) else np.zeros((0, 0), np.float32))
+    index = _updated(gen, "fused", space, rowids, vectors)
+    if index is None:
+        index = VectorIndex.build("fused", space, rowids, vectors if len(rowids) else np.zeros((0, 0), np.float32))
     index.manifest.extra["image_weight"] = w  # keep the content digest build() put there
-    queries = projector.text(text_vectors) if len(text_vectors) else index.vectors
-    sample = np.random.default_rng(0).permutation(len(queries))[:RECALL_SAMPLE]
-    recall = index.recall_check(np.asarray(queries)[sample]) if len(index) else 1.0
+    recall = index.recall_check(_recall_queries(projector, text_vectors, index, True)) if len(index) else 1.0
     index.manifest.recall_at_10 = round(recall, 4)
     index.save(gen.dir)
-    progress(ProgressEvent("index", len(rowids), len(rowids), f"fused index: {len(rowids)} vectors"))
+    progress(ProgressEvent("index", len(rowids), len(rowids), f"fused index: {len(rowids)} vectors" + _how(index)))
     return round(recall, 4), "hnsw" if index.graph is not None else "exact"

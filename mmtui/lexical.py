@@ -15,6 +15,12 @@ The index is saved as ann/lexical.npz with a fingerprint of the FTS index it was
 and averages records, which FTS5 rewrites on every change to products_fts). A query checks the fingerprint
 first (two tiny reads) and declines (None) when the FTS content changed, so the caller falls back to FTS5
 and never serves stale results.
+
+An update after a small change (LexicalIndex.updated) does not read the FTS5 vocabulary again: the file also
+keeps each posting's weighted frequency f, each row's token count D and a digest of each row's content, so the
+rows added, changed or removed since are found by their digests, only those rows are tokenised (by a private
+FTS5 table with the same columns and tokenize option), their postings are merged into the kept ones, and every
+factor is recomputed from f, D and FTS5's new averages: the result is the index a full build would make.
 """
 
 from __future__ import annotations
@@ -33,11 +39,13 @@ from typing import Sequence
 import numpy as np
 
 FILE = "lexical.npz"
-FORMAT = 2
+FORMAT = 3  # 3: freqs, lengths and row digests saved too (for updates)
+READABLE = (2, 3)  # 2 has the same query arrays: it answers queries; the next change rebuilds it whole
 FTS_TABLE = "products_fts"
 WEIGHTS = (2.0, 1.0)  # bm25(products_fts, 2.0, 1.0) in Store.lexical: title 2, text 1, further columns 1
 K1 = 1.2
 B = 0.75
+UPDATE_SHARE = 0.2  # an update handles at most this share of the rows changed; a full build beyond
 
 
 # -- the FTS index's identity -------------------------------------------------------------------
@@ -82,6 +90,86 @@ def _tokenize_option(sql: str) -> str:
     return found.group(1).replace("''", "'") if found else "unicode61"
 
 
+def _columns(conn: sqlite3.Connection, table: str) -> list[str]:
+    return [r[1] for r in conn.execute(f'PRAGMA table_info("{table}")')]
+
+
+def _column_weights(weights: Sequence[float], columns: Sequence[str]) -> np.ndarray:
+    return np.array([weights[i] if i < len(weights) else 1.0 for i in range(len(columns))], dtype=np.float64)
+
+
+def _averages(block, n_columns: int) -> tuple[int, int]:
+    """(row count, tokens over all columns) from FTS5's averages record."""
+    stats = (_varints(bytes(block[0])) if block and block[0] else []) or [0]  # [0]: no rows yet
+    return stats[0], sum(stats[1:1 + n_columns])
+
+
+def _postings(term_of: np.ndarray, doc: np.ndarray, col: np.ndarray, n_docs: int, col_weight: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One posting per (term, doc) from token instances, sorted by term then doc: (term, doc, f) with f the
+    sum of the column weights of its hits, added in instance order as FTS5 does."""
+    width = max(1, n_docs)
+    key = term_of * width + doc
+    order = np.argsort(key, kind="stable")
+    key, w = key[order], col_weight[col[order]]
+    if not len(key):
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float64)
+    first = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    return key[first] // width, key[first] % width, np.add.reduceat(w, first)
+
+
+def _signature(values: Sequence) -> int:
+    """A 64-bit digest of a row's indexed columns (NULL and '' index alike)."""
+    text = "\x1f".join("" if v is None else str(v) for v in values)
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest(),
+                          "little", signed=True)
+
+
+def _signatures(conn: sqlite3.Connection, table: str, columns: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(rowids ascending, content digests) of every row of the FTS table (its content table's rows)."""
+    cols = ", ".join(f'"{c}"' for c in columns)
+    rowids: list[int] = []
+    sigs: list[int] = []
+    for row in conn.execute(f'SELECT rowid, {cols} FROM "{table}" ORDER BY rowid'):
+        rowids.append(row[0])
+        sigs.append(_signature(row[1:]))
+    return np.array(rowids, dtype=np.int64), np.array(sigs, dtype=np.int64)
+
+
+def _contents(conn: sqlite3.Connection, table: str, columns: Sequence[str], rowids: np.ndarray) -> list[tuple]:
+    """[(rowid, column values...)] of these rows of the FTS table."""
+    cols = ", ".join(f'"{c}"' for c in columns)
+    out: list[tuple] = []
+    ids = [int(r) for r in rowids]
+    for s in range(0, len(ids), 500):
+        chunk = ids[s:s + 500]
+        out += conn.execute(f'SELECT rowid, {cols} FROM "{table}" WHERE rowid IN ({",".join("?" * len(chunk))})',
+                            chunk).fetchall()
+    return out
+
+
+def _tokenise(tokenize: str, columns: Sequence[str], rows: list[tuple]) -> tuple[list[str], list[int], list[int]]:
+    """FTS5's token instances of these rows, as (terms, rowids, column numbers): a private in-memory FTS5 table
+    with the same tokenize option and number of columns indexes them, and its fts5vocab lists them."""
+    conn = sqlite3.connect(":memory:")
+    try:
+        quoted = "'" + tokenize.replace("'", "''") + "'"
+        names = [f"c{i}" for i in range(len(columns))]
+        conn.execute(f"CREATE VIRTUAL TABLE t USING fts5({', '.join(names)}, tokenize={quoted})")
+        conn.execute("CREATE VIRTUAL TABLE tv USING fts5vocab(t, instance)")
+        conn.executemany(f"INSERT INTO t (rowid, {', '.join(names)}) VALUES ({', '.join('?' * (len(names) + 1))})",
+                         rows)
+        number = {name: i for i, name in enumerate(names)}
+        terms, docs, cols = [], [], []
+        for term, doc, col in conn.execute("SELECT term, doc, col FROM tv"):
+            terms.append(term)
+            docs.append(doc)
+            cols.append(number[col])
+        return terms, docs, cols
+    finally:
+        conn.close()
+
+
 # -- query tokenisation -------------------------------------------------------------------------
 class QueryTokenizer:
     """Tokenise words exactly as an FTS5 table with `tokenize` does (a one-column in-memory FTS5 table and
@@ -120,10 +208,14 @@ class QueryTokenizer:
 # -- the index ----------------------------------------------------------------------------------
 class LexicalIndex:
     """Postings of every FTS5 term: docs[offsets[t]:offsets[t + 1]] (dense document numbers, rowid order)
-    with factor = (f * (k1 + 1)) / (f + k1 * (1 - b + b * D / avgdl)), the BM25 term factor for that row."""
+    with factor = (f * (k1 + 1)) / (f + k1 * (1 - b + b * D / avgdl)), the BM25 term factor for that row.
+
+    For updates (not needed to query, so loaded only on request): freqs (f per posting), lengths (D per row)
+    and sigs (a digest of each row's content)."""
 
     def __init__(self, *, rowids: np.ndarray, terms: list[str], offsets: np.ndarray, docs: np.ndarray,
-                 factors: np.ndarray, n_rows: int, meta: dict) -> None:
+                 factors: np.ndarray, n_rows: int, meta: dict, freqs: np.ndarray | None = None,
+                 lengths: np.ndarray | None = None, sigs: np.ndarray | None = None) -> None:
         self.rowids = rowids  # int64 (N,), ascending: dense document number -> rowid
         self.terms = {t: i for i, t in enumerate(terms)}
         self.term_list = terms
@@ -133,6 +225,9 @@ class LexicalIndex:
         self.n_rows = n_rows  # FTS5's row count (N in the IDF)
         self.meta = meta  # fingerprint, tokenize, weights, k1, b, avgdl, ...
         self.fingerprint: str = meta["fingerprint"]
+        self.freqs = freqs  # float32 (P,): f, the column weights summed over the term's hits in the row
+        self.lengths = lengths  # int32 (N,): D, the row's tokens over all columns
+        self.sigs = sigs  # int64 (N,): digest of the row's indexed columns
         self.tokenizer = QueryTokenizer(meta["tokenize"])
 
     def __len__(self) -> int:
@@ -147,7 +242,7 @@ class LexicalIndex:
         if sql_row is None:
             raise ValueError(f"no FTS table {table}")
         sql = sql_row[0]
-        columns = [r[1] for r in conn.execute(f'PRAGMA table_info("{table}")')]
+        columns = _columns(conn, table)
         vocab = f"temp.lexical_vocab_{os.getpid()}_{threading.get_ident()}"
         conn.execute(f'CREATE VIRTUAL TABLE IF NOT EXISTS {vocab} USING fts5vocab(main, "{table}", instance)')
         case = " ".join(f"WHEN '{c}' THEN {i}" for i, c in enumerate(columns))
@@ -161,11 +256,13 @@ class LexicalIndex:
             rows = conn.execute(
                 f"SELECT term, count(*), group_concat((doc << {width}) | (CASE col {case} END), ' ') "
                 f"FROM {vocab} GROUP BY term ORDER BY term").fetchall()
+            sig_rowids, sigs = _signatures(conn, table, columns)
         finally:
             conn.execute("RELEASE lexical_build")
             conn.execute(f"DROP TABLE IF EXISTS {vocab}")
-        stats = (_varints(bytes(averages[0])) if averages and averages[0] else []) or [0]  # [0]: no rows yet
-        n_rows, n_tokens = stats[0], sum(stats[1:1 + len(columns)])
+        if not np.array_equal(sig_rowids, rowids):
+            raise ValueError(f"{table}'s rows disagree with its content table (rebuild the FTS index)")
+        n_rows, n_tokens = _averages(averages, len(columns))
         terms = [r[0] for r in rows]
         counts = np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows))
         codes = (np.array(" ".join(r[2] for r in rows).split(), dtype=np.int64) if rows
@@ -173,25 +270,111 @@ class LexicalIndex:
         term_of = np.repeat(np.arange(len(terms), dtype=np.int64), counts)
         doc = np.searchsorted(rowids, codes >> width)
         col = codes & ((1 << width) - 1)
-        col_weight = np.array([weights[i] if i < len(weights) else 1.0 for i in range(len(columns))])
-        # one posting per (term, doc): f = sum of the column weights of its hits; D = the row's tokens
-        key = term_of * max(1, len(rowids)) + doc
-        order = np.argsort(key, kind="stable")
-        key, w = key[order], col_weight[col[order]]
-        first = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if len(key) else np.zeros(0, dtype=np.int64)
-        freq = np.add.reduceat(w, first) if len(key) else np.zeros(0)
-        p_term, p_doc = key[first] // max(1, len(rowids)), key[first] % max(1, len(rowids))
-        length = np.bincount(doc, minlength=len(rowids)).astype(np.float64)
-        avgdl = float(n_tokens) / float(n_rows) if n_rows else 1.0
-        norm = K1 * ((1 - B) + (B * length) / avgdl)  # k1 * (1 - b + b * D / avgdl), C's evaluation order
-        factors = (freq * (K1 + 1.0)) / (freq + norm[p_doc])
+        p_term, p_doc, freq = _postings(term_of, doc, col, len(rowids), _column_weights(weights, columns))
+        length = np.bincount(doc, minlength=len(rowids))
         offsets = np.zeros(len(terms) + 1, dtype=np.int64)
         np.cumsum(np.bincount(p_term, minlength=len(terms)), out=offsets[1:])
         meta = {"format": FORMAT, "fingerprint": fingerprint, "tokenize": _tokenize_option(sql),
-                "columns": columns, "weights": list(weights), "k1": K1, "b": B, "avgdl": avgdl,
+                "columns": columns, "weights": list(weights), "k1": K1, "b": B,
+                "avgdl": float(n_tokens) / float(n_rows) if n_rows else 1.0,
                 "n_tokens": int(n_tokens), "n_rows": int(n_rows), "instances": int(len(codes))}
-        return cls(rowids=rowids, terms=terms, offsets=offsets, docs=p_doc.astype(np.int32),
-                   factors=factors.astype(np.float64), n_rows=int(n_rows), meta=meta)
+        return cls._assemble(rowids, terms, offsets, p_doc, freq, length, sigs, meta)
+
+    @classmethod
+    def _assemble(cls, rowids, terms, offsets, p_doc, freq, length, sigs, meta) -> "LexicalIndex":
+        """The index from its postings (sorted by term, then document): BM25 factors computed from f, D and
+        avgdl in C's evaluation order, in float64, so scores are bit-identical to FTS5's."""
+        length64 = np.asarray(length, dtype=np.float64)
+        freq = np.asarray(freq, dtype=np.float64)
+        norm = K1 * ((1 - B) + (B * length64) / meta["avgdl"])  # k1 * (1 - b + b * D / avgdl)
+        factors = (freq * (K1 + 1.0)) / (freq + norm[p_doc])
+        freqs = freq.astype(np.float32)
+        if not np.array_equal(freqs, freq):  # non-integer weights: keep f exact
+            freqs = freq
+        return cls(rowids=rowids, terms=terms, offsets=offsets, docs=np.asarray(p_doc, dtype=np.int32),
+                   factors=factors.astype(np.float64), n_rows=int(meta["n_rows"]), meta=meta, freqs=freqs,
+                   lengths=np.asarray(length, dtype=np.int32), sigs=np.asarray(sigs, dtype=np.int64))
+
+    # -- updating ------------------------------------------------------------------------------
+    @classmethod
+    def updated(cls, old: "LexicalIndex", conn: sqlite3.Connection, table: str = FTS_TABLE,
+                max_share: float = UPDATE_SHARE) -> "LexicalIndex | None":
+        """The index a full build would make now, made from `old` (loaded with `full=True`) and only the rows
+        added, changed or removed since; None when an update does not apply (other columns, tokenizer or
+        weights, an index without update data, or more than `max_share` of the rows changed: build then)."""
+        if old.freqs is None or old.lengths is None or old.sigs is None:
+            return None
+        sql_row = conn.execute("SELECT sql FROM sqlite_master WHERE name = ?", [table]).fetchone()
+        if sql_row is None:
+            return None
+        sql = sql_row[0]
+        columns = _columns(conn, table)
+        weights = old.meta["weights"]
+        if _tokenize_option(sql) != old.meta["tokenize"] or columns != old.meta["columns"] or \
+                old.meta.get("k1") != K1 or old.meta.get("b") != B:
+            return None
+        conn.execute("SAVEPOINT lexical_update")  # one read snapshot
+        try:
+            fingerprint = _digest(sql, conn, table)
+            averages = conn.execute(f'SELECT block FROM "{table}_data" WHERE id = 1').fetchone()
+            rowids, sigs = _signatures(conn, table, columns)
+            # what changed: rows only in old (removed), only now (added), in both with another digest (changed)
+            where = np.minimum(np.searchsorted(old.rowids, rowids), max(0, len(old.rowids) - 1))
+            known = (old.rowids[where] == rowids) if len(old.rowids) else np.zeros(len(rowids), dtype=bool)
+            same = known & (old.sigs[where] == sigs) if len(old.rowids) else known
+            kept_old = np.zeros(len(old.rowids), dtype=bool)
+            kept_old[where[same]] = True
+            fresh = rowids[~same]  # added or changed: tokenised here
+            n_removed = int(len(old.rowids) - known.sum())
+            n_changed = int((known & ~same).sum())
+            if len(fresh) + n_removed > max_share * max(1, len(rowids)):
+                return None
+            contents = _contents(conn, table, columns, fresh)
+        finally:
+            conn.execute("RELEASE lexical_update")
+        n_rows, n_tokens = _averages(averages, len(columns))
+        if n_rows != len(rowids):
+            return None  # the FTS index and its content table disagree: a full build reports it
+        f_terms, f_doc, f_col = _tokenise(old.meta["tokenize"], columns, contents)
+        # terms: the old ones with postings left, and the new ones (sorted as fts5vocab sorts: by UTF-8 bytes)
+        all_terms = sorted(set(old.term_list).union(f_terms)) if f_terms else list(old.term_list)
+        term_id = {t: i for i, t in enumerate(all_terms)}
+        old_map = np.fromiter((term_id[t] for t in old.term_list), dtype=np.int64, count=len(old.term_list))
+        n = len(rowids)
+        # kept postings: still sorted by (term, document) after the monotone renumbering of both
+        o_term = np.repeat(old_map, np.diff(old.offsets))
+        keep = kept_old[old.docs]
+        doc_map = np.searchsorted(rowids, old.rowids)
+        k_term, k_doc, k_freq = o_term[keep], doc_map[old.docs[keep]], old.freqs[keep].astype(np.float64)
+        # the fresh rows' postings
+        f_term_ids = np.fromiter((term_id[t] for t in f_terms), dtype=np.int64, count=len(f_terms))
+        f_dense = np.searchsorted(rowids, np.asarray(f_doc, dtype=np.int64))
+        n_term, n_doc, n_freq = _postings(f_term_ids, f_dense, np.asarray(f_col, dtype=np.int64), n,
+                                          _column_weights(weights, columns))
+        key_old = k_term * max(1, n) + k_doc
+        at = np.searchsorted(key_old, n_term * max(1, n) + n_doc)
+        p_term, p_doc, freq = np.insert(k_term, at, n_term), np.insert(k_doc, at, n_doc), np.insert(k_freq, at, n_freq)
+        # terms left without postings go, as in a full build
+        counts = np.bincount(p_term, minlength=len(all_terms))
+        live = counts > 0
+        if not live.all():
+            all_terms = [t for t, alive in zip(all_terms, live) if alive]
+            p_term = (np.cumsum(live) - 1)[p_term]
+            counts = counts[live]
+        offsets = np.zeros(len(all_terms) + 1, dtype=np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        length = np.zeros(n, dtype=np.int64)
+        length[doc_map[kept_old]] = old.lengths[kept_old]
+        length[np.searchsorted(rowids, fresh)] = np.bincount(f_dense, minlength=n)[np.searchsorted(rowids, fresh)]
+        if int(length.sum()) != n_tokens:
+            return None  # not what FTS5 counted: never serve a differing index
+        meta = {"format": FORMAT, "fingerprint": fingerprint, "tokenize": old.meta["tokenize"],
+                "columns": columns, "weights": list(weights), "k1": K1, "b": B,
+                "avgdl": float(n_tokens) / float(n_rows) if n_rows else 1.0,
+                "n_tokens": int(n_tokens), "n_rows": int(n_rows), "instances": int(n_tokens),
+                "updated_from": old.fingerprint,
+                "update": {"added": int(len(fresh) - n_changed), "changed": n_changed, "removed": n_removed}}
+        return cls._assemble(rowids, all_terms, offsets, p_doc, freq, length, sigs, meta)
 
     # -- persistence ---------------------------------------------------------------------------
     def save(self, directory: Path | str) -> Path:
@@ -200,26 +383,30 @@ class LexicalIndex:
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / FILE
         tmp = directory / f".{FILE}.{os.getpid()}.tmp"
+        extra = {k: v for k, v in (("freqs", self.freqs), ("lengths", self.lengths), ("sigs", self.sigs))
+                 if v is not None}
         with open(tmp, "wb") as fh:
             np.savez(fh, rowids=self.rowids, offsets=self.offsets, docs=self.docs, factors=self.factors,
                      terms=np.frombuffer(json.dumps(self.term_list).encode("utf-8"), dtype=np.uint8),
-                     meta=np.frombuffer(json.dumps(self.meta).encode("utf-8"), dtype=np.uint8))
+                     meta=np.frombuffer(json.dumps(self.meta).encode("utf-8"), dtype=np.uint8), **extra)
         os.replace(tmp, path)
         return path
 
     @classmethod
-    def load(cls, directory: Path | str) -> "LexicalIndex | None":
-        """The saved index, or None when there is none (or it is unreadable, or of another format)."""
+    def load(cls, directory: Path | str, full: bool = False) -> "LexicalIndex | None":
+        """The saved index, or None when there is none (or it is unreadable, or of another format).
+        `full`: also the arrays an update needs (a query does not read them)."""
         path = Path(directory) / FILE
         try:
             with np.load(path) as data:
                 meta = json.loads(data["meta"].tobytes().decode("utf-8"))
-                if meta.get("format") != FORMAT:
+                if meta.get("format") not in READABLE:
                     return None
                 terms = json.loads(data["terms"].tobytes().decode("utf-8"))
+                extra = {k: data[k] for k in ("freqs", "lengths", "sigs") if k in data.files} if full else {}
                 return cls(rowids=data["rowids"], terms=terms,
                            offsets=data["offsets"], docs=data["docs"], factors=data["factors"],
-                           n_rows=int(meta["n_rows"]), meta=meta)
+                           n_rows=int(meta["n_rows"]), meta=meta, **extra)
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # damaged: FTS5 answers instead
             return None
 
@@ -229,7 +416,7 @@ class LexicalIndex:
         try:
             with np.load(Path(directory) / FILE) as data:
                 meta = json.loads(data["meta"].tobytes().decode("utf-8"))
-            return meta.get("fingerprint") if meta.get("format") == FORMAT else None
+            return meta.get("fingerprint") if meta.get("format") in READABLE else None
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
             return None
 
@@ -317,29 +504,42 @@ class LexicalIndex:
 # -- the build step -----------------------------------------------------------------------------
 def ensure_lexical_index(ann_dir: Path | str, conn: sqlite3.Connection) -> str:
     """Write ann/lexical.npz unless the saved one already matches products_fts. Returns "unchanged",
-    "built" or "none" (no FTS table)."""
+    "updated" (a small change applied to the saved index), "built" or "none" (no FTS table)."""
     current = fts_fingerprint(conn)
     if current is None:
         return "none"
     if LexicalIndex.saved_fingerprint(ann_dir) == current:
         return "unchanged"
-    LexicalIndex.build(conn).save(ann_dir)
+    return _update_or_build(ann_dir, conn, ann_dir)
+
+
+def _update_or_build(old_dir: Path | str | None, conn: sqlite3.Connection, target: Path | str) -> str:
+    """Save into `target` the index updated from the one in `old_dir` when a small change allows it, else a
+    full build. Returns "updated" or "built"."""
+    old = LexicalIndex.load(old_dir, full=True) if old_dir is not None else None
+    if old is not None:
+        index = LexicalIndex.updated(old, conn)
+        if index is not None:
+            index.save(target)
+            return "updated"
+    LexicalIndex.build(conn).save(target)
     return "built"
 
 
 def write_lexical_index(gen, conn: sqlite3.Connection) -> str:
     """Put lexical.npz into the new generation `gen` (mmtui.generations): carried over from the current one
-    when it matches products_fts and checks out in full, else built. Returns "unchanged", "built" or "none"."""
+    when it matches products_fts and checks out in full, updated from it after a small change, else built.
+    Returns "unchanged", "updated", "built" or "none"."""
     current = fts_fingerprint(conn)
     if current is None:
         return "none"
     old = gen.base
-    if old is not None and old.files is not None and old.has(FILE) and not old.check(full=True, names={"lexical"}) \
-            and LexicalIndex.saved_fingerprint(old.dir) == current:
+    intact = old is not None and old.files is not None and old.has(FILE) and \
+        not old.check(full=True, names={"lexical"})
+    if intact and LexicalIndex.saved_fingerprint(old.dir) == current:
         gen.reuse([FILE])
         return "unchanged"
-    LexicalIndex.build(conn).save(gen.dir)
-    return "built"
+    return _update_or_build(old.dir if intact else None, conn, gen.dir)
 
 
 def refresh_lexical_index(settings, conn: sqlite3.Connection) -> str:

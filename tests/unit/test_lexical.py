@@ -104,7 +104,7 @@ def test_a_changed_product_makes_the_index_stale(store, tmp_path):
     hits = store.lexical("zebra", 5)
     assert [r for r, _ in hits] == [store.rowid_of(["p3"])["p3"]]
     # a rebuild (what reindex does) makes it current again, picked up without reopening
-    assert ensure_lexical_index(tmp_path / "ann", store.db.conn) == "built"
+    assert ensure_lexical_index(tmp_path / "ann", store.db.conn) == "updated"  # one row changed: updated, not rebuilt
     got = store.fast_lexical.query(store.db.conn, ["zebra"], 5)
     assert got == hits
     assert ensure_lexical_index(tmp_path / "ann", store.db.conn) == "unchanged"
@@ -184,3 +184,72 @@ def test_an_uncommitted_change_on_the_same_connection_is_seen(store, tmp_path):
     store.db.conn.execute("ROLLBACK TO edit")
     store.db.conn.execute("RELEASE edit")
     assert fast.query(store.db.conn, ["shirt"], 5) is not None
+
+
+def _assert_same_index(a: LexicalIndex, b: LexicalIndex) -> None:
+    assert a.term_list == b.term_list
+    for name in ("rowids", "offsets", "docs", "factors", "freqs", "lengths", "sigs"):
+        assert np.array_equal(getattr(a, name), getattr(b, name)), name
+    assert a.fingerprint == b.fingerprint and a.n_rows == b.n_rows and a.meta["avgdl"] == b.meta["avgdl"]
+
+
+def _edit(store: Store) -> None:
+    """Add 12 rows (new words too), change 5 (one to an empty title), delete 4."""
+    with store.db.conn:
+        store.upsert_products([{"id": f"n{i}", "title": f"Quokka {THINGS[i % len(THINGS)]} {i}",
+                                "text": f"brand new quokka item {i} ünïcode", "tags": "fresh" if i % 2 else None}
+                               for i in range(12)])
+        store.db.execute("UPDATE products SET title = 'zebra zebra', tags = 'zebra' WHERE id = 'p3'")
+        store.db.execute("UPDATE products SET text = text || ' running running' WHERE id IN ('p10', 'p20')")
+        store.db.execute("UPDATE products SET title = '' WHERE id = 'p30'")
+        store.db.execute("UPDATE products SET tags = NULL WHERE id = 'p40'")
+        store.delete_products(["p1", "p2", "p50", "p239"])
+
+
+def test_an_update_equals_a_full_build_and_fts5(store, tmp_path):
+    ann = tmp_path / "ann"
+    ensure_lexical_index(ann, store.db.conn)
+    _edit(store)
+    assert ensure_lexical_index(ann, store.db.conn) == "updated"
+    got = LexicalIndex.load(ann, full=True)
+    assert got.meta["update"] == {"added": 12, "changed": 5, "removed": 4}
+    _assert_same_index(got, LexicalIndex.build(store.db.conn))
+    assert store.use_lexical_index(ann)
+    for query in QUERIES + ["quokka", "zebra", "fresh", "unicode", "running"]:
+        ref = _fts(store, query, 20)
+        assert store.lexical(query, 20) == ref, query
+    # an update of an update is still exact; no change: nothing to do
+    with store.db.conn:
+        store.db.execute("UPDATE products SET title = 'Red quokka' WHERE id = 'p5'")
+    assert ensure_lexical_index(ann, store.db.conn) == "updated"
+    _assert_same_index(LexicalIndex.load(ann, full=True), LexicalIndex.build(store.db.conn))
+    assert store.lexical("red quokka", 10) == _fts(store, "red quokka", 10)
+    assert ensure_lexical_index(ann, store.db.conn) == "unchanged"
+
+
+def test_a_large_change_is_a_full_build(store, tmp_path):
+    ann = tmp_path / "ann"
+    ensure_lexical_index(ann, store.db.conn)
+    with store.db.conn:
+        store.db.execute("UPDATE products SET title = title || ' extra' WHERE rowid % 4 = 0")  # 25% of the rows
+    old = LexicalIndex.load(ann, full=True)
+    assert LexicalIndex.updated(old, store.db.conn) is None
+    assert ensure_lexical_index(ann, store.db.conn) == "built"
+    assert store.use_lexical_index(ann) and store.lexical("extra", 20) == _fts(store, "extra", 20)
+
+
+def test_a_file_of_the_previous_format_answers_and_is_built_whole_on_the_next_change(store, tmp_path):
+    import json
+
+    ann = tmp_path / "ann"
+    ensure_lexical_index(ann, store.db.conn)
+    with np.load(ann / FILE) as data:  # as the previous version wrote it: no update data
+        arrays = {k: data[k] for k in ("rowids", "offsets", "docs", "factors", "terms")}
+        meta = json.loads(data["meta"].tobytes().decode("utf-8"))
+    meta["format"] = 2
+    np.savez(ann / FILE, **arrays, meta=np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8))
+    assert store.use_lexical_index(ann) and store.lexical("red shirt", 10) == _fts(store, "red shirt", 10)
+    with store.db.conn:
+        store.db.execute("UPDATE products SET title = 'zebra' WHERE id = 'p3'")
+    assert ensure_lexical_index(ann, store.db.conn) == "built"
+    assert LexicalIndex.load(ann).meta["format"] == 3
