@@ -34,16 +34,6 @@ from .store import Store
 KINDS = ("image", "title", "text")
 INSTALL_HINT = "install it with: pip install 'mmtui[ray]' (or build without --ray)"
 MISMATCH = "mmtui-ray: fingerprint mismatch"
-STALL_S = 600.0  # no encoded batch back for this long: the job is stuck (MMTUI_RAY_STALL_S overrides)
-
-
-def stall_seconds() -> float:
-    """How long the driver waits for the next encoded batch before calling the job stuck."""
-    try:
-        value = float(os.environ.get("MMTUI_RAY_STALL_S") or STALL_S)
-    except ValueError:
-        return STALL_S
-    return value if value > 0 else STALL_S
 
 
 class RayError(MmtuiError):
@@ -257,25 +247,21 @@ class RayEncode:
         done = dict.fromkeys(KINDS, 0)
         busy = dict.fromkeys(KINDS, 0.0)  # actor seconds spent on each kind
         started = time.perf_counter()
-        batches = _Batches(ds.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=2))
-        stall = stall_seconds()
+        batches = iter(ds.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=2))
         try:
             while True:
                 check_cancel(cancel)
                 try:
-                    batch = batches.next(stall)
+                    batch = next(batches)
                 except StopIteration:
                     break
-                except TimeoutError:
-                    raise RayError(f"the encode job on {self.where} returned nothing for {stall:.0f} s: it is stuck "
-                                   "(actors waiting for resources the cluster does not have, or a hung worker)",
-                                   "what was encoded so far is saved: check `ray status`, then run the same command "
-                                   "again (MMTUI_RAY_STALL_S sets how long to wait)") from None
                 except Exception as exc:  # an actor's error arrives wrapped by Ray
                     raise _job_error(exc) from exc
                 self._write(store, spec, batch, done, busy, todo, progress)
         finally:
-            batches.close()
+            close = getattr(batches, "close", None)
+            if close is not None:
+                close()
         # the pool's wall time (from its start: actors loading the model included, as a local build's first batch
         # includes loading it), shared between images and texts by the actor time each took
         wall = time.perf_counter() - started
@@ -298,62 +284,6 @@ class RayEncode:
             done[kind] += len(rows)
             busy[kind] += float(np.sum(batch["seconds"][idx]))
             progress(ProgressEvent(STAGES[kind], done[kind], len(todo[kind])))
-
-
-class _Batches:
-    """Ray Data's batch iterator read on a thread, so the driver can wait for the next batch with a deadline (a
-    blocked next() cannot be interrupted): next(timeout) returns a batch, raises StopIteration at the end,
-    TimeoutError when none came in time, or the iterator's own error."""
-
-    _END = object()
-
-    def __init__(self, iterable) -> None:
-        import queue
-
-        self._queue: queue.Queue = queue.Queue(maxsize=2)
-        self._stop = threading.Event()
-        self._iterable = iterable
-        self._thread = threading.Thread(target=self._run, name="ray-batches", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            for batch in self._iterable:
-                if not self._put(("batch", batch)):
-                    return
-            self._put(("end", None))
-        except BaseException as exc:  # handed to the driver's thread, raised there
-            self._put(("error", exc))
-
-    def _put(self, item) -> bool:
-        import queue
-
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.2)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def next(self, timeout: float):
-        import queue
-
-        try:
-            kind, value = self._queue.get(timeout=timeout)
-        except queue.Empty:
-            raise TimeoutError from None
-        if kind == "end":
-            raise StopIteration
-        if kind == "error":
-            raise value
-        return value
-
-    def close(self) -> None:
-        self._stop.set()
-        close = getattr(self._iterable, "close", None)
-        if close is not None and not self._thread.is_alive():
-            close()
 
 
 def _first_line(exc: BaseException) -> str:

@@ -156,26 +156,3 @@ def test_sample_catalog_encoded_on_ray_stopped_and_rerun_equals_a_local_build(lo
             a, b = ([h.id for h in s.search(q, k=10, mode=mode).hits] for s in services)
             overlap.append(len(set(a) & set(b)) / max(len(a), 1))
         assert np.mean(overlap) >= 0.98, (mode, overlap)
-
-
-def test_a_job_that_returns_nothing_for_too_long_is_an_error_not_a_hang(local_ray, tmp_path, make_catalog,
-                                                                        monkeypatch):
-    # last in the module: the slow pool finishes its batch in the background after the error
-    from mmtui.ray_encode import EncodeActor
-
-    class Stuck(EncodeActor):
-        def __call__(self, batch):
-            import time
-
-            time.sleep(6)
-            return super().__call__(batch)
-
-    monkeypatch.setenv("MMTUI_RAY_STALL_S", "2")
-    catalog = make_catalog(tmp_path / "shop", 10)
-    settings = Settings(data_dir=tmp_path / "ray", model="fake")
-    with on_ray(settings) as encode_on:
-        encode_on.actor_class = Stuck
-        with pytest.raises(MmtuiError) as err:
-            build_index(settings, catalog, encode_on=encode_on)
-    assert "returned nothing for 2 s" in err.value.message
-    assert "run the same command again" in err.value.hint
