@@ -212,7 +212,11 @@ class VectorIndex:
 
                 raise OSError(errno.ENOSPC, "the graph file was written short (is the disk full?)", str(path))
         # the manifest is written last: an index without one is incomplete and is never loaded
-        (directory / f"{name}.manifest.json").write_text(json.dumps(asdict(self.manifest), indent=2))
+        self.save_manifest(directory)
+
+    def save_manifest(self, directory: Path) -> None:
+        """The manifest alone (the other files unchanged: e.g. only the search ef was raised)."""
+        (directory / f"{self.manifest.name}.manifest.json").write_text(json.dumps(asdict(self.manifest), indent=2))
 
     @staticmethod
     def check_model(directory: Path, name: str, expected_model: str) -> None:

@@ -22,6 +22,7 @@ from .store import Store
 
 RECALL_SAMPLE = 200  # queries for the ANN recall self-check
 RECALL_TARGET = 0.98  # a graph below this at the shipped ef searches with a larger ef (VectorIndex.tune_ef)
+MAX_EF = 1024  # ... up to this
 
 
 @writes("reindex")
@@ -60,7 +61,8 @@ def reindex(settings: Settings, store: Store | None = None, progress: ProgressCa
             if len(rowids):
                 vectors = projector.image(vectors) if name == "image" else projector.text(vectors)
             projected[name] = (rowids, vectors)
-            saved = _reusable(gen, name, space, rowids, vectors)
+            saved = _reusable(gen, name, space, rowids, vectors,
+                              lambda index: _recall_queries(projector, text_vectors, index, name == "image"))
             if saved is not None:  # same vectors, same model, intact files: what a rebuild would make
                 results[name] = (saved.recall_at_10 if saved.recall_at_10 is not None else 1.0,
                                  "hnsw" if saved.graph else "exact")
@@ -88,9 +90,13 @@ def reindex(settings: Settings, store: Store | None = None, progress: ProgressCa
             store.close()
 
 
-def _reusable(gen, name: str, space: str, rowids: np.ndarray, vectors: np.ndarray):
+def _reusable(gen, name: str, space: str, rowids: np.ndarray, vectors: np.ndarray, queries=None):
     """The manifest of the current generation's index `name` when it was built from exactly these inputs and
-    its files check out in full (then it is linked into `gen`), else None (rebuild it)."""
+    its files check out in full (then it is linked into `gen`), else None (rebuild it).
+
+    `queries(index)`: the self-check's queries. A graph saved with a recall under RECALL_TARGET and an ef that can
+    still rise (built before the build tuned ef) gets the ef that reaches it: its files are carried over and only a
+    new manifest is written."""
     old = gen.base
     if old is None or old.files is None or not len(rowids):
         return None
@@ -100,6 +106,13 @@ def _reusable(gen, name: str, space: str, rowids: np.ndarray, vectors: np.ndarra
     files = VectorIndex.files(name, saved.graph)
     if not all(old.has(f) for f in files) or old.check(full=True, names={name}):
         return None  # missing, truncated or corrupted: rebuilt
+    if queries is not None and saved.graph and (saved.recall_at_10 if saved.recall_at_10 is not None else 1.0) \
+            < RECALL_TARGET and saved.ef < MAX_EF:
+        index = VectorIndex.load(old.dir, name, space)
+        _self_check(index, queries(index))
+        gen.reuse(files[:-1])  # the manifest last: written anew, never through a link to the old one
+        index.save_manifest(gen.dir)
+        return index.manifest
     gen.reuse(files)
     return saved
 
@@ -144,7 +157,7 @@ def _self_check(index: VectorIndex, queries: np.ndarray) -> float:
         return 1.0
     recall = index.recall_check(queries)
     if index.graph is not None and recall < RECALL_TARGET:
-        recall = index.tune_ef(queries, target=RECALL_TARGET)
+        recall = index.tune_ef(queries, target=RECALL_TARGET, max_ef=MAX_EF)
     index.manifest.recall_at_10 = round(recall, 4)
     return recall
 
@@ -181,7 +194,8 @@ def _build_fused_index(gen, store: Store, projector, base: str, space: str, text
         rowids, vectors = _fused_from(projected, w)
     else:
         rowids, vectors = fused_vectors(store, projector, base, w)
-    saved = _reusable(gen, "fused", space, rowids, vectors)
+    saved = _reusable(gen, "fused", space, rowids, vectors,
+                      lambda index: _recall_queries(projector, text_vectors, index, True))
     if saved is not None:  # same vectors (and so the same weight), same model: nothing to rebuild
         progress(ProgressEvent("index", len(rowids), len(rowids), "fused index unchanged"))
         return (saved.recall_at_10 if saved.recall_at_10 is not None else 1.0), "hnsw" if saved.graph else "exact"

@@ -240,3 +240,27 @@ def test_a_failed_update_leaves_the_current_generation(data, monkeypatch):
     monkeypatch.undo()
     reindex(settings, store=store)
     assert _manifests(settings)["image"]["count"] == 1500 + 40 - 12
+
+
+def test_a_saved_graph_under_the_recall_target_gets_a_larger_ef_without_a_rebuild(data, monkeypatch):
+    """An index saved before the build tuned ef (or under a stricter target) is tuned at the next reindex: its
+    graph, vectors and labels carried over as they are, only a new manifest written."""
+    import mmtui.indexing as indexing
+
+    settings, store, rng = data
+    before = current(settings.ann_dir)
+    old = _manifests(settings)["image"]
+    monkeypatch.setattr(indexing, "RECALL_TARGET", 1.01)  # unreachable: tuned up to MAX_EF
+    monkeypatch.setattr(indexing, "MAX_EF", old["ef"] * 2)
+    reindex(settings, store=store)
+    after = current(settings.ann_dir)
+    manifest = _manifests(settings)["image"]
+    assert manifest["ef"] == old["ef"] * 2 and manifest["extra"]["digest"] == old["extra"]["digest"]
+    for name in ("image.hnsw", "image.vectors.npy", "image.labels.npy"):  # carried over, not rebuilt
+        assert (after.dir / name).stat().st_ino == (before.dir / name).stat().st_ino
+    assert json.loads((before.dir / "image.manifest.json").read_text())["ef"] == old["ef"]  # the old one untouched
+    assert not after.check(full=True)  # the new manifest is recorded with its own checksum
+    assert VectorIndex.load(after.dir, "image", old["model"]).graph.ef == old["ef"] * 2
+
+    reindex(settings, store=store)  # at MAX_EF already: nothing more to do, everything carried over
+    assert _manifests(settings)["image"]["ef"] == old["ef"] * 2
