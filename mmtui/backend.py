@@ -100,12 +100,15 @@ def collection_name(data_dir: Path) -> str:
     return f"mmtui-{stem}-{uuid.uuid4().hex[:8]}"
 
 
-def choose_backend(settings, spec: str) -> Backend:
-    """`build-index --backend SPEC`: record SPEC in the data dir (created if new) before the build writes to it."""
+def choose_backend(settings, spec: str, check=None) -> Backend:
+    """`build-index --backend SPEC`: record SPEC in the data dir (created if new) before the build writes to it;
+    `check(backend)` first (qdrant_store.check_usable: raises when it cannot be used, the data dir unchanged)."""
     from .datadir import writing
     from .store import Store
 
     backend = parse_backend(spec)
+    if backend.is_qdrant and check is not None:  # usable first: never switch to a backend it cannot reach
+        check(backend)
     with writing(settings, "backend"):
         store = Store.open(settings.db_path, create=True)
         try:

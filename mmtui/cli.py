@@ -136,8 +136,9 @@ def build_index_cmd(catalog, data_dir, model, checkpoint, device, columns, batch
     mapping = parse_columns(columns) if columns else None
     if backend is not None:
         from .backend import choose_backend
+        from .qdrant_store import check_usable
 
-        choose_backend(settings, backend)
+        choose_backend(settings, backend, check=check_usable)
     try:
         with progress_printer(quiet=as_json) as progress, _ray_encode(settings, on_ray, ray_actors) as encode_on:
             report = build_index(settings, catalog, columns=mapping, progress=progress, batch_size=batch_size,

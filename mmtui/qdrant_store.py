@@ -115,7 +115,8 @@ def open_client(backend: Backend):
             from qdrant_client import QdrantClient
         except ImportError:
             raise ConfigError("this data directory's index is on Qdrant, but qdrant-client is not installed",
-                              "pip install 'mmtui[qdrant]' (qdrant-client==1.20.0)") from None
+                              "pip install 'mmtui[qdrant]' (qdrant-client==1.20.0), or go back to the local indexes: "
+                              "mmtui build-index CATALOG --backend local") from None
         if backend.path:
             try:
                 client = QdrantClient(path=backend.path)
@@ -155,6 +156,17 @@ def fast_local_writes(client, collection: str) -> None:
         conn.execute("PRAGMA synchronous=NORMAL")
     except (AttributeError, KeyError, TypeError):
         pass
+
+
+def check_usable(backend: Backend) -> None:
+    """qdrant-client installed, and the folder opens or the server answers; else a ConfigError / StoreError that
+    says the data dir was left as it was."""
+    try:
+        open_client(backend)
+    except (ConfigError, StoreError) as exc:
+        message = exc.message.replace("this data directory's index is on Qdrant, but qdrant-client is not installed",
+                                      f"--backend {backend.spec()} needs qdrant-client, which is not installed")
+        raise type(exc)(f"{message} (the data directory still uses its previous backend)", exc.hint) from None
 
 
 def close_clients(backend: Backend | None = None) -> None:

@@ -285,3 +285,36 @@ def test_reload_keeps_searching_qdrant_and_server_side_fusion_answers(services):
     assert b.remote is not None and _ids(b.search("black watch", k=10, mode="hybrid", understand=False)) == before
     fused = b.remote.server_fused(b, "black watch", b.query_vector("black watch"), 10, b._hybrid_weights())
     assert len(fused) == 10 and len({r for r, _ in fused}) == 10
+
+
+def test_a_backend_that_cannot_be_used_is_refused_and_the_data_dir_keeps_its_own(built, tmp_path, monkeypatch):
+    """build-index --backend with a server nobody answers at, or without qdrant-client, says so and leaves the
+    data dir on its previous backend: a mistyped URL does not break searches that worked."""
+    import sys
+
+    from click.testing import CliRunner
+
+    from mmtui.backend import stored_backend
+    from mmtui.cli import cli
+    from mmtui.store import Store
+
+    local, _ = built
+    d = tmp_path / "kept"
+    shutil.copytree(local.data_dir, d)
+    runner = CliRunner()
+    result = runner.invoke(cli, ["build-index", str(SAMPLE), "--data-dir", str(d), "--model", "fake",
+                                 "--backend", "qdrant+http://127.0.0.1:9"])
+    assert result.exit_code != 0 and "cannot reach the Qdrant server" in result.output
+    assert "still uses its previous backend" in result.output and "Traceback" not in result.output
+    monkeypatch.setitem(sys.modules, "qdrant_client", None)  # import qdrant_client -> ImportError
+    result = runner.invoke(cli, ["build-index", str(SAMPLE), "--data-dir", str(d), "--model", "fake",
+                                 "--backend", f"qdrant:{tmp_path / 'q'}"])
+    assert result.exit_code != 0 and "needs qdrant-client, which is not installed" in result.output
+    assert "mmtui[qdrant]" in result.output
+    store = Store.open(d / "catalog.db")
+    try:
+        assert not stored_backend(store).is_qdrant
+    finally:
+        store.close()
+    result = runner.invoke(cli, ["search", "shirt", "--mode", "lexical", "--data-dir", str(d)])
+    assert result.exit_code == 0, result.output
