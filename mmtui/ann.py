@@ -19,6 +19,7 @@ from .errors import IndexMismatchError
 from .generations import damaged
 
 EXACT_BELOW = 512  # fewer vectors than this: exact search only (faster than a graph at this size)
+GRAPH_M, EF_CONSTRUCTION, EF = 32, 200, 128  # the shipped graph (M, ef_construction) and search ef
 # A filtered search scores the allowed vectors exactly when there are few, and walks the graph with a filter when
 # many are allowed. Exact costs ~a per allowed vector; the filtered walk costs ~b / (share allowed), as it passes
 # over the vectors the filter rejects. Exact wins while m * a < b * n / m, i.e. m < sqrt(FILTER_CROSSING * n)
@@ -44,6 +45,12 @@ class Manifest:
     built_at: str = ""
     recall_at_10: float | None = None  # self-check against exact search, measured at build time
     extra: dict = field(default_factory=dict)
+
+
+def build_digest(labels: np.ndarray, vectors: np.ndarray) -> str:
+    """content_digest with the shipped build parameters: what VectorIndex.build records by default."""
+    return content_digest(labels, vectors, M=GRAPH_M, ef_construction=EF_CONSTRUCTION, ef=EF,
+                          exact_below=EXACT_BELOW)
 
 
 def content_digest(labels: np.ndarray, vectors: np.ndarray, **params: object) -> str:
@@ -72,14 +79,15 @@ class VectorIndex:
 
     # -- building ---------------------------------------------------------------------------
     @classmethod
-    def build(cls, name: str, model: str, labels: np.ndarray, vectors: np.ndarray, *, M: int = 32,
-              ef_construction: int = 200, ef: int = 128, exact_below: int = EXACT_BELOW,
-              threads: int = 2) -> "VectorIndex":
+    def build(cls, name: str, model: str, labels: np.ndarray, vectors: np.ndarray, *, M: int = GRAPH_M,
+              ef_construction: int = EF_CONSTRUCTION, ef: int = EF, exact_below: int = EXACT_BELOW,
+              threads: int = 2, digest: str | None = None) -> "VectorIndex":
+        """`digest`: content_digest of these inputs and parameters when the caller has it (1 GB read at 1M)."""
         labels = np.asarray(labels, dtype=np.int64)
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         dim = int(vectors.shape[1]) if vectors.ndim == 2 and len(vectors) else 0
-        digest = content_digest(labels, vectors, M=M, ef_construction=ef_construction, ef=ef,
-                                exact_below=exact_below)
+        digest = digest or content_digest(labels, vectors, M=M, ef_construction=ef_construction, ef=ef,
+                                          exact_below=exact_below)
         started = time.perf_counter()
         graph = None
         use_graph = len(labels) >= exact_below
@@ -99,8 +107,8 @@ class VectorIndex:
 
     @staticmethod
     def saved_if_same(directory: Path, name: str, model: str, labels: np.ndarray, vectors: np.ndarray, *,
-                      M: int = 32, ef_construction: int = 200, ef: int = 128,
-                      exact_below: int = EXACT_BELOW) -> Manifest | None:
+                      M: int = GRAPH_M, ef_construction: int = EF_CONSTRUCTION, ef: int = EF,
+                      exact_below: int = EXACT_BELOW, digest: str | None = None) -> Manifest | None:
         """The manifest of the index saved in `directory` when it was built for `model` from exactly these
         labels, vectors and parameters (so rebuilding it would give the same index), else None."""
         path = directory / f"{name}.manifest.json"
@@ -113,15 +121,16 @@ class VectorIndex:
             files.append(directory / f"{name}.hnsw")
         if manifest.model != model or not all(f.is_file() for f in files):
             return None
-        digest = content_digest(np.asarray(labels, dtype=np.int64), np.ascontiguousarray(vectors, dtype=np.float32),
-                                M=M, ef_construction=ef_construction, ef=ef, exact_below=exact_below)
+        digest = digest or content_digest(np.asarray(labels, dtype=np.int64),
+                                          np.ascontiguousarray(vectors, dtype=np.float32),
+                                          M=M, ef_construction=ef_construction, ef=ef, exact_below=exact_below)
         return manifest if manifest.extra.get("digest") == digest else None
 
     @classmethod
     def updated(cls, directory: Path, name: str, model: str, labels: np.ndarray, vectors: np.ndarray, *,
-                M: int = 32, ef_construction: int = 200, ef: int = 128, exact_below: int = EXACT_BELOW,
-                threads: int = 2, max_share: float = UPDATE_SHARE, max_deleted: float = DELETED_SHARE
-                ) -> "VectorIndex | None":
+                M: int = GRAPH_M, ef_construction: int = EF_CONSTRUCTION, ef: int = EF, exact_below: int = EXACT_BELOW,
+                threads: int = 2, max_share: float = UPDATE_SHARE, max_deleted: float = DELETED_SHARE,
+                digest: str | None = None) -> "VectorIndex | None":
         """The index for these inputs made by updating the graph saved in `directory` (hnswlib: removed labels
         marked deleted, new ones added into deleted slots first, changed ones updated in place), or None when
         a full build is due: no saved graph with the same model, M and ef_construction, more than `max_share` of the
@@ -144,7 +153,7 @@ class VectorIndex:
                 len(old_labels) != old.count or old_vectors.shape != (old.count, dim):
             return None
         started = time.perf_counter()
-        added, changed, removed, old_rows = _differences(old_labels, old_vectors, labels, vectors)
+        added, changed, removed = _differences(old_labels, old_vectors, labels, vectors)
         if len(added) + len(changed) + len(removed) > max_share * len(labels):
             return None
         old_deleted = int(old.extra.get("deleted_slots", 0))
@@ -180,8 +189,8 @@ class VectorIndex:
         deleted_slots = graph.get_current_count() - len(labels)
         if deleted_slots != deleted_after:
             return None
-        digest = content_digest(labels, vectors, M=M, ef_construction=ef_construction, ef=ef,
-                                exact_below=exact_below)
+        digest = digest or content_digest(labels, vectors, M=M, ef_construction=ef_construction, ef=ef,
+                                          exact_below=exact_below)
         manifest = Manifest(name=name, model=model, dim=dim, count=len(labels), M=M,
                             ef_construction=ef_construction, ef=search_ef, graph=True,
                             build_seconds=round(time.perf_counter() - started, 3),
@@ -226,10 +235,7 @@ class VectorIndex:
             model = json.loads((directory / f"{name}.manifest.json").read_text()).get("model")
         except (OSError, ValueError, AttributeError):
             return
-        if model != expected_model:
-            raise IndexMismatchError(
-                f"the {name} index was built for model {model}, but the active model is {expected_model}",
-                "run `mmtui build-index CATALOG` (or `mmtui use NAME` back) so the index matches the model")
+        _check_model(name, model, expected_model)
 
     @classmethod
     def load(cls, directory: Path, name: str, expected_model: str) -> "VectorIndex":
@@ -242,10 +248,7 @@ class VectorIndex:
             manifest = Manifest(**json.loads(path.read_text()))
         except (OSError, ValueError, TypeError) as exc:
             raise damaged(f"{name} index", directory, f"{path.name}: {exc}") from None
-        if manifest.model != expected_model:
-            raise IndexMismatchError(
-                f"the {name} index was built for model {manifest.model}, but the active model is {expected_model}",
-                "run `mmtui build-index CATALOG` (or `mmtui use NAME` back) so the index matches the model")
+        _check_model(name, manifest.model, expected_model)
         try:
             vectors = np.load(directory / f"{name}.vectors.npy", mmap_mode="r")
             labels = np.load(directory / f"{name}.labels.npy")
@@ -417,11 +420,18 @@ class VectorIndex:
         return results
 
 
+def _check_model(name: str, model: str | None, expected_model: str) -> None:
+    if model != expected_model:
+        raise IndexMismatchError(
+            f"the {name} index was built for model {model}, but the active model is {expected_model}",
+            "run `mmtui build-index CATALOG` (or `mmtui use NAME` back) so the index matches the model")
+
+
 def _differences(old_labels: np.ndarray, old_vectors: np.ndarray, labels: np.ndarray, vectors: np.ndarray,
-                 chunk: int = 65536) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(added, changed, removed, old_rows): positions in `labels` of labels not in `old_labels` and of those
-    whose vector differs, the labels only in `old_labels`, and for each label its row in the old arrays
-    (-1 when added). The old vectors are read a chunk at a time (they may be memory-mapped)."""
+                 chunk: int = 65536) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(added, changed, removed): positions in `labels` of labels not in `old_labels` and of those whose vector
+    differs, and the labels only in `old_labels`. The old vectors are read a chunk at a time (they may be
+    memory-mapped)."""
     order = np.argsort(old_labels, kind="stable")
     ordered = old_labels[order]
     if len(ordered):
@@ -437,4 +447,4 @@ def _differences(old_labels: np.ndarray, old_vectors: np.ndarray, labels: np.nda
         differs[s:s + chunk] = np.any(np.asarray(old_vectors[old_rows[rows]]) != vectors[rows], axis=1)
     still = np.zeros(len(old_labels), dtype=bool)
     still[old_rows[both]] = True
-    return np.flatnonzero(~known), both[differs], old_labels[~still], old_rows
+    return np.flatnonzero(~known), both[differs], old_labels[~still]

@@ -10,7 +10,7 @@ import sqlite3
 
 import numpy as np
 
-from .ann import VectorIndex
+from .ann import VectorIndex, build_digest
 from .config import Settings
 from .datadir import writes
 from .fusion import fuse, fused_vectors, fusion_weight
@@ -61,23 +61,10 @@ def reindex(settings: Settings, store: Store | None = None, progress: ProgressCa
             if len(rowids):
                 vectors = projector.image(vectors) if name == "image" else projector.text(vectors)
             projected[name] = (rowids, vectors)
-            saved = _reusable(gen, name, space, rowids, vectors,
-                              lambda index: _recall_queries(projector, text_vectors, index, name == "image"))
-            if saved is not None:  # same vectors, same model, intact files: what a rebuild would make
-                results[name] = (saved.recall_at_10 if saved.recall_at_10 is not None else 1.0,
-                                 "hnsw" if saved.graph else "exact")
-                progress(ProgressEvent("index", len(rowids), len(rowids), f"{name} index unchanged"))
-                continue
-            index = _updated(gen, name, space, rowids, vectors)  # a small change: the old graph, updated
-            if index is None:
-                index = VectorIndex.build(name, space, rowids,
-                                          vectors if len(rowids) else np.zeros((0, 0), np.float32))
             # self-check with cross-modal queries (product texts against images), as searches are
-            recall = _self_check(index, _recall_queries(projector, text_vectors, index, name == "image"))
-            index.save(gen.dir)
-            results[name] = (round(recall, 4), "hnsw" if index.graph is not None else "exact")
-            progress(ProgressEvent("index", len(rowids), len(rowids), f"{name} index: {len(rowids)} vectors"
-                                   + _how(index)))
+            results[name] = _write_index(gen, name, space, rowids, vectors, progress,
+                                         lambda index, cross=name == "image":
+                                         _recall_queries(projector, text_vectors, index, cross))
         results["fused"] = _build_fused_index(gen, store, projector, base, space, text_vectors, progress, projected)
         _build_lexical_index(gen, store, progress)
         gen.commit()  # searches switch to the new set of files here, all at once
@@ -90,7 +77,29 @@ def reindex(settings: Settings, store: Store | None = None, progress: ProgressCa
             store.close()
 
 
-def _reusable(gen, name: str, space: str, rowids: np.ndarray, vectors: np.ndarray, queries=None):
+def _write_index(gen, name: str, space: str, rowids: np.ndarray, vectors: np.ndarray, progress: ProgressCallback,
+                 queries, extra: dict | None = None) -> tuple[float, str]:
+    """Index `name` of the new generation: carried over when its inputs are unchanged, else the old graph
+    updated after a small change, else built whole; then the recall self-check (`queries(index)`) and saved.
+    `extra`: kept in the manifest next to the content digest. Returns (recall@10, "hnsw"|"exact")."""
+    digest = build_digest(rowids, vectors) if len(rowids) else None  # once for the three steps (1 GB read at 1M)
+    saved = _reusable(gen, name, space, rowids, vectors, queries, digest)
+    if saved is not None:  # same vectors, same model, intact files: what a rebuild would make
+        progress(ProgressEvent("index", len(rowids), len(rowids), f"{name} index unchanged"))
+        return (saved.recall_at_10 if saved.recall_at_10 is not None else 1.0), "hnsw" if saved.graph else "exact"
+    index = _updated(gen, name, space, rowids, vectors, digest)  # a small change: the old graph, updated
+    if index is None:
+        index = VectorIndex.build(name, space, rowids, vectors if len(rowids) else np.zeros((0, 0), np.float32),
+                                  digest=digest)
+    index.manifest.extra.update(extra or {})
+    recall = _self_check(index, queries(index))
+    index.save(gen.dir)
+    progress(ProgressEvent("index", len(rowids), len(rowids), f"{name} index: {len(rowids)} vectors" + _how(index)))
+    return round(recall, 4), "hnsw" if index.graph is not None else "exact"
+
+
+def _reusable(gen, name: str, space: str, rowids: np.ndarray, vectors: np.ndarray, queries=None,
+              digest: str | None = None):
     """The manifest of the current generation's index `name` when it was built from exactly these inputs and
     its files check out in full (then it is linked into `gen`), else None (rebuild it).
 
@@ -100,7 +109,7 @@ def _reusable(gen, name: str, space: str, rowids: np.ndarray, vectors: np.ndarra
     old = gen.base
     if old is None or old.files is None or not len(rowids):
         return None
-    saved = VectorIndex.saved_if_same(old.dir, name, space, rowids, vectors)
+    saved = VectorIndex.saved_if_same(old.dir, name, space, rowids, vectors, digest=digest)
     if saved is None:
         return None
     files = VectorIndex.files(name, saved.graph)
@@ -117,7 +126,8 @@ def _reusable(gen, name: str, space: str, rowids: np.ndarray, vectors: np.ndarra
     return saved
 
 
-def _updated(gen, name: str, space: str, rowids: np.ndarray, vectors: np.ndarray) -> VectorIndex | None:
+def _updated(gen, name: str, space: str, rowids: np.ndarray, vectors: np.ndarray,
+             digest: str | None = None) -> VectorIndex | None:
     """The current generation's index `name` updated to these inputs (VectorIndex.updated: the graph loaded,
     removed labels marked deleted, new and changed vectors added) when its files check out in full and the
     change is small; None: build it whole."""
@@ -126,7 +136,7 @@ def _updated(gen, name: str, space: str, rowids: np.ndarray, vectors: np.ndarray
         return None
     if not all(old.has(f) for f in VectorIndex.files(name, True)) or old.check(full=True, names={name}):
         return None
-    return VectorIndex.updated(old.dir, name, space, rowids, vectors)
+    return VectorIndex.updated(old.dir, name, space, rowids, vectors, digest=digest)
 
 
 def _how(index: VectorIndex) -> str:
@@ -194,16 +204,6 @@ def _build_fused_index(gen, store: Store, projector, base: str, space: str, text
         rowids, vectors = _fused_from(projected, w)
     else:
         rowids, vectors = fused_vectors(store, projector, base, w)
-    saved = _reusable(gen, "fused", space, rowids, vectors,
-                      lambda index: _recall_queries(projector, text_vectors, index, True))
-    if saved is not None:  # same vectors (and so the same weight), same model: nothing to rebuild
-        progress(ProgressEvent("index", len(rowids), len(rowids), "fused index unchanged"))
-        return (saved.recall_at_10 if saved.recall_at_10 is not None else 1.0), "hnsw" if saved.graph else "exact"
-    index = _updated(gen, "fused", space, rowids, vectors)
-    if index is None:
-        index = VectorIndex.build("fused", space, rowids, vectors if len(rowids) else np.zeros((0, 0), np.float32))
-    index.manifest.extra["image_weight"] = w  # keep the content digest build() put there
-    recall = _self_check(index, _recall_queries(projector, text_vectors, index, True))
-    index.save(gen.dir)
-    progress(ProgressEvent("index", len(rowids), len(rowids), f"fused index: {len(rowids)} vectors" + _how(index)))
-    return round(recall, 4), "hnsw" if index.graph is not None else "exact"
+    # (same vectors means the same weight: an unchanged fused index is carried over like the others)
+    return _write_index(gen, "fused", space, rowids, vectors, progress,
+                        lambda index: _recall_queries(projector, text_vectors, index, True), {"image_weight": w})
