@@ -28,7 +28,7 @@ def main() -> None:
     from mmtui.config import Settings
     from mmtui.encoders.lite import default_weights, load_heads
     from mmtui.progress import null_progress
-    from mmtui.store import Store
+    from mmtui.store.db import Store
     from mmtui.train import adapt
 
     torch.set_num_threads(1)

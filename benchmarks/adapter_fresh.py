@@ -34,19 +34,19 @@ VARIANTS = {  # seed 000 Stage A: alpha 0.2, 10 epochs; lr 1e-4 (seed 000) and 1
 
 
 def train_bucket(product_id: str) -> int:
-    """0..79 for train products: the position of the id's hash inside the train split (mmtui.splits)."""
+    """0..79 for train products: the position of the id's hash inside the train split (mmtui.catalog.splits)."""
     return int.from_bytes(hashlib.sha1(str(product_id).encode()).digest()[:4], "big") % 100
 
 
 def main(argv: list[str] | None = None) -> dict:
     from mmtui.catalog.readers import read_catalog
     from mmtui.encoders.lite import LiteHeads, default_weights, read_checkpoint
-    from mmtui.splits import split_of
+    from mmtui.catalog.splits import split_of
     from mmtui.train import lit
     from mmtui.train.adapter import evaluate_head, fit_head
     from mmtui.train.data import PairedData, PairedSplit
     from mmtui.train.features import extract_image_features, extract_text_features
-    from mmtui.train.heads import residual_two_tower
+    from mmtui.encoders.heads import residual_two_tower
     from mmtui.train.losses import info_nce
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

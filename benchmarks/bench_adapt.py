@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 def build(catalog: Path, data_dir: Path, *flags: str) -> tuple[dict, float]:
     """One `mmtui build-index CATALOG --json` in a fresh process: (its report, wall seconds)."""
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "mmtui.cli", "build-index", str(catalog), "--data-dir",
+    done = subprocess.run([sys.executable, "-m", "mmtui.cli.main", "build-index", str(catalog), "--data-dir",
                            str(data_dir), "--json", *flags], capture_output=True, text=True, cwd=REPO,
                           env={**os.environ, "PYTHONPATH": str(REPO)})
     seconds = time.perf_counter() - started

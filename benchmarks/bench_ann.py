@@ -60,10 +60,10 @@ def query_vectors(encoder, n_text: int = 100) -> np.ndarray:
 
 def run(encoder, stores: dict, extra_queries: int = 400) -> dict:
     """stores: {size: Settings} of synthetic stores (bench_query.synthetic_store)."""
-    from mmtui.ann import VectorIndex
-    from mmtui.projection import search_space
-    from mmtui.generations import current
-    from mmtui.store import Store
+    from mmtui.index.ann import VectorIndex
+    from mmtui.encoders.projection import search_space
+    from mmtui.index.generations import current
+    from mmtui.store.db import Store
 
     encoded = query_vectors(encoder)
     out: dict = {"queries": {"encoded text queries": len(encoded), "noisy product texts": extra_queries}, "sizes": {}}
@@ -126,10 +126,10 @@ def markdown(result: dict) -> list[str]:
 
 def tune(encoder, settings, n: int = 30_000, grid=((16, 100), (16, 200), (32, 100), (32, 200))) -> dict:
     """Build time, recall@10 and q/s for a few (M, ef_construction) on n image vectors of one store."""
-    from mmtui.ann import VectorIndex
-    from mmtui.generations import current
-    from mmtui.projection import search_space
-    from mmtui.store import Store
+    from mmtui.index.ann import VectorIndex
+    from mmtui.index.generations import current
+    from mmtui.encoders.projection import search_space
+    from mmtui.store.db import Store
 
     store = Store.open(settings.db_path)
     space, projector = search_space(store, settings)

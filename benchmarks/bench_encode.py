@@ -32,9 +32,9 @@ def _raw(encoder, images: list, texts: list[str], batch: int = 32) -> tuple[floa
 def build_once(encoder, n: int, name: str, serial_decode: bool = False, catalog: Path | None = None
                ) -> tuple[object, list[str]]:
     """build-index of an n-product subset (or of `catalog`) into a fresh data dir; returns (BuildReport, texts)."""
-    import mmtui.build as build
+    import mmtui.build.pipeline as build
     from mmtui.config import Settings
-    from mmtui.store import Store
+    from mmtui.store.db import Store
 
     root = WORK / "encode" / name
     shutil.rmtree(root, ignore_errors=True)
@@ -43,7 +43,7 @@ def build_once(encoder, n: int, name: str, serial_decode: bool = False, catalog:
     original = build._image_batches
     if serial_decode:
         def serial(batches, min_side=None):  # the same decode, on the encoding thread
-            from mmtui.catalog import load_image
+            from mmtui.catalog.images import load_image
 
             for b in batches:
                 yield b, [load_image(r["image_path"], min_side) for r in b]

@@ -214,7 +214,7 @@ def prefetch(key: str, n: int) -> dict:
 
 # -- ANN build threads, model/index loaded once ---------------------------------------------------
 def hnsw_threads(vectors: np.ndarray) -> dict:
-    from mmtui.ann import VectorIndex
+    from mmtui.index.ann import VectorIndex
 
     log("fastpath: hnswlib build threads")
     labels = np.arange(len(vectors))
@@ -252,7 +252,7 @@ def cold_cli(data_dir: Path) -> dict:
         if proc.returncode:
             return {"error": proc.stderr[-300:]}
     t = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "import mmtui.cli"], env=env, timeout=120)
+    subprocess.run([sys.executable, "-c", "import mmtui.cli.main"], env=env, timeout=120)
     return {"cli_search_s": runs, "import_cli_s": round(time.perf_counter() - t, 2)}
 
 
@@ -265,7 +265,7 @@ def run(models: list[str], build_n: dict, stores: dict) -> dict:
     key = "lite" if "lite" in models and lite_available() else "vitb32" if "vitb32" in models else models[0]
     out["prefetch"] = prefetch(key, min(build_n.get(key, 128), 256))
     if stores:
-        from mmtui.store import Store
+        from mmtui.store.db import Store
 
         n, settings = sorted(stores.items())[-1 if len(stores) < 2 else 1]
         store = Store.open(settings.db_path)
@@ -333,7 +333,7 @@ def markdown(result: dict) -> list[str]:
     c = result.get("cold_cli")
     if c:
         lines += [f"**Model and index loaded once**: `mmtui search` in a fresh process ({c['products']:,} products): "
-                  f"{c.get('cli_search_s', c.get('error'))} s per query (importing mmtui.cli alone: "
+                  f"{c.get('cli_search_s', c.get('error'))} s per query (importing mmtui.cli.main alone: "
                   f"{c.get('import_cli_s')} s), against milliseconds warm (see the latency table).", ""]
     return lines
 

@@ -53,8 +53,8 @@ def base_store(n: int) -> Path:
     if (root / "done.json").is_file():
         return root
     from mmtui.config import Settings
-    from mmtui.indexing import reindex
-    from mmtui.store import Store
+    from mmtui.index.writer import reindex
+    from mmtui.store.db import Store
 
     shutil.rmtree(root, ignore_errors=True)
     fp, src = sources()
@@ -104,11 +104,11 @@ def add_products(store, fp: str, src: dict, first: int, count: int, rng: np.rand
     attributes of a real Fashion product, cycled; vectors of a real product with noise, cos ~0.95), with
     vectors that carry their products' content hashes. Returns their rowids."""
     from benchmarks.bench_query import _noisy
-    from mmtui.build import _record
-    from mmtui.catalog import combined_text
+    from mmtui.build.pipeline import _record
+    from mmtui.catalog.text import combined_text
     from mmtui.catalog.fashion import read_fashion_file
     from mmtui.catalog.records import Product
-    from mmtui.store import sha1_text
+    from mmtui.store.db import sha1_text
 
     base = [p for p in read_fashion_file(FASHION / "styles-text-only.csv", with_images=False)
             if isinstance(p, Product)]
@@ -144,8 +144,8 @@ def add_products(store, fp: str, src: dict, first: int, count: int, rng: np.rand
 
 def full_reindex(settings, store, progress=None):
     """reindex with every index built whole: no carried-over file, no update."""
-    from mmtui import indexing
-    from mmtui.lexical import LexicalIndex
+    from mmtui.index import writer as indexing
+    from mmtui.index.lexical import LexicalIndex
 
     def build_lexical(gen, conn):
         LexicalIndex.build(conn).save(gen.dir)
@@ -160,7 +160,7 @@ def full_reindex(settings, store, progress=None):
 def _lexical_in_this_format(gen, conn):
     """write_lexical_index, but a file of the previous format (which answers queries, and would be carried
     over) is built again in this one, so the change that follows can update it."""
-    from mmtui.lexical import FILE, LexicalIndex, write_lexical_index
+    from mmtui.index.lexical import FILE, LexicalIndex, write_lexical_index
 
     old = gen.base
     if old is not None and old.has(FILE):
@@ -175,7 +175,7 @@ def _lexical_in_this_format(gen, conn):
 # -- comparing -------------------------------------------------------------------------------------
 def _raw_lexical(path: Path):
     """A saved lexical.npz of any format with the query arrays (to time the previous version's file)."""
-    from mmtui.lexical import LexicalIndex
+    from mmtui.index.lexical import LexicalIndex
 
     with np.load(path) as data:
         meta = json.loads(data["meta"].tobytes().decode("utf-8"))
@@ -186,7 +186,7 @@ def _raw_lexical(path: Path):
 
 def lexical_costs(path: Path, qs: list[str], repeat: int = 3) -> dict:
     """File size, load time (best of `repeat`, as FastLexical loads it) and query p50 (top 20)."""
-    from mmtui.store import fts_words
+    from mmtui.store.db import fts_words
 
     loads = []
     for _ in range(repeat):
@@ -208,7 +208,7 @@ def lexical_costs(path: Path, qs: list[str], repeat: int = 3) -> dict:
 
 
 def ann_same_results(inc_dir: Path, full_dir: Path | None, space: str, queries_by_name: dict) -> dict:
-    from mmtui.ann import VectorIndex
+    from mmtui.index.ann import VectorIndex
 
     out = {}
     for name, qv in queries_by_name.items():
@@ -229,8 +229,8 @@ def ann_same_results(inc_dir: Path, full_dir: Path | None, space: str, queries_b
 
 
 def lexical_same_results(store, gen_dir: Path, qs: list[str], fts_sample: int = 40) -> dict:
-    from mmtui.lexical import LexicalIndex
-    from mmtui.store import fts_words
+    from mmtui.index.lexical import LexicalIndex
+    from mmtui.store.db import fts_words
 
     t = time.perf_counter()
     full = LexicalIndex.build(store.db.conn)
@@ -268,13 +268,13 @@ def _checkpoint(n: int, r: dict) -> None:
 
 
 def run(sizes: list[int], full: str = "measured", n_queries: int = N_QUERIES, keep: bool = False) -> dict:
-    from mmtui import indexing
+    from mmtui.index import writer as indexing
     from mmtui.config import Settings
-    from mmtui.generations import current
-    from mmtui.indexing import reindex
-    from mmtui.lexical import FILE
-    from mmtui.projection import search_space
-    from mmtui.store import Store
+    from mmtui.index.generations import current
+    from mmtui.index.writer import reindex
+    from mmtui.index.lexical import FILE
+    from mmtui.encoders.projection import search_space
+    from mmtui.store.db import Store
 
     out: dict = {"add": ADD, "remove": REMOVE, "full": full, "sizes": {}}
     qs = queries(n_queries)

@@ -1,4 +1,4 @@
-"""What the integrity checks of index generations cost when a search service opens (mmtui.generations).
+"""What the integrity checks of index generations cost when a search service opens (mmtui.index.generations).
 
 A synthetic generation like a 100k-product catalog's with the lite model: image, text and fused indexes of
 100k unit vectors of dim 256 with hnsw graphs (M=32; ef_construction 40 only to build it faster: the file
@@ -22,8 +22,8 @@ import numpy as np
 
 
 def make_generation(root: Path, n: int, dim: int = 256) -> Path:
-    from mmtui.ann import VectorIndex
-    from mmtui.generations import NewGeneration
+    from mmtui.index.ann import VectorIndex
+    from mmtui.index.generations import NewGeneration
 
     rng = np.random.default_rng(0)
     vectors = rng.standard_normal((n, dim)).astype(np.float32)
@@ -46,9 +46,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
 
-    import mmtui.generations as generations
+    import mmtui.index.generations as generations
     from mmtui.config import Settings
-    from mmtui.search import _load_indexes
+    from mmtui.query.service import _load_indexes
 
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()

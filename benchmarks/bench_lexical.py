@@ -1,4 +1,4 @@
-"""Lexical search: SQLite FTS5 bm25() against the in-memory BM25 index (mmtui.lexical), at 10k and 100k products.
+"""Lexical search: SQLite FTS5 bm25() against the in-memory BM25 index (mmtui.index.lexical), at 10k and 100k products.
 
 The stores hold the synthetic products of bench_query (styles-text-only.csv titles and attributes, cycled)
 and nothing else (no vectors): FTS5 is all lexical search needs. Cached under .work/lexical-<n>.
@@ -26,9 +26,9 @@ STORE_VERSION = 1
 
 def lexical_store(n: int) -> Path:
     """A data dir with n synthetic products (FTS5 filled by the store's triggers); built once."""
-    from mmtui.build import _record
-    from mmtui.catalog import combined_text
-    from mmtui.store import Store
+    from mmtui.build.pipeline import _record
+    from mmtui.catalog.text import combined_text
+    from mmtui.store.db import Store
 
     from .bench_query import synthetic_products
 
@@ -50,9 +50,9 @@ def lexical_store(n: int) -> Path:
 
 
 def measure(n: int, n_queries: int) -> dict:
-    from mmtui.filters import parse_where, where_sql
-    from mmtui.lexical import LexicalIndex, ensure_lexical_index
-    from mmtui.store import Store
+    from mmtui.store.filters import parse_where, where_sql
+    from mmtui.index.lexical import LexicalIndex, ensure_lexical_index
+    from mmtui.store.db import Store
 
     root = lexical_store(n)
     store = Store.open(root / "catalog.db")

@@ -68,7 +68,7 @@ def _rss() -> float:
 def _child_build(model: str, n: int) -> dict:
     import shutil
 
-    from mmtui.build import build_index
+    from mmtui.build.pipeline import build_index
     from mmtui.config import Settings
 
     from .bench_util import WORK, load_model, subset_catalog
@@ -85,7 +85,7 @@ def _child_build(model: str, n: int) -> dict:
 
 def _child_search(data_dir: str) -> dict:
     from mmtui.config import Settings
-    from mmtui.search import SearchService
+    from mmtui.query.service import SearchService
 
     from .bench_util import queries
 

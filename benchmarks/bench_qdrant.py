@@ -25,8 +25,8 @@ from .bench_util import log, percentiles, queries, rss_mb
 
 def grow(settings, n: int) -> None:
     """Copies of the store's products (new ids, vectors with small noise) up to n products, local indexes rebuilt."""
-    from mmtui.indexing import reindex
-    from mmtui.store import Store
+    from mmtui.index.writer import reindex
+    from mmtui.store.db import Store
 
     store = Store.open(settings.db_path)
     have = store.product_count()
@@ -74,7 +74,7 @@ def query_times(service, texts: list[str], modes: list[str]) -> dict:
 
 def server_fusion(service, texts: list[str]) -> dict:
     """Qdrant's own weighted RRF (prefetch + rrf in one request) against the default (the candidate lists in one
-    batch, fused by mmtui.hybrid): p50 of each, and how much of the default's top 10 it keeps."""
+    batch, fused by mmtui.query.hybrid): p50 of each, and how much of the default's top 10 it keeps."""
     weights = service._hybrid_weights()
     ms, overlap = [], []
     for q in texts:
@@ -94,11 +94,11 @@ def main() -> None:
     parser.add_argument("--grow", type=int, default=0)
     parser.add_argument("--queries", type=int, default=50)
     args = parser.parse_args()
-    from mmtui.backend import choose_backend
+    from mmtui.index.backends.spec import choose_backend
     from mmtui.config import Settings
-    from mmtui.indexing import reindex
-    from mmtui.search import SearchService
-    from mmtui.store import Store
+    from mmtui.index.writer import reindex
+    from mmtui.query.service import SearchService
+    from mmtui.store.db import Store
 
     scratch = Path(tempfile.mkdtemp(prefix="mmtui-qdrant-"))
     try:

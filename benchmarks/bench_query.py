@@ -3,7 +3,7 @@
 The stores beyond the real catalog are synthetic but shaped like it: product i takes the image and text
 vectors of real product i mod n (from a built Fashion index, or from a sample this benchmark encodes
 itself) plus small Gaussian noise (cosine ~0.95 to the source), and a title + attributes from
-styles-text-only.csv (cycled). Products and vectors go straight into a Store, then mmtui.build.reindex
+styles-text-only.csv (cycled). Products and vectors go straight into a Store, then mmtui.build.pipeline.reindex
 builds the ANN indexes exactly as build-index does. No image is encoded for them.
 
 Latency is SearchService.search with the model loaded once, the query cache cleared before every query
@@ -38,7 +38,7 @@ def source_vectors(encoder, fashion_index: Path | None, sample: int = 512, texts
     """Real vectors to clone, per kind: from a built Fashion index made with this encoder (it may still be
     building: whatever is there, if at least 256), else encoded here (images: a sample; texts: the combined
     texts of styles.csv, cheap) and cached under .work/sources."""
-    from mmtui.store import Store
+    from mmtui.store.db import Store
 
     found: dict[str, np.ndarray] = {}
     snapshot = {k: WORK / "sources" / f"{encoder.fingerprint}-fashion-{k}.npy" for k in ("image", "text")}
@@ -74,7 +74,7 @@ def source_vectors(encoder, fashion_index: Path | None, sample: int = 512, texts
     if "text" not in found:
         cache = WORK / "sources" / f"{encoder.fingerprint}-text-{texts}.npy"
         if not cache.is_file():
-            from mmtui.catalog import combined_text
+            from mmtui.catalog.text import combined_text
             from mmtui.catalog.fashion import read_fashion_file
             from mmtui.catalog.records import Product
 
@@ -118,17 +118,17 @@ def synthetic_products(n: int) -> list:
 
 def synthetic_store(n: int, encoder, sources: dict, rebuild: bool = False) -> tuple[object, dict]:
     """(Settings, info) of a store with n synthetic products and their indexes; cached under .work/stores."""
-    from mmtui.build import _record, reindex
-    from mmtui.catalog import combined_text
+    from mmtui.build.pipeline import _record, reindex
+    from mmtui.catalog.text import combined_text
     from mmtui.config import Settings
-    from mmtui.store import Store, sha1_text
+    from mmtui.store.db import Store, sha1_text
 
     root = WORK / "stores" / f"{encoder.fingerprint}-{sources['tag']}-{n}-v{STORE_VERSION}"
     settings = Settings(data_dir=root)
     done = root / "done.json"
     if done.is_file() and not rebuild:
-        from mmtui.generations import current
-        from mmtui.lexical import FILE, refresh_lexical_index
+        from mmtui.index.generations import current
+        from mmtui.index.lexical import FILE, refresh_lexical_index
 
         gen = current(settings.ann_dir)
         if gen is None or not gen.has(FILE):  # stores cached before the lexical index had none
@@ -182,8 +182,8 @@ def synthetic_store(n: int, encoder, sources: dict, rebuild: bool = False) -> tu
 
 
 def measure(service, qs: list[str], k: int = 20) -> dict:
-    from mmtui.filters import parse_where
-    from mmtui.search import MODES
+    from mmtui.store.filters import parse_where
+    from mmtui.query.service import MODES
 
     modes = [m for m in MODES if m in ("lexical", "hybrid") or m in service.indexes]
     out: dict = {}
@@ -202,12 +202,12 @@ def measure(service, qs: list[str], k: int = 20) -> dict:
         res["cpu_p50"] = percentiles([c for _, c in pairs])["p50"]
         return res
 
-    # the service's own thread choice (mmtui.search.set_query_threads: 1 torch + 1 BLAS thread), as `mmtui search`
+    # the service's own thread choice (mmtui.query.service.set_query_threads: 1 torch + 1 BLAS thread), as `mmtui search`
     # and the TUI run; then 2 + 2 threads for comparison
     import torch
     from threadpoolctl import threadpool_limits
 
-    from mmtui.search import set_query_threads
+    from mmtui.query.service import set_query_threads
 
     before = torch.get_num_threads()
     out["service_threads"] = set_query_threads()
@@ -248,7 +248,7 @@ def measure(service, qs: list[str], k: int = 20) -> dict:
 
 
 def run(encoder, sizes: list[int], fashion_index: Path | None, n_queries: int = 100, rebuild: bool = False) -> dict:
-    from mmtui.search import SearchService
+    from mmtui.query.service import SearchService
 
     sources = source_vectors(encoder, fashion_index, refresh=rebuild)
     qs = queries(n_queries)
@@ -294,7 +294,7 @@ def targets(result: dict, lite: bool) -> list[dict]:
 def markdown(result: dict) -> list[str]:
     lines = [f"Model `{result['model']}`; {result['queries']} distinct queries per mode, k={result['k']}, query "
              f"cache cleared before each; vectors cloned from {result['source']} with noise (cos {NOISE_COS}). "
-             "Every row but the 2 + 2 threads one runs as the service does (mmtui.search.set_query_threads: 2 torch "
+             "Every row but the 2 + 2 threads one runs as the service does (mmtui.query.service.set_query_threads: 2 torch "
              "threads when other processes leave about two cores idle, judged from /proc/stat, else 1; 1 BLAS thread; "
              "the choice is in "
              "speed.json as service_threads). CPU ms = process CPU time per query (all threads): about the wall time on an otherwise idle "

@@ -24,7 +24,7 @@ TARGET_S = 5.0
 
 def _own_index(model: str) -> Path:
     """Fallback when no built Fashion index is given: build styles.csv (7,230 products) with `model` once."""
-    from mmtui.build import build_index
+    from mmtui.build.pipeline import build_index
     from mmtui.config import Settings
 
     from .bench_util import load_model
@@ -39,7 +39,7 @@ def _own_index(model: str) -> Path:
 
 def _complete(data_dir: Path) -> bool:
     """A finished build: every product has its text vector and every valid image its image vector."""
-    from mmtui.store import Store
+    from mmtui.store.db import Store
 
     if not (data_dir / "catalog.db").is_file():
         return False
@@ -58,7 +58,7 @@ def _complete(data_dir: Path) -> bool:
 
 def run(fashion_index: Path | None, fallback_model: str = "tiny") -> dict:
     """The 7k catalog (styles.csv: every product has an image), and the whole folder when the source holds it."""
-    from mmtui.store import Store
+    from mmtui.store.db import Store
 
     source = fashion_index if fashion_index and _complete(fashion_index) else _own_index(fallback_model)
     store = Store.open(source / "catalog.db")
@@ -107,7 +107,7 @@ def _time(source: Path, catalog: str, name: str, stages: bool = True) -> dict:
 
 def _stages(data_dir: Path, catalog: str) -> dict:
     """Seconds from one stage's first progress event to the next stage's, in-process (model load included)."""
-    from mmtui.build import build_index
+    from mmtui.build.pipeline import build_index
     from mmtui.config import Settings
 
     marks: list[tuple[str, float]] = []

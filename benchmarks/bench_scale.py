@@ -55,7 +55,7 @@ def run(model: str, sizes: list[int], fashion_index: Path | None, n_queries: int
 def _build_figures(settings, n: int) -> dict:
     """Per-index graph build seconds (manifests), the reindex total and peak RSS of the process that built the
     store (from its log, when it was built by benchmarks/.../build log; bench_query records no RSS itself)."""
-    from mmtui.generations import current
+    from mmtui.index.generations import current
 
     gen = current(settings.ann_dir)
     out: dict = {"index_seconds": {}}
@@ -100,7 +100,7 @@ def _rss_mb(field: str = "VmRSS") -> float:
 
 def _open(model: str, data_dir: str):
     from mmtui.config import Settings
-    from mmtui.search import SearchService
+    from mmtui.query.service import SearchService
 
     from .bench_util import load_model
 
@@ -191,7 +191,7 @@ def _ann_ms(index, vectors: np.ndarray) -> dict:
 
 
 def child_filtered(model: str, data_dir: str, n_queries: int) -> dict:
-    from mmtui.filters import parse_where
+    from mmtui.store.filters import parse_where
 
     service, _ = _open(model, data_dir)
     service.load_model()

@@ -1,6 +1,6 @@
 """TUI launch-to-interactive and keystroke-to-results: the real `mmtui tui` in a pseudo-terminal.
 
-The parent starts `python -m mmtui.cli tui --data-dir INDEX` in a pty (120x40, so imports, Textual's real
+The parent starts `python -m mmtui.cli.main tui --data-dir INDEX` in a pty (120x40, so imports, Textual's real
 driver and rendering all count), with MMTUI_TRACE set: the app then appends one JSON line per event to a
 file (mmtui/tui/trace.py; off by default). Keys are written to the pty as a terminal sends them. Times:
 - interactive: from the moment the parent starts the process to the first refresh of the search screen
@@ -74,7 +74,7 @@ def _install_cleanup() -> None:
 
 def sample_index(model: str) -> Path:
     """A data dir with sample_catalog built with `model` (cached under .work)."""
-    from mmtui.build import build_index
+    from mmtui.build.pipeline import build_index
     from mmtui.config import Settings
 
     from .bench_util import load_model
@@ -113,7 +113,7 @@ class TuiProcess:
         self.t0 = time.time()
         try:
             # its own session (the pty is its terminal) and process group: killed as a group, helpers included
-            self.proc = subprocess.Popen([sys.executable, *python_args, "-m", "mmtui.cli", "tui", "--data-dir",
+            self.proc = subprocess.Popen([sys.executable, *python_args, "-m", "mmtui.cli.main", "tui", "--data-dir",
                                           str(data_dir)], cwd=REPO, env=env, stdin=slave, stdout=slave,
                                          stderr=slave, start_new_session=True, close_fds=True,
                                          preexec_fn=_die_with_parent)

@@ -159,7 +159,7 @@ def subset_catalog(n: int, folder: Path) -> Path:
 def sample_images(n: int, min_side: int | None = None) -> list:
     """The first n Fashion images, decoded to RGB as build-index decodes them for a model whose input side is
     min_side (same order as subset_catalog)."""
-    from mmtui.catalog import load_image
+    from mmtui.catalog.images import load_image
 
     rows = [r for r in fashion_rows() if (FASHION / "images" / f"{r['id']}.jpg").is_file()][:n]
     return [load_image(FASHION / "images" / f"{r['id']}.jpg", min_side) for r in rows]

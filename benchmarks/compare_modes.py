@@ -5,7 +5,7 @@ What `mmtui eval --compare-modes` prints, written as Markdown + JSON (benchmarks
     .venv/bin/python benchmarks/compare_modes.py --data-dir scratch/fashion-idx --name modes-fashion
         [--split test] [--attribute-from OTHER_DATA_DIR] [--queries FILE.jsonl] [--learn]
 
---learn first learns the fused image weight and the hybrid weights on the val split (mmtui.train.hybrid.train_hybrid).
+--learn first learns the fused image weight and the hybrid weights on the val split (mmtui.train.weights.hybrid.train_hybrid).
 --attribute-from: generate the attribute queries from another index of the same catalog (e.g. the full one when
 this one lost its colours). --queries: a queries file of the eval contract as a third query set.
 """
@@ -22,11 +22,11 @@ sys.path.insert(0, str(REPO))
 
 def main() -> None:
     from mmtui.config import Settings
-    from mmtui.evaluate import load_queries
-    from mmtui.train.hybrid import train_hybrid
-    from mmtui.modes import compare_modes, default_query_sets, write_report
-    from mmtui.search import SearchService
-    from mmtui.store import Store
+    from mmtui.evaluation.evaluate import load_queries
+    from mmtui.train.weights.hybrid import train_hybrid
+    from mmtui.evaluation.modes import compare_modes, default_query_sets, write_report
+    from mmtui.query.service import SearchService
+    from mmtui.store.db import Store
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", type=Path, required=True)

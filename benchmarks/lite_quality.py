@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mmtui.catalog.readers import read_catalog  # noqa: E402
 from mmtui.encoders.lite import LiteEncoder  # noqa: E402
-from mmtui.splits import split_of  # noqa: E402
+from mmtui.catalog.splits import split_of  # noqa: E402
 from mmtui.train.lit import retrieval_metrics  # noqa: E402
 
 DEFAULT_CATALOG = Path("/work/shared/catalogs/fashion/styles.csv")

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/shopper_queries.py --data-dir fashion-index --name shopper-fashion \
         [--learn] [--spec benchmarks/queries/fashion-shopper.jsonl] [--queries FILE.jsonl] [--titles]
 
-Query sets (mmtui.shopper_eval, relevance: right kind for the right person = grade 1, and colour = grade 2):
+Query sets (mmtui.evaluation.shopper, relevance: right kind for the right person = grade 1, and colour = grade 2):
 - shopper: held-out phrasings (title nouns, other words for the person, other word orders) of the test split's
   (kind, person, colour) groups; relevance over the whole catalog (--pool split: the test split's products only);
 - catalog: the same groups in the catalog's own words ("black casual shoes for men");
@@ -28,14 +28,14 @@ sys.path.insert(0, str(REPO))
 
 def main() -> None:
     from mmtui.config import Settings
-    from mmtui.evaluate import load_queries
+    from mmtui.evaluation.evaluate import load_queries
     try:  # the title queries' home may move to a core module
-        from mmtui.queries import split_queries
+        from mmtui.catalog.queries import split_queries
     except ImportError:
-        from mmtui.evaluate import split_queries
-    from mmtui.search import SearchService
-    from mmtui.shopper_eval import ROWS, compare_shopper, shopper_markdown, shopper_query_sets, spec_queries
-    from mmtui.train.understanding import learn_understanding
+        from mmtui.evaluation.evaluate import split_queries
+    from mmtui.query.service import SearchService
+    from mmtui.evaluation.shopper import ROWS, compare_shopper, shopper_markdown, shopper_query_sets, spec_queries
+    from mmtui.train.weights.understanding import learn_understanding
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", type=Path, required=True)

@@ -4,7 +4,7 @@ Makes two copies of the Fashion catalog under scratch/ (never committed): "full"
 no text-only rows) and "sparse" (the same products with the colour field emptied and every colour word taken out
 of the titles). Indexes both (vectors are reused from an existing index of the same images when --seed-index is
 given: only the changed texts are encoded), learns the fused image weight and the hybrid weights on the
-validation split of each, tags images zero-shot (mmtui.enrich), and writes seed 004's table for each to
+validation split of each, tags images zero-shot (mmtui.build.enrich), and writes seed 004's table for each to
 benchmarks/results/modes-{full,sparse}.{md,json}.
 
 Queries (test split, pool = the test split's products): "title" (each title -> its own product; in the sparse
@@ -29,7 +29,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from mmtui import vocab  # noqa: E402
+from mmtui.build import vocab  # noqa: E402
 
 FASHION = Path("/work/shared/catalogs/fashion")
 SCRATCH = REPO / "scratch" / "sparse-text"
@@ -115,7 +115,7 @@ def copy_index(seed: Path, dst: Path) -> None:
 
 
 def prepare(catalog: Path, data_dir: Path, model: str, seed: Path | None, encoder=None):
-    from mmtui.build import build_index
+    from mmtui.build.pipeline import build_index
     from mmtui.config import Settings
 
     settings = Settings(data_dir=data_dir, model=model)
@@ -134,10 +134,10 @@ def _progress(event) -> None:
 
 
 def run_one(name: str, settings, attribute_store, title: str, encoder=None) -> dict:
-    from mmtui.enrich import enrich
-    from mmtui.train.hybrid import train_hybrid
-    from mmtui.modes import compare_modes, default_query_sets, write_report
-    from mmtui.search import SearchService
+    from mmtui.build.enrich import enrich
+    from mmtui.train.weights.hybrid import train_hybrid
+    from mmtui.evaluation.modes import compare_modes, default_query_sets, write_report
+    from mmtui.query.service import SearchService
 
     service = SearchService.open(settings, encoder=encoder)
     with service.store.db.conn:  # a rerun starts from the seller's text alone
@@ -193,7 +193,7 @@ def main() -> None:
                         help="lite weights to use (a snapshot, so a model retrained meanwhile does not interfere)")
     args = parser.parse_args()
     RESULTS = args.results
-    from mmtui.store import Store
+    from mmtui.store.db import Store
 
     work = args.work
     full_cat, sparse_cat, counts = make_catalogs(FASHION, work / "catalogs", args.limit)

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import ConfigError
+from mmtui.errors import ConfigError
 
 DEFAULT_DATA_DIR = "index"
 DEFAULT_MODEL = "lite"

@@ -10,7 +10,7 @@ import threading
 from dataclasses import dataclass
 from typing import Callable
 
-from .errors import MmtuiError
+from mmtui.errors import MmtuiError
 
 
 @dataclass(frozen=True)

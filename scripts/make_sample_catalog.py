@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mmtui.catalog.fashion import FASHION_COLUMNS, _split_line  # noqa: E402
-from mmtui.splits import split_of  # noqa: E402
+from mmtui.catalog.splits import split_of  # noqa: E402
 
 COVER = ("gender", "masterCategory", "subCategory", "articleType", "baseColour", "season", "usage")
 PER_VALUE = 2

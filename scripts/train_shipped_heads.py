@@ -24,7 +24,7 @@ from mmtui.config import Settings
 from mmtui.encoders import towers
 from mmtui.encoders.lite import LiteEncoder, LiteHeads, default_weights, read_checkpoint
 from mmtui.progress import ProgressEvent
-from mmtui.store import Store
+from mmtui.store.db import Store
 from mmtui.train import adapt
 from mmtui.train.lit import save_checkpoint
 

@@ -50,8 +50,8 @@ def paired_store(tmp_path: Path):
     import numpy as np
 
     from mmtui.config import Settings
-    from mmtui.splits import split_of
-    from mmtui.store import Store
+    from mmtui.catalog.splits import split_of
+    from mmtui.store.db import Store
 
     settings = Settings(data_dir=tmp_path / "idx", model="fake", device="cpu")
     store = Store.open(settings.db_path, create=True)

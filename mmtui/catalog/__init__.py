@@ -1,16 +1,7 @@
-"""Catalog reading, image validation/download and combined text.
+"""A catalog and what is known from it: readers, decoding, images and downloads, records, the combined text,
+splits, facets, and the queries generated from its fields. Nothing here imports the store, a model or a UI.
 
-    data = read_catalog("sample_catalog")          # products + rejects, any accepted layout
-    rejects = resolve_images(data.products, data.base_dir, settings.image_cache_dir)
-    text = combined_text(product)
+    data = read_catalog("sample_catalog")          # mmtui.catalog.readers: products + rejects, any layout
+    rejects = resolve_images(data.products, data.base_dir, settings.image_cache_dir)   # mmtui.catalog.images
+    text = combined_text(product)                   # mmtui.catalog.text
 """
-
-from .images import load_image, resolve_images, validate_image
-from .readers import CatalogData, parse_columns, read_catalog
-from .records import Product, Reject
-from .text import combined_text
-
-__all__ = [
-    "CatalogData", "Product", "Reject", "combined_text", "load_image", "parse_columns",
-    "read_catalog", "resolve_images", "validate_image",
-]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import codecs
 from pathlib import Path
 
-from ..errors import CatalogError
+from mmtui.errors import CatalogError
 
 UTF8, UTF8_BOM, UTF16, CP1252, LATIN1 = "utf-8", "utf-8 (with BOM)", "utf-16", "windows-1252", "latin-1"
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Callable
 from urllib.parse import urlsplit
 
-from .. import __version__
+from mmtui import __version__
 
 BACKOFF_S = 0.5  # first retry waits this long, then doubles
 DEADLINE_S = 30.0  # total time for one image, all attempts included

@@ -12,9 +12,9 @@ import csv
 from pathlib import Path
 from typing import Iterator
 
-from ..errors import CatalogError
-from .decoding import check_unique_header, read_text, split_lines
-from .records import BAD_ROW, IMAGE_MISSING, Product, Reject
+from mmtui.errors import CatalogError
+from mmtui.catalog.decoding import check_unique_header, read_text, split_lines
+from mmtui.catalog.records import BAD_ROW, IMAGE_MISSING, Product, Reject
 
 FASHION_COLUMNS = (
     "id", "gender", "masterCategory", "subCategory", "articleType",

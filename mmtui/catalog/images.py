@@ -24,10 +24,10 @@ from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ..errors import QueryError
-from ..progress import ProgressCallback, ProgressEvent, check_cancel
-from . import download
-from .records import (
+from mmtui.errors import QueryError
+from mmtui.progress import ProgressCallback, ProgressEvent, check_cancel
+from mmtui.catalog import download
+from mmtui.catalog.records import (
     IMAGE_BOMB, IMAGE_CORRUPT, IMAGE_DOWNLOAD_FAILED, IMAGE_MISSING, IMAGE_TOO_LARGE, IMAGE_TOO_SMALL,
     IMAGE_TRUNCATED, IMAGE_UNREADABLE, IMAGE_UNSUPPORTED, Product, Reject,
 )

@@ -38,10 +38,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from ..errors import CatalogError
-from . import fashion
-from .decoding import check_unique_header, physical_lines, read_text, split_lines
-from .records import BAD_ROW, BAD_VALUE, DUPLICATE_ID, MISSING_ID, MISSING_TITLE, Product, Reject
+from mmtui.errors import CatalogError
+from mmtui.catalog import fashion
+from mmtui.catalog.decoding import check_unique_header, physical_lines, read_text, split_lines
+from mmtui.catalog.records import BAD_ROW, BAD_VALUE, DUPLICATE_ID, MISSING_ID, MISSING_TITLE, Product, Reject
 
 FIELDS = ("id", "title", "description", "category", "brand", "colour", "gender", "price", "image")
 # Other spellings recognised in headers without a --columns mapping (lower-case).

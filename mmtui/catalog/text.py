@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 import re
 
-from .records import Product
+from mmtui.catalog.records import Product
 
 # Attributes that read as prose, in this order, after the standard fields.
 _TEXT_ATTRIBUTES = ("season", "usage")

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import ModelError
-from .base import Encoder, FakeEncoder, l2_normalize
+from mmtui.errors import ModelError
+from mmtui.encoders.base import Encoder, FakeEncoder, l2_normalize
 
 __all__ = ["Encoder", "FakeEncoder", "l2_normalize", "load_encoder", "pick_device"]
 
@@ -91,7 +91,7 @@ def lazy_encoder(spec: str, checkpoint: Path | None = None, device: str | None =
     """load_encoder, deferred where the fingerprint can be read without loading the model (lite)."""
     spec = (spec or "lite").strip()
     if spec == "lite" or spec.startswith("lite:"):
-        from .lite import LiteEncoder
+        from mmtui.encoders.lite import LiteEncoder
 
         resolved = pick_device(device)
         fingerprint, dim, features = LiteEncoder.fingerprint_for(spec, resolved)
@@ -104,11 +104,11 @@ def load_encoder(spec: str, checkpoint: Path | None = None, device: str | None =
     if spec == "fake":
         return FakeEncoder()
     if spec == "lite" or spec.startswith("lite:"):
-        from .lite import LiteEncoder
+        from mmtui.encoders.lite import LiteEncoder
 
         return LiteEncoder.load(spec, device=pick_device(device))
     if spec.startswith("openclip:"):
-        from .openclip import OpenClipEncoder
+        from mmtui.encoders.openclip import OpenClipEncoder
 
         return OpenClipEncoder.load(spec, checkpoint=checkpoint, device=pick_device(device))
     raise ModelError(

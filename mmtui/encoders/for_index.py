@@ -8,12 +8,12 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..config import DEFAULT_MODEL, Settings
-from . import fingerprint_memo
-from .base import Encoder
+from mmtui.config import DEFAULT_MODEL, Settings
+from mmtui.encoders import fingerprint_memo
+from mmtui.encoders.base import Encoder
 
 if TYPE_CHECKING:
-    from ..store import Store
+    from mmtui.store.db import Store
 
 
 def model_spec(settings: Settings, store: Store | None) -> str:
@@ -47,7 +47,7 @@ def adapted_weights(settings: Settings, store: Store | None, spec: str) -> Path 
 def open_encoder(settings: Settings, store: Store | None, lazy: bool = False, adapted: bool = True) -> Encoder:
     """The encoder of this index: model_spec's, with the heads adapted to the catalog when there are some (and
     `adapted`). Its name stays the spec ("lite"): the adaptation is a property of the index, not another model."""
-    from . import lite_weights
+    from mmtui.encoders import lite_weights
 
     spec = model_spec(settings, store)
     weights = adapted_weights(settings, store, spec) if adapted else None
@@ -60,7 +60,7 @@ def open_encoder(settings: Settings, store: Store | None, lazy: bool = False, ad
 def _open(settings: Settings, store: Store | None, spec: str, lazy: bool) -> Encoder:
     # looked up on the package when called, not when this module loads: the package's loaders are the seam
     # tests replace (tests/unit/test_fingerprint_memo.py)
-    from . import LazyEncoder, lazy_encoder, load_encoder
+    from mmtui.encoders import LazyEncoder, lazy_encoder, load_encoder
 
     checkpoint = settings.checkpoint
     if checkpoint is None and store is not None and store.get_meta("base_model") == spec:

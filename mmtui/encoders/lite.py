@@ -21,9 +21,9 @@ from PIL import Image
 from torch import nn
 from torch.nn import functional as F
 
-from ..errors import ModelError
-from . import towers
-from .base import fingerprint_of, l2_normalize
+from mmtui.errors import ModelError
+from mmtui.encoders import towers
+from mmtui.encoders.base import fingerprint_of, l2_normalize
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 FORMAT = "mmtui-lite-v1"

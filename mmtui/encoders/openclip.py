@@ -16,8 +16,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..errors import ModelError
-from .base import fingerprint_of, l2_normalize
+from mmtui.errors import ModelError
+from mmtui.encoders.base import fingerprint_of, l2_normalize
 
 PREPROCESS_VERSION = 1
 

@@ -21,7 +21,7 @@ import torch
 from PIL import Image
 from torch.nn import functional as F
 
-from ..errors import ModelError
+from mmtui.errors import ModelError
 
 # Bump when image or text preprocessing changes: cached features and encoder fingerprints depend on it.
 PREPROCESS_VERSION = "pad-white-v1"
@@ -38,7 +38,7 @@ def set_default_threads() -> None:
     """Use at most 2 CPU threads unless the caller already chose a number (MMTUI_THREADS, OMP/MKL env)."""
     if getattr(set_default_threads, "_done", False):
         return
-    from ..config import env_threads
+    from mmtui.config import env_threads
 
     if env_threads():
         set_default_threads._done = True  # type: ignore[attr-defined]

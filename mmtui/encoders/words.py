@@ -18,7 +18,7 @@ _TOWER: dict = {}
 
 def _tower():
     if "fast" not in _TOWER:
-        from .towers import FastTextTower, load_text_tower_light
+        from mmtui.encoders.towers import FastTextTower, load_text_tower_light
 
         tokenizer, model = load_text_tower_light()
         _TOWER["tokenizer"], _TOWER["fast"] = tokenizer, FastTextTower(model)
@@ -29,7 +29,7 @@ def phrase_vectors(phrases: Sequence[str], batch: int = 512) -> np.ndarray:
     """L2-normalised mean-pooled MiniLM vectors (n, 384) of short phrases (lower-cased)."""
     import torch
 
-    from .towers import tokenize
+    from mmtui.encoders.towers import tokenize
 
     if not len(phrases):
         return np.zeros((0, 384), np.float32)

@@ -27,11 +27,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import Settings
-from ..encoders.for_index import ADAPTATION_KEY, adaptation_info
-from ..metrics import beats_chance, paired_retrieval, ranks_of_targets
-from ..progress import ProgressCallback, ProgressEvent, check_cancel, null_progress
-from ..store import Store
+from mmtui.config import Settings
+from mmtui.encoders.for_index import ADAPTATION_KEY, adaptation_info
+from mmtui.metrics import beats_chance, paired_retrieval, ranks_of_targets
+from mmtui.progress import ProgressCallback, ProgressEvent, check_cancel, null_progress
+from mmtui.store.db import Store
 
 # Measured on IKEA and Fashion samples of 30-400 products (README "Adapting to the catalog"): adapting helps held-out
 # IKEA products from 30 products up, but a validation split under ~20 products cannot tell a real gain from noise
@@ -74,8 +74,8 @@ def adapt_to_catalog(settings: Settings, store: Store, encoder, *, enabled: bool
     progress = progress or null_progress
     result = _adapt(settings, store, encoder, enabled, progress, cancel, device)
     if result.model in ("shipped", "adapted") and getattr(encoder, "feature_fingerprint", None):
-        from ..encoders import lite_weights
-        from ..encoders.for_index import adapted_weights
+        from mmtui.encoders import lite_weights
+        from mmtui.encoders.for_index import adapted_weights
 
         result.weights = (adapted_weights(settings, store, store.get_meta("base_model") or "lite")
                           if result.model == "adapted" else lite_weights(store.get_meta("base_model") or "lite"))
@@ -92,7 +92,7 @@ def _adapt(settings: Settings, store: Store, encoder, enabled: bool, progress: P
         if str(store.get_meta("base_model") or "").startswith("openclip:"):
             return _adapt_open_clip(settings, store, progress, cancel)
         return Adaptation("not-supported", f"model {encoder.name} has no heads to adapt")
-    from ..encoders import lite_weights
+    from mmtui.encoders import lite_weights
 
     spec = store.get_meta("base_model") or "lite"
     shipped = lite_weights(spec)
@@ -132,7 +132,7 @@ def _adapt(settings: Settings, store: Store, encoder, enabled: bool, progress: P
 
     import torch
 
-    from ..encoders.lite import load_heads
+    from mmtui.encoders.lite import load_heads
 
     progress(ProgressEvent("adapt", 0, None, f"adapting the model to this catalog ({n_train} training pairs)"))
     _, base_heads = load_heads(shipped)
@@ -154,7 +154,7 @@ def _adapt(settings: Settings, store: Store, encoder, enabled: bool, progress: P
     check_cancel(cancel)
     out_dir = settings.data_dir / ADAPTED_DIR
     out_dir.mkdir(parents=True, exist_ok=True)
-    from .lit import save_checkpoint
+    from mmtui.train.lit import save_checkpoint
 
     config = _read(shipped)[0]
     name = f"lite-{hashlib.sha1(current.tobytes() + base_sha.encode()).hexdigest()[:12]}"
@@ -186,7 +186,7 @@ def _shipped_figures(store: Store, encoder, shipped: Path, val: dict) -> dict:
     """The shipped heads' validation figures, for the summary of a build that does not adapt (none without pairs)."""
     if len(val["rowids"]) < 2:
         return {}
-    from ..encoders.lite import load_heads
+    from mmtui.encoders.lite import load_heads
 
     queries = _category_queries(store, val)
     return _public(_figures(load_heads(shipped)[1], val, queries, _query_features(encoder, queries)))
@@ -258,8 +258,8 @@ def _query_features(encoder, queries: list[tuple[str, np.ndarray]]) -> np.ndarra
 
 def _figures(heads, val: dict, queries: list, query_features: np.ndarray | None) -> dict:
     """Validation figures of `heads`: each title -> its own picture, and category words -> pictures."""
-    from ..encoders.lite import project_features
-    from .fusion import matrix_metrics
+    from mmtui.encoders.lite import project_features
+    from mmtui.train.weights.fusion import matrix_metrics
 
     pictures = project_features(heads, "image", val["img"])
     titles = project_features(heads, "title", val["txt"])
@@ -384,7 +384,7 @@ def _fit_heads(base, pairs, device, epochs, lr, weight_decay, batch_size, patien
 def _use_heads(settings: Settings, store: Store, weights: Path, features_fp: str) -> str:
     """Make the heads in `weights` the index's model: vectors for every product from the cached features (where
     missing) and base_fingerprint pointing at them. Returns their fingerprint."""
-    from ..encoders.lite import LiteEncoder
+    from mmtui.encoders.lite import LiteEncoder
 
     fingerprint, _, features = LiteEncoder.fingerprint_for(f"lite:{weights}", _device(settings))
     if features != features_fp:
@@ -405,7 +405,7 @@ def project_missing(store: Store, weights: Path, fingerprint: str, features_fp: 
     todo = [i for i, (r, sha) in enumerate(zip(rowids.tolist(), shas)) if current.get(r) == sha and done.get(r) != sha]
     if not todo:
         return 0
-    from ..encoders.lite import load_heads, project_features
+    from mmtui.encoders.lite import load_heads, project_features
 
     store.put_vectors(fingerprint, kind, rowids[todo].tolist(), [shas[i] for i in todo],
                       project_features(load_heads(weights)[1], kind, feats[todo]))
@@ -424,7 +424,7 @@ def _remove_old(settings: Settings, info: dict, keep: str) -> None:
 
 
 def _read(weights: Path):
-    from ..encoders.lite import read_checkpoint
+    from mmtui.encoders.lite import read_checkpoint
 
     return read_checkpoint(weights)
 
@@ -434,7 +434,7 @@ def _file_sha(path: Path) -> str:
 
 
 def _device(settings: Settings) -> str:
-    from ..encoders import pick_device
+    from mmtui.encoders import pick_device
 
     return pick_device(settings.device)
 
@@ -443,9 +443,9 @@ def _device(settings: Settings) -> str:
 
 def _adapt_open_clip(settings: Settings, store: Store, progress: ProgressCallback,
                      cancel: threading.Event | None) -> Adaptation:
-    from ..errors import TrainingError
-    from .adapter import train_adapter
-    from .data import load_pairs
+    from mmtui.errors import TrainingError
+    from mmtui.train.adapter import train_adapter
+    from mmtui.train.data import load_pairs
 
     base = store.get_meta("base_fingerprint")
     try:

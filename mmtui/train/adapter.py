@@ -16,18 +16,18 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..config import Settings
-from ..encoders import pick_device
-from ..metrics import paired_retrieval
-from ..progress import ProgressCallback, ProgressEvent
-from ..store import Store
-from .checkpoints import save_checkpoint
-from .data import PairedData, base_fingerprint, hard_batches, kmeans_labels, load_pairs, paired_r10
-from .heads import TwoTower, head_tensors, residual_two_tower
-from .loop import LoopConfig, fit
-from .losses import info_nce
-from .promote import Reindex, promote
-from ..datadir import writes
+from mmtui.config import Settings
+from mmtui.encoders import pick_device
+from mmtui.metrics import paired_retrieval
+from mmtui.progress import ProgressCallback, ProgressEvent
+from mmtui.store.db import Store
+from mmtui.encoders.checkpoints import save_checkpoint
+from mmtui.train.data import PairedData, base_fingerprint, hard_batches, kmeans_labels, load_pairs, paired_r10
+from mmtui.encoders.heads import TwoTower, head_tensors, residual_two_tower
+from mmtui.train.loop import LoopConfig, fit
+from mmtui.train.losses import info_nce
+from mmtui.train.promote import Reindex, promote
+from mmtui.store.datadir import writes
 
 LossFn = Callable[[torch.Tensor, torch.Tensor, TwoTower], torch.Tensor]
 

@@ -11,12 +11,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..config import Settings
-from ..encoders import load_encoder
-from ..errors import TrainingError
-from ..metrics import ranks_of_targets
-from ..splits import SPLITS
-from ..store import Store
+from mmtui.config import Settings
+from mmtui.encoders import load_encoder
+from mmtui.errors import TrainingError
+from mmtui.metrics import ranks_of_targets
+from mmtui.catalog.splits import SPLITS
+from mmtui.store.db import Store
 
 FINGERPRINT_META_KEYS = ("base_fingerprint", "model_fingerprint")
 

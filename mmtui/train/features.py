@@ -18,10 +18,10 @@ import numpy as np
 import torch
 from safetensors.numpy import load_file, save_file
 
-from ..catalog.images import load_image
-from ..encoders import towers
-from ..errors import TrainingError
-from ..progress import ProgressCallback, ProgressEvent, check_cancel
+from mmtui.catalog.images import load_image
+from mmtui.encoders import towers
+from mmtui.errors import TrainingError
+from mmtui.progress import ProgressCallback, ProgressEvent, check_cancel
 
 IMAGE_FEATURE_SET = "img-v2"  # bump when image_taps / colour_features output or the decoding changes (v2: load_image)
 TEXT_FEATURE_SET = "txt-v1"

@@ -7,7 +7,7 @@ AMP on CUDA, plain fp32 on CPU. Validation R@10 = each val title vs all val imag
 
 The result is an open_clip state dict in safetensors (finetune-NNN/model.safetensors) with the arch's JSON
 config next to it, loadable as `--model openclip:ARCH --checkpoint .../model.safetensors`. Unlike a head it
-changes the image vectors, so making it active re-encodes the catalog (mmtui.build.build_index).
+changes the image vectors, so making it active re-encodes the catalog (mmtui.build.pipeline.build_index).
 
 For the lite model the same command runs the LiT trainer with the last image blocks and the last text
 layers unfrozen, and saves model.safetensors + model.json (loadable as `--model lite:.../model.safetensors`).
@@ -27,20 +27,20 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..config import Settings
-from ..encoders import pick_device
-from ..encoders.lite import LiteEncoder
-from ..encoders.openclip import OpenClipEncoder
-from ..errors import TrainingError
-from ..metrics import paired_retrieval
-from ..progress import ProgressCallback, ProgressEvent
-from ..splits import split_of
-from ..store import Store
-from .checkpoints import finetuned_settings, next_name, save_checkpoint  # noqa: F401 (old name)
-from .loop import LoopConfig, fit
-from .losses import info_nce, sigmoid_loss
-from .promote import Reindex, promote
-from ..datadir import writes
+from mmtui.config import Settings
+from mmtui.encoders import pick_device
+from mmtui.encoders.lite import LiteEncoder
+from mmtui.encoders.openclip import OpenClipEncoder
+from mmtui.errors import TrainingError
+from mmtui.metrics import paired_retrieval
+from mmtui.progress import ProgressCallback, ProgressEvent
+from mmtui.catalog.splits import split_of
+from mmtui.store.db import Store
+from mmtui.encoders.checkpoints import finetuned_settings, next_name, save_checkpoint  # noqa: F401 (old name)
+from mmtui.train.loop import LoopConfig, fit
+from mmtui.train.losses import info_nce, sigmoid_loss
+from mmtui.train.promote import Reindex, promote
+from mmtui.store.datadir import writes
 
 
 @dataclass(frozen=True)
@@ -286,9 +286,9 @@ def _finetune_lite(settings: Settings, store: Store | None, spec: str, *, source
     from safetensors.torch import load_file
 
     # looked up when called: tests replace mmtui.train.lit.train_lit and mmtui.encoders.lite.read_checkpoint
-    from ..encoders.lite import default_weights, read_checkpoint
-    from .features import IMAGE_TAP_BLOCKS, TEXT_TAP_LAYER
-    from .lit import train_lit
+    from mmtui.encoders.lite import default_weights, read_checkpoint
+    from mmtui.train.features import IMAGE_TAP_BLOCKS, TEXT_TAP_LAYER
+    from mmtui.train.lit import train_lit
 
     weights = Path(spec.split(":", 1)[1]).expanduser() if spec.startswith("lite:") else default_weights()
     current, current_tensors, _ = read_checkpoint(weights)
@@ -349,7 +349,7 @@ def _finetune_lite(settings: Settings, store: Store | None, spec: str, *, source
 def _encode_again(settings: Settings, name: str, store: Store, reindex: bool | Reindex) -> bool | Reindex:
     """A fine-tuned encoder's promotion encodes the catalog again (unless the caller said how, or not to)."""
     if reindex is True:
-        from .reencode import reindex_for
+        from mmtui.build.reencode import reindex_for
 
         return reindex_for(settings, name, store)
     return reindex

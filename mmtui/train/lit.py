@@ -1,7 +1,7 @@
 """LiT training of the `lite` heads: locked towers, learned heads, symmetric InfoNCE on title-image pairs.
 
 Tower features are extracted once and cached (mmtui.train.features); each epoch then only runs the heads
-(and the small fine-tuned tower tails). Split by mmtui.splits.split_of: train on "train", pick the best
+(and the small fine-tuned tower tails). Split by mmtui.catalog.splits.split_of: train on "train", pick the best
 epoch on "val" R@10, report on "test". Writes OUT/lite.safetensors (fp16) + OUT/lite.json.
 """
 
@@ -17,12 +17,12 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from ..encoders import towers
-from ..encoders.lite import FORMAT, BertTailLayer, LiteHeads
-from ..errors import TrainingError
-from ..progress import ProgressCallback, ProgressEvent, check_cancel
-from ..splits import split_of
-from .features import TEXT_TAP_LAYER, extract_image_features, extract_text_features
+from mmtui.encoders import towers
+from mmtui.encoders.lite import FORMAT, BertTailLayer, LiteHeads
+from mmtui.errors import TrainingError
+from mmtui.progress import ProgressCallback, ProgressEvent, check_cancel
+from mmtui.catalog.splits import split_of
+from mmtui.train.features import TEXT_TAP_LAYER, extract_image_features, extract_text_features
 
 DEFAULT_CONFIG: dict[str, Any] = {
     "dim": 256,
@@ -92,7 +92,7 @@ def train_lit(products: Sequence[Any], out_dir: Path, *, cache_dir: Path, epochs
     """Train lite heads on products (.id, .title, .image_path); returns metrics (val best + test).
 
     config: overrides of DEFAULT_CONFIG (which image features, tower tails, pooling, dim).
-    split_fn: product id -> "train" | "val" | "test" (default mmtui.splits.split_of).
+    split_fn: product id -> "train" | "val" | "test" (default mmtui.catalog.splits.split_of).
     select: the val metric that picks the best epoch ("mrr", "r10", "r1").
     init: start from these head weights (e.g. the shipped lite heads) instead of fresh ones; tensors whose name or
     shape does not match the new heads (an unfrozen tail, a different feature set) keep their fresh values.

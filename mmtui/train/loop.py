@@ -21,8 +21,8 @@ from typing import Callable, Iterable
 import torch
 from torch import nn
 
-from ..errors import TrainingError
-from ..progress import ProgressCallback, ProgressEvent, check_cancel
+from mmtui.errors import TrainingError
+from mmtui.progress import ProgressCallback, ProgressEvent, check_cancel
 
 
 @dataclass

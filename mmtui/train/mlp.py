@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import threading
 
-from ..config import Settings
-from ..progress import ProgressCallback
-from ..store import Store
-from .adapter import run_head_training
-from .heads import mlp_two_tower
-from .losses import margin_ranking
-from .promote import Reindex
+from mmtui.config import Settings
+from mmtui.progress import ProgressCallback
+from mmtui.store.db import Store
+from mmtui.train.adapter import run_head_training
+from mmtui.encoders.heads import mlp_two_tower
+from mmtui.train.losses import margin_ranking
+from mmtui.train.promote import Reindex
 
 
 def train_mlp(settings: Settings, *, epochs: int = 10, batch_size: int = 256, lr: float = 1e-3,

@@ -2,7 +2,7 @@
 
 A new checkpoint becomes active only if its validation R@10 beats the active model's (`force` overrides).
 The choice is recorded in store meta ("active_model", "active_model_since", "model_history"), and the ANN
-indexes are rebuilt from cached vectors through the new projector (mmtui.indexing.reindex: nothing is encoded).
+indexes are rebuilt from cached vectors through the new projector (mmtui.index.writer.reindex: nothing is encoded).
 """
 
 from __future__ import annotations
@@ -12,14 +12,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
-from ..indexing import reindex as rebuild_ann
-from ..config import Settings
-from ..errors import IndexMismatchError, MmtuiError, TrainingError
-from ..store import Store
-from .checkpoints import finetuned_settings, list_checkpoints, load_checkpoint, now_iso
-from .data import PairedData, base_fingerprint, load_pairs, paired_r10
-from .projector import BASE, load_projector
-from ..datadir import writes
+from mmtui.index.writer import reindex as rebuild_ann
+from mmtui.config import Settings
+from mmtui.errors import IndexMismatchError, MmtuiError, TrainingError
+from mmtui.store.db import Store
+from mmtui.encoders.checkpoints import finetuned_settings, list_checkpoints, load_checkpoint, now_iso
+from mmtui.train.data import PairedData, base_fingerprint, load_pairs, paired_r10
+from mmtui.encoders.projector import BASE, load_projector
+from mmtui.store.datadir import writes
 
 ACTIVE_KEY = "active_model"
 Reindex = Callable[[Settings], None]

@@ -18,14 +18,14 @@ from textual.binding import Binding
 from textual.reactive import reactive
 from textual.screen import Screen
 
-from ..config import Settings
-from ..errors import MmtuiError, StoreError
-from ..search import MODES
-from .lane import ServiceLane, in_daemon_thread
-from .screens.dialogs import ConfirmDialog, ErrorDialog
-from .screens.search import SearchScreen
-from .thumbnails import ThumbnailCache, detect_protocol, image_widget_class
-from .trace import trace
+from mmtui.config import Settings
+from mmtui.errors import MmtuiError, StoreError
+from mmtui.query.service import MODES
+from mmtui.tui.lane import ServiceLane, in_daemon_thread
+from mmtui.tui.screens.dialogs import ConfirmDialog, ErrorDialog
+from mmtui.tui.screens.search import SearchScreen
+from mmtui.tui.thumbnails import ThumbnailCache, detect_protocol, image_widget_class
+from mmtui.tui.trace import trace
 
 DEFAULT_K = 20
 MODEL_GRACE_S = 0.6  # the model starts loading this long after the service opens (or once the first search shows)
@@ -33,14 +33,14 @@ ServiceFactory = Callable[[Settings], Any]
 
 
 def default_service_factory(settings: Settings) -> Any:
-    from ..search import SearchService  # the lead's service; imported late so the app starts fast
+    from mmtui.query.service import SearchService  # the lead's service; imported late so the app starts fast
 
     return SearchService.open(settings)
 
 
 def default_build(settings: Settings, catalog: Any, **kwargs: Any) -> Any:
     try:
-        from ..build import build_index
+        from mmtui.build.pipeline import build_index
     except ImportError as exc:
         raise MmtuiError("building is not available in this install", f"reinstall mmtui ({exc})") from None
     return build_index(settings, catalog, **kwargs)
@@ -48,7 +48,7 @@ def default_build(settings: Settings, catalog: Any, **kwargs: Any) -> Any:
 
 def default_train(settings: Settings, **kwargs: Any) -> Any:
     try:
-        from ..train.adapter import train_adapter
+        from mmtui.train.adapter import train_adapter
     except ImportError as exc:
         raise MmtuiError("training is not available in this install", f"reinstall mmtui ({exc})") from None
     return train_adapter(settings, **kwargs)
@@ -57,9 +57,9 @@ def default_train(settings: Settings, **kwargs: Any) -> Any:
 def default_use_model(settings: Settings, name: str) -> Any:
     """Make `name` (a checkpoint or "base") the active model: a write to the data dir, on its own connection.
     The open service then re-reads it with reload()."""
-    from ..store import Store
-    from ..train.promote import use_model  # the write path (build, training): imported when a model is switched
-    from ..train.reencode import reindex_for
+    from mmtui.store.db import Store
+    from mmtui.train.promote import use_model  # the write path (build, training): imported when a model is switched
+    from mmtui.build.reencode import reindex_for
 
     store = Store.open(settings.db_path)
     try:
@@ -250,7 +250,7 @@ class MmtuiApp(App):
     # ---------------------------------------------------------------- actions
     # Screens other than search are imported when first opened: the app starts without building them.
     def action_help(self) -> None:
-        from .screens.help import HelpScreen
+        from mmtui.tui.screens.help import HelpScreen
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())
 
@@ -269,15 +269,15 @@ class MmtuiApp(App):
         self.push_screen(factory())
 
     def action_metrics(self) -> None:
-        from .screens.metrics import MetricsScreen
+        from mmtui.tui.screens.metrics import MetricsScreen
         self._push_once(MetricsScreen, MetricsScreen)
 
     def action_train(self) -> None:
-        from .screens.training import TrainingScreen
+        from mmtui.tui.screens.training import TrainingScreen
         self._push_once(TrainingScreen, TrainingScreen)
 
     def action_build(self, catalog: str | None = None, autostart: bool = False) -> None:
-        from .screens.build import BuildScreen
+        from mmtui.tui.screens.build import BuildScreen
         self._push_once(BuildScreen, lambda: BuildScreen(catalog=catalog, autostart=autostart))
 
     def action_search(self) -> None:
@@ -285,7 +285,7 @@ class MmtuiApp(App):
             self.pop_screen()
 
     async def action_models(self) -> None:
-        from .screens.models import ModelScreen
+        from mmtui.tui.screens.models import ModelScreen
         if self.service is None:
             self.notify("No index is open yet.", title="Models", severity="warning")
             return

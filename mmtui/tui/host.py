@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 from typing import Any, Callable, ContextManager, Protocol
 
-from ..config import Settings
+from mmtui.config import Settings
 
 
 class AppHost(Protocol):

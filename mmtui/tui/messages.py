@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.message import Message
 
-from ..progress import ProgressEvent
+from mmtui.progress import ProgressEvent
 
 
 class WorkProgressed(Message):

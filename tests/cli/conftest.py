@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from mmtui.cli import cli
+from mmtui.cli.main import cli
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from mmtui.cli import cli
+from mmtui.cli.main import cli
 from mmtui.config import Settings, env_threads
 from mmtui.errors import ConfigError, QueryError
 
@@ -64,8 +64,8 @@ def test_mmtui_threads_must_be_a_thread_count(monkeypatch, value):
 
 
 def test_k_is_checked_by_the_library_too(fake_settings, tiny_catalog):
-    from mmtui.build import build_index
-    from mmtui.search import SearchService
+    from mmtui.build.pipeline import build_index
+    from mmtui.query.service import SearchService
 
     with pytest.raises(ConfigError):
         build_index(fake_settings, tiny_catalog, batch_size=-1)

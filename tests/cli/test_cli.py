@@ -9,7 +9,7 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from mmtui.cli import cli
+from mmtui.cli.main import cli
 
 
 @pytest.fixture
@@ -95,7 +95,7 @@ def test_env_var_sets_the_data_dir(built, monkeypatch):
 
 
 def test_help_imports_neither_torch_nor_textual():
-    code = ("import sys; from click.testing import CliRunner; from mmtui.cli import cli; "
+    code = ("import sys; from click.testing import CliRunner; from mmtui.cli.main import cli; "
             "r = CliRunner().invoke(cli, ['--help']); assert r.exit_code == 0; "
             "print(sorted(m for m in ('torch', 'textual', 'open_clip') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
@@ -106,10 +106,12 @@ def test_a_search_imports_no_build_code(built):
     """The TUI opens the search service while Textual draws its first frame: building code (catalog readers,
     image download, PIL decoding paths) is not part of it."""
     data_dir, _ = built
-    code = ("import sys; from pathlib import Path; from mmtui.config import Settings; from mmtui.search import SearchService; "
+    code = ("import sys; from pathlib import Path; from mmtui.config import Settings; "
+            "from mmtui.query.service import SearchService; "
             f"s = SearchService.open(Settings(data_dir=Path({str(data_dir)!r}), model='fake')); "
             "r = s.search('shirt', mode='hybrid'); assert r.hits; "
-            "print(sorted(m for m in ('mmtui.build', 'mmtui.catalog', 'textual') if m in sys.modules))")
+            "print(sorted(m for m in ('mmtui.build', 'mmtui.catalog.readers', 'mmtui.catalog.images', 'textual') "
+            "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 

@@ -7,7 +7,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from mmtui.cli import cli
+from mmtui.cli.main import cli
 
 CONTRACT = {"n_queries", "recall@1", "recall@3", "recall@5", "recall@10", "mrr", "ndcg@10", "p@10",
             "latency_ms_p50", "latency_ms_p99", "mode", "model"}

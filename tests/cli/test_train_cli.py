@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from mmtui.cli import cli
+from mmtui.cli.main import cli
 
 SAMPLE = Path(__file__).resolve().parents[2] / "sample_catalog"
 

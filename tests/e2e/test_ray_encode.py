@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from mmtui.build import build_index
-from mmtui.cli import cli
+from mmtui.build.pipeline import build_index
+from mmtui.cli.main import cli
 from mmtui.config import Settings
 from mmtui.errors import MmtuiError
 
@@ -54,7 +54,7 @@ def test_an_address_where_no_cluster_answers_is_a_clear_error_and_nothing_is_wri
 
 
 def test_without_ray_installed_the_hint_says_how_to_get_it(tmp_path, make_catalog, monkeypatch):
-    from mmtui.ray_encode import RayEncode
+    from mmtui.build.ray_encode import RayEncode
 
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
     with pytest.raises(MmtuiError) as err:
@@ -73,14 +73,14 @@ def local_ray():
 
 
 def on_ray(settings: Settings):
-    from mmtui.ray_encode import RayEncode
+    from mmtui.build.ray_encode import RayEncode
 
     return RayEncode(settings, actors=ACTORS)
 
 
 def test_an_actor_failing_on_a_later_batch_leaves_what_was_written_and_a_rerun_finishes(
         local_ray, tmp_path, make_catalog):
-    from mmtui.ray_encode import EncodeActor
+    from mmtui.build.ray_encode import EncodeActor
 
     class FailsLater(EncodeActor):  # defined here: shipped to the workers by value
         calls = 0
@@ -125,7 +125,7 @@ def test_workers_whose_model_differs_from_the_drivers_refuse_to_encode(local_ray
 
 @pytest.mark.skipif(not (SAMPLE / "styles.csv").exists(), reason="sample_catalog is not here")
 def test_sample_catalog_encoded_on_ray_stopped_and_rerun_equals_a_local_build(local_ray, tmp_path):
-    from mmtui.search import SearchService
+    from mmtui.query.service import SearchService
 
     local = Settings(data_dir=tmp_path / "local")
     build_index(local, SAMPLE)

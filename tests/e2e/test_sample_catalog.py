@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from mmtui.cli import cli
+from mmtui.cli.main import cli
 
 SAMPLE = Path(__file__).resolve().parents[2] / "sample_catalog"
 pytestmark = pytest.mark.skipif(not (SAMPLE / "styles.csv").exists(), reason="sample_catalog is not here")
@@ -82,8 +82,8 @@ def test_second_build_encodes_nothing(data_dir):
 
 
 def test_hnsw_recall_on_real_vectors(data_dir):
-    from mmtui.ann import VectorIndex
-    from mmtui.store import Store
+    from mmtui.index.ann import VectorIndex
+    from mmtui.store.db import Store
 
     store = Store.open(data_dir / "catalog.db")
     model = store.get_meta("base_fingerprint")

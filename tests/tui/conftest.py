@@ -12,9 +12,9 @@ import pytest
 
 from mmtui.config import Settings
 from mmtui.errors import ModelError, QueryError, StoreError
-from mmtui.filters import Filter
+from mmtui.store.filters import Filter
 from mmtui.progress import Cancelled, ProgressEvent, check_cancel
-from mmtui.search import Hit, SearchResult
+from mmtui.query.service import Hit, SearchResult
 
 # id, title, category, colour, gender, brand, price, rgb (the colour of its fake image; None = no image)
 PRODUCTS = [
@@ -71,7 +71,7 @@ def _matches(product: dict[str, Any], filters: list[Filter]) -> bool:
 
 def _understood(query: str, drop: tuple):
     """What the real service would understand of the few words these tests use ("women watch")."""
-    from mmtui.understand import Understanding
+    from mmtui.query.understanding.parse import Understanding
 
     parts = {}
     if "watch" in query.lower():

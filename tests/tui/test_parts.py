@@ -136,7 +136,7 @@ def test_reports_and_histories_are_read_best_first(tmp_path: Path):
 def test_build_report_table_names_each_file_encoding():
     from rich.console import Console
 
-    from mmtui.build import BuildReport
+    from mmtui.build.pipeline import BuildReport
     from mmtui.tui.screens.build import report_table
 
     console = Console(width=60, record=True)

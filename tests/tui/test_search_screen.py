@@ -9,8 +9,8 @@ from conftest import fake_build, fake_train, settle
 from textual.widgets import Input, Select
 
 from mmtui.errors import QueryError, StoreError
-from mmtui.filters import Filter
-from mmtui.search import MODES
+from mmtui.store.filters import Filter
+from mmtui.query.service import MODES
 from mmtui.tui.screens.dialogs import ConfirmDialog
 from mmtui.tui.screens.search import SearchScreen
 from mmtui.tui.widgets.detail import DetailPane

@@ -16,10 +16,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from mmtui.build import build_index  # noqa: E402
+from mmtui.build.pipeline import build_index  # noqa: E402
 from mmtui.config import Settings  # noqa: E402
 from mmtui.encoders.lite import FORMAT, LiteEncoder, LiteHeads, load_heads, project_features  # noqa: E402
-from mmtui.store import Store  # noqa: E402
+from mmtui.store.db import Store  # noqa: E402
 from mmtui.train import adapt  # noqa: E402
 from mmtui.train.lit import save_checkpoint  # noqa: E402
 
@@ -219,7 +219,7 @@ def test_hybrid_weights_are_learned_at_build_time_and_a_picture_signal_at_chance
 def test_the_build_screen_and_the_models_list_show_the_adaptation(setup):
     from rich.console import Console
 
-    from mmtui.search import SearchService
+    from mmtui.query.service import SearchService
     from mmtui.tui.screens.build import report_table
 
     settings, weights, catalog = setup

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mmtui.ann import VectorIndex
+from mmtui.index.ann import VectorIndex
 from mmtui.errors import IndexMismatchError
 
 

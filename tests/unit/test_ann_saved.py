@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mmtui.ann import VectorIndex
+from mmtui.index.ann import VectorIndex
 
 
 def _vectors(n: int, dim: int = 16, seed: int = 0) -> np.ndarray:

@@ -9,12 +9,12 @@ import json
 import numpy as np
 import pytest
 
-from mmtui.ann import VectorIndex
+from mmtui.index.ann import VectorIndex
 from mmtui.config import Settings
-from mmtui.generations import current
-from mmtui.indexing import reindex
-from mmtui.lexical import LexicalIndex
-from mmtui.store import Store
+from mmtui.index.generations import current
+from mmtui.index.writer import reindex
+from mmtui.index.lexical import LexicalIndex
+from mmtui.store.db import Store
 
 DIM = 16
 
@@ -195,8 +195,8 @@ def test_reindex_updates_and_a_rerun_changes_nothing(data):
     assert "lexical index updated" in events
     gen = current(settings.ann_dir)
     # the fused index is made from the vectors reindex already read: what fusion.fused_vectors gives
-    from mmtui.fusion import fused_vectors
-    from mmtui.projection import IdentityProjector
+    from mmtui.index.fused import fused_vectors
+    from mmtui.encoders.projection import IdentityProjector
 
     fused = VectorIndex.load(gen.dir, "fused", FP)
     ids, expected = fused_vectors(store, IdentityProjector(), FP)
@@ -230,7 +230,7 @@ def test_a_failed_update_leaves_the_current_generation(data, monkeypatch):
     def fail(*args, **kwargs):
         raise RuntimeError("killed")
 
-    monkeypatch.setattr("mmtui.indexing._build_fused_index", fail)  # after the image and text updates
+    monkeypatch.setattr("mmtui.index.writer._build_fused_index", fail)  # after the image and text updates
     with pytest.raises(RuntimeError):
         reindex(settings, store=store)
     after = current(settings.ann_dir)
@@ -245,7 +245,7 @@ def test_a_failed_update_leaves_the_current_generation(data, monkeypatch):
 def test_a_saved_graph_under_the_recall_target_gets_a_larger_ef_without_a_rebuild(data, monkeypatch):
     """An index saved before the build tuned ef (or under a stricter target) is tuned at the next reindex: its
     graph, vectors and labels carried over as they are, only a new manifest written."""
-    import mmtui.indexing as indexing
+    import mmtui.index.writer as indexing
 
     settings, store, rng = data
     before = current(settings.ann_dir)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mmtui.build import build_index
+from mmtui.build.pipeline import build_index
 from mmtui.encoders import FakeEncoder
 from mmtui.progress import Cancelled, ProgressEvent
-from mmtui.store import Store
+from mmtui.store.db import Store
 
 
 def test_build_stores_products_rejects_and_vectors(tiny_catalog, fake_settings):

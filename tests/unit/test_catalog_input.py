@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from mmtui.catalog import read_catalog
+from mmtui.catalog.readers import read_catalog
 from mmtui.catalog.decoding import decode
 from mmtui.catalog.readers import parse_price
 from mmtui.errors import CatalogError

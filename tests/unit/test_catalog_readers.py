@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mmtui.catalog import parse_columns, read_catalog
+from mmtui.catalog.readers import parse_columns, read_catalog
 from mmtui.catalog.readers import parse_price
 from mmtui.errors import CatalogError
 
@@ -180,7 +180,7 @@ def test_real_fashion_catalog_every_row_is_a_product_or_a_reject():
 
 
 def test_generic_fixture_catalog_end_to_end(generic_catalog, tmp_path):
-    from mmtui.catalog import resolve_images
+    from mmtui.catalog.images import resolve_images
 
     data = read_catalog(generic_catalog)
     assert data.layout == "csv" and [p.id for p in data.products] == ["12993", "19547", "21510", "4", "5"]
@@ -195,7 +195,7 @@ SAMPLE = Path(__file__).resolve().parents[2] / "sample_catalog"
 
 @pytest.mark.skipif(not (SAMPLE / "styles.csv").is_file(), reason="sample_catalog not present")
 def test_sample_catalog_reads_clean():
-    from mmtui.splits import split_of
+    from mmtui.catalog.splits import split_of
 
     data = read_catalog(SAMPLE)
     assert data.layout == "fashion" and data.rejects == [] and 700 <= len(data.products) <= 900

@@ -18,13 +18,13 @@ from pathlib import Path
 import pytest
 
 import mmtui
-from mmtui.build import build_index
+from mmtui.build.pipeline import build_index
 from mmtui.config import Settings
-from mmtui.datadir import DataDirBusyError, is_locked, writing
+from mmtui.store.datadir import DataDirBusyError, is_locked, writing
 from mmtui.encoders import FakeEncoder
 from mmtui.errors import IndexMismatchError
-from mmtui.search import SearchService
-from mmtui.store import Store
+from mmtui.query.service import SearchService
+from mmtui.store.db import Store
 
 N = 560  # products in make_catalog's catalogs
 
@@ -36,7 +36,7 @@ def env(**extra) -> dict:
 
 
 def mmtui_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-m", "mmtui.cli", *args]
+    return [sys.executable, "-m", "mmtui.cli.main", *args]
 
 
 def python(code: str, *args: str, **popen) -> subprocess.Popen:
@@ -56,7 +56,7 @@ def shop(tmp_path, make_catalog) -> tuple[Path, Path, Settings]:
 WRITER = """
     import sys, time
     from pathlib import Path
-    from mmtui.build import build_index
+    from mmtui.build.pipeline import build_index
     from mmtui.config import Settings
     data_dir, ready, done, *catalogs = sys.argv[1:]
     while not Path(ready).exists():
@@ -73,7 +73,7 @@ READER = """
     from mmtui.config import Settings
     from mmtui.encoders import FakeEncoder
     from mmtui.errors import MmtuiError
-    from mmtui.search import SearchService
+    from mmtui.query.service import SearchService
     data_dir, ready, done = sys.argv[1:]
     settings = Settings.load(data_dir=data_dir, model="fake")
     service = SearchService.open(settings, encoder=FakeEncoder())
@@ -165,7 +165,7 @@ def test_the_lock_of_a_killed_writer_never_blocks(tmp_path):
     holder = python("""
         import sys, time
         from mmtui.config import Settings
-        from mmtui.datadir import writing
+        from mmtui.store.datadir import writing
         with writing(Settings.load(data_dir=sys.argv[1]), "build-index"):
             print("locked", flush=True)
             time.sleep(120)

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from mmtui.catalog import download, resolve_images
+from mmtui.catalog import download
+from mmtui.catalog.images import resolve_images
 from mmtui.catalog.records import Product
 
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mmtui.build import build_index
+from mmtui.build.pipeline import build_index
 from mmtui.encoders.base import fingerprint_of, l2_normalize
-from mmtui.enrich import conflicts, enrich, product_tags, tag_accuracy, vocabularies
-from mmtui.store import Store
+from mmtui.build.enrich import conflicts, enrich, product_tags, tag_accuracy, vocabularies
+from mmtui.store.db import Store
 
 PALETTE = {"black": (12, 12, 12), "white": (250, 250, 250), "grey": (128, 128, 128), "blue": (20, 30, 200),
            "navy blue": (20, 20, 90), "red": (200, 20, 20), "green": (20, 170, 40), "yellow": (230, 220, 30),
@@ -131,7 +131,7 @@ def test_accuracy_refuses_unknown_fields(enriched):
 def test_a_schema_1_index_is_migrated_and_stays_searchable(tmp_path):
     import sqlite_utils
 
-    from mmtui import store as store_module
+    from mmtui.store import db as store_module
 
     db = sqlite_utils.Database(tmp_path / "old.db")
     db["meta"].create({"key": str, "value": str}, pk="key")
@@ -182,7 +182,7 @@ def test_lite_tags_agree_with_the_colour_field_above_chance(tmp_path):
 
 
 def test_search_results_show_the_tags(shop, fake_settings):
-    from mmtui.search import SearchService
+    from mmtui.query.service import SearchService
 
     build_index(fake_settings, shop, encoder=ColourEncoder())
     enrich(fake_settings, encoder=ColourEncoder())

@@ -12,11 +12,12 @@ from PIL import Image
 
 from mmtui.config import Settings
 from mmtui.errors import EvalFileError, ModelError, QueryError
-from mmtui.evaluate import (CONTRACT_KEYS, EvalQuery, Skip, compare_models, checkpoint_configs, load_queries,
-                            run_eval, split_queries)
+from mmtui.evaluation.evaluate import (
+    CONTRACT_KEYS, EvalQuery, Skip, compare_models, checkpoint_configs, load_queries, run_eval, split_queries,
+)
 from mmtui.metrics import paired_retrieval
-from mmtui.search import Hit, SearchResult
-from mmtui.store import Store
+from mmtui.query.service import Hit, SearchResult
+from mmtui.store.db import Store
 
 
 def write_lines(path: Path, lines: list) -> Path:
@@ -341,7 +342,7 @@ def test_model_is_loaded_before_the_clock_starts():
 
 
 def test_base_fingerprint_prefers_the_build_meta():
-    from mmtui.evaluate import base_fingerprint
+    from mmtui.evaluation.evaluate import base_fingerprint
 
     store = tiny_store()
     eye = np.eye(12, dtype=np.float32)
@@ -357,7 +358,7 @@ def test_base_fingerprint_prefers_the_build_meta():
 def test_tables_render_figures_skips_and_notes(tmp_path):
     from rich.console import Console
 
-    from mmtui.evaluate import compare_table, eval_table, skips_table
+    from mmtui.evaluation.evaluate import compare_table, eval_table, skips_table
 
     service = FakeService({"a": ["1"]})
     report = run_eval(service, [q("a", {"1": 1})], mode="text", k=20, model="lite",
@@ -413,7 +414,7 @@ def test_messy_fixture_counts_every_problem():
 
 
 def test_save_eval_report_writes_figures_and_per_query_ranks(tmp_path):
-    from mmtui.evaluate import save_eval_report
+    from mmtui.evaluation.evaluate import save_eval_report
 
     report = run_eval(FakeService({"a": ["2", "1"]}), [q("a", {"1": 1}, 1)], mode="text", model="m",
                       skipped=[Skip("bad_json", 2, "x")], source="my queries.jsonl")
@@ -424,8 +425,8 @@ def test_save_eval_report_writes_figures_and_per_query_ranks(tmp_path):
 
 
 def test_evaluate_split_restricts_the_pool_to_the_split():
-    from mmtui.evaluate import evaluate_split
-    from mmtui.filters import where_sql
+    from mmtui.evaluation.evaluate import evaluate_split
+    from mmtui.store.filters import where_sql
 
     class SplitService(FakeService):
         def __init__(self, store):

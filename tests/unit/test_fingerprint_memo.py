@@ -10,7 +10,7 @@ import pytest
 from mmtui.encoders import for_index
 from mmtui.config import Settings
 from mmtui.encoders import LazyEncoder, fingerprint_memo
-from mmtui.store import Store
+from mmtui.store.db import Store
 
 WEIGHTS = Path(for_index.__file__).resolve().parent / "weights" / "lite.safetensors"
 pytestmark = pytest.mark.skipif(not WEIGHTS.is_file(), reason="the lite weights are not in this checkout")

@@ -7,14 +7,14 @@ import json
 import numpy as np
 import pytest
 
-from mmtui.build import build_index
+from mmtui.build.pipeline import build_index
 from mmtui.encoders import FakeEncoder
 from mmtui.errors import IndexMismatchError
-from mmtui.fusion import DEFAULT_WEIGHT, fuse, fusion_weight
+from mmtui.index.fused import DEFAULT_WEIGHT, fuse, fusion_weight
 from mmtui.metrics import ndcg_at_k, recall_at_k
-from mmtui.search import SearchService
-from mmtui.store import Store
-from mmtui.train.fusion import QuerySet, fit_fusion_weight, learn_fusion_weight, matrix_metrics
+from mmtui.query.service import SearchService
+from mmtui.store.db import Store
+from mmtui.train.weights.fusion import QuerySet, fit_fusion_weight, learn_fusion_weight, matrix_metrics
 
 
 def _norm(x):
@@ -88,7 +88,7 @@ def test_fused_mode_without_a_fused_index_is_a_clear_error(tiny_catalog, fake_se
 
 
 def test_reindex_uses_the_learned_weight(tiny_catalog, fake_settings):
-    from mmtui.build import reindex
+    from mmtui.build.pipeline import reindex
 
     build_index(fake_settings, tiny_catalog, encoder=FakeEncoder())
     store = Store.open(fake_settings.db_path)
@@ -103,7 +103,7 @@ def _as_written_before_fused_indexes(ann_dir) -> None:
     """The ann/ of an older version: its files directly in ann/ (no generations), and no fused index."""
     import shutil
 
-    from mmtui.generations import current
+    from mmtui.index.generations import current
 
     gen = current(ann_dir)
     for path in gen.dir.iterdir():

@@ -7,14 +7,14 @@ import json
 import numpy as np
 import pytest
 
-from mmtui.build import build_index
+from mmtui.build.pipeline import build_index
 from mmtui.encoders import FakeEncoder
 from mmtui.errors import QueryError
-from mmtui.evaluate import EvalQuery, run_eval
-from mmtui.filters import parse_where
-from mmtui.hybrid import default_weights, fuse_ranked, hybrid_weights
-from mmtui.search import SearchService
-from mmtui.train.hybrid import RankedQuery, fit_hybrid_weights, learn_hybrid_weights, validation_queries
+from mmtui.evaluation.evaluate import EvalQuery, run_eval
+from mmtui.store.filters import parse_where
+from mmtui.query.hybrid import default_weights, fuse_ranked, hybrid_weights
+from mmtui.query.service import SearchService
+from mmtui.train.weights.hybrid import RankedQuery, fit_hybrid_weights, learn_hybrid_weights, validation_queries
 
 
 def rrf_fuse(ranked, k):
@@ -100,7 +100,7 @@ def test_learn_saves_weights_the_service_then_uses(service):
     assert json.loads(service.store.get_meta("hybrid"))["split"] == "train"
     hits = service.search("red shirt", k=5, mode="hybrid").hits
     used = {s for s, w in fit.weights.items() if w > 0}
-    # "kind": the understood kind's own candidate list ("red shirt" names the kind Shirt), mmtui.facet_rank
+    # "kind": the understood kind's own candidate list ("red shirt" names the kind Shirt), mmtui.query.understanding.rank
     assert hits and all(set(h.shares) <= used | {"kind"} for h in hits)
 
 
@@ -116,9 +116,9 @@ def test_where_filters_flow_through_eval(service):
 
 
 def test_train_hybrid_learns_both_and_compare_modes_reports_every_row(tiny_catalog, fake_settings):
-    from mmtui.fusion import fusion_weight
-    from mmtui.train.hybrid import train_hybrid
-    from mmtui.modes import compare_modes, default_query_sets, modes_markdown
+    from mmtui.index.fused import fusion_weight
+    from mmtui.train.weights.hybrid import train_hybrid
+    from mmtui.evaluation.modes import compare_modes, default_query_sets, modes_markdown
 
     build_index(fake_settings, tiny_catalog, encoder=FakeEncoder())
     fusion, fit = train_hybrid(fake_settings, encoder=FakeEncoder(), split="train")

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mmtui.catalog import download, images as images_mod, load_image, resolve_images
+from mmtui.catalog import download, images as images_mod
+from mmtui.catalog.images import load_image, resolve_images
 from mmtui.catalog.records import Product
 from mmtui.progress import Cancelled
 

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from mmtui.catalog import images as images_mod
-from mmtui.catalog import load_image, resolve_images, validate_image
+from mmtui.catalog.images import load_image, resolve_images, validate_image
 from mmtui.catalog.records import Product
 from mmtui.errors import QueryError
 from mmtui.progress import Cancelled

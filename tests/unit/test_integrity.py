@@ -13,14 +13,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mmtui.ann import VectorIndex
-from mmtui.build import build_index, reindex
+from mmtui.index.ann import VectorIndex
+from mmtui.build.pipeline import build_index, reindex
 from mmtui.config import Settings
 from mmtui.encoders import FakeEncoder
 from mmtui.errors import CatalogError, IndexMismatchError, StoreError
-from mmtui.generations import IndexDamagedError, current
-from mmtui.search import SearchService
-from mmtui.store import Store
+from mmtui.index.generations import IndexDamagedError, current
+from mmtui.query.service import SearchService
+from mmtui.store.db import Store
 
 N = 560  # products in make_catalog's catalogs: above ann.EXACT_BELOW, so the indexes have .hnsw graphs
 
@@ -130,7 +130,7 @@ def test_vectors_far_outside_the_cosine_range_are_an_error_not_hits():
 
 
 def test_a_generation_check_finds_a_flipped_byte_in_a_large_file_only_in_full(data, monkeypatch):
-    import mmtui.generations as generations
+    import mmtui.index.generations as generations
 
     _, settings = data
     monkeypatch.setattr(generations, "SMALL", 100)  # as if the vectors were too large to checksum at each open
@@ -265,7 +265,7 @@ def test_a_data_dir_from_before_generations_is_searched_then_moved_to_generation
 def test_mmtui_check_reports_damage_and_exits_1(data):
     from click.testing import CliRunner
 
-    from mmtui.cli import cli
+    from mmtui.cli.main import cli
 
     catalog, settings = data
     ok = CliRunner().invoke(cli, ["check", "--data-dir", str(settings.data_dir)])
@@ -282,7 +282,7 @@ def test_mmtui_check_reports_damage_and_exits_1(data):
 def test_build_index_of_an_empty_catalog_prints_a_clear_error(tmp_path):
     from click.testing import CliRunner
 
-    from mmtui.cli import cli
+    from mmtui.cli.main import cli
 
     (tmp_path / "products.jsonl").write_text("")
     result = CliRunner().invoke(cli, ["build-index", str(tmp_path / "products.jsonl"), "--data-dir",

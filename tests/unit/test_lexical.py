@@ -1,12 +1,12 @@
-"""The in-memory BM25 index (mmtui.lexical) gives FTS5's exact answers, and is never used when stale."""
+"""The in-memory BM25 index (mmtui.index.lexical) gives FTS5's exact answers, and is never used when stale."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from mmtui.lexical import FILE, FastLexical, LexicalIndex, ensure_lexical_index
-from mmtui.store import Store, fts_words
+from mmtui.index.lexical import FILE, FastLexical, LexicalIndex, ensure_lexical_index
+from mmtui.store.db import Store, fts_words
 
 COLOURS = ["red", "navy blue", "black", "white", "green", "grey"]
 THINGS = ["shirt", "shoes", "running shoe", "dress", "jeans", "watch", "sandals", "café mug", "naïve tee"]
@@ -80,7 +80,7 @@ def test_the_fast_path_answers_and_scores_are_bit_identical(store, tmp_path):
 
 
 def test_filters_use_the_allowed_rowids(store, tmp_path):
-    from mmtui.filters import parse_where, where_sql
+    from mmtui.store.filters import parse_where, where_sql
 
     ensure_lexical_index(tmp_path / "ann", store.db.conn)
     store.use_lexical_index(tmp_path / "ann")
@@ -142,11 +142,11 @@ def test_common_words_are_dropped_like_informative_words(store, tmp_path):
 
 
 def test_reindex_writes_the_lexical_index(tiny_catalog, fake_settings):
-    from mmtui.build import build_index
+    from mmtui.build.pipeline import build_index
     from mmtui.encoders import FakeEncoder
-    from mmtui.search import SearchService
+    from mmtui.query.service import SearchService
 
-    from mmtui.generations import current
+    from mmtui.index.generations import current
 
     build_index(fake_settings, tiny_catalog, encoder=FakeEncoder())
     assert (current(fake_settings.ann_dir).dir / FILE).is_file()
@@ -158,7 +158,7 @@ def test_reindex_writes_the_lexical_index(tiny_catalog, fake_settings):
 
 
 def test_rowids_with_gaps_and_filters(store, tmp_path):
-    from mmtui.filters import parse_where, where_sql
+    from mmtui.store.filters import parse_where, where_sql
 
     with store.db.conn:
         store.delete_products([f"p{i}" for i in range(0, 240, 3)])

@@ -117,7 +117,7 @@ def test_missing_or_corrupt_weights_raise_model_error(tmp_path: Path) -> None:
 def test_train_lit_writes_a_loadable_checkpoint(tmp_path: Path) -> None:
     from types import SimpleNamespace
 
-    from mmtui.splits import split_of
+    from mmtui.catalog.splits import split_of
     from mmtui.train.lit import train_lit
 
     colours = {"red": (200, 30, 30), "green": (30, 160, 60), "blue": (30, 60, 200), "black": (20, 20, 20)}

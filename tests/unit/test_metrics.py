@@ -8,8 +8,10 @@ import random
 import numpy as np
 import pytest
 
-from mmtui.metrics import (METRIC_KEYS, metrics_from_ranks, mrr, ndcg_at_k, paired_retrieval, precision_at_k,
-                           ranks_of_targets, recall_at_k, score_rankings)
+from mmtui.metrics import (
+    METRIC_KEYS, metrics_from_ranks, mrr, ndcg_at_k, paired_retrieval, precision_at_k, ranks_of_targets, recall_at_k,
+    score_rankings,
+)
 
 # -- hand-computed ---------------------------------------------------------------------------------------
 

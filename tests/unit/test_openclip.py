@@ -75,9 +75,9 @@ def test_unknown_architecture_and_missing_checkpoint_are_clear(tmp_path):
 
 
 def test_build_and_search_with_the_tiny_model(tiny_catalog, tmp_path, monkeypatch):
-    from mmtui.build import build_index
+    from mmtui.build.pipeline import build_index
     from mmtui.config import Settings
-    from mmtui.search import SearchService
+    from mmtui.query.service import SearchService
 
     monkeypatch.setenv("MMTUI_OPENCLIP_CONFIGS", str(CONFIGS))
     settings = Settings(data_dir=tmp_path / "idx", model="openclip:mmtui-tiny", device="cpu")

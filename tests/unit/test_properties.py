@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from mmtui.catalog import read_catalog
+from mmtui.catalog.readers import read_catalog
 from mmtui.catalog.readers import parse_price
 from mmtui.errors import QueryError
-from mmtui.evaluate import EvalQuery, MAX_GRADE, SKIP_BAD_GRADE, Skip, parse_query_line
-from mmtui.filters import FIELDS, OPERATORS, Filter, parse_where, where_sql
+from mmtui.evaluation.evaluate import EvalQuery, MAX_GRADE, SKIP_BAD_GRADE, Skip, parse_query_line
+from mmtui.store.filters import FIELDS, OPERATORS, Filter, parse_where, where_sql
 
 # max_examples per property: the README quotes these numbers
 CSV_EXAMPLES = 1000

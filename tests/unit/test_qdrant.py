@@ -14,16 +14,16 @@ import pytest
 
 pytest.importorskip("qdrant_client")
 
-from mmtui.backend import Backend, choose_backend, parse_backend, stored_backend  # noqa: E402
-from mmtui.build import build_index  # noqa: E402
+from mmtui.index.backends.spec import Backend, choose_backend, parse_backend, stored_backend  # noqa: E402
+from mmtui.build.pipeline import build_index  # noqa: E402
 from mmtui.config import Settings  # noqa: E402
 from mmtui.encoders.base import FakeEncoder  # noqa: E402
 from mmtui.errors import ConfigError, StoreError  # noqa: E402
-from mmtui.filters import parse_where  # noqa: E402
-from mmtui.indexing import reindex  # noqa: E402
-from mmtui.qdrant_store import close_clients, open_client  # noqa: E402
-from mmtui.search import SearchService  # noqa: E402
-from mmtui.store import Store  # noqa: E402
+from mmtui.store.filters import parse_where  # noqa: E402
+from mmtui.index.writer import reindex  # noqa: E402
+from mmtui.index.backends.qdrant.client import close_clients, open_client  # noqa: E402
+from mmtui.query.service import SearchService  # noqa: E402
+from mmtui.store.db import Store  # noqa: E402
 
 SAMPLE = Path(__file__).resolve().parents[2] / "sample_catalog"
 QUERIES = ["blue shirt for men", "black watch", "red dress women", "sports shoes", "white tshirt", "jeans",
@@ -106,7 +106,7 @@ def test_an_unreachable_server_is_a_clear_error(built, tmp_path):
     # a data dir that records the server: search says the same, through the CLI without a traceback
     from click.testing import CliRunner
 
-    from mmtui.cli import cli
+    from mmtui.cli.main import cli
 
     local, _ = built
     d = tmp_path / "remote"
@@ -249,7 +249,7 @@ def test_a_missing_collection_and_a_held_folder_are_clear_errors(built, tmp_path
 def test_build_search_and_eval_through_the_commands_need_no_flag_after_the_build(built, tmp_path):
     from click.testing import CliRunner
 
-    from mmtui.cli import cli
+    from mmtui.cli.main import cli
 
     local, _ = built
     d = tmp_path / "cli"
@@ -294,9 +294,9 @@ def test_a_backend_that_cannot_be_used_is_refused_and_the_data_dir_keeps_its_own
 
     from click.testing import CliRunner
 
-    from mmtui.backend import stored_backend
-    from mmtui.cli import cli
-    from mmtui.store import Store
+    from mmtui.index.backends.spec import stored_backend
+    from mmtui.cli.main import cli
+    from mmtui.store.db import Store
 
     local, _ = built
     d = tmp_path / "kept"

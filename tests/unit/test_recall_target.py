@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from mmtui.ann import VectorIndex
-from mmtui.indexing import RECALL_TARGET, _self_check
+from mmtui.index.ann import VectorIndex
+from mmtui.index.writer import RECALL_TARGET, _self_check
 
 
 def _unit(rng, n, dim):

@@ -8,9 +8,9 @@ import sqlite3
 import numpy as np
 import pytest
 
-from mmtui.ann import VectorIndex
-from mmtui.filter_columns import FilterColumns
-from mmtui.filters import parse_where, where_sql
+from mmtui.index.ann import VectorIndex
+from mmtui.index.filter_columns import FilterColumns
+from mmtui.store.filters import parse_where, where_sql
 
 
 
@@ -117,7 +117,7 @@ def test_both_filter_strategies_match_exact_search_over_the_allowed_rows(graph_i
 
 
 def test_filter_strategy_switches_with_the_number_allowed(graph_index, monkeypatch):
-    import mmtui.ann as ann
+    import mmtui.index.ann as ann
 
     monkeypatch.setattr(ann, "FILTER_CROSSING", 100.0)  # exact up to sqrt(100 * 4000) = 632 allowed
     assert graph_index.filter_strategy(600) == "exact" and graph_index.filter_strategy(700) == "graph"
@@ -144,7 +144,7 @@ def test_tune_ef_raises_ef_until_the_target(graph_index):
 # -- indexes read when first needed -----------------------------------------------------------------------------
 @pytest.fixture
 def built_settings(tiny_catalog, fake_settings):
-    from mmtui.build import build_index
+    from mmtui.build.pipeline import build_index
     from mmtui.encoders import FakeEncoder
 
     build_index(fake_settings, tiny_catalog, encoder=FakeEncoder())
@@ -153,7 +153,7 @@ def built_settings(tiny_catalog, fake_settings):
 
 def test_a_query_reads_only_the_indexes_it_needs(built_settings):
     from mmtui.encoders import FakeEncoder
-    from mmtui.search import SearchService
+    from mmtui.query.service import SearchService
 
     service = SearchService.open(built_settings, encoder=FakeEncoder())
     assert service.indexes.loaded == [] and "image" in service.indexes and "fused" in service.indexes
@@ -172,9 +172,9 @@ def test_a_query_waits_for_an_index_being_read_in_the_background(built_settings,
     import threading
     import time
 
-    import mmtui.ann as ann
+    import mmtui.index.ann as ann
     from mmtui.encoders import FakeEncoder
-    from mmtui.search import SearchService
+    from mmtui.query.service import SearchService
 
     reference = SearchService.open(built_settings, encoder=FakeEncoder()).search("red shirt", k=5, mode="image")
     started, real_load = threading.Event(), ann.VectorIndex.load.__func__
@@ -196,7 +196,7 @@ def test_a_query_waits_for_an_index_being_read_in_the_background(built_settings,
 
 def test_filtered_service_search_uses_the_column_arrays_and_matches_sql(built_settings):
     from mmtui.encoders import FakeEncoder
-    from mmtui.search import SearchService
+    from mmtui.query.service import SearchService
 
     service = SearchService.open(built_settings, encoder=FakeEncoder())
     for exprs in (["colour=blue"], ["price<35"], ["gender!=women", "category~shirt"]):
@@ -208,8 +208,8 @@ def test_filtered_service_search_uses_the_column_arrays_and_matches_sql(built_se
 
 def test_the_understood_kind_pool_meets_the_allowed_rows(built_settings):
     from mmtui.encoders import FakeEncoder
-    from mmtui.search import SearchService
-    from mmtui.understand_state import kind_list
+    from mmtui.query.service import SearchService
+    from mmtui.query.understanding.state import kind_list
 
     service = SearchService.open(built_settings, encoder=FakeEncoder())
     understood = service.understand("red shirt")

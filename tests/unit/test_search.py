@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from mmtui.build import build_index
+from mmtui.build.pipeline import build_index
 from mmtui.encoders import FakeEncoder
 from mmtui.errors import IndexMismatchError, QueryError
-from mmtui.filters import parse_where
-from mmtui.hybrid import fuse_ranked as rrf_fuse
-from mmtui.search import SearchService
+from mmtui.store.filters import parse_where
+from mmtui.query.hybrid import fuse_ranked as rrf_fuse
+from mmtui.query.service import SearchService
 
 
 @pytest.fixture
@@ -111,7 +111,7 @@ def test_rrf_rewards_agreement():
 
 
 def test_query_threads_follow_the_load(monkeypatch):
-    from mmtui.search import query_thread_count
+    from mmtui.query.service import query_thread_count
 
     monkeypatch.delenv("MMTUI_THREADS", raising=False)
     assert query_thread_count(load=0.3, cores=2) == 2  # idle: two threads encode a query faster
@@ -129,7 +129,7 @@ def test_other_processes_busy_now_count_and_our_own_work_does_not(monkeypatch):
     import sys
     import time
 
-    from mmtui import search
+    from mmtui.query import service as search
 
     monkeypatch.delenv("MMTUI_THREADS", raising=False)
     def others_while_we_work() -> float:
@@ -208,9 +208,9 @@ def test_a_query_naming_no_kind_ranks_as_before(service):
 def test_learned_understanding_weights_are_saved_and_used(service):
     import json
 
-    from mmtui.facet_rank import ranking_weights
-    from mmtui.train.understanding import learn_understanding
-    from mmtui.understand_state import state_of
+    from mmtui.query.understanding.rank import ranking_weights
+    from mmtui.train.weights.understanding import learn_understanding
+    from mmtui.query.understanding.state import state_of
 
     fit = learn_understanding(service, limit=50)
     assert fit.weights["kind"] >= 2 * fit.weights["colour"] and fit.weights["person"] >= fit.weights["colour"]
@@ -223,8 +223,8 @@ def test_learned_understanding_weights_are_saved_and_used(service):
 def test_learning_writes_down_every_query_it_used(service, fake_settings):
     import json
 
-    from mmtui.phrasings import HELDOUT_PERSON
-    from mmtui.train.understanding import learn_understanding
+    from mmtui.catalog.phrasings import HELDOUT_PERSON
+    from mmtui.train.weights.understanding import learn_understanding
 
     fit = learn_understanding(service, limit=50)
     path = fake_settings.reports_dir / "understanding-queries.jsonl"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mmtui.catalog import combined_text
+from mmtui.catalog.text import combined_text
 from mmtui.catalog.records import Product
 
 

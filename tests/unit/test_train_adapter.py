@@ -11,11 +11,11 @@ torch = pytest.importorskip("torch")
 
 from mmtui.errors import ModelError  # noqa: E402
 from mmtui.train.adapter import train_adapter  # noqa: E402
-from mmtui.train.checkpoints import list_checkpoints, load_checkpoint, next_name, save_checkpoint  # noqa: E402
+from mmtui.encoders.checkpoints import list_checkpoints, load_checkpoint, next_name, save_checkpoint  # noqa: E402
 from mmtui.train.data import load_pairs, paired_r10  # noqa: E402
-from mmtui.train.heads import head_tensors, mlp_two_tower, residual_two_tower  # noqa: E402
+from mmtui.encoders.heads import head_tensors, mlp_two_tower, residual_two_tower  # noqa: E402
 from mmtui.train.promote import active_name, list_models, promote, use_model  # noqa: E402
-from mmtui.train.projector import load_projector  # noqa: E402
+from mmtui.encoders.projector import load_projector  # noqa: E402
 
 torch.set_num_threads(2)
 

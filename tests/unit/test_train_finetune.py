@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("open_clip")
 
 from mmtui.config import Settings  # noqa: E402
-from mmtui.store import Store  # noqa: E402
+from mmtui.store.db import Store  # noqa: E402
 
 CONFIGS = Path(__file__).resolve().parents[1] / "fixtures" / "openclip"
 COLOURS = {"red": (220, 20, 20), "green": (20, 200, 40), "blue": (20, 40, 220), "black": (10, 10, 10),

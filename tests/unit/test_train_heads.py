@@ -9,7 +9,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from mmtui.progress import Cancelled  # noqa: E402
-from mmtui.train.heads import MLPTower, ResidualAdapter, mlp_two_tower, residual_two_tower  # noqa: E402
+from mmtui.encoders.heads import MLPTower, ResidualAdapter, mlp_two_tower, residual_two_tower  # noqa: E402
 from mmtui.train.loop import LoopConfig, fit, get_lr  # noqa: E402
 from mmtui.train.losses import info_nce, margin_ranking, sigmoid_loss  # noqa: E402
 

@@ -1,4 +1,4 @@
-"""Query understanding (mmtui.understand), its ranking step (mmtui.facet_rank) and the phrasings it is measured on."""
+"""Query understanding (mmtui.query.understanding.parse), its ranking step (mmtui.query.understanding.rank) and the phrasings it is measured on."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import hashlib
 import numpy as np
 import pytest
 
-from mmtui.facet_rank import kind_rowids, match, rerank
-from mmtui.facets import load_facets, singular, words
-from mmtui.store import Store
-from mmtui.understand import Lexicon, Understander, parse_price
+from mmtui.query.understanding.rank import kind_rowids, match, rerank
+from mmtui.catalog.facets import load_facets, singular, words
+from mmtui.store.db import Store
+from mmtui.query.understanding.parse import Lexicon, Understander, parse_price
 
 # id, title, article_type, gender, colour, brand, price
 FASHION = [
@@ -150,7 +150,7 @@ def test_the_ranking_puts_kind_and_person_before_colour(store, understand):
 
 
 def test_phrasings_for_training_and_for_measuring_are_apart(store):
-    from mmtui.phrasings import HELDOUT_PERSON, HELDOUT_TEMPLATES, TRAIN_TEMPLATES, phrased_queries
+    from mmtui.catalog.phrasings import HELDOUT_PERSON, HELDOUT_TEMPLATES, TRAIN_TEMPLATES, phrased_queries
 
     assert not set(TRAIN_TEMPLATES) & set(HELDOUT_TEMPLATES)
     held = phrased_queries(store, "train", "heldout", limit=None)
@@ -177,7 +177,7 @@ def test_a_value_word_keeps_the_longer_values_it_is_part_of():
 
 
 def test_a_query_spells_a_title_when_four_or_more_of_its_words_are_all_in_it():
-    from mmtui.facet_rank import spells_title
+    from mmtui.query.understanding.rank import spells_title
 
     assert spells_title("navy blue shirt for men", "Belmonte Men Check Navy Blue Shirts")
     assert not spells_title("blue shirt for men", "Belmonte Men Check Navy Blue Shirts")  # 3 words: a kind query

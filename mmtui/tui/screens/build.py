@@ -15,10 +15,10 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import Button, Footer, Input, Label, ProgressBar, Static
 
-from ...progress import Cancelled, ProgressEvent
-from ..host import AppHost
-from ..messages import WorkProgressed
-from .work import WorkScreen
+from mmtui.progress import Cancelled, ProgressEvent
+from mmtui.tui.host import AppHost
+from mmtui.tui.messages import WorkProgressed
+from mmtui.tui.screens.work import WorkScreen
 
 THROTTLE_S = 0.05
 

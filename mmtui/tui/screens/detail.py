@@ -10,10 +10,10 @@ from textual.binding import Binding
 from textual.screen import ModalScreen
 from textual.widgets import Footer
 
-from ...search import Hit
-from ..host import AppHost
-from ..thumbnails import pixels_for
-from ..widgets.detail import DetailPane
+from mmtui.query.service import Hit
+from mmtui.tui.host import AppHost
+from mmtui.tui.thumbnails import pixels_for
+from mmtui.tui.widgets.detail import DetailPane
 
 
 class DetailScreen(ModalScreen):

@@ -17,8 +17,8 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
-from ..host import AppHost
-from ..widgets.curves import CurvePlot
+from mmtui.tui.host import AppHost
+from mmtui.tui.widgets.curves import CurvePlot
 
 TIMESTAMPED_COPY = re.compile(r"^compare-.*-\d{8}-\d{6}$")
 COLUMNS = (("report", "report"), ("model", "model"), ("mode", "mode"), ("queries", "n_queries"),

@@ -14,16 +14,16 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Input, ListView, Static
 
-from ...filters import Filter
-from ...search import MODES, Hit, SearchResult
-from ..host import AppHost
-from ..lane import Skipped
-from ..query import LIKE_PREFIX, Query, parse_query
-from ..thumbnails import pixels_for
-from ..trace import trace
-from ..widgets.detail import DetailPane
-from ..widgets.facets import FacetPanel
-from ..widgets.results import ResultItem, ResultsList
+from mmtui.store.filters import Filter
+from mmtui.query.service import MODES, Hit, SearchResult
+from mmtui.tui.host import AppHost
+from mmtui.tui.lane import Skipped
+from mmtui.tui.query import LIKE_PREFIX, Query, parse_query
+from mmtui.tui.thumbnails import pixels_for
+from mmtui.tui.trace import trace
+from mmtui.tui.widgets.detail import DetailPane
+from mmtui.tui.widgets.facets import FacetPanel
+from mmtui.tui.widgets.results import ResultItem, ResultsList
 
 DEBOUNCE_S = 0.25
 QUICK_S = 0.15  # show lexical results first when hybrid takes longer than this
@@ -474,7 +474,7 @@ class SearchScreen(Screen):
         hit = self.current_hit()
         if hit is None:
             return
-        from .detail import DetailScreen  # built on first use, like the app's other screens
+        from mmtui.tui.screens.detail import DetailScreen  # built on first use, like the app's other screens
         self.app.push_screen(DetailScreen(hit), self._detail_closed)
 
     def _detail_closed(self, result: Any) -> None:
@@ -511,7 +511,7 @@ class SearchScreen(Screen):
 
     def action_understood(self) -> None:
         """Show what the query was understood to ask for; drop a part or pin it to one value (a facet filter)."""
-        from .understood import UnderstoodDialog
+        from mmtui.tui.screens.understood import UnderstoodDialog
 
         result = self.result
         understood = getattr(result, "understood", None) if result is not None and result.kind == "text" else None

@@ -12,12 +12,12 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import Button, Checkbox, Footer, Input, Label, ProgressBar, Static
 
-from ...progress import Cancelled
-from ..host import AppHost
-from ..messages import WorkProgressed
-from ..widgets.curves import CurvePlot
-from .build import throttled
-from .work import WorkScreen
+from mmtui.progress import Cancelled
+from mmtui.tui.host import AppHost
+from mmtui.tui.messages import WorkProgressed
+from mmtui.tui.widgets.curves import CurvePlot
+from mmtui.tui.screens.build import throttled
+from mmtui.tui.screens.work import WorkScreen
 
 
 def result_text(result: dict[str, Any]) -> Text:

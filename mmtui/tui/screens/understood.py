@@ -25,7 +25,7 @@ def choices(understood: Any, changed: bool) -> list[tuple[str, tuple]]:
         for value in list(values)[:8]:
             out.append((f"only  {name} = {value}", ("pin", facet, value)))
     if understood is not None and understood.price is not None:
-        from ...understand import price_text
+        from mmtui.query.understanding.parse import price_text
 
         out.append((f"drop  price: {price_text(understood.price)}", ("drop", "price", None)))
     if changed:

@@ -10,9 +10,9 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from ...search import Hit
-from .results import format_price
-from .thumbnail import Thumbnail
+from mmtui.query.service import Hit
+from mmtui.tui.widgets.results import format_price
+from mmtui.tui.widgets.thumbnail import Thumbnail
 
 HIDDEN_FIELDS = {"image_path", "image_status", "attributes", "signals", "rank", "score", "text", "row", "source",
                  "image_ref", "image_size"}

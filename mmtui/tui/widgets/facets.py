@@ -10,8 +10,8 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.widgets import Button, Input, Label, Select
 
-from ...filters import Filter
-from ...search import MODES
+from mmtui.store.filters import Filter
+from mmtui.query.service import MODES
 
 FACET_FIELDS = ("category", "colour", "gender")
 

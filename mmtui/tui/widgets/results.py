@@ -9,8 +9,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import ListItem, ListView, Static
 
-from ...search import Hit
-from .thumbnail import Thumbnail
+from mmtui.query.service import Hit
+from mmtui.tui.widgets.thumbnail import Thumbnail
 
 SIGNAL_NAMES = {"image": "img", "text": "txt", "lexical": "lex"}
 

@@ -1,0 +1,1 @@
+"""mmtui.index.backends.qdrant"""

@@ -1,0 +1,233 @@
+"""`mmtui train understanding`: learn how much the understood kind, person, colour and brand weigh in the ranking.
+
+Queries: the catalog's own (kind, person, colour) groups phrased with mmtui.catalog.phrasings' TRAIN phrasings (never the
+held-out ones the evaluation uses), and product titles (each finds its own product: the ranking must not lose it).
+A grid over the weights of mmtui.query.understanding.rank is scored on the train split's queries (mean nDCG@10 of the two sets);
+the best few are compared on the validation split's, and the best there is kept in meta "understanding". Only
+combinations where the kind weighs at least twice the colour and the person at least as much as the colour are
+tried: a product of the right kind for the right person comes before one that only has the colour; and only those
+that cost title queries at most TITLE_SLACK nDCG@10 against the hybrid ranking alone, on train and on validation
+(no such combination: the understanding weighs nothing, and queries rank as hybrid search ranks them).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+GRID = {"kind": (0.1, 0.25, 0.5, 1.0, 2.0), "person": (0.1, 0.25, 0.5, 1.0), "colour": (0.0, 0.05, 0.1, 0.25, 0.5),
+        "brand": (0.0, 0.2), "list": (0.5, 1.0, 2.0)}
+SHORTLIST = 8  # the best combinations on train that validation chooses from
+TITLE_SLACK = 0.01  # title queries may lose at most this much nDCG@10 to the understanding (on train and on val)
+OFF = {"kind": 0.0, "person": 0.0, "colour": 0.0, "brand": 0.0, "list": 0.0}  # the hybrid ranking alone
+META_KEY = "understanding"
+
+
+@dataclass
+class UnderstandingFit:
+    weights: dict[str, float]
+    train: dict[str, float]  # set -> mean nDCG@10 (queries whose kind was understood)
+    val: dict[str, float]
+    val_default: dict[str, float]  # the default weights on validation
+    n_queries: dict[str, int]
+    phrasings: str = "mmtui.catalog.phrasings TRAIN_TEMPLATES / TRAIN_PERSON"
+    learned_at: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class _Parts:
+    hybrid: np.ndarray  # fused RRF score over the hybrid signals, per candidate
+    kind_list: np.ndarray  # 1 / (RRF_K + rank) in the kind list, 0 if absent
+    fits: dict[str, np.ndarray]
+    gains: np.ndarray  # 2^grade - 1 per candidate
+    ideal: float  # ideal DCG@10
+    relevant: np.ndarray  # grade >= 1 per candidate
+    hybrid_total: float  # sum of the hybrid weights
+    pinned: np.ndarray | None = None  # the candidate a title-spelling query keeps first (understand_state.pinned_rowid)
+
+
+def _parts(service: Any, text: str, relevant: dict[str, int]) -> _Parts | None:
+    from mmtui.query.understanding.rank import match
+    from mmtui.query.hybrid import RRF_K, fuse_ranked
+    from mmtui.query.service import CANDIDATES, VECTOR_INDEXES
+    from mmtui.query.understanding.state import kind_list, pinned_rowid, state_of
+
+    understood = service.understand(text)
+    if understood is None or not understood.parts.get("kind"):
+        return None
+    weights = service._hybrid_weights()
+    ranked: dict = {}
+    if "lexical" in weights:
+        ranked["lexical"] = service.store.lexical(understood.text, CANDIDATES, "1", [], None)
+    vector = service.query_vector(understood.text)
+    for name in VECTOR_INDEXES:
+        if name in weights and name in service.indexes:
+            ranked[name] = service._vector_hits(name, vector, CANDIDATES, None)
+    extra = kind_list(service, understood.text, understood, None)
+    everything = len({r for hits in ranked.values() for r, _ in hits})
+    hybrid = {r: s for r, s, *_ in fuse_ranked(ranked, everything, weights)}
+    listed = {r: 1.0 / (RRF_K + rank) for rank, (r, _) in enumerate(extra, start=1)}
+    rowids = np.array(sorted(set(hybrid) | set(listed)), np.int64)
+    if not len(rowids):
+        return None
+    ids = {row["rowid"]: row["id"] for row in service.store.rows(rowids.tolist())}
+    grades = np.array([relevant.get(ids.get(int(r), ""), 0) for r in rowids], np.float64)
+    discounts = 1.0 / np.log2(np.arange(2, 12))
+    ideal_gains = np.sort([2.0 ** g - 1 for g in relevant.values() if g >= 1])[::-1][:10]
+    pinned = pinned_rowid(service, understood.text, ranked)
+    return _Parts(np.array([hybrid.get(int(r), 0.0) for r in rowids]), np.array([listed.get(int(r), 0.0) for r in rowids]),
+                  match(state_of(service).facets, understood, rowids), 2.0 ** grades - 1, float(ideal_gains @ discounts[:len(ideal_gains)]),
+                  grades >= 1, sum(v for v in weights.values() if v > 0), rowids == pinned if pinned is not None else None)
+
+
+def _ndcg(parts: _Parts, w: dict[str, float]) -> float:
+    from mmtui.query.hybrid import RRF_K
+
+    base = (parts.hybrid + w["list"] * parts.kind_list) / ((parts.hybrid_total + w["list"]) / (RRF_K + 1))
+    total = base + sum(w.get(f, 0.0) * fit for f, fit in parts.fits.items())
+    if parts.pinned is not None:
+        total = np.where(parts.pinned, np.inf, total)
+    top = np.argsort(-total, kind="stable")[:10]
+    dcg = float(parts.gains[top] @ (1.0 / np.log2(np.arange(2, 2 + len(top)))))
+    return dcg / parts.ideal if parts.ideal > 0 else 0.0
+
+
+def _query_sets(store: Any, split: str, limit: int, seed: int) -> dict[str, list[tuple[str, dict[str, int]]]]:
+    from mmtui.catalog.phrasings import phrased_queries
+
+    shopper = [(q.text, q.relevant) for q in phrased_queries(store, split, "train", limit=limit, seed=seed)]
+    rows = store.db.execute("SELECT id, title FROM products WHERE split = ? AND trim(coalesce(title, '')) != '' "
+                            "ORDER BY rowid", [split]).fetchall()
+    rng = np.random.default_rng(seed)
+    pick = rng.choice(len(rows), size=min(limit, len(rows)), replace=False) if rows else []
+    titles = [(str(rows[i][1]), {str(rows[i][0]): 1}) for i in sorted(pick)]
+    return {"shopper": shopper, "title": titles}
+
+
+def _collect(service: Any, sets: dict, progress: Any = None) -> dict[str, list[_Parts]]:
+    out: dict[str, list[_Parts]] = {}
+    for name, queries in sets.items():
+        out[name] = [p for p in (_parts(service, text, rel) for text, rel in queries) if p is not None]
+        if progress is not None:
+            progress(f"{name}: {len(out[name])} of {len(queries)} queries name a kind")
+    return out
+
+
+def _score(collected: dict[str, list[_Parts]], w: dict[str, float]) -> dict[str, float]:
+    return {name: float(np.mean([_ndcg(p, w) for p in parts])) if parts else 0.0 for name, parts in collected.items()}
+
+
+def learn_understanding(service: Any, *, limit: int = 300, seed: int = 0, progress: Any = None) -> UnderstandingFit:
+    """Grid on the train split's queries, choice among the SHORTLIST best on the validation split's; saved."""
+    from mmtui.query.understanding.rank import DEFAULT_WEIGHTS
+
+    store = service.store
+    train_sets, val_sets = _query_sets(store, "train", limit, seed), _query_sets(store, "val", limit, seed)
+    used = _write_used(service, {"train": train_sets, "val": val_sets})
+    train = _collect(service, train_sets, progress)
+    val = _collect(service, val_sets, progress)
+    keys = list(GRID)
+    train_off, val_off = _score(train, OFF), _score(val, OFF)
+    scored = []
+    for combo in itertools.product(*(GRID[k] for k in keys)):
+        w = dict(zip(keys, combo))
+        if w["kind"] < 2 * w["colour"] or w["person"] < w["colour"]:
+            continue  # the kind and the person come first: a product with only the colour never outranks them
+        s = _score(train, w)
+        if s.get("title", 0.0) < train_off.get("title", 0.0) - TITLE_SLACK:
+            continue  # a title must still find its product: catalogs of fine-grained kinds (IKEA) need a light touch
+        scored.append((s.get("shopper", 0.0), w, s))
+    scored.sort(key=lambda item: -item[0])
+    best_val, best = -1.0, (OFF, train_off, val_off)  # nothing qualifies: the hybrid ranking alone
+    for _, w, s in scored[:SHORTLIST]:
+        v = _score(val, w)
+        if v.get("title", 0.0) < val_off.get("title", 0.0) - TITLE_SLACK:
+            continue
+        if v.get("shopper", 0.0) > best_val + 1e-9:
+            best_val, best = v.get("shopper", 0.0), (w, s, v)
+    w, s, v = best
+    fit = UnderstandingFit(weights=w, train={k: round(x, 4) for k, x in s.items()},
+                           val={k: round(x, 4) for k, x in v.items()},
+                           val_default={k: round(x, 4) for k, x in _score(val, DEFAULT_WEIGHTS).items()},
+                           n_queries={f"train/{k}": len(p) for k, p in train.items()} |
+                                     {f"val/{k}": len(p) for k, p in val.items()},
+                           learned_at=time.strftime("%Y-%m-%dT%H:%M:%S"),
+                           notes=[f"queries used: {used}"] if used else [])
+    store.set_meta(META_KEY, json.dumps({"params": {"weights": w}, "fit": fit.to_json()}))
+    return fit
+
+
+MIN_VAL_PRODUCTS = 20  # as for the hybrid weights: fewer validation products could not choose among the weights
+
+
+def learn_at_build(settings: Any, store: Any, encoder: Any, *, progress: Any = None) -> dict:
+    """build-index's step after the hybrid weights: learn the understanding weights (learn_understanding) when the
+    search space or the products changed since they were last learned; else nothing. Catalogs with no kind of
+    product to understand, or too few validation products, keep the defaults."""
+    import hashlib
+
+    from mmtui.errors import MmtuiError
+    from mmtui.query.service import SearchService
+
+    rows = store.db.execute("SELECT rowid, title_sha, split FROM products ORDER BY rowid").fetchall()
+    n_val = sum(1 for r in rows if r[2] == "val")
+    if n_val < MIN_VAL_PRODUCTS:
+        return {"status": "skipped", "message": f"{n_val} validation products: the understanding keeps its defaults"}
+    digest = hashlib.sha1(json.dumps([store.get_meta("index_space"), rows]).encode()).hexdigest()[:16]
+    info = json.loads(store.get_meta(META_KEY) or "{}")
+    if info.get("build_digest") == digest:
+        return {"status": "unchanged", "weights": (info.get("params") or {}).get("weights")}
+    service = SearchService.open(settings, encoder=encoder)
+    try:
+        if service.understand("x") is None:
+            return {"status": "skipped", "message": "the catalog has no facets to understand queries by"}
+        fit = learn_understanding(service)
+    except MmtuiError as exc:
+        return {"status": "skipped", "message": exc.message}
+    finally:
+        service.close()
+    saved = json.loads(store.get_meta(META_KEY) or "{}")
+    store.set_meta(META_KEY, json.dumps({**saved, "build_digest": digest}))
+    return {"status": "learned", "weights": fit.weights, "val": fit.val, "val_default": fit.val_default}
+
+
+def _write_used(service: Any, sets: dict) -> str:
+    """Every query the weights were learned and chosen on, one JSON line each, in DATA_DIR/reports (so a
+    measurement can show it never used them); "" when there is nowhere to write."""
+    settings = getattr(service, "settings", None)
+    if settings is None:
+        return ""
+    path = settings.reports_dir / "understanding-queries.jsonl"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w", encoding="utf-8") as f:
+            for split, named in sets.items():
+                for name, queries in named.items():
+                    for text, relevant in queries:
+                        f.write(json.dumps({"split": split, "set": name, "query": text, "relevant": relevant}) + "\n")
+    except OSError:
+        return ""
+    return str(path)
+
+
+def fit_table(fit: UnderstandingFit) -> Any:
+    from rich.table import Table
+
+    table = Table(title="query understanding: ranking weights learned on the train split, chosen on validation "
+                        "(nDCG@10 of queries that name a kind)", title_justify="left")
+    table.add_column("weights")
+    for name in fit.val:
+        table.add_column(f"val {name}", justify="right")
+    table.add_row("learned " + ", ".join(f"{k} {v:g}" for k, v in fit.weights.items()),
+                  *(f"{fit.val[n]:.3f}" for n in fit.val))
+    table.add_row("default", *(f"{fit.val_default.get(n, 0):.3f}" for n in fit.val))
+    return table
