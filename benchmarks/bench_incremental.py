@@ -244,14 +244,14 @@ def lexical_same_results(store, gen_dir: Path, qs: list[str], fts_sample: int = 
         tok = inc.phrase_tokens(fts_words(q)) or []
         same += inc.search(tok, 20) == full.search(tok, 20)
     # and against FTS5 itself, through the store (the fast path declines only if the index is stale)
-    store.use_lexical_index(gen_dir)
-    fast = store.fast_lexical
+    from mmtui.index.backends.local import lexical_hits
+    from mmtui.index.lexical import FastLexical
+
+    fast = FastLexical(gen_dir)
     fts_same = 0
     for q in qs[:fts_sample]:
-        got = store.lexical(q, 20)
-        store.fast_lexical = None
+        got = lexical_hits(store, fast, q, 20)
         ref = store.lexical(q, 20)
-        store.fast_lexical = fast
         fts_same += [r for r, _ in got] == [r for r, _ in ref] and all(
             abs(a - b) <= 1e-9 for (_, a), (_, b) in zip(got, ref))
     return {"full_lexical_build_s": round(build_s, 1), "identical_arrays": arrays,

@@ -51,7 +51,8 @@ def lexical_store(n: int) -> Path:
 
 def measure(n: int, n_queries: int) -> dict:
     from mmtui.store.filters import parse_where, where_sql
-    from mmtui.index.lexical import LexicalIndex, ensure_lexical_index
+    from mmtui.index.backends.local import lexical_hits
+    from mmtui.index.lexical import FastLexical, LexicalIndex, ensure_lexical_index
     from mmtui.store.db import Store
 
     root = lexical_store(n)
@@ -62,11 +63,10 @@ def measure(n: int, n_queries: int) -> dict:
     ensure_lexical_index(ann, store.db.conn)
     build_s = time.perf_counter() - t
     t = time.perf_counter()
-    loaded = store.use_lexical_index(ann)
+    fast = FastLexical(ann)
+    index: LexicalIndex = fast.current(store.db.conn)
     load_ms = (time.perf_counter() - t) * 1000
-    assert loaded, "the index just built does not match its store"
-    index: LexicalIndex = store.fast_lexical.index
-    fast = store.fast_lexical
+    assert index is not None, "the index just built does not match its store"
     qs = queries(n_queries)
     out: dict = {"products": n, "build_s": round(build_s, 2), "load_ms": round(load_ms, 1),
                  "file_mb": round((ann / "lexical.npz").stat().st_size / 1e6, 1), "terms": len(index.terms),
@@ -75,16 +75,14 @@ def measure(n: int, n_queries: int) -> dict:
         where, params = where_sql([parse_where(s) for s in spec]) if spec else ("1", [])
         allowed = store.filtered_rowids(where, params) if spec else None
         for q in qs[:5]:  # warm both paths (page cache, tokeniser)
-            store.lexical(q, 20, where, params, allowed)
+            lexical_hits(store, fast, q, 20, where, params, allowed)
         slow_ms, fast_ms, same_set, identical, max_diff = [], [], 0, 0, 0.0
         for q in qs:
-            store.fast_lexical = None
             t = time.perf_counter()
             ref = store.lexical(q, 20, where, params)
             slow_ms.append((time.perf_counter() - t) * 1000)
-            store.fast_lexical = fast
             t = time.perf_counter()
-            got = store.lexical(q, 20, where, params, allowed)
+            got = lexical_hits(store, fast, q, 20, where, params, allowed)
             fast_ms.append((time.perf_counter() - t) * 1000)
             same_set += {r for r, _ in ref} == {r for r, _ in got}
             identical += ref == got

@@ -75,11 +75,14 @@ def query_times(service, texts: list[str], modes: list[str]) -> dict:
 def server_fusion(service, texts: list[str]) -> dict:
     """Qdrant's own weighted RRF (prefetch + rrf in one request) against the default (the candidate lists in one
     batch, fused by mmtui.query.hybrid): p50 of each, and how much of the default's top 10 it keeps."""
-    weights = service._hybrid_weights()
+    from mmtui.query.hybrid import CANDIDATES, RRF_K
+
+    weights = service.hybrid_weights()
     ms, overlap = [], []
     for q in texts:
         t = time.perf_counter()
-        fused = service.remote.server_fused(service, q, service.query_vector(q), 10, weights)
+        fused = service.backend.server_fused(q, service.query_vector(q), 10, weights, candidates=CANDIDATES,
+                                             rrf_k=RRF_K)
         ms.append((time.perf_counter() - t) * 1000)
         default = {service.store.rowid_of([h.id])[h.id] for h in service.search(q, k=10, mode="hybrid",
                                                                                    understand=False).hits}

@@ -134,7 +134,7 @@ def child_mode(model: str, data_dir: str, mode: str, n_queries: int) -> dict:
     out["peak_rss_mb"] = _rss_mb("VmHWM")
     out["loaded"] = list(getattr(service.indexes, "loaded", service.indexes))
     if mode == "lexical":
-        index = service.store.fast_lexical.index if service.store.fast_lexical else None
+        index = getattr(service.backend, "lexical_index", None)
         out["lexical_index_mb"] = round(sum(v.nbytes for v in vars(index).values() if isinstance(v, np.ndarray))
                                         / 1e6, 1) if index is not None else None
         out["lexical_path"] = "in-memory index" if index is not None else "FTS5"

@@ -10,7 +10,6 @@ service on another thread meanwhile.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -19,12 +18,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from mmtui.errors import IndexMismatchError, MmtuiError, QueryError
-from mmtui.store.filters import where_sql
+from mmtui.index.backends.base import VECTOR_INDEXES, SearchBackend, vector_hits
 from mmtui.query.hybrid import default_weights, fuse_ranked, hybrid_weights
+from mmtui.query.threads import THREADS_RECHECK_S, query_thread_count, set_query_threads, start_watching_load
+from mmtui.query.understanding.state import QueryUnderstanding
+from mmtui.store.filters import where_sql
 from mmtui.store.tags import product_tags
 
 MODES = ("image", "text", "lexical", "hybrid", "fused")
-VECTOR_INDEXES = ("image", "text", "fused")  # "fused" is optional: indexes built before it existed lack it
 
 
 @dataclass
@@ -70,35 +71,29 @@ CANDIDATES = 100  # per-signal candidates fused in hybrid mode
 
 
 class SearchService:
-    """Opened once per process; every search reuses the store, the indexes and the model."""
+    """Opened once per process; every search reuses the store, the backend's indexes and the model."""
 
-    def __init__(self, settings, store, indexes: dict, projector, space: str, encoder=None, *,
-                 damaged: dict | None = None, stamp: tuple | None = None, remote=None) -> None:
+    def __init__(self, settings, store, backend: SearchBackend, projector, space: str, encoder=None) -> None:
         self.settings = settings
         self.store = store
-        self.indexes = indexes  # {"image": VectorIndex, "text": VectorIndex[, "fused": VectorIndex]}
-        self.damaged = damaged if damaged is not None else {}  # (the lazy indexes add to it) index name -> IndexDamagedError (mmtui.index.generations), raised when needed
-        self._snapshot = (self.indexes, self.damaged)  # replaced as one: a query takes both from one generation
-        self._stamp = stamp  # generations.stamp() of the loaded generation: a new one is loaded between queries
-        self._reload_lock = __import__("threading").Lock()
+        self.backend = backend  # where candidates come from: mmtui.index.backends.local or .qdrant
         self.projector = projector
         self.space = space
         self._encoder = encoder
         self._encoder_lock = threading.Lock()
+        self._reload_lock = threading.Lock()
         self._query_cache: dict[str, Any] = {}
         self._allowed_cache: dict[tuple, Any] = {}  # filter -> allowed rowids, while the products are unchanged
         self._allowed_version: tuple = ()
         self._filter_columns = None  # mmtui.index.filter_columns.FilterColumns of the current products
         self._threads_checked = 0.0  # time.monotonic() of the last look at the machine's load
-        self._understanding = None  # mmtui.query.understanding.state.State of the current products (made on first use)
-        self.remote = remote  # mmtui.index.backends.qdrant.search.QdrantRemote when the data dir's index is on Qdrant
-        if remote is not None:
-            self.indexes = remote.attach(self)
-            self._snapshot = (self.indexes, self.damaged)
+        cache = settings.data_dir / "understand" if getattr(settings, "data_dir", None) else None
+        self.understanding = QueryUnderstanding(store, cache, self._no_word_model)
 
     @classmethod
     def open(cls, settings, encoder=None) -> "SearchService":
         from mmtui.encoders.projection import search_space
+        from mmtui.index.backends.spec import stored_backend
         from mmtui.store.db import Store
 
         start_watching_load()
@@ -110,22 +105,18 @@ class SearchService:
                 f"run `mmtui build-index CATALOG --model {settings.model}` (into another --data-dir to keep both), "
                 f"or drop --model to search with {built_with!r}")
         space, projector = search_space(store, settings)
-        from mmtui.index.backends.spec import stored_backend
+        spec = stored_backend(store)
+        if spec.is_qdrant:
+            from mmtui.index.backends.qdrant.search import QdrantBackend
 
-        backend = stored_backend(store)
-        if backend.is_qdrant:  # candidates from a Qdrant collection (mmtui.index.backends.qdrant.search)
-            from mmtui.index.backends.qdrant.search import QdrantRemote
+            backend: SearchBackend = QdrantBackend.open(spec, store, space, projector)
+        else:
+            from mmtui.index.backends.local import LocalBackend
 
-            remote = QdrantRemote.open(backend, store, space)
-            if encoder is not None:
-                cls._check_encoder(store, encoder)
-            return cls(settings, store, {}, projector, space, encoder, remote=remote)
-        loaded = _load_indexes(settings, space)
-        _use_lexical(store, loaded)
+            backend = LocalBackend(settings, store, space)
         if encoder is not None:
             cls._check_encoder(store, encoder)
-        return cls(settings, store, loaded.indexes, projector, space, encoder, damaged=loaded.damaged,
-                   stamp=loaded.stamp)
+        return cls(settings, store, backend, projector, space, encoder)
 
     @staticmethod
     def _check_encoder(store, encoder) -> None:
@@ -135,35 +126,42 @@ class SearchService:
                 f"with (fingerprint {store.get_meta('base_fingerprint')})",
                 "run `mmtui build-index CATALOG` again so the index matches the model")
 
+    @property
+    def indexes(self) -> Mapping:
+        """The vector indexes loaded now, by name ("image", "text"[, "fused"]); a query reloads them first
+        when a writer made a new generation since."""
+        return self.backend.current()[0]
+
+    @property
+    def damaged(self) -> dict:
+        """Index name -> the error a query that needs it raises (mmtui.index.generations)."""
+        return self.backend.current()[1]
+
     # -- model -------------------------------------------------------------------------------
     @property
     def model_ready(self) -> bool:
         return self._encoder is not None
+
+    def _no_word_model(self) -> bool:
+        """A model with no sentence model behind it (the torch-free "fake" one): words are matched by spelling."""
+        encoder = self._encoder
+        return encoder is not None and hasattr(encoder, "word_vectors") and encoder.word_vectors is None
 
     def load_model(self) -> None:
         """Load the model ahead of the first query (the TUI does this in the background), and run it once:
         first calls set up kernels and prepacked weights (~0.2 s) that a user's first query would otherwise wait for."""
         self.encoder.encode_texts(["warm up"])
         self.understand("warm up")
-        if self._understanding is not None:  # the understanding's own word model loads on the first word it has
-            from mmtui.encoders.words import phrase_vectors  # never seen (~0.1 s): now, not in a shopper's query
+        if self.understanding.made:  # the understanding's own word model loads on the first word it has never
+            from mmtui.encoders.words import phrase_vectors  # seen (~0.1 s): now, not in a shopper's query
 
             phrase_vectors(["warm"])
 
-    def preload(self, names=None) -> threading.Thread:
-        """Read the indexes (`names`, default all) on a background thread, in that order: a query that needs one
-        still being read waits for it, never uses it half-read. Returns the thread (join() to wait)."""
-        indexes, _ = self._current()
-        names = list(indexes) if names is None else [n for n in names if n in indexes]
-
-        def run() -> None:
-            for name in names:
-                if isinstance(indexes, LazyIndexes):
-                    indexes.load(name)
-
-        thread = threading.Thread(target=run, name="mmtui-preload", daemon=True)
-        thread.start()
-        return thread
+    def preload(self, names=None):
+        """Read the indexes (`names`, default all) in the background, in that order: a query that needs one still
+        being read waits for it. Returns the thread (join() to wait), or None when there is nothing to read."""
+        self._current()
+        return self.backend.preload(names)
 
     @property
     def encoder(self):
@@ -211,11 +209,9 @@ class SearchService:
 
     # -- searching ---------------------------------------------------------------------------
     def understand(self, query: str, drop=()):
-        """What the query asks for in this catalog's facets (mmtui.query.understanding.parse), without the parts in `drop`
-        (facet names, or "price"); None when the catalog has no facets to understand."""
-        from mmtui.query.understanding.state import understanding_of
-
-        return understanding_of(self, query, drop)
+        """What the query asks for in this catalog's facets (mmtui.query.understanding), without the parts in
+        `drop` (facet names, or "price"); None when the catalog has no facets to understand."""
+        return self.understanding.understand(query, drop)
 
     def search(self, query: str, *, k: int = 20, mode: str = "hybrid", filters=None, understand: bool = True,
                drop=()) -> SearchResult:
@@ -231,28 +227,30 @@ class SearchService:
         asked = query
         # lexical mode answers before the model is loaded (the TUI's words-first results): it uses the understanding
         # once load_model() has made it, and does not wait for the sentence model itself
-        ready = mode != "lexical" or self._understanding is not None
+        ready = mode != "lexical" or self.understanding.made
         understood = self.understand(query, drop) if understand and ready else None
         if understood is not None and understood.price is not None:
             from mmtui.query.understanding.rank import price_filters
 
             filters, query = list(filters or []) + price_filters(understood.price), understood.text or query
         allowed, where, params = self._filtered(filters)
-        weights = self._hybrid_weights(indexes) if mode == "hybrid" else None
+        weights = self.hybrid_weights(indexes) if mode == "hybrid" else None
         signals = list(weights) if weights is not None else [mode]
         vector = self.query_vector(query) if any(name in signals for name in VECTOR_INDEXES) else None
 
         def fetch(n: int) -> dict[str, list[tuple[int, float]]]:
-            return self._signal_lists(signals, query, vector, n, where, params, allowed, indexes)
+            return self.backend.signal_lists(signals, query, vector, n, where, params, allowed, indexes)
 
         ranked = self._live(fetch, max(k, CANDIDATES) if mode == "hybrid" else k)
         if mode == "hybrid" and understood is not None and understood.parts.get("kind"):
-            if isinstance(indexes, LazyIndexes):  # the understood kind is searched in the fused index (text if
-                indexes.load("fused")  # it is damaged): read it first, so damage is known before it is used
+            # the understood kind is searched in the fused index (text if it is damaged): read it first, so damage
+            self.backend.prepare(["fused"])  # is known before it is used
             from mmtui.query.hybrid import RRF_K
             from mmtui.query.understanding.state import understood_hits
 
-            hits = self._hit_rows(understood_hits(self, query, understood, ranked, weights, k, allowed, RRF_K))
+            kind_search = self.kind_search(query, indexes)
+            hits = self._hit_rows(understood_hits(self.understanding, query, understood, ranked, weights, k, allowed,
+                                                  RRF_K, kind_search))
         else:
             hits = self._hits(ranked, mode, k, weights)
         return SearchResult(mode=mode, hits=hits, query=asked, kind="text",
@@ -281,7 +279,7 @@ class SearchService:
         allowed, _, _ = self._filtered(filters)
         n = max(k, CANDIDATES) if mode == "hybrid" else k
         names = [name for name in ("image", "text", "fused") if mode == name or (mode == "hybrid" and name != "fused")]
-        ranked = self._live(lambda m: {name: self._vector_hits(name, vector, m, allowed, indexes) for name in names}, n)
+        ranked = self._live(lambda m: {name: vector_hits(indexes, name, vector, m, allowed) for name in names}, n)
         hits = self._hits(ranked, mode, k)
         return SearchResult(mode=mode, hits=hits, query=label, kind="image",
                             took_ms=(time.perf_counter() - started) * 1000)
@@ -301,7 +299,7 @@ class SearchService:
         if vector is None:
             raise QueryError(f"product {product_id} has no vector yet", "run `mmtui build-index CATALOG`")
         allowed, _, _ = self._filtered(filters)
-        ranked = self._live(lambda m: {name: [(r, s) for r, s in self._vector_hits(name, vector, m + 1, allowed, indexes)
+        ranked = self._live(lambda m: {name: [(r, s) for r, s in vector_hits(indexes, name, vector, m + 1, allowed)
                                               if r != rowid][:m]}, k)
         result = self._hits(ranked, name, k)
         return SearchResult(mode=name, hits=result, query=f"like:{product_id}", kind="image" if name == "image"
@@ -316,10 +314,9 @@ class SearchService:
         that those `mode` needs are usable: a damaged one is a clear error (lexical falls back to FTS5)."""
         indexes, damaged = self._current()
         needed = ("image", "text", "fused") if mode == "hybrid" else () if mode == "lexical" else (mode,)
-        if isinstance(indexes, LazyIndexes):  # read what this query uses (hybrid: fused only if it weighs)
-            for name in needed:
-                if name != "fused" or mode != "hybrid" or self._hybrid_uses_fused():
-                    indexes.load(name)
+        # read what this query uses (hybrid: fused only if it weighs)
+        self.backend.prepare([name for name in needed
+                              if name != "fused" or mode != "hybrid" or self._hybrid_uses_fused()])
         # (a damaged lexical index is never needed: FTS5 answers the same queries)
         for name in needed:
             if name in damaged and not (mode == "hybrid" and name == "fused" and not self._hybrid_uses_fused()):
@@ -330,16 +327,14 @@ class SearchService:
                                      "run `mmtui build-index CATALOG` again (nothing is re-encoded) to add them")
         return indexes
 
-    def _current(self) -> tuple[dict, dict]:
+    def _current(self) -> tuple[Mapping, dict]:
         """(indexes, damaged) of the current generation: when a writer made a new one since (one stat tells),
         it is loaded now, before the query starts; a query never mixes two."""
-        from mmtui.index.generations import stamp
-
-        if self._stamp is not None and stamp(self.settings.ann_dir) != self._stamp:
+        if self.backend.stale():
             with self._reload_lock:
-                if stamp(self.settings.ann_dir) != self._stamp:
+                if self.backend.stale():
                     self.reload()
-        return self._snapshot
+        return self.backend.current()
 
     def _hybrid_uses_fused(self) -> bool:
         weights, _ = hybrid_weights(self.store)
@@ -357,27 +352,28 @@ class SearchService:
             n *= 4
         return kept
 
-    def _signal_lists(self, signals, query: str, vector, n: int, where: str, params: list, allowed, indexes: dict
-                      ) -> dict[str, list[tuple[int, float]]]:
-        """Each signal's top n candidates (on Qdrant: all of them in one request)."""
-        if self.remote is not None:
-            return self.remote.signal_lists(self, signals, query, vector, n, allowed, indexes)
-        ranked = {}
-        if "lexical" in signals:
-            ranked["lexical"] = self.store.lexical(query, n, where, params, allowed)
-        for name in VECTOR_INDEXES:
-            if name in signals:
-                ranked[name] = self._vector_hits(name, vector, n, allowed, indexes)
-        return ranked
-
     def _filtered(self, filters):
-        """_allowed's (rowids, where, params); on Qdrant the rowids carry the filters' payload-filter form."""
+        """_allowed's (rowids, where, params), the rowids in the form the backend searches with."""
         allowed, where, params = self._allowed(filters)
-        if self.remote is not None and allowed is not None:
-            allowed = self.remote.allowed(allowed, filters)
+        if allowed is not None:
+            allowed = self.backend.allowed(allowed, filters)
         return allowed, where, params
 
-    def _hybrid_weights(self, indexes: dict | None = None) -> dict[str, float]:
+    def kind_search(self, query: str, indexes: Mapping | None = None):
+        """The understood kind's search: the query's nearest products in a pool, by the fused (else text) vectors."""
+        indexes = self.indexes if indexes is None else indexes
+        name = "fused" if "fused" in indexes else "text"
+        return lambda pool, n=100: vector_hits(indexes, name, self.query_vector(query), n, pool)
+
+    def vector_hits(self, name: str, vector, n: int, allowed=None) -> list[tuple[int, float]]:
+        """[(rowid, score)] of the n products nearest to `vector` in index `name` (among `allowed`)."""
+        return vector_hits(self.indexes, name, vector, n, allowed)
+
+    def lexical_hits(self, query: str, n: int, where: str = "1", params=(), allowed=None) -> list[tuple[int, float]]:
+        """[(rowid, score)] of the n best BM25 matches of the query's words."""
+        return self.backend.lexical(query, n, where, params, allowed)
+
+    def hybrid_weights(self, indexes: Mapping | None = None) -> dict[str, float]:
         """Learned weights (meta "hybrid", mmtui.query.hybrid) or equal ones, over the signals this index has."""
         indexes = self.indexes if indexes is None else indexes
         weights, _ = hybrid_weights(self.store)
@@ -418,10 +414,6 @@ class SearchService:
         except ProductsChanged:
             self._filter_columns, rowids = None, None
         return rowids if rowids is not None else self.store.filtered_rowids(where, params)
-
-    def _vector_hits(self, name: str, vector, n: int, allowed, indexes: dict | None = None) -> list[tuple[int, float]]:
-        labels, scores = (self.indexes if indexes is None else indexes)[name].search(vector, n, allowed)
-        return list(zip(labels.tolist(), scores.tolist()))
 
     def _hits(self, ranked: dict[str, list[tuple[int, float]]], mode: str, k: int,
               weights: dict[str, float] | None = None) -> list[Hit]:
@@ -504,21 +496,16 @@ class SearchService:
         call before this). A fine-tuned encoder that became the base is loaded on next use."""
         from mmtui.encoders.projection import search_space
 
-        if self.remote is not None:
-            return self.remote.reload(self)
         space, projector = search_space(self.store, self.settings)
-        loaded = _load_indexes(self.settings, space)
-        _use_lexical(self.store, loaded)
+        self.backend.reload(space, projector)
         self.space, self.projector = space, projector
-        self.indexes, self.damaged = loaded.indexes, loaded.damaged
-        self._snapshot = (loaded.indexes, loaded.damaged)
-        self._stamp = loaded.stamp
         self._query_cache.clear()
         if self._encoder is not None and self._encoder.fingerprint != self.store.get_meta("base_fingerprint"):
             self._encoder = None
-        self._understanding = None
+        self.understanding.reset()
 
     def close(self) -> None:
+        self.backend.close()
         self.store.close()
 
 
@@ -533,222 +520,6 @@ def _check_k(k) -> None:
 
     if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 1 <= k <= MAX_K:
         raise QueryError(f"k={k!r} is not a number of results", f"ask for 1 to {MAX_K:,} results, e.g. -k 10")
-
-
-THREADS_RECHECK_S = 5.0  # how often a service looks at the machine's load again
-
-
-def query_thread_count(load: float | None = None, cores: int | None = None) -> int:
-    """Torch threads for encoding one query: MMTUI_THREADS if set; else 2 when other processes leave about two
-    cores idle (1.5 or more, measured lately: see _load_of_others), else 1.
-
-    Two threads encode a query ~25% faster on an idle 2-core machine (12.9 vs 17.0 ms a hybrid query at 10k),
-    but on busy cores threads waiting on each other cost 3-10x (benchmarks/results/speed.md)."""
-
-    from mmtui.config import env_threads
-
-    if env_threads():
-        return env_threads()
-    cores = cores or os.cpu_count() or 1
-    if cores < 2:
-        return 1
-    if load is None:
-        try:
-            load = _load_of_others()
-        except OSError:  # neither /proc/stat nor a load average on this platform
-            return 1
-    return 2 if cores - load >= 1.5 else 1  # a core for each thread, give or take the odd other task
-
-
-_LAST_LOOK: dict = {}  # "look": {at, cpu: own process time, busy, total: /proc/stat ticks}, "estimate": its answer
-FIRST_SAMPLE_S = 0.1  # with no earlier look, the machine is watched this long (once, when the model loads)
-
-
-def _look() -> dict:
-    """The machine's CPU ticks (busy, total: /proc/stat's first line, where there is one) and this process's CPU."""
-    now = {"at": time.monotonic(), "cpu": time.process_time()}
-    try:
-        with open("/proc/stat", encoding="ascii") as f:
-            ticks = [int(x) for x in f.readline().split()[1:]]
-        # user nice system idle iowait irq softirq (steal and guest left out: not work seen on these cores)
-        busy, idle = ticks[0] + ticks[1] + ticks[2] + sum(ticks[5:7]), ticks[3] + ticks[4]
-        now["busy"], now["total"] = busy, busy + idle
-    except (OSError, ValueError, IndexError):
-        pass
-    return now
-
-
-def start_watching_load() -> None:
-    """Take a first look at the machine now (opening a service), so choosing threads later needs no sample."""
-    if "look" not in _LAST_LOOK:
-        _LAST_LOOK["look"] = _look()
-
-
-def _load_of_others() -> float:
-    """How many cores other processes kept busy lately: CPU time /proc/stat counts as busy since the last look
-    (over a 0.1 s sample at the first), minus this process's own (its threads must not talk a stream of queries
-    down to one thread). Without /proc/stat: the 1-minute load average minus this process's own recent use.
-
-    Not the load average alone: it trails by a minute, so a build that ended 30 s ago still read as a busy machine
-    and queries ran on one thread (16.6 instead of 11.9 ms a hybrid query at 10k)."""
-
-    then = _LAST_LOOK.get("look") or {}
-    if "estimate" in _LAST_LOOK and time.monotonic() - then["at"] < FIRST_SAMPLE_S:
-        return _LAST_LOOK["estimate"]  # too soon to tell anything new
-    if "total" not in then and os.path.exists("/proc/stat"):
-        then = _look()
-        time.sleep(FIRST_SAMPLE_S)
-    now = _look()
-    wall = now["at"] - then.get("at", now["at"])
-    own = (now["cpu"] - then["cpu"]) / wall if wall > 0 else 0.0
-    if "total" in now and "total" in then and now["total"] > then["total"]:
-        busy = (now["busy"] - then["busy"]) / (now["total"] - then["total"]) * (os.cpu_count() or 1)
-        estimate = max(0.0, busy - own)
-    else:
-        estimate = max(0.0, os.getloadavg()[0] - own)
-    _LAST_LOOK.update(look=now, estimate=estimate)
-    return estimate
-
-
-def set_query_threads() -> int:
-    """Threads for queries: query_thread_count() torch threads, and one BLAS thread (MMTUI_THREADS overrides).
-
-    numpy's OpenBLAS with 2 threads made a filtered search's exact scoring 5.7 ms instead of 1.5 ms right after
-    the torch encode. Returns the torch thread count."""
-    import torch
-    from threadpoolctl import threadpool_limits
-
-    n = query_thread_count()
-    torch.set_num_threads(n)
-    from mmtui.config import env_threads
-
-    threadpool_limits(limits=env_threads() or 1, user_api="blas")
-    return n
-
-
-@dataclass
-class _Loaded:
-    indexes: dict  # name -> VectorIndex
-    damaged: dict  # name -> IndexDamagedError ("lexical" included: FTS5 answers then)
-    stamp: tuple | None
-    directory: Path | None  # the generation's directory (lexical.npz)
-
-
-def _load_indexes(settings, space: str) -> _Loaded:
-    """The current generation's image and text indexes, and the fused one when it has it, each read when a query
-    first needs it (LazyIndexes). The generation's other files (lexical.npz) are checked now: those that fail their
-    checks (mmtui.index.generations) are damaged, reported when a query needs them."""
-    from mmtui.errors import IndexMismatchError
-    from mmtui.index.generations import IndexDamagedError, current, index_of, stamp
-
-    ann_dir = settings.ann_dir
-    try:
-        gen = current(ann_dir)
-    except IndexDamagedError as exc:  # the pointer itself: every index, lexical through FTS5
-        return _Loaded({}, {name: exc for name in (*VECTOR_INDEXES, "lexical")}, stamp(ann_dir), None)
-    if gen is None:
-        raise IndexMismatchError(f"no image index in {ann_dir}", "run `mmtui build-index CATALOG`")
-    others = {index_of(f) for f in (gen.files or {})} - set(VECTOR_INDEXES)
-    damaged = gen.damaged_indexes(names=others) if others else {}
-    names = [name for name in VECTOR_INDEXES if name != "fused" or gen.has("fused.manifest.json")]
-    from mmtui.index.ann import VectorIndex
-
-    for name in names:  # an index for another model is an error at open, as when the graphs were read here
-        try:
-            VectorIndex.check_model(gen.dir, name, space)
-        except IndexMismatchError:
-            _raise_if_being_rewritten(settings.data_dir)
-            raise
-    return _Loaded(LazyIndexes(settings, gen, space, names, damaged), damaged, gen.stamp, gen.dir)
-
-
-class LazyIndexes(Mapping):
-    """The vector indexes of one generation, name -> VectorIndex, each read when first asked for: its files are
-    checked (mmtui.index.generations: sizes, checksums of the graph and small files) and the graph loaded (~1.3 GB
-    for 1M products, so an image query need not wait for the text and fused graphs, nor hold them in memory).
-
-    Loads happen under one lock and an index is published only once loaded in full: a query, or the background
-    load of preload(), never sees half an index. A damaged index goes to `damaged` (shared with the service)."""
-
-    def __init__(self, settings, gen, space: str, names: list[str], damaged: dict) -> None:
-        self._settings, self._gen, self._space = settings, gen, space
-        self._names = list(names)
-        self.damaged = damaged
-        self._loaded: dict = {}
-        self._lock = threading.Lock()
-
-    def __getitem__(self, name: str):
-        index = self._loaded.get(name)
-        if index is not None:
-            return index
-        if name not in self._names:
-            raise KeyError(name)
-        if not self.load(name):
-            error = self.damaged[name]
-            raise type(error)(error.message, error.hint)
-        return self._loaded[name]
-
-    def __contains__(self, name: object) -> bool:  # without loading it (Mapping's would)
-        return name in self._names and name not in self.damaged
-
-    def __iter__(self):
-        return iter([name for name in self._names if name not in self.damaged])
-
-    def __len__(self) -> int:
-        return len(list(iter(self)))
-
-    @property
-    def loaded(self) -> list[str]:
-        return list(self._loaded)
-
-    def load(self, name: str) -> bool:
-        """Load index `name` now unless it is (True), or absent or damaged (False: see `damaged`)."""
-        from mmtui.index.ann import VectorIndex
-        from mmtui.errors import IndexMismatchError
-        from mmtui.index.generations import IndexDamagedError
-
-        if name in self._loaded:
-            return True
-        if name not in self._names:
-            return False
-        with self._lock:
-            if name in self._loaded:
-                return True
-            if name in self.damaged:
-                return False
-            problems = self._gen.damaged_indexes(names={name})
-            if problems:
-                self.damaged.update(problems)
-                return False
-            try:
-                index = VectorIndex.load(self._gen.dir, name, self._space)
-            except IndexDamagedError as exc:
-                self.damaged[name] = exc
-                return False
-            except IndexMismatchError:
-                _raise_if_being_rewritten(self._settings.data_dir)
-                raise
-            self._loaded[name] = index
-            return True
-
-
-def _raise_if_being_rewritten(data_dir) -> None:
-    """An index for another model than the store's while a writer holds the data dir: a `use` or a build with
-    another model is between switching the model and committing the new indexes. Say so, not "rebuild"."""
-    from mmtui.store.datadir import is_locked, lock_holder
-    from mmtui.errors import IndexMismatchError
-
-    if is_locked(data_dir):
-        raise IndexMismatchError(f"the index in {data_dir} is being rewritten for another model by another process "
-                                 f"({lock_holder(data_dir) or 'unknown'})", "search again when it has finished")
-
-
-def _use_lexical(store, loaded: _Loaded) -> None:
-    """Answer lexical queries from the generation's lexical.npz, or through FTS5 when it is damaged."""
-    if loaded.directory is None or "lexical" in loaded.damaged:
-        store.fast_lexical = None
-    else:
-        store.use_lexical_index(loaded.directory)
 
 
 def _tag_list(text: str | None) -> list[str]:

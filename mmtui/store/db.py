@@ -17,7 +17,6 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from mmtui.errors import StoreError
-from mmtui.index.lexical import FastLexical
 
 
 def _import_sqlite_utils():
@@ -94,7 +93,6 @@ class Store:
         self.db = db
         self.path = path
         self._doc_freq: dict = {}  # word -> number of products with it (None -> product count)
-        self.fast_lexical = None  # mmtui.index.lexical.FastLexical once use_lexical_index() ran
 
     # -- opening and migrations -------------------------------------------------------------
     @classmethod
@@ -272,9 +270,6 @@ class Store:
         feats = np.frombuffer(b"".join(v for _, v, _ in result), dtype=np.float16).reshape(len(result), -1)
         return ids, feats.astype(np.float32), [s for _, _, s in result]
 
-    def drop_orphan_vectors(self) -> None:
-        self.db.execute("DELETE FROM embeddings WHERE product_rowid NOT IN (SELECT rowid FROM products)")
-
     def drop_stale_vectors(self) -> int:
         """Delete the vectors no product matches any more, of any model: of a product that is gone, made from
         an image, text or title the product no longer has (content hashes differ), or of an image the product
@@ -310,23 +305,10 @@ class Store:
             "SELECT reason, count(*) FROM rejects GROUP BY reason ORDER BY count(*) DESC")}
 
     # -- lexical ----------------------------------------------------------------------------
-    def use_lexical_index(self, ann_dir: Path) -> bool:
-        """Answer lexical queries from the saved in-memory BM25 index (mmtui.index.lexical) while it matches
-        products_fts; FTS5 answers otherwise. True when the index is usable now."""
-        self.fast_lexical = FastLexical(ann_dir)
-        return self.fast_lexical.current(self.db.conn) is not None
-
-    def lexical(self, query: str, limit: int, where: str = "1", params: list | None = None,
-                allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
+    def lexical(self, query: str, limit: int, where: str = "1", params: list | None = None
+                ) -> list[tuple[int, float]]:
         """FTS5 BM25 over title and combined text: [(rowid, score)] best first (score = -bm25, higher better).
-
-        `allowed` (the rowids `where` selects, if the caller has them) lets the in-memory index answer a
-        filtered query without the SQL join; the two give the same hits and scores."""
-        fast = self.fast_lexical
-        if fast is not None and (allowed is not None or (where == "1" and not params)):
-            hits = fast.query(self.db.conn, fts_words(query), limit, allowed, COMMON_WORD_SHARE)
-            if hits is not None:
-                return hits
+        The search backends answer from an in-memory copy where they have one (mmtui.index.lexical)."""
         words = self.informative_words(fts_words(query))
         if not words:
             return []
@@ -402,11 +384,6 @@ def fts_words(text: str) -> list[str]:
     """The distinct words of free text, lower-cased, in order (safe to quote inside an FTS5 query)."""
     words = [w for w in "".join(c if c.isalnum() else " " for c in text.lower()).split() if w]
     return list(dict.fromkeys(words))
-
-
-def fts_query(text: str) -> str:
-    """Turn free text into a safe FTS5 query: each word quoted, joined by OR (BM25 ranks documents with more)."""
-    return " OR ".join(f'"{w}"' for w in fts_words(text))
 
 
 def _chunks(items: Sequence, size: int):

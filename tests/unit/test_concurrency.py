@@ -87,7 +87,7 @@ READER = """
             fresh = i % 3 == 0  # also open a new service now and then: opening while a build writes
             svc = SearchService.open(settings, encoder=FakeEncoder()) if fresh else service
             outcomes.append(len(svc.search("blue shirt", k=10, mode=mode).hits))
-            generations.add(str(svc._stamp))
+            generations.add(str(svc.backend.stamp))
             if fresh:
                 svc.close()
         except MmtuiError as exc:

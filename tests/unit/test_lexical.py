@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from mmtui.index.backends.local import lexical_hits
 from mmtui.index.lexical import FILE, FastLexical, LexicalIndex, ensure_lexical_index
 from mmtui.store.db import Store, fts_words
 
@@ -42,11 +43,18 @@ QUERIES = ["red shirt", "shoes", "shoe", "shoes shoe", "running shoes for men", 
 
 
 def _fts(store: Store, query: str, limit: int, where: str = "1", params=None):
-    fast, store.fast_lexical = store.fast_lexical, None
-    try:
-        return store.lexical(query, limit, where, params or [])
-    finally:
-        store.fast_lexical = fast
+    return store.lexical(query, limit, where, params or [])
+
+
+def _lex(store: Store, fast, query: str, limit: int, where: str = "1", params=None, allowed=None):
+    """What a search reads: the in-memory index where it answers exactly, FTS5 otherwise."""
+    return lexical_hits(store, fast, query, limit, where, params or [], allowed)
+
+
+def _fast(store: Store, ann) -> tuple[FastLexical, bool]:
+    """The saved index of `ann`, and whether it matches the store now."""
+    fast = FastLexical(ann)
+    return fast, fast.current(store.db.conn) is not None
 
 
 def _same(ref, got, tol=1e-4):
@@ -56,17 +64,18 @@ def _same(ref, got, tol=1e-4):
 
 def test_same_hits_and_scores_as_fts5(store, tmp_path):
     assert ensure_lexical_index(tmp_path / "ann", store.db.conn) == "built"
-    assert store.use_lexical_index(tmp_path / "ann")
+    fast, usable = _fast(store, tmp_path / "ann")
+    assert usable
     for query in QUERIES:
         for limit in (1, 5, 20, 500):
             ref = _fts(store, query, limit)
-            got = store.fast_lexical.query(store.db.conn, fts_words(query), limit)
+            got = fast.query(store.db.conn, fts_words(query), limit)
             assert got is not None, query  # answered by the index, not by the FTS5 fallback
             _same(ref, got)
-            assert store.lexical(query, limit) == got
-    assert store.lexical("shoes", 500) and store.lexical("shoes", 500) == store.lexical("shoe", 500)  # stemmed
-    assert store.lexical("striped", 5)  # words that are only in tags are found
-    assert store.lexical("zzznotaword", 5) == []
+            assert _lex(store, fast, query, limit) == got
+    assert _lex(store, fast, "shoes", 500) and _lex(store, fast, "shoes", 500) == _lex(store, fast, "shoe", 500)  # stemmed
+    assert _lex(store, fast, "striped", 5)  # words that are only in tags are found
+    assert _lex(store, fast, "zzznotaword", 5) == []
 
 
 def test_the_fast_path_answers_and_scores_are_bit_identical(store, tmp_path):
@@ -83,29 +92,30 @@ def test_filters_use_the_allowed_rowids(store, tmp_path):
     from mmtui.store.filters import parse_where, where_sql
 
     ensure_lexical_index(tmp_path / "ann", store.db.conn)
-    store.use_lexical_index(tmp_path / "ann")
+    fast, _ = _fast(store, tmp_path / "ann")
     for spec in (["colour=Red"], ["gender=Women", "price<20"], ["colour=Nothing"]):
         where, params = where_sql([parse_where(s) for s in spec])
         allowed = store.filtered_rowids(where, params)
         for query in ("shirt", "red shirt", "shoes for men", "striped"):
             ref = _fts(store, query, 10, where, params)
-            got = store.fast_lexical.query(store.db.conn, query.split(), 10, allowed)
+            got = fast.query(store.db.conn, query.split(), 10, allowed)
             assert got is not None
             _same(ref, got)
-            assert store.lexical(query, 10, where, params, allowed) == got
+            assert _lex(store, fast, query, 10, where, params, allowed) == got
 
 
 def test_a_changed_product_makes_the_index_stale(store, tmp_path):
     ensure_lexical_index(tmp_path / "ann", store.db.conn)
-    assert store.use_lexical_index(tmp_path / "ann")
+    fast, usable = _fast(store, tmp_path / "ann")
+    assert usable
     with store.db.conn:
         store.db.execute("UPDATE products SET title = 'zebra zebra', tags = 'zebra' WHERE id = 'p3'")
-    assert store.fast_lexical.query(store.db.conn, ["zebra"], 5) is None  # declines: FTS5 answers
-    hits = store.lexical("zebra", 5)
+    assert fast.query(store.db.conn, ["zebra"], 5) is None  # declines: FTS5 answers
+    hits = _lex(store, fast, "zebra", 5)
     assert [r for r, _ in hits] == [store.rowid_of(["p3"])["p3"]]
     # a rebuild (what reindex does) makes it current again, picked up without reopening
     assert ensure_lexical_index(tmp_path / "ann", store.db.conn) == "updated"  # one row changed: updated, not rebuilt
-    got = store.fast_lexical.query(store.db.conn, ["zebra"], 5)
+    got = fast.query(store.db.conn, ["zebra"], 5)
     assert got == hits
     assert ensure_lexical_index(tmp_path / "ann", store.db.conn) == "unchanged"
 
@@ -123,22 +133,24 @@ def test_deleted_and_added_products_are_seen(store, tmp_path):
 
 
 def test_missing_or_broken_index_falls_back_to_fts5(store, tmp_path):
-    assert not store.use_lexical_index(tmp_path / "ann")
-    assert store.lexical("red shirt", 5) == _fts(store, "red shirt", 5)
+    fast, usable = _fast(store, tmp_path / "ann")
+    assert not usable
+    assert _lex(store, fast, "red shirt", 5) == _fts(store, "red shirt", 5)
     (tmp_path / "ann").mkdir()
     (tmp_path / "ann" / FILE).write_bytes(b"not a zip")
     assert LexicalIndex.load(tmp_path / "ann") is None
-    assert not store.use_lexical_index(tmp_path / "ann")
-    assert store.lexical("red shirt", 5) == _fts(store, "red shirt", 5)
+    fast, usable = _fast(store, tmp_path / "ann")
+    assert not usable
+    assert _lex(store, fast, "red shirt", 5) == _fts(store, "red shirt", 5)
 
 
 def test_common_words_are_dropped_like_informative_words(store, tmp_path):
     ensure_lexical_index(tmp_path / "ann", store.db.conn)
-    store.use_lexical_index(tmp_path / "ann")
+    fast, _ = _fast(store, tmp_path / "ann")
     assert store.informative_words(["men", "watch"]) == ["watch"]  # "men" is in most texts
     ref = _fts(store, "men watch", 20)
-    assert store.lexical("men watch", 20) == ref
-    assert store.lexical("men", 20) == _fts(store, "men", 20)  # kept when it is the only word
+    assert _lex(store, fast, "men watch", 20) == ref
+    assert _lex(store, fast, "men", 20) == _fts(store, "men", 20)  # kept when it is the only word
 
 
 def test_reindex_writes_the_lexical_index(tiny_catalog, fake_settings):
@@ -151,7 +163,7 @@ def test_reindex_writes_the_lexical_index(tiny_catalog, fake_settings):
     build_index(fake_settings, tiny_catalog, encoder=FakeEncoder())
     assert (current(fake_settings.ann_dir).dir / FILE).is_file()
     service = SearchService.open(fake_settings, encoder=FakeEncoder())
-    index = service.store.fast_lexical.current(service.store.db.conn)
+    index = service.backend.lexical_index
     assert index is not None and len(index) == service.store.product_count()
     hits = service.search("red shirt", k=5, mode="lexical").hits
     assert hits[0].title == "Red Shirt for men"
@@ -163,14 +175,14 @@ def test_rowids_with_gaps_and_filters(store, tmp_path):
     with store.db.conn:
         store.delete_products([f"p{i}" for i in range(0, 240, 3)])
     ensure_lexical_index(tmp_path / "ann", store.db.conn)
-    store.use_lexical_index(tmp_path / "ann")
+    fast, _ = _fast(store, tmp_path / "ann")
     where, params = where_sql([parse_where("gender=Men")])
     allowed = store.filtered_rowids(where, params)
     for query in ("shirt", "red shoes", "striped casual"):
         for limit in (1, 3, 50):
-            got = store.fast_lexical.query(store.db.conn, fts_words(query), limit, allowed)
+            got = fast.query(store.db.conn, fts_words(query), limit, allowed)
             assert got is not None and got == _fts(store, query, limit, where, params)
-            assert store.fast_lexical.query(store.db.conn, fts_words(query), limit) == _fts(store, query, limit)
+            assert fast.query(store.db.conn, fts_words(query), limit) == _fts(store, query, limit)
 
 
 def test_an_uncommitted_change_on_the_same_connection_is_seen(store, tmp_path):
@@ -214,16 +226,17 @@ def test_an_update_equals_a_full_build_and_fts5(store, tmp_path):
     got = LexicalIndex.load(ann, full=True)
     assert got.meta["update"] == {"added": 12, "changed": 5, "removed": 4}
     _assert_same_index(got, LexicalIndex.build(store.db.conn))
-    assert store.use_lexical_index(ann)
+    fast, usable = _fast(store, ann)
+    assert usable
     for query in QUERIES + ["quokka", "zebra", "fresh", "unicode", "running"]:
         ref = _fts(store, query, 20)
-        assert store.lexical(query, 20) == ref, query
+        assert _lex(store, fast, query, 20) == ref, query
     # an update of an update is still exact; no change: nothing to do
     with store.db.conn:
         store.db.execute("UPDATE products SET title = 'Red quokka' WHERE id = 'p5'")
     assert ensure_lexical_index(ann, store.db.conn) == "updated"
     _assert_same_index(LexicalIndex.load(ann, full=True), LexicalIndex.build(store.db.conn))
-    assert store.lexical("red quokka", 10) == _fts(store, "red quokka", 10)
+    assert _lex(store, fast, "red quokka", 10) == _fts(store, "red quokka", 10)
     assert ensure_lexical_index(ann, store.db.conn) == "unchanged"
 
 
@@ -235,7 +248,8 @@ def test_a_large_change_is_a_full_build(store, tmp_path):
     old = LexicalIndex.load(ann, full=True)
     assert LexicalIndex.updated(old, store.db.conn) is None
     assert ensure_lexical_index(ann, store.db.conn) == "built"
-    assert store.use_lexical_index(ann) and store.lexical("extra", 20) == _fts(store, "extra", 20)
+    fast, usable = _fast(store, ann)
+    assert usable and _lex(store, fast, "extra", 20) == _fts(store, "extra", 20)
 
 
 def test_a_file_of_the_previous_format_answers_and_is_built_whole_on_the_next_change(store, tmp_path):
@@ -248,7 +262,8 @@ def test_a_file_of_the_previous_format_answers_and_is_built_whole_on_the_next_ch
         meta = json.loads(data["meta"].tobytes().decode("utf-8"))
     meta["format"] = 2
     np.savez(ann / FILE, **arrays, meta=np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8))
-    assert store.use_lexical_index(ann) and store.lexical("red shirt", 10) == _fts(store, "red shirt", 10)
+    fast, usable = _fast(store, ann)
+    assert usable and _lex(store, fast, "red shirt", 10) == _fts(store, "red shirt", 10)
     with store.db.conn:
         store.db.execute("UPDATE products SET title = 'zebra' WHERE id = 'p3'")
     assert ensure_lexical_index(ann, store.db.conn) == "built"

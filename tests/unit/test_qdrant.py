@@ -14,7 +14,8 @@ import pytest
 
 pytest.importorskip("qdrant_client")
 
-from mmtui.index.backends.spec import Backend, choose_backend, parse_backend, stored_backend  # noqa: E402
+from mmtui.query.hybrid import CANDIDATES, RRF_K  # noqa: E402
+from mmtui.index.backends.spec import BackendSpec, choose_backend, parse_backend, stored_backend  # noqa: E402
 from mmtui.build.pipeline import build_index  # noqa: E402
 from mmtui.config import Settings  # noqa: E402
 from mmtui.encoders.base import FakeEncoder  # noqa: E402
@@ -51,7 +52,7 @@ def built(tmp_path_factory):
 def services(built):
     local, q = built
     a, b = SearchService.open(local, encoder=FakeEncoder()), SearchService.open(q, encoder=FakeEncoder())
-    assert a.remote is None and b.remote is not None
+    assert type(a.backend).__name__ == "LocalBackend" and type(b.backend).__name__ == "QdrantBackend"
     return a, b
 
 
@@ -80,9 +81,9 @@ def _same_ranking(x, y) -> bool:
 
 # -- the backend spec ----------------------------------------------------------------------------
 def test_backend_specs_parse_and_bad_ones_say_what_to_write(tmp_path):
-    assert parse_backend("local") == Backend()
-    assert parse_backend("qdrant:qd", cwd=tmp_path) == Backend("qdrant", path=str((tmp_path / "qd").resolve()))
-    assert parse_backend("qdrant+http://db.example:6333") == Backend("qdrant", url="http://db.example:6333")
+    assert parse_backend("local") == BackendSpec()
+    assert parse_backend("qdrant:qd", cwd=tmp_path) == BackendSpec("qdrant", path=str((tmp_path / "qd").resolve()))
+    assert parse_backend("qdrant+http://db.example:6333") == BackendSpec("qdrant", url="http://db.example:6333")
     assert parse_backend("QDRANT+HTTPS://db.example/").url == "https://db.example"
     for bad in ("", "qdrant:", "qdrant", "hnsw", "qdrant+ftp://x:1", "qdrant+http://", "qdrant+http://a b"):
         with pytest.raises(ConfigError) as err:
@@ -101,7 +102,7 @@ def test_the_data_dir_records_the_backend_and_its_collection(built):
 
 def test_an_unreachable_server_is_a_clear_error(built, tmp_path):
     with pytest.raises(StoreError) as err:
-        open_client(Backend("qdrant", url="http://127.0.0.1:9", collection="c"))
+        open_client(BackendSpec("qdrant", url="http://127.0.0.1:9", collection="c"))
     assert "cannot reach the Qdrant server at http://127.0.0.1:9" in err.value.message and "--backend" in err.value.hint
     # a data dir that records the server: search says the same, through the CLI without a traceback
     from click.testing import CliRunner
@@ -170,11 +171,11 @@ def test_price_filters_give_the_local_results(built, tmp_path, make_catalog):
 def test_hybrid_asks_for_every_signal_in_one_request(services, monkeypatch):
     _, b = services
     calls = []
-    real = b.remote.client.query_batch_points
-    monkeypatch.setattr(b.remote.client, "query_batch_points",
+    real = b.backend.client.query_batch_points
+    monkeypatch.setattr(b.backend.client, "query_batch_points",
                         lambda *a, **kw: calls.append(len(kw["requests"])) or real(*a, **kw))
     result = b.search("black watch", k=10, mode="hybrid", understand=False)
-    assert calls == [len(b._hybrid_weights())] and len(result.hits) == 10
+    assert calls == [len(b.hybrid_weights())] and len(result.hits) == 10
     assert all(abs(sum(h.shares.values()) - 1) < 1e-6 for h in result.hits)
 
 
@@ -274,7 +275,7 @@ def test_build_search_and_eval_through_the_commands_need_no_flag_after_the_build
     # and back to the local files: searches use them again
     assert runner.invoke(cli, ["build-index", str(SAMPLE), "--data-dir", str(d), "--backend", "local"]).exit_code == 0
     service = SearchService.open(Settings(data_dir=d))
-    assert service.remote is None
+    assert type(service.backend).__name__ == "LocalBackend"
     service.close()
 
 
@@ -282,8 +283,9 @@ def test_reload_keeps_searching_qdrant_and_server_side_fusion_answers(services):
     _, b = services
     before = _ids(b.search("black watch", k=10, mode="hybrid", understand=False))
     b.reload()
-    assert b.remote is not None and _ids(b.search("black watch", k=10, mode="hybrid", understand=False)) == before
-    fused = b.remote.server_fused(b, "black watch", b.query_vector("black watch"), 10, b._hybrid_weights())
+    assert type(b.backend).__name__ == "QdrantBackend" and _ids(b.search("black watch", k=10, mode="hybrid", understand=False)) == before
+    fused = b.backend.server_fused("black watch", b.query_vector("black watch"), 10, b.hybrid_weights(),
+                                   candidates=CANDIDATES, rrf_k=RRF_K)
     assert len(fused) == 10 and len({r for r, _ in fused}) == 10
 
 

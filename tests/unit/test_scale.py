@@ -214,10 +214,11 @@ def test_the_understood_kind_pool_meets_the_allowed_rows(built_settings):
     service = SearchService.open(built_settings, encoder=FakeEncoder())
     understood = service.understand("red shirt")
     assert understood is not None and understood.parts.get("kind")
-    everything = kind_list(service, "red shirt", understood, None, n=1000)
+    search = lambda pool: service.kind_search("red shirt")(pool, 1000)  # noqa: E731
+    everything = kind_list(service.understanding, understood, None, search)
     all_rowids = service.store.filtered_rowids("1", [])
     for allowed in (all_rowids[::2], all_rowids[1::3], all_rowids[:0]):
-        kept = kind_list(service, "red shirt", understood, allowed, n=1000)
+        kept = kind_list(service.understanding, understood, allowed, search)
         assert {r for r, _ in kept} == {r for r, _ in everything} & set(allowed.tolist())
     hits = service.search("red shirt", k=10, mode="hybrid", filters=[parse_where("colour=blue")]).hits
     assert hits and all(h.colour.lower() == "blue" for h in hits)

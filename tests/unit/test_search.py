@@ -210,13 +210,12 @@ def test_learned_understanding_weights_are_saved_and_used(service):
 
     from mmtui.query.understanding.rank import ranking_weights
     from mmtui.train.weights.understanding import learn_understanding
-    from mmtui.query.understanding.state import state_of
 
     fit = learn_understanding(service, limit=50)
     assert fit.weights["kind"] >= 2 * fit.weights["colour"] and fit.weights["person"] >= fit.weights["colour"]
     saved = json.loads(service.store.get_meta("understanding"))
     assert saved["params"]["weights"] == fit.weights
-    assert ranking_weights(state_of(service).params) == {**fit.weights}
+    assert ranking_weights(service.understanding.state().params) == {**fit.weights}
     assert service.search("shirt in blue", k=3).hits[0].title == "Blue Shirt for men"
 
 

@@ -29,7 +29,7 @@ _URL = re.compile(r"^qdrant\+(https?)://([^/\s?#]+)(/[^\s?#]*)?$", re.IGNORECASE
 
 
 @dataclass(frozen=True)
-class Backend:
+class BackendSpec:
     kind: str = "local"  # "local" | "qdrant"
     path: str | None = None  # embedded local mode: an absolute folder
     url: str | None = None  # a server: http(s)://host:port
@@ -50,46 +50,46 @@ class Backend:
         return f"qdrant:{self.path}" if self.path else f"qdrant+{self.url}"
 
 
-def parse_backend(spec: str, cwd: Path | None = None) -> Backend:
-    """`local`, `qdrant:DIR` or `qdrant+http(s)://HOST[:PORT]` -> Backend (no collection yet); ConfigError else."""
+def parse_backend(spec: str, cwd: Path | None = None) -> BackendSpec:
+    """`local`, `qdrant:DIR` or `qdrant+http(s)://HOST[:PORT]` -> BackendSpec (no collection yet); ConfigError else."""
     text = (spec or "").strip()
     if text.lower() == "local":
-        return Backend()
+        return BackendSpec()
     if text.lower().startswith("qdrant:") and not text.lower().startswith("qdrant://"):
         folder = text[len("qdrant:"):].strip()
         if not folder or "\x00" in folder:
             raise ConfigError(f"--backend {spec!r} names no folder", "e.g. --backend qdrant:qdrant-data")
-        return Backend("qdrant", path=str((Path(cwd or Path.cwd()) / Path(folder).expanduser()).resolve()))
+        return BackendSpec("qdrant", path=str((Path(cwd or Path.cwd()) / Path(folder).expanduser()).resolve()))
     found = _URL.match(text)
     if found:
         scheme, host, path = found.group(1).lower(), found.group(2), (found.group(3) or "").rstrip("/")
         if not re.match(r"^[A-Za-z0-9.\-\[\]:]+$", host) or host.startswith(":"):
             raise ConfigError(f"--backend {spec!r}: {host!r} is not a host[:port]",
                               "e.g. --backend qdrant+http://localhost:6333")
-        return Backend("qdrant", url=f"{scheme}://{host}{path}")
+        return BackendSpec("qdrant", url=f"{scheme}://{host}{path}")
     raise ConfigError(f"--backend {spec!r} is not a backend",
                       "use local, qdrant:DIR (embedded) or qdrant+http://HOST:6333 (a Qdrant server or cluster)")
 
 
-def stored_backend(store) -> Backend:
+def stored_backend(store) -> BackendSpec:
     """The backend recorded in the store's meta (local when none is)."""
     raw = store.get_meta(META_KEY)
     if not raw:
-        return Backend()
+        return BackendSpec()
     try:
         info = json.loads(raw)
-        return Backend(**{k: info.get(k) for k in ("kind", "path", "url", "collection")})
+        return BackendSpec(**{k: info.get(k) for k in ("kind", "path", "url", "collection")})
     except (ValueError, TypeError, AttributeError):
         raise ConfigError("the data directory's backend record is unreadable",
                           "run `mmtui build-index CATALOG --backend SPEC` to record it again") from None
 
 
-def record_backend(store, backend: Backend, data_dir: Path) -> Backend:
+def record_backend(store, backend: BackendSpec, data_dir: Path) -> BackendSpec:
     """Record `backend` in the store (a Qdrant one gets this data dir's collection name); returns what was kept."""
     if backend.is_qdrant:
         name = store.get_meta(COLLECTION_KEY) or collection_name(data_dir)
         store.set_meta(COLLECTION_KEY, name)
-        backend = Backend("qdrant", path=backend.path, url=backend.url, collection=name)
+        backend = BackendSpec("qdrant", path=backend.path, url=backend.url, collection=name)
     store.set_meta(META_KEY, json.dumps(asdict(backend), sort_keys=True))
     return backend
 
@@ -100,7 +100,7 @@ def collection_name(data_dir: Path) -> str:
     return f"mmtui-{stem}-{uuid.uuid4().hex[:8]}"
 
 
-def choose_backend(settings, spec: str, check=None) -> Backend:
+def choose_backend(settings, spec: str, check=None) -> BackendSpec:
     """`build-index --backend SPEC`: record SPEC in the data dir (created if new) before the build writes to it;
     `check(backend)` first (qdrant_store.check_usable: raises when it cannot be used, the data dir unchanged)."""
     from mmtui.store.datadir import writing

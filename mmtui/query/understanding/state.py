@@ -4,7 +4,9 @@ products table (and when the learned settings change), and the understood rankin
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,78 +26,101 @@ def _key(store: Any) -> tuple:
     return n, top, store.get_meta("understanding") or "", store.get_meta("last_build") or ""
 
 
-def state_of(service: Any) -> State | None:
-    """The service's State, made again when the products or the learned settings changed."""
-    from mmtui.catalog.facets import load_facets
-    from mmtui.query.understanding.parse import Understander, learned_params, lexicon_for
+class QueryUnderstanding:
+    """The query understanding of one search service: what the catalog's facets and words are (State), made on
+    first use and again when the products or the learned settings change.
 
-    store = service.store
-    version = (store.db.execute("PRAGMA data_version").fetchone()[0], store.db.conn.total_changes)
-    current = service._understanding
-    if current is not None and current.key[0] == version:
-        return current
-    key = (version, _key(store))
-    if current is not None and current.key[1] == key[1]:
-        current.key = key
-        return current
-    facets = load_facets(store)
-    params = learned_params(store)
-    understander = None
-    if "kind" in facets.codes:
-        cache = service.settings.data_dir / "understand" if getattr(service, "settings", None) else None
-        encoder = getattr(service, "_encoder", None)
-        # a model with no sentence model behind it (the torch-free "fake" one) matches words by spelling and use
-        off = (encoder is not None and hasattr(encoder, "word_vectors") and encoder.word_vectors is None) or \
-            store.get_meta("base_model") == "fake"
-        lexicon = lexicon_for(store, facets, cache, params.get("parse"), embed=False if off else None)
-        understander = Understander(lexicon)
-    service._understanding = State(key, facets, understander, params)
-    return service._understanding
+    `words_off()` says whether the model has no sentence model behind it (then words are matched by spelling
+    and use alone); `cache_dir` keeps the word vectors of the catalog's facet values between processes."""
+
+    def __init__(self, store: Any, cache_dir: Path | None, words_off: Callable[[], bool] = lambda: False) -> None:
+        self.store, self.cache_dir, self.words_off = store, cache_dir, words_off
+        self._state: State | None = None
+
+    @property
+    def made(self) -> bool:
+        """Whether the state was made (lexical searches use it once it is, without waiting for it)."""
+        return self._state is not None
+
+    def reset(self) -> None:
+        self._state = None
+
+    def state(self) -> State:
+        """The current State, made again when the products or the learned settings changed."""
+        from mmtui.catalog.facets import load_facets
+        from mmtui.query.understanding.parse import Understander, learned_params, lexicon_for
+
+        store = self.store
+        version = (store.db.execute("PRAGMA data_version").fetchone()[0], store.db.conn.total_changes)
+        current = self._state
+        if current is not None and current.key[0] == version:
+            return current
+        key = (version, _key(store))
+        if current is not None and current.key[1] == key[1]:
+            current.key = key
+            return current
+        facets = load_facets(store)
+        params = learned_params(store)
+        understander = None
+        if "kind" in facets.codes:
+            off = self.words_off() or store.get_meta("base_model") == "fake"
+            lexicon = lexicon_for(store, facets, self.cache_dir, params.get("parse"), embed=False if off else None)
+            understander = Understander(lexicon)
+        self._state = State(key, facets, understander, params)
+        return self._state
+
+    def understand(self, query: str, drop=()) -> Any:
+        """What the query asks for in this catalog's facets, without the parts in `drop`; None when the catalog
+        has no kind facet to understand."""
+        state = self.state()
+        if state.understander is None:
+            return None
+        understood = state.understander(query)
+        return understood.without(drop) if drop else understood
+
+    def kind_pool(self, understood: Any, allowed: np.ndarray | None) -> np.ndarray:
+        """Rowids of the understood kind (and person) that `allowed` allows: the kind list's pool."""
+        from mmtui.query.understanding.rank import kind_rowids
+
+        state = self.state()
+        key = tuple((f, tuple(sorted(understood.parts.get(f, {}).items()))) for f in ("kind", "person"))
+        pool = state.pools.get(key)
+        if pool is None:
+            if len(state.pools) > 256:
+                state.pools.clear()
+            pool = state.pools[key] = kind_rowids(state.facets, understood)
+        if allowed is not None:
+            # both are sorted unique rowids: a binary search (intersect1d re-sorted `allowed`, ~0.5 s at 500k rows)
+            if len(allowed) > 1 and (np.diff(allowed) <= 0).any():
+                allowed = np.unique(allowed)
+            at = np.minimum(np.searchsorted(allowed, pool), max(len(allowed) - 1, 0))
+            pool = pool[allowed[at] == pool] if len(allowed) else pool[:0]
+        return pool
 
 
-def understanding_of(service: Any, query: str, drop=()) -> Any:
-    state = state_of(service)
-    if state is None or state.understander is None:
-        return None
-    understood = state.understander(query)
-    return understood.without(drop) if drop else understood
+KindSearch = Callable[[np.ndarray], list]  # pool rowids -> [(rowid, score)] nearest to the query, best first
 
 
-def kind_list(service: Any, query: str, understood: Any, allowed: np.ndarray | None, n: int = 100) -> list:
-    """The nearest products of the understood kind (and person) to the query, by the fused (else text) vectors."""
-    from mmtui.query.understanding.rank import kind_rowids
-
-    state = state_of(service)
-    key = tuple((f, tuple(sorted(understood.parts.get(f, {}).items()))) for f in ("kind", "person"))
-    pool = state.pools.get(key)
-    if pool is None:
-        if len(state.pools) > 256:
-            state.pools.clear()
-        pool = state.pools[key] = kind_rowids(state.facets, understood)
-    if allowed is not None:
-        # both are sorted unique rowids: a binary search (intersect1d re-sorted `allowed`, ~0.5 s at 500k rows)
-        if len(allowed) > 1 and (np.diff(allowed) <= 0).any():
-            allowed = np.unique(allowed)
-        at = np.minimum(np.searchsorted(allowed, pool), max(len(allowed) - 1, 0))
-        pool = pool[allowed[at] == pool] if len(allowed) else pool[:0]
-    if not len(pool):
-        return []
-    name = "fused" if "fused" in service.indexes else "text"
-    return service._vector_hits(name, service.query_vector(query), n, pool)
+def kind_list(understanding: QueryUnderstanding, understood: Any, allowed: np.ndarray | None,
+              kind_search: KindSearch) -> list:
+    """The nearest products of the understood kind (and person) to the query (kind_search over the pool)."""
+    pool = understanding.kind_pool(understood, allowed)
+    return kind_search(pool) if len(pool) else []
 
 
-def understood_hits(service: Any, query: str, understood: Any, ranked: dict, weights: dict | None, k: int,
-                    allowed: np.ndarray | None, rrf_k: int) -> list[tuple[int, float, dict, dict]]:
+def understood_hits(understanding: QueryUnderstanding, query: str, understood: Any, ranked: dict,
+                    weights: dict | None, k: int, allowed: np.ndarray | None, rrf_k: int, kind_search: KindSearch
+                    ) -> list[tuple[int, float, dict, dict]]:
     """Hybrid candidates + the nearest products of the understood kind (and person), fused by weighted RRF (as
-    mmtui.query.hybrid.fuse_ranked does, with rrf_k) and re-ranked by facet_rank: [(rowid, score, signals, shares)].
-    Signals and shares are worked out for the k kept only (all candidates: ~2 ms more a query)."""
+    mmtui.query.hybrid.fuse_ranked does, with rrf_k) and re-ranked by mmtui.query.understanding.rank:
+    [(rowid, score, signals, shares)]. Signals and shares are worked out for the k kept only."""
     from mmtui.query.understanding.rank import ranking_weights, scores
 
-    state = state_of(service)
+    state = understanding.state()
     w = ranking_weights(state.params)
     weights = dict(weights or {})
     if w["list"] > 0:
-        extra = kind_list(service, query, understood, allowed)
+        extra = kind_list(understanding, understood, allowed, kind_search)
         if extra:
             ranked = {**ranked, "kind": extra}
             weights["kind"] = w["list"]
@@ -112,7 +137,7 @@ def understood_hits(service: Any, query: str, understood: Any, ranked: dict, wei
     best = sum(v for v in weights.values() if v > 0) / (rrf_k + 1)
     base = np.fromiter(fused.values(), np.float64, len(fused)) / best
     total, bonus = scores(rowids, base, state.facets, understood, w)
-    pinned = pinned_rowid(service, query, ranked)
+    pinned = pinned_rowid(understanding.store, query, ranked)
     if pinned is not None and pinned in fused:  # first, with a score just above the rest (finite: JSON, display)
         total[int(np.flatnonzero(rowids == pinned)[0])] = float(total.max()) + 1e-6
     keep = np.argsort(-total, kind="stable")[:k]
@@ -133,14 +158,14 @@ def understood_hits(service: Any, query: str, understood: Any, ranked: dict, wei
     return out
 
 
-def pinned_rowid(service: Any, query: str, ranked: dict) -> int | None:
-    """The words' best match when the query spells out its title (facet_rank.spells_title): it stays first."""
+def pinned_rowid(store: Any, query: str, ranked: dict) -> int | None:
+    """The words' best match when the query spells out its title (rank.spells_title): it stays first."""
     from mmtui.query.understanding.rank import spells_title
 
     top = (ranked.get("lexical") or [None])[0]
     if top is None:
         return None
-    rows = service.store.rows([top[0]])
+    rows = store.rows([top[0]])
     return int(top[0]) if rows and spells_title(query, rows[0].get("title") or "") else None
 
 

@@ -184,7 +184,7 @@ def ranked_queries(service: Any, set_name: str, texts: Sequence[str], relevant: 
         for i, text in enumerate(chunk):
             ranked: Ranked = {}
             if "lexical" in signals:
-                ranked["lexical"] = service.store.lexical(text, n, pool_where, pool_params, allowed=pool_rowids)
+                ranked["lexical"] = service.lexical_hits(text, n, pool_where, pool_params, allowed=pool_rowids)
             for name in vector_signals:
                 labels, matrix = positions[name]
                 scores = matrix @ vectors[i]

@@ -52,27 +52,27 @@ class _Parts:
     ideal: float  # ideal DCG@10
     relevant: np.ndarray  # grade >= 1 per candidate
     hybrid_total: float  # sum of the hybrid weights
-    pinned: np.ndarray | None = None  # the candidate a title-spelling query keeps first (understand_state.pinned_rowid)
+    pinned: np.ndarray | None = None  # the candidate a title-spelling query keeps first (mmtui.query.understanding.state.pinned_rowid)
 
 
 def _parts(service: Any, text: str, relevant: dict[str, int]) -> _Parts | None:
     from mmtui.query.understanding.rank import match
     from mmtui.query.hybrid import RRF_K, fuse_ranked
     from mmtui.query.service import CANDIDATES, VECTOR_INDEXES
-    from mmtui.query.understanding.state import kind_list, pinned_rowid, state_of
+    from mmtui.query.understanding.state import kind_list, pinned_rowid
 
     understood = service.understand(text)
     if understood is None or not understood.parts.get("kind"):
         return None
-    weights = service._hybrid_weights()
+    weights = service.hybrid_weights()
     ranked: dict = {}
     if "lexical" in weights:
-        ranked["lexical"] = service.store.lexical(understood.text, CANDIDATES, "1", [], None)
+        ranked["lexical"] = service.lexical_hits(understood.text, CANDIDATES)
     vector = service.query_vector(understood.text)
     for name in VECTOR_INDEXES:
         if name in weights and name in service.indexes:
-            ranked[name] = service._vector_hits(name, vector, CANDIDATES, None)
-    extra = kind_list(service, understood.text, understood, None)
+            ranked[name] = service.vector_hits(name, vector, CANDIDATES)
+    extra = kind_list(service.understanding, understood, None, service.kind_search(understood.text))
     everything = len({r for hits in ranked.values() for r, _ in hits})
     hybrid = {r: s for r, s, *_ in fuse_ranked(ranked, everything, weights)}
     listed = {r: 1.0 / (RRF_K + rank) for rank, (r, _) in enumerate(extra, start=1)}
@@ -83,9 +83,9 @@ def _parts(service: Any, text: str, relevant: dict[str, int]) -> _Parts | None:
     grades = np.array([relevant.get(ids.get(int(r), ""), 0) for r in rowids], np.float64)
     discounts = 1.0 / np.log2(np.arange(2, 12))
     ideal_gains = np.sort([2.0 ** g - 1 for g in relevant.values() if g >= 1])[::-1][:10]
-    pinned = pinned_rowid(service, understood.text, ranked)
+    pinned = pinned_rowid(service.store, understood.text, ranked)
     return _Parts(np.array([hybrid.get(int(r), 0.0) for r in rowids]), np.array([listed.get(int(r), 0.0) for r in rowids]),
-                  match(state_of(service).facets, understood, rowids), 2.0 ** grades - 1, float(ideal_gains @ discounts[:len(ideal_gains)]),
+                  match(service.understanding.state().facets, understood, rowids), 2.0 ** grades - 1, float(ideal_gains @ discounts[:len(ideal_gains)]),
                   grades >= 1, sum(v for v in weights.values() if v > 0), rowids == pinned if pinned is not None else None)
 
 
@@ -217,17 +217,3 @@ def _write_used(service: Any, sets: dict) -> str:
     except OSError:
         return ""
     return str(path)
-
-
-def fit_table(fit: UnderstandingFit) -> Any:
-    from rich.table import Table
-
-    table = Table(title="query understanding: ranking weights learned on the train split, chosen on validation "
-                        "(nDCG@10 of queries that name a kind)", title_justify="left")
-    table.add_column("weights")
-    for name in fit.val:
-        table.add_column(f"val {name}", justify="right")
-    table.add_row("learned " + ", ".join(f"{k} {v:g}" for k, v in fit.weights.items()),
-                  *(f"{fit.val[n]:.3f}" for n in fit.val))
-    table.add_row("default", *(f"{fit.val_default.get(n, 0):.3f}" for n in fit.val))
-    return table

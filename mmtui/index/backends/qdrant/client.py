@@ -18,7 +18,7 @@ import uuid
 import zlib
 from typing import Any
 
-from mmtui.index.backends.spec import API_KEY_ENV, Backend
+from mmtui.index.backends.spec import API_KEY_ENV, BackendSpec
 from mmtui.errors import ConfigError, StoreError
 
 DENSE = ("image", "text", "fused")
@@ -103,7 +103,7 @@ def rowid_filter(rowids) -> Any:
 
 
 # -- the client -------------------------------------------------------------------------------
-def open_client(backend: Backend):
+def open_client(backend: BackendSpec):
     """This process's client for `backend` (made once). StoreError with a hint when the embedded folder is held
     by another process or the server cannot be reached; ConfigError when qdrant-client is not installed."""
     key = backend.path or backend.url or ""
@@ -158,7 +158,7 @@ def fast_local_writes(client, collection: str) -> None:
         pass
 
 
-def check_usable(backend: Backend) -> None:
+def check_usable(backend: BackendSpec) -> None:
     """qdrant-client installed, and the folder opens or the server answers; else a ConfigError / StoreError that
     says the data dir was left as it was."""
     try:
@@ -169,7 +169,7 @@ def check_usable(backend: Backend) -> None:
         raise type(exc)(f"{message} (the data directory still uses its previous backend)", exc.hint) from None
 
 
-def close_clients(backend: Backend | None = None) -> None:
+def close_clients(backend: BackendSpec | None = None) -> None:
     """Close this process's clients, or the one of `backend` (an embedded one releases its folder): at exit,
     and for tests."""
     with _GUARD:
@@ -186,7 +186,7 @@ def close_clients(backend: Backend | None = None) -> None:
             pass
 
 
-def calling(backend: Backend, fn, *args, **kwargs):
+def calling(backend: BackendSpec, fn, *args, **kwargs):
     """fn(*args, **kwargs) with a failure to reach or use the server as a StoreError with a hint."""
     try:
         return fn(*args, **kwargs)
@@ -214,7 +214,7 @@ def _first_line(exc: Exception) -> str:
     return text[0][:200] if text else ""
 
 
-def require_collection(backend: Backend, client) -> None:
+def require_collection(backend: BackendSpec, client) -> None:
     """StoreError with a hint when the recorded collection is not there (deleted, or another server)."""
     if not backend.collection or not calling(backend, client.collection_exists, backend.collection):
         raise StoreError(f"the collection {backend.collection!r} is missing from Qdrant at {backend.where}",

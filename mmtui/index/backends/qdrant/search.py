@@ -1,10 +1,10 @@
-"""Searching a data dir whose searchable copy is a Qdrant collection (mmtui.index.backends.spec, mmtui.index.backends.qdrant.client).
+"""The Qdrant backend: searching a data dir whose searchable copy is a Qdrant collection.
 
-SearchService.open makes a QdrantRemote for such a data dir, and Qdrant answers the candidate lists: QdrantVectors stands where a
-VectorIndex stands (search(vector, k, allowed), vector_of(rowid)), QdrantLexical where the in-memory BM25 index
-does (Store.lexical asks it first). `--where` filters go to Qdrant as payload filters: the rowids the service
-reads for a filter carry the filter's Qdrant form (AllowedRows). A hybrid query asks for every signal's list
-in one request (query_batch_points) and fuses them with the learned weights (mmtui.query.hybrid), as locally.
+SearchService.open makes a QdrantBackend for such a data dir (mmtui.index.backends.spec), and Qdrant answers the
+candidate lists: QdrantVectors stands where a VectorIndex stands (search(vector, k, allowed), vector_of(rowid)),
+QdrantLexical where the in-memory BM25 index does. `--where` filters go to Qdrant as payload filters: the rowids
+the service reads for a filter carry the filter's Qdrant form (AllowedRows). A hybrid query asks for every
+signal's list in one request (query_batch_points); the service fuses them with the learned weights, as locally.
 """
 
 from __future__ import annotations
@@ -17,15 +17,17 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from mmtui.index.backends.spec import Backend
 from mmtui.errors import IndexMismatchError
-from mmtui.index.lexical import FTS_TABLE, QueryTokenizer, fts_fingerprint
+from mmtui.index.backends.base import SearchBackend
 from mmtui.index.backends.qdrant.client import (
     DENSE, SPARSE, calling, open_client, payload_filter, point_id, require_collection, rowid_filter, term_index,
 )
+from mmtui.index.backends.spec import BackendSpec
+from mmtui.index.lexical import FTS_TABLE, QueryTokenizer, fts_fingerprint
+from mmtui.store.db import COMMON_WORD_SHARE, fts_words
 
 SYNC_META = "qdrant_sync"  # written by mmtui.index.backends.qdrant.sync
-VECTOR_INDEXES = DENSE  # the order SearchService asks for them
+VECTOR_INDEXES = DENSE  # the order candidate lists are asked for
 
 
 class AllowedRows(np.ndarray):
@@ -61,9 +63,9 @@ class QdrantVectors:
     """One named dense vector of the collection, searched like a VectorIndex. `labels` and `vectors` (the
     training code's exact search over a pool) are the store's copy of what the collection holds, read on use."""
 
-    def __init__(self, backend: Backend, client, name: str, service: Any) -> None:
+    def __init__(self, backend: BackendSpec, client, name: str, owner: "QdrantBackend") -> None:
         self.backend, self.client, self.name = backend, client, name
-        self._service = service
+        self._owner = owner  # its store and the active projector: the local copy of the vectors
         self._local: tuple[np.ndarray, np.ndarray] | None = None
 
     def request(self, vector, k: int, allowed=None):
@@ -86,7 +88,7 @@ class QdrantVectors:
                 np.clip(np.array([s for _, s in hits], np.float32), -1.0, 1.0))
 
     def vector_of(self, rowid: int) -> np.ndarray | None:
-        rows = self._service.store.rows([int(rowid)])
+        rows = self._owner.store.rows([int(rowid)])
         if not rows:
             return None
         points = calling(self.backend, self.client.retrieve, self.backend.collection, ids=[point_id(rows[0]["id"])],
@@ -107,7 +109,7 @@ class QdrantVectors:
         if self._local is None:
             from mmtui.index.fused import fused_vectors, fusion_weight
 
-            service = self._service
+            service = self._owner
             base = service.store.get_meta("base_fingerprint")
             if self.name == "fused":
                 ids, vectors = fused_vectors(service.store, service.projector, base, fusion_weight(service.store))
@@ -136,7 +138,7 @@ class QdrantLexical:
     FTS5 tokens weighted by FTS5's IDF (document frequencies read from products_fts), so the dot product with
     a product's BM25 term factors is FTS5's score."""
 
-    def __init__(self, backend: Backend, client, conn: sqlite3.Connection) -> None:
+    def __init__(self, backend: BackendSpec, client, conn: sqlite3.Connection) -> None:
         self.backend, self.client = backend, client
         sql = conn.execute("SELECT sql FROM sqlite_master WHERE name = ?", [FTS_TABLE]).fetchone()
         from mmtui.index.lexical import _tokenize_option
@@ -204,102 +206,88 @@ class QdrantLexical:
         return _hits(response.points, limit)
 
 
-class QdrantRemote:
-    """What SearchService asks of a data dir on Qdrant (its `remote`): the vector indexes, the lexical hook,
-    filters in Qdrant's form, and every signal's candidate list in one request."""
+class QdrantBackend(SearchBackend):
+    """A data dir's collection on Qdrant as a search backend: its named vectors stand where the local graphs do,
+    its sparse vectors where lexical.npz does; `--where` filters go to Qdrant as payload filters, and every signal's
+    candidate list is asked for in one request."""
 
-    def __init__(self, backend: Backend, client) -> None:
-        self.backend, self.client = backend, client
+    def __init__(self, spec: BackendSpec, client, store, space: str, projector) -> None:
+        self.spec, self.client, self.store = spec, client, store
+        self._lexical = QdrantLexical(spec, client, store.db.conn)
+        self.reload(space, projector)
 
     @classmethod
-    def open(cls, backend: Backend, store, space: str) -> "QdrantRemote":
-        client = open_client(backend)
-        require_collection(backend, client)
-        _check_space(store, space, backend)
-        return cls(backend, client)
+    def open(cls, spec: BackendSpec, store, space: str, projector) -> "QdrantBackend":
+        client = open_client(spec)
+        require_collection(spec, client)
+        return cls(spec, client, store, space, projector)
 
-    def reload(self, service) -> None:
-        """SearchService.reload on Qdrant: the active model again (the collection must hold its vectors)."""
-        from mmtui.encoders.projection import search_space
+    def reload(self, space: str, projector) -> None:
+        """The active model again (the collection must hold its vectors)."""
+        _check_space(self.store, space, self.spec)
+        self.projector = projector
+        self._indexes = {name: QdrantVectors(self.spec, self.client, name, self) for name in DENSE}
 
-        space, projector = search_space(service.store, service.settings)
-        _check_space(service.store, space, self.backend)
-        service.space, service.projector = space, projector
-        service.indexes, service.damaged = self.attach(service), {}
-        service._snapshot = (service.indexes, service.damaged)
-        service._query_cache.clear()
-        if service._encoder is not None and service._encoder.fingerprint != service.store.get_meta("base_fingerprint"):
-            service._encoder = None
-        service._understanding = None
+    def current(self):
+        return self._indexes, {}
 
-    def attach(self, service) -> dict:
-        """The service's indexes (one per named vector); its store asks QdrantLexical for BM25 lists."""
-        service.store.fast_lexical = QdrantLexical(self.backend, self.client, service.store.db.conn)
-        return {name: QdrantVectors(self.backend, self.client, name, service) for name in DENSE}
+    def lexical(self, query: str, n: int, where: str = "1", params=(), allowed=None) -> list[tuple[int, float]]:
+        return self._lexical.query(self.store.db.conn, fts_words(query), n, allowed, COMMON_WORD_SHARE)
 
     def allowed(self, rowids, filters):
         """The rowids, carrying the filters' payload-filter form (plain rowids when they have none)."""
         found = payload_filter(filters)
         return rowids if found is None else allowed_rows(rowids, found)
 
-    def signal_lists(self, service, signals, query: str, vector, n: int, allowed, indexes: dict
-                     ) -> dict[str, list[tuple[int, float]]]:
-        """Every signal's candidates in one request (query_batch_points), lexical first as SearchService does."""
-        from mmtui.store.db import COMMON_WORD_SHARE, fts_words
+    def _request(self, name: str, query: str, vector, n: int, allowed):
+        if name == "lexical":
+            return self._lexical.request(self.store.db.conn, fts_words(query), n, allowed, COMMON_WORD_SHARE)
+        return self._indexes[name].request(vector, n, allowed)
 
+    def signal_lists(self, signals, query: str, vector, n: int, where, params, allowed, indexes
+                     ) -> dict[str, list[tuple[int, float]]]:
+        """Every signal's candidates in one request (query_batch_points), lexical first as locally."""
         wanted = [name for name in ("lexical", *VECTOR_INDEXES) if name in signals]
         ranked: dict[str, list[tuple[int, float]]] = {name: [] for name in wanted}
         if allowed is not None and len(allowed) == 0:
             return ranked
         names, requests = [], []
         for name in wanted:
-            if name == "lexical":
-                request = service.store.fast_lexical.request(service.store.db.conn, fts_words(query), n, allowed,
-                                                             COMMON_WORD_SHARE)
-            else:
-                request = indexes[name].request(vector, n, allowed)
+            request = self._request(name, query, vector, n, allowed)
             if request is not None:
                 names.append(name)
                 requests.append(request)
         if requests:
-            responses = calling(self.backend, self.client.query_batch_points, self.backend.collection,
-                                requests=requests)
+            responses = calling(self.spec, self.client.query_batch_points, self.spec.collection, requests=requests)
             for name, response in zip(names, responses):
                 ranked[name] = _hits(response.points, n)
         return ranked
 
-    def server_fused(self, service, query: str, vector, k: int, weights: dict[str, float], allowed=None
-                     ) -> list[tuple[int, float]]:
-        """Hybrid fused by Qdrant itself: each weighted signal's top CANDIDATES as a prefetch, and Qdrant's
-        weighted RRF over them in the same request. Not what searches use (see the README: its weights scale
+    def server_fused(self, query: str, vector, k: int, weights: dict[str, float], *, candidates: int, rrf_k: int,
+                     allowed=None) -> list[tuple[int, float]]:
+        """Hybrid fused by Qdrant itself: each weighted signal's top `candidates` as a prefetch, and Qdrant's
+        weighted RRF over them in the same request. Not what searches use (docs/scale-out.md: its weights scale
         ranks, not scores, and it returns no per-signal scores for the understanding and the shares)."""
         from qdrant_client import models
-
-        from mmtui.query.hybrid import CANDIDATES, RRF_K
-        from mmtui.store.db import COMMON_WORD_SHARE, fts_words
 
         prefetch, used = [], []
         for name, w in weights.items():
             if w <= 0:
                 continue
-            if name == "lexical":
-                request = service.store.fast_lexical.request(service.store.db.conn, fts_words(query), CANDIDATES,
-                                                             allowed, COMMON_WORD_SHARE)
-            else:
-                request = service.indexes[name].request(vector, CANDIDATES, allowed)
+            request = self._request(name, query, vector, candidates, allowed)
             if request is not None:
                 prefetch.append(models.Prefetch(query=request.query, using=request.using, filter=request.filter,
-                                                limit=CANDIDATES))
+                                                limit=candidates))
                 used.append(w)
         if not prefetch:
             return []
-        response = calling(self.backend, self.client.query_points, self.backend.collection, prefetch=prefetch,
-                           query=models.RrfQuery(rrf=models.Rrf(k=RRF_K, weights=used)), limit=int(k),
+        response = calling(self.spec, self.client.query_points, self.spec.collection, prefetch=prefetch,
+                           query=models.RrfQuery(rrf=models.Rrf(k=rrf_k, weights=used)), limit=int(k),
                            with_payload=["rowid"])
         return [(int(p.payload["rowid"]), float(p.score)) for p in response.points]
 
 
-def _check_space(store, space: str, backend: Backend) -> None:
+def _check_space(store, space: str, backend: BackendSpec) -> None:
     """The collection must hold vectors of the active model (the last sync records which)."""
     try:
         synced = json.loads(store.get_meta(SYNC_META) or "{}")

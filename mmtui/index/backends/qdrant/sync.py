@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 
-from mmtui.index.backends.spec import Backend, stored_backend
+from mmtui.index.backends.spec import BackendSpec, stored_backend
 from mmtui.index.fused import fused_vectors, fusion_weight
 from mmtui.index.lexical import LexicalIndex, fts_fingerprint
 from mmtui.progress import ProgressCallback, ProgressEvent, null_progress
@@ -54,7 +54,7 @@ def sync_if_qdrant(settings, store: Store | None, progress: ProgressCallback | N
             store.close()
 
 
-def sync(settings, store: Store, backend: Backend, progress: ProgressCallback | None = None) -> dict:
+def sync(settings, store: Store, backend: BackendSpec, progress: ProgressCallback | None = None) -> dict:
     """Upsert new and changed products, delete removed ones; returns the counts (also kept in meta)."""
     progress = progress or null_progress
     started = time.perf_counter()
@@ -183,7 +183,7 @@ def _digest(row: dict, dense: dict, positions: dict, terms, avgdl_step: int) -> 
     return h.hexdigest()
 
 
-def _ensure_collection(client, backend: Backend, dims: dict[str, int], progress: ProgressCallback) -> None:
+def _ensure_collection(client, backend: BackendSpec, dims: dict[str, int], progress: ProgressCallback) -> None:
     """Create the collection (named dense vectors, the sparse one, payload indexes) or recreate it when its
     vectors do not fit (another model: every point changes anyway)."""
     from qdrant_client import models
