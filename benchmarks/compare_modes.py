@@ -24,7 +24,8 @@ def main() -> None:
     from mmtui.config import Settings
     from mmtui.evaluation.evaluate import load_queries
     from mmtui.train.weights.hybrid import train_hybrid
-    from mmtui.evaluation.modes import compare_modes, default_query_sets, write_report
+    from mmtui.cli.reports import write_modes_report as write_report
+    from mmtui.evaluation.modes import compare_modes, default_query_sets
     from mmtui.query.service import SearchService
     from mmtui.store.db import Store
 

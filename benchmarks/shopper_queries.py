@@ -34,7 +34,8 @@ def main() -> None:
     except ImportError:
         from mmtui.evaluation.evaluate import split_queries
     from mmtui.query.service import SearchService
-    from mmtui.evaluation.shopper import ROWS, compare_shopper, shopper_markdown, shopper_query_sets, spec_queries
+    from mmtui.cli.reports import shopper_markdown
+    from mmtui.evaluation.shopper import ROWS, compare_shopper, shopper_query_sets, spec_queries
     from mmtui.train.weights.understanding import learn_understanding
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -20,7 +20,6 @@ import argparse
 import csv
 import json
 import re
-import shutil
 import sqlite3
 import sys
 import time
@@ -136,7 +135,8 @@ def _progress(event) -> None:
 def run_one(name: str, settings, attribute_store, title: str, encoder=None) -> dict:
     from mmtui.build.enrich import enrich
     from mmtui.train.weights.hybrid import train_hybrid
-    from mmtui.evaluation.modes import compare_modes, default_query_sets, write_report
+    from mmtui.cli.reports import write_modes_report as write_report
+    from mmtui.evaluation.modes import compare_modes, default_query_sets
     from mmtui.query.service import SearchService
 
     service = SearchService.open(settings, encoder=encoder)

@@ -12,6 +12,8 @@ far from what its image shows (the top colour tag is of another colour family an
 
 from __future__ import annotations
 
+import json
+
 import re
 import time
 from collections import Counter
@@ -136,7 +138,7 @@ def enrich(settings: Any, store: Any = None, encoder: Any = None, *, top: int = 
             if acc["n"]:
                 report.accuracy[name] = acc
         report.seconds = round(time.perf_counter() - started, 2)
-        store.set_meta("enrich", __import__("json").dumps(report.to_json()))
+        store.set_meta("enrich", json.dumps(report.to_json()))
         return report
     finally:
         if own:
@@ -215,32 +217,3 @@ def tag_accuracy(store: Any, vocab: str = "colour", field_name: str | None = Non
     if vocab == "colour":
         out["family@1"] = round(sum(V.same_family(tags[r][0], v) for r, v in truth.items()) / n, 4)
     return out
-
-
-def enrich_table(report: EnrichReport) -> Any:
-    """Tag accuracy against the catalog's own fields, next to chance (a rich renderable; the CLI prints it)."""
-    from rich.table import Table
-
-    table = Table(title=f"tagged {report.products:,} product images · {report.conflicts:,} text/image colour "
-                        f"conflicts · {report.seconds:.1f}s", title_justify="left",
-                  caption="vs the catalog's own field; chance = uniform guess over the vocabulary, majority = always "
-                          "the most common value(s); family = a close colour counts", caption_justify="left")
-    for head in ("vocabulary", "products", "terms", "acc@1", "acc@3", "chance@1", "chance@3", "majority@1",
-                 "majority@3", "family@1"):
-        table.add_column(head, justify="left" if head == "vocabulary" else "right")
-    for vocab_name, acc in report.accuracy.items():
-        table.add_row(vocab_name, f"{acc['n']:,}", str(acc["vocab_size"]),
-                      *(f"{acc[k]:.3f}" if k in acc else "" for k in ("acc@1", "acc@3", "chance@1", "chance@3",
-                                                                        "majority@1", "majority@3", "family@1")))
-    return table
-
-
-def conflicts_table(rows: list[dict]) -> Any:
-    from rich.table import Table
-
-    table = Table(title="text says one colour, the image shows another", title_justify="left")
-    for head in ("id", "title", "colour", "detail", "margin"):
-        table.add_column(head, justify="right" if head == "margin" else "left")
-    for r in rows:
-        table.add_row(str(r["id"]), r["title"] or "", r["colour"] or "", r["detail"], f"{r['margin']:.3f}")
-    return table

@@ -265,6 +265,7 @@ def eval_cmd(queries, split, pool, compare, compare_modes_, mode, k, wheres, dat
     if split and mode and mode != "image":
         raise click.UsageError("--split measures title -> image retrieval: drop --mode or use --mode image")
     filters = [parse_where(w) for w in wheres]
+    from mmtui.cli import reports
     from mmtui.evaluation import evaluate
 
     if compare:
@@ -272,7 +273,7 @@ def eval_cmd(queries, split, pool, compare, compare_modes_, mode, k, wheres, dat
         if as_json:
             _print_json(report.to_json())
         else:
-            out.print(evaluate.compare_table(report))
+            out.print(reports.compare_table(report))
             out.print(f"[dim]saved to {report.path}[/]")
         return
     from mmtui.cli.render import progress_printer
@@ -289,8 +290,8 @@ def eval_cmd(queries, split, pool, compare, compare_modes_, mode, k, wheres, dat
     if as_json:
         _print_json(report.to_json())
         return
-    out.print(evaluate.eval_table(report))
-    skips = evaluate.skips_table(report.skips)
+    out.print(reports.eval_table(report))
+    skips = reports.skips_table(report.skips)
     if skips is not None:
         out.print(skips)
     out.print(f"[dim]saved to {path}[/]")
@@ -299,14 +300,15 @@ def eval_cmd(queries, split, pool, compare, compare_modes_, mode, k, wheres, dat
 def _compare_modes(settings, queries, split, pool, as_json) -> None:
     from mmtui.evaluation import evaluate
     from mmtui.cli.render import out, progress_printer
-    from mmtui.evaluation.modes import compare_modes, default_query_sets, modes_table
+    from mmtui.cli.reports import modes_table, shopper_table
+    from mmtui.evaluation.modes import compare_modes, default_query_sets
     from mmtui.query.service import SearchService
 
     service = SearchService.open(settings)
     sets = default_query_sets(service.store, split)
     if queries:
         sets["file"], _ = evaluate.load_queries(queries)
-    from mmtui.evaluation.shopper import compare_shopper, shopper_query_sets, shopper_table
+    from mmtui.evaluation.shopper import compare_shopper, shopper_query_sets
 
     with progress_printer(quiet=as_json):
         report = compare_modes(service, sets, split=split if pool == "split" else None)
@@ -414,12 +416,13 @@ def train_finetune_cmd(epochs, batch_size, lr, weight_decay, no_augment, max_tra
     Example (lite, text tail only: ~25 s an epoch on 2 cores for 6k products):
       mmtui train finetune --tails text
     """
+    from mmtui.build.reencode import reindex_for
     from mmtui.cli.render import out
     from mmtui.train.finetune import train_finetune
 
     result = _run_training(train_finetune, _settings(data_dir, device=device), epochs=epochs,
                            batch_size=batch_size, lr=lr, weight_decay=weight_decay, augment=not no_augment,
-                           max_train=max_train, tails=tails, force=force)
+                           max_train=max_train, tails=tails, force=force, encode_again=reindex_for)
     if result.get("checkpoint"):
         where = "" if str(result["model"]).startswith("lite:") else f" --checkpoint {result['checkpoint']}"
         out.print(f"load it with: --model {result['model']}{where}", highlight=False)
@@ -446,9 +449,11 @@ def train_lit_cmd(epochs, patience, catalog, out, force, device, data_dir) -> No
     """
     settings = _settings(data_dir, device=device)
     if catalog is None:
+        from mmtui.build.reencode import reindex_for
         from mmtui.train.finetune import train_lit_heads
 
-        _run_training(train_lit_heads, settings, epochs=epochs, patience=patience, force=force)
+        _run_training(train_lit_heads, settings, epochs=epochs, patience=patience, force=force,
+                      encode_again=reindex_for)
         return
     if out is None:
         raise click.UsageError("--catalog needs --out DIR (where lite.safetensors + lite.json are written)")
@@ -519,7 +524,8 @@ def train_understanding_cmd(data_dir, as_json) -> None:
     """
     from mmtui.cli.render import out
     from mmtui.query.service import SearchService
-    from mmtui.train.weights.understanding import fit_table, learn_understanding
+    from mmtui.cli.reports import understanding_table
+    from mmtui.train.weights.understanding import learn_understanding
 
     service = SearchService.open(_settings(data_dir))
     try:
@@ -529,7 +535,7 @@ def train_understanding_cmd(data_dir, as_json) -> None:
     if as_json:
         _print_json(fit.to_json())
         return
-    out.print(fit_table(fit))
+    out.print(understanding_table(fit))
 
 
 @cli.command()
@@ -604,6 +610,7 @@ def enrich(show_conflicts, data_dir, as_json) -> None:
       mmtui enrich && mmtui search "striped" --mode lexical
     """
     from mmtui.build import enrich as enrichment
+    from mmtui.cli import reports
     from mmtui.cli.render import out, progress_printer
 
     settings = _settings(data_dir)
@@ -612,11 +619,11 @@ def enrich(show_conflicts, data_dir, as_json) -> None:
     if as_json:
         _print_json(report.to_json() if hasattr(report, "to_json") else report.__dict__)
         return
-    out.print(enrichment.enrich_table(report))
+    out.print(reports.enrich_table(report))
     if show_conflicts:
         from mmtui.store.db import Store
 
-        out.print(enrichment.conflicts_table(enrichment.conflicts(Store.open(settings.db_path))))
+        out.print(reports.conflicts_table(enrichment.conflicts(Store.open(settings.db_path))))
 
 
 # -- check ------------------------------------------------------------------------------------

@@ -10,9 +10,7 @@ by how the signals are combined. The pool is one split's products (test by defau
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -107,56 +105,3 @@ def compare_modes(service: Any, query_sets: dict[str, Sequence[EvalQuery]], *, s
     return ModesReport(pool=f"split:{split}" if split else "catalog", pool_size=len(pool) if pool is not None
                        else store.product_count(), model=getattr(service, "model_name", "?"), n_queries=counts,
                        rows=rows, fusion_weight=(info or {}).get("image_weight", None), tags=tagged > 0, notes=notes)
-
-
-def modes_markdown(report: ModesReport, title: str = "") -> str:
-    """The table as Markdown (for the README)."""
-    sets = list(report.n_queries)
-    head = ["", "mode"] + [f"{s} {m}" for s in sets for m in ("R@10", "nDCG@10")]
-    lines = []
-    if title:
-        lines += [f"**{title}**", ""]
-    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for row in report.rows:
-        cells = [row["group"], row["label"]] + [_fmt(row.get(f"{s}/{m}")) for s in sets for m in ("recall@10", "ndcg@10")]
-        lines.append("| " + " | ".join(cells) + " |")
-    queries = ", ".join(f"{n} {s} queries" for s, n in report.n_queries.items())
-    fw = f"; fused image weight {report.fusion_weight:.2f}" if report.fusion_weight is not None else ""
-    lines += ["", f"Model {report.model}; pool {report.pool} ({report.pool_size} products); {queries}{fw}; "
-              f"enrichment tags {'in' if report.tags else 'not in'} the lexical index."]
-    return "\n".join(lines) + "\n"
-
-
-def modes_table(report: ModesReport) -> Any:
-    """The table as a rich renderable (the CLI prints it)."""
-    from rich.table import Table
-
-    sets = list(report.n_queries)
-    table = Table(title=f"search modes · pool {report.pool} ({report.pool_size} products) · model {report.model}",
-                  title_justify="left",
-                  caption=", ".join(f"{s}: {n} queries" for s, n in report.n_queries.items()) +
-                  (f" · fused image weight {report.fusion_weight:.2f}" if report.fusion_weight is not None else ""),
-                  caption_justify="left")
-    table.add_column("")
-    table.add_column("mode")
-    for s in sets:
-        table.add_column(f"{s} R@10", justify="right")
-        table.add_column(f"{s} nDCG@10", justify="right")
-    for row in report.rows:
-        table.add_row(row["group"], row["label"],
-                      *(_fmt(row.get(f"{s}/{m}")) for s in sets for m in ("recall@10", "ndcg@10")))
-    return table
-
-
-def write_report(report: ModesReport, directory: Path, name: str, title: str = "") -> tuple[Path, Path]:
-    """<directory>/<name>.md and .json."""
-    directory.mkdir(parents=True, exist_ok=True)
-    md = directory / f"{name}.md"
-    js = directory / f"{name}.json"
-    md.write_text(modes_markdown(report, title), encoding="utf-8")
-    js.write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
-    return md, js
-
-
-def _fmt(value: float | None) -> str:
-    return "" if value is None else f"{value:.3f}"

@@ -101,54 +101,6 @@ def compare_shopper(service: Any, sets: dict[str, Sequence[EvalQuery]], *, pool:
                          n_queries={n: len(q) for n, q in sets.items()}, rows=out_rows, examples=examples)
 
 
-NAMES = {"p@10": "P@10", "ndcg@10": "nDCG@10", "recall@10": "R@10"}
-
-
-def shopper_markdown(report: ShopperReport, title: str = "", metrics: Sequence[str] = ("p@10", "ndcg@10")) -> str:
-    sets = list(report.n_queries)
-    head = ["mode"] + [f"{s} {NAMES[m]}" for s in sets for m in metrics]
-    lines = [f"**{title}**", ""] if title else []
-    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for row in report.rows:
-        cells = [row["label"]] + [_fmt(row.get(f"{s}/{m}")) for s in sets for m in metrics]
-        lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", f"Model {report.model}; pool {report.pool}; " +
-              ", ".join(f"{n} {s} queries" for s, n in report.n_queries.items()) + ". Best possible: P@10 is "
-              "capped where fewer than 10 products are relevant."]
-    return "\n".join(lines) + "\n"
-
-
-def shopper_table(report: ShopperReport) -> Any:
-    from rich.table import Table
-
-    sets = list(report.n_queries)
-    table = Table(title=f"shopper-phrased queries · pool {report.pool} · model {report.model}",
-                  title_justify="left", caption=", ".join(f"{s}: {n} queries" for s, n in report.n_queries.items())
-                  + " · relevant: right kind for the right person (grade 1), and colour (grade 2) · best possible: "
-                  "P@10 is capped where fewer than 10 products are relevant",
-                  caption_justify="left")
-    table.add_column("mode")
-    for s in sets:
-        table.add_column(f"{s} P@10", justify="right")
-        table.add_column(f"{s} nDCG@10", justify="right")
-    for row in report.rows:
-        table.add_row(row["label"], *(_fmt(row.get(f"{s}/{m}")) for s in sets for m in ("p@10", "ndcg@10")))
-    return table
-
-
-def write_report(report: ShopperReport, directory: Path, name: str, title: str = "",
-                 metrics: Sequence[str] = ("p@10", "ndcg@10")) -> tuple[Path, Path]:
-    directory.mkdir(parents=True, exist_ok=True)
-    md, js = directory / f"{name}.md", directory / f"{name}.json"
-    md.write_text(shopper_markdown(report, title, metrics), encoding="utf-8")
-    js.write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
-    return md, js
-
-
-def _fmt(value: float | None) -> str:
-    return "" if value is None else f"{value:.3f}"
-
-
 def spec_queries(store: Any, path: str | Path, split: str | None = None) -> list[EvalQuery]:
     """Queries written by hand as facet specs, one JSON object a line: {"query": "ladies black watches",
     "kind": ["Watches"], "person": ["Women"] or null, "colour": ["Black"] or null}. Relevance over the catalog (or

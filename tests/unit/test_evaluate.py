@@ -358,7 +358,7 @@ def test_base_fingerprint_prefers_the_build_meta():
 def test_tables_render_figures_skips_and_notes(tmp_path):
     from rich.console import Console
 
-    from mmtui.evaluation.evaluate import compare_table, eval_table, skips_table
+    from mmtui.cli.reports import compare_table, eval_table, skips_table
 
     service = FakeService({"a": ["1"]})
     report = run_eval(service, [q("a", {"1": 1})], mode="text", k=20, model="lite",

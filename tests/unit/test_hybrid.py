@@ -118,7 +118,8 @@ def test_where_filters_flow_through_eval(service):
 def test_train_hybrid_learns_both_and_compare_modes_reports_every_row(tiny_catalog, fake_settings):
     from mmtui.index.fused import fusion_weight
     from mmtui.train.weights.hybrid import train_hybrid
-    from mmtui.evaluation.modes import compare_modes, default_query_sets, modes_markdown
+    from mmtui.cli.reports import modes_markdown
+    from mmtui.evaluation.modes import compare_modes, default_query_sets
 
     build_index(fake_settings, tiny_catalog, encoder=FakeEncoder())
     fusion, fit = train_hybrid(fake_settings, encoder=FakeEncoder(), split="train")

@@ -1,0 +1,226 @@
+"""Reports for people: the library's results (dataclasses) as rich tables and Markdown. Library code returns
+data; the command line prints these, and the benchmarks write the Markdown next to the JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+from rich import box
+from rich.table import Table
+
+from mmtui.build.enrich import EnrichReport
+from mmtui.evaluation.evaluate import SKIP_REASONS, CompareReport, EvalReport, Skip
+from mmtui.evaluation.modes import ModesReport
+from mmtui.evaluation.shopper import ShopperReport
+from mmtui.train.weights.understanding import UnderstandingFit
+
+
+# -- enrich --------------------------------------------------------------------------------------------------
+
+def enrich_table(report: EnrichReport) -> Any:
+    """Tag accuracy against the catalog's own fields, next to chance (a rich renderable; the CLI prints it)."""
+
+    table = Table(title=f"tagged {report.products:,} product images · {report.conflicts:,} text/image colour "
+                        f"conflicts · {report.seconds:.1f}s", title_justify="left",
+                  caption="vs the catalog's own field; chance = uniform guess over the vocabulary, majority = always "
+                          "the most common value(s); family = a close colour counts", caption_justify="left")
+    for head in ("vocabulary", "products", "terms", "acc@1", "acc@3", "chance@1", "chance@3", "majority@1",
+                 "majority@3", "family@1"):
+        table.add_column(head, justify="left" if head == "vocabulary" else "right")
+    for vocab_name, acc in report.accuracy.items():
+        table.add_row(vocab_name, f"{acc['n']:,}", str(acc["vocab_size"]),
+                      *(f"{acc[k]:.3f}" if k in acc else "" for k in ("acc@1", "acc@3", "chance@1", "chance@3",
+                                                                        "majority@1", "majority@3", "family@1")))
+    return table
+
+
+def conflicts_table(rows: list[dict]) -> Any:
+
+    table = Table(title="text says one colour, the image shows another", title_justify="left")
+    for head in ("id", "title", "colour", "detail", "margin"):
+        table.add_column(head, justify="right" if head == "margin" else "left")
+    for r in rows:
+        table.add_row(str(r["id"]), r["title"] or "", r["colour"] or "", r["detail"], f"{r['margin']:.3f}")
+    return table
+
+
+# -- evaluate ------------------------------------------------------------------------------------------------
+
+def eval_table(report: EvalReport) -> Any:
+    """One row of figures: queries, R@1/3/5/10 (and R@k), MRR, nDCG@10, P@10, latency p50/p99."""
+
+    table = Table(title=f"eval {report.source or ''} · mode {report.mode} · model {report.model}".replace("  ", " "),
+                  title_justify="left")
+    keys = ["recall@1", "recall@3", "recall@5", "recall@10"]
+    heads = ["R@1", "R@3", "R@5", "R@10"]
+    extra = report.k not in (1, 3, 5, 10)
+    if extra:
+        heads.append(f"R@{report.k}")
+    heads += ["MRR", "nDCG@10", "P@10"]
+    table.add_column("queries", justify="right")
+    for head in heads:
+        table.add_column(head, justify="right")
+    table.add_column("p50 ms", justify="right")
+    table.add_column("p99 ms", justify="right")
+    figures = [report.metrics[key] for key in keys] + ([report.recall_at_k] if extra else []) + \
+        [report.metrics["mrr"], report.metrics["ndcg@10"], report.metrics["p@10"]]
+    table.add_row(str(int(report.metrics["n_queries"])), *(f"{v:.3f}" for v in figures),
+                  f"{report.latency_ms_p50:.1f}", f"{report.latency_ms_p99:.1f}")
+    return table
+
+
+def skips_table(skips: Sequence[Skip], max_lines: int = 8) -> Any | None:
+    """Skipped lines by reason (count, first line numbers, meaning); None when nothing was skipped."""
+    if not skips:
+        return None
+
+    table = Table(title=f"skipped {len(skips)} (not in the figures)", title_justify="left")
+    for head in ("reason", "count", "lines", "meaning"):
+        table.add_column(head, justify="right" if head == "count" else "left")
+    by_reason: dict[str, list[Skip]] = {}
+    for skip in skips:
+        by_reason.setdefault(skip.reason, []).append(skip)
+    for reason, group in sorted(by_reason.items(), key=lambda item: -len(item[1])):
+        lines = [str(s.line) for s in group if s.line is not None]
+        shown = ", ".join(lines[:max_lines]) + (", ..." if len(lines) > max_lines else "")
+        table.add_row(reason, str(len(group)), shown, SKIP_REASONS.get(reason, ""))
+    return table
+
+
+def compare_table(report: CompareReport) -> Any:
+    """Seed 000's Table 1 for this catalog, plus the modality gap of each model (* = active)."""
+
+    table = Table(title=f"{report.split} split: each title -> its own image, exact search over {report.pool} products",
+                  title_justify="left", box=box.SIMPLE_HEAD,  # fits 80 columns: names are never cut
+                  caption="match: mean cosine of matching title-image pairs; gap: match minus the mean cosine of "
+                          "random pairs (--json has both)", caption_justify="left")
+    table.add_column("model", no_wrap=True)
+    table.add_column("kind", no_wrap=True)
+    for head in ("R@1", "R@5", "R@10", "MRR", "match", "gap"):
+        table.add_column(head, justify="right", no_wrap=True, min_width=5)
+    table.add_column("note", overflow="fold")
+    for row in report.rows:
+        label = row["label"] + (" *" if row.get("active") else "")
+        if "recall@1" not in row:
+            table.add_row(label, row["kind"], *([""] * 6), row.get("note", ""))
+            continue
+        table.add_row(label, row["kind"], *(f"{row[key]:.3f}" for key in
+                                            ("recall@1", "recall@5", "recall@10", "mrr", "cos_match", "gap")),
+                      row.get("note", ""))
+    return table
+
+
+# -- modes ---------------------------------------------------------------------------------------------------
+
+def modes_markdown(report: ModesReport, title: str = "") -> str:
+    """The table as Markdown (for the README)."""
+    sets = list(report.n_queries)
+    head = ["", "mode"] + [f"{s} {m}" for s in sets for m in ("R@10", "nDCG@10")]
+    lines = []
+    if title:
+        lines += [f"**{title}**", ""]
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in report.rows:
+        cells = [row["group"], row["label"]] + [_fmt(row.get(f"{s}/{m}")) for s in sets for m in ("recall@10", "ndcg@10")]
+        lines.append("| " + " | ".join(cells) + " |")
+    queries = ", ".join(f"{n} {s} queries" for s, n in report.n_queries.items())
+    fw = f"; fused image weight {report.fusion_weight:.2f}" if report.fusion_weight is not None else ""
+    lines += ["", f"Model {report.model}; pool {report.pool} ({report.pool_size} products); {queries}{fw}; "
+              f"enrichment tags {'in' if report.tags else 'not in'} the lexical index."]
+    return "\n".join(lines) + "\n"
+
+
+def modes_table(report: ModesReport) -> Any:
+    """The table as a rich renderable (the CLI prints it)."""
+
+    sets = list(report.n_queries)
+    table = Table(title=f"search modes · pool {report.pool} ({report.pool_size} products) · model {report.model}",
+                  title_justify="left",
+                  caption=", ".join(f"{s}: {n} queries" for s, n in report.n_queries.items()) +
+                  (f" · fused image weight {report.fusion_weight:.2f}" if report.fusion_weight is not None else ""),
+                  caption_justify="left")
+    table.add_column("")
+    table.add_column("mode")
+    for s in sets:
+        table.add_column(f"{s} R@10", justify="right")
+        table.add_column(f"{s} nDCG@10", justify="right")
+    for row in report.rows:
+        table.add_row(row["group"], row["label"],
+                      *(_fmt(row.get(f"{s}/{m}")) for s in sets for m in ("recall@10", "ndcg@10")))
+    return table
+
+
+def write_modes_report(report: ModesReport, directory: Path, name: str, title: str = "") -> tuple[Path, Path]:
+    """<directory>/<name>.md and .json."""
+    directory.mkdir(parents=True, exist_ok=True)
+    md = directory / f"{name}.md"
+    js = directory / f"{name}.json"
+    md.write_text(modes_markdown(report, title), encoding="utf-8")
+    js.write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
+    return md, js
+
+
+def _fmt(value: float | None) -> str:
+    return "" if value is None else f"{value:.3f}"
+
+
+# -- shopper -------------------------------------------------------------------------------------------------
+
+NAMES = {"p@10": "P@10", "ndcg@10": "nDCG@10", "recall@10": "R@10"}
+
+
+def shopper_markdown(report: ShopperReport, title: str = "", metrics: Sequence[str] = ("p@10", "ndcg@10")) -> str:
+    sets = list(report.n_queries)
+    head = ["mode"] + [f"{s} {NAMES[m]}" for s in sets for m in metrics]
+    lines = [f"**{title}**", ""] if title else []
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in report.rows:
+        cells = [row["label"]] + [_fmt(row.get(f"{s}/{m}")) for s in sets for m in metrics]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", f"Model {report.model}; pool {report.pool}; " +
+              ", ".join(f"{n} {s} queries" for s, n in report.n_queries.items()) + ". Best possible: P@10 is "
+              "capped where fewer than 10 products are relevant."]
+    return "\n".join(lines) + "\n"
+
+
+def shopper_table(report: ShopperReport) -> Any:
+
+    sets = list(report.n_queries)
+    table = Table(title=f"shopper-phrased queries · pool {report.pool} · model {report.model}",
+                  title_justify="left", caption=", ".join(f"{s}: {n} queries" for s, n in report.n_queries.items())
+                  + " · relevant: right kind for the right person (grade 1), and colour (grade 2) · best possible: "
+                  "P@10 is capped where fewer than 10 products are relevant",
+                  caption_justify="left")
+    table.add_column("mode")
+    for s in sets:
+        table.add_column(f"{s} P@10", justify="right")
+        table.add_column(f"{s} nDCG@10", justify="right")
+    for row in report.rows:
+        table.add_row(row["label"], *(_fmt(row.get(f"{s}/{m}")) for s in sets for m in ("p@10", "ndcg@10")))
+    return table
+
+
+def write_shopper_report(report: ShopperReport, directory: Path, name: str, title: str = "",
+                 metrics: Sequence[str] = ("p@10", "ndcg@10")) -> tuple[Path, Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    md, js = directory / f"{name}.md", directory / f"{name}.json"
+    md.write_text(shopper_markdown(report, title, metrics), encoding="utf-8")
+    js.write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
+    return md, js
+
+
+# -- understanding -------------------------------------------------------------------------------------------
+
+def understanding_table(fit: UnderstandingFit) -> Any:
+
+    table = Table(title="query understanding: ranking weights learned on the train split, chosen on validation "
+                        "(nDCG@10 of queries that name a kind)", title_justify="left")
+    table.add_column("weights")
+    for name in fit.val:
+        table.add_column(f"val {name}", justify="right")
+    table.add_row("learned " + ", ".join(f"{k} {v:g}" for k, v in fit.weights.items()),
+                  *(f"{fit.val[n]:.3f}" for n in fit.val))
+    table.add_row("default", *(f"{fit.val_default.get(n, 0):.3f}" for n in fit.val))
+    return table
