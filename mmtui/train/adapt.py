@@ -306,10 +306,8 @@ def _fit(base, pairs: dict, *, device: str, epochs: int = 40, lr: float = 1e-3, 
          cancel: threading.Event | None):
     """The heads' two linear maps trained on the train pairs (symmetric InfoNCE), warm-started from `base`;
     the epoch with the best validation R@10 + MRR is kept. Returns (heads, epochs run)."""
-    import copy
 
     import torch
-    from torch.nn import functional as F
 
     threads = torch.get_num_threads()
     if device == "cpu":  # small matrices: one thread is as fast, and two wait on each other on a busy machine

@@ -39,7 +39,7 @@ from mmtui.store.db import Store
 from mmtui.encoders.checkpoints import finetuned_settings, next_name, save_checkpoint  # noqa: F401 (old name)
 from mmtui.train.loop import LoopConfig, fit
 from mmtui.train.losses import info_nce, sigmoid_loss
-from mmtui.train.promote import Reindex, promote
+from mmtui.train.promote import EncodeAgain, Reindex, promote
 from mmtui.store.datadir import writes
 
 
@@ -129,13 +129,16 @@ def train_finetune(settings: Settings, source: Store | Sequence | None = None, *
                    patience: int | None = None, max_train: int | None = None, max_val: int | None = None,
                    num_workers: int = 0, seed: int = 0, force: bool = False, device: str | None = None,
                    progress: ProgressCallback | None = None, cancel: threading.Event | None = None,
-                   store: Store | None = None, reindex: bool | Reindex = True) -> dict:
+                   store: Store | None = None, reindex: bool | Reindex = True,
+                   encode_again: EncodeAgain | None = None) -> dict:
     """Fine-tune the open_clip model; returns {"name", "promoted", "metrics", "history", "path", "promotion",
     "checkpoint" (the weights file), "model" (the spec that loads it)}.
 
     Hyper-parameters left as None take the model's defaults: OPENCLIP_DEFAULTS (seed 001) or LITE_DEFAULTS.
     tails (lite only): which tower tails to unfreeze, "both" (default), "text" or "image"; the image tail is
-    ~5x slower per epoch on a CPU."""
+    ~5x slower per epoch on a CPU. A promoted fine-tuned encoder changes every vector: with reindex=True the catalog
+    is encoded again by `encode_again(settings, name, store)` (the build's mmtui.build.reencode.reindex_for, passed
+    in by the front ends)."""
     if store is None and (source is None or isinstance(source, Store)):
         store = source if isinstance(source, Store) else Store.open(settings.db_path)
     spec, checkpoint = resolve_model(settings, store)
@@ -146,7 +149,8 @@ def train_finetune(settings: Settings, source: Store | Sequence | None = None, *
     if lite:
         return _finetune_lite(settings, store, spec, source=source, epochs=epochs, batch_size=batch_size, lr=lr,
                               weight_decay=weight_decay, patience=patience, seed=seed, force=force, device=device,
-                              progress=progress, cancel=cancel, reindex=reindex, tails=tails)
+                              progress=progress, cancel=cancel, reindex=reindex, tails=tails,
+                              encode_again=encode_again)
     if not spec.startswith("openclip:"):
         raise TrainingError(f"`train finetune` needs an open_clip or the lite model, not {spec!r}",
                             "build the index with --model lite or --model openclip:ARCH/PRETRAINED "
@@ -246,7 +250,8 @@ def train_finetune(settings: Settings, source: Store | Sequence | None = None, *
                 "model": f"openclip:{arch}"}
     previous_r10 = before["val_r10"] if (store.get_meta("active_model") or "base") == "base" else None
     promotion = promote(settings, ckpt.name, metrics["val_r10"], force=force, store=store,
-                        previous_val_r10=previous_r10, reindex=_encode_again(settings, ckpt.name, store, reindex))
+                        previous_val_r10=previous_r10,
+                        reindex=_encode_again(settings, ckpt.name, store, reindex, encode_again))
     return {"name": ckpt.name, "promoted": promotion.promoted, "metrics": metrics, "history": result.history,
             "path": str(ckpt.path), "promotion": promotion.as_dict(), "checkpoint": str(ckpt.weights_path),
             "model": f"openclip:{arch}"}
@@ -257,7 +262,7 @@ def train_lit_heads(settings: Settings, source: Store | Sequence | None = None, 
                     batch_size: int = 256, weight_decay: float = 0.05, patience: int | None = 5, seed: int = 0,
                     force: bool = False, device: str | None = None, progress: ProgressCallback | None = None,
                     cancel: threading.Event | None = None, store: Store | None = None,
-                    reindex: bool | Reindex = True) -> dict:
+                    reindex: bool | Reindex = True, encode_again: EncodeAgain | None = None) -> dict:
     """`mmtui train lit`: the lite model's projection heads (towers locked) trained on this catalog's
     title-image pairs with the shipped head design; a checkpoint of kind "lit", promoted like a fine-tune."""
     own = store is None and source is None
@@ -269,7 +274,8 @@ def train_lit_heads(settings: Settings, source: Store | Sequence | None = None, 
                                 "build the index with the default model (--model lite), or use `mmtui train adapter`")
         return _finetune_lite(settings, store, spec, source=source, epochs=epochs, batch_size=batch_size, lr=1e-4,
                               weight_decay=weight_decay, patience=patience, seed=seed, force=force, device=device,
-                              progress=progress, cancel=cancel, reindex=reindex, unfreeze=False)
+                              progress=progress, cancel=cancel, reindex=reindex, unfreeze=False,
+                              encode_again=encode_again)
     finally:
         if own:
             store.close()
@@ -278,7 +284,7 @@ def train_lit_heads(settings: Settings, source: Store | Sequence | None = None, 
 def _finetune_lite(settings: Settings, store: Store | None, spec: str, *, source, epochs: int, batch_size: int,
                    lr: float, weight_decay: float, patience: int | None, seed: int, force: bool, device: str | None,
                    progress: ProgressCallback | None, cancel: threading.Event | None, reindex: bool | Reindex,
-                   unfreeze: bool = True, tails: str = "both") -> dict:
+                   unfreeze: bool = True, tails: str = "both", encode_again: EncodeAgain | None = None) -> dict:
     """lite: the LiT trainer (mmtui.train.lit) with the last image blocks and the last text layers unfrozen,
     starting from the current lite model's weights (its heads, and its tails when it has fine-tuned ones), all at
     `lr` (seed 001's 1e-4). unfreeze=False (`mmtui train lit`) trains fresh heads of the current design alone, at
@@ -341,17 +347,18 @@ def _finetune_lite(settings: Settings, store: Store | None, spec: str, *, source
               "promotion": None, "checkpoint": str(ckpt.weights_path), "model": ckpt_config["model_spec"]}
     if store is not None:
         promotion = promote(settings, ckpt.name, metrics["val_r10"], force=force, store=store,
-                            reindex=_encode_again(settings, ckpt.name, store, reindex))
+                            reindex=_encode_again(settings, ckpt.name, store, reindex, encode_again))
         result.update(promoted=promotion.promoted, promotion=promotion.as_dict())
     return result
 
 
-def _encode_again(settings: Settings, name: str, store: Store, reindex: bool | Reindex) -> bool | Reindex:
+def _encode_again(settings: Settings, name: str, store: Store, reindex: bool | Reindex,
+                  encode_again: EncodeAgain | None) -> bool | Reindex:
     """A fine-tuned encoder's promotion encodes the catalog again (unless the caller said how, or not to)."""
     if reindex is True:
-        from mmtui.build.reencode import reindex_for
-
-        return reindex_for(settings, name, store)
+        if encode_again is None:
+            raise ValueError("reindex=True after fine-tuning needs encode_again (mmtui.build.reencode.reindex_for)")
+        return encode_again(settings, name, store)
     return reindex
 
 

@@ -9,20 +9,21 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Callable
 
 from mmtui.index.writer import reindex as rebuild_ann
 from mmtui.config import Settings
 from mmtui.errors import IndexMismatchError, MmtuiError, TrainingError
 from mmtui.store.db import Store
-from mmtui.encoders.checkpoints import finetuned_settings, list_checkpoints, load_checkpoint, now_iso
+from mmtui.encoders.checkpoints import list_checkpoints, load_checkpoint, now_iso
 from mmtui.train.data import PairedData, base_fingerprint, load_pairs, paired_r10
 from mmtui.encoders.projector import BASE, load_projector
 from mmtui.store.datadir import writes
 
 ACTIVE_KEY = "active_model"
 Reindex = Callable[[Settings], None]
+# what a promoted fine-tuned encoder must redo (mmtui.build.reencode.reindex_for): (settings, name, store) -> Reindex
+EncodeAgain = Callable[..., "Reindex | bool"]
 
 
 @dataclass

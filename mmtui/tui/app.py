@@ -364,26 +364,10 @@ class MmtuiApp(App):
         yield SystemCommand("Help", "Keys and tips (F1)", self.action_help)
 
 
-def make_app(
-    settings: Settings,
-    service_factory: ServiceFactory | None = None,
-    *,
-    build_fn: Callable[..., Any] | None = None,
-    train_fn: Callable[..., Any] | None = None,
-    use_model_fn: Callable[[Settings, str], Any] | None = None,
-    images: str = "halfcell",
-    k: int = DEFAULT_K,
-    mode: str = "hybrid",
-    sample_catalog: Path | None = None,
-    lane: ServiceLane | None = None,
-    opening: Future | None = None,
-) -> MmtuiApp:
-    """The app over `settings`; tests pass fakes for the service, build, training and switching models.
-
-    lane/opening: a lane already opening the service (`lane.submit(factory, settings)`), as run() does."""
-    return MmtuiApp(settings, service_factory=service_factory, build_fn=build_fn, train_fn=train_fn,
-                    use_model_fn=use_model_fn, images=images,
-                    k=k, mode=mode, sample_catalog=sample_catalog, lane=lane, opening=opening)
+def make_app(settings: Settings, service_factory: ServiceFactory | None = None, **options: Any) -> MmtuiApp:
+    """The app over `settings`; tests pass fakes for the service and for build_fn, train_fn, use_model_fn
+    (the options are MmtuiApp's: images, k, mode, sample_catalog, lane, opening)."""
+    return MmtuiApp(settings, service_factory=service_factory, **options)
 
 
 def run(settings: Settings, *, images: str | Callable[[], str] | None = None, mode: str = "hybrid") -> None:
