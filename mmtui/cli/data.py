@@ -1,0 +1,77 @@
+"""`mmtui check` and `mmtui rejects`: what is in a data dir, and what the last build could not use."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from mmtui.cli.options import count
+from mmtui.cli.common import data_dir_option, json_option, print_json, settings_from
+
+
+# -- check ------------------------------------------------------------------------------------
+@click.command()
+@data_dir_option
+@json_option
+def check(data_dir, as_json) -> None:
+    """Check every index file against the size and checksum recorded when it was written.
+
+    \b
+    Exits with status 1 when a file is missing, truncated or corrupted (`mmtui build-index CATALOG`
+    rebuilds exactly those), and counts cached vectors that no product matches any more.
+    Example:
+      mmtui check --data-dir shop-index
+    """
+    from mmtui.index.generations import damaged, verify
+    from mmtui.store.db import Store
+
+    settings = settings_from(data_dir)
+    store = Store.open(settings.db_path)
+    report = verify(settings.ann_dir)
+    report["stale_vectors"] = store.stale_vector_count()
+    store.close()
+    if as_json:
+        print_json(report)
+    else:
+        click.echo(f"{report['generation']}: {report['files']} files, {report['bytes'] / 1e6:.1f} MB checked in "
+                   f"{report['seconds']:.2f} s" + ("" if report["checksums"] else
+                                                   " (written by an older version: no checksums to check)"))
+        for name, problem in sorted(report["problems"].items()):
+            click.echo(f"  damaged: {name}: {problem}")
+        if report["stale_vectors"]:
+            click.echo(f"  {report['stale_vectors']} cached vectors match no product (the next build removes them)")
+    if report["problems"]:
+        if as_json:
+            sys.exit(1)
+        raise damaged("index", report["directory"], f"{len(report['problems'])} damaged files")
+    if not as_json:
+        click.echo("ok")
+
+
+# -- rejects ----------------------------------------------------------------------------------
+@click.command()
+@click.option("--reason", default=None, help="Only this reason, e.g. image_corrupt.")
+@click.option("--limit", type=count(1), default=50, show_default=True)
+@data_dir_option
+@json_option
+def rejects(reason, limit, data_dir, as_json) -> None:
+    """List the rows and images the last build rejected, with their reasons.
+
+    \b
+    Example:
+      mmtui rejects --reason image_missing --limit 20
+    """
+    from mmtui.store.db import Store
+
+    store = Store.open(settings_from(data_dir).db_path)
+    where, params = ("reason = ?", [reason]) if reason else ("1", [])
+    rows = list(store.db.query(f"SELECT product_id, source, row, reason, detail, kept FROM rejects WHERE {where} "
+                               f"ORDER BY id LIMIT ?", [*params, limit]))
+    counts = store.rejects_by_reason()
+    if as_json:
+        print_json({"counts": counts, "rejects": rows})
+        return
+    from mmtui.cli.render import print_rejects
+
+    print_rejects(counts, rows)

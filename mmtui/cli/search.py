@@ -1,0 +1,62 @@
+"""`mmtui search`: find products by words or by a picture."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from mmtui.cli.options import count
+from mmtui.cli.common import data_dir_option, json_option, model_options, print_json, settings_from, where_option
+
+
+# -- search -----------------------------------------------------------------------------------
+@click.command()
+@click.argument("text", required=False)
+@click.option("--image", "image", type=click.Path(path_type=Path), default=None, help="Search by this picture.")
+@click.option("-k", "k", type=count(1, 10_000), default=10, show_default=True, help="Number of results (1-10000).")
+@click.option("--mode", type=click.Choice(["image", "text", "lexical", "fused", "hybrid"]), default=None,
+              help="image: vs product images; text: vs product texts; lexical: BM25; fused: one vector per "
+                   "product from its image and text; hybrid: all signals fused "
+                   "[default: hybrid for text, image for --image].")
+@click.option("--drop", "drops", multiple=True, type=click.Choice(["kind", "person", "colour", "brand", "price"]),
+              help="Leave this part of what the query was understood to ask for out (repeatable).")
+@click.option("--literal", is_flag=True, help="Take the words as they are: no query understanding.")
+@where_option
+@data_dir_option
+@model_options
+@json_option
+def search(text, image, k, mode, drops, literal, wheres, data_dir, model, checkpoint, device, as_json) -> None:
+    """Find products by TEXT or by --image PATH.
+
+    The words are read against the catalog's kinds of product, persons, colours, brands and
+    price phrases ("ladies black watches under 50"); what was understood is shown with the
+    results, and ranks them in hybrid mode.
+
+    \b
+    Examples:
+      mmtui search "black running shoes for men"
+      mmtui search "ladies black watches" --drop colour
+      mmtui search "red dress" --mode image -k 20 --where price<50
+      mmtui search --image photo.jpg --json
+    """
+    from mmtui.store.filters import parse_where
+    from mmtui.query.service import SearchService
+
+    if bool(text) == bool(image):
+        raise click.UsageError('give either TEXT or --image PATH, e.g. mmtui search "blue jeans"')
+    filters = [parse_where(w) for w in wheres]
+    service = SearchService.open(settings_from(data_dir, model, checkpoint, device))
+    if image is not None or mode != "lexical":
+        service.load_model()  # so the time printed with the results is the search's, not the model's loading
+    if image is not None:
+        result = service.search_image(image, k=k, mode=mode or "image", filters=filters)
+    else:
+        result = service.search(text, k=k, mode=mode or "hybrid", filters=filters, understand=not literal,
+                                drop=drops)
+    if as_json:
+        print_json(result.to_json())
+        return
+    from mmtui.cli.render import print_hits
+
+    print_hits(result)
