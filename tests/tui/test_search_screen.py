@@ -188,23 +188,33 @@ async def test_enter_opens_details_and_m_there_searches_more_like_it(make_test_a
 async def test_slow_hybrid_shows_words_first_then_the_full_result(make_test_app):
     app, service = make_test_app()
     original = service.search
+    hybrid_may_answer = threading.Event()  # the hybrid search waits for the test, not for a clock
 
     def slow_search(query, **kw):
         if kw.get("mode") == "hybrid":
-            import time
-            time.sleep(0.8)
+            hybrid_may_answer.wait(30)
         return original(query, **kw)
+
+    async def until(condition) -> None:
+        for _ in range(3000):
+            if condition():
+                return
+            await pilot.pause(0.01)
+        raise AssertionError("the screen never got there")
+
+    def status() -> str:
+        return str(app.search_screen.query_one("#status").render())
 
     service.search = slow_search
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot, app)
         app.search_screen.query_one("#query", Input).value = "watch"
-        await pilot.pause(0.25 + 0.3 + 0.15)
-        assert app.search_screen.result.mode == "lexical"
-        assert "refining" in str(app.search_screen.query_one("#status").render())
-        await settle(pilot, app, 0.8)
-        assert app.search_screen.result.mode == "hybrid"
-        assert "refining" not in str(app.search_screen.query_one("#status").render())
+        await until(lambda: app.search_screen.result is not None and "refining" in status())
+        assert app.search_screen.result.mode == "lexical"  # words first, while hybrid is still working
+        hybrid_may_answer.set()
+        await until(lambda: app.search_screen.result.mode == "hybrid")
+        await settle(pilot, app)
+        assert "refining" not in status()
         assert len(hits(app)) == len(app.search_screen.result.hits)  # replaced, not appended
 
 
