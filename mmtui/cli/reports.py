@@ -223,6 +223,14 @@ def understanding_table(fit: UnderstandingFit) -> Any:
     table.add_row("learned " + ", ".join(f"{k} {v:g}" for k, v in fit.weights.items()),
                   *(f"{fit.val[n]:.3f}" for n in fit.val))
     table.add_row("default", *(f"{fit.val_default.get(n, 0):.3f}" for n in fit.val))
+    if fit.val_before:
+        table.add_row("in use before", *(f"{fit.val_before.get(n, 0):.3f}" for n in fit.val))
+        table.title = (f"query understanding from your judgements: fitted on some judged queries, chosen on the "
+                       f"others (shopper = held-out judged queries that name a kind) · "
+                       f"{'PROMOTED' if fit.promoted else 'not promoted: the weights in use stay'}")
+    if fit.notes:
+        table.caption = " · ".join(fit.notes)
+        table.caption_justify = "left"
     return table
 
 
@@ -304,4 +312,24 @@ def suggestions_table(suggestions: Sequence[Any], per_query: int = 5) -> Any:
             table.add_row(s.query if first else "", f"{s.at_stake:.2f}" if first else "",
                           f"{s.disagreement:.2f}" if first else "", str(u["best_rank"]), u["id"], u["title"],
                           ",".join(u["rankers"]), end_section=i == len(shown) - 1)
+    return table
+
+
+def judged_fit_table(fit: Any) -> Any:
+    """Hybrid weights learned from judgements: current vs learned weights, and the held-out queries before/after."""
+    table = Table(title=f"hybrid weights from your judgements: fitted on {fit.n_train} queries, {fit.n_val} held out "
+                        f"· {'PROMOTED' if fit.promoted else 'not promoted'}: {fit.reason}", title_justify="left",
+                  caption="held-out figures: real hybrid searches of judged queries the weights were not fitted on, "
+                          "graded (unjudged hits count as not relevant)", caption_justify="left")
+    table.add_column("")
+    table.add_column("weights", overflow="fold")
+    for m in ("nDCG@10", "P@10", "MRR", "judged@10"):
+        table.add_column(m, justify="right")
+    keys = ("ndcg@10", "p@10", "mrr", "judged@10")
+
+    def weights(w: dict) -> str:
+        return " ".join(f"{k} {v:g}" for k, v in sorted(w.items()) if v)
+
+    table.add_row("before (current)", weights(fit.current), *(f"{fit.before[m]:.4f}" for m in keys))
+    table.add_row("after (learned)", weights(fit.weights), *(f"{fit.after[m]:.4f}" for m in keys))
     return table
