@@ -208,3 +208,16 @@ def test_compare_snapshot(snap_compare, product_images, tmp_path):
         await settle(pilot, pilot.app, 0.1)
 
     assert snap_compare(app, terminal_size=(110, 30), run_before=run_before)
+
+
+async def test_enter_right_after_typing_takes_the_focus_to_the_results_so_keys_judge(make_test_app, settings):
+    """Type, Enter at once (the first search still running), then judge: digits must not land in the search box."""
+    app, _ = make_test_app()
+    async with app.run_test(size=(110, 30)) as pilot:
+        await settle(pilot, app)
+        await pilot.press(*"watch", "enter")
+        await settle(pilot, app, 0.35)
+        await pilot.press("2")
+        await settle(pilot, app)
+        assert app.search_screen.query_one("#query", Input).value == "watch"
+        assert JudgementStore(settings).grades("text", "watch") == {rows(app.search_screen)[0].hit.id: 2}

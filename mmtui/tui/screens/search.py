@@ -216,13 +216,11 @@ class SearchScreen(JudgeActions, Screen):
 
     @on(Input.Submitted, "#query")
     def _query_submitted(self) -> None:
-        worker = self._search_worker
         self.search_now()
-        if not self.query_one("#results").display:
-            return
-        if self._search_worker is not worker:
-            # Focus the results together with the new rows: moving the focus restyles every row, so doing it now
-            # would restyle and redraw the old rows once more before the new ones can be drawn.
+        current = self._search_worker
+        if current is not None and not current.is_finished:
+            # Focus the results together with the rows on their way (also the first ones, before any is shown):
+            # moving the focus now would restyle and redraw the old rows once more before the new ones are drawn.
             self._focus_seq = self._seq
         else:
             self.action_focus_results()
