@@ -145,6 +145,8 @@ async def test_compare_shows_two_rankings_side_by_side_and_interleaving_records_
         assert screen.query_one("#col-mixed").display and not screen.query_one("#col-a").display
         assert {r.hit.id for r in mixed} == set(left) and len(mixed) == len(left)
         assert [r.hit.rank for r in mixed] == list(range(1, len(mixed) + 1))
+        assert all(not r.hit.signals and not r.hit.score for r in mixed)  # blind: nothing tells the sides apart
+        assert "lex" not in str(mixed[0]._text.render())
         mixed_list = screen.query_one("#list-mixed", ResultsList)
         mixed_list.index = [r.hit.id for r in mixed].index("1002")
         await pilot.press("2")

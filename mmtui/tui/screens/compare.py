@@ -149,7 +149,9 @@ class CompareScreen(JudgeActions, Screen):
         a, b = ([h.id for h in self.hits[s]] for s in ("a", "b"))
         self.teams = team_draft(a, b, INTERLEAVE_K, seeded(kind, text, self.rankers["a"], self.rankers["b"]))
         by_id = {h.id: h for side in ("b", "a") for h in self.hits[side]}
-        mixed = [replace(by_id[pid], rank=i) for i, (pid, _) in enumerate(self.teams, start=1)]
+        # blind: no score or signal, which would tell the rankers apart
+        mixed = [replace(by_id[pid], rank=i, score=0.0, signals={}, shares={})
+                 for i, (pid, _) in enumerate(self.teams, start=1)]
         await self.query_one("#list-mixed", ResultsList).set_hits(mixed, None, self.grades)
 
     # ---------------------------------------------------------------- judging (JudgeActions)

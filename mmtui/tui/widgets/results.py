@@ -30,6 +30,8 @@ def facts_line(hit: Hit) -> str:
 
 def signals_text(hit: Hit) -> Text:
     text = Text()
+    if not hit.signals and not hit.score:
+        return text  # a blind (interleaved) row: scores would tell which ranker it came from
     text.append(f"{hit.score:.3f}", style="bold")
     for name, value in hit.signals.items():
         text.append("  ")
