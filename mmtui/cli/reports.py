@@ -302,7 +302,7 @@ def suggestions_table(suggestions: Sequence[Any], per_query: int = 5) -> Any:
                   caption="stake: sum of 1/log2(1 + best rank) over unjudged pooled results; disagree: "
                           "1 - overlap of the rankers' top 10s", caption_justify="left")
     for head in ("query", "stake", "disagree", "rank", "id", "title", "found by"):
-        table.add_column(head, justify="right" if head in ("at stake", "disagree", "rank") else "left",
+        table.add_column(head, justify="right" if head in ("stake", "disagree", "rank") else "left",
                          overflow="ellipsis", no_wrap=True, min_width=6 if head == "id" else len(head),
                          max_width={"query": 20, "title": 26}.get(head))
     for s in suggestions:
