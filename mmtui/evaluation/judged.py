@@ -21,7 +21,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from mmtui.catalog.queries import EvalQuery
 from mmtui.errors import EvalFileError, QueryError
-from mmtui.evaluation.runs import query_id, write_qrels
+from mmtui.evaluation.runs import query_id, write_lines, write_qrels
 from mmtui.metrics import judged_at_k
 from mmtui.query.hybrid import default_weights
 from mmtui.store.judgements import JudgementStore
@@ -70,7 +70,7 @@ def export_jsonl(store: JudgementStore, path: str | Path) -> int:
     Queries judged only 0 are left out: an eval file line needs a relevant id."""
     lines = [json.dumps(eval_line(kind, query, grades), ensure_ascii=False)
              for (kind, query), grades in store.all().items() if any(g >= 1 for g in grades.values())]
-    _write(Path(path), lines)
+    write_lines(Path(path), lines)
     return len(lines)
 
 
@@ -213,16 +213,6 @@ def suggest(service: Any, store: JudgementStore, rankers: Sequence[str], *, extr
 
 def _hid(hit: Any) -> str:
     return str(getattr(hit, "id", hit))
-
-
-def _write(path: Path, lines: list[str]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text("\n".join(lines) + ("\n" if lines else ""), encoding="utf-8")
-        tmp.replace(path)
-    except OSError as exc:
-        raise EvalFileError(f"cannot write {path}: {exc.strerror or exc}", "check the folder exists and is writable") from None
 
 
 class RankerService:

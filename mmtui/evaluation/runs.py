@@ -47,13 +47,13 @@ def write_run(path: str | Path, rankings: Sequence[tuple[str, Sequence[str], Seq
                 score = last - 1e-6
             last = score
             lines.append(f"{qid} Q0 {doc} {rank} {score:.6f} {tag}")
-    _write(path, lines)
+    write_lines(path, lines)
     return path
 
 
 def write_qrels(path: str | Path, qrels: Mapping[str, Mapping[str, int]]) -> Path:
     lines = [f"{qid} 0 {doc} {int(grade)}" for qid, docs in qrels.items() for doc, grade in docs.items()]
-    _write(Path(path), lines)
+    write_lines(Path(path), lines)
     return Path(path)
 
 
@@ -158,7 +158,7 @@ def _lines(path: str | Path):
             yield number, parts
 
 
-def _write(path: Path, lines: list[str]) -> None:
+def write_lines(path: Path, lines: list[str]) -> None:
     """Whole or not at all: a temporary file renamed over the target."""
     tmp = path.with_name(path.name + ".tmp")
     try:
