@@ -27,14 +27,16 @@ class EvalQuery:
     text: str | None = None
     image: Path | None = None  # resolved path
     line: int | None = None  # 1-based line in the queries file; None for generated queries
+    like: str | None = None  # "more like this" product id
 
     @property
     def kind(self) -> str:
-        return "image" if self.image is not None else "text"
+        return "image" if self.image is not None else "like" if self.like is not None else "text"
 
     @property
     def label(self) -> str:
-        return str(self.image) if self.image is not None else (self.text or "")
+        return (str(self.image) if self.image is not None else f"like:{self.like}" if self.like is not None
+                else (self.text or ""))
 
 
 # -- the test-split protocol (seeds 000/001) ------------------------------------------------------------------------

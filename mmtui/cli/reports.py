@@ -223,4 +223,113 @@ def understanding_table(fit: UnderstandingFit) -> Any:
     table.add_row("learned " + ", ".join(f"{k} {v:g}" for k, v in fit.weights.items()),
                   *(f"{fit.val[n]:.3f}" for n in fit.val))
     table.add_row("default", *(f"{fit.val_default.get(n, 0):.3f}" for n in fit.val))
+    if fit.val_before:
+        table.add_row("in use before", *(f"{fit.val_before.get(n, 0):.3f}" for n in fit.val))
+        table.title = (f"query understanding from your judgements: fitted on some judged queries, chosen on the "
+                       f"others (shopper = held-out judged queries that name a kind) · "
+                       f"{'PROMOTED' if fit.promoted else 'not promoted: the weights in use stay'}")
+    if fit.notes:
+        table.caption = " · ".join(fit.notes)
+        table.caption_justify = "left"
+    return table
+
+
+# -- judgements, per-query figures, comparisons --------------------------------------------------------------
+
+def per_query_table(report: EvalReport, limit: int | None = None) -> Any:
+    """One row per query, worst nDCG@10 first: which queries fail, and how much of their top 10 was judged."""
+    rows = sorted(report.per_query_json(), key=lambda r: (r.get("ndcg@10", 0.0), r.get("label", "")))
+    table = Table(title=f"per query ({len(rows)}), worst nDCG@10 first", title_justify="left",
+                  caption="judged@10: share of the top 10 with a judgement; unjudged hits count as not relevant",
+                  caption_justify="left")
+    for head in ("query", "nDCG@10", "P@10", "RR", "R@10", "judged@10", "1st hit", "unjudged"):
+        table.add_column(head, justify="left" if head == "query" else "right", overflow="ellipsis",
+                         no_wrap=head == "query", min_width=12 if head == "query" else None)
+    for r in rows[:limit]:
+        table.add_row(r["label"], f"{r['ndcg@10']:.3f}", f"{r['p@10']:.2f}", f"{r['mrr']:.3f}",
+                      f"{r['recall@10']:.2f}", f"{r['judged@10']:.2f}", str(r["rank"] or "-"),
+                      str(len(r.get("unjudged@10", []))))
+    return table
+
+
+def run_comparison_table(cmp: Any) -> Any:
+    """Means, per-query wins/losses/ties and the paired test's p-value, metric by metric."""
+    table = Table(title=f"{cmp.name_a} (A) vs {cmp.name_b} (B) on {cmp.n_queries} queries", title_justify="left",
+                  caption=f"p: {cmp.test}; * p < 0.05", caption_justify="left")
+    for head in ("metric", "A", "B", "A - B", "A wins", "B wins", "ties", "p"):
+        table.add_column(head, justify="left" if head == "metric" else "right")
+    for m, info in cmp.to_json()["metrics"].items():
+        table.add_row(m, f"{info['a']:.4f}", f"{info['b']:.4f}", f"{info['delta']:+.4f}", str(info["wins_a"]),
+                      str(info["wins_b"]), str(info["ties"]),
+                      f"{info['p_value']:.4f}{' *' if info['significant'] else ''}")
+    return table
+
+
+def judgements_table(rows: list[dict]) -> Any:
+    table = Table(title=f"{len(rows)} judged queries", title_justify="left",
+                  caption="2 relevant · 1 partly · 0 not relevant; coverage@10: judged share of the top 10 last "
+                          "shown for the query (in that mode)",
+                  caption_justify="left")
+    for head in ("query", "kind", "judged", "2", "1", "0", "coverage@10", "shown in"):
+        table.add_column(head, justify="left" if head in ("query", "kind", "shown in") else "right",
+                         overflow="ellipsis", no_wrap=True, min_width=12 if head == "query" else None,
+                         ratio=1 if head == "query" else None)
+    for r in rows:
+        cov = "-" if r["coverage@10"] is None else f"{r['coverage@10']:.2f}"
+        table.add_row(r["query"], r["kind"], str(r["judged"]), str(r["relevant"]), str(r["partly"]),
+                      str(r["not_relevant"]), cov, r["shown_mode"] or "-")
+    return table
+
+
+def interleaving_table(rows: list[dict]) -> Any | None:
+    if not rows:
+        return None
+    table = Table(title="team-draft interleaving: credit from judgements", title_justify="left")
+    for head in ("query", "A", "B", "credit A", "credit B", "judged", "winner"):
+        table.add_column(head, justify="right" if head.startswith("credit") or head == "judged" else "left",
+                         overflow="ellipsis", max_width=40 if head == "query" else None)
+    for r in rows:
+        winner = r["ranker_a"] if r["credit_a"] > r["credit_b"] else r["ranker_b"] if r["credit_b"] > r["credit_a"] \
+            else "tie"
+        table.add_row(r["query"], r["ranker_a"], r["ranker_b"], f"{r['credit_a']:g}", f"{r['credit_b']:g}",
+                      str(r["judged"]), winner)
+    return table
+
+
+def suggestions_table(suggestions: Sequence[Any], per_query: int = 5) -> Any:
+    """One block per query (most at stake first), one row per unjudged pooled result (best rank first)."""
+    table = Table(title="judge next: queries with most ranking weight on unjudged results", title_justify="left",
+                  caption="stake: sum of 1/log2(1 + best rank) over unjudged pooled results; disagree: "
+                          "1 - overlap of the rankers' top 10s", caption_justify="left")
+    for head in ("query", "stake", "disagree", "rank", "id", "title", "found by"):
+        table.add_column(head, justify="right" if head in ("stake", "disagree", "rank") else "left",
+                         overflow="ellipsis", no_wrap=True, min_width=6 if head == "id" else len(head),
+                         max_width={"query": 20, "title": 26}.get(head))
+    for s in suggestions:
+        shown = s.unjudged[:per_query]
+        for i, u in enumerate(shown):
+            first = i == 0
+            table.add_row(s.query if first else "", f"{s.at_stake:.2f}" if first else "",
+                          f"{s.disagreement:.2f}" if first else "", str(u["best_rank"]), u["id"], u["title"],
+                          ",".join(u["rankers"]), end_section=i == len(shown) - 1)
+    return table
+
+
+def judged_fit_table(fit: Any) -> Any:
+    """Hybrid weights learned from judgements: current vs learned weights, and the held-out queries before/after."""
+    table = Table(title=f"hybrid weights from your judgements: fitted on {fit.n_train} queries, {fit.n_val} held out "
+                        f"· {'PROMOTED' if fit.promoted else 'not promoted'}: {fit.reason}", title_justify="left",
+                  caption="held-out figures: real hybrid searches of judged queries the weights were not fitted on, "
+                          "graded (unjudged hits count as not relevant)", caption_justify="left")
+    table.add_column("")
+    table.add_column("weights", overflow="fold")
+    for m in ("nDCG@10", "P@10", "MRR", "judged@10"):
+        table.add_column(m, justify="right")
+    keys = ("ndcg@10", "p@10", "mrr", "judged@10")
+
+    def weights(w: dict) -> str:
+        return " ".join(f"{k} {v:g}" for k, v in sorted(w.items()) if v)
+
+    table.add_row("before (current)", weights(fit.current), *(f"{fit.before[m]:.4f}" for m in keys))
+    table.add_row("after (learned)", weights(fit.weights), *(f"{fit.after[m]:.4f}" for m in keys))
     return table

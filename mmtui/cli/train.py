@@ -175,21 +175,29 @@ def _train_lit_from_catalog(settings, catalog: Path, out: Path, *, epochs: int, 
 @train.command("hybrid")
 @click.option("--split", default="val", show_default=True, type=click.Choice(["train", "val"]))
 @click.option("--metric", default="ndcg@10", show_default=True, type=click.Choice(["ndcg@10", "recall@10"]))
+@click.option("--judged", is_flag=True,
+              help="Learn the signal weights from your own judgements (made in the TUI), split by query into "
+                   "train and validation; kept only if better on the held-out judged queries.")
+@click.option("--force", is_flag=True, help="With --judged: keep the learned weights even if validation says worse.")
 @data_dir_option
 @no_wait_option
 @json_option
-def train_hybrid_cmd(split, metric, data_dir, as_json) -> None:
+def train_hybrid_cmd(split, metric, judged, force, data_dir, as_json) -> None:
     """Learn the fused image weight and the hybrid signal weights on the validation split.
 
     \b
-    Example:
+    Examples:
       mmtui train hybrid && mmtui search "black casual shoes for men" --json
+      mmtui train hybrid --judged
     """
     from mmtui.cli.render import fit_table, out, progress_printer
     from mmtui.train.weights.hybrid import train_hybrid
     from mmtui.store.datadir import writing
 
     settings = settings_from(data_dir)
+    if judged:
+        _train_hybrid_judged(settings, metric, force, as_json)
+        return
     with progress_printer(quiet=as_json) as progress, writing(settings, "train hybrid", progress):
         fusion, fit = train_hybrid(settings, split=split, metric=metric, progress=progress)
     if as_json:
@@ -198,26 +206,61 @@ def train_hybrid_cmd(split, metric, data_dir, as_json) -> None:
     out.print(fit_table(fusion, fit))
 
 
+def _judged_texts(settings) -> tuple[list[tuple[str, dict[str, int]]], int]:
+    """The judged text queries (text, grades), and how many judged image or "more like" queries are left out."""
+    from mmtui.evaluation.judged import require_judged
+    from mmtui.store.judgements import JudgementStore
+
+    queries, _ = require_judged(JudgementStore(settings))
+    texts = [(q.text, dict(q.relevant)) for q in queries if q.kind == "text"]
+    return texts, len(queries) - len(texts)
+
+
+def _train_hybrid_judged(settings, metric, force, as_json) -> None:
+    from mmtui.cli.render import out, progress_printer
+    from mmtui.cli.reports import judged_fit_table
+    from mmtui.train.weights.hybrid import learn_hybrid_judged
+
+    texts, other = _judged_texts(settings)
+    with progress_printer(quiet=as_json) as progress:
+        fit = learn_hybrid_judged(settings, texts, metric=metric, force=force, progress=progress)
+    fit.skipped = {"image_or_like_queries": other} if other else {}
+    if as_json:
+        print_json(fit.to_json())
+        return
+    out.print(judged_fit_table(fit))
+
+
 @train.command("understanding")
+@click.option("--judged", is_flag=True,
+              help="Learn from your own judged queries (made in the TUI) instead of generated ones, split by query; "
+                   "kept only if better on the held-out judged queries.")
+@click.option("--force", is_flag=True, help="With --judged: keep the learned weights even if validation says worse.")
 @data_dir_option
 @json_option
-def train_understanding_cmd(data_dir, as_json) -> None:
+def train_understanding_cmd(judged, force, data_dir, as_json) -> None:
     """Learn how much the understood kind, person, colour and brand weigh in hybrid ranking.
 
-    Learned on the catalog's own generated queries of the train split, chosen on validation.
+    Learned on the catalog's own generated queries of the train split, chosen on validation
+    (--judged: on your judged queries, split by query).
 
     \b
-    Example:
+    Examples:
       mmtui train understanding && mmtui search "ladies black watches"
+      mmtui train understanding --judged
     """
     from mmtui.cli.render import out
     from mmtui.query.service import SearchService
     from mmtui.cli.reports import understanding_table
+    from mmtui.store.datadir import writing
     from mmtui.train.weights.understanding import learn_understanding
 
-    service = SearchService.open(settings_from(data_dir))
+    settings = settings_from(data_dir)
+    texts = _judged_texts(settings)[0] if judged else None
+    service = SearchService.open(settings)
     try:
-        fit = learn_understanding(service)
+        with writing(settings, "train understanding"):
+            fit = learn_understanding(service, judged=texts, force=force)
     finally:
         service.close()
     if as_json:

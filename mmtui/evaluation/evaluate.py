@@ -3,6 +3,7 @@
 Query files (JSONL, the contract in DESIGN.md), one query per line:
     {"query": "navy running shoes", "relevant": {"15970": 2, "3021": 1}}
     {"image": "photos/shoe.jpg", "relevant": {"15970": 1}}      # path relative to the queries file
+    {"like": "15970", "relevant": {"3021": 2}}                  # "more like this" product (TUI judgements)
 grade >= 1 is relevant, 0 is "judged, not relevant". `relevant` may also be a list of ids (each grade 1).
 Ids are compared as strings, so 15970 and "15970" are the same product. Other keys are ignored.
 
@@ -37,7 +38,8 @@ import numpy as np
 
 from mmtui.config import Settings
 from mmtui.errors import EvalFileError, MmtuiError, QueryError, StoreError
-from mmtui.metrics import METRIC_KEYS, MRR_DEPTH, paired_retrieval, recall_at_k, score_rankings
+from mmtui.metrics import METRIC_KEYS, MRR_DEPTH, paired_retrieval, query_metrics, recall_at_k, score_rankings
+from mmtui.evaluation.runs import query_id
 from mmtui.progress import ProgressCallback, ProgressEvent, check_cancel
 from mmtui.catalog.queries import EvalQuery, split_queries
 from mmtui.query.service import MODES
@@ -107,8 +109,23 @@ class EvalReport:
     skips: list[Skip] = field(default_factory=list)
     unknown_ids_dropped: int = 0
     source: str = ""
-    per_query: list[dict[str, Any]] = field(default_factory=list)  # label, kind, rank, recall@k, latency_ms
+    per_query: list[dict[str, Any]] = field(default_factory=list)  # qid, label, kind, rank, metrics, latency_ms
     pool: str = ""  # for split evals: "split" (only the split's products are searched) or "catalog"
+    runs: dict[str, tuple[list[str], list[float]]] = field(default_factory=dict)  # qid -> (ids, scores), ranked
+    qrels: dict[str, dict[str, int]] = field(default_factory=dict)  # qid -> the judgements it was scored on
+
+    @property
+    def judged_at_10(self) -> float:
+        """Mean share of each query's top 10 that was judged: how far the other figures can be trusted."""
+        values = [row["judged@10"] for row in self.per_query if "judged@10" in row]
+        return float(np.mean(values)) if values else 0.0
+
+    def write_run(self, path: str | Path, name: str | None = None) -> Path:
+        """The rankings as a TREC run file (mmtui.evaluation.runs)."""
+        from mmtui.evaluation.runs import write_run
+
+        return write_run(path, [(qid, ids, scores) for qid, (ids, scores) in self.runs.items()],
+                         name or f"{self.mode}-{self.model}")
 
     @property
     def skipped(self) -> dict[str, int]:
@@ -130,7 +147,15 @@ class EvalReport:
         out["source"] = self.source
         if self.pool:
             out["pool"] = self.pool
+        out["judged@10"] = round(self.judged_at_10, 6)
         return out
+
+    def per_query_json(self) -> list[dict[str, Any]]:
+        """One row per query: qid, label, kind, each metric, judged@10 and the unjudged ids of its top 10."""
+        keep = ("qid", "label", "kind", "line", "rank", "n_relevant", "n_judged", *METRIC_KEYS[1:], "judged@10",
+                "unjudged@10", "latency_ms")
+        return [{key: (round(row[key], 3) if key == "latency_ms" else row[key]) for key in keep if key in row}
+                for row in self.per_query]
 
 
 # -- query files ----------------------------------------------------------------------------------------------
@@ -177,14 +202,18 @@ def parse_query_line(text: str, line: int | None = None, base_dir: Path | None =
         return Skip(SKIP_BAD_JSON, line, str(exc)[:80])
     if not isinstance(obj, dict):
         return Skip(SKIP_NOT_OBJECT, line, type(obj).__name__)
-    query, image = obj.get("query"), obj.get("image")
-    if query is not None and image is not None:
+    query, image, like = obj.get("query"), obj.get("image"), obj.get("like")
+    if sum(x is not None for x in (query, image, like)) > 1:
         return Skip(SKIP_BOTH, line)
-    if query is None and image is None:
+    if query is None and image is None and like is None:
         return Skip(SKIP_NO_QUERY, line)
     relevant = _parse_relevance(obj.get("relevant"), line)
     if isinstance(relevant, Skip):
         return relevant
+    if like is not None:
+        if isinstance(like, bool) or not isinstance(like, (str, int)) or not str(like).strip():
+            return Skip(SKIP_EMPTY_QUERY, line, "\"like\" must be a product id")
+        return EvalQuery(relevant=relevant, like=str(like).strip(), line=line)
     if query is not None:
         if not isinstance(query, str) or not query.strip():
             return Skip(SKIP_EMPTY_QUERY, line)
@@ -273,6 +302,8 @@ def run_eval(service: Any, queries: Sequence[EvalQuery], *, mode: str = "hybrid"
     relevances: list[dict[str, int]] = []
     latencies: list[float] = []
     per_query: list[dict[str, Any]] = []
+    runs: dict[str, tuple[list[str], list[float]]] = {}
+    qrels: dict[str, dict[str, int]] = {}
     total = len(queries)
     for i, query in enumerate(queries):
         check_cancel(cancel)
@@ -281,11 +312,7 @@ def run_eval(service: Any, queries: Sequence[EvalQuery], *, mode: str = "hybrid"
             continue
         started = time.perf_counter()
         try:
-            if query.kind == "image":
-                kwargs = {"mode": mode} if image_accepts_mode else {}
-                result = service.search_image(query.image, k=depth, filters=filters, **kwargs)
-            else:
-                result = service.search(query.text, k=depth, mode=mode, filters=filters)
+            result = _search(service, query, depth, mode, filters, image_accepts_mode)
         except QueryError as exc:
             skips.append(Skip(SKIP_QUERY_ERROR, query.line, exc.message))
             continue
@@ -294,9 +321,10 @@ def run_eval(service: Any, queries: Sequence[EvalQuery], *, mode: str = "hybrid"
         rankings.append(ranked)
         relevances.append(query.relevant)
         latencies.append(elapsed)
-        first = next((r for r, pid in enumerate(ranked, 1) if query.relevant.get(pid, 0) >= 1), None)
-        per_query.append({"label": query.label, "kind": query.kind, "line": query.line, "rank": first,
-                          f"recall@{k}": recall_at_k(ranked, query.relevant, k), "latency_ms": elapsed})
+        qid = _unique(query_id(query.kind, query_text(query)), runs)
+        runs[qid] = (ranked, [float(hit.score) for hit in result.hits])
+        qrels[qid] = dict(query.relevant)
+        per_query.append(_query_row(query, qid, ranked, k, elapsed))
         if progress is not None:
             progress(ProgressEvent("eval", i + 1, total, query.label[:60]))
     if not rankings:
@@ -308,7 +336,42 @@ def run_eval(service: Any, queries: Sequence[EvalQuery], *, mode: str = "hybrid"
     recall_k = float(np.mean([recall_at_k(r, rel, k) for r, rel in zip(rankings, relevances)]))
     return EvalReport(metrics=metrics, latency_ms_p50=p50, latency_ms_p99=p99, mode=mode,
                       model=model or model_name(service), k=k, recall_at_k=recall_k, skips=skips,
-                      unknown_ids_dropped=dropped, source=source, per_query=per_query)
+                      unknown_ids_dropped=dropped, source=source, per_query=per_query, runs=runs,
+                      qrels=qrels)
+
+
+def _search(service: Any, query: EvalQuery, depth: int, mode: str, filters: Any, image_accepts_mode: bool) -> Any:
+    if query.kind == "image":
+        kwargs = {"mode": mode} if image_accepts_mode else {}
+        return service.search_image(query.image, k=depth, filters=filters, **kwargs)
+    if query.kind == "like":  # the product's own vector: the same in every mode
+        return service.more_like_this(query.like, k=depth, filters=filters)
+    return service.search(query.text, k=depth, mode=mode, filters=filters)
+
+
+def query_text(query: EvalQuery) -> str:
+    """What identifies the query within its kind (the text, the image path, the product id)."""
+    return str(query.image) if query.kind == "image" else query.like if query.kind == "like" else query.text or ""
+
+
+def _unique(qid: str, taken: dict) -> str:
+    """The same query twice in a file gets ids qX, qX.2, ... (a run file needs one ranking per id)."""
+    n, out = 1, qid
+    while out in taken:
+        n += 1
+        out = f"{qid}.{n}"
+    return out
+
+
+def _query_row(query: EvalQuery, qid: str, ranked: list[str], k: int, elapsed: float) -> dict[str, Any]:
+    first = next((r for r, pid in enumerate(ranked, 1) if query.relevant.get(pid, 0) >= 1), None)
+    figures = query_metrics(ranked, query.relevant)
+    row = {"qid": qid, "label": query.label, "kind": query.kind, "line": query.line, "rank": first,
+           f"recall@{k}": recall_at_k(ranked, query.relevant, k), "latency_ms": elapsed,
+           **{m: round(v, 6) for m, v in figures.items()},
+           "n_relevant": sum(1 for g in query.relevant.values() if g >= 1), "n_judged": len(query.relevant),
+           "unjudged@10": [pid for pid in ranked[:10] if pid not in query.relevant]}
+    return row
 
 
 def evaluate_file(service: Any, path: str | Path, *, mode: str = "hybrid", k: int = 10,

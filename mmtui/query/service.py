@@ -214,9 +214,10 @@ class SearchService:
         return self.understanding.understand(query, drop)
 
     def search(self, query: str, *, k: int = 20, mode: str = "hybrid", filters=None, understand: bool = True,
-               drop=()) -> SearchResult:
+               drop=(), weights: Mapping[str, float] | None = None) -> SearchResult:
         """`understand`: read the kind, person, colour and price the words ask for and rank by them (hybrid mode;
-        price phrases filter in every mode); `drop`: parts of that understanding to leave out."""
+        price phrases filter in every mode); `drop`: parts of that understanding to leave out; `weights`: hybrid
+        signal weights to use instead of the learned ones (comparing two weightings)."""
         started = time.perf_counter()
         query = (query or "").strip()
         if not query:
@@ -234,7 +235,9 @@ class SearchService:
 
             filters, query = list(filters or []) + price_filters(understood.price), understood.text or query
         allowed, where, params = self._filtered(filters)
-        weights = self.hybrid_weights(indexes) if mode == "hybrid" else None
+        if mode == "hybrid" and weights is not None:
+            weights = {s: float(w) for s, w in weights.items() if w > 0 and (s == "lexical" or s in indexes)} or None
+        weights = (weights or self.hybrid_weights(indexes)) if mode == "hybrid" else None
         signals = list(weights) if weights is not None else [mode]
         vector = self.query_vector(query) if any(name in signals for name in VECTOR_INDEXES) else None
 

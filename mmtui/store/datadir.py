@@ -46,14 +46,14 @@ _HELD: dict[str, _Held] = {}
 _HELD_GUARD = threading.Lock()
 
 
-def lock_path(data_dir: Path) -> Path:
-    return Path(data_dir) / LOCK_FILE
+def lock_path(data_dir: Path, name: str = LOCK_FILE) -> Path:
+    return Path(data_dir) / name
 
 
-def lock_holder(data_dir: Path) -> str:
+def lock_holder(data_dir: Path, name: str = LOCK_FILE) -> str:
     """'pid N: what' of the process that holds (or last held) the lock, '' when unknown."""
     try:
-        return lock_path(data_dir).read_text(encoding="utf-8").strip()
+        return lock_path(data_dir, name).read_text(encoding="utf-8").strip()
     except (OSError, UnicodeDecodeError):
         return ""
 
@@ -79,12 +79,14 @@ def is_locked(data_dir: Path) -> bool:
 
 
 @contextlib.contextmanager
-def writing(settings, what: str, progress: ProgressCallback | None = None) -> Iterator[None]:
+def writing(settings, what: str, progress: ProgressCallback | None = None, *,
+            lock: str = LOCK_FILE) -> Iterator[None]:
     """Hold the data directory's write lock for `what` (e.g. "build-index"), turning write failures into
-    StoreError. Waits up to settings.lock_timeout seconds for another writer (0: fail at once)."""
+    StoreError. Waits up to settings.lock_timeout seconds for another writer (0: fail at once).
+    `lock`: another lock file, for data with its own writers (the judgements: a build must not block judging)."""
     data_dir = Path(settings.data_dir)
     timeout = float(getattr(settings, "lock_timeout", 600.0))
-    with write_errors(data_dir), _lock(data_dir, what, timeout, progress):
+    with write_errors(data_dir), _lock(data_dir, what, timeout, progress, lock):
         yield
 
 
@@ -103,14 +105,15 @@ def writes(what: str) -> Callable:
 
 
 @contextlib.contextmanager
-def _lock(data_dir: Path, what: str, timeout: float, progress: ProgressCallback | None) -> Iterator[None]:
+def _lock(data_dir: Path, what: str, timeout: float, progress: ProgressCallback | None,
+          name: str = LOCK_FILE) -> Iterator[None]:
     import fcntl
 
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise _os_error(exc, data_dir) from None
-    key = str(data_dir.resolve())
+    key = str(data_dir.resolve()) if name == LOCK_FILE else f"{data_dir.resolve()}/{name}"
     with _HELD_GUARD:
         held = _HELD.setdefault(key, _Held())
     deadline = time.monotonic() + max(0.0, timeout)
@@ -120,7 +123,7 @@ def _lock(data_dir: Path, what: str, timeout: float, progress: ProgressCallback 
             raise _busy(data_dir, f"pid {os.getpid()} (this process)", timeout)
     try:
         if held.depth == 0:
-            held.fd = _flock(data_dir, what, deadline, timeout, progress, fcntl)
+            held.fd = _flock(data_dir, what, deadline, timeout, progress, fcntl, name)
         held.depth += 1
         try:
             yield
@@ -133,8 +136,9 @@ def _lock(data_dir: Path, what: str, timeout: float, progress: ProgressCallback 
         held.rlock.release()
 
 
-def _flock(data_dir: Path, what: str, deadline: float, timeout: float, progress, fcntl) -> int:
-    path = lock_path(data_dir)
+def _flock(data_dir: Path, what: str, deadline: float, timeout: float, progress, fcntl,
+           name: str = LOCK_FILE) -> int:
+    path = lock_path(data_dir, name)
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as exc:
@@ -145,7 +149,7 @@ def _flock(data_dir: Path, what: str, deadline: float, timeout: float, progress,
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             break
         except BlockingIOError:
-            holder = lock_holder(data_dir) or "another process"
+            holder = lock_holder(data_dir, name) or "another process"
             if timeout <= 0 or time.monotonic() >= deadline:
                 os.close(fd)
                 raise _busy(data_dir, holder, timeout) from None

@@ -97,6 +97,7 @@ class MmtuiApp(App):
         Binding("f3", "train", "Train"),
         Binding("f4", "build", "Build"),
         Binding("f5", "models", "Models"),
+        Binding("f6", "compare", "Compare"),
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
 
@@ -138,6 +139,9 @@ class MmtuiApp(App):
         self.cancel_events: set[threading.Event] = set()
         self.long_work: set[asyncio.Future] = set()
         self.search_screen = SearchScreen()
+        from mmtui.tui.judging import Judging
+
+        self.judging = Judging(settings)
 
     # ---------------------------------------------------------------- start up
     def on_mount(self) -> None:
@@ -284,6 +288,21 @@ class MmtuiApp(App):
         while self.screen is not self.search_screen and len(self.screen_stack) > 1:
             self.pop_screen()
 
+    def action_compare(self) -> None:
+        """The query on the search screen ranked two ways, side by side (and interleaved with i)."""
+        from mmtui.tui.judging import identity
+        from mmtui.tui.screens.compare import CompareScreen
+
+        if isinstance(self.screen, CompareScreen):
+            return
+        query = self.search_screen.shown_query
+        if self.service is None or identity(query) is None:
+            self.notify("Search for something first, then F6 compares two rankings of it.", title="Compare",
+                        severity="warning")
+            return
+        self.action_search()
+        self.push_screen(CompareScreen(query))
+
     async def action_models(self) -> None:
         from mmtui.tui.screens.models import ModelScreen
         if self.service is None:
@@ -340,6 +359,7 @@ class MmtuiApp(App):
         if self.long_work:
             await asyncio.wait(list(self.long_work), timeout=3)
         self.lane.close()
+        self.judging.close()
         self.exit()
 
     # ---------------------------------------------------------------- command palette
@@ -358,6 +378,8 @@ class MmtuiApp(App):
             if not model.get("active"):
                 yield SystemCommand(f"Use model: {name}", f"{model.get('kind', '')} model",
                                     lambda n=name: self.switch_model(n))
+        yield SystemCommand("Compare rankings", "The query ranked two ways side by side, or interleaved (F6)",
+                            self.action_compare)
         yield SystemCommand("Metrics", "Eval reports and training curves (F2)", self.action_metrics)
         yield SystemCommand("Train adapter", "Train with a live loss curve (F3)", self.action_train)
         yield SystemCommand("Build index", "Build from a catalog with progress (F4)", self.action_build)

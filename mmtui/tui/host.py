@@ -18,6 +18,7 @@ class AppHost(Protocol):
     service: Any | None  # the SearchService once open (it lives on the lane thread)
     lane: Any  # ServiceLane: every service call goes through lane.call(...)
     thumbnails: Any  # ThumbnailCache
+    judging: Any  # mmtui.tui.judging.Judging: the judgements file
     image_class: Any  # the widget class for images, None when images are off
     image_protocol: str
     k: int

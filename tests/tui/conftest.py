@@ -127,7 +127,7 @@ class FakeSearchService:
         return [self._hit(p, sc, i + 1, sig) for i, (sc, p, sig) in enumerate(scored[:k])]
 
     def search(self, query: str, *, k: int = 20, mode: str = "hybrid", filters: list[Filter] | None = None,
-               drop: tuple = ()) -> SearchResult:
+               drop: tuple = (), weights: dict | None = None, understand: bool = True) -> SearchResult:
         self.calls.append(("search", query, mode, tuple(filters or [])))
         self.drops.append(tuple(drop))
         if self.fail_search is not None:
@@ -145,11 +145,13 @@ class FakeSearchService:
             signals = {"lexical": lexical} if mode == "lexical" else {"text": text} if mode == "text" else \
                 {"image": round(text * 0.6, 3)} if mode == "image" else \
                 {"image": round(text * 0.6, 3), "text": text, "lexical": lexical}
-            scored.append((text, p, signals))
+            tie = int(p["id"]) * 1e-5 if mode == "lexical" else 0.0  # words alone break ties another way than hybrid
+            scored.append((text + tie, p, signals))
         return SearchResult(mode=mode, hits=self._ranked(scored, k, filters), query=query, kind="text", took_ms=3.0,
                             understood=_understood(query, drop))
 
-    def search_image(self, image: Path | str, *, k: int = 20, filters: list[Filter] | None = None) -> SearchResult:
+    def search_image(self, image: Path | str, *, k: int = 20, filters: list[Filter] | None = None,
+                     mode: str = "image") -> SearchResult:
         from PIL import Image
 
         self.calls.append(("search_image", str(image), tuple(filters or [])))

@@ -247,6 +247,9 @@ def learn_at_build(settings: Any, store: Any, encoder: Any, *, progress: Any = N
     info = json.loads(store.get_meta(META_KEY) or "{}")
     if info.get("build_digest") == digest:
         return {"status": "unchanged", **_summary(info)}
+    if info.get("source") == "judgements":  # learned from the user's own judgements: a rebuild keeps them
+        return {"status": "kept", **_summary(info),
+                "message": "hybrid weights learned from your judgements kept (mmtui train hybrid to relearn)"}
     try:
         fusion, fit = train_hybrid(settings, encoder=encoder, progress=progress)
     except MmtuiError as exc:
@@ -276,3 +279,91 @@ def train_hybrid(settings: Any, *, encoder: Any = None, split: str = "val", metr
     finally:
         service.close()
     return fusion, fit
+
+
+# -- learning from the user's judgements ----------------------------------------------------------------------
+
+VAL_SHARE = 0.3  # share of the judged queries held out to choose and report on
+MIN_JUDGED = 3  # judged queries needed on each side of the split
+
+
+def split_by_query(texts: Sequence[str], val_share: float = VAL_SHARE, seed: int = 0) -> tuple[list[int], list[int]]:
+    """(train, validation) positions: each query goes to one side by a hash of its text, so the split does not move
+    when more queries are judged, and no query is on both sides."""
+    import hashlib
+
+    train, val = [], []
+    for i, text in enumerate(texts):
+        h = int(hashlib.sha1(f"{seed}\t{text}".encode("utf-8")).hexdigest()[:8], 16) / 0xFFFFFFFF
+        (val if h < val_share else train).append(i)
+    return train, val
+
+
+@dataclass
+class JudgedFit:
+    """Hybrid weights learned on judged queries, and the held-out judged queries before and after."""
+    weights: dict[str, float]  # the learned weights (saved only when promoted)
+    current: dict[str, float]  # the weights in use before
+    promoted: bool
+    reason: str
+    n_train: int
+    n_val: int
+    before: dict[str, float]  # mean graded figures on the validation queries with the current weights
+    after: dict[str, float]  # ... with the learned weights
+    fit: dict = field(default_factory=dict)  # the HybridFit on the training queries
+    skipped: dict[str, int] = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def _held_out(service: Any, queries: Sequence[tuple[str, dict[str, int]]], weights: dict[str, float]) -> dict:
+    """Mean nDCG@10, P@10, MRR and judged@10 of real hybrid searches with these weights (graded judgements)."""
+    from mmtui.metrics import query_metrics
+
+    rows = [query_metrics([h.id for h in service.search(text, k=100, mode="hybrid", weights=weights).hits], grades)
+            for text, grades in queries]
+    return {m: round(float(np.mean([r[m] for r in rows])), 6) for m in ("ndcg@10", "p@10", "mrr", "judged@10")}
+
+
+@writes("train hybrid")
+def learn_hybrid_judged(settings: Any, judged: Sequence[tuple[str, dict[str, int]]], *, metric: str = "ndcg@10",
+                        grid: Sequence[float] = GRID, force: bool = False, seed: int = 0, encoder: Any = None,
+                        progress: Any = None) -> JudgedFit:
+    """`mmtui train hybrid --judged`: the hybrid signal weights fitted on the user's judged text queries.
+
+    The queries are split by query (split_by_query); the grid search (fit_hybrid_weights) runs on the training
+    side, where a result counts as relevant with grade >= 1 and an unjudged one as not relevant; the learned weights
+    replace the current ones only if real hybrid searches of the held-out side score a higher nDCG@10 with them
+    (graded, as `mmtui eval` scores), unless `force`."""
+    usable = [(t, g) for t, g in judged if any(v >= 1 for v in g.values())]
+    train_pos, val_pos = split_by_query([t for t, _ in usable], seed=seed)
+    if len(train_pos) < MIN_JUDGED or len(val_pos) < MIN_JUDGED:
+        raise MmtuiError(f"{len(usable)} judged text queries with a relevant result split into {len(train_pos)} for "
+                         f"training and {len(val_pos)} for validation: at least {MIN_JUDGED} each are needed",
+                         "judge more queries in the TUI (2 on a relevant result); about 20 are enough to start")
+    train = [usable[i] for i in train_pos]
+    val = [usable[i] for i in val_pos]
+    service = SearchService.open(settings, encoder=encoder)
+    try:
+        rowid = service.store.rowid_of(sorted({pid for _, g in usable for pid in g}))
+        ranked = ranked_queries(service, "judged", [t for t, _ in train],
+                                [[rowid[p] for p, v in g.items() if v >= 1 and p in rowid] for _, g in train],
+                                progress=progress)
+        fit = fit_hybrid_weights(ranked, grid=grid, metric=metric)
+        current = service.hybrid_weights()
+        before, after = _held_out(service, val, current), _held_out(service, val, fit.weights)
+        better = after["ndcg@10"] > before["ndcg@10"] + 1e-9
+        promoted = better or force
+        reason = ("better on the held-out judged queries" if better else
+                  "forced (not better on the held-out judged queries)" if force else
+                  "not better on the held-out judged queries: the current weights stay")
+        result = JudgedFit(fit.weights, current, promoted, reason, len(train), len(val), before, after, fit.to_json())
+        if promoted:
+            fit.split, fit.space, fit.learned_at = "judged", service.space, time.strftime("%Y-%m-%dT%H:%M:%S")
+            service.store.set_meta(META_KEY, json.dumps({**fit.to_json(), "source": "judgements",
+                                                         "held_out": {"before": before, "after": after,
+                                                                      "n_val": len(val)}}))
+    finally:
+        service.close()
+    return result

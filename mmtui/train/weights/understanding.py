@@ -38,6 +38,9 @@ class UnderstandingFit:
     phrasings: str = "mmtui.catalog.phrasings TRAIN_TEMPLATES / TRAIN_PERSON"
     learned_at: str = ""
     notes: list[str] = field(default_factory=list)
+    source: str = "generated"  # "generated" (the catalog's own phrased queries) or "judgements"
+    val_before: dict[str, float] = field(default_factory=dict)  # the weights in use before, on validation
+    promoted: bool = True
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -126,12 +129,19 @@ def _score(collected: dict[str, list[_Parts]], w: dict[str, float]) -> dict[str,
     return {name: float(np.mean([_ndcg(p, w) for p in parts])) if parts else 0.0 for name, parts in collected.items()}
 
 
-def learn_understanding(service: Any, *, limit: int = 300, seed: int = 0, progress: Any = None) -> UnderstandingFit:
-    """Grid on the train split's queries, choice among the SHORTLIST best on the validation split's; saved."""
+def learn_understanding(service: Any, *, limit: int = 300, seed: int = 0, progress: Any = None,
+                        judged: Any = None, force: bool = False) -> UnderstandingFit:
+    """Grid on the train split's queries, choice among the SHORTLIST best on the validation split's; saved.
+
+    `judged`: [(text, grades)] of the user's judged queries, used instead of the generated shopper queries: split
+    by query (mmtui.train.weights.hybrid.split_by_query), fitted on one side, chosen and reported on the held-out
+    side, and saved only if better there than the weights in use (unless `force`)."""
     from mmtui.query.understanding.rank import DEFAULT_WEIGHTS
 
     store = service.store
     train_sets, val_sets = _query_sets(store, "train", limit, seed), _query_sets(store, "val", limit, seed)
+    if judged is not None:
+        train_sets["shopper"], val_sets["shopper"] = _judged_sets(judged, seed)
     used = _write_used(service, {"train": train_sets, "val": val_sets})
     train = _collect(service, train_sets, progress)
     val = _collect(service, val_sets, progress)
@@ -162,8 +172,41 @@ def learn_understanding(service: Any, *, limit: int = 300, seed: int = 0, progre
                                      {f"val/{k}": len(p) for k, p in val.items()},
                            learned_at=time.strftime("%Y-%m-%dT%H:%M:%S"),
                            notes=[f"queries used: {used}"] if used else [])
+    if judged is not None:
+        current = _current_weights(store, DEFAULT_WEIGHTS)
+        fit.source, fit.val_before = "judgements", {k: round(x, 4) for k, x in _score(val, current).items()}
+        fit.promoted = force or fit.val.get("shopper", 0.0) > fit.val_before.get("shopper", 0.0) + 1e-9
+        fit.notes.append(f"judged queries that name a kind: {len(train.get('shopper', []))} to fit, "
+                         f"{len(val.get('shopper', []))} held out")
+        if not fit.promoted:
+            fit.notes.append("not better than the weights in use on the held-out judged queries: they stay")
+            return fit
     store.set_meta(META_KEY, json.dumps({"params": {"weights": w}, "fit": fit.to_json()}))
     return fit
+
+
+MIN_JUDGED = 3
+
+
+def _judged_sets(judged: Any, seed: int) -> tuple[list, list]:
+    from mmtui.errors import MmtuiError
+    from mmtui.train.weights.hybrid import split_by_query
+
+    usable = [(t, dict(g)) for t, g in judged if any(v >= 1 for v in g.values())]
+    train_pos, val_pos = split_by_query([t for t, _ in usable], seed=seed)
+    if len(train_pos) < MIN_JUDGED or len(val_pos) < MIN_JUDGED:
+        raise MmtuiError(f"{len(usable)} judged text queries split into {len(train_pos)} to fit and {len(val_pos)} "
+                         f"to hold out: at least {MIN_JUDGED} each are needed",
+                         "judge more queries in the TUI (2 on a relevant result); about 20 are enough to start")
+    return [usable[i] for i in train_pos], [usable[i] for i in val_pos]
+
+
+def _current_weights(store: Any, default: dict) -> dict[str, float]:
+    try:
+        weights = json.loads(store.get_meta(META_KEY) or "{}").get("params", {}).get("weights")
+    except (ValueError, AttributeError):
+        weights = None
+    return {**OFF, **(weights or default)}
 
 
 MIN_VAL_PRODUCTS = 20  # as for the hybrid weights: fewer validation products could not choose among the weights
@@ -186,6 +229,8 @@ def learn_at_build(settings: Any, store: Any, encoder: Any, *, progress: Any = N
     info = json.loads(store.get_meta(META_KEY) or "{}")
     if info.get("build_digest") == digest:
         return {"status": "unchanged", "weights": (info.get("params") or {}).get("weights")}
+    if (info.get("fit") or {}).get("source") == "judgements":  # learned from the user's judgements: kept
+        return {"status": "kept", "weights": (info.get("params") or {}).get("weights")}
     service = SearchService.open(settings, encoder=encoder)
     try:
         if service.understand("x") is None:

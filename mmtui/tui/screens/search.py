@@ -17,6 +17,7 @@ from textual.widgets import Footer, Input, ListView, Static
 from mmtui.store.filters import Filter
 from mmtui.query.service import MODES, Hit, SearchResult
 from mmtui.tui.host import AppHost
+from mmtui.tui.judging import JudgeActions, figures_text, identity
 from mmtui.tui.lane import Skipped
 from mmtui.tui.query import LIKE_PREFIX, Query, parse_query
 from mmtui.tui.thumbnails import pixels_for
@@ -42,8 +43,9 @@ class SearchInput(Input):
     BINDINGS = [Binding("down", "screen.focus_results", "Results", show=False)]
 
 
-class SearchScreen(Screen):
-    """Search as you type (debounced), stale results dropped by a sequence number."""
+class SearchScreen(JudgeActions, Screen):
+    """Search as you type (debounced), stale results dropped by a sequence number. Results are judged here
+    (2/1/0 on a result, JudgeActions); a judged query shows its P@10 and nDCG@10 in the status line."""
 
     BINDINGS = [
         Binding("ctrl+f", "toggle_facets", "Filters"),
@@ -73,6 +75,8 @@ class SearchScreen(Screen):
         self._focus_seq: int | None = None  # Enter started this search: its results take the focus when shown
         self._dropped: set[str] = set()  # parts of the understanding the user dropped (ctrl+g), for this query
         self._pinned: dict[str, Filter] = {}  # parts the user pinned to one value: facet filters, for this query
+        self.shown_query: Query | None = None  # the query whose results are on screen
+        self._grades: dict[str, int] = {}  # the user's judgements of that query
 
     # ---------------------------------------------------------------- layout
     def compose(self) -> ComposeResult:
@@ -212,13 +216,11 @@ class SearchScreen(Screen):
 
     @on(Input.Submitted, "#query")
     def _query_submitted(self) -> None:
-        worker = self._search_worker
         self.search_now()
-        if not self.query_one("#results").display:
-            return
-        if self._search_worker is not worker:
-            # Focus the results together with the new rows: moving the focus restyles every row, so doing it now
-            # would restyle and redraw the old rows once more before the new ones can be drawn.
+        current = self._search_worker
+        if current is not None and not current.is_finished:
+            # Focus the results together with the rows on their way (also the first ones, before any is shown):
+            # moving the focus now would restyle and redraw the old rows once more before the new ones are drawn.
             self._focus_seq = self._seq
         else:
             self.action_focus_results()
@@ -338,8 +340,10 @@ class SearchScreen(Screen):
 
     async def _show(self, result: SearchResult, query: Query, *, focus: bool = False) -> None:
         self.result = result
+        self.shown_query = query
+        self._grades = self._read_grades(query)
         results = self.query_one("#results", ResultsList)
-        await results.set_hits(result.hits, self.app.image_class)
+        await results.set_hits(result.hits, self.app.image_class, self._grades)
         self.query_one("#tips").display = False
         results.display = True
         if focus:
@@ -354,9 +358,37 @@ class SearchScreen(Screen):
                                 quick=self._refining, took_ms=result.took_ms,
                                 focused=getattr(self.app.focused, "id", None))
 
+    def _read_grades(self, query: Query) -> dict[str, int]:
+        """The query's judgements (one indexed SQLite read); none when they cannot be read (said once, elsewhere)."""
+        key = identity(query)
+        judging = getattr(self.app, "judging", None)
+        if key is None or judging is None:
+            return {}
+        try:
+            return judging.grades(*key)
+        except Exception:  # an unreadable judgements file must not stop searching; judging reports it
+            return {}
+
+    # ---------------------------------------------------------------- judging (JudgeActions)
+    def judge_target(self) -> tuple[ResultsList, str, str, str] | None:
+        results = self.query_one("#results", ResultsList)
+        key = identity(self.shown_query)
+        if not results.display or key is None or self.result is None:
+            return None
+        return results, key[0], key[1], self.result.mode
+
+    def judgements_changed(self, kind: str, text: str, grades: dict[str, int]) -> None:
+        if identity(self.shown_query) != (kind, text) or self.result is None:
+            return
+        self._grades = grades
+        self.set_status(self._status_text(self.result, self.shown_query))
+
     def _status_text(self, result: SearchResult, query: Query) -> Text:
         n = len(result.hits)
         text = Text()
+        if self._grades and n:
+            text.append_text(figures_text([h.id for h in result.hits], self._grades))
+            text.append(" · ")
         if query.kind == "image":
             text.append("image ", style="bold")
             text.append(query.path.name if query.path else query.text)

@@ -13,6 +13,7 @@ from mmtui.query.service import Hit
 from mmtui.tui.widgets.thumbnail import Thumbnail
 
 SIGNAL_NAMES = {"image": "img", "text": "txt", "lexical": "lex"}
+GRADE_MARKS = {2: ("✔2 ", "bold green"), 1: ("~1 ", "bold yellow"), 0: ("✘0 ", "bold red")}  # judgements
 
 
 def format_price(price: float | None) -> str:
@@ -29,6 +30,8 @@ def facts_line(hit: Hit) -> str:
 
 def signals_text(hit: Hit) -> Text:
     text = Text()
+    if not hit.signals and not hit.score:
+        return text  # a blind (interleaved) row: scores would tell which ranker it came from
     text.append(f"{hit.score:.3f}", style="bold")
     for name, value in hit.signals.items():
         text.append("  ")
@@ -37,13 +40,16 @@ def signals_text(hit: Hit) -> Text:
     return text
 
 
-def text_key(hit: Hit) -> tuple:
+def text_key(hit: Hit, grade: int | None = None) -> tuple:
     """Everything hit_text shows: rows whose key is unchanged need no redraw."""
-    return (hit.rank, hit.title, hit.id, facts_line(hit), hit.score, tuple(hit.signals.items()))
+    return (hit.rank, hit.title, hit.id, facts_line(hit), hit.score, tuple(hit.signals.items()), grade)
 
 
-def hit_text(hit: Hit) -> Text:
+def hit_text(hit: Hit, grade: int | None = None) -> Text:
     title = Text(f"{hit.rank:>2} ", style="dim")
+    if grade in GRADE_MARKS:
+        mark, style = GRADE_MARKS[grade]
+        title.append(mark, style=style)
     title.append(hit.title or hit.id, style="bold")
     lines = [title, Text(facts_line(hit), style="italic"), signals_text(hit)]
     out = Text("\n").join(lines)
@@ -58,13 +64,14 @@ class ResultItem(ListItem):
     Rows are reused from one query to the next (`set_hit`): updating two widgets is far cheaper than
     unmounting and mounting a row's four."""
 
-    def __init__(self, hit: Hit, image_class: Any | None) -> None:
+    def __init__(self, hit: Hit, image_class: Any | None, grade: int | None = None) -> None:
         super().__init__(id=None)
         self.hit = hit
+        self.grade = grade  # the user's judgement of this hit for the query shown (None: not judged)
         self.image_class = image_class
         self._thumbnail = (Thumbnail(image_class, has_image=bool(hit.image_path), classes="thumb")
                            if image_class is not None else None)
-        self._text = Static(hit_text(hit), classes="result-text")
+        self._text = Static(hit_text(hit, grade), classes="result-text")
 
     def compose(self) -> ComposeResult:
         # no Horizontal container: the row itself lays out horizontally (app.tcss), one widget less per row
@@ -72,15 +79,22 @@ class ResultItem(ListItem):
             yield self._thumbnail
         yield self._text
 
-    def set_hit(self, hit: Hit) -> None:
+    def set_hit(self, hit: Hit, grade: int | None = None) -> None:
         """Show another hit in this row: new text, the thumbnail back to its placeholder until it is drawn.
 
         What does not change is not touched (the same product's image stays; the same text is not redrawn)."""
         old, self.hit = self.hit, hit
-        if text_key(hit) != text_key(old):
-            self._text.update(hit_text(hit), layout=False)  # a fixed 3-line box: no layout pass needed
+        old_grade, self.grade = self.grade, grade
+        if text_key(hit, grade) != text_key(old, old_grade):
+            self._text.update(hit_text(hit, grade), layout=False)  # a fixed 3-line box: no layout pass needed
         if self._thumbnail is not None and (hit.image_path != old.image_path or not hit.image_path):
             self._thumbnail.reset(bool(hit.image_path))
+
+    def set_grade(self, grade: int | None) -> None:
+        if grade != self.grade:
+            self.grade = grade
+            self._text.update(hit_text(self.hit, grade), layout=False)
+            self.set_class(grade is not None, "-judged")
 
     @property
     def thumbnail(self) -> Thumbnail | None:
@@ -93,24 +107,32 @@ class ResultsList(ListView):
     BINDINGS = [
         Binding("enter", "select_cursor", "Details"),
         Binding("m", "screen.more_like_this", "More like this"),
+        Binding("2", "screen.judge(2)", "Relevant"),
+        Binding("1", "screen.judge(1)", "Partly"),
+        Binding("0", "screen.judge(0)", "Not relevant"),
+        Binding("x", "screen.judge(-1)", "Forget judgement", show=False),
+        Binding("n", "screen.next_unjudged", "Next unjudged"),
     ]
 
     @property
     def items(self) -> list[ResultItem]:
         return [node for node in self._nodes if isinstance(node, ResultItem)]
 
-    async def set_hits(self, hits: list[Hit], image_class: Any | None) -> None:
+    async def set_hits(self, hits: list[Hit], image_class: Any | None, grades: dict[str, int] | None = None) -> None:
         """Show these hits, first highlighted; returns once the rows are mounted (so thumbnails can be drawn).
+        `grades`: the user's judgements of the query, shown on the rows.
 
         Rows already there are updated in place; only the difference in count is mounted or removed."""
         rows = self.items
+        grades = grades or {}
         with self.app.batch_update():
             for row, hit in zip(rows, hits):
-                row.set_hit(hit)
+                row.set_hit(hit, grades.get(hit.id))
+                row.set_class(hit.id in grades, "-judged")
             if len(rows) > len(hits):
                 await self.remove_children(rows[len(hits):])
             elif len(hits) > len(rows):
-                await self.extend([ResultItem(h, image_class) for h in hits[len(rows):]])
+                await self.extend([ResultItem(h, image_class, grades.get(h.id)) for h in hits[len(rows):]])
             self.index = 0 if hits else None
             self.scroll_home(animate=False, immediate=True)
 
