@@ -26,6 +26,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from mmtui.catalog.facets import FACETS, FILTER_FIELD, LABELS, Facets, singular, words
+from mmtui.catalog.people import OCCASIONS, PERSON_WORDS, RELATION_FILLERS, person_values, profile_of_words
 
 # English function words and shopping fillers: never a facet value on their own.
 STOP_WORDS = frozenset("""
@@ -36,17 +37,36 @@ like something one ones size sized is are be
 # General English price words (not one catalog's): a cheap product is in the lowest third of the catalog's prices.
 CHEAP = frozenset("cheap cheaper cheapest budget affordable inexpensive bargain".split())
 DEAR = frozenset("expensive premium luxury luxurious pricey".split())
+# Money as people write it, in general English: "under rs 1000", "below ₹2,000", "less than 50 euros", "1k",
+# "200 bucks", "40 quid". A currency word or mark may stand before or after the number.
+CURRENCIES = {
+    "INR": "₹ rs rs. inr rupee rupees",
+    "EUR": "€ eur euro euros",
+    "GBP": "£ gbp pound pounds quid",
+    "USD": "$ usd dollar dollars bucks",
+    "JPY": "¥ jpy yen",
+}
+CURRENCY_WORDS = {w: code for code, ws in CURRENCIES.items() for w in ws.split()}
+# approximate value of one unit in euros: a price said in another currency than the catalog's is converted roughly
+EUR_RATE = {"EUR": 1.0, "USD": 0.9, "GBP": 1.15, "INR": 0.011, "JPY": 0.006}
+_CUR = r"(?:₹|€|£|\$|¥|rs\.?(?![a-z])|inr|eur(?:os?)?|gbp|usd|rupees?|pounds?|quid|dollars?|bucks|yen)"
+_NUM = r"(\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)\s*(k\b)?"
+_AMOUNT = rf"(?:a\s+)?({_CUR})?\s*{_NUM}\s*({_CUR})?"
 _PRICE = re.compile(
-    r"\b(?:(under|below|less than|cheaper than|up to|max(?:imum)?|at most|<=?)\s*[$£€]?\s*(\d+(?:\.\d+)?)"
-    r"|(over|above|more than|at least|min(?:imum)?|from|>=?)\s*[$£€]?\s*(\d+(?:\.\d+)?)"
-    r"|between\s*[$£€]?\s*(\d+(?:\.\d+)?)\s*(?:and|-|to)\s*[$£€]?\s*(\d+(?:\.\d+)?))"
-    r"\s*(?:dollars|euros|pounds|usd|eur|gbp|\$|€|£)?", re.IGNORECASE)
+    rf"\b(?:(under|below|less than|cheaper than|up to|upto|within|max(?:imum)?|at most|no more than|<=?)\s*{_AMOUNT}"
+    rf"|(over|above|more than|at least|min(?:imum)?|from|>=?)\s*{_AMOUNT}"
+    rf"|between\s*{_AMOUNT}\s*(?:and|-|to)\s*{_AMOUNT})", re.IGNORECASE)
+_BARE = re.compile(rf"(?<![\w.])(?:({_CUR})\s*{_NUM}|{_NUM}\s*({_CUR}))(?![\w])", re.IGNORECASE)
+# "under a euro", "less than a pound": one unit
+_ONE = re.compile(rf"\b(under|below|less than|up to)\s+(?:a|one)\s+({_CUR})\b", re.IGNORECASE)
 
 EXACT, PART = 1.0, 0.75  # a word that is the value; a word that is one word of a longer value
 COOC_SCALE, COOC_MIN = 0.9, 3  # the title co-occurrence share, scaled; words in fewer titles than this say nothing
 USAGE_FACETS = ("kind", "person")  # what a word's use in titles may place it in; colours and brands are named
 USAGE_MIN = 0.75  # ... and only a word the titles tie to one value ("tee": T-shirts), not a brand seen on many kinds
-DEFAULTS = {"min_score": 0.5, "temperature": 0.05, "keep": 0.1, "max_values": 8}
+DEFAULTS = {"min_score": 0.5, "temperature": 0.05, "keep": 0.1, "max_values": 8, "near": 1.0, "near_min": 0.35,
+            "near_floor": 0.35}
+NEAR_RANK_K = 5  # the nearest products' rank weights 1 / (NEAR_RANK_K + rank): the first few count most
 
 
 @dataclass
@@ -59,10 +79,12 @@ class Understanding:
     price: tuple[float | None, float | None] | None = None  # (low, high), either may be None
     price_words: str = ""
     fields: dict[str, tuple[str, str]] = field(default_factory=dict)  # facet -> (--where field, operator)
+    repairs: list[tuple[str, str]] = field(default_factory=list)  # spelling repairs: (as typed, as the catalog spells)
+    spelled: str = ""  # the whole query in the catalog's spelling ("" : as typed)
 
     @property
     def empty(self) -> bool:
-        return not self.parts and self.price is None
+        return not self.parts and self.price is None and not self.repairs
 
     def best(self, facet: str) -> str | None:
         values = self.parts.get(facet)
@@ -78,6 +100,8 @@ class Understanding:
                 out.append(f"{LABELS[facet]}: {' / '.join(shown)}")
         if self.price is not None:
             out.append(f"price: {price_text(self.price)}")
+        if self.repairs:
+            out.append("spelling: " + ", ".join(f"{a} -> {b}" for a, b in self.repairs))
         return " · ".join(out)
 
     def filter_for(self, facet: str, value: str):
@@ -90,17 +114,18 @@ class Understanding:
     def without(self, facets: Sequence[str]) -> "Understanding":
         """A copy with these parts dropped (the user took them out, or made them filters)."""
         drop = set(facets)
-        return Understanding(self.query, self.text if "price" not in drop else self.query,
+        return Understanding(self.query, self.text if "price" not in drop else (self.spelled or self.query),
                              {f: v for f, v in self.parts.items() if f not in drop},
                              {f: v for f, v in self.words.items() if f not in drop},
                              None if "price" in drop else self.price, "" if "price" in drop else self.price_words,
-                             self.fields)
+                             self.fields, self.repairs, self.spelled)
 
     def to_json(self) -> dict[str, Any]:
         return {"label": self.label(), "text": self.text,
                 "parts": {f: {v: round(w, 3) for v, w in vals.items()} for f, vals in self.parts.items()},
                 "words": self.words,
-                "price": list(self.price) if self.price is not None else None}
+                "price": list(self.price) if self.price is not None else None,
+                "repairs": [{"said": a, "meant": b} for a, b in self.repairs]}
 
 
 def price_text(price: tuple[float | None, float | None]) -> str:
@@ -110,22 +135,59 @@ def price_text(price: tuple[float | None, float | None]) -> str:
     return f"< {high:g}" if high is not None else f"> {low:g}"
 
 
-def parse_price(text: str, prices: np.ndarray | None = None) -> tuple[str, tuple[float | None, float | None] | None, str]:
-    """(text without price phrases, (low, high) or None, the phrase). "cheap"/"expensive" need the catalog's prices
-    (the lowest / highest third); without prices they stay in the text."""
-    match = _PRICE.search(text)
+def _amount(groups: tuple, catalog: str | None) -> tuple[float, str | None]:
+    """(value in the catalog's currency, the currency said) from the groups (before, number, k, after)."""
+    before, number, k, after = groups
+    value = float(number.replace(",", "")) * (1000 if k else 1)
+    said = _currency_code(before or after)
+    return _convert(value, said, catalog), said
+
+
+def _currency_code(mark: str | None) -> str | None:
+    if not mark:
+        return None
+    mark = mark.lower().rstrip(".") if mark.lower() not in CURRENCY_WORDS else mark.lower()
+    return CURRENCY_WORDS.get(mark) or CURRENCY_WORDS.get(mark + ".") or CURRENCY_WORDS.get(mark.rstrip("s"))
+
+
+def _convert(value: float, said: str | None, catalog: str | None) -> float:
+    """A price said in one currency in the catalog's: as said when either is unknown or they agree."""
+    if said is None or catalog is None or said == catalog or said not in EUR_RATE or catalog not in EUR_RATE:
+        return value
+    return round(value * EUR_RATE[said] / EUR_RATE[catalog], 2)
+
+
+def parse_price(text: str, prices: np.ndarray | None = None, currency: str | None = None
+                ) -> tuple[str, tuple[float | None, float | None] | None, str]:
+    """(text without price phrases, (low, high) or None, the phrase). Amounts may carry a currency ("rs 1000",
+    "₹2,000", "50 euros", "1k"); `currency` is the catalog's (None: unknown, every amount is taken as the catalog's
+    own). "cheap"/"expensive" need the catalog's prices (the lowest / highest third); without prices they stay in
+    the text."""
     price: tuple[float | None, float | None] | None = None
     said = ""
+    match = _PRICE.search(text)
+    one = _ONE.search(text) if match is None else None
     if match:
-        if match.group(2):
-            price = (None, float(match.group(2)))
-        elif match.group(4):
-            price = (float(match.group(4)), None)
+        g = match.groups()
+        if g[0]:
+            price = (None, _amount(g[1:5], currency)[0])
+        elif g[5]:
+            price = (_amount(g[6:10], currency)[0], None)
         else:
-            a, b = sorted((float(match.group(5)), float(match.group(6))))
+            a, b = sorted((_amount(g[10:14], currency)[0], _amount(g[14:18], currency)[0]))
             price = (a, b)
+    elif one:
+        price = (None, _convert(1.0, _currency_code(one.group(2)), currency))
+        match = one
+    else:
+        match = _BARE.search(text)  # "deo rs 500", "lamp 30 euros": about that much, taken as an upper bound
+        if match:
+            g = match.groups()
+            value = _amount((g[0], g[1], g[2], None) if g[0] else (None, g[3], g[4], g[5]), currency)[0]
+            price = (None, value)
+    if match:
         said = match.group(0).strip()
-        text = (text[:match.start()] + " " + text[match.end():])
+        text = text[:match.start()] + " " + text[match.end():]
     known = prices[~np.isnan(prices)] if prices is not None else np.zeros(0)
     if price is None and len(known) >= 10:
         for w in re.findall(r"[A-Za-z]+", text):
@@ -152,23 +214,32 @@ class Lexicon:
         self._word_vectors: dict[str, np.ndarray] = {}
         self._dirty = False
         self.value_words: dict[str, list[tuple[str, ...]]] = {}
+        self.value_parts: dict[str, list[list[tuple[str, ...]]]] = {}  # a compound value's parts, each a name
         self.compact: dict[str, dict[str, int]] = {}
         for facet, values in facets.values.items():
             self.value_words[facet] = [tuple(singular(w) for w in words(v)) for v in values]
-            self.compact[facet] = {"".join(ws): i for i, ws in enumerate(self.value_words[facet]) if ws}
+            self.value_parts[facet] = [_parts_of(v) for v in values]
+            self.compact[facet] = {}
+            for i, parts in enumerate(self.value_parts[facet]):
+                for ws in parts:
+                    self.compact[facet].setdefault("".join(ws), i)
         self.title_vocab: set[str] = set()  # every word of every title, as spelled
         self.cooc = self._cooccurrence()
         path = facets.kind_column == "category" and any(">" in v for v in facets.category_values)
         self.fields = {"kind": (facets.kind_column, "~" if path else "=")}
-        self.value_vectors: dict[str, np.ndarray] = {}
+        self.value_vectors: dict[str, np.ndarray] = {}  # one row per name: a value, and each part of a compound
+        self.vector_owner: dict[str, np.ndarray] = {}  # the value each row names
         if embed is not None:
             self._load_cache()
-            names = {f: [" ".join(words(v)) for v in vals] for f, vals in facets.values.items()}
+            names = {f: [(i, " ".join(words(n))) for i, v in enumerate(vals) for n in _names_of(v)]
+                     for f, vals in facets.values.items()}
             vocab = [w for w in self.title_vocab if len(w) > 1 and not any(ch.isdigit() for ch in w)]
-            self._ensure([n for f in names for n in names[f]] + list(self.cooc) + vocab)
+            self._ensure([n for f in names for _, n in names[f]] + list(self.cooc) + vocab)
             for f, ns in names.items():
-                self.value_vectors[f] = np.stack([self._word_vectors[n] for n in ns]) if ns else np.zeros((0, 1))
+                self.value_vectors[f] = np.stack([self._word_vectors[n] for _, n in ns]) if ns else np.zeros((0, 1))
+                self.vector_owner[f] = np.array([i for i, _ in ns], np.int64)
             self._save_cache()
+        self.speller = self._speller()
 
     # -- title co-occurrence ---------------------------------------------------------------------------------------
     def _cooccurrence(self) -> dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]:
@@ -198,6 +269,22 @@ class Lexicon:
             if per:
                 out[w] = per
         return out
+
+    def _speller(self):
+        from mmtui.query.understanding.spelling import Speller
+
+        known = frozenset()
+        if self.embed is not None:
+            from mmtui.encoders.words import known_words
+
+            known = known_words()
+        values = [w for vals in self.facets.values.values() for v in vals for w in words(v)]
+        return Speller((words(t) for t in self.facets.titles.values()), values, known.__contains__)
+
+    def means_something(self, word: str) -> bool:
+        """Whether a word names a value of this catalog by meaning (the sentence model's neighbours)."""
+        naming, _ = self.word_scores(singular(word), word)
+        return _best_facet(naming, self.params["min_score"]) is not None
 
     # -- word vectors ----------------------------------------------------------------------------------------------
     def _cache_file(self) -> Path | None:
@@ -255,10 +342,11 @@ class Lexicon:
     def spelled(self, word: str, facet: str) -> np.ndarray | None:
         """When the word spells a value exactly ("watch" -> "Watches"): 1 there, PART for the longer values it is a
         word of ("cabinet" -> "Shoe cabinet"), 0 elsewhere; None if it spells no value exactly."""
-        vals = self.value_words[facet]
-        if not any(ws == (word,) for ws in vals):
+        parts = self.value_parts[facet]
+        if not any((word,) in ps for ps in parts):
             return None
-        return np.array([EXACT if ws == (word,) else PART if word in ws else 0.0 for ws in vals], np.float32)
+        return np.array([EXACT if (word,) in ps else PART if any(word in ws for ws in ps) else 0.0 for ps in parts],
+                        np.float32)
 
     def word_scores(self, word: str, spelled: str | None = None) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """(naming, usage): facet -> how well the word names each value (spelling, or the sentence model's
@@ -271,12 +359,14 @@ class Lexicon:
         vecs = [v for v in vecs if v is not None]
         for facet, vals in self.value_words.items():
             s = np.zeros(len(vals), np.float32)
-            for i, ws in enumerate(vals):
-                if word in ws:
-                    s[i] = EXACT if len(ws) == 1 else PART
-            if vecs and facet in self.value_vectors and facet != "brand":
+            for i, ps in enumerate(self.value_parts[facet]):
+                if (word,) in ps:
+                    s[i] = EXACT
+                elif any(word in ws for ws in ps):
+                    s[i] = PART
+            if vecs and facet in self.value_vectors and facet != "brand" and facet not in self.facets.derived:
                 for vec in vecs:
-                    s = np.maximum(s, self.value_vectors[facet] @ vec)
+                    np.maximum.at(s, self.vector_owner[facet], self.value_vectors[facet] @ vec)
             naming[facet] = s
             u = np.zeros(len(vals), np.float32)
             seen = self.cooc.get(word, {}).get(facet)
@@ -288,11 +378,24 @@ class Lexicon:
         return naming, usage
 
 
-class Understander:
-    """Parses queries against one catalog's Lexicon."""
+def _names_of(value: str) -> list[str]:
+    """A value and, when it is compound ("Blankets, Quilts & Dohars"), each of its parts."""
+    parts = [p.strip() for p in re.split(r",|&|\band\b|/|\+", value) if p.strip()]
+    return [value] + (parts if len(parts) > 1 else [])
 
-    def __init__(self, lexicon: Lexicon) -> None:
+
+def _parts_of(value: str) -> list[tuple[str, ...]]:
+    return [tuple(singular(w) for w in words(n)) for n in _names_of(value) if words(n)]
+
+
+class Understander:
+    """Parses queries against one catalog's Lexicon. `near(text)`: the rowids of the products nearest to the
+    words in the search space (text and image vectors), best first, or None when they cannot be had now; the
+    kinds of those products are evidence for the kind when the catalog's words are unsure ("pullover")."""
+
+    def __init__(self, lexicon: Lexicon, near: Callable[[str], Sequence[int] | None] | None = None) -> None:
         self.lexicon = lexicon
+        self.near = near
         self._memo: dict[str, Understanding] = {}
 
     def __call__(self, query: str) -> Understanding:
@@ -307,13 +410,75 @@ class Understander:
     def parse(self, query: str) -> Understanding:
         lex = self.lexicon
         p = lex.params
-        text, price, said = parse_price(query, lex.facets.prices)
-        raw = words(text)
+        text, price, said = parse_price(query, lex.facets.prices, lex.facets.currency)
+        raw, repairs = lex.speller.repair(words(text), lex.means_something, _never_repaired)
+        if repairs:
+            text = " ".join(raw)  # the searches (BM25 and vectors) see the catalog's spelling
         tokens = [singular(w) for w in raw]
         totals: dict[str, np.ndarray] = {}
         said_by: dict[str, list[str]] = {}
-        used = [False] * len(tokens)
-        # joined spellings first: "t-shirt" / "t shirt" -> "tshirt" (a value spelled as one word)
+        used = [w in OCCASIONS or w in RELATION_FILLERS for w in raw]  # why and for whom, never what
+        self._person(raw, text, totals, said_by, used)
+        exact_kind = self._joined(tokens, raw, totals, said_by, used)
+        kind_words: list[str] = []
+        for i, tok in enumerate(tokens):
+            if used[i] or tok in STOP_WORDS or tok.isdigit() or len(tok) < 2:
+                continue
+            naming, usage = lex.word_scores(tok, raw[i])
+            facet = _best_facet(naming, p["min_score"])
+            if facet is not None:
+                spelled = lex.spelled(tok, facet)
+                exact_kind |= facet == "kind" and spelled is not None
+                # a word that is a value ("women") means that value (or a longer one it is part of), not its
+                # neighbours ("men" is near it)
+                chosen = {facet: spelled if spelled is not None else np.maximum(naming[facet], usage[facet])}
+            else:  # a word that names nothing: the kind or person its titles lean to, at half weight ("gents" -> Men)
+                chosen = {f: 0.5 * u for f, u in usage.items()
+                          if f in USAGE_FACETS and len(u) and float(u.max()) >= USAGE_MIN}
+            if facet in (None, "kind"):
+                kind_words.append(raw[i])
+            for facet, s in chosen.items():
+                best = float(s.max())
+                s = np.where(s >= best - 0.3, s, 0.0)
+                totals.setdefault(facet, np.zeros(len(s), np.float32))
+                totals[facet] += s
+                said_by.setdefault(facet, []).append(raw[i])
+        if not exact_kind and kind_words:
+            self._retrieved_kind(kind_words, totals, said_by)
+        parts: dict[str, dict[str, float]] = {}
+        for facet, s in totals.items():
+            top = float(s.max())
+            if top <= 0:
+                continue
+            weights = np.exp((s - top) / p["temperature"])
+            order = [j for j in np.argsort(-weights, kind="stable") if weights[j] >= p["keep"]][:p["max_values"]]
+            parts[facet] = {lex.facets.values[facet][j]: float(weights[j]) for j in order}
+        return Understanding(query=query, text=text or query, parts=parts, words=said_by, price=price,
+                             price_words=said, fields=lex.fields,
+                             repairs=[(r.said, r.meant) for r in repairs], spelled=spelled_query(query, repairs))
+
+    def _person(self, raw: list[str], text: str, totals: dict, said_by: dict, used: list[bool]) -> None:
+        """Relatives, pronouns and ages ("my dad", "her", "a 10 year old boy") -> the catalog's person values that
+        mean that person (mmtui.catalog.people): an adult man is "Men", never "Boys". Those words name no kind."""
+        profile, at = profile_of_words(raw, text)
+        for i in at:
+            used[i] = True
+        values = self.lexicon.facets.values.get("person")
+        if profile is None or not values:
+            return
+        wanted = person_values(profile, values)
+        if wanted:
+            index = self.lexicon.facets.value_index("person")
+            s = np.zeros(len(values), np.float32)
+            for v, w in wanted.items():
+                s[index[v.lower()]] = w
+            totals["person"] = s
+            said_by["person"] = [raw[i] for i in at]
+
+    def _joined(self, tokens: list[str], raw: list[str], totals: dict, said_by: dict, used: list[bool]) -> bool:
+        """Values spelled over several words or as one ("t shirt", "tshirt" -> "Tshirts"); whether a kind was."""
+        lex = self.lexicon
+        kind = False
         for size in (3, 2):
             for i in range(len(tokens) - size + 1):
                 if any(used[i:i + size]):
@@ -324,38 +489,61 @@ class Understander:
                     if j is not None:
                         totals.setdefault(facet, np.zeros(len(lex.value_words[facet]), np.float32))[j] += EXACT
                         said_by.setdefault(facet, []).append(" ".join(raw[i:i + size]))
+                        kind |= facet == "kind"
                         for t in range(i, i + size):
                             used[t] = True
                         break
-        for i, tok in enumerate(tokens):
-            if used[i] or tok in STOP_WORDS or tok.isdigit() or len(tok) < 2:
-                continue
-            naming, usage = lex.word_scores(tok, raw[i])
-            facet = _best_facet(naming, p["min_score"])
-            if facet is not None:
-                spelled = lex.spelled(tok, facet)
-                # a word that is a value ("women") means that value (or a longer one it is part of), not its
-                # neighbours ("men" is near it)
-                chosen = {facet: spelled if spelled is not None else np.maximum(naming[facet], usage[facet])}
-            else:  # a word that names nothing: the kind or person its titles lean to, at half weight ("gents" -> Men)
-                chosen = {f: 0.5 * u for f, u in usage.items()
-                          if f in USAGE_FACETS and len(u) and float(u.max()) >= USAGE_MIN}
-            for facet, s in chosen.items():
-                best = float(s.max())
-                s = np.where(s >= best - 0.3, s, 0.0)
-                totals.setdefault(facet, np.zeros(len(s), np.float32))
-                totals[facet] += s
-                said_by.setdefault(facet, []).append(raw[i])
-        parts: dict[str, dict[str, float]] = {}
-        for facet, s in totals.items():
-            top = float(s.max())
-            if top <= 0:
-                continue
-            weights = np.exp((s - top) / p["temperature"])
-            order = [j for j in np.argsort(-weights, kind="stable") if weights[j] >= p["keep"]][:p["max_values"]]
-            parts[facet] = {lex.facets.values[facet][j]: float(weights[j]) for j in order}
-        return Understanding(query=query, text=text or query, parts=parts, words=said_by, price=price,
-                             price_words=said, fields=lex.fields)
+        return kind
+
+    def _retrieved_kind(self, kind_words: list[str], totals: dict, said_by: dict) -> None:
+        """The kinds of the products nearest to the words that say what is wanted ("pullover"), by their share
+        of the nearest (rank-weighted): evidence added to the words' own (weight p["near"]); alone, it names a
+        kind only when one holds at least p["near_min"] of them."""
+        lex, p = self.lexicon, self.lexicon.params
+        if self.near is None or p["near"] <= 0 or "kind" not in lex.facets.codes:
+            return
+        rowids = self.near(" ".join(kind_words))
+        if rowids is None or not len(rowids):
+            return
+        codes = lex.facets.codes["kind"]
+        rowids = np.asarray(rowids, np.int64)
+        rowids = rowids[(rowids >= 0) & (rowids < len(codes))]
+        found = codes[rowids]
+        weights = 1.0 / (NEAR_RANK_K + np.arange(len(found)))
+        ok = found >= 0
+        if not ok.any():
+            return
+        share = np.bincount(found[ok], weights[ok], minlength=len(lex.facets.values["kind"])) / weights[ok].sum()
+        current = totals.get("kind")
+        if current is None:
+            # alone, the neighbours name a kind only when the words mean something like it: a catalog of fruit
+            # has nearest products for "watches" too
+            meaning = np.max([lex.word_scores(singular(w), w)[0]["kind"] for w in kind_words], axis=0)
+            share = np.where(meaning >= p["near_floor"], share, 0.0)
+            if float(share.max()) < p["near_min"]:
+                return
+            totals["kind"] = (p["near"] * share).astype(np.float32)
+        else:
+            totals["kind"] = current + (p["near"] * share).astype(np.float32)
+        said_by.setdefault("kind", [])
+        said_by["kind"] = list(dict.fromkeys(said_by["kind"] + kind_words))
+
+
+def _never_repaired(word: str) -> bool:
+    """Words the speller leaves alone: English function words, people, occasions and money words."""
+    return word in STOP_WORDS or word in PERSON_WORDS or word in OCCASIONS or word in RELATION_FILLERS \
+        or word in CURRENCY_WORDS
+
+
+def spelled_query(query: str, repairs: list) -> str:
+    """The whole query in the catalog's spelling (what the searches see when the price part is dropped); ""
+    when nothing was repaired."""
+    if not repairs:
+        return ""
+    text = " ".join(words(query))
+    for r in repairs:
+        text = re.sub(rf"\b{re.escape(r.said)}\b", r.meant, text)
+    return text
 
 
 def _best_facet(scores: dict[str, np.ndarray], floor: float) -> str | None:
