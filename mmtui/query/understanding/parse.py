@@ -278,7 +278,7 @@ class Lexicon:
             from mmtui.encoders.words import known_words
 
             known = known_words()
-        values = [w for vals in self.facets.values.values() for v in vals for w in words(v)]
+        values = [x for vals in self.facets.values.values() for v in vals for w in words(v) for x in (w, singular(w))]
         return Speller((words(t) for t in self.facets.titles.values()), values, known.__contains__)
 
     def means_something(self, word: str) -> bool:
