@@ -75,6 +75,7 @@ class Facets:
     counts: dict[str, np.ndarray]
     kind_column: str
     titles: dict[int, str] = field(default_factory=dict, repr=False)
+    descriptions: dict[int, str] = field(default_factory=dict, repr=False)  # where filled
     prices: np.ndarray | None = None  # price by rowid (nan: none)
     category_values: frozenset[str] = frozenset()  # the raw category column's values (to tell "A > B" paths)
     derived: frozenset[str] = frozenset()  # facets read from the products' words, not a column ("person")
@@ -122,6 +123,7 @@ def load_facets(store: Any) -> Facets:
             prices[r[0]] = float(r[6])
     return Facets(values, codes, counts, "article_type" if has_article else "category",
                   titles={r[0]: str(r[7] or "") for r in rows}, prices=prices,
+                  descriptions={r[0]: str(r[8]) for r in rows if r[8]},
                   category_values=frozenset(str(r[2]) for r in rows if r[2]),
                   derived=frozenset(derived & set(values)), currency=_currency([r[9] for r in rows]))
 

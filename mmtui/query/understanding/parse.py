@@ -279,7 +279,8 @@ class Lexicon:
 
             known = known_words()
         values = [x for vals in self.facets.values.values() for v in vals for w in words(v) for x in (w, singular(w))]
-        return Speller((words(t) for t in self.facets.titles.values()), values, known.__contains__)
+        texts = list(self.facets.titles.values()) + list(self.facets.descriptions.values())
+        return Speller((words(t) for t in texts), values, known.__contains__)
 
     def means_something(self, word: str) -> bool:
         """Whether a word names a value of this catalog by meaning (the sentence model's neighbours)."""

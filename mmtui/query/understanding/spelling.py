@@ -1,6 +1,7 @@
 """Spelling-tolerant reading of a shopper's words against the catalog's own vocabulary.
 
-The vocabulary is the catalog's: the words of its titles, facet values and brands, with how many titles use each,
+The vocabulary is the catalog's: the words of its titles, descriptions, facet values and brands, with how many
+products use each,
 and the pairs of title words that are written together ("Wrist Watch", "T-shirt" -> "t shirt"). Three repairs, all
 from that vocabulary (no list of product words):
 - spacing: a query word or pair is written the way the titles write it most often ("tshirt" -> "t shirt" where
