@@ -148,3 +148,22 @@ def test_no_prices_means_no_silent_empty_result(tmp_path):
     service = SearchService.__new__(SearchService)
     service.understanding = SimpleNamespace(state=lambda: SimpleNamespace(facets=facets))
     assert not service._has_prices()
+
+
+def test_the_kinds_of_the_nearest_products_are_evidence_when_the_words_are_unsure(tmp_path):
+    s = Store.memory()
+    s.upsert_products([{"rowid": i + 1, "id": pid, "title": title, "article_type": kind, "category": "Apparel",
+                        "gender": gender, "colour": colour, "brand": brand, "price": price, "split": "train"}
+                       for i, (pid, title, kind, gender, colour, brand, price) in enumerate(FASHION)])
+    asked = []
+
+    def near(text):
+        asked.append(text)
+        return None if len(asked) == 1 else [7, 7, 6]  # the model loading, then Bata's formal shoes nearest
+
+    understand = Understander(Lexicon(load_facets(s), fake_embed, tmp_path / "u"), near)
+    first = understand("office shoes")
+    assert first.partial  # made without the nearest products: not kept
+    u = understand("office shoes")
+    assert next(iter(u.parts["kind"])) == "Formal Shoes" and asked == ["office shoes", "office shoes"]
+    assert understand("black watches").parts["kind"] == {"Watches": 1.0} and len(asked) == 2  # spelled: not asked

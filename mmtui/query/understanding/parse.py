@@ -81,6 +81,7 @@ class Understanding:
     fields: dict[str, tuple[str, str]] = field(default_factory=dict)  # facet -> (--where field, operator)
     repairs: list[tuple[str, str]] = field(default_factory=list)  # spelling repairs: (as typed, as the catalog spells)
     spelled: str = ""  # the whole query in the catalog's spelling ("" : as typed)
+    partial: bool = field(default=False, repr=False, compare=False)  # the nearest products could not be asked
 
     @property
     def empty(self) -> bool:
@@ -403,6 +404,8 @@ class Understander:
         hit = self._memo.get(query)
         if hit is None:
             hit = self.parse(query)
+            if hit.partial:
+                return hit  # made without the nearest products (the model is loading): made again next time
             if len(self._memo) > 4096:
                 self._memo.clear()
             self._memo[query] = hit
@@ -444,8 +447,7 @@ class Understander:
                 totals.setdefault(facet, np.zeros(len(s), np.float32))
                 totals[facet] += s
                 said_by.setdefault(facet, []).append(raw[i])
-        if not exact_kind and kind_words:
-            self._retrieved_kind(kind_words, totals, said_by)
+        partial = not exact_kind and bool(kind_words) and not self._retrieved_kind(kind_words, totals, said_by)
         parts: dict[str, dict[str, float]] = {}
         for facet, s in totals.items():
             top = float(s.max())
@@ -456,18 +458,21 @@ class Understander:
             parts[facet] = {lex.facets.values[facet][j]: float(weights[j]) for j in order}
         return Understanding(query=query, text=text or query, parts=parts, words=said_by, price=price,
                              price_words=said, fields=lex.fields,
-                             repairs=[(r.said, r.meant) for r in repairs], spelled=spelled_query(query, repairs))
+                             repairs=[(r.said, r.meant) for r in repairs], spelled=spelled_query(query, repairs),
+                             partial=partial)
 
     def _person(self, raw: list[str], text: str, totals: dict, said_by: dict, used: list[bool]) -> None:
         """Relatives, pronouns and ages ("my dad", "her", "a 10 year old boy") -> the catalog's person values that
         mean that person (mmtui.catalog.people): an adult man is "Men", never "Boys". Those words name no kind."""
         profile, at = profile_of_words(raw, text)
+        if profile is None:
+            return
+        values = self.lexicon.facets.values.get("person")
+        wanted = person_values(profile, values) if values else {}
+        if values and not wanted:
+            return  # person values that name no one in English ("M", "F"): the words are matched as any other
         for i in at:
             used[i] = True
-        values = self.lexicon.facets.values.get("person")
-        if profile is None or not values:
-            return
-        wanted = person_values(profile, values)
         if wanted:
             index = self.lexicon.facets.value_index("person")
             s = np.zeros(len(values), np.float32)
@@ -496,16 +501,19 @@ class Understander:
                         break
         return kind
 
-    def _retrieved_kind(self, kind_words: list[str], totals: dict, said_by: dict) -> None:
+    def _retrieved_kind(self, kind_words: list[str], totals: dict, said_by: dict) -> bool:
         """The kinds of the products nearest to the words that say what is wanted ("pullover"), by their share
         of the nearest (rank-weighted): evidence added to the words' own (weight p["near"]); alone, it names a
-        kind only when one holds at least p["near_min"] of them."""
+        kind only when one holds at least p["near_min"] of them. False when the nearest products could not be had
+        now (the model is still loading)."""
         lex, p = self.lexicon, self.lexicon.params
         if self.near is None or p["near"] <= 0 or "kind" not in lex.facets.codes:
-            return
+            return True
         rowids = self.near(" ".join(kind_words))
-        if rowids is None or not len(rowids):
-            return
+        if rowids is None:
+            return False
+        if not len(rowids):
+            return True
         codes = lex.facets.codes["kind"]
         rowids = np.asarray(rowids, np.int64)
         rowids = rowids[(rowids >= 0) & (rowids < len(codes))]
@@ -513,7 +521,7 @@ class Understander:
         weights = 1.0 / (NEAR_RANK_K + np.arange(len(found)))
         ok = found >= 0
         if not ok.any():
-            return
+            return True
         share = np.bincount(found[ok], weights[ok], minlength=len(lex.facets.values["kind"])) / weights[ok].sum()
         current = totals.get("kind")
         if current is None:
@@ -522,12 +530,12 @@ class Understander:
             meaning = np.max([lex.word_scores(singular(w), w)[0]["kind"] for w in kind_words], axis=0)
             share = np.where(meaning >= p["near_floor"], share, 0.0)
             if float(share.max()) < p["near_min"]:
-                return
+                return True
             totals["kind"] = (p["near"] * share).astype(np.float32)
         else:
             totals["kind"] = current + (p["near"] * share).astype(np.float32)
-        said_by.setdefault("kind", [])
-        said_by["kind"] = list(dict.fromkeys(said_by["kind"] + kind_words))
+        said_by["kind"] = list(dict.fromkeys(said_by.get("kind", []) + kind_words))
+        return True
 
 
 def _never_repaired(word: str) -> bool:
