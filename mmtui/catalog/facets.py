@@ -32,26 +32,59 @@ def kind_of(article_type: str | None, category: str | None, brands: frozenset[st
     steps = [s.strip() for s in str(category or "").split(">") if s.strip()]
     for depth in range(len(steps) - 1, -1, -1):
         step = steps[depth]
-        rest = _without_brand_and_person(step, brands)
+        rest = _without_brand(step, brands)
+        if depth:
+            rest = _without_person(rest)  # "Men's Wallets", "Unisex Duffel Bags": whom it is for is the person facet
         if not rest:
             continue  # the step only names a brand or a person
-        if rest == step.lower():
-            return step
-        if depth and _same_kind(rest, _without_brand_and_person(steps[depth - 1], brands)):
+        if depth and _shelf_of(rest, step, _without_person(_without_brand(steps[depth - 1], brands)), brands):
             continue  # a brand's or a person's shelf of its parent: the parent says the kind
-        return _spelled_like(rest, step)
+        return step if rest == step.lower() else _spelled_like(rest, step)
     return steps[-1] if steps else ""
 
 
-def _without_brand_and_person(step: str, brands: frozenset[str]) -> str:
-    """The step in lower case without a leading brand name and without person words ("men's", "for women")."""
-    from mmtui.catalog.people import LABEL_WORDS
+def _shelf_of(rest: str, step: str, parent: str, brands: frozenset[str]) -> bool:
+    """Whether a step (`rest`: without brand and person) is its parent's kind again: the same words, the parent's
+    (or one of its parts') last words ("Clarks Shoes" under "Sneakers & Casual Shoes"), or a name before them
+    ("OTTAVA Pendant Lamps" under "Pendant Lamps": a product line, written in capitals, or a brand)."""
+    if not parent:
+        return False
+    mine = [singular(w) for w in words(rest)]
+    for name in [parent] + [p.strip() for p in re.split(r",|&|\band\b", parent) if p.strip()]:
+        theirs = [singular(w) for w in words(name)]
+        if not theirs or not mine:
+            continue
+        if mine == theirs or (len(mine) < len(theirs) and theirs[-len(mine):] == mine):
+            return True
+        if len(mine) > len(theirs) and mine[-len(theirs):] == theirs:
+            lead = [w for w in re.findall(r"[^\s]+", step) if words(w)][:len(mine) - len(theirs) + 2]
+            said = [w for w in lead if words(w) and words(w)[0] in mine[:len(mine) - len(theirs)]]
+            if said and all(_names_a_line(w, brands) for w in said):
+                return True
+    return False
 
+
+def _names_a_line(word: str, brands: frozenset[str]) -> bool:
+    """A word of a product line's or brand's name: in capitals ("OTTAVA", "PS"), with a digit ("2012"), or a brand."""
+    letters = re.sub(r"[^A-Za-z0-9]", "", word)
+    return (len(letters) >= 2 and letters.isupper()) or any(ch.isdigit() for ch in letters) or \
+        letters.lower() in brands
+
+
+def _without_brand(step: str, brands: frozenset[str]) -> str:
+    """The step in lower case without a leading brand name ("Maxima Wrist Watches" -> "wrist watches")."""
     low = " ".join(step.lower().split())
     for brand in sorted((b for b in brands if low.startswith(b + " ") or low == b), key=len, reverse=True)[:1]:
-        low = low[len(brand):].strip()
-    kept = [w for w in low.split() if not words(w) or words(w)[0] not in LABEL_WORDS]
-    if len(kept) < len(low.split()) and kept and kept[-1] == "for":
+        low = low[len(brand):].strip(" -&,")
+    return low
+
+
+def _without_person(step: str) -> str:
+    """The (lower-case) step without the words that say whom it is for ("men's wrist watches" -> "wrist watches")."""
+    from mmtui.catalog.people import LABEL_WORDS
+
+    kept = [w for w in step.split() if not words(w) or words(w)[0] not in LABEL_WORDS]
+    if len(kept) < len(step.split()) and kept and kept[-1] == "for":
         kept = kept[:-1]
     return " ".join(w for w in kept if w != "-").strip(" -&,")
 
