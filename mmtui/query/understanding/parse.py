@@ -61,6 +61,7 @@ _BARE = re.compile(rf"(?<![\w.])(?:({_CUR})\s*{_NUM}|{_NUM}\s*({_CUR}))(?![\w])"
 _ONE = re.compile(rf"\b(under|below|less than|up to)\s+(?:a|one)\s+({_CUR})\b", re.IGNORECASE)
 
 EXACT, PART = 1.0, 0.75  # a word that is the value; a word that is one word of a longer value
+COMPOUND_PART = 0.9  # the sentence model's match to one part of a compound value ("Quilts" of "Blankets, Quilts & ...")
 COOC_SCALE, COOC_MIN = 0.9, 3  # the title co-occurrence share, scaled; words in fewer titles than this say nothing
 USAGE_FACETS = ("kind", "person")  # what a word's use in titles may place it in; colours and brands are named
 USAGE_MIN = 0.75  # ... and only a word the titles tie to one value ("tee": T-shirts), not a brand seen on many kinds
@@ -215,15 +216,10 @@ class Lexicon:
         self._word_vectors: dict[str, np.ndarray] = {}
         self._dirty = False
         self.value_words: dict[str, list[tuple[str, ...]]] = {}
-        self.value_parts: dict[str, list[list[tuple[str, ...]]]] = {}  # a compound value's parts, each a name
-        self.compact: dict[str, dict[str, int]] = {}
+        self.compact: dict[str, dict[str, tuple[int, float]]] = {}
         for facet, values in facets.values.items():
             self.value_words[facet] = [tuple(singular(w) for w in words(v)) for v in values]
-            self.value_parts[facet] = [_parts_of(v) for v in values]
-            self.compact[facet] = {}
-            for i, parts in enumerate(self.value_parts[facet]):
-                for ws in parts:
-                    self.compact[facet].setdefault("".join(ws), i)
+            self.compact[facet] = {"".join(ws): (i, EXACT) for i, ws in enumerate(self.value_words[facet]) if ws}
         self.title_vocab: set[str] = set()  # every word of every title, as spelled
         self.cooc = self._cooccurrence()
         path = facets.kind_column == "category" and any(">" in v for v in facets.category_values)
@@ -239,6 +235,9 @@ class Lexicon:
             for f, ns in names.items():
                 self.value_vectors[f] = np.stack([self._word_vectors[n] for _, n in ns]) if ns else np.zeros((0, 1))
                 self.vector_owner[f] = np.array([i for i, _ in ns], np.int64)
+                # a compound's part names less of the value than the whole: a whole value of that name comes first
+                whole = np.array([n == " ".join(words(facets.values[f][i])) for i, n in ns], bool)
+                self.value_vectors[f] = self.value_vectors[f] * np.where(whole, 1.0, COMPOUND_PART)[:, None]
             self._save_cache()
         self.speller = self._speller()
 
@@ -344,28 +343,26 @@ class Lexicon:
     def spelled(self, word: str, facet: str) -> np.ndarray | None:
         """When the word spells a value exactly ("watch" -> "Watches"): 1 there, PART for the longer values it is a
         word of ("cabinet" -> "Shoe cabinet"), 0 elsewhere; None if it spells no value exactly."""
-        parts = self.value_parts[facet]
-        if not any((word,) in ps for ps in parts):
+        vals = self.value_words[facet]
+        if not any(ws == (word,) for ws in vals):
             return None
-        return np.array([EXACT if (word,) in ps else PART if any(word in ws for ws in ps) else 0.0 for ps in parts],
-                        np.float32)
+        return np.array([EXACT if ws == (word,) else PART if word in ws else 0.0 for ws in vals], np.float32)
 
-    def word_scores(self, word: str, spelled: str | None = None) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    def word_scores(self, word: str, spelled: str | None = None, vectors: bool = True
+                    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """(naming, usage): facet -> how well the word names each value (spelling, or the sentence model's
         neighbours of the word as typed, `spelled`), and how much more often than by chance products whose titles
         say the word have each value (0..1). A word belongs to the facet it names best; usage only weighs values
         within it, or places a word that names nothing ("tee" in the titles of T-shirts)."""
         naming: dict[str, np.ndarray] = {}
         usage: dict[str, np.ndarray] = {}
-        vecs = [self.vector(w) for w in {word, spelled or word}] if len(word) > 1 else []
+        vecs = [self.vector(w) for w in {word, spelled or word}] if len(word) > 1 and vectors else []
         vecs = [v for v in vecs if v is not None]
         for facet, vals in self.value_words.items():
             s = np.zeros(len(vals), np.float32)
-            for i, ps in enumerate(self.value_parts[facet]):
-                if (word,) in ps:
-                    s[i] = EXACT
-                elif any(word in ws for ws in ps):
-                    s[i] = PART
+            for i, ws in enumerate(vals):
+                if word in ws:
+                    s[i] = EXACT if len(ws) == 1 else PART
             if vecs and facet in self.value_vectors and facet != "brand" and facet not in self.facets.derived:
                 for vec in vecs:
                     np.maximum.at(s, self.vector_owner[facet], self.value_vectors[facet] @ vec)
@@ -384,10 +381,6 @@ def _names_of(value: str) -> list[str]:
     """A value and, when it is compound ("Blankets, Quilts & Dohars"), each of its parts."""
     parts = [p.strip() for p in re.split(r",|&|\band\b|/|\+", value) if p.strip()]
     return [value] + (parts if len(parts) > 1 else [])
-
-
-def _parts_of(value: str) -> list[tuple[str, ...]]:
-    return [tuple(singular(w) for w in words(n)) for n in _names_of(value) if words(n)]
 
 
 class Understander:
@@ -422,8 +415,13 @@ class Understander:
         totals: dict[str, np.ndarray] = {}
         said_by: dict[str, list[str]] = {}
         used = [w in OCCASIONS or w in RELATION_FILLERS for w in raw]  # why and for whom, never what
-        self._person(raw, text, totals, said_by, used)
+        person_at = self._person(raw, text, totals, said_by, used)
         exact_kind = self._joined(tokens, raw, totals, said_by, used)
+        for i in person_at:  # "childrens chair": a person word that is a word of a kind's name says that kind too
+            in_kind = lex.word_scores(tokens[i], None, vectors=False)[0].get("kind")
+            if in_kind is not None and float(in_kind.max()) > 0:
+                totals["kind"] = totals.get("kind", np.zeros(len(in_kind), np.float32)) + in_kind
+                said_by.setdefault("kind", []).append(raw[i])
         kind_words: list[str] = []
         for i, tok in enumerate(tokens):
             if used[i] or tok in STOP_WORDS or tok.isdigit() or len(tok) < 2:
@@ -461,16 +459,16 @@ class Understander:
                              repairs=[(r.said, r.meant) for r in repairs], spelled=spelled_query(query, repairs),
                              partial=partial)
 
-    def _person(self, raw: list[str], text: str, totals: dict, said_by: dict, used: list[bool]) -> None:
+    def _person(self, raw: list[str], text: str, totals: dict, said_by: dict, used: list[bool]) -> list[int]:
         """Relatives, pronouns and ages ("my dad", "her", "a 10 year old boy") -> the catalog's person values that
         mean that person (mmtui.catalog.people): an adult man is "Men", never "Boys". Those words name no kind."""
         profile, at = profile_of_words(raw, text)
         if profile is None:
-            return
+            return []
         values = self.lexicon.facets.values.get("person")
         wanted = person_values(profile, values) if values else {}
         if values and not wanted:
-            return  # person values that name no one in English ("M", "F"): the words are matched as any other
+            return []  # person values that name no one in English ("M", "F"): the words are matched as any other
         for i in at:
             used[i] = True
         if wanted:
@@ -480,6 +478,7 @@ class Understander:
                 s[index[v.lower()]] = w
             totals["person"] = s
             said_by["person"] = [raw[i] for i in at]
+        return at
 
     def _joined(self, tokens: list[str], raw: list[str], totals: dict, said_by: dict, used: list[bool]) -> bool:
         """Values spelled over several words or as one ("t shirt", "tshirt" -> "Tshirts"); whether a kind was."""
@@ -491,11 +490,12 @@ class Understander:
                     continue
                 joined = "".join(tokens[i:i + size])
                 for facet, compact in lex.compact.items():
-                    j = compact.get(joined)
-                    if j is not None:
-                        totals.setdefault(facet, np.zeros(len(lex.value_words[facet]), np.float32))[j] += EXACT
+                    found = compact.get(joined)
+                    if found is not None:
+                        j, weight = found
+                        totals.setdefault(facet, np.zeros(len(lex.value_words[facet]), np.float32))[j] += weight
                         said_by.setdefault(facet, []).append(" ".join(raw[i:i + size]))
-                        kind |= facet == "kind"
+                        kind |= facet == "kind" and weight == EXACT
                         for t in range(i, i + size):
                             used[t] = True
                         break
