@@ -406,7 +406,6 @@ class Understander:
 
     def parse(self, query: str) -> Understanding:
         lex = self.lexicon
-        p = lex.params
         text, price, said = parse_price(query, lex.facets.prices, lex.facets.currency)
         raw, repairs = lex.speller.repair(words(text), lex.means_something, _never_repaired)
         if repairs:
@@ -422,7 +421,20 @@ class Understander:
             if in_kind is not None and float(in_kind.max()) > 0:
                 totals["kind"] = totals.get("kind", np.zeros(len(in_kind), np.float32)) + in_kind
                 said_by.setdefault("kind", []).append(raw[i])
-        kind_words: list[str] = []
+        exact, kind_words = self._words(tokens, raw, totals, said_by, used)
+        exact_kind |= exact
+        partial = not exact_kind and bool(kind_words) and not self._retrieved_kind(kind_words, totals, said_by)
+        return Understanding(query=query, text=text or query, parts=self._weighted(totals), words=said_by,
+                             price=price, price_words=said, fields=lex.fields,
+                             repairs=[(r.said, r.meant) for r in repairs], spelled=spelled_query(query, repairs),
+                             partial=partial)
+
+    def _words(self, tokens: list[str], raw: list[str], totals: dict, said_by: dict, used: list[bool]
+               ) -> tuple[bool, list[str]]:
+        """Each word not yet used goes to the facet it names best (spelling, then meaning), else to the kind or
+        person its titles lean to; (whether a kind was spelled exactly, the words that may say the kind)."""
+        lex, p = self.lexicon, self.lexicon.params
+        exact_kind, kind_words = False, []
         for i, tok in enumerate(tokens):
             if used[i] or tok in STOP_WORDS or tok.isdigit() or len(tok) < 2:
                 continue
@@ -445,7 +457,11 @@ class Understander:
                 totals.setdefault(facet, np.zeros(len(s), np.float32))
                 totals[facet] += s
                 said_by.setdefault(facet, []).append(raw[i])
-        partial = not exact_kind and bool(kind_words) and not self._retrieved_kind(kind_words, totals, said_by)
+        return exact_kind, kind_words
+
+    def _weighted(self, totals: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
+        """Each facet's totals as weights in (0, 1], softly: values close to the best keep a share."""
+        p = self.lexicon.params
         parts: dict[str, dict[str, float]] = {}
         for facet, s in totals.items():
             top = float(s.max())
@@ -453,11 +469,8 @@ class Understander:
                 continue
             weights = np.exp((s - top) / p["temperature"])
             order = [j for j in np.argsort(-weights, kind="stable") if weights[j] >= p["keep"]][:p["max_values"]]
-            parts[facet] = {lex.facets.values[facet][j]: float(weights[j]) for j in order}
-        return Understanding(query=query, text=text or query, parts=parts, words=said_by, price=price,
-                             price_words=said, fields=lex.fields,
-                             repairs=[(r.said, r.meant) for r in repairs], spelled=spelled_query(query, repairs),
-                             partial=partial)
+            parts[facet] = {self.lexicon.facets.values[facet][j]: float(weights[j]) for j in order}
+        return parts
 
     def _person(self, raw: list[str], text: str, totals: dict, said_by: dict, used: list[bool]) -> list[int]:
         """Relatives, pronouns and ages ("my dad", "her", "a 10 year old boy") -> the catalog's person values that
