@@ -44,21 +44,24 @@ def kind_of(article_type: str | None, category: str | None, brands: frozenset[st
 
 
 def _shelf_of(rest: str, step: str, parent: str, brands: frozenset[str]) -> bool:
-    """Whether a step (`rest`: without brand and person) is its parent's kind again: the same words, the parent's
-    (or one of its parts') last words ("Clarks Shoes" under "Sneakers & Casual Shoes"), or a name before them
-    ("OTTAVA Pendant Lamps" under "Pendant Lamps": a product line, written in capitals, or a brand)."""
+    """Whether a step is its parent's kind again. `rest` is the step without brand and person: when they were
+    there ("Maxima Wrist Watches", "Men's Watches", "Clarks Shoes" under "Sneakers & Casual Shoes"), a rest that is
+    the parent (or one of its parts) or its last words is the parent's kind; so is a step that puts a product
+    line's name before the parent's ("OTTAVA Pendant Lamps" under "Pendant Lamps": capitals, digits or a brand).
+    "Bags" under "Bags, Wallets & Belts" and "Coffee Tables" under "Tables" are kinds of their own."""
     if not parent:
         return False
+    stripped = rest != " ".join(step.lower().split())
     mine = [singular(w) for w in words(rest)]
-    for name in [parent] + [p.strip() for p in re.split(r",|&|\band\b", parent) if p.strip()]:
+    for n, name in enumerate([parent] + [p.strip() for p in re.split(r",|&|\band\b", parent) if p.strip()]):
         theirs = [singular(w) for w in words(name)]
         if not theirs or not mine:
             continue
-        if mine == theirs or (len(mine) < len(theirs) and theirs[-len(mine):] == mine):
+        if stripped and (mine == theirs or (len(mine) < len(theirs) and theirs[-len(mine):] == mine)):
             return True
         if len(mine) > len(theirs) and mine[-len(theirs):] == theirs:
-            lead = [w for w in re.findall(r"[^\s]+", step) if words(w)][:len(mine) - len(theirs) + 2]
-            said = [w for w in lead if words(w) and words(w)[0] in mine[:len(mine) - len(theirs)]]
+            lead = [w for w in step.split() if words(w)]
+            said = [w for w in lead if words(w)[0] in mine[:len(mine) - len(theirs)]]
             if said and all(_names_a_line(w, brands) for w in said):
                 return True
     return False
