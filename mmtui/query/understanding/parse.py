@@ -426,7 +426,8 @@ class Understander:
         partial = not exact_kind and bool(kind_words) and not self._retrieved_kind(kind_words, totals, said_by)
         return Understanding(query=query, text=text or query, parts=self._weighted(totals), words=said_by,
                              price=price, price_words=said, fields=lex.fields,
-                             repairs=[(r.said, r.meant) for r in repairs], spelled=spelled_query(query, repairs),
+                             repairs=[(_as_typed(r.said, query), r.meant) for r in repairs],
+                             spelled=spelled_query(query, repairs),
                              partial=partial)
 
     def _words(self, tokens: list[str], raw: list[str], totals: dict, said_by: dict, used: list[bool]
@@ -555,6 +556,13 @@ def _never_repaired(word: str) -> bool:
     """Words the speller leaves alone: English function words, people, occasions and money words."""
     return word in STOP_WORDS or word in PERSON_WORDS or word in OCCASIONS or word in RELATION_FILLERS \
         or word in CURRENCY_WORDS
+
+
+def _as_typed(said: str, query: str) -> str:
+    """The repaired words as the query wrote them ("t-shirt", not "t shirt")."""
+    found = re.search(r"(?<![a-z0-9])" + r"[\s\-'.]*".join(map(re.escape, said.split())) + r"(?![a-z0-9])",
+                      query.lower())
+    return found.group(0) if found else said
 
 
 def spelled_query(query: str, repairs: list) -> str:
