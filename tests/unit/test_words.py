@@ -167,3 +167,11 @@ def test_the_kinds_of_the_nearest_products_are_evidence_when_the_words_are_unsur
     u = understand("office shoes")
     assert next(iter(u.parts["kind"])) == "Formal Shoes" and asked == ["office shoes", "office shoes"]
     assert understand("black watches").parts["kind"] == {"Watches": 1.0} and len(asked) == 2  # spelled: not asked
+
+
+def test_a_catalog_without_colours_still_gets_generated_queries_to_learn_from():
+    from mmtui.catalog.phrasings import phrased_queries
+
+    queries = phrased_queries(_market(MARKET), "train", "train", limit=None)
+    assert queries and all("{" not in q.text for q in queries)
+    assert {q.kind for q in queries} >= {"Wrist Watches", "Cookware"}  # the kinds the facets read, shelves folded
