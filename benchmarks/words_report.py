@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/words_report.py --results benchmarks/results --catalogs fashion ikea grocery market
 
 Reads <results>/words-<catalog>-{before,after}.json and shopper-<catalog>-{before,after}.json and writes the
-tables into <results>/words.md (the quality report's section on words people type) and words.json.
+tables into <results>/words-tables.md (pasted under "Tables" in words.md, the quality report's section on the
+words people type) and words.json.
 """
 
 from __future__ import annotations
