@@ -12,7 +12,7 @@ from mmtui.query.understanding.parse import Lexicon, Understander, parse_price
 from mmtui.query.understanding.spelling import Speller
 from mmtui.store.db import Store
 
-from tests.unit.test_understand import FASHION, fake_embed
+from test_understand import FASHION, fake_embed  # tests/unit is on the path (pytest prepend mode)
 
 
 @pytest.fixture
