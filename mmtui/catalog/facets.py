@@ -1,7 +1,10 @@
 """A catalog's facets as arrays: for every product, the index of its kind, person, colour and brand value.
 
 The same code serves every catalog: the "kind" of a product is its article type when the catalog has one, else its
-category, else the last step of an "A > B" category path; the "person" is the gender column where it is filled.
+category, else the deepest step of an "A > B" category path that is not one brand's or one person's shelf
+("Watches > Wrist Watches > Maxima Wrist Watches" -> "Wrist Watches"); the "person" is the gender column where it
+is filled, else (a catalog with no person column) what the title or category path says ("... - For Women",
+"Men's Wrist Watches"), a derived facet (mmtui.catalog.people).
 A facet with fewer than two values (every IKEA product is brand "IKEA") tells products apart by nothing and is left
 out. Read once per generation of the products table (SQLite's data_version and the row count).
 """
@@ -19,11 +22,84 @@ FILTER_FIELD = {"kind": "article_type", "person": "gender", "colour": "colour", 
 LABELS = {"kind": "kind", "person": "for", "colour": "colour", "brand": "brand", "price": "price"}
 
 
-def kind_of(article_type: str | None, category: str | None) -> str:
-    """The article type, else the last step of the category path ("Fruit > Apple" -> "Apple")."""
+def kind_of(article_type: str | None, category: str | None, brands: frozenset[str] = frozenset()) -> str:
+    """The article type, else the deepest step of the category path that is a kind ("Fruit > Apple" -> "Apple").
+    A step that is a brand's or a person's shelf of its parent is not a kind of its own: "Wrist Watches > Maxima
+    Wrist Watches" and "Wrist Watches > Men's Wrist Watches" are "Wrist Watches" (`brands`: the catalog's brand
+    names, lower case); a step that only names a brand ("... > KASTRULL") is skipped."""
     if article_type and str(article_type).strip():
         return str(article_type).strip()
-    return str(category or "").split(">")[-1].strip()
+    steps = [s.strip() for s in str(category or "").split(">") if s.strip()]
+    for depth in range(len(steps) - 1, -1, -1):
+        step = steps[depth]
+        rest = _without_brand(step, brands)
+        if depth:
+            rest = _without_person(rest)  # "Men's Wallets", "Unisex Duffel Bags": whom it is for is the person facet
+        if not rest:
+            continue  # the step only names a brand or a person
+        if depth and _shelf_of(rest, step, _without_person(_without_brand(steps[depth - 1], brands)), brands):
+            continue  # a brand's or a person's shelf of its parent: the parent says the kind
+        return step if rest == step.lower() else _spelled_like(rest, step)
+    return steps[-1] if steps else ""
+
+
+def _shelf_of(rest: str, step: str, parent: str, brands: frozenset[str]) -> bool:
+    """Whether a step is its parent's kind again. `rest` is the step without brand and person: when they were
+    there ("Maxima Wrist Watches", "Men's Watches", "Clarks Shoes" under "Sneakers & Casual Shoes"), a rest that is
+    the parent (or one of its parts) or its last words is the parent's kind; so is a step that puts a product
+    line's name before the parent's ("OTTAVA Pendant Lamps" under "Pendant Lamps": capitals, digits or a brand).
+    "Bags" under "Bags, Wallets & Belts" and "Coffee Tables" under "Tables" are kinds of their own."""
+    if not parent:
+        return False
+    stripped = rest != " ".join(step.lower().split())
+    mine = [singular(w) for w in words(rest)]
+    for n, name in enumerate([parent] + [p.strip() for p in re.split(r",|&|\band\b", parent) if p.strip()]):
+        theirs = [singular(w) for w in words(name)]
+        if not theirs or not mine:
+            continue
+        if stripped and (mine == theirs or (len(mine) < len(theirs) and theirs[-len(mine):] == mine)):
+            return True
+        if len(mine) > len(theirs) and mine[-len(theirs):] == theirs:
+            lead = [w for w in step.split() if words(w)]
+            said = [w for w in lead if words(w)[0] in mine[:len(mine) - len(theirs)]]
+            if said and all(_names_a_line(w, brands) for w in said):
+                return True
+    return False
+
+
+def _names_a_line(word: str, brands: frozenset[str]) -> bool:
+    """A word of a product line's or brand's name: in capitals ("OTTAVA", "PS"), with a digit ("2012"), or a brand."""
+    letters = re.sub(r"[^A-Za-z0-9]", "", word)
+    return (len(letters) >= 2 and letters.isupper()) or any(ch.isdigit() for ch in letters) or \
+        letters.lower() in brands
+
+
+def _without_brand(step: str, brands: frozenset[str]) -> str:
+    """The step in lower case without a leading brand name ("Maxima Wrist Watches" -> "wrist watches")."""
+    low = " ".join(step.lower().split())
+    for brand in sorted((b for b in brands if low.startswith(b + " ") or low == b), key=len, reverse=True)[:1]:
+        low = low[len(brand):].strip(" -&,")
+    return low
+
+
+def _without_person(step: str) -> str:
+    """The (lower-case) step without the words that say whom it is for ("men's wrist watches" -> "wrist watches")."""
+    from mmtui.catalog.people import LABEL_WORDS
+
+    kept = [w for w in step.split() if not words(w) or words(w)[0] not in LABEL_WORDS]
+    if len(kept) < len(step.split()) and kept and kept[-1] == "for":
+        kept = kept[:-1]
+    return " ".join(w for w in kept if w != "-").strip(" -&,")
+
+
+def _same_kind(a: str, b: str) -> bool:
+    return bool(b) and [singular(w) for w in words(a)] == [singular(w) for w in words(b)]
+
+
+def _spelled_like(rest: str, step: str) -> str:
+    """`rest` (a lower-case tail of `step`) as the step spells it ("Maxima Wall Clocks" -> "Wall Clocks")."""
+    at = step.lower().rfind(rest)
+    return step[at:at + len(rest)] if at >= 0 else rest
 
 
 @dataclass
@@ -35,8 +111,11 @@ class Facets:
     counts: dict[str, np.ndarray]
     kind_column: str
     titles: dict[int, str] = field(default_factory=dict, repr=False)
+    descriptions: dict[int, str] = field(default_factory=dict, repr=False)  # where filled
     prices: np.ndarray | None = None  # price by rowid (nan: none)
     category_values: frozenset[str] = frozenset()  # the raw category column's values (to tell "A > B" paths)
+    derived: frozenset[str] = frozenset()  # facets read from the products' words, not a column ("person")
+    currency: str | None = None  # ISO code of the catalog's prices when its data says (an attributes column)
 
     def value_index(self, facet: str) -> dict[str, int]:
         return {v.lower(): i for i, v in enumerate(self.values.get(facet, []))}
@@ -44,12 +123,18 @@ class Facets:
 
 def load_facets(store: Any) -> Facets:
     """Every product's facet values, from the products table."""
-    rows = store.db.execute(
-        "SELECT rowid, article_type, category, gender, colour, brand, price, title FROM products").fetchall()
+    rows = store.db.execute("SELECT rowid, article_type, category, gender, colour, brand, price, title, description, "
+                            "attributes FROM products").fetchall()
     n = (max(r[0] for r in rows) + 1) if rows else 1
     has_article = any(r[1] and str(r[1]).strip() for r in rows)
-    raw = {"kind": [kind_of(r[1], r[2]) for r in rows], "person": [str(r[3] or "").strip() for r in rows],
+    brands = frozenset(" ".join(str(r[5]).lower().split()) for r in rows if r[5] and str(r[5]).strip())
+    raw = {"kind": [kind_of(r[1], r[2], brands) for r in rows], "person": [str(r[3] or "").strip() for r in rows],
            "colour": [str(r[4] or "").strip() for r in rows], "brand": [str(r[5] or "").strip() for r in rows]}
+    derived = set()
+    if sum(1 for p in raw["person"] if p) < DERIVE_BELOW * len(rows):
+        said = [derived_person(r[7], r[2], r[8]) for r in rows]
+        if sum(1 for p in said if p) >= DERIVE_MIN * len(rows):
+            raw["person"], derived = said, {"person"}
     values: dict[str, list[str]] = {}
     codes: dict[str, np.ndarray] = {}
     counts: dict[str, np.ndarray] = {}
@@ -74,7 +159,43 @@ def load_facets(store: Any) -> Facets:
             prices[r[0]] = float(r[6])
     return Facets(values, codes, counts, "article_type" if has_article else "category",
                   titles={r[0]: str(r[7] or "") for r in rows}, prices=prices,
-                  category_values=frozenset(str(r[2]) for r in rows if r[2]))
+                  descriptions={r[0]: str(r[8]) for r in rows if r[8]},
+                  category_values=frozenset(str(r[2]) for r in rows if r[2]),
+                  derived=frozenset(derived & set(values)), currency=_currency([r[9] for r in rows]))
+
+
+DERIVE_BELOW = 0.05  # a person column filled for fewer products than this share is no person column
+DERIVE_MIN = 0.05  # ... and the words must name a person for at least this share for a derived facet
+
+
+def derived_person(title: str | None, category: str | None, description: str | None) -> str:
+    """The person a product's own words say it is for: its title, else its category path, else its description
+    ("Puma Watch - For Women" -> "Women"), as mmtui.catalog.people.CANONICAL names it; "" when none says."""
+    from mmtui.catalog.people import CANONICAL, person_in_text
+
+    for text in (title, category, description):
+        found = person_in_text(str(text or ""))
+        if found is not None:
+            return CANONICAL.get(found, "Unisex")
+    return ""
+
+
+def _currency(attributes: list) -> str | None:
+    """The catalog's currency when its data names one (a "currency" column kept in attributes), else None."""
+    import json
+    from collections import Counter
+
+    seen: Counter = Counter()
+    for raw in attributes:
+        if raw and "currency" in str(raw).lower():
+            try:
+                data = json.loads(raw)
+            except (TypeError, ValueError):
+                continue
+            for key, value in (data.items() if isinstance(data, dict) else ()):
+                if str(key).lower() == "currency" and value:
+                    seen[str(value).strip().upper()] += 1
+    return seen.most_common(1)[0][0] if seen else None
 
 
 _WORD = re.compile(r"[a-z0-9]+")

@@ -29,6 +29,9 @@ TRAIN_TEMPLATES_NO_PERSON = ("{colour} {kind}", "{kind} {colour}", "{kind}")
 HELDOUT_TEMPLATES = ("{person} {colour} {noun}", "{noun} in {colour} for {person}", "{colour} {noun} {person}",
                      "{noun} for {person} {colour}", "{colour} {person} {noun}")
 HELDOUT_TEMPLATES_NO_PERSON = ("{noun} in {colour}", "{colour} {noun}", "{noun} {colour} colour")
+# a catalog with no colour column (a marketplace's category paths): the (kind, person) groups, phrased without it
+NO_COLOUR = {("train", True): ("{kind} for {person}", "{person} {kind}", "{kind}"), ("train", False): ("{kind}",),
+             ("heldout", True): ("{person} {noun}", "{noun} for {person}"), ("heldout", False): ("{noun}",)}
 TRAIN_PERSON = "{value}", "{value}'s"  # the catalog's value, or its possessive ("boys'" for a value ending in s)
 HELDOUT_PERSON = {
     "men": ("mens", "gents", "male", "guys", "man"),
@@ -50,8 +53,10 @@ class Phrased:
 
 
 def _products(store: Any) -> list[dict]:
-    rows = store.db.execute("SELECT id, article_type, category, gender, colour, title, split FROM products").fetchall()
-    return [{"id": str(r[0]), "kind": kind_of(r[1], r[2]), "person": str(r[3] or "").strip(),
+    rows = store.db.execute("SELECT id, article_type, category, gender, colour, title, split, brand FROM products"
+                            ).fetchall()
+    brands = frozenset(" ".join(str(r[7]).lower().split()) for r in rows if r[7] and str(r[7]).strip())
+    return [{"id": str(r[0]), "kind": kind_of(r[1], r[2], brands), "person": str(r[3] or "").strip(),
              "colour": str(r[4] or "").strip(), "title": str(r[5] or ""), "split": r[6]} for r in rows]
 
 
@@ -90,18 +95,20 @@ def phrased_queries(store: Any, split: str, phrasing: str, *, pool: str = "catal
         raise ValueError("phrasing is 'train' or 'heldout'")
     products = _products(store)
     has_person = sum(1 for p in products if p["person"]) >= len(products) // 2
+    has_colour = sum(1 for p in products if p["colour"]) >= len(products) // 2
     judged = products if pool == "catalog" else [p for p in products if p["split"] == split]
     groups: dict[tuple[str, str, str], list[dict]] = {}
     for p in products:
-        if p["split"] != split or not p["kind"] or not p["colour"] or (has_person and not p["person"]):
+        if p["split"] != split or not p["kind"] or (has_colour and not p["colour"]) or (has_person and not p["person"]):
             continue
-        groups.setdefault((p["kind"].lower(), p["person"].lower(), p["colour"].lower()), []).append(p)
+        groups.setdefault((p["kind"].lower(), p["person"].lower(), p["colour"].lower() if has_colour else ""),
+                          []).append(p)
     rng = random.Random(f"{seed}-{split}-{phrasing}")
     kinds = {"".join(singular(w) for w in words(p["kind"])) for p in products if p["kind"]}
     out: list[Phrased] = []
     for (kind, person, colour), members in sorted(groups.items()):
         source = rng.choice(members)
-        text = _phrase(source, phrasing, has_person, rng, kinds)
+        text = _phrase(source, phrasing, has_person, rng, kinds, has_colour)
         if not text:
             continue
         named_person = has_person and "{person}" in text  # _phrase marks a template that names the person
@@ -110,7 +117,7 @@ def phrased_queries(store: Any, split: str, phrasing: str, *, pool: str = "catal
         for p in judged:
             if p["kind"].lower() != kind or (named_person and not _person_ok(p["person"], person)):
                 continue
-            relevant[p["id"]] = 2 if p["colour"].lower() == colour else 1
+            relevant[p["id"]] = 2 if not has_colour or p["colour"].lower() == colour else 1
         if len(relevant) >= min_relevant:
             out.append(Phrased(text, relevant, source["kind"], source["person"] if named_person else "",
                                source["colour"], source["id"]))
@@ -119,7 +126,8 @@ def phrased_queries(store: Any, split: str, phrasing: str, *, pool: str = "catal
     return out
 
 
-def _phrase(p: dict, phrasing: str, has_person: bool, rng: random.Random, kinds: set[str]) -> str | None:
+def _phrase(p: dict, phrasing: str, has_person: bool, rng: random.Random, kinds: set[str], has_colour: bool = True
+            ) -> str | None:
     kind, colour, person = p["kind"].lower(), p["colour"].lower(), p["person"].lower()
     if phrasing == "train":
         templates = TRAIN_TEMPLATES if has_person else TRAIN_TEMPLATES_NO_PERSON
@@ -132,7 +140,7 @@ def _phrase(p: dict, phrasing: str, has_person: bool, rng: random.Random, kinds:
         templates = HELDOUT_TEMPLATES if has_person else HELDOUT_TEMPLATES_NO_PERSON
         who = rng.choice(HELDOUT_PERSON.get(person, (person,))) if has_person else ""
         words_ = {"noun": noun, "colour": colour, "person": who}
-    template = rng.choice(templates)
+    template = rng.choice(templates if has_colour else NO_COLOUR[(phrasing, has_person)])
     text = " ".join(template.format(**words_).split())
     return text + (" {person}" if "{person}" in template else "")
 

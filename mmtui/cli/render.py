@@ -6,6 +6,7 @@ import contextlib
 from typing import Iterator
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, SpinnerColumn, TextColumn, \
     TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
@@ -185,13 +186,19 @@ def picture_verdict(r10: float, chance: float, n: int = 0) -> str:
 
 
 def print_hits(result) -> None:
+    understood = getattr(result, "understood", None)
+    label = understood.label() if understood is not None and not understood.empty else ""
+    notes = getattr(result, "notes", None) or []
     if not result.hits:
         out.print(f"No results for {result.query!r} (mode {result.mode}).")
+        if label:
+            out.print(f"understood: {label}", markup=False)
+        for note in notes:
+            out.print(f"[yellow]{escape(note)}[/]")
         return
     table = Table(title=f"{result.mode} search: {result.query}  ({result.took_ms:.0f} ms)", title_justify="left")
-    understood = getattr(result, "understood", None)
-    if understood is not None and not understood.empty:
-        table.caption = f"understood: {understood.label()}"
+    if label:
+        table.caption = f"understood: {label}"
         table.caption_justify = "left"
     for name, justify in (("#", "right"), ("id", "left"), ("title", "left"), ("category", "left"),
                           ("colour", "left"), ("score", "right")):
@@ -210,6 +217,8 @@ def print_hits(result) -> None:
                 (hit.shares or {}).items(), key=lambda kv: -kv[1]) if v > 0))
         table.add_row(*row)
     out.print(table)
+    for note in notes:
+        out.print(f"[yellow]{escape(note)}[/]")
 
 
 SHORT = {"lexical": "lex", "image": "img", "text": "txt", "fused": "fus", "kind": "kind"}

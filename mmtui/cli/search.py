@@ -60,3 +60,8 @@ def search(text, image, k, mode, drops, literal, wheres, data_dir, model, checkp
     from mmtui.cli.render import print_hits
 
     print_hits(result)
+    failed = [f for f, _ in service.empty_filters(filters)] if not result.hits and image is None else []
+    if failed:  # offer the results without the filters that matched nothing
+        kept = [f for f in filters if f not in failed]
+        print_hits(service.search(text, k=k, mode=mode or "hybrid", filters=kept, understand=not literal,
+                                  drop=drops))

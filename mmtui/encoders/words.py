@@ -25,6 +25,22 @@ def _tower():
     return _TOWER["tokenizer"], _TOWER["fast"]
 
 
+def known_words() -> frozenset[str]:
+    """The whole words of the sentence model's vocabulary (general English, ~20k): a word in it is spelled right
+    even where a catalog never uses it. Empty when the package is missing."""
+    if "known" not in _TOWER:
+        from mmtui.errors import MmtuiError
+
+        try:
+            from mmtui.encoders.towers import text_tower_dir
+
+            lines = (text_tower_dir() / "vocab.txt").read_text(encoding="utf-8").split()
+            _TOWER["known"] = frozenset(w for w in lines if w.isalpha() and w.islower() and len(w) > 1)
+        except (OSError, ImportError, MmtuiError):  # no package, no vocabulary: spelling is the catalog's alone
+            _TOWER["known"] = frozenset()
+    return _TOWER["known"]
+
+
 def phrase_vectors(phrases: Sequence[str], batch: int = 512) -> np.ndarray:
     """L2-normalised mean-pooled MiniLM vectors (n, 384) of short phrases (lower-cased)."""
     import torch

@@ -58,16 +58,20 @@ class SearchResult:
     kind: str = "text"  # "text" | "image"
     took_ms: float = 0.0
     understood: Any = None  # mmtui.query.understanding.parse.Understanding of a text query (None: nothing to understand)
+    notes: list[str] = field(default_factory=list)  # what was left out or matched nothing, for the user
 
     def to_json(self) -> dict[str, Any]:
         out = {"query": self.query, "kind": self.kind, "mode": self.mode, "took_ms": round(self.took_ms, 2),
                "hits": [h.to_json() for h in self.hits]}
         if self.understood is not None:
             out["understood"] = self.understood.to_json()
+        if self.notes:
+            out["notes"] = list(self.notes)
         return out
 
 
 CANDIDATES = 100  # per-signal candidates fused in hybrid mode
+NEAR = 20  # products per vector index whose kinds are evidence for a query's kind
 
 
 class SearchService:
@@ -88,7 +92,7 @@ class SearchService:
         self._filter_columns = None  # mmtui.index.filter_columns.FilterColumns of the current products
         self._threads_checked = 0.0  # time.monotonic() of the last look at the machine's load
         cache = settings.data_dir / "understand" if getattr(settings, "data_dir", None) else None
-        self.understanding = QueryUnderstanding(store, cache, self._no_word_model)
+        self.understanding = QueryUnderstanding(store, cache, self._no_word_model, self._near)
 
     @classmethod
     def open(cls, settings, encoder=None) -> "SearchService":
@@ -146,6 +150,22 @@ class SearchService:
         """A model with no sentence model behind it (the torch-free "fake" one): words are matched by spelling."""
         encoder = self._encoder
         return encoder is not None and hasattr(encoder, "word_vectors") and encoder.word_vectors is None
+
+    def _near(self, text: str):
+        """Rowids of the products nearest to `text` by their text and picture vectors (interleaved, NEAR each),
+        or None while the model is not loaded (a words-first lexical search does not wait for it)."""
+        if self._encoder is None:
+            return None
+        indexes = self.indexes
+        vector = self.query_vector(text)
+        lists = [[r for r, _ in vector_hits(indexes, name, vector, NEAR)] for name in ("text", "image")
+                 if name in indexes and name not in self.damaged]
+        seen: dict[int, None] = {}
+        for rank in range(NEAR):
+            for hits in lists:
+                if rank < len(hits):
+                    seen.setdefault(hits[rank], None)
+        return list(seen)
 
     def load_model(self) -> None:
         """Load the model ahead of the first query (the TUI does this in the background), and run it once:
@@ -217,7 +237,9 @@ class SearchService:
                drop=(), weights: Mapping[str, float] | None = None) -> SearchResult:
         """`understand`: read the kind, person, colour and price the words ask for and rank by them (hybrid mode;
         price phrases filter in every mode); `drop`: parts of that understanding to leave out; `weights`: hybrid
-        signal weights to use instead of the learned ones (comparing two weightings)."""
+        signal weights to use instead of the learned ones (comparing two weightings). A part of the
+        understanding that leaves nothing (a price on a catalog without prices) is left out, and the result's
+        notes say so; filters the caller gave are kept, and the notes say which of them matched nothing."""
         started = time.perf_counter()
         query = (query or "").strip()
         if not query:
@@ -225,15 +247,58 @@ class SearchService:
         _check_k(k)
         self._check_mode(mode, MODES)
         indexes = self._check_index(mode)  # this generation serves the whole query, even if a new one lands
-        asked = query
         # lexical mode answers before the model is loaded (the TUI's words-first results): it uses the understanding
         # once load_model() has made it, and does not wait for the sentence model itself
         ready = mode != "lexical" or self.understanding.made
         understood = self.understand(query, drop) if understand and ready else None
-        if understood is not None and understood.price is not None:
-            from mmtui.query.understanding.rank import price_filters
+        notes: list[str] = []
+        if understood is not None and understood.price is not None and not self._has_prices():
+            notes.append(f"this catalog has no prices: {understood.price_words!r} was left out")
+            understood = understood.without(["price"])
+        if mode == "hybrid" and weights is not None:
+            weights = {s: float(w) for s, w in weights.items() if w > 0 and (s == "lexical" or s in indexes)} or None
+        hits = self._search_understood(query, understood, k, mode, filters, indexes, weights)
+        if not hits and understood is not None and understood.price is not None:
+            notes.append(f"no product matches {understood.price_words!r}: results without the price")
+            understood = understood.without(["price"])
+            hits = self._search_understood(query, understood, k, mode, filters, indexes, weights)
+        if not hits and filters:
+            notes.extend(self._empty_filters(filters))
+        return SearchResult(mode=mode, hits=hits, query=query, kind="text",
+                            took_ms=(time.perf_counter() - started) * 1000, understood=understood, notes=notes)
 
-            filters, query = list(filters or []) + price_filters(understood.price), understood.text or query
+    def _has_prices(self) -> bool:
+        import numpy as np
+
+        prices = self.understanding.state().facets.prices
+        return prices is not None and bool((~np.isnan(prices)).any())
+
+    def _empty_filters(self, filters) -> list[str]:
+        """What to tell about filters that left nothing: each one that matches no product on its own."""
+        out = [why for _, why in self.empty_filters(filters)]
+        return out or ["the filters together match no product"]
+
+    def empty_filters(self, filters) -> list[tuple[Any, str]]:
+        """[(filter, why)] for each of `filters` that matches no product on its own."""
+        out = []
+        for f in filters or []:
+            allowed, _, _ = self._allowed([f])
+            if allowed is not None and not len(allowed):
+                why = " (this catalog has no prices)" if f.field == "price" and not self._has_prices() else ""
+                value = f"{f.value:g}" if isinstance(f.value, float) else f.value
+                out.append((f, f"the filter {f.field}{f.op}{value} matches no product{why}"))
+        return out
+
+    def _search_understood(self, query: str, understood, k: int, mode: str, filters, indexes,
+                           weights: Mapping[str, float] | None = None) -> list[Hit]:
+        """One search of the query as understood (its spelling, its price filter, its ranking); `weights`:
+        hybrid signal weights instead of the learned ones."""
+        if understood is not None:
+            query = understood.text or query  # the catalog's spelling, without the price phrase
+            if understood.price is not None:
+                from mmtui.query.understanding.rank import price_filters
+
+                filters = list(filters or []) + price_filters(understood.price)
         allowed, where, params = self._filtered(filters)
         if mode == "hybrid" and weights is not None:
             weights = {s: float(w) for s, w in weights.items() if w > 0 and (s == "lexical" or s in indexes)} or None
@@ -245,19 +310,17 @@ class SearchService:
             return self.backend.signal_lists(signals, query, vector, n, where, params, allowed, indexes)
 
         ranked = self._live(fetch, max(k, CANDIDATES) if mode == "hybrid" else k)
-        if mode == "hybrid" and understood is not None and understood.parts.get("kind"):
+        if mode == "hybrid" and understood is not None and (understood.parts.get("kind") or
+                                                            understood.parts.get("person")):
             # the understood kind is searched in the fused index (text if it is damaged): read it first, so damage
             self.backend.prepare(["fused"])  # is known before it is used
             from mmtui.query.hybrid import RRF_K
             from mmtui.query.understanding.state import understood_hits
 
             kind_search = self.kind_search(query, indexes)
-            hits = self._hit_rows(understood_hits(self.understanding, query, understood, ranked, weights, k, allowed,
+            return self._hit_rows(understood_hits(self.understanding, query, understood, ranked, weights, k, allowed,
                                                   RRF_K, kind_search))
-        else:
-            hits = self._hits(ranked, mode, k, weights)
-        return SearchResult(mode=mode, hits=hits, query=asked, kind="text",
-                            took_ms=(time.perf_counter() - started) * 1000, understood=understood)
+        return self._hits(ranked, mode, k, weights)
 
     def search_image(self, image, *, k: int = 20, mode: str = "image", filters=None) -> SearchResult:
         from mmtui.catalog.images import load_image

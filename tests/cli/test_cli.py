@@ -128,3 +128,16 @@ def test_search_shows_what_it_understood_and_can_leave_it_out(built):
     assert "understood" not in literal
     dropped = json.loads(run("search", "shirt in red", "--data-dir", str(data_dir), "--json", "--drop", "kind").output)
     assert "kind" not in dropped["understood"]["parts"]
+
+
+def test_a_part_that_leaves_nothing_is_named_and_left_out(built):
+    data_dir, _ = built
+    payload = json.loads(run("search", "shirt under 0.001", "--data-dir", str(data_dir), "--json", "-k", "3").output)
+    assert payload["hits"] and payload["understood"]["price"] is None
+    assert payload["notes"] == ["no product matches 'under 0.001': results without the price"]
+    table = run("search", "shirt", "--where", "price<0.001", "--data-dir", str(data_dir), "-k", "3").output
+    assert "No results for 'shirt'" in table and "the filter price<0.001 matches no product" in table
+    assert "hybrid search: shirt" in table  # and the results without that filter follow
+    scripted = json.loads(run("search", "shirt", "--where", "price<0.001", "--data-dir", str(data_dir),
+                              "--json").output)
+    assert scripted["hits"] == [] and scripted["notes"] == ["the filter price<0.001 matches no product"]

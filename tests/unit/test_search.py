@@ -199,10 +199,14 @@ def test_the_understood_kind_comes_first_and_price_phrases_filter(service):
     assert "kind" not in dropped.understood.parts and dropped.hits[0].colour == "Blue"
 
 
-def test_a_query_naming_no_kind_ranks_as_before(service):
+def test_a_query_naming_only_a_person_ranks_that_persons_products_first(service):
     understood = service.search("for men", k=6)
-    assert "kind" not in understood.understood.parts
-    assert [h.id for h in understood.hits] == [h.id for h in service.search("for men", k=6, understand=False).hits]
+    assert "kind" not in understood.understood.parts and understood.understood.parts["person"] == {"Men": 1.0}
+    genders = [h.gender for h in understood.hits]
+    firsts = [g for g in genders if g]
+    assert firsts and all(g in ("Men", "Unisex") for g in firsts[:2])  # "gift for her" puts no men's set first
+    plain = service.search("zzqx", k=6)  # a query naming nothing ranks as hybrid search ranks it
+    assert [h.id for h in plain.hits] == [h.id for h in service.search("zzqx", k=6, understand=False).hits]
 
 
 def test_learned_understanding_weights_are_saved_and_used(service):

@@ -26,6 +26,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from mmtui.catalog.facets import FACETS, FILTER_FIELD, LABELS, Facets, singular, words
+from mmtui.catalog.people import OCCASIONS, PERSON_WORDS, RELATION_FILLERS, person_values, profile_of_words
 
 # English function words and shopping fillers: never a facet value on their own.
 STOP_WORDS = frozenset("""
@@ -36,17 +37,37 @@ like something one ones size sized is are be
 # General English price words (not one catalog's): a cheap product is in the lowest third of the catalog's prices.
 CHEAP = frozenset("cheap cheaper cheapest budget affordable inexpensive bargain".split())
 DEAR = frozenset("expensive premium luxury luxurious pricey".split())
+# Money as people write it, in general English: "under rs 1000", "below ₹2,000", "less than 50 euros", "1k",
+# "200 bucks", "40 quid". A currency word or mark may stand before or after the number.
+CURRENCIES = {
+    "INR": "₹ rs rs. inr rupee rupees",
+    "EUR": "€ eur euro euros",
+    "GBP": "£ gbp pound pounds quid",
+    "USD": "$ usd dollar dollars bucks",
+    "JPY": "¥ jpy yen",
+}
+CURRENCY_WORDS = {w: code for code, ws in CURRENCIES.items() for w in ws.split()}
+# approximate value of one unit in euros: a price said in another currency than the catalog's is converted roughly
+EUR_RATE = {"EUR": 1.0, "USD": 0.9, "GBP": 1.15, "INR": 0.011, "JPY": 0.006}
+_CUR = r"(?:₹|€|£|\$|¥|rs\.?(?![a-z])|inr|eur(?:os?)?|gbp|usd|rupees?|pounds?|quid|dollars?|bucks|yen)"
+_NUM = r"(\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)\s*(k\b)?"
+_AMOUNT = rf"(?:a\s+)?({_CUR})?\s*{_NUM}\s*({_CUR})?"
 _PRICE = re.compile(
-    r"\b(?:(under|below|less than|cheaper than|up to|max(?:imum)?|at most|<=?)\s*[$£€]?\s*(\d+(?:\.\d+)?)"
-    r"|(over|above|more than|at least|min(?:imum)?|from|>=?)\s*[$£€]?\s*(\d+(?:\.\d+)?)"
-    r"|between\s*[$£€]?\s*(\d+(?:\.\d+)?)\s*(?:and|-|to)\s*[$£€]?\s*(\d+(?:\.\d+)?))"
-    r"\s*(?:dollars|euros|pounds|usd|eur|gbp|\$|€|£)?", re.IGNORECASE)
+    rf"\b(?:(under|below|less than|cheaper than|up to|upto|within|max(?:imum)?|at most|no more than|<=?)\s*{_AMOUNT}"
+    rf"|(over|above|more than|at least|min(?:imum)?|from|>=?)\s*{_AMOUNT}"
+    rf"|between\s*{_AMOUNT}\s*(?:and|-|to)\s*{_AMOUNT})", re.IGNORECASE)
+_BARE = re.compile(rf"(?<![\w.])(?:({_CUR})\s*{_NUM}|{_NUM}\s*({_CUR}))(?![\w])", re.IGNORECASE)
+# "under a euro", "less than a pound": one unit
+_ONE = re.compile(rf"\b(under|below|less than|up to)\s+(?:a|one)\s+({_CUR})\b", re.IGNORECASE)
 
 EXACT, PART = 1.0, 0.75  # a word that is the value; a word that is one word of a longer value
+COMPOUND_PART = 0.9  # the sentence model's match to one part of a compound value ("Quilts" of "Blankets, Quilts & ...")
 COOC_SCALE, COOC_MIN = 0.9, 3  # the title co-occurrence share, scaled; words in fewer titles than this say nothing
 USAGE_FACETS = ("kind", "person")  # what a word's use in titles may place it in; colours and brands are named
 USAGE_MIN = 0.75  # ... and only a word the titles tie to one value ("tee": T-shirts), not a brand seen on many kinds
-DEFAULTS = {"min_score": 0.5, "temperature": 0.05, "keep": 0.1, "max_values": 8}
+DEFAULTS = {"min_score": 0.5, "temperature": 0.05, "keep": 0.1, "max_values": 8, "near": 1.0, "near_min": 0.35,
+            "near_floor": 0.35}
+NEAR_RANK_K = 5  # the nearest products' rank weights 1 / (NEAR_RANK_K + rank): the first few count most
 
 
 @dataclass
@@ -59,10 +80,13 @@ class Understanding:
     price: tuple[float | None, float | None] | None = None  # (low, high), either may be None
     price_words: str = ""
     fields: dict[str, tuple[str, str]] = field(default_factory=dict)  # facet -> (--where field, operator)
+    repairs: list[tuple[str, str]] = field(default_factory=list)  # spelling repairs: (as typed, as the catalog spells)
+    spelled: str = ""  # the whole query in the catalog's spelling ("" : as typed)
+    partial: bool = field(default=False, repr=False, compare=False)  # the nearest products could not be asked
 
     @property
     def empty(self) -> bool:
-        return not self.parts and self.price is None
+        return not self.parts and self.price is None and not self.repairs
 
     def best(self, facet: str) -> str | None:
         values = self.parts.get(facet)
@@ -78,6 +102,8 @@ class Understanding:
                 out.append(f"{LABELS[facet]}: {' / '.join(shown)}")
         if self.price is not None:
             out.append(f"price: {price_text(self.price)}")
+        if self.repairs:
+            out.append("spelling: " + ", ".join(f"{a} -> {b}" for a, b in self.repairs))
         return " · ".join(out)
 
     def filter_for(self, facet: str, value: str):
@@ -90,17 +116,18 @@ class Understanding:
     def without(self, facets: Sequence[str]) -> "Understanding":
         """A copy with these parts dropped (the user took them out, or made them filters)."""
         drop = set(facets)
-        return Understanding(self.query, self.text if "price" not in drop else self.query,
+        return Understanding(self.query, self.text if "price" not in drop else (self.spelled or self.query),
                              {f: v for f, v in self.parts.items() if f not in drop},
                              {f: v for f, v in self.words.items() if f not in drop},
                              None if "price" in drop else self.price, "" if "price" in drop else self.price_words,
-                             self.fields)
+                             self.fields, self.repairs, self.spelled)
 
     def to_json(self) -> dict[str, Any]:
         return {"label": self.label(), "text": self.text,
                 "parts": {f: {v: round(w, 3) for v, w in vals.items()} for f, vals in self.parts.items()},
                 "words": self.words,
-                "price": list(self.price) if self.price is not None else None}
+                "price": list(self.price) if self.price is not None else None,
+                "repairs": [{"said": a, "meant": b} for a, b in self.repairs]}
 
 
 def price_text(price: tuple[float | None, float | None]) -> str:
@@ -110,22 +137,59 @@ def price_text(price: tuple[float | None, float | None]) -> str:
     return f"< {high:g}" if high is not None else f"> {low:g}"
 
 
-def parse_price(text: str, prices: np.ndarray | None = None) -> tuple[str, tuple[float | None, float | None] | None, str]:
-    """(text without price phrases, (low, high) or None, the phrase). "cheap"/"expensive" need the catalog's prices
-    (the lowest / highest third); without prices they stay in the text."""
-    match = _PRICE.search(text)
+def _amount(groups: tuple, catalog: str | None) -> tuple[float, str | None]:
+    """(value in the catalog's currency, the currency said) from the groups (before, number, k, after)."""
+    before, number, k, after = groups
+    value = float(number.replace(",", "")) * (1000 if k else 1)
+    said = _currency_code(before or after)
+    return _convert(value, said, catalog), said
+
+
+def _currency_code(mark: str | None) -> str | None:
+    if not mark:
+        return None
+    mark = mark.lower().rstrip(".") if mark.lower() not in CURRENCY_WORDS else mark.lower()
+    return CURRENCY_WORDS.get(mark) or CURRENCY_WORDS.get(mark + ".") or CURRENCY_WORDS.get(mark.rstrip("s"))
+
+
+def _convert(value: float, said: str | None, catalog: str | None) -> float:
+    """A price said in one currency in the catalog's: as said when either is unknown or they agree."""
+    if said is None or catalog is None or said == catalog or said not in EUR_RATE or catalog not in EUR_RATE:
+        return value
+    return round(value * EUR_RATE[said] / EUR_RATE[catalog], 2)
+
+
+def parse_price(text: str, prices: np.ndarray | None = None, currency: str | None = None
+                ) -> tuple[str, tuple[float | None, float | None] | None, str]:
+    """(text without price phrases, (low, high) or None, the phrase). Amounts may carry a currency ("rs 1000",
+    "₹2,000", "50 euros", "1k"); `currency` is the catalog's (None: unknown, every amount is taken as the catalog's
+    own). "cheap"/"expensive" need the catalog's prices (the lowest / highest third); without prices they stay in
+    the text."""
     price: tuple[float | None, float | None] | None = None
     said = ""
+    match = _PRICE.search(text)
+    one = _ONE.search(text) if match is None else None
     if match:
-        if match.group(2):
-            price = (None, float(match.group(2)))
-        elif match.group(4):
-            price = (float(match.group(4)), None)
+        g = match.groups()
+        if g[0]:
+            price = (None, _amount(g[1:5], currency)[0])
+        elif g[5]:
+            price = (_amount(g[6:10], currency)[0], None)
         else:
-            a, b = sorted((float(match.group(5)), float(match.group(6))))
+            a, b = sorted((_amount(g[10:14], currency)[0], _amount(g[14:18], currency)[0]))
             price = (a, b)
+    elif one:
+        price = (None, _convert(1.0, _currency_code(one.group(2)), currency))
+        match = one
+    else:
+        match = _BARE.search(text)  # "deo rs 500", "lamp 30 euros": about that much, taken as an upper bound
+        if match:
+            g = match.groups()
+            value = _amount((g[0], g[1], g[2], None) if g[0] else (None, g[3], g[4], g[5]), currency)[0]
+            price = (None, value)
+    if match:
         said = match.group(0).strip()
-        text = (text[:match.start()] + " " + text[match.end():])
+        text = text[:match.start()] + " " + text[match.end():]
     known = prices[~np.isnan(prices)] if prices is not None else np.zeros(0)
     if price is None and len(known) >= 10:
         for w in re.findall(r"[A-Za-z]+", text):
@@ -152,23 +216,30 @@ class Lexicon:
         self._word_vectors: dict[str, np.ndarray] = {}
         self._dirty = False
         self.value_words: dict[str, list[tuple[str, ...]]] = {}
-        self.compact: dict[str, dict[str, int]] = {}
+        self.compact: dict[str, dict[str, tuple[int, float]]] = {}
         for facet, values in facets.values.items():
             self.value_words[facet] = [tuple(singular(w) for w in words(v)) for v in values]
-            self.compact[facet] = {"".join(ws): i for i, ws in enumerate(self.value_words[facet]) if ws}
+            self.compact[facet] = {"".join(ws): (i, EXACT) for i, ws in enumerate(self.value_words[facet]) if ws}
         self.title_vocab: set[str] = set()  # every word of every title, as spelled
         self.cooc = self._cooccurrence()
         path = facets.kind_column == "category" and any(">" in v for v in facets.category_values)
         self.fields = {"kind": (facets.kind_column, "~" if path else "=")}
-        self.value_vectors: dict[str, np.ndarray] = {}
+        self.value_vectors: dict[str, np.ndarray] = {}  # one row per name: a value, and each part of a compound
+        self.vector_owner: dict[str, np.ndarray] = {}  # the value each row names
         if embed is not None:
             self._load_cache()
-            names = {f: [" ".join(words(v)) for v in vals] for f, vals in facets.values.items()}
+            names = {f: [(i, " ".join(words(n))) for i, v in enumerate(vals) for n in _names_of(v)]
+                     for f, vals in facets.values.items()}
             vocab = [w for w in self.title_vocab if len(w) > 1 and not any(ch.isdigit() for ch in w)]
-            self._ensure([n for f in names for n in names[f]] + list(self.cooc) + vocab)
+            self._ensure([n for f in names for _, n in names[f]] + list(self.cooc) + vocab)
             for f, ns in names.items():
-                self.value_vectors[f] = np.stack([self._word_vectors[n] for n in ns]) if ns else np.zeros((0, 1))
+                self.value_vectors[f] = np.stack([self._word_vectors[n] for _, n in ns]) if ns else np.zeros((0, 1))
+                self.vector_owner[f] = np.array([i for i, _ in ns], np.int64)
+                # a compound's part names less of the value than the whole: a whole value of that name comes first
+                whole = np.array([n == " ".join(words(facets.values[f][i])) for i, n in ns], bool)
+                self.value_vectors[f] = self.value_vectors[f] * np.where(whole, 1.0, COMPOUND_PART)[:, None]
             self._save_cache()
+        self.speller = self._speller()
 
     # -- title co-occurrence ---------------------------------------------------------------------------------------
     def _cooccurrence(self) -> dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]:
@@ -198,6 +269,23 @@ class Lexicon:
             if per:
                 out[w] = per
         return out
+
+    def _speller(self):
+        from mmtui.query.understanding.spelling import Speller
+
+        known = frozenset()
+        if self.embed is not None:
+            from mmtui.encoders.words import known_words
+
+            known = known_words()
+        values = [x for vals in self.facets.values.values() for v in vals for w in words(v) for x in (w, singular(w))]
+        texts = list(self.facets.titles.values()) + list(self.facets.descriptions.values())
+        return Speller((words(t) for t in texts), values, known.__contains__)
+
+    def means_something(self, word: str) -> bool:
+        """Whether a word names a value of this catalog by meaning (the sentence model's neighbours)."""
+        naming, _ = self.word_scores(singular(word), word)
+        return _best_facet(naming, self.params["min_score"]) is not None
 
     # -- word vectors ----------------------------------------------------------------------------------------------
     def _cache_file(self) -> Path | None:
@@ -260,23 +348,24 @@ class Lexicon:
             return None
         return np.array([EXACT if ws == (word,) else PART if word in ws else 0.0 for ws in vals], np.float32)
 
-    def word_scores(self, word: str, spelled: str | None = None) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    def word_scores(self, word: str, spelled: str | None = None, vectors: bool = True
+                    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """(naming, usage): facet -> how well the word names each value (spelling, or the sentence model's
         neighbours of the word as typed, `spelled`), and how much more often than by chance products whose titles
         say the word have each value (0..1). A word belongs to the facet it names best; usage only weighs values
         within it, or places a word that names nothing ("tee" in the titles of T-shirts)."""
         naming: dict[str, np.ndarray] = {}
         usage: dict[str, np.ndarray] = {}
-        vecs = [self.vector(w) for w in {word, spelled or word}] if len(word) > 1 else []
+        vecs = [self.vector(w) for w in {word, spelled or word}] if len(word) > 1 and vectors else []
         vecs = [v for v in vecs if v is not None]
         for facet, vals in self.value_words.items():
             s = np.zeros(len(vals), np.float32)
             for i, ws in enumerate(vals):
                 if word in ws:
                     s[i] = EXACT if len(ws) == 1 else PART
-            if vecs and facet in self.value_vectors and facet != "brand":
+            if vecs and facet in self.value_vectors and facet != "brand" and facet not in self.facets.derived:
                 for vec in vecs:
-                    s = np.maximum(s, self.value_vectors[facet] @ vec)
+                    np.maximum.at(s, self.vector_owner[facet], self.value_vectors[facet] @ vec)
             naming[facet] = s
             u = np.zeros(len(vals), np.float32)
             seen = self.cooc.get(word, {}).get(facet)
@@ -288,17 +377,28 @@ class Lexicon:
         return naming, usage
 
 
-class Understander:
-    """Parses queries against one catalog's Lexicon."""
+def _names_of(value: str) -> list[str]:
+    """A value and, when it is compound ("Blankets, Quilts & Dohars"), each of its parts."""
+    parts = [p.strip() for p in re.split(r",|&|\band\b|/|\+", value) if p.strip()]
+    return [value] + (parts if len(parts) > 1 else [])
 
-    def __init__(self, lexicon: Lexicon) -> None:
+
+class Understander:
+    """Parses queries against one catalog's Lexicon. `near(text)`: the rowids of the products nearest to the
+    words in the search space (text and image vectors), best first, or None when they cannot be had now; the
+    kinds of those products are evidence for the kind when the catalog's words are unsure ("pullover")."""
+
+    def __init__(self, lexicon: Lexicon, near: Callable[[str], Sequence[int] | None] | None = None) -> None:
         self.lexicon = lexicon
+        self.near = near
         self._memo: dict[str, Understanding] = {}
 
     def __call__(self, query: str) -> Understanding:
         hit = self._memo.get(query)
         if hit is None:
             hit = self.parse(query)
+            if hit.partial:
+                return hit  # made without the nearest products (the model is loading): made again next time
             if len(self._memo) > 4096:
                 self._memo.clear()
             self._memo[query] = hit
@@ -306,27 +406,36 @@ class Understander:
 
     def parse(self, query: str) -> Understanding:
         lex = self.lexicon
-        p = lex.params
-        text, price, said = parse_price(query, lex.facets.prices)
-        raw = words(text)
+        text, price, said = parse_price(query, lex.facets.prices, lex.facets.currency)
+        raw, repairs = lex.speller.repair(words(text), lex.means_something, _never_repaired)
+        if repairs:
+            text = " ".join(raw)  # the searches (BM25 and vectors) see the catalog's spelling
         tokens = [singular(w) for w in raw]
         totals: dict[str, np.ndarray] = {}
         said_by: dict[str, list[str]] = {}
-        used = [False] * len(tokens)
-        # joined spellings first: "t-shirt" / "t shirt" -> "tshirt" (a value spelled as one word)
-        for size in (3, 2):
-            for i in range(len(tokens) - size + 1):
-                if any(used[i:i + size]):
-                    continue
-                joined = "".join(tokens[i:i + size])
-                for facet, compact in lex.compact.items():
-                    j = compact.get(joined)
-                    if j is not None:
-                        totals.setdefault(facet, np.zeros(len(lex.value_words[facet]), np.float32))[j] += EXACT
-                        said_by.setdefault(facet, []).append(" ".join(raw[i:i + size]))
-                        for t in range(i, i + size):
-                            used[t] = True
-                        break
+        used = [w in OCCASIONS or w in RELATION_FILLERS for w in raw]  # why and for whom, never what
+        person_at = self._person(raw, text, totals, said_by, used)
+        exact_kind = self._joined(tokens, raw, totals, said_by, used)
+        for i in person_at:  # "childrens chair": a person word that is a word of a kind's name says that kind too
+            in_kind = lex.word_scores(tokens[i], None, vectors=False)[0].get("kind")
+            if in_kind is not None and float(in_kind.max()) > 0:
+                totals["kind"] = totals.get("kind", np.zeros(len(in_kind), np.float32)) + in_kind
+                said_by.setdefault("kind", []).append(raw[i])
+        exact, kind_words = self._words(tokens, raw, totals, said_by, used)
+        exact_kind |= exact
+        partial = not exact_kind and bool(kind_words) and not self._retrieved_kind(kind_words, totals, said_by)
+        return Understanding(query=query, text=text or query, parts=self._weighted(totals), words=said_by,
+                             price=price, price_words=said, fields=lex.fields,
+                             repairs=[(_as_typed(r.said, query), r.meant) for r in repairs],
+                             spelled=spelled_query(query, repairs),
+                             partial=partial)
+
+    def _words(self, tokens: list[str], raw: list[str], totals: dict, said_by: dict, used: list[bool]
+               ) -> tuple[bool, list[str]]:
+        """Each word not yet used goes to the facet it names best (spelling, then meaning), else to the kind or
+        person its titles lean to; (whether a kind was spelled exactly, the words that may say the kind)."""
+        lex, p = self.lexicon, self.lexicon.params
+        exact_kind, kind_words = False, []
         for i, tok in enumerate(tokens):
             if used[i] or tok in STOP_WORDS or tok.isdigit() or len(tok) < 2:
                 continue
@@ -334,18 +443,26 @@ class Understander:
             facet = _best_facet(naming, p["min_score"])
             if facet is not None:
                 spelled = lex.spelled(tok, facet)
+                exact_kind |= facet == "kind" and spelled is not None
                 # a word that is a value ("women") means that value (or a longer one it is part of), not its
                 # neighbours ("men" is near it)
                 chosen = {facet: spelled if spelled is not None else np.maximum(naming[facet], usage[facet])}
             else:  # a word that names nothing: the kind or person its titles lean to, at half weight ("gents" -> Men)
                 chosen = {f: 0.5 * u for f, u in usage.items()
                           if f in USAGE_FACETS and len(u) and float(u.max()) >= USAGE_MIN}
+            if facet in (None, "kind"):
+                kind_words.append(raw[i])
             for facet, s in chosen.items():
                 best = float(s.max())
                 s = np.where(s >= best - 0.3, s, 0.0)
                 totals.setdefault(facet, np.zeros(len(s), np.float32))
                 totals[facet] += s
                 said_by.setdefault(facet, []).append(raw[i])
+        return exact_kind, kind_words
+
+    def _weighted(self, totals: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
+        """Each facet's totals as weights in (0, 1], softly: values close to the best keep a share."""
+        p = self.lexicon.params
         parts: dict[str, dict[str, float]] = {}
         for facet, s in totals.items():
             top = float(s.max())
@@ -353,9 +470,110 @@ class Understander:
                 continue
             weights = np.exp((s - top) / p["temperature"])
             order = [j for j in np.argsort(-weights, kind="stable") if weights[j] >= p["keep"]][:p["max_values"]]
-            parts[facet] = {lex.facets.values[facet][j]: float(weights[j]) for j in order}
-        return Understanding(query=query, text=text or query, parts=parts, words=said_by, price=price,
-                             price_words=said, fields=lex.fields)
+            parts[facet] = {self.lexicon.facets.values[facet][j]: float(weights[j]) for j in order}
+        return parts
+
+    def _person(self, raw: list[str], text: str, totals: dict, said_by: dict, used: list[bool]) -> list[int]:
+        """Relatives, pronouns and ages ("my dad", "her", "a 10 year old boy") -> the catalog's person values that
+        mean that person (mmtui.catalog.people): an adult man is "Men", never "Boys". Those words name no kind."""
+        profile, at = profile_of_words(raw, text)
+        if profile is None:
+            return []
+        values = self.lexicon.facets.values.get("person")
+        wanted = person_values(profile, values) if values else {}
+        if values and not wanted:
+            return []  # person values that name no one in English ("M", "F"): the words are matched as any other
+        for i in at:
+            used[i] = True
+        if wanted:
+            index = self.lexicon.facets.value_index("person")
+            s = np.zeros(len(values), np.float32)
+            for v, w in wanted.items():
+                s[index[v.lower()]] = w
+            totals["person"] = s
+            said_by["person"] = [raw[i] for i in at]
+        return at
+
+    def _joined(self, tokens: list[str], raw: list[str], totals: dict, said_by: dict, used: list[bool]) -> bool:
+        """Values spelled over several words or as one ("t shirt", "tshirt" -> "Tshirts"); whether a kind was."""
+        lex = self.lexicon
+        kind = False
+        for size in (3, 2):
+            for i in range(len(tokens) - size + 1):
+                if any(used[i:i + size]):
+                    continue
+                joined = "".join(tokens[i:i + size])
+                for facet, compact in lex.compact.items():
+                    found = compact.get(joined)
+                    if found is not None:
+                        j, weight = found
+                        totals.setdefault(facet, np.zeros(len(lex.value_words[facet]), np.float32))[j] += weight
+                        said_by.setdefault(facet, []).append(" ".join(raw[i:i + size]))
+                        kind |= facet == "kind" and weight == EXACT
+                        for t in range(i, i + size):
+                            used[t] = True
+                        break
+        return kind
+
+    def _retrieved_kind(self, kind_words: list[str], totals: dict, said_by: dict) -> bool:
+        """The kinds of the products nearest to the words that say what is wanted ("pullover"), by their share
+        of the nearest (rank-weighted): evidence added to the words' own (weight p["near"]); alone, it names a
+        kind only when one holds at least p["near_min"] of them. False when the nearest products could not be had
+        now (the model is still loading)."""
+        lex, p = self.lexicon, self.lexicon.params
+        if self.near is None or p["near"] <= 0 or "kind" not in lex.facets.codes:
+            return True
+        rowids = self.near(" ".join(kind_words))
+        if rowids is None:
+            return False
+        if not len(rowids):
+            return True
+        codes = lex.facets.codes["kind"]
+        rowids = np.asarray(rowids, np.int64)
+        rowids = rowids[(rowids >= 0) & (rowids < len(codes))]
+        found = codes[rowids]
+        weights = 1.0 / (NEAR_RANK_K + np.arange(len(found)))
+        ok = found >= 0
+        if not ok.any():
+            return True
+        share = np.bincount(found[ok], weights[ok], minlength=len(lex.facets.values["kind"])) / weights[ok].sum()
+        current = totals.get("kind")
+        if current is None:
+            # alone, the neighbours name a kind only when the words mean something like it: a catalog of fruit
+            # has nearest products for "watches" too
+            meaning = np.max([lex.word_scores(singular(w), w)[0]["kind"] for w in kind_words], axis=0)
+            share = np.where(meaning >= p["near_floor"], share, 0.0)
+            if float(share.max()) < p["near_min"]:
+                return True
+            totals["kind"] = (p["near"] * share).astype(np.float32)
+        else:
+            totals["kind"] = current + (p["near"] * share).astype(np.float32)
+        said_by["kind"] = list(dict.fromkeys(said_by.get("kind", []) + kind_words))
+        return True
+
+
+def _never_repaired(word: str) -> bool:
+    """Words the speller leaves alone: English function words, people, occasions and money words."""
+    return word in STOP_WORDS or word in PERSON_WORDS or word in OCCASIONS or word in RELATION_FILLERS \
+        or word in CURRENCY_WORDS
+
+
+def _as_typed(said: str, query: str) -> str:
+    """The repaired words as the query wrote them ("t-shirt", not "t shirt")."""
+    found = re.search(r"(?<![a-z0-9])" + r"[\s\-'.]*".join(map(re.escape, said.split())) + r"(?![a-z0-9])",
+                      query.lower())
+    return found.group(0) if found else said
+
+
+def spelled_query(query: str, repairs: list) -> str:
+    """The whole query in the catalog's spelling (what the searches see when the price part is dropped); ""
+    when nothing was repaired."""
+    if not repairs:
+        return ""
+    text = " ".join(words(query))
+    for r in repairs:
+        text = re.sub(rf"\b{re.escape(r.said)}\b", r.meant, text)
+    return text
 
 
 def _best_facet(scores: dict[str, np.ndarray], floor: float) -> str | None:

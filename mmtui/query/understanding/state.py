@@ -31,10 +31,13 @@ class QueryUnderstanding:
     first use and again when the products or the learned settings change.
 
     `words_off()` says whether the model has no sentence model behind it (then words are matched by spelling
-    and use alone); `cache_dir` keeps the word vectors of the catalog's facet values between processes."""
+    and use alone); `cache_dir` keeps the word vectors of the catalog's facet values between processes; `near(text)`
+    gives the rowids of the products nearest to words in the search space (None when the model is not loaded),
+    whose kinds are evidence for the kind (mmtui.query.understanding.parse.Understander)."""
 
-    def __init__(self, store: Any, cache_dir: Path | None, words_off: Callable[[], bool] = lambda: False) -> None:
-        self.store, self.cache_dir, self.words_off = store, cache_dir, words_off
+    def __init__(self, store: Any, cache_dir: Path | None, words_off: Callable[[], bool] = lambda: False,
+                 near: Callable[[str], Any] | None = None) -> None:
+        self.store, self.cache_dir, self.words_off, self.near = store, cache_dir, words_off, near
         self._state: State | None = None
 
     @property
@@ -65,7 +68,7 @@ class QueryUnderstanding:
         if "kind" in facets.codes:
             off = self.words_off() or store.get_meta("base_model") == "fake"
             lexicon = lexicon_for(store, facets, self.cache_dir, params.get("parse"), embed=False if off else None)
-            understander = Understander(lexicon)
+            understander = Understander(lexicon, self.near)
         self._state = State(key, facets, understander, params)
         return self._state
 

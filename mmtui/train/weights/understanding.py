@@ -22,7 +22,7 @@ import numpy as np
 
 GRID = {"kind": (0.1, 0.25, 0.5, 1.0, 2.0), "person": (0.1, 0.25, 0.5, 1.0), "colour": (0.0, 0.05, 0.1, 0.25, 0.5),
         "brand": (0.0, 0.2), "list": (0.5, 1.0, 2.0)}
-SHORTLIST = 8  # the best combinations on train that validation chooses from
+SHORTLIST = 8  # the best combinations on train, among those that keep validation's titles, that it chooses from
 TITLE_SLACK = 0.01  # title queries may lose at most this much nDCG@10 to the understanding (on train and on val)
 OFF = {"kind": 0.0, "person": 0.0, "colour": 0.0, "brand": 0.0, "list": 0.0}  # the hybrid ranking alone
 META_KEY = "understanding"
@@ -158,12 +158,16 @@ def learn_understanding(service: Any, *, limit: int = 300, seed: int = 0, progre
         scored.append((s.get("shopper", 0.0), w, s))
     scored.sort(key=lambda item: -item[0])
     best_val, best = -1.0, (OFF, train_off, val_off)  # nothing qualifies: the hybrid ranking alone
-    for _, w, s in scored[:SHORTLIST]:
+    kept = 0
+    for _, w, s in scored:  # the SHORTLIST best on train that also keep validation's titles
         v = _score(val, w)
         if v.get("title", 0.0) < val_off.get("title", 0.0) - TITLE_SLACK:
             continue
+        kept += 1
         if v.get("shopper", 0.0) > best_val + 1e-9:
             best_val, best = v.get("shopper", 0.0), (w, s, v)
+        if kept >= SHORTLIST:
+            break
     w, s, v = best
     fit = UnderstandingFit(weights=w, train={k: round(x, 4) for k, x in s.items()},
                            val={k: round(x, 4) for k, x in v.items()},

@@ -414,6 +414,8 @@ class SearchScreen(JudgeActions, Screen):
             text.append(" (ctrl+g)", style="dim")
         elif self.dropped:
             text.append(" · understanding changed (ctrl+g)", style="dim")
+        for note in getattr(result, "notes", None) or []:  # a part left out, a filter that matched nothing
+            text.append(f" · {note}", style="yellow")
         return text
 
     # ---------------------------------------------------------------- thumbnails and details

@@ -12,17 +12,21 @@ from textual.widgets import Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 LABELS = {"kind": "kind", "person": "for", "colour": "colour", "brand": "brand", "price": "price"}
+FIT = 0.5  # a value weighing less than this share of the best one is not offered
 
 
 def choices(understood: Any, changed: bool) -> list[tuple[str, tuple]]:
     """(label, action) for every part: ("drop", facet, None) or ("pin", facet, value); ("reset", "", None) when
-    the user already changed something."""
+    the user already changed something. Only values that fit the words are offered: those weighing at least
+    FIT of the best (as the understood line shows them), not every value the words came near."""
     out: list[tuple[str, tuple]] = []
     parts = understood.parts if understood is not None else {}
     for facet in sorted(parts, key=lambda f: list(LABELS).index(f) if f in LABELS else len(LABELS)):
         values, name = parts[facet], LABELS.get(facet, facet)
-        out.append((f"drop  {name}: {' / '.join(list(values)[:3])}", ("drop", facet, None)))
-        for value in list(values)[:8]:
+        best = max(values.values(), default=0.0)
+        fitting = [v for v, w in values.items() if w >= FIT * best]
+        out.append((f"drop  {name}: {' / '.join(fitting[:3])}", ("drop", facet, None)))
+        for value in fitting[:8]:
             out.append((f"only  {name} = {value}", ("pin", facet, value)))
     if understood is not None and understood.price is not None:
         from mmtui.query.understanding.parse import price_text

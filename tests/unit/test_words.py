@@ -1,0 +1,177 @@
+"""Words people type: relatives and ages (mmtui.catalog.people), spelling repairs (mmtui.query.understanding.spelling),
+category trees and derived person facets (mmtui.catalog.facets), money in any currency (parse_price)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mmtui.catalog.facets import kind_of, load_facets, words
+from mmtui.catalog.people import person_values, profile_of_words
+from mmtui.query.understanding.parse import Lexicon, Understander, parse_price
+from mmtui.query.understanding.spelling import Speller
+from mmtui.store.db import Store
+
+from test_understand import FASHION, fake_embed  # tests/unit is on the path (pytest prepend mode)
+
+
+@pytest.fixture
+def understand(tmp_path):
+    s = Store.memory()
+    rows = list(FASHION) + [("16", "Gini and Jony Boys Blue Tee", "Tshirts", "Boys", "Blue", "Gini", 9.0),
+                            ("17", "Doodle Girls Pink Tee", "Tshirts", "Girls", "Pink", "Doodle", 9.0),
+                            ("18", "Titan Women Gold Watch", "Watches", "Women", "Gold", "Titan", 99.0),
+                            ("19", "Fastrack Men Brown Wallet", "Wallets", "Men", "Brown", "Fastrack", 20.0),
+                            ("20", "Baggit Women Brown Handbag", "Handbags", "Women", "Brown", "Baggit", 40.0),
+                            ("21", "Lino Perros Women Black Handbag", "Handbags", "Women", "Black", "Lino", 45.0)]
+    s.upsert_products([{"rowid": i + 1, "id": pid, "title": title, "article_type": kind, "category": "Apparel",
+                        "gender": gender, "colour": colour, "brand": brand, "price": price, "split": "train"}
+                       for i, (pid, title, kind, gender, colour, brand, price) in enumerate(rows)])
+    return Understander(Lexicon(load_facets(s), fake_embed, tmp_path / "u"))
+
+
+@pytest.mark.parametrize("query,person", [
+    ("t-shirt for my dad", {"Men"}), ("something for my boyfriend", {"Men"}), ("gift for her", {"Women"}),
+    ("tee for my 10 year old boy", {"Boys"}), ("toddler tee", {"Boys", "Girls"}), ("my sister's watch", {"Women"}),
+    ("tee for grandpa", {"Men"}), ("tee for my teenage son", {"Boys", "Men"}),
+])
+def test_relatives_pronouns_and_ages_mean_the_catalogs_own_person_values(understand, query, person):
+    u = understand(query)
+    assert set(u.parts["person"]) == person
+    assert "kind" not in u.parts or not set(u.parts["kind"]) & {"Handbags"}  # "dad" is never read as a kind
+
+
+def test_occasions_never_name_a_kind(understand):
+    u = understand("birthday gift for my mom")
+    assert set(u.parts) == {"person"} and u.parts["person"] == {"Women": 1.0}
+
+
+def test_an_adult_is_never_a_child_value():
+    values = ["Boys", "Girls", "Men", "Unisex", "Women"]
+    profile, _ = profile_of_words(words("for my husband"))
+    assert person_values(profile, values) == {"Men": 1.0}
+    profile, _ = profile_of_words(words("a 6 yr old girl"), "a 6 yr old girl")
+    assert person_values(profile, values) == {"Girls": 1.0}
+
+
+@pytest.mark.parametrize("typed,meant", [("sneekers", "sneakers"), ("walet", "wallet"), ("hanbag", "handbag"),
+                                         ("wacth", "watch")])
+def test_a_typo_is_read_as_the_catalog_word_and_shown(understand, typed, meant):
+    u = understand(f"mens {typed}")
+    assert (typed, meant) in u.repairs
+    assert meant in u.text.split() and f"{typed} -> {meant}" in u.label()
+
+
+def test_a_word_the_catalog_uses_is_never_corrected(understand):
+    for title in [r[1] for r in FASHION]:
+        assert understand(title).repairs == []
+    assert understand("black socks").repairs == []
+
+
+def test_spacing_follows_the_catalogs_own_spelling():
+    speller = Speller([["black", "backpack"], ["blue", "backpack"], ["men", "t", "shirt"], ["women", "t", "shirt"],
+                       ["pink", "t", "shirt"]])
+    assert speller.repair(["back", "pack"])[0] == ["backpack"]
+    assert speller.repair(["tshirt"])[0] == ["t", "shirt"]
+    assert speller.repair(["t", "shirt"]) == (["t", "shirt"], [])
+
+
+def test_a_known_english_word_is_kept_when_it_means_something():
+    def speller():
+        return Speller([["house", "plant"]] * 30, known={"hose", "house"}.__contains__)
+
+    assert speller().nearest("hose", means_something=lambda w: True) is None
+    assert speller().nearest("hose", means_something=lambda w: False) == "house"  # means nothing here: repaired
+
+
+@pytest.mark.parametrize("path,kind", [
+    ("Watches > Wrist Watches > Maxima Wrist Watches", "Wrist Watches"),
+    ("Watches > Wrist Watches > Men's Wrist Watches > Casio Wrist Watch", "Wrist Watches"),
+    ("Kitchen & Dining > Cookware > KASTRULL Cookware", "Cookware"),
+    ("Home > Clocks > Maxima Wall Clocks", "Wall Clocks"),
+    ("Fruit > Apple", "Apple"),
+])
+def test_the_kind_is_the_deepest_step_that_is_not_a_brands_or_persons_shelf(path, kind):
+    assert kind_of(None, path, frozenset({"maxima", "casio", "kastrull"})) == kind
+
+
+def _market(rows):
+    s = Store.memory()
+    s.upsert_products([{"rowid": i + 1, "id": str(i), "title": t, "category": c, "brand": b, "price": p,
+                        "split": "train"} for i, (t, c, b, p) in enumerate(rows)])
+    return s
+
+
+MARKET = [("Maxima Analog Watch - For Women", "Watches > Wrist Watches > Maxima Wrist Watches", "Maxima", 999.0),
+          ("Now Analog Watch - For Men", "Watches > Wrist Watches > Now Wrist Watches", "Now", 499.0),
+          ("Times Steel Watch - For Women", "Watches > Wrist Watches > Times Wrist Watches", "Times", 799.0),
+          ("Men's Black Running Shoes by Puma", "Footwear > Sports Shoes > Puma Sports Shoes", "Puma", 2999.0),
+          ("Solid Double Blanket", "Home Furnishing > Blankets, Quilts & Dohars", "IKEA", 1499.0),
+          ("Printed Quilt", "Home Furnishing > Blankets, Quilts & Dohars", "IKEA", 2499.0),
+          ("Steel Cooking Pot", "Kitchen & Dining > Cookware > KASTRULL Cookware", "KASTRULL", 899.0)]
+
+
+def test_a_catalog_without_a_person_column_reads_the_person_from_its_titles(tmp_path):
+    facets = load_facets(_market(MARKET))
+    assert "person" in facets.derived
+    assert set(facets.values["person"]) == {"Men", "Women"}
+    assert set(facets.values["kind"]) == {"Wrist Watches", "Sports Shoes", "Blankets, Quilts & Dohars", "Cookware"}
+    understand = Understander(Lexicon(facets, None, None))
+    u = understand("ladies wrist watch under rs 1,000")
+    assert u.parts["kind"] == {"Wrist Watches": 1.0} and u.parts["person"] == {"Women": 1.0}
+    assert u.price == (None, 1000.0)
+    assert "Blankets, Quilts & Dohars" in understand("quilt").parts["kind"]  # a compound value, part by part
+
+
+@pytest.mark.parametrize("text,price", [
+    ("deo below rs 1000", (None, 1000.0)), ("watch under ₹2,000", (None, 2000.0)), ("shoes under 1k", (None, 1000.0)),
+    ("rug under 50 euros", (None, 50.0)), ("lamp below £30", (None, 30.0)), ("sofa under 200 bucks", (None, 200.0)),
+    ("bag under rs. 1,500", (None, 1500.0)), ("between 500 and 1000 inr", (500.0, 1000.0)),
+])
+def test_money_in_any_currency(text, price):
+    rest, got, said = parse_price(text)
+    assert got == price and said and not any(ch.isdigit() for ch in rest)
+
+
+def test_a_price_in_another_currency_is_converted_when_the_catalog_says_its_own():
+    _, price, _ = parse_price("rug under 50 euros", currency="INR")
+    assert price[1] > 1000  # fifty euros are thousands of rupees
+    assert parse_price("levis 501 jeans")[1] is None  # a model number is no price
+
+
+def test_no_prices_means_no_silent_empty_result(tmp_path):
+    from types import SimpleNamespace
+
+    from mmtui.query.service import SearchService
+
+    facets = SimpleNamespace(prices=np.full(3, np.nan))
+    service = SearchService.__new__(SearchService)
+    service.understanding = SimpleNamespace(state=lambda: SimpleNamespace(facets=facets))
+    assert not service._has_prices()
+
+
+def test_the_kinds_of_the_nearest_products_are_evidence_when_the_words_are_unsure(tmp_path):
+    s = Store.memory()
+    s.upsert_products([{"rowid": i + 1, "id": pid, "title": title, "article_type": kind, "category": "Apparel",
+                        "gender": gender, "colour": colour, "brand": brand, "price": price, "split": "train"}
+                       for i, (pid, title, kind, gender, colour, brand, price) in enumerate(FASHION)])
+    asked = []
+
+    def near(text):
+        asked.append(text)
+        return None if len(asked) == 1 else [7, 7, 6]  # the model loading, then Bata's formal shoes nearest
+
+    understand = Understander(Lexicon(load_facets(s), fake_embed, tmp_path / "u"), near)
+    first = understand("office shoes")
+    assert first.partial  # made without the nearest products: not kept
+    u = understand("office shoes")
+    assert next(iter(u.parts["kind"])) == "Formal Shoes" and asked == ["office shoes", "office shoes"]
+    assert understand("black watches").parts["kind"] == {"Watches": 1.0} and len(asked) == 2  # spelled: not asked
+
+
+def test_a_catalog_without_colours_still_gets_generated_queries_to_learn_from():
+    from mmtui.catalog.phrasings import phrased_queries
+
+    queries = phrased_queries(_market(MARKET), "train", "train", limit=None)
+    assert queries and all("{" not in q.text for q in queries)
+    assert {q.kind for q in queries} >= {"Wrist Watches", "Cookware"}  # the kinds the facets read, shelves folded
