@@ -5,6 +5,7 @@ catalog or build code, so opening a search service stays light."""
 from __future__ import annotations
 
 import json
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,19 +29,58 @@ def model_spec(settings: Settings, store: Store | None) -> str:
 ADAPTATION_KEY = "adaptation"  # store meta: the heads build-index adapted to this catalog (mmtui.train.adapt)
 
 
-def adaptation_info(store: Store | None) -> dict:
+@dataclass
+class HeadsAdaptation:
+    """The lite heads build-index adapted to this catalog, as kept in the store's meta (paths inside the data dir)."""
+    for_model: str  # the model spec the heads were adapted from ("lite", "lite1", ...)
+    weights: str | None  # the adapted heads; None when the shipped heads won on validation
+    pairs: str  # the sorted keys of the training pairs they learned from (.npy)
+    model: str  # the heads in use: "adapted" or "shipped"
+    base_sha: str  # the shipped heads they started from
+    n_train: int
+    n_val: int
+    before: dict  # validation figures of the shipped heads
+    after: dict  # ... and of the adapted ones
+    at: str
+    disabled: bool = False  # --no-adapt: kept for a later build, not in use
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+
+@dataclass
+class AdapterAdaptation:
+    """The residual adapter build-index trained for an open_clip index, as kept in the store's meta."""
+    adapter_digest: str  # the training pairs it learned from
+    base: str  # the base fingerprint it was trained over
+    model: str  # the adapter's name when promoted, else "base"
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+
+def read_adaptation(store: Store | None) -> HeadsAdaptation | AdapterAdaptation | None:
+    """The adaptation build-index recorded for this index, or None (none yet, or unreadable)."""
     try:
-        return json.loads(store.get_meta(ADAPTATION_KEY) or "{}") if store is not None else {}
+        info = json.loads(store.get_meta(ADAPTATION_KEY) or "{}") if store is not None else {}
     except ValueError:
-        return {}
+        return None
+    if not isinstance(info, dict):
+        return None
+    for kind in (HeadsAdaptation, AdapterAdaptation):
+        names = {f.name for f in fields(kind)}
+        required = {f.name for f in fields(kind) if f.default is MISSING}
+        if required <= info.keys():
+            return kind(**{k: v for k, v in info.items() if k in names})
+    return None
 
 
 def adapted_weights(settings: Settings, store: Store | None, spec: str) -> Path | None:
     """The weights adapted to this catalog for model `spec` (inside the data dir), if there are any."""
-    info = adaptation_info(store)
-    if info.get("for_model") != spec or not info.get("weights") or info.get("disabled"):
+    info = read_adaptation(store)
+    if not isinstance(info, HeadsAdaptation) or info.for_model != spec or not info.weights or info.disabled:
         return None
-    path = settings.data_dir / info["weights"]
+    path = settings.data_dir / info.weights
     return path if path.is_file() else None
 
 

@@ -539,15 +539,15 @@ class SearchService:
         }
 
     def models(self) -> list[dict]:
+        from mmtui.encoders.for_index import HeadsAdaptation, read_adaptation
         from mmtui.encoders.projection import active_name
 
-        from mmtui.encoders.for_index import adaptation_info
-
         active = active_name(self.store)
-        adapted = adaptation_info(self.store)
-        kind = "base, adapted to this catalog" if adapted.get("model") == "adapted" and not adapted.get("disabled") \
-            else "base"
-        figures = ((adapted.get("after") if kind != "base" else adapted.get("before")) or {}).get("title->picture", {})
+        heads = read_adaptation(self.store)
+        heads = heads if isinstance(heads, HeadsAdaptation) else None
+        adapted = heads is not None and heads.model == "adapted" and not heads.disabled
+        kind = "base, adapted to this catalog" if adapted else "base"
+        figures = (((heads.after if adapted else heads.before) if heads else None) or {}).get("title->picture", {})
         out = [{"name": "base", "kind": kind, "active": active == "base", "model": self.store.get_meta("base_model"),
                 "metrics": {"r10": figures["r10"]} if figures.get("r10") is not None else {}}]
         from mmtui.encoders.checkpoints import list_checkpoints

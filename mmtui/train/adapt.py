@@ -19,7 +19,6 @@ For other models (open_clip), the same step trains the residual adapter on the c
 from __future__ import annotations
 
 import hashlib
-import json
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -28,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from mmtui.config import Settings
-from mmtui.encoders.for_index import ADAPTATION_KEY, adaptation_info
+from mmtui.encoders.for_index import ADAPTATION_KEY, AdapterAdaptation, HeadsAdaptation, read_adaptation
 from mmtui.metrics import beats_chance, paired_retrieval, ranks_of_targets
 from mmtui.progress import ProgressCallback, ProgressEvent, check_cancel, null_progress
 from mmtui.store.db import Store
@@ -92,94 +91,172 @@ def _adapt(settings: Settings, store: Store, encoder, enabled: bool, progress: P
         if str(store.get_meta("base_model") or "").startswith("openclip:"):
             return _adapt_open_clip(settings, store, progress, cancel)
         return Adaptation("not-supported", f"model {encoder.name} has no heads to adapt")
-    from mmtui.encoders import lite_weights
-
-    spec = store.get_meta("base_model") or "lite"
-    shipped = lite_weights(spec)
-    info = adaptation_info(store)
-    pairs = _pairs(store, features_fp)
-    n_train, n_val = len(pairs["train"]["rowids"]), len(pairs["val"]["rowids"])
-    chance = min(1.0, 10 / n_val) if n_val else 0.0
+    job = _Job.gather(settings, store, encoder, features_fp)
     if not enabled:
-        _use_heads(settings, store, shipped, features_fp)
-        if info:
-            store.set_meta(ADAPTATION_KEY, json.dumps({**info, "disabled": True}))
-        return Adaptation("off", "adapting is off (--no-adapt): the shipped heads are in use", "shipped",
-                          n_train, n_val, _shipped_figures(store, encoder, shipped, pairs["val"]), chance_r10=chance)
-    if n_train < MIN_TRAIN_PAIRS or n_val < MIN_VAL_PAIRS:
-        _use_heads(settings, store, shipped, features_fp)
-        return Adaptation("too-few-pairs", f"{n_train} training and {n_val} validation pairs of title and picture: "
-                          f"too few to adapt the model to this catalog (it needs {MIN_TRAIN_PAIRS} and "
-                          f"{MIN_VAL_PAIRS}); the shipped model is in use", "shipped", n_train, n_val,
-                          _shipped_figures(store, encoder, shipped, pairs["val"]), chance_r10=chance)
-    base_sha = _file_sha(shipped)
-    current = _pair_keys(pairs["train"])
-    weights = settings.data_dir / info["weights"] if info.get("weights") else None
-    trained_on = _read_keys(settings.data_dir / info["pairs"]) if info.get("pairs") else None
-    usable = info.get("model") != "adapted" or (weights is not None and weights.is_file())
-    if (info.get("base_sha") == base_sha and info.get("for_model") == spec and trained_on is not None and usable):
-        new = int((~np.isin(current, trained_on)).sum())
-        if new < READAPT_SHARE * len(current):
-            adapted = weights if info.get("model") == "adapted" else None
-            _use_heads(settings, store, adapted or shipped, features_fp)
-            store.set_meta(ADAPTATION_KEY, json.dumps({**info, "disabled": False}))
-            return Adaptation("unchanged", f"{new} of {len(current)} training pairs are new since the model was last "
-                              f"adapted (it adapts again at {READAPT_SHARE:.0%}): nothing trained",
-                              info.get("model", "shipped"), n_train, n_val, info.get("before", {}),
-                              info.get("after", {}), chance)
+        return _switch_off(job)
+    if job.n_train < MIN_TRAIN_PAIRS or job.n_val < MIN_VAL_PAIRS:
+        return _too_few_pairs(job)
+    job.base_sha, job.current = _file_sha(job.shipped), _pair_keys(job.pairs["train"])
+    return _reuse(job) or _train(job, progress, cancel, device or _device(settings), started)
 
+
+@dataclass
+class _Job:
+    """What every step of adapting reads: the catalog's pairs, the shipped heads and the previous adaptation."""
+    settings: Settings
+    store: Store
+    encoder: object
+    features_fp: str
+    spec: str  # the model spec ("lite", ...)
+    shipped: Path  # its shipped heads
+    previous: HeadsAdaptation | None
+    pairs: dict[str, dict]  # per split, see _pairs
+    base_sha: str = ""  # the shipped heads' content (set once there are enough pairs)
+    current: np.ndarray | None = None  # the training pairs' keys (idem)
+
+    @classmethod
+    def gather(cls, settings: Settings, store: Store, encoder, features_fp: str) -> _Job:
+        from mmtui.encoders import lite_weights
+
+        spec = store.get_meta("base_model") or "lite"
+        previous = read_adaptation(store)
+        return cls(settings, store, encoder, features_fp, spec, lite_weights(spec),
+                   previous if isinstance(previous, HeadsAdaptation) else None, _pairs(store, features_fp))
+
+    @property
+    def n_train(self) -> int:
+        return len(self.pairs["train"]["rowids"])
+
+    @property
+    def n_val(self) -> int:
+        return len(self.pairs["val"]["rowids"])
+
+    @property
+    def chance(self) -> float:
+        return min(1.0, 10 / self.n_val) if self.n_val else 0.0
+
+    def use(self, weights: Path) -> None:
+        _use_heads(self.settings, self.store, weights, self.features_fp)
+
+    def shipped_figures(self) -> dict:
+        return _shipped_figures(self.store, self.encoder, self.shipped, self.pairs["val"])
+
+
+def _switch_off(job: _Job) -> Adaptation:
+    """--no-adapt: the shipped heads, with the previous adaptation kept (marked off) for a later build."""
+    job.use(job.shipped)
+    if job.previous:
+        job.previous.disabled = True
+        job.store.set_meta(ADAPTATION_KEY, job.previous.to_json())
+    return Adaptation("off", "adapting is off (--no-adapt): the shipped heads are in use", "shipped",
+                      job.n_train, job.n_val, job.shipped_figures(), chance_r10=job.chance)
+
+
+def _too_few_pairs(job: _Job) -> Adaptation:
+    job.use(job.shipped)
+    return Adaptation("too-few-pairs", f"{job.n_train} training and {job.n_val} validation pairs of title and "
+                      f"picture: too few to adapt the model to this catalog (it needs {MIN_TRAIN_PAIRS} and "
+                      f"{MIN_VAL_PAIRS}); the shipped model is in use", "shipped", job.n_train, job.n_val,
+                      job.shipped_figures(), chance_r10=job.chance)
+
+
+def _reuse(job: _Job) -> Adaptation | None:
+    """The previous adaptation, put back in use, when it started from the same shipped heads and under
+    READAPT_SHARE of today's training pairs are new to it; None when the heads must be trained again."""
+    previous, data_dir = job.previous, job.settings.data_dir
+    if previous is None or previous.base_sha != job.base_sha or previous.for_model != job.spec:
+        return None
+    weights = data_dir / previous.weights if previous.weights else None
+    trained_on = _read_keys(data_dir / previous.pairs) if previous.pairs else None
+    if trained_on is None or (previous.model == "adapted" and (weights is None or not weights.is_file())):
+        return None
+    new = int((~np.isin(job.current, trained_on)).sum())
+    if new >= READAPT_SHARE * len(job.current):
+        return None
+    job.use((weights if previous.model == "adapted" else None) or job.shipped)
+    previous.disabled = False
+    job.store.set_meta(ADAPTATION_KEY, previous.to_json())
+    return Adaptation("unchanged", f"{new} of {len(job.current)} training pairs are new since the model was last "
+                      f"adapted (it adapts again at {READAPT_SHARE:.0%}): nothing trained", previous.model,
+                      job.n_train, job.n_val, previous.before, previous.after, job.chance)
+
+
+def _train(job: _Job, progress: ProgressCallback, cancel: threading.Event | None, device: str,
+           started: float) -> Adaptation:
+    """Heads trained on the catalog's pairs, saved, and put in use when they beat the shipped ones on validation."""
+    from mmtui.encoders.lite import load_heads
+
+    progress(ProgressEvent("adapt", 0, None, f"adapting the model to this catalog ({job.n_train} training pairs)"))
+    _, base_heads = load_heads(job.shipped)
+    val = job.pairs["val"]
+    queries = _category_queries(job.store, val)
+    query_features = _query_features(job.encoder, queries)
+    before = _figures(base_heads, val, queries, query_features)
+    heads, epochs = _fit_with_and_without_bridge(base_heads, job.pairs, queries, query_features, device,
+                                                 progress, cancel)
+    check_cancel(cancel)
+    path, keys_path = _save_adapted(job, heads)
+    _, saved = load_heads(path)  # the weights as stored (fp16): the vectors must be those a loaded encoder makes
+    after = _figures(saved, val, queries, query_features)
+    better = keep_adapted(before, after, job.chance)
+    record = _record_choice(job, path, keys_path, better, _public(before), _public(after))
+    seconds = round(time.perf_counter() - started, 1)
+    verb = "adapted to this catalog" if better else "not better than the shipped model on validation: shipped kept"
+    return Adaptation("adapted" if better else "kept-shipped", f"model {verb}", record.model, job.n_train,
+                      job.n_val, record.before, record.after, job.chance, seconds, epochs)
+
+
+def _fit_with_and_without_bridge(base_heads, pairs: dict, queries: list, query_features: np.ndarray | None,
+                                 device: str, progress: ProgressCallback, cancel: threading.Event | None):
+    """_fit's heads, and where the image head has an ImageNet bridge, the better on validation of heads trained
+    with it and without it. Returns (heads, epochs run)."""
     import copy
 
     import torch
 
-    from mmtui.encoders.lite import load_heads
+    heads, epochs = _fit(base_heads, pairs, device=device, progress=progress, cancel=cancel)
+    if not base_heads.image.bridge:
+        return heads, epochs
+    # The bridge helps heads that know nothing of a catalog; once they learned it, its shared classes can blur
+    # kinds apart (README "Adapting to the catalog"), so validation picks.
+    plain = copy.deepcopy(base_heads)
+    with torch.no_grad():
+        plain.image.bridge_weight.zero_()
+    other, other_epochs = _fit(plain, pairs, device=device, progress=progress, cancel=cancel)
+    if _score(_figures(other, pairs["val"], queries, query_features)) > _score(
+            _figures(heads, pairs["val"], queries, query_features)):
+        return other, other_epochs
+    return heads, epochs
 
-    progress(ProgressEvent("adapt", 0, None, f"adapting the model to this catalog ({n_train} training pairs)"))
-    _, base_heads = load_heads(shipped)
-    queries = _category_queries(store, pairs["val"])
-    query_features = _query_features(encoder, queries)
-    before = _figures(base_heads, pairs["val"], queries, query_features)
-    heads, epochs = _fit(base_heads, pairs, device=device or _device(settings), progress=progress, cancel=cancel)
-    if base_heads.image.bridge:
-        # The ImageNet bridge helps where the heads know nothing of a catalog; once they learned it, its shared
-        # classes can blur kinds apart (IKEA: category words -> pictures nDCG@10 0.69 with it, 0.72 without, on
-        # validation). Heads trained without it too; validation picks.
-        plain = copy.deepcopy(base_heads)
-        with torch.no_grad():
-            plain.image.bridge_weight.zero_()
-        other, other_epochs = _fit(plain, pairs, device=device or _device(settings), progress=progress, cancel=cancel)
-        if _score(_figures(other, pairs["val"], queries, query_features)) > _score(
-                _figures(heads, pairs["val"], queries, query_features)):
-            heads, epochs = other, other_epochs
-    check_cancel(cancel)
-    out_dir = settings.data_dir / ADAPTED_DIR
-    out_dir.mkdir(parents=True, exist_ok=True)
+
+def _save_adapted(job: _Job, heads) -> tuple[Path, Path]:
+    """The trained heads and the keys of the pairs they learned from, saved under adapted/ (named by both)."""
     from mmtui.train.lit import save_checkpoint
 
-    config = _read(shipped)[0]
-    name = f"lite-{hashlib.sha1(current.tobytes() + base_sha.encode()).hexdigest()[:12]}"
+    out_dir = job.settings.data_dir / ADAPTED_DIR
+    out_dir.mkdir(parents=True, exist_ok=True)
+    config = _read(job.shipped)[0]
+    name = f"lite-{hashlib.sha1(job.current.tobytes() + job.base_sha.encode()).hexdigest()[:12]}"
     save_checkpoint(heads, {k: v for k, v in config.items() if k != "metrics"}, {}, out_dir, name=name)
-    path = out_dir / f"{name}.safetensors"
     keys_path = out_dir / f"{name}.pairs.npy"
-    np.save(keys_path, current)
-    _, saved = load_heads(path)  # the weights as stored (fp16): the vectors must be those a loaded encoder makes
-    after = _figures(saved, pairs["val"], queries, query_features)
-    better = keep_adapted(before, after, chance)
-    before, after = _public(before), _public(after)
-    _use_heads(settings, store, path if better else shipped, features_fp)
+    np.save(keys_path, job.current)
+    return out_dir / f"{name}.safetensors", keys_path
+
+
+def _record_choice(job: _Job, path: Path, keys_path: Path, better: bool, before: dict,
+                   after: dict) -> HeadsAdaptation:
+    """Put the winning heads in use, delete the losing and the previous files, and record the adaptation."""
+    job.use(path if better else job.shipped)
     if not better:
         for stale in (path, path.with_suffix(".json")):
             stale.unlink(missing_ok=True)
-    rel = lambda p: str(p.relative_to(settings.data_dir))  # noqa: E731
-    record = {"for_model": spec, "weights": rel(path) if better else None, "pairs": rel(keys_path),
-              "model": "adapted" if better else "shipped", "base_sha": base_sha, "n_train": n_train, "n_val": n_val,
-              "before": before, "after": after, "at": time.strftime("%Y-%m-%dT%H:%M:%S"), "disabled": False}
-    _remove_old(settings, info, keep=name)
-    store.set_meta(ADAPTATION_KEY, json.dumps(record))
-    seconds = round(time.perf_counter() - started, 1)
-    verb = "adapted to this catalog" if better else "not better than the shipped model on validation: shipped kept"
-    return Adaptation("adapted" if better else "kept-shipped", f"model {verb}", record["model"], n_train, n_val,
-                      before, after, chance, seconds, epochs)
+    rel = lambda p: str(p.relative_to(job.settings.data_dir))  # noqa: E731
+    record = HeadsAdaptation(for_model=job.spec, weights=rel(path) if better else None, pairs=rel(keys_path),
+                             model="adapted" if better else "shipped", base_sha=job.base_sha, n_train=job.n_train,
+                             n_val=job.n_val, before=before, after=after, at=time.strftime("%Y-%m-%dT%H:%M:%S"))
+    _remove_old(job.settings, job.previous, keep=path.stem)
+    job.store.set_meta(ADAPTATION_KEY, record.to_json())
+    return record
 
 
 def _shipped_figures(store: Store, encoder, shipped: Path, val: dict) -> dict:
@@ -410,12 +487,12 @@ def project_missing(store: Store, weights: Path, fingerprint: str, features_fp: 
     return len(todo)
 
 
-def _remove_old(settings: Settings, info: dict, keep: str) -> None:
+def _remove_old(settings: Settings, previous: HeadsAdaptation | None, keep: str) -> None:
     """Delete the files of the previous adaptation (its vectors stay until their products change)."""
-    for key in ("weights", "pairs"):
-        if not info.get(key) or Path(info[key]).name.startswith(f"{keep}."):
+    for rel in (previous.weights, previous.pairs) if previous else ():
+        if not rel or Path(rel).name.startswith(f"{keep}."):
             continue
-        path = settings.data_dir / info[key]
+        path = settings.data_dir / rel
         for stale in (path, path.with_suffix(".json")):
             if stale.suffix in (".safetensors", ".json", ".npy"):
                 stale.unlink(missing_ok=True)
@@ -455,14 +532,14 @@ def _adapt_open_clip(settings: Settings, store: Store, progress: ProgressCallbac
         return Adaptation("too-few-pairs", f"{n_train} training and {n_val} validation pairs: too few to adapt "
                           "the model to this catalog", "base", n_train, n_val)
     digest = hashlib.sha1(data.train.rowids.tobytes() + data.train.query.tobytes()[:1 << 20]).hexdigest()[:16]
-    info = adaptation_info(store)
-    if info.get("adapter_digest") == digest and info.get("base") == base:
+    previous = read_adaptation(store)
+    if isinstance(previous, AdapterAdaptation) and previous.adapter_digest == digest and previous.base == base:
         return Adaptation("unchanged", "the residual adapter was trained on these pairs: nothing trained",
-                          info.get("model", "base"), n_train, n_val)
+                          previous.model, n_train, n_val)
     progress(ProgressEvent("adapt", 0, None, "training the residual adapter on this catalog's cached vectors"))
     result = train_adapter(settings, store=store, reindex=False, progress=progress, cancel=cancel)
     model = result["name"] if result["promoted"] else "base"
-    store.set_meta(ADAPTATION_KEY, json.dumps({"adapter_digest": digest, "base": base, "model": model}))
+    store.set_meta(ADAPTATION_KEY, AdapterAdaptation(digest, base, model).to_json())
     p = result["promotion"]
     return Adaptation("adapter", f"residual adapter {result['name']}: " + (p.get("reason") or ""), model,
                       n_train, n_val, {"title->picture": {"r10": p.get("previous_val_r10")}},
