@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -97,26 +98,85 @@ def train_lit(products: Sequence[Any], out_dir: Path, *, cache_dir: Path, epochs
     init: start from these head weights (e.g. the shipped lite heads) instead of fresh ones; tensors whose name or
     shape does not match the new heads (an unfrozen tail, a different feature set) keep their fresh values.
     """
+    cfg = _merged_config(config)
+    device = device or "cpu"
+    towers.set_default_threads()
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    items, splits = _usable_items(products, split_fn)
+    check_cancel(cancel)
+    data = _read_features(items, splits, cfg, Path(cache_dir), device, progress, cancel)
+    heads = _new_heads(cfg, data, init).to(device)
+    opt, sched, steps = _optimiser(heads, len(data.train), epochs, batch_size, lr, tail_lr, weight_decay)
+    t0 = time.time()
+    best, best_val, best_epoch, best_state, history = -1.0, None, 0, None, []
+    for epoch in range(1, epochs + 1):
+        loss = _train_epoch(heads, data, rng.permutation(data.train), steps, batch_size, opt, sched, cancel)
+        row, val = _validate(heads, data, epoch, loss, t0)
+        history.append(row)
+        if progress:
+            progress(ProgressEvent("train", epoch, epochs, f"epoch {epoch}/{epochs}", metrics=dict(row)))
+        if val[select] > best + 1e-9:  # MRR: less saturated than R@10 on a small val split
+            best, best_val, best_epoch = val[select], val, epoch
+            best_state = {k: v.detach().cpu().clone() for k, v in heads.state_dict().items()}
+        elif epoch - best_epoch >= patience:
+            break
+    if best_state is None:
+        raise TrainingError("no epoch produced a usable model", "check the catalog's titles and images")
+    heads.load_state_dict(best_state)
+    test = evaluate(heads, data.img, data.txt, data.test, device) if len(data.test) else {}
+    metrics = {"best_epoch": best_epoch, "selected_on": f"val_{select}", "val": best_val, "test": test,
+               "history": history,
+               "n_train": int(len(data.train)), "n_val": int(len(data.val)), "n_test": int(len(data.test)),
+               "train_seconds": round(time.time() - t0, 1)}
+    if write:
+        save_checkpoint(heads, cfg, metrics, Path(out_dir))
+    return metrics
+
+
+@dataclass
+class _Features:
+    """The tower features the heads read (per product, cached), and which products are in each split."""
+    img: dict[str, np.ndarray]
+    txt: dict[str, np.ndarray]
+    dims: dict[str, int]  # the image features' widths
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+    device: str
+
+    def batch(self, idx: np.ndarray) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        return _to_torch(self.txt, idx, self.device), _to_torch(self.img, idx, self.device)
+
+
+def _merged_config(config: dict | None) -> dict:
+    """DEFAULT_CONFIG with `config`'s overrides (one level of nested dicts merged)."""
     cfg = json.loads(json.dumps(DEFAULT_CONFIG))
     for k, v in (config or {}).items():
         if isinstance(v, dict) and isinstance(cfg.get(k), dict):
             cfg[k].update(v)
         else:
             cfg[k] = v
-    device = device or "cpu"
-    towers.set_default_threads()
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
+    return cfg
 
+
+def _usable_items(products: Sequence[Any], split_fn: Callable[[str], str]) -> tuple[list, np.ndarray]:
+    """The products with a picture and a title, and the split of each; too few to train on is an error."""
     items = [p for p in products if getattr(p, "image_path", None) and str(getattr(p, "title", "")).strip()]
     splits = np.array([split_fn(str(p.id)) for p in items])
     if (splits == "train").sum() < 8 or (splits == "val").sum() < 2:
         raise TrainingError(f"too few products with images to train ({len(items)})",
                             "train on a catalog with at least a few hundred products that have images")
-    check_cancel(cancel)
-    img_all = extract_image_features([p.image_path for p in items], Path(cache_dir), variant=cfg["image_tower"],
+    return items, splits
+
+
+def _read_features(items: list, splits: np.ndarray, cfg: dict, cache_dir: Path, device: str,
+                   progress: ProgressCallback | None, cancel: threading.Event | None) -> _Features:
+    """The towers' features of every item (cached), those the configured heads read; records their widths,
+    the checkpoint format and the preprocessing in `cfg`."""
+    img_all = extract_image_features([p.image_path for p in items], cache_dir, variant=cfg["image_tower"],
                                      device=device, progress=progress, cancel=cancel)
-    txt_all = extract_text_features([p.title for p in items], Path(cache_dir), device=device, progress=progress,
+    txt_all = extract_text_features([p.title for p in items], cache_dir, device=device, progress=progress,
                                     cancel=cancel)
     image_names = list(cfg["image"]["pooled"])
     if cfg["image"].get("tail_from") is not None:
@@ -132,22 +192,30 @@ def train_lit(products: Sequence[Any], out_dir: Path, *, cache_dir: Path, epochs
     cfg["image_dims"] = dims
     cfg["format"] = FORMAT
     cfg["preprocess"] = towers.PREPROCESS_VERSION
-
     tr, va, te = (np.flatnonzero(splits == s) for s in ("train", "val", "test"))
+    return _Features(img, txt, dims, tr, va, te, device)
+
+
+def _new_heads(cfg: dict, data: _Features, init: dict[str, torch.Tensor] | None) -> LiteHeads:
+    """Fresh heads (with tower tails where the config unfreezes them), pooled features standardised with the
+    train split's statistics, then `init`'s tensors where their name and shape match."""
     need_tower = cfg["image"].get("tail_from") is not None
     image_tower = towers.load_image_tower(cfg["image_tower"], "cpu") if need_tower else None
     bert = towers.load_text_tower("cpu")[1] if cfg["text"].get("tail_from") is not None else None
-    heads = LiteHeads(cfg, dims, image_tower, bert)
-    del image_tower, bert
-    if heads.image.pooled:  # standardise pooled features with train statistics
-        z = np.concatenate([img[n][tr].astype(np.float32) for n in heads.image.pooled], axis=1)
+    heads = LiteHeads(cfg, data.dims, image_tower, bert)
+    if heads.image.pooled:
+        z = np.concatenate([data.img[n][data.train].astype(np.float32) for n in heads.image.pooled], axis=1)
         heads.image.mu.copy_(torch.from_numpy(z.mean(0)))
         heads.image.sd.copy_(torch.from_numpy(z.std(0) + 1e-3))
     if init:
         own = heads.state_dict()
         heads.load_state_dict({k: v for k, v in init.items() if k in own and own[k].shape == v.shape}, strict=False)
-    heads.to(device)
+    return heads
 
+
+def _optimiser(heads: LiteHeads, n_train: int, epochs: int, batch_size: int, lr: float, tail_lr: float,
+               weight_decay: float):
+    """AdamW (tower tails at their own, lower rate) under a one-cycle schedule. Returns (opt, sched, steps)."""
     tail_params = [p for n, p in heads.named_parameters()
                    if n.startswith(("image.tail.", "text.tail.", "image.conv_head.", "image.bn_head."))]
     tail_ids = {id(p) for p in tail_params}
@@ -156,64 +224,43 @@ def train_lit(products: Sequence[Any], out_dir: Path, *, cache_dir: Path, epochs
     if tail_params:
         groups.append({"params": tail_params, "lr": tail_lr})
     opt = torch.optim.AdamW(groups, weight_decay=weight_decay)
-    steps_per_epoch = max(1, len(tr) // batch_size)
+    steps_per_epoch = max(1, n_train // batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["lr"] for g in groups],
                                                 total_steps=epochs * steps_per_epoch, pct_start=0.1)
+    return opt, sched, steps_per_epoch
 
-    best: dict[str, Any] = {"score": -1.0}
-    best_state = None
-    history = []
-    bad = 0
-    t0 = time.time()
-    for epoch in range(1, epochs + 1):
-        heads.train()
-        perm = rng.permutation(tr)
-        losses = []
-        for s in range(steps_per_epoch):
-            check_cancel(cancel)
-            idx = np.sort(perm[s * batch_size:(s + 1) * batch_size])
-            ti = heads.text(_to_torch(txt, idx, device))
-            ii = heads.image(_to_torch(img, idx, device))
-            loss = _clip_loss(ti, ii, heads.logit_scale)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            with torch.no_grad():
-                heads.logit_scale.clamp_(0, np.log(100))
-            losses.append(float(loss.detach()))
-        val = evaluate(heads, img, txt, va, device)
-        with torch.inference_mode():
-            vi = np.sort(va)
-            heads.eval()
-            val_loss = float(_clip_loss(heads.text(_to_torch(txt, vi, device)), heads.image(_to_torch(img, vi, device)),
-                                        heads.logit_scale))
-        row = {"epoch": epoch, "train_loss": float(np.mean(losses)), "val_loss": val_loss, "val_r10": val["r10"],
-               "val_r1": val["r1"], "val_mrr": val["mrr"], "seconds": round(time.time() - t0, 1)}
-        history.append(row)
-        if not np.isfinite(row["train_loss"]):
-            raise TrainingError(f"training diverged at epoch {epoch} (loss is not finite)", "lower --lr")
-        if progress:
-            progress(ProgressEvent("train", epoch, epochs, f"epoch {epoch}/{epochs}", metrics=dict(row)))
-        if val[select] > best["score"] + 1e-9:  # MRR: less saturated than R@10 on a small val split
-            best = {"score": val[select], "val": val, "epoch": epoch}
-            best_state = {k: v.detach().cpu().clone() for k, v in heads.state_dict().items()}
-            bad = 0
-        else:
-            bad += 1
-            if bad >= patience:
-                break
-    if best_state is None:
-        raise TrainingError("no epoch produced a usable model", "check the catalog's titles and images")
-    heads.load_state_dict(best_state)
-    test = evaluate(heads, img, txt, te, device) if len(te) else {}
-    metrics = {"best_epoch": best["epoch"], "selected_on": f"val_{select}", "val": best["val"], "test": test,
-               "history": history,
-               "n_train": int(len(tr)), "n_val": int(len(va)), "n_test": int(len(te)),
-               "train_seconds": round(time.time() - t0, 1)}
-    if write:
-        save_checkpoint(heads, cfg, metrics, Path(out_dir))
-    return metrics
+
+def _train_epoch(heads: LiteHeads, data: _Features, perm: np.ndarray, steps: int, batch_size: int, opt, sched,
+                 cancel: threading.Event | None) -> float:
+    """One pass over the train split in `perm` order; returns the mean training loss."""
+    heads.train()
+    losses = []
+    for s in range(steps):
+        check_cancel(cancel)
+        text, image = data.batch(np.sort(perm[s * batch_size:(s + 1) * batch_size]))
+        loss = _clip_loss(heads.text(text), heads.image(image), heads.logit_scale)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        with torch.no_grad():
+            heads.logit_scale.clamp_(0, np.log(100))
+        losses.append(float(loss.detach()))
+    return float(np.mean(losses))
+
+
+def _validate(heads: LiteHeads, data: _Features, epoch: int, train_loss: float, t0: float) -> tuple[dict, dict]:
+    """The epoch's history row and its validation metrics; a loss that is not finite is an error."""
+    val = evaluate(heads, data.img, data.txt, data.val, data.device)
+    with torch.inference_mode():
+        heads.eval()
+        text, image = data.batch(np.sort(data.val))
+        val_loss = float(_clip_loss(heads.text(text), heads.image(image), heads.logit_scale))
+    row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "val_r10": val["r10"],
+           "val_r1": val["r1"], "val_mrr": val["mrr"], "seconds": round(time.time() - t0, 1)}
+    if not np.isfinite(row["train_loss"]):
+        raise TrainingError(f"training diverged at epoch {epoch} (loss is not finite)", "lower --lr")
+    return row, val
 
 
 def _clip_loss(t: torch.Tensor, i: torch.Tensor, logit_scale: torch.Tensor) -> torch.Tensor:
