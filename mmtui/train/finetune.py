@@ -155,57 +155,123 @@ def train_finetune(settings: Settings, source: Store | Sequence | None = None, *
         raise TrainingError(f"`train finetune` needs an open_clip or the lite model, not {spec!r}",
                             "build the index with --model lite or --model openclip:ARCH/PRETRAINED "
                             "(or openclip:ARCH --checkpoint FILE)")
-    pairs = pairs_from(source if source is not None else store)
+    hyper = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay, "augment": augment,
+             "patience": patience, "seed": seed}
+    return _finetune_open_clip(settings, store, spec, checkpoint, source=source, hyper=hyper, max_train=max_train,
+                               max_val=max_val, num_workers=num_workers, force=force, device=device,
+                               progress=progress, cancel=cancel, reindex=reindex, encode_again=encode_again)
+
+
+def _finetune_open_clip(settings: Settings, store: Store | None, spec: str, checkpoint: Path | None, *, source,
+                        hyper: dict, max_train: int | None, max_val: int | None, num_workers: int, force: bool,
+                        device: str | None, progress: ProgressCallback | None, cancel: threading.Event | None,
+                        reindex: bool | Reindex, encode_again: EncodeAgain | None) -> dict:
+    """open_clip: both towers trained (logit scale frozen), saved as finetune-NNN and promoted if it beats
+    the model in use on validation."""
+    epochs, batch_size, patience, seed = hyper["epochs"], hyper["batch_size"], hyper["patience"], hyper["seed"]
+    train, val, test = _open_clip_splits(source if source is not None else store, max_train, max_val)
+    device = pick_device(device or settings.device)
+    if progress:
+        progress(ProgressEvent("model", 0, None, f"loading {spec}"))
+    encoder = OpenClipEncoder.load(spec, checkpoint=checkpoint, device=device)
+    run = _ContrastiveRun(encoder, device, batch_size, num_workers)
+    torch.manual_seed(seed)
+    loader = run.train_loader(train, hyper["augment"], torch.Generator().manual_seed(seed))
+    run.use_for_validation(val)
+    run.model.eval()
+    with torch.no_grad():
+        before = run.validate()
+    result = fit(run.model, _open_clip_optimizer(run.model, hyper["lr"], hyper["weight_decay"]),
+                 batches=lambda epoch: (b for b in loader if b is not None), steps_per_epoch=max(1, len(loader)),
+                 loss_fn=run.loss_fn, validate=run.validate,
+                 config=LoopConfig(epochs=epochs, patience=patience, device=device), progress=progress,
+                 cancel=cancel)
+    with torch.no_grad():
+        after = run.validate()
+    metrics = {"val_r10": after["val_r10"], "base_val_r10": before["val_r10"], "val": after["scores"],
+               "base_val": before["scores"], "best_epoch": result.best_epoch, "stopped_early": result.stopped_early}
+    if len(test) >= 2:
+        metrics["test"] = _paired_scores(run.model, test, encoder.preprocess, run.tokenizer, device, batch_size)
+    ckpt = _save_open_clip(settings, spec, checkpoint, run, hyper, (len(train), len(val), len(test)), metrics,
+                           result.history)
+    arch = _arch(spec)
+    out = {"name": ckpt.name, "promoted": False, "metrics": metrics, "history": result.history,
+           "path": str(ckpt.path), "promotion": None, "checkpoint": str(ckpt.weights_path),
+           "model": f"openclip:{arch}"}
+    if store is None:
+        return out
+    previous_r10 = before["val_r10"] if (store.get_meta("active_model") or "base") == "base" else None
+    promotion = promote(settings, ckpt.name, metrics["val_r10"], force=force, store=store,
+                        previous_val_r10=previous_r10,
+                        reindex=_encode_again(settings, ckpt.name, store, reindex, encode_again))
+    return {**out, "promoted": promotion.promoted, "promotion": promotion.as_dict()}
+
+
+def _arch(spec: str) -> str:
+    return spec.removeprefix("openclip:").partition("/")[0]
+
+
+def _open_clip_splits(source: Store | Sequence, max_train: int | None,
+                      max_val: int | None) -> tuple[list[Pair], list[Pair], list[Pair]]:
+    """The train (up to max_train), validation (up to max_val) and test pairs; too few is an error."""
+    pairs = pairs_from(source)
     train = [p for p in pairs if p.split == "train"][:max_train]
     val = [p for p in pairs if p.split == "val"][:max_val]
     test = [p for p in pairs if p.split == "test"]
     if len(train) < 2 or len(val) < 2:
         raise TrainingError(f"too few image-title pairs to fine-tune (train {len(train)}, val {len(val)})",
                             "index a catalog with images first: training uses 80% of them, validation 10%")
-    device = pick_device(device or settings.device)
-    if progress:
-        progress(ProgressEvent("model", 0, None, f"loading {spec}"))
-    encoder = OpenClipEncoder.load(spec, checkpoint=checkpoint, device=device)
-    model, tokenizer = encoder.model, encoder.tokenizer
-    arch = spec.removeprefix("openclip:").partition("/")[0]
-    siglip = getattr(model, "logit_bias", None) is not None
-    model.logit_scale.requires_grad_(False)
-    scale = model.logit_scale.detach().exp()
+    return train, val, test
 
-    def collate(items):
+
+class _ContrastiveRun:
+    """An open_clip model trained on image-title pairs: its loaders, its loss (symmetric contrastive, or sigmoid
+    for SigLIP models) with the logit scale frozen, and its validation."""
+
+    def __init__(self, encoder: OpenClipEncoder, device: str, batch_size: int, num_workers: int) -> None:
+        self.encoder, self.model, self.tokenizer = encoder, encoder.model, encoder.tokenizer
+        self.device, self.batch_size, self.num_workers = device, batch_size, num_workers
+        self.siglip = getattr(self.model, "logit_bias", None) is not None
+        self.model.logit_scale.requires_grad_(False)
+        self.scale = self.model.logit_scale.detach().exp()
+        self.val_loader = None
+
+    def collate(self, items):
         items = [it for it in items if it is not None]
         if len(items) < 2:
             return None
-        return torch.stack([img for img, _ in items]), tokenizer([t for _, t in items])
+        return torch.stack([img for img, _ in items]), self.tokenizer([t for _, t in items])
 
-    torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
-    transform = train_transform(model) if augment else encoder.preprocess
-    loader = torch.utils.data.DataLoader(PairDataset(train, transform), batch_size=batch_size, shuffle=True,
-                                         drop_last=len(train) % batch_size == 1, collate_fn=collate,
-                                         num_workers=num_workers, generator=gen)
-    val_loader = torch.utils.data.DataLoader(PairDataset(val, encoder.preprocess), batch_size=batch_size,
-                                             collate_fn=collate, num_workers=num_workers)
+    def train_loader(self, train: list[Pair], augment: bool, generator: torch.Generator):
+        transform = train_transform(self.model) if augment else self.encoder.preprocess
+        return torch.utils.data.DataLoader(PairDataset(train, transform), batch_size=self.batch_size, shuffle=True,
+                                           drop_last=len(train) % self.batch_size == 1, collate_fn=self.collate,
+                                           num_workers=self.num_workers, generator=generator)
 
-    def loss_of(img: torch.Tensor, txt: torch.Tensor) -> torch.Tensor:
-        if siglip:
-            return sigmoid_loss(img, txt, scale, model.logit_bias)
-        return info_nce(txt, img, scale)
+    def use_for_validation(self, val: list[Pair]) -> None:
+        self.val_loader = torch.utils.data.DataLoader(PairDataset(val, self.encoder.preprocess),
+                                                      batch_size=self.batch_size, collate_fn=self.collate,
+                                                      num_workers=self.num_workers)
 
-    def loss_fn(batch) -> torch.Tensor:
+    def loss_of(self, img: torch.Tensor, txt: torch.Tensor) -> torch.Tensor:
+        if self.siglip:
+            return sigmoid_loss(img, txt, self.scale, self.model.logit_bias)
+        return info_nce(txt, img, self.scale)
+
+    def loss_fn(self, batch) -> torch.Tensor:
         images, tokens = batch
-        img = model.encode_image(images.to(device), normalize=True)
-        txt = model.encode_text(tokens.to(device), normalize=True)
-        return loss_of(img, txt)
+        img = self.model.encode_image(images.to(self.device), normalize=True)
+        txt = self.model.encode_text(tokens.to(self.device), normalize=True)
+        return self.loss_of(img, txt)
 
-    def validate() -> dict:
+    def validate(self) -> dict:
         imgs, txts, losses = [], [], []
-        for batch in val_loader:
+        for batch in self.val_loader:
             if batch is None:
                 continue
-            img = model.encode_image(batch[0].to(device), normalize=True).float()
-            txt = model.encode_text(batch[1].to(device), normalize=True).float()
-            losses.append(float(loss_of(img, txt)))
+            img = self.model.encode_image(batch[0].to(self.device), normalize=True).float()
+            txt = self.model.encode_text(batch[1].to(self.device), normalize=True).float()
+            losses.append(float(self.loss_of(img, txt)))
             imgs.append(img.cpu().numpy())
             txts.append(txt.cpu().numpy())
         if not imgs:
@@ -213,48 +279,30 @@ def train_finetune(settings: Settings, source: Store | Sequence | None = None, *
         scores = paired_retrieval(np.concatenate(txts), np.concatenate(imgs))
         return {"val_loss": float(np.mean(losses)), "val_r10": scores["recall@10"], "scores": scores}
 
-    model.eval()
-    with torch.no_grad():
-        before = validate()
+
+def _open_clip_optimizer(model, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    """AdamW; no weight decay on biases, norms and other 1-d parameters."""
     decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim < 2]
-    optimizer = torch.optim.AdamW([{"params": decay, "lr": lr, "weight_decay": weight_decay},
-                                   {"params": no_decay, "lr": lr, "weight_decay": 0.0}])
-    batches = lambda epoch: (b for b in loader if b is not None)  # noqa: E731
-    steps = max(1, len(loader))
-    result = fit(model, optimizer, batches=batches, steps_per_epoch=steps, loss_fn=loss_fn, validate=validate,
-                 config=LoopConfig(epochs=epochs, patience=patience, device=device), progress=progress,
-                 cancel=cancel)
-    with torch.no_grad():
-        after = validate()
-    metrics = {"val_r10": after["val_r10"], "base_val_r10": before["val_r10"], "val": after["scores"],
-               "base_val": before["scores"], "best_epoch": result.best_epoch, "stopped_early": result.stopped_early}
-    if len(test) >= 2:
-        metrics["test"] = _paired_scores(model, test, encoder.preprocess, tokenizer, device, batch_size)
+    return torch.optim.AdamW([{"params": decay, "lr": lr, "weight_decay": weight_decay},
+                              {"params": no_decay, "lr": lr, "weight_decay": 0.0}])
+
+
+def _save_open_clip(settings: Settings, spec: str, checkpoint: Path | None, run: _ContrastiveRun, hyper: dict,
+                    sizes: tuple[int, int, int], metrics: dict, history: list[dict]):
+    """The fine-tuned weights as checkpoint finetune-NNN, with the arch's open_clip config next to them."""
+    arch = _arch(spec)
     name = next_name(settings.checkpoints_dir, "finetune")
     open_clip_cfg = _model_config(arch)
-    config = {"model_spec": f"openclip:{arch}", "arch": arch, "siglip": siglip,
+    config = {"model_spec": f"openclip:{arch}", "arch": arch, "siglip": run.siglip,
               "base_model": spec, "base_checkpoint": str(checkpoint) if checkpoint else None,
-              "base_fingerprint": encoder.fingerprint, "open_clip_config": open_clip_cfg,
-              "hyperparameters": {"epochs": epochs, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay,
-                                  "augment": augment, "patience": patience, "seed": seed,
-                                  "loss": "sigmoid" if siglip else "info_nce", "logit_scale": "frozen"},
-              "n_train": len(train), "n_val": len(val), "n_test": len(test), "device": device}
-    tensors = {k: v.detach().to("cpu").clone() for k, v in model.state_dict().items()}
+              "base_fingerprint": run.encoder.fingerprint, "open_clip_config": open_clip_cfg,
+              "hyperparameters": {**hyper, "loss": "sigmoid" if run.siglip else "info_nce", "logit_scale": "frozen"},
+              "n_train": sizes[0], "n_val": sizes[1], "n_test": sizes[2], "device": run.device}
+    tensors = {k: v.detach().to("cpu").clone() for k, v in run.model.state_dict().items()}
     extra = {f"{arch}.json": json.dumps(open_clip_cfg, indent=2)} if open_clip_cfg else None
-    ckpt = save_checkpoint(settings.checkpoints_dir, "finetune", tensors, config, metrics, result.history,
+    return save_checkpoint(settings.checkpoints_dir, "finetune", tensors, config, metrics, history,
                            name=name, extra_files=extra)
-    if store is None:
-        return {"name": ckpt.name, "promoted": False, "metrics": metrics, "history": result.history,
-                "path": str(ckpt.path), "promotion": None, "checkpoint": str(ckpt.weights_path),
-                "model": f"openclip:{arch}"}
-    previous_r10 = before["val_r10"] if (store.get_meta("active_model") or "base") == "base" else None
-    promotion = promote(settings, ckpt.name, metrics["val_r10"], force=force, store=store,
-                        previous_val_r10=previous_r10,
-                        reindex=_encode_again(settings, ckpt.name, store, reindex, encode_again))
-    return {"name": ckpt.name, "promoted": promotion.promoted, "metrics": metrics, "history": result.history,
-            "path": str(ckpt.path), "promotion": promotion.as_dict(), "checkpoint": str(ckpt.weights_path),
-            "model": f"openclip:{arch}"}
 
 
 @writes("train lit")
@@ -287,49 +335,22 @@ def _finetune_lite(settings: Settings, store: Store | None, spec: str, *, source
                    unfreeze: bool = True, tails: str = "both", encode_again: EncodeAgain | None = None) -> dict:
     """lite: the LiT trainer (mmtui.train.lit) with the last image blocks and the last text layers unfrozen,
     starting from the current lite model's weights (its heads, and its tails when it has fine-tuned ones), all at
-    `lr` (seed 001's 1e-4). unfreeze=False (`mmtui train lit`) trains fresh heads of the current design alone, at
+    `lr` (1e-4 by default). unfreeze=False (`mmtui train lit`) trains fresh heads of the current design alone, at
     the LiT rate of 1e-3. tails: "both", "text" or "image"."""
-    from safetensors.torch import load_file
-
     # looked up when called: tests replace mmtui.train.lit.train_lit and mmtui.encoders.lite.read_checkpoint
     from mmtui.encoders.lite import default_weights, read_checkpoint
-    from mmtui.train.features import IMAGE_TAP_BLOCKS, TEXT_TAP_LAYER
-    from mmtui.train.lit import train_lit
 
     weights = Path(spec.split(":", 1)[1]).expanduser() if spec.startswith("lite:") else default_weights()
     current, current_tensors, _ = read_checkpoint(weights)
-    config = {k: v for k, v in current.items() if k not in ("metrics", "format", "image_dims", "preprocess")}
+    config = _lite_config(current, unfreeze, tails)
     kind = "finetune" if unfreeze else "lit"
-    if tails not in ("both", "text", "image"):
-        raise TrainingError(f"unknown tails {tails!r}", "use --tails both, text or image")
-    image_tail = unfreeze and tails in ("both", "image")
-    text_tail = unfreeze and tails in ("both", "text")
-    config["image"] = {**config.get("image", {}), "tail_from": IMAGE_TAP_BLOCKS[0] if image_tail else None}
-    config["text"] = {**config.get("text", {}), "tail_from": TEXT_TAP_LAYER if text_tail else None}
-    pairs = pairs_from(source if source is not None else store)
-    products = [SimpleNamespace(id=p.product_id, title=p.title, image_path=p.image_path) for p in pairs]
-    split_by_id = {p.product_id: p.split for p in pairs}
     name = next_name(settings.checkpoints_dir, kind)
-    work = settings.checkpoints_dir / f".{name}.lit"
-    shutil.rmtree(work, ignore_errors=True)
-    try:
-        start = {"init": current_tensors, "lr": lr} if unfreeze else {}  # a fine-tune goes on from the current model
-        lit = train_lit(products, work, cache_dir=settings.data_dir / "cache" / "features", epochs=epochs,
-                        batch_size=batch_size, tail_lr=lr, weight_decay=weight_decay, config=config, seed=seed,
-                        **start,
-                        device=device or settings.device, progress=progress, cancel=cancel,
-                        patience=patience or epochs, split_fn=lambda pid: split_by_id.get(pid, split_of(pid)))
-        tensors = load_file(str(work / "lite.safetensors"))
-        lite_json = (work / "lite.json").read_text(encoding="utf-8")
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    rename = {"r1": "recall@1", "r5": "recall@5", "r10": "recall@10", "mrr": "mrr", "n": "n_queries"}
-    metrics = {"val_r10": float(lit["val"]["r10"]), "best_epoch": lit.get("best_epoch"),
-               "val": {rename.get(k, k): v for k, v in lit["val"].items()}}
-    if lit.get("test"):
-        metrics["test"] = {rename.get(k, k): v for k, v in lit["test"].items()}
-    history = [{k: row[k] for k in ("epoch", "train_loss", "val_loss", "val_r10") if k in row}
-               for row in lit.get("history", [])]
+    start = {"init": current_tensors, "lr": lr} if unfreeze else {}  # a fine-tune goes on from the current model
+    lit, tensors, lite_json = _run_lit(settings, pairs_from(source if source is not None else store), name, config,
+                                       start, epochs=epochs, batch_size=batch_size, tail_lr=lr,
+                                       weight_decay=weight_decay, seed=seed, device=device or settings.device,
+                                       progress=progress, cancel=cancel, patience=patience or epochs)
+    metrics, history = _lite_metrics(lit)
     ckpt_path = settings.checkpoints_dir.resolve() / name  # absolute: the spec must load from any directory
     ckpt_config = {"model_spec": f"lite:{ckpt_path / 'model.safetensors'}", "base_model": spec,
                    "base_fingerprint": store.get_meta("base_fingerprint") if store is not None else None,
@@ -350,6 +371,51 @@ def _finetune_lite(settings: Settings, store: Store | None, spec: str, *, source
                             reindex=_encode_again(settings, ckpt.name, store, reindex, encode_again))
         result.update(promoted=promotion.promoted, promotion=promotion.as_dict())
     return result
+
+
+def _lite_config(current: dict, unfreeze: bool, tails: str) -> dict:
+    """The current lite model's config with the tower tails `tails` unfrozen (none when not `unfreeze`)."""
+    from mmtui.train.features import IMAGE_TAP_BLOCKS, TEXT_TAP_LAYER
+
+    config = {k: v for k, v in current.items() if k not in ("metrics", "format", "image_dims", "preprocess")}
+    if tails not in ("both", "text", "image"):
+        raise TrainingError(f"unknown tails {tails!r}", "use --tails both, text or image")
+    image_tail = unfreeze and tails in ("both", "image")
+    text_tail = unfreeze and tails in ("both", "text")
+    config["image"] = {**config.get("image", {}), "tail_from": IMAGE_TAP_BLOCKS[0] if image_tail else None}
+    config["text"] = {**config.get("text", {}), "tail_from": TEXT_TAP_LAYER if text_tail else None}
+    return config
+
+
+def _run_lit(settings: Settings, pairs: list[Pair], name: str, config: dict, start: dict,
+             **train_args) -> tuple[dict, dict, str]:
+    """train_lit on the pairs in a scratch folder; returns (its metrics, the weights, their lite JSON)."""
+    from safetensors.torch import load_file
+
+    from mmtui.train.lit import train_lit
+
+    products = [SimpleNamespace(id=p.product_id, title=p.title, image_path=p.image_path) for p in pairs]
+    split_by_id = {p.product_id: p.split for p in pairs}
+    work = settings.checkpoints_dir / f".{name}.lit"
+    shutil.rmtree(work, ignore_errors=True)
+    try:
+        lit = train_lit(products, work, cache_dir=settings.data_dir / "cache" / "features", config=config,
+                        **start, **train_args, split_fn=lambda pid: split_by_id.get(pid, split_of(pid)))
+        return lit, load_file(str(work / "lite.safetensors")), (work / "lite.json").read_text(encoding="utf-8")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _lite_metrics(lit: dict) -> tuple[dict, list[dict]]:
+    """train_lit's metrics and history in the checkpoints' names (recall@10, ...)."""
+    rename = {"r1": "recall@1", "r5": "recall@5", "r10": "recall@10", "mrr": "mrr", "n": "n_queries"}
+    metrics = {"val_r10": float(lit["val"]["r10"]), "best_epoch": lit.get("best_epoch"),
+               "val": {rename.get(k, k): v for k, v in lit["val"].items()}}
+    if lit.get("test"):
+        metrics["test"] = {rename.get(k, k): v for k, v in lit["test"].items()}
+    history = [{k: row[k] for k in ("epoch", "train_loss", "val_loss", "val_r10") if k in row}
+               for row in lit.get("history", [])]
+    return metrics, history
 
 
 def _encode_again(settings: Settings, name: str, store: Store, reindex: bool | Reindex,
