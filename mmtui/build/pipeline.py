@@ -34,7 +34,6 @@ from mmtui.store.db import CONTENT, Store, sha1_text
 from mmtui.train.adapt import adapt_to_catalog, project_missing
 
 
-
 @dataclass
 class BuildReport:
     catalog: str
@@ -99,14 +98,28 @@ def build_index(settings: Settings, catalog: Path | str, *, columns: dict | None
     image_rejects = resolve_images(data.products, data.base_dir, settings.image_cache_dir, known=known,
                                    progress=progress, cancel=cancel)
     if encoder is None:
-        progress(ProgressEvent("model", 0, None, f"model {model_spec(settings, store)} (loaded only if something needs encoding)"))
+        progress(ProgressEvent("model", 0, None,
+                               f"model {model_spec(settings, store)} (loaded only if something needs encoding)"))
         encoder = open_encoder(settings, store, lazy=True, adapted=adapt)
     # the path as given (a folder may hold several files: data.source is only the first) made absolute, and the
     # column mapping: what a re-encode after `mmtui use` of a fine-tuned model reads again
     source = str(Path(catalog).expanduser().resolve())
     report = BuildReport(catalog=source, model=encoder.name, encodings=dict(data.encodings))
+    rejects = [*data.rejects, *image_rejects]
+    build_id = _store_products(store, data, existing, rejects, source, encoder, report, keep_missing)
+    _record_model(settings, store, encoder, source, columns)
+    _encode(store, encoder, encode_on, report, progress, cancel, batch_size)
+    check_cancel(cancel)
+    encoder = _adapt(settings, store, encoder, report, adapt, progress, cancel)
+    recall = _index_and_learn(settings, store, encoder, report, progress, cancel)
+    _finish(store, report, recall, rejects, build_id, started)
+    return report
 
-    # 1. products and rejects
+
+def _store_products(store: Store, data, existing: dict[str, dict], rejects: list[Reject], source: str,
+                    encoder: Encoder, report: BuildReport, keep_missing: bool) -> int:
+    """Step 1: the catalog's products (only new and changed rows written) and this build's rejects; products
+    gone from the catalog removed unless `keep_missing`. Counts in `report`; returns the build's id."""
     records = [_record(p, data.source.name) for p in data.products]
     seen = {r["id"] for r in records}
     report.added = sum(1 for r in records if r["id"] not in existing)
@@ -116,10 +129,14 @@ def build_index(settings: Settings, catalog: Path | str, *, columns: dict | None
     with store.db.conn:
         store.upsert_products(dirty)  # unchanged rows are not rewritten (each write also re-indexes FTS)
         report.removed = store.delete_products(removed) if removed else 0
-    all_rejects = [*data.rejects, *image_rejects]
     build_id = store.db["builds"].insert({"catalog": source, "model": encoder.name,
                                           "started": time.strftime("%Y-%m-%dT%H:%M:%S")}).last_pk
-    store.replace_rejects(build_id, [_reject_record(r) for r in all_rejects])
+    store.replace_rejects(build_id, [_reject_record(r) for r in rejects])
+    return build_id
+
+
+def _record_model(settings: Settings, store: Store, encoder: Encoder, source: str, columns: dict | None) -> None:
+    """The model, the catalog path and its column mapping, as a later search or re-encode reads them."""
     store.set_meta("base_model", encoder.name)
     store.set_meta("base_fingerprint", encoder.fingerprint)
     store.set_meta("base_dim", str(encoder.dim))
@@ -128,55 +145,68 @@ def build_index(settings: Settings, catalog: Path | str, *, columns: dict | None
     store.set_meta("catalog", source)
     store.set_meta("catalog_columns", json.dumps(columns or {}, sort_keys=True))
 
-    # 2. vectors: encode only what has no vector for this model and content, here or elsewhere (encode_on,
-    # e.g. mmtui.build.ray_encode.RayEncode: the same work list, encoded on an actor pool, written here alike)
+
+def _encode(store: Store, encoder: Encoder, encode_on, report: BuildReport, progress: ProgressCallback,
+            cancel: threading.Event | None, batch_size: int) -> None:
+    """Step 2: vectors for what has none for this model and content, here or on `encode_on` (e.g.
+    mmtui.build.ray_encode.RayEncode: the same work list, encoded on an actor pool, written here alike)."""
     if encode_on is not None:
         (report.encoded_images, report.image_seconds, report.encoded_texts,
          report.text_seconds) = encode_on.encode_missing(store, encoder, progress, cancel, batch_size)
         report.encoded_on = encode_on.where
-    else:
-        report.encoded_images, report.image_seconds = _encode_missing(
-            store, encoder, "image", progress, cancel, batch_size)
-        report.encoded_texts, report.text_seconds = 0, 0.0
-        for kind in ("title", "text"):
-            n, seconds = _encode_missing(store, encoder, kind, progress, cancel, batch_size * 2)
-            report.encoded_texts += n
-            report.text_seconds += seconds
+        return
+    report.encoded_images, report.image_seconds = _encode_missing(
+        store, encoder, "image", progress, cancel, batch_size)
+    report.encoded_texts, report.text_seconds = 0, 0.0
+    for kind in ("title", "text"):
+        n, seconds = _encode_missing(store, encoder, kind, progress, cancel, batch_size * 2)
+        report.encoded_texts += n
+        report.text_seconds += seconds
 
-    # 3. the model adapted to the catalog, from the features the encoding kept (no tower runs again)
-    check_cancel(cancel)
-    adaptation = adapt_to_catalog(settings, store, encoder, enabled=adapt, progress=progress, cancel=cancel)
+
+def _adapt(settings: Settings, store: Store, encoder: Encoder, report: BuildReport, enabled: bool,
+           progress: ProgressCallback, cancel: threading.Event | None) -> Encoder:
+    """Step 3: the model adapted to the catalog from the features the encoding kept (no tower runs again).
+    Returns the encoder later steps encode queries with."""
+    adaptation = adapt_to_catalog(settings, store, encoder, enabled=enabled, progress=progress, cancel=cancel)
     report.adaptation = adaptation.to_json()
     if adaptation.weights is not None and adaptation.weights != getattr(encoder, "weights_path", None):
-        encoder = encoder.with_heads(adaptation.weights)  # what later steps encode queries with
+        return encoder.with_heads(adaptation.weights)
+    return encoder
 
-    # 4. indexes from stored vectors
-    check_cancel(cancel)
-    recall = reindex(settings, store=store, progress=progress)
-    # 5. hybrid weights learned on the validation products: a signal at chance gets no vote
-    check_cancel(cancel)
+
+def _index_and_learn(settings: Settings, store: Store, encoder: Encoder, report: BuildReport,
+                     progress: ProgressCallback, cancel: threading.Event | None) -> dict:
+    """Steps 4-6: the indexes from the stored vectors, then the hybrid weights and the weights of what a query
+    names, learned on the validation products. Returns reindex's {index: (recall@10, kind)}."""
     from mmtui.train.weights.hybrid import learn_at_build
-
-    report.ranking = learn_at_build(settings, store, encoder, progress=progress)
-    if report.ranking.get("status") == "learned":
-        recall.update(reindex(settings, store=store, progress=progress))  # the fused index, with the learned weight
-    # 6. how much the kind, person and colour a query names weigh (mmtui.query.understanding.parse), learned likewise
-    check_cancel(cancel)
     from mmtui.train.weights.understanding import learn_at_build as learn_understanding_at_build
 
+    check_cancel(cancel)
+    recall = reindex(settings, store=store, progress=progress)
+    check_cancel(cancel)
+    report.ranking = learn_at_build(settings, store, encoder, progress=progress)  # a signal at chance: no vote
+    if report.ranking.get("status") == "learned":
+        recall.update(reindex(settings, store=store, progress=progress))  # the fused index, with the learned weight
+    check_cancel(cancel)
     report.understanding = learn_understanding_at_build(settings, store, encoder, progress=progress)
+    return recall
+
+
+def _finish(store: Store, report: BuildReport, recall: dict, rejects: list[Reject], build_id: int,
+            started: float) -> None:
+    """The report's totals, kept with the build's row and as the last build; the store closed."""
     report.ann_recall_at_10 = {k: v[0] for k, v in recall.items()}
     report.index_kind = {k: v[1] for k, v in recall.items()}
     report.products = store.product_count()
     report.with_image = store.db.execute("SELECT count(*) FROM products WHERE image_status = 'ok'").fetchone()[0]
     report.rejects_by_reason = store.rejects_by_reason()
-    report.rejected_rows = sum(1 for r in all_rejects if not r.kept)
+    report.rejected_rows = sum(1 for r in rejects if not r.kept)
     report.seconds = round(time.perf_counter() - started, 2)
     store.db["builds"].update(build_id, {"finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
                                          "report": json.dumps(report.to_json())})
     store.set_meta("last_build", json.dumps(report.to_json()))
     store.close()
-    return report
 
 
 # -- products --------------------------------------------------------------------------------
@@ -282,8 +312,6 @@ def _image_batches(batches: list[list[dict]], min_side: int | None = None) -> It
             images = pending.result()
             pending = pool.submit(decode, batches[i + 1]) if i + 1 < len(batches) else None
             yield batch, images
-
-
 
 
 def decode_images(rows: list[dict], min_side: int | None = None) -> list:
