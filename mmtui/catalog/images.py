@@ -270,115 +270,147 @@ def resolve_images(
     (size, mtime_ns, sha, status) from the previous build: an unchanged file is not opened. image_path is set
     only when the status is "ok". Setting `cancel` (or Ctrl-C) stops running downloads at once.
     """
-    base_dir = Path(base_dir)
     known = known or {}
-    groups: dict[str, list[Product]] = {}
-    results: dict[str, _Result] = {}
-    keys: list[str] = []  # per product, the key of its image in groups/results
-    for p in products:
-        ref = (p.image or "").strip()
-        key = ref
-        if not ref:
-            results.setdefault("", _Result(IMAGE_MISSING, "no image in the catalog"))
-        elif download.is_url(ref):
-            problem = download.url_problem(ref)
-            if problem:
-                results.setdefault(key, _Result(IMAGE_DOWNLOAD_FAILED, f"{ref[:200]}: {problem}"))
-        elif "://" in ref:
-            scheme = ref.split("://", 1)[0][:20]
-            results.setdefault(key, _Result(IMAGE_DOWNLOAD_FAILED, f"unsupported URL scheme: {scheme} (use http or https)"))
-        elif "\x00" in ref:
-            results.setdefault(key, _Result(IMAGE_MISSING, f"the image path contains a NUL byte: {ref[:200]!r}"))
-        else:
-            key = os.path.abspath(base_dir / Path(ref).expanduser())
-            hit = _check_known(key, known)
-            if hit is not None:
-                results[key] = hit
-        groups.setdefault(key, []).append(p)
-        keys.append(key)
-
-    total = len(products)
-    done = 0
-    step = max(1, total // 100)
-    emitted = -1
-
-    def report(force: bool = False) -> None:
-        nonlocal emitted
-        if progress is not None and (force or done - emitted >= step) and done != emitted:
-            emitted = done
-            progress(ProgressEvent("images", done, total))
-
-    def settle(key: str) -> None:
-        nonlocal done
-        _apply(results[key], groups[key])
-        done += len(groups[key])
-        report()
-
-    if progress is not None:
-        progress(ProgressEvent("images", 0, total))
-    for key in list(groups):
-        if key in results:
-            settle(key)
+    groups, results, keys = _read_references(products, Path(base_dir), known)
+    writer = _Writer(groups, results, len(products), progress)
+    writer.settle_known()
     check_cancel(cancel)
-
     todo = [k for k in groups if k not in results]
-    stop = threading.Event()  # ends running downloads: cancel, Ctrl-C, or the stage deadline
-    stage_until = time.monotonic() + stage_deadline
-    out_of_time = f"not downloaded: the downloads ran out of their {stage_deadline:g}s in total for this build"
-
-    def work(key: str) -> _Result:
-        try:
-            if download.is_url(key):
-                if stop.is_set():
-                    return _Result(IMAGE_DOWNLOAD_FAILED, f"{key}: {out_of_time}")
-                local, error = download.fetch(key, Path(cache_dir), timeout=timeout, retries=retries,
-                                              max_bytes=max_bytes, accept=_bytes_are_image, deadline=deadline,
-                                              stop=stop)
-                if local is None:
-                    if error == "cancelled" and time.monotonic() >= stage_until:
-                        error = out_of_time
-                    return _Result(IMAGE_DOWNLOAD_FAILED, f"{key}: {error}")
-                hit = _check_known(local, known)
-                return hit if hit is not None else _check_file(local)
-            return _check_file(key)
-        except Exception as e:  # noqa: BLE001 - one odd image must not abort the build: it is a reject
-            return _Result(IMAGE_UNREADABLE, f"{key[:200]}: {type(e).__name__}: {e}")
-
     if todo:
-        pool = ThreadPoolExecutor(max_workers=max(1, min(workers, len(todo))), thread_name_prefix="mmtui-images")
-        try:
-            pending: dict[Future, str] = {}
-            queue = iter(todo)
-            limit = max(1, workers) * 4  # bounded queue so cancel takes effect quickly
-            for key in queue:
-                pending[pool.submit(work, key)] = key
-                if len(pending) >= limit:
-                    break
-            while pending:
-                finished, _ = wait(pending, timeout=WAIT_S, return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    key = pending.pop(fut)
-                    results[key] = fut.result()
-                    settle(key)
-                check_cancel(cancel)
-                if not stop.is_set() and time.monotonic() >= stage_until:
-                    stop.set()  # running downloads end now; the URLs not started are rejected by work()
-                for key in queue:
-                    pending[pool.submit(work, key)] = key
-                    if len(pending) >= limit:
-                        break
-        except BaseException:
-            stop.set()  # Cancelled or KeyboardInterrupt: do not wait for slow servers
-            raise
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
-    report(force=True)
-
+        worker = _Worker(Path(cache_dir), known, timeout=timeout, retries=retries, max_bytes=max_bytes,
+                         deadline=deadline, stage_deadline=stage_deadline)
+        _run_pool(todo, worker, workers, writer.settle, cancel)
+    writer.report(force=True)
     return [
         Reject(p.image_status, results[key].detail or p.image_status, p.row, p.id, "", kept=True)
         for p, key in zip(products, keys)
         if p.image_status != OK
     ]
+
+
+def _read_references(products: list[Product], base_dir: Path, known: dict[str, tuple[int, int, str, str]]
+                     ) -> tuple[dict[str, list[Product]], dict[str, _Result], list[str]]:
+    """The reader: each product's image key (its absolute path, its URL, or its bad reference), the products
+    sharing each key, and the results known without reading a file (no or bad reference, unchanged file)."""
+    groups: dict[str, list[Product]] = {}
+    results: dict[str, _Result] = {}
+    keys: list[str] = []  # per product, the key of its image in groups/results
+    for p in products:
+        key, result = _key_of((p.image or "").strip(), base_dir, known)
+        if result is not None:
+            results.setdefault(key, result)
+        groups.setdefault(key, []).append(p)
+        keys.append(key)
+    return groups, results, keys
+
+
+def _key_of(ref: str, base_dir: Path, known: dict[str, tuple[int, int, str, str]]) -> tuple[str, _Result | None]:
+    """(key, its result when known without reading or downloading anything, else None) of one image reference."""
+    if not ref:
+        return ref, _Result(IMAGE_MISSING, "no image in the catalog")
+    if download.is_url(ref):
+        problem = download.url_problem(ref)
+        return ref, _Result(IMAGE_DOWNLOAD_FAILED, f"{ref[:200]}: {problem}") if problem else None
+    if "://" in ref:
+        scheme = ref.split("://", 1)[0][:20]
+        return ref, _Result(IMAGE_DOWNLOAD_FAILED, f"unsupported URL scheme: {scheme} (use http or https)")
+    if "\x00" in ref:
+        return ref, _Result(IMAGE_MISSING, f"the image path contains a NUL byte: {ref[:200]!r}")
+    key = os.path.abspath(base_dir / Path(ref).expanduser())
+    return key, _check_known(key, known)
+
+
+class _Writer:
+    """The writer: an image's result set on every product that shares it, and progress about every 1%."""
+
+    def __init__(self, groups: dict[str, list[Product]], results: dict[str, _Result], total: int,
+                 progress: ProgressCallback | None) -> None:
+        self.groups, self.results, self.total, self.progress = groups, results, total, progress
+        self.done, self.emitted, self.step = 0, -1, max(1, total // 100)
+
+    def settle_known(self) -> None:
+        if self.progress is not None:
+            self.progress(ProgressEvent("images", 0, self.total))
+        for key in list(self.groups):
+            if key in self.results:
+                self.settle(key, self.results[key])
+
+    def settle(self, key: str, result: _Result) -> None:
+        self.results[key] = result
+        _apply(result, self.groups[key])
+        self.done += len(self.groups[key])
+        self.report()
+
+    def report(self, force: bool = False) -> None:
+        if self.progress is not None and (force or self.done - self.emitted >= self.step) \
+                and self.done != self.emitted:
+            self.emitted = self.done
+            self.progress(ProgressEvent("images", self.done, self.total))
+
+
+class _Worker:
+    """The work of one pool thread: check one image, a local file or a URL downloaded first. Never raises: an
+    odd image must not abort the build, it is a reject. `stop` ends running downloads."""
+
+    def __init__(self, cache_dir: Path, known: dict[str, tuple[int, int, str, str]], *, timeout: float,
+                 retries: int, max_bytes: int, deadline: float, stage_deadline: float) -> None:
+        self.cache_dir, self.known = cache_dir, known
+        self.fetch_args = {"timeout": timeout, "retries": retries, "max_bytes": max_bytes, "deadline": deadline}
+        self.stop = threading.Event()  # cancel, Ctrl-C, or the stage deadline
+        self.stage_until = time.monotonic() + stage_deadline
+        self.out_of_time = f"not downloaded: the downloads ran out of their {stage_deadline:g}s in total for this build"
+
+    def __call__(self, key: str) -> _Result:
+        try:
+            return self._download(key) if download.is_url(key) else _check_file(key)
+        except Exception as e:  # noqa: BLE001
+            return _Result(IMAGE_UNREADABLE, f"{key[:200]}: {type(e).__name__}: {e}")
+
+    def _download(self, url: str) -> _Result:
+        if self.stop.is_set():
+            return _Result(IMAGE_DOWNLOAD_FAILED, f"{url}: {self.out_of_time}")
+        local, error = download.fetch(url, self.cache_dir, accept=_bytes_are_image, stop=self.stop,
+                                      **self.fetch_args)
+        if local is None:
+            if error == "cancelled" and time.monotonic() >= self.stage_until:
+                error = self.out_of_time
+            return _Result(IMAGE_DOWNLOAD_FAILED, f"{url}: {error}")
+        hit = _check_known(local, self.known)
+        return hit if hit is not None else _check_file(local)
+
+    def stop_when_out_of_time(self) -> None:
+        if not self.stop.is_set() and time.monotonic() >= self.stage_until:
+            self.stop.set()  # running downloads end now; the URLs not started are rejected by _download
+
+
+def _run_pool(todo: list[str], worker: _Worker, workers: int, settle, cancel: threading.Event | None) -> None:
+    """The worker pool: `worker` over the keys in `todo` on up to `workers` threads, each result passed to
+    `settle` as it comes; a bounded queue, so that cancel and the stage deadline take effect quickly."""
+    pool = ThreadPoolExecutor(max_workers=max(1, min(workers, len(todo))), thread_name_prefix="mmtui-images")
+    try:
+        pending: dict[Future, str] = {}
+        queue = iter(todo)
+        limit = max(1, workers) * 4
+        _submit(pool, worker, queue, pending, limit)
+        while pending:
+            finished, _ = wait(pending, timeout=WAIT_S, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                settle(pending.pop(fut), fut.result())
+            check_cancel(cancel)
+            worker.stop_when_out_of_time()
+            _submit(pool, worker, queue, pending, limit)
+    except BaseException:
+        worker.stop.set()  # Cancelled or KeyboardInterrupt: do not wait for slow servers
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _submit(pool: ThreadPoolExecutor, worker: _Worker, queue, pending: dict[Future, str], limit: int) -> None:
+    for key in queue:
+        pending[pool.submit(worker, key)] = key
+        if len(pending) >= limit:
+            break
 
 
 def _apply(result: _Result, members: list[Product]) -> None:
