@@ -65,10 +65,10 @@ def rejects(reason, limit, data_dir, as_json) -> None:
     from mmtui.store.db import Store
 
     store = Store.open(settings_from(data_dir).db_path)
-    where, params = ("reason = ?", [reason]) if reason else ("1", [])
-    rows = list(store.db.query(f"SELECT product_id, source, row, reason, detail, kept FROM rejects WHERE {where} "
-                               f"ORDER BY id LIMIT ?", [*params, limit]))
-    counts = store.rejects_by_reason()
+    try:
+        rows, counts = store.rejects(reason, limit), store.rejects_by_reason()
+    finally:
+        store.close()
     if as_json:
         print_json({"counts": counts, "rejects": rows})
         return

@@ -300,6 +300,12 @@ class Store:
             if rejects:
                 self.db["rejects"].insert_all([{**r, "build_id": build_id} for r in rejects])
 
+    def rejects(self, reason: str | None = None, limit: int = 50) -> list[dict]:
+        """The last build's rejects, in the order they were found, only `reason`'s when given."""
+        where, params = ("reason = ?", [reason]) if reason else ("1", [])
+        return list(self.db.query(f"SELECT product_id, source, row, reason, detail, kept FROM rejects WHERE {where} "
+                                  "ORDER BY id LIMIT ?", [*params, limit]))
+
     def rejects_by_reason(self) -> dict[str, int]:
         return {reason: n for reason, n in self.db.execute(
             "SELECT reason, count(*) FROM rejects GROUP BY reason ORDER BY count(*) DESC")}
