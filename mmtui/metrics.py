@@ -1,9 +1,9 @@
-"""Retrieval metrics, pure numpy (no torch): the definitions of the eval contract in DESIGN.md.
+"""Retrieval metrics, pure numpy (no torch): the definitions of `mmtui eval`'s figures (docs/metrics.md).
 
 A ranking is a list of product ids, best first. Relevance is a dict id -> integer grade; grade >= 1 is
 relevant (higher is more relevant), grade 0 means "judged, not relevant". Ids are compared as strings.
 
-- recall@k    = |relevant in top k| / min(k, |relevant|)   (one relevant item: the hit rate of the seeds)
+- recall@k    = |relevant in top k| / min(k, |relevant|)   (one relevant item: the hit rate)
 - MRR         = 1 / rank of the first relevant hit, 0 if none in the top 100
 - nDCG@k      = DCG@k / IDCG@k with gain 2^grade - 1 and discount log2(rank + 1); IDCG from the query's own grades
 - precision@k = |relevant in top k| / k   (k, not the number retrieved)

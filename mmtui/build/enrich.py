@@ -1,4 +1,4 @@
-"""Zero-shot attribute enrichment (seed 002's idea, without extra models): tag each product image against
+"""Zero-shot attribute enrichment (no extra models): tag each product image against
 attribute vocabularies with the active model, and keep the tags as derived text lexical search can see.
 
 Each vocabulary term is encoded once with the model's text tower through a prompt ("a photo of a {term}

@@ -1,6 +1,6 @@
 """Queries generated from a catalog's own fields in the store, for evaluation and for learning weights.
 
-- `split_queries`: the seeds' protocol, each product of a split -> its title as the query, itself as relevant.
+- `split_queries`: the title protocol, each product of a split -> its title as the query, itself as relevant.
 - `attribute_queries`: "black casual shoes for men", one per (article type, colour, gender) in the pool; its
   relevant products are those of the pool (one split, or the whole catalog) with exactly that article type,
   colour and gender. They test what titles-as-queries cannot: whether a search finds products by what they are
@@ -42,7 +42,7 @@ class EvalQuery:
 # -- the test-split protocol (seeds 000/001) ------------------------------------------------------------------------
 
 def split_queries(store: Any, split: str = "test") -> list[EvalQuery]:
-    """The seeds' protocol: each product of `split` with a usable image gives one query, its title, whose one
+    """The title protocol: each product of `split` with a usable image gives one query, its title, whose one
     relevant item is the product itself (run in mode "image": title vs image vectors)."""
     sql = ("SELECT id, title FROM products WHERE split = ? AND image_status = 'ok' AND image_path IS NOT NULL "
            "AND trim(coalesce(title, '')) != '' ORDER BY rowid")

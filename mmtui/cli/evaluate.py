@@ -21,9 +21,9 @@ RANKER_NAMES = ("hybrid", "hybrid-equal", "hybrid-plain", "lexical", "text", "im
               help="Evaluate on a split of the catalog itself: each product's title finds its own image.")
 @click.option("--pool", type=click.Choice(["split", "catalog"]), default="split", show_default=True,
               help="With --split: search among the split's products, or the whole catalog.")
-@click.option("--compare", is_flag=True, help="Compare every trained model with zero-shot on the split (seed 000 table).")
+@click.option("--compare", is_flag=True, help="Compare every trained model with the base model on the split (R@1/5/10, MRR).")
 @click.option("--compare-modes", "compare_modes_", is_flag=True,
-              help="Seed 004's table: every mode on title and attribute queries of the split (R@10, nDCG@10), "
+              help="Compare the search modes on title and attribute queries of the split (R@10, nDCG@10), "
                    "then shopper-phrased queries (P@10, nDCG@10) with and without query understanding.")
 @click.option("--compare-runs", "compare_runs_", nargs=2, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               default=None, metavar="A B", help="Compare two TREC run files (from --run) on QUERIES, --judged or --qrels.")

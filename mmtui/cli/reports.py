@@ -90,7 +90,7 @@ def skips_table(skips: Sequence[Skip], max_lines: int = 8) -> Any | None:
 
 
 def compare_table(report: CompareReport) -> Any:
-    """Seed 000's Table 1 for this catalog, plus the modality gap of each model (* = active)."""
+    """Every model's retrieval figures on this catalog, plus the modality gap of each (* = active)."""
 
     table = Table(title=f"{report.split} split: each title -> its own image, exact search over {report.pool} products",
                   title_justify="left", box=box.SIMPLE_HEAD,  # fits 80 columns: names are never cut

@@ -50,13 +50,13 @@ def _run_training(fn, settings, **kwargs) -> None:
               help="Residual scale: y = x + alpha * f(x).")
 @click.option("--batch-size", type=count(2, 65_536), default=256, show_default=True)
 @click.option("--lr", default=None, type=positive_float(10.0),
-              help="Learning rate of the heads [default: 1e-3 for lite, 1e-4 (seed 000) for open_clip models; "
+              help="Learning rate of the heads [default: 1e-3 for lite, 1e-4 for open_clip models; "
                    "logit scale: 1e-3].")
 @click.option("--hard-negatives", type=fraction(), default=0.0, show_default=True,
               help="Share of batches drawn from look-alike clusters (0 = random batches).")
 @_train_options
 def train_adapter_cmd(epochs, alpha, batch_size, lr, hard_negatives, force, device, data_dir) -> None:
-    """Residual adapter y = x + alpha*f(x) on both towers' cached vectors, InfoNCE (seed 000, Stage A).
+    """Residual adapter y = x + alpha*f(x) on both towers' cached vectors, InfoNCE loss.
 
     Nothing is encoded again: it trains on the vectors the build cached and re-indexes from them.
     """
@@ -72,7 +72,7 @@ def train_adapter_cmd(epochs, alpha, batch_size, lr, hard_negatives, force, devi
 @click.option("--lr", type=positive_float(10.0), default=1e-3, show_default=True)
 @_train_options
 def train_mlp_cmd(epochs, batch_size, lr, force, device, data_dir) -> None:
-    """Two-tower MLP baseline (512-512-256, margin ranking loss; seed 000, Experiment A)."""
+    """Two-tower MLP baseline (512-512-256, margin ranking loss), to compare the adapter with."""
     from mmtui.train.mlp import train_mlp
 
     _run_training(train_mlp, settings_from(data_dir, device=device), epochs=epochs, batch_size=batch_size, lr=lr,
@@ -92,7 +92,7 @@ def train_mlp_cmd(epochs, batch_size, lr, force, device, data_dir) -> None:
 @_train_options
 def train_finetune_cmd(epochs, batch_size, lr, weight_decay, no_augment, max_train, tails, force, device,
                        data_dir) -> None:
-    """Fine-tune the model's towers on image-title pairs (seed 001).
+    """Fine-tune the model's towers on image-title pairs.
 
     \b
     open_clip models: every weight but the logit scale, contrastive loss (sigmoid loss for SigLIP),

@@ -1,8 +1,8 @@
 """Trainable heads that map cached base-encoder vectors into the search space.
 
 - ResidualAdapter: y = x + alpha * f(x), f zero-initialised at its output, so a new adapter is exactly the
-  identity and training starts from the base model's own alignment (seed 000, Stage A).
-- MLPTower: Linear -> ReLU -> Dropout -> Linear, a fresh projection (seed 000, Experiment A baseline).
+  identity and training starts from the base model's own alignment.
+- MLPTower: Linear -> ReLU -> Dropout -> Linear, a fresh projection (the baseline heads).
 - TwoTower: one head for the query/text side, one for the image side, plus the learnable logit scale.
 
 Every head's weights are plain named tensors, so the numpy Projector can apply them without torch.
@@ -42,7 +42,7 @@ class ResidualAdapter(nn.Module):
 
 
 class MLPTower(nn.Module):
-    """Linear(in_dim, hidden) -> ReLU -> Dropout(p) -> Linear(hidden, out_dim); seed 000's Experiment A tower."""
+    """Linear(in_dim, hidden) -> ReLU -> Dropout(p) -> Linear(hidden, out_dim): one side of the baseline."""
 
     def __init__(self, in_dim: int, hidden: int = 512, out_dim: int = 256, dropout: float = 0.2):
         super().__init__()

@@ -1,6 +1,6 @@
 """Offline evaluation: query files, the eval runner, the test-split protocol and the model comparison table.
 
-Query files (JSONL, the contract in DESIGN.md), one query per line:
+Query files (JSONL, the format README.md documents), one query per line:
     {"query": "navy running shoes", "relevant": {"15970": 2, "3021": 1}}
     {"image": "photos/shoe.jpg", "relevant": {"15970": 1}}      # path relative to the queries file
     {"like": "15970", "relevant": {"3021": 2}}                  # "more like this" product (TUI judgements)
@@ -81,7 +81,7 @@ MAX_GRADE = 100  # 2^100 - 1 is still an exact, finite gain; see the module docs
 FORMAT_HINT = ('one JSON object per line: {"query": "text", "relevant": {"<product id>": 1}} or '
                '{"image": "path/relative/to/the/file.jpg", "relevant": {"<product id>": 2}}; grade >= 1 is relevant')
 CONTRACT_KEYS = (*METRIC_KEYS, "latency_ms_p50", "latency_ms_p99", "mode", "model")
-KIND_ORDER = ("base", "mlp", "adapter", "finetune", "lit")  # seed 000's Table 1 order; other kinds follow
+KIND_ORDER = ("base", "mlp", "adapter", "finetune", "lit")  # the comparison table's row order; other kinds follow
 # config.json keys that may hold a fine-tuned encoder's own fingerprint (its vectors are cached under it)
 FINETUNE_FINGERPRINT_KEYS = ("encoder_fingerprint", "fingerprint")
 
@@ -400,8 +400,8 @@ def evaluate_split(service: Any, split: str = "test", *, k: int = 10, pool: str 
                    cancel: threading.Event | None = None) -> EvalReport:
     """split_queries + run_eval in mode image: what `mmtui eval --split test` does.
 
-    pool "split" (default, the seeds' protocol): search only the split's products, so the figures are
-    comparable with `compare_models` and the seeds' tables; pool "catalog": search the whole catalog (harder).
+    pool "split" (default): search only the split's products, so the figures are
+    comparable with `compare_models`; pool "catalog": search the whole catalog (harder).
     """
     if pool not in ("split", "catalog"):
         raise QueryError(f"unknown pool {pool!r}", "use 'split' or 'catalog'")
@@ -469,7 +469,7 @@ def _accepts(func: Callable | None, name: str) -> bool:
     return name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
 
 
-# -- model comparison (seed 000's Table 1) ------------------------------------------------------------------
+# -- model comparison (`mmtui eval --compare`) --------------------------------------------------------------
 
 @dataclass
 class CompareReport:
@@ -559,7 +559,8 @@ def _original_base(store: Any, active_config: dict[str, Any] | None) -> str | No
 
 
 def checkpoint_configs(settings: Settings) -> list[tuple[str, dict[str, Any]]]:
-    """(name, config.json) of each checkpoint directory, in Table 1 order (mlp, adapter, finetune, others)."""
+    """(name, config.json) of each checkpoint directory, in the comparison table's order (mlp, adapter,
+    finetune, others)."""
     root = settings.checkpoints_dir
     found: list[tuple[str, dict[str, Any]]] = []
     if not root.is_dir():

@@ -1,8 +1,8 @@
-"""`mmtui eval --compare-modes`: seed 004's table for a catalog, each search mode on the same queries.
+"""`mmtui eval --compare-modes`: how each search mode does on the same queries of one catalog.
 
 Rows: text-only (lexical BM25; the product-text vector), + image (naive: the image vector alone; RRF of text and
 image vectors), + fusion (the fused product vector), and hybrid (plain RRF; learned weights). Columns: R@10 and
-nDCG@10 per query set: "title" (the seeds' protocol, each title -> its own product) and "attribute" (queries like
+nDCG@10 per query set: "title" (each title -> its own product) and "attribute" (queries like
 "black casual shoes for men" from the catalog's fields, relevant = every product with that type, colour and
 gender). Every query is run once per signal; the rows are fusions of the same candidate lists, so they differ only
 by how the signals are combined. The pool is one split's products (test by default), as in `mmtui eval --split`.

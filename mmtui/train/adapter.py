@@ -1,4 +1,4 @@
-"""`mmtui train adapter`: seed 000's Stage A on the store's cached vectors.
+"""`mmtui train adapter`: a residual head per side trained on the store's cached vectors.
 
 A residual head per side (title/query side and image side), y = x + alpha * f(x), starting as the identity;
 symmetric InfoNCE with a learnable temperature; AdamW (heads 1e-4 on open_clip models and 1e-3 on lite, see
@@ -32,18 +32,18 @@ from mmtui.store.datadir import writes
 LossFn = Callable[[torch.Tensor, torch.Tensor, TwoTower], torch.Tensor]
 
 
-SEED_LR = 1e-4  # seed 000's head learning rate, measured on CLIP features
+OPENCLIP_LR = 1e-4  # the heads' learning rate on CLIP-like features
 LITE_LR = 1e-3  # the lite model's 256-d space learns ~10x slower: benchmarks/results/adapter-fresh.md
 
 
 def default_lr(base_model: str | None) -> float:
     """The adapter's head learning rate for a base model when the user gives none.
 
-    Seed 000's 1e-4 for open_clip models. For lite, 1e-3: on a catalog new to the lite heads it lifted test
+    1e-4 for open_clip models. For lite, 1e-3: on a catalog new to the lite heads it lifted test
     R@10 from 0.826 to 0.863, where 1e-4 reached 0.828 in the same 10 epochs (benchmarks/adapter_fresh.py).
     """
     spec = base_model or "lite"
-    return LITE_LR if spec == "lite" or spec.startswith("lite:") else SEED_LR
+    return LITE_LR if spec == "lite" or spec.startswith("lite:") else OPENCLIP_LR
 
 
 def train_adapter(settings: Settings, *, epochs: int = 10, alpha: float = 0.2, batch_size: int = 256,

@@ -1,4 +1,4 @@
-"""`mmtui train finetune`: seed 001, a full fine-tune of an open_clip model's two towers on image-title pairs.
+"""`mmtui train finetune`: a full fine-tune of an open_clip model's two towers on image-title pairs.
 
 Every weight trains except the logit scale (frozen); AdamW lr 1e-4, weight decay 0.01 (not on biases, norms
 and embeddings' 1-d parameters); symmetric contrastive loss, or the sigmoid loss for SigLIP models (those
@@ -85,7 +85,8 @@ class PairDataset(torch.utils.data.Dataset):
 
 
 def train_transform(model, strength: float = 1.0):
-    """Seed 001's augmentations at the model's input size and normalisation."""
+    """Training augmentations (crop, flip, colour, rotation, perspective) at the model's input size and
+    normalisation; `strength` scales them."""
     from torchvision import transforms as T
 
     cfg = getattr(model.visual, "preprocess_cfg", {}) or {}
@@ -114,7 +115,7 @@ def resolve_model(settings: Settings, store: Store | None) -> tuple[str, Path | 
     return spec, checkpoint
 
 
-OPENCLIP_DEFAULTS = {"epochs": 5, "batch_size": 32, "lr": 1e-4, "weight_decay": 0.01, "patience": None}  # seed 001
+OPENCLIP_DEFAULTS = {"epochs": 5, "batch_size": 32, "lr": 1e-4, "weight_decay": 0.01, "patience": None}
 # lite: from the current model's own heads and towers, lr 1e-4 for heads and unfrozen tails alike, batches of 256,
 # wd 0.05, 20 epochs (one-cycle schedule), patience 8. On Fashion (--tails text) this beat the shipped heads on
 # every validation and test figure; starting from fresh heads instead (the LiT recipe: lr 1e-3, 30 epochs)
@@ -134,7 +135,7 @@ def train_finetune(settings: Settings, source: Store | Sequence | None = None, *
     """Fine-tune the open_clip model; returns {"name", "promoted", "metrics", "history", "path", "promotion",
     "checkpoint" (the weights file), "model" (the spec that loads it)}.
 
-    Hyper-parameters left as None take the model's defaults: OPENCLIP_DEFAULTS (seed 001) or LITE_DEFAULTS.
+    Hyper-parameters left as None take the model's defaults: OPENCLIP_DEFAULTS or LITE_DEFAULTS.
     tails (lite only): which tower tails to unfreeze, "both" (default), "text" or "image"; the image tail is
     ~5x slower per epoch on a CPU. A promoted fine-tuned encoder changes every vector: with reindex=True the catalog
     is encoded again by `encode_again(settings, name, store)` (the build's mmtui.build.reencode.reindex_for, passed

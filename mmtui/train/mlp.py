@@ -1,4 +1,4 @@
-"""`mmtui train mlp`: seed 000's Experiment A, the baseline the adapter is compared with.
+"""`mmtui train mlp`: fresh two-tower heads, the baseline the adapter is compared with.
 
 Two fresh towers (Linear in->512, ReLU, Dropout 0.2, Linear ->256) on the cached vectors, trained with a
 margin ranking loss over in-batch negatives. It throws away the base model's alignment, so on a small

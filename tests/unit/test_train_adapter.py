@@ -154,13 +154,13 @@ def test_run_summary_lines(paired_store):
 
 
 def test_default_learning_rate_follows_the_base_model(paired_store):
-    from mmtui.train.adapter import LITE_LR, SEED_LR, default_lr
+    from mmtui.train.adapter import LITE_LR, OPENCLIP_LR, default_lr
 
     assert default_lr("lite") == default_lr("lite:/x/model.safetensors") == LITE_LR == 1e-3
-    assert default_lr("openclip:ViT-B-32/laion2b_s34b_b79k") == SEED_LR == 1e-4
+    assert default_lr("openclip:ViT-B-32/laion2b_s34b_b79k") == OPENCLIP_LR == 1e-4
     settings, store = paired_store
     hp = lambda out: load_checkpoint(settings.checkpoints_dir, out["name"]).config["hyperparameters"]  # noqa: E731
-    assert hp(train_adapter(settings, epochs=1, batch_size=32, store=store, reindex=False))["lr"] == SEED_LR
+    assert hp(train_adapter(settings, epochs=1, batch_size=32, store=store, reindex=False))["lr"] == OPENCLIP_LR
     store.set_meta("base_model", "lite")
     assert hp(train_adapter(settings, epochs=1, batch_size=32, store=store, reindex=False))["lr"] == LITE_LR
     assert hp(train_adapter(settings, epochs=1, batch_size=32, lr=5e-4, store=store, reindex=False))["lr"] == 5e-4

@@ -103,7 +103,7 @@ def fit_fusion_weight(text: np.ndarray, image: np.ndarray, query_sets: Sequence[
 
 
 def title_query_set(store: Any, projector: Any, base: str, pool_ids: np.ndarray) -> QuerySet:
-    """The seeds' protocol on the pool: each pool product with an image and a title vector -> its own product."""
+    """The title protocol on the pool: each pool product with an image and a title vector -> its own product."""
     ids, titles = store.vectors(base, "title", pool_ids.tolist())
     img_ids, _ = store.vectors(base, "image", pool_ids.tolist())
     keep = np.isin(ids, img_ids)
