@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass
+from typing import Callable
 
 from mmtui.config import env_threads
 
@@ -32,54 +34,89 @@ def query_thread_count(load: float | None = None, cores: int | None = None) -> i
     return 2 if cores - load >= 1.5 else 1  # a core for each thread, give or take the odd other task
 
 
-_LAST_LOOK: dict = {}  # "look": {at, cpu: own process time, busy, total: /proc/stat ticks}, "estimate": its answer
 FIRST_SAMPLE_S = 0.1  # with no earlier look, the machine is watched this long (once, when the model loads)
 
 
-def _look() -> dict:
-    """The machine's CPU ticks (busy, total: /proc/stat's first line, where there is one) and this process's CPU."""
-    now = {"at": time.monotonic(), "cpu": time.process_time()}
+@dataclass(frozen=True)
+class Reading:
+    """One look at the machine: when (monotonic s), this process's CPU time (s), and the machine's CPU ticks
+    since boot from /proc/stat's first line (busy, total; None where there is no /proc/stat)."""
+    at: float
+    cpu: float
+    busy: int | None = None
+    total: int | None = None
+
+
+def read_machine() -> Reading:
+    """The machine's reading now."""
+    at, cpu = time.monotonic(), time.process_time()
     try:
         with open("/proc/stat", encoding="ascii") as f:
             ticks = [int(x) for x in f.readline().split()[1:]]
         # user nice system idle iowait irq softirq (steal and guest left out: not work seen on these cores)
         busy, idle = ticks[0] + ticks[1] + ticks[2] + sum(ticks[5:7]), ticks[3] + ticks[4]
-        now["busy"], now["total"] = busy, busy + idle
     except (OSError, ValueError, IndexError):
-        pass
-    return now
+        return Reading(at, cpu)
+    return Reading(at, cpu, busy, busy + idle)
+
+
+def load_of_others(then: Reading, now: Reading, cores: int, load_average: Callable[[], float]) -> float:
+    """How many cores other processes kept busy between two readings: the machine's busy share of its ticks
+    times its cores, minus this process's own CPU use (its threads must not talk a stream of queries down to
+    one thread). Without ticks: `load_average()` (the 1-minute one) minus this process's own use."""
+    wall = now.at - then.at
+    own = (now.cpu - then.cpu) / wall if wall > 0 else 0.0
+    if now.total is not None and then.total is not None and now.total > then.total:
+        busy = (now.busy - then.busy) / (now.total - then.total) * cores
+        return max(0.0, busy - own)
+    return max(0.0, load_average() - own)
+
+
+class LoadWatcher:
+    """The load of other processes, from the readings since the last look (the readings, the clock, the wait
+    and the load average are injectable: tests give recorded ones)."""
+
+    def __init__(self, read: Callable[[], Reading] = read_machine, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep, cores: int | None = None,
+                 load_average: Callable[[], float] = lambda: os.getloadavg()[0]) -> None:
+        self.read, self.clock, self.sleep, self.load_average = read, clock, sleep, load_average
+        self.cores = cores or os.cpu_count() or 1
+        self.last: Reading | None = None
+        self.estimate: float | None = None
+
+    def start(self) -> None:
+        """Take a first look now (opening a service), so choosing threads later needs no sample."""
+        if self.last is None:
+            self.last = self.read()
+
+    def others(self) -> float:
+        """How many cores other processes kept busy since the last look (over a FIRST_SAMPLE_S sample at the
+        first). Not the load average alone where there are ticks: it trails by a minute, so a build that
+        ended 30 s ago would still read as a busy machine."""
+        then = self.last
+        if self.estimate is not None and then is not None and self.clock() - then.at < FIRST_SAMPLE_S:
+            return self.estimate  # too soon to tell anything new
+        if then is None or then.total is None:
+            first = self.read()
+            if first.total is not None:  # ticks to compare: a short sample
+                then = first
+                self.sleep(FIRST_SAMPLE_S)
+        now = self.read()
+        then = then or now
+        self.last, self.estimate = now, load_of_others(then, now, self.cores, self.load_average)
+        return self.estimate
+
+
+_WATCHER = LoadWatcher()
 
 
 def start_watching_load() -> None:
     """Take a first look at the machine now (opening a service), so choosing threads later needs no sample."""
-    if "look" not in _LAST_LOOK:
-        _LAST_LOOK["look"] = _look()
+    _WATCHER.start()
 
 
 def _load_of_others() -> float:
-    """How many cores other processes kept busy lately: CPU time /proc/stat counts as busy since the last look
-    (over a 0.1 s sample at the first), minus this process's own (its threads must not talk a stream of queries
-    down to one thread). Without /proc/stat: the 1-minute load average minus this process's own recent use.
-
-    Not the load average alone: it trails by a minute, so a build that ended 30 s ago still read as a busy machine
-    and queries ran on one thread (16.6 instead of 11.9 ms a hybrid query at 10k)."""
-
-    then = _LAST_LOOK.get("look") or {}
-    if "estimate" in _LAST_LOOK and time.monotonic() - then["at"] < FIRST_SAMPLE_S:
-        return _LAST_LOOK["estimate"]  # too soon to tell anything new
-    if "total" not in then and os.path.exists("/proc/stat"):
-        then = _look()
-        time.sleep(FIRST_SAMPLE_S)
-    now = _look()
-    wall = now["at"] - then.get("at", now["at"])
-    own = (now["cpu"] - then["cpu"]) / wall if wall > 0 else 0.0
-    if "total" in now and "total" in then and now["total"] > then["total"]:
-        busy = (now["busy"] - then["busy"]) / (now["total"] - then["total"]) * (os.cpu_count() or 1)
-        estimate = max(0.0, busy - own)
-    else:
-        estimate = max(0.0, os.getloadavg()[0] - own)
-    _LAST_LOOK.update(look=now, estimate=estimate)
-    return estimate
+    return _WATCHER.others()
 
 
 def set_query_threads() -> int:
