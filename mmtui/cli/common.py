@@ -41,7 +41,8 @@ def json_option(f):
 
 def where_option(f):
     return click.option("--where", "wheres", multiple=True, metavar="EXPR",
-                        help="Filter, repeatable: colour=Black, price<50, gender!=Men, category~Shoes.")(f)
+                        help="Filter, repeatable: colour=Black, gender!=Men, category~Shoes, \"price<50\" "
+                             "(quote < and >: the shell reads them as redirections).")(f)
 
 
 def no_wait_option(f):

@@ -37,7 +37,7 @@ def search(text, image, k, mode, drops, literal, wheres, data_dir, model, checkp
     Examples:
       mmtui search "black running shoes for men"
       mmtui search "ladies black watches" --drop colour
-      mmtui search "red dress" --mode image -k 20 --where price<50
+      mmtui search "red dress" --mode image -k 20 --where "price<50"
       mmtui search --image photo.jpg --json
     """
     from mmtui.store.filters import parse_where
