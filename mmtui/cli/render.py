@@ -21,6 +21,8 @@ STAGE_LABELS = {
     "read": "reading catalog", "images": "checking images", "model": "loading model",
     "encode-images": "encoding images", "encode-titles": "encoding titles", "encode-texts": "encoding texts",
     "index": "building indexes", "features": "extracting features", "train": "training", "eval": "evaluating",
+    "adapt": "adapting the model", "rank-title": "ranking titles", "rank-attribute": "ranking attributes",
+    "rank-category": "ranking categories",
 }
 
 
@@ -67,6 +69,9 @@ def progress_printer(quiet: bool = False, lines_when_piped: bool = False) -> Ite
             bar.update(task, completed=event.done, total=event.total)
 
         yield on_event
+        for task in bar.tasks:  # a stage that ended early (training stopped before its last epoch) ends here
+            if not task.finished:
+                bar.update(task.id, total=task.completed)
 
 
 def _line_printer():

@@ -34,7 +34,7 @@ import sqlite3
 import threading
 import zipfile
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -526,10 +526,10 @@ def _update_or_build(old_dir: Path | str | None, conn: sqlite3.Connection, targe
     return "built"
 
 
-def write_lexical_index(gen, conn: sqlite3.Connection) -> str:
+def write_lexical_index(gen, conn: sqlite3.Connection, announce: Callable[[], None] = lambda: None) -> str:
     """Put lexical.npz into the new generation `gen` (mmtui.index.generations): carried over from the current one
-    when it matches products_fts and checks out in full, updated from it after a small change, else built.
-    Returns "unchanged", "updated", "built" or "none"."""
+    when it matches products_fts and checks out in full, updated from it after a small change, else built
+    (`announce()` first). Returns "unchanged", "updated", "built" or "none"."""
     current = fts_fingerprint(conn)
     if current is None:
         return "none"
@@ -539,6 +539,7 @@ def write_lexical_index(gen, conn: sqlite3.Connection) -> str:
     if intact and LexicalIndex.saved_fingerprint(old.dir) == current:
         gen.reuse([FILE])
         return "unchanged"
+    announce()
     return _update_or_build(old.dir if intact else None, conn, gen.dir)
 
 

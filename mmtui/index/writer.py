@@ -56,7 +56,6 @@ def reindex(settings: Settings, store: Store | None = None, progress: ProgressCa
         gen = NewGeneration(settings.ann_dir, current_or_none(settings.ann_dir))
         projected: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # the fused index is made from these
         for name in ("image", "text"):
-            progress(ProgressEvent("index", 0, None, f"building the {name} index"))
             rowids, vectors = (store.vectors(base, "image") if name == "image" else (text_rowids, text_vectors))
             if len(rowids):
                 vectors = projector.image(vectors) if name == "image" else projector.text(vectors)
@@ -78,7 +77,7 @@ def reindex(settings: Settings, store: Store | None = None, progress: ProgressCa
 
 
 def _write_index(gen, name: str, space: str, rowids: np.ndarray, vectors: np.ndarray, progress: ProgressCallback,
-                 queries, extra: dict | None = None) -> tuple[float, str]:
+                 queries, extra: dict | None = None, label: str = "") -> tuple[float, str]:
     """Index `name` of the new generation: carried over when its inputs are unchanged, else the old graph
     updated after a small change, else built whole; then the recall self-check (`queries(index)`) and saved.
     `extra`: kept in the manifest next to the content digest. Returns (recall@10, "hnsw"|"exact")."""
@@ -87,6 +86,7 @@ def _write_index(gen, name: str, space: str, rowids: np.ndarray, vectors: np.nda
     if saved is not None:  # same vectors, same model, intact files: what a rebuild would make
         progress(ProgressEvent("index", len(rowids), len(rowids), f"{name} index unchanged"))
         return (saved.recall_at_10 if saved.recall_at_10 is not None else 1.0), "hnsw" if saved.graph else "exact"
+    progress(ProgressEvent("index", 0, None, f"building the {label or name + ' index'}"))  # said only when it is
     index = _updated(gen, name, space, rowids, vectors, digest)  # a small change: the old graph, updated
     if index is None:
         index = VectorIndex.build(name, space, rowids, vectors if len(rowids) else np.zeros((0, 0), np.float32),
@@ -147,9 +147,9 @@ def _how(index: VectorIndex) -> str:
 
 def _build_lexical_index(gen, store: Store, progress: ProgressCallback) -> None:
     """lexical.npz (mmtui.index.lexical): FTS5's BM25 in memory; carried over while products_fts is unchanged."""
-    progress(ProgressEvent("index", 0, None, "building the lexical index"))
     try:
-        outcome = write_lexical_index(gen, store.db.conn)
+        outcome = write_lexical_index(gen, store.db.conn, announce=lambda: progress(
+            ProgressEvent("index", 0, None, "building the lexical index")))
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
             raise
@@ -199,11 +199,11 @@ def _build_fused_index(gen, store: Store, projector, base: str, space: str, text
                        progress: ProgressCallback, projected: dict | None = None) -> tuple[float, str]:
     """The fused index (mmtui.index.fused): normalise(w * image + (1 - w) * text) per product, w from meta "fusion"."""
     w = fusion_weight(store)
-    progress(ProgressEvent("index", 0, None, f"building the fused index (image weight {w:.2f})"))
     if projected is not None and {"image", "text"} <= set(projected):
         rowids, vectors = _fused_from(projected, w)
     else:
         rowids, vectors = fused_vectors(store, projector, base, w)
     # (same vectors means the same weight: an unchanged fused index is carried over like the others)
     return _write_index(gen, "fused", space, rowids, vectors, progress,
-                        lambda index: _recall_queries(projector, text_vectors, index, True), {"image_weight": w})
+                        lambda index: _recall_queries(projector, text_vectors, index, True), {"image_weight": w},
+                        label=f"fused index (image weight {w:.2f})")

@@ -28,3 +28,41 @@ def test_no_help_shows_a_comparison_the_shell_would_take_for_a_redirection():
         assert result.exit_code == 0, (path, result.output)
         for line in result.output.splitlines():
             assert not UNQUOTED_COMPARISON.search(line), (path, line)
+
+
+def test_an_unchanged_reindex_does_not_say_it_builds_the_indexes(tiny_catalog, fake_settings):
+    """A build reindexes up to three times (after encoding, with the learned fused weight, for the report): only
+    an index that is built again is announced, so a log shows "building the image index" once."""
+    from mmtui.build.pipeline import build_index
+    from mmtui.index.writer import reindex
+
+    first = []
+    build_index(fake_settings, tiny_catalog, progress=first.append)
+    said = [e.message for e in first if e.message.startswith("building the")]
+    assert sorted(said) == ["building the fused index (image weight 0.50)", "building the image index",
+                            "building the lexical index", "building the text index"]
+    again = []
+    reindex(fake_settings, progress=again.append)
+    assert not [e.message for e in again if e.message.startswith("building the")]
+    assert {e.message for e in again if e.total} >= {"image index unchanged", "lexical index unchanged"}
+
+
+def test_a_stage_that_stops_early_does_not_leave_a_half_bar_in_a_log(monkeypatch):
+    """Adapting stops when validation stops improving (epoch 14 of at most 40): written to a file, the bar ends
+    finished, not as a frozen spinner at 14/40."""
+    import io
+
+    from rich.console import Console
+
+    from mmtui.cli import render
+    from mmtui.progress import ProgressEvent
+
+    log = io.StringIO()
+    monkeypatch.setattr(render, "err", Console(file=log, width=100))
+    with render.progress_printer() as progress:
+        for epoch in range(15):
+            progress(ProgressEvent("adapt", epoch, 40))
+        progress(ProgressEvent("images", 10, 10))
+    shown = log.getvalue()
+    assert "adapting the model" in shown and "14/14" in shown and "14/40" not in shown
+    assert "10/10" in shown
