@@ -33,7 +33,8 @@ def models(data_dir, as_json) -> None:
         table.add_column(col)
     fmt = lambda v: f"{v:.4f}" if isinstance(v, (int, float)) else ""  # noqa: E731
     for r in rows:
-        table.add_row("*" if r["active"] else "", r["name"], r["kind"], fmt(r.get("val_r10")),
+        kind = f"{r['kind']}, adapted to this catalog" if r.get("adapted") else r["kind"]
+        table.add_row("*" if r["active"] else "", r["name"], kind, fmt(r.get("val_r10")),
                       fmt(r.get("test_r10")), str(r.get("created") or ""))
     out.print(table)
 

@@ -75,6 +75,17 @@ def read_adaptation(store: Store | None) -> HeadsAdaptation | AdapterAdaptation 
     return None
 
 
+def base_model_figures(store: Store | None) -> tuple[bool, float | None]:
+    """Whether the base model's heads in use are adapted to this catalog, and their validation title -> picture
+    R@10 as build-index measured it (None when it measured none)."""
+    heads = read_adaptation(store)
+    if not isinstance(heads, HeadsAdaptation):
+        return False, None
+    adapted = heads.model == "adapted" and not heads.disabled
+    r10 = ((heads.after if adapted else heads.before) or {}).get("title->picture", {}).get("r10")
+    return adapted, r10
+
+
 def adapted_weights(settings: Settings, store: Store | None, spec: str) -> Path | None:
     """The weights adapted to this catalog for model `spec` (inside the data dir), if there are any."""
     info = read_adaptation(store)

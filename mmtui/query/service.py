@@ -539,17 +539,14 @@ class SearchService:
         }
 
     def models(self) -> list[dict]:
-        from mmtui.encoders.for_index import HeadsAdaptation, read_adaptation
+        from mmtui.encoders.for_index import base_model_figures
         from mmtui.encoders.projection import active_name
 
         active = active_name(self.store)
-        heads = read_adaptation(self.store)
-        heads = heads if isinstance(heads, HeadsAdaptation) else None
-        adapted = heads is not None and heads.model == "adapted" and not heads.disabled
+        adapted, r10 = base_model_figures(self.store)
         kind = "base, adapted to this catalog" if adapted else "base"
-        figures = (((heads.after if adapted else heads.before) if heads else None) or {}).get("title->picture", {})
         out = [{"name": "base", "kind": kind, "active": active == "base", "model": self.store.get_meta("base_model"),
-                "metrics": {"r10": figures["r10"]} if figures.get("r10") is not None else {}}]
+                "metrics": {"r10": r10} if r10 is not None else {}}]
         from mmtui.encoders.checkpoints import list_checkpoints
 
         for ck in list_checkpoints(self.settings):

@@ -135,12 +135,22 @@ def _activate(settings: Settings, store: Store, name: str, val_r10: float, *, re
 
 
 def list_models(settings: Settings, store: Store | None = None) -> list[dict]:
-    """The base model and every checkpoint: name, kind, active, created, val_r10, test figures, base model."""
-    active = BASE
-    if store is not None or settings.db_path.exists():
-        active = active_name(store or Store.open(settings.db_path))
+    """The base model and every checkpoint: name, kind, active, created, val_r10, test figures, base model. The
+    base model's val_r10 is the one build-index measured for the heads in use ("adapted": adapted to the catalog)."""
+    from mmtui.encoders.for_index import base_model_figures
+
+    active, adapted, base_r10 = BASE, False, None
+    own = store is None and settings.db_path.exists()
+    if store is not None or own:
+        store = store or Store.open(settings.db_path)
+        try:
+            active = active_name(store)
+            adapted, base_r10 = base_model_figures(store)
+        finally:
+            if own:
+                store.close()
     rows = [{"name": BASE, "kind": BASE, "active": active == BASE, "created": None, "base_model": settings.model,
-             "val_r10": None, "test_r10": None, "path": None}]
+             "val_r10": base_r10, "test_r10": None, "path": None, "adapted": adapted}]
     for ckpt in list_checkpoints(settings.checkpoints_dir):
         m = ckpt.metrics
         rows.append({"name": ckpt.name, "kind": ckpt.kind, "active": active == ckpt.name,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 from pathlib import Path
 
 import numpy as np
@@ -199,8 +200,6 @@ def test_many_new_products_adapt_again(setup, tmp_path):
 
 
 def test_hybrid_weights_are_learned_at_build_time_and_a_picture_signal_at_chance_gets_no_vote(tmp_path):
-    import json
-
     weights = tiny_heads(tmp_path / "model")
     good = Settings(data_dir=tmp_path / "good", device="cpu")
     report = build_index(good, make_catalog(tmp_path / "shop", n=560), encoder=FeatureEncoder(weights))
@@ -237,3 +236,13 @@ def test_the_build_screen_and_the_models_list_show_the_adaptation(setup):
         assert base["kind"] == "base, adapted to this catalog" and base["metrics"]["r10"] == r10
     finally:
         service.close()
+    # `mmtui models` shows the figure the TUI's model screen shows
+    from click.testing import CliRunner
+
+    from mmtui.cli.main import cli
+
+    listed = CliRunner().invoke(cli, ["models", "--data-dir", str(settings.data_dir), "--json"])
+    base = json.loads(listed.output)[0]
+    assert base["name"] == "base" and base["val_r10"] == r10 and base["adapted"] is True
+    table = CliRunner().invoke(cli, ["models", "--data-dir", str(settings.data_dir)], terminal_width=140).output
+    assert f"{r10:.4f}" in table and "adapted to this catalog" in table
