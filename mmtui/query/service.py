@@ -536,6 +536,7 @@ class SearchService:
             "rejects": self.store.rejects_by_reason(),
             "model": self.store.get_meta("base_model") or "?",
             "active": active_name(self.store),
+            "example_id": self.store.example_product_id(),  # what the TUI's tips show after like:
         }
 
     def models(self) -> list[dict]:

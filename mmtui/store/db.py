@@ -154,6 +154,11 @@ class Store:
     def product_count(self) -> int:
         return self.db["products"].count
 
+    def example_product_id(self) -> str | None:
+        """The id of a product with a usable picture (the first one), for examples shown to the user."""
+        row = self.db.execute("SELECT id FROM products WHERE image_status = 'ok' ORDER BY rowid LIMIT 1").fetchone()
+        return str(row[0]) if row else None
+
     def existing_products(self) -> dict[str, dict]:
         """id -> the stored row (every column): what a build compares to decide what changed."""
         return {r["id"]: r for r in self.db.query("SELECT * FROM products")}

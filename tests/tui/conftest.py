@@ -197,7 +197,7 @@ class FakeSearchService:
 
     def stats(self) -> dict[str, Any]:
         return {"products": len(PRODUCTS), "with_image": len(self.images), "rejects": {"missing_image": 1},
-                "model": "lite", "active": self.active}
+                "model": "lite", "active": self.active, "example_id": "1003"}
 
     def models(self) -> list[dict[str, Any]]:
         return [{"name": "lite", "kind": "base", "active": self.active == "lite", "metrics": {"recall@10": 0.41}},

@@ -70,6 +70,12 @@ def test_filtered_rowids_are_reused_until_the_products_change(service, fake_sett
     assert first < after  # the cached rowids of the old colours were not used
 
 
+def test_the_example_id_the_tui_shows_is_a_product_more_like_this_finds_neighbours_of(service):
+    example = service.stats()["example_id"]
+    assert example == "1"  # tiny_catalog's first product with a picture
+    assert service.more_like_this(example, k=3).hits
+
+
 def test_text_only_product_is_searchable(service):
     hits = service.search("scarf", k=3, mode="lexical").hits
     assert hits[0].id == "99" and hits[0].image_status == "image_missing"

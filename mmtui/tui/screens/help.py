@@ -23,6 +23,8 @@ SECTIONS: list[tuple[str, list[tuple[str, str]]]] = [
         ("/  Esc", "back to the search box (Esc again clears it)"),
         ("ctrl+f", "filters: category, colour, gender, price range, and the mode"),
         ("ctrl+r", "next mode: image → text → lexical → hybrid → fused"),
+        ("ctrl+g", "what the query was understood to ask for (kind, person, colour, brand, price): drop a part, "
+                   "or keep only one value as a filter"),
     ]),
     ("Judge and compare", [
         ("2  1  0", "on a result: relevant, partly, not relevant (kept in the data dir; the cursor moves on)"),

@@ -28,13 +28,16 @@ from mmtui.tui.widgets.results import ResultItem, ResultsList
 
 DEBOUNCE_S = 0.25
 QUICK_S = 0.15  # show lexical results first when hybrid takes longer than this
-TIPS = (
-    "[b]Type to search[/b] — results appear as you type.\n\n"
-    "  navy blue running shoes\n"
-    "  /path/to/photo.jpg   [dim](an image path searches by image; paste or drop a file)[/dim]\n"
-    "  like:15970           [dim](more like product 15970)[/dim]\n\n"
-    "[dim]↓ or Enter: go to the results · m: more like this · ctrl+f: filters · ctrl+r: mode · F1: help[/dim]"
-)
+def tips(example_id: str | None = None) -> str:
+    """The tips under an empty search box; `example_id`: a product of this catalog with a picture."""
+    like = f"like:{example_id}" if example_id else "like:ID"
+    what = f"more like product {example_id}" if example_id else "more like the product with that id"
+    return ("[b]Type to search[/b] — results appear as you type.\n\n"
+            "  navy blue running shoes\n"
+            "  /path/to/photo.jpg   [dim](an image path searches by image; paste or drop a file)[/dim]\n"
+            f"  {like:<20} [dim]({what})[/dim]\n\n"
+            "[dim]↓ or Enter: go to the results · m: more like this · ctrl+f: filters · ctrl+r: mode · "
+            "F1: help[/dim]")
 
 
 class SearchInput(Input):
@@ -77,6 +80,7 @@ class SearchScreen(JudgeActions, Screen):
         self._pinned: dict[str, Filter] = {}  # parts the user pinned to one value: facet filters, for this query
         self.shown_query: Query | None = None  # the query whose results are on screen
         self._grades: dict[str, int] = {}  # the user's judgements of that query
+        self._status_lines = 1
 
     # ---------------------------------------------------------------- layout
     def compose(self) -> ComposeResult:
@@ -87,7 +91,7 @@ class SearchScreen(JudgeActions, Screen):
             # results (filling them)
             with Vertical(id="results-column"):
                 yield Static(id="status")
-                yield Static(TIPS, id="tips")
+                yield Static(tips(), id="tips")
                 yield ResultsList(id="results")
             yield DetailPane(self.app.image_class, id="detail")
         yield Footer(compact=True, show_command_palette=False)
@@ -130,7 +134,12 @@ class SearchScreen(JudgeActions, Screen):
         query.border_subtitle = f"mode: {self.mode}"
 
     def set_status(self, text: str | Text) -> None:
-        self.query_one("#status", Static).update(text, layout=False)  # one fixed line: no layout pass
+        status = self.query_one("#status", Static)
+        width = status.content_size.width
+        rich_text = Text(text) if isinstance(text, str) else text
+        lines = len(rich_text.wrap(self.app.console, width)) if width else 1
+        status.update(text, layout=lines != self._status_lines)  # a layout pass only when its height changes
+        self._status_lines = lines
 
     @property
     def mode(self) -> str:
@@ -181,6 +190,7 @@ class SearchScreen(JudgeActions, Screen):
         panel = self.facet_panel
         if panel is not None:
             panel.set_facets(self.app.facets or {})
+        self.query_one("#tips", Static).update(tips((self.app.stats or {}).get("example_id")))
         self.refresh_header()
         self.search_now(force=True)
 
