@@ -25,6 +25,11 @@ class ProgressEvent:
 ProgressCallback = Callable[[ProgressEvent], None]
 
 
+def counted(n: int, noun: str, nouns: str | None = None) -> str:
+    """"1 row", "2 rows", "1,200 queries": a count with its noun in the right number (`nouns`: an odd plural)."""
+    return f"{n:,} {noun if n == 1 else nouns or noun + 's'}"
+
+
 def null_progress(_: ProgressEvent) -> None:
     return None
 

@@ -7,6 +7,7 @@ import sys
 import click
 
 from mmtui.cli.options import count
+from mmtui.progress import counted
 from mmtui.cli.common import data_dir_option, json_option, print_json, settings_from
 
 
@@ -34,17 +35,19 @@ def check(data_dir, as_json) -> None:
     if as_json:
         print_json(report)
     else:
-        click.echo(f"{report['generation']}: {report['files']} files, {report['bytes'] / 1e6:.1f} MB checked in "
-                   f"{report['seconds']:.2f} s" + ("" if report["checksums"] else
+        click.echo(f"{report['generation']}: {counted(report['files'], 'file')}, {report['bytes'] / 1e6:.1f} MB "
+                   f"checked in {report['seconds']:.2f} s" + ("" if report["checksums"] else
                                                    " (written by an older version: no checksums to check)"))
         for name, problem in sorted(report["problems"].items()):
             click.echo(f"  damaged: {name}: {problem}")
         if report["stale_vectors"]:
-            click.echo(f"  {report['stale_vectors']} cached vectors match no product (the next build removes them)")
+            stale = counted(report["stale_vectors"], "cached vector")
+            click.echo(f"  {stale} match{'es' if report['stale_vectors'] == 1 else ''} no product "
+                       "(the next build removes them)")
     if report["problems"]:
         if as_json:
             sys.exit(1)
-        raise damaged("index", report["directory"], f"{len(report['problems'])} damaged files")
+        raise damaged("index", report["directory"], counted(len(report["problems"]), "damaged file"))
     if not as_json:
         click.echo("ok")
 

@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColum
 from rich.table import Table
 from rich.text import Text
 
-from mmtui.progress import ProgressEvent
+from mmtui.progress import ProgressEvent, counted
 
 out = Console()
 err = Console(stderr=True)
@@ -99,16 +99,16 @@ def _line_printer():
 
 
 def print_build_report(report, settings) -> None:
-    out.print(f"[bold green]Indexed {report.products:,} products[/] ({report.with_image:,} with images) "
+    out.print(f"[bold green]Indexed {counted(report.products, 'product')}[/] ({report.with_image:,} with images) "
               f"from {report.catalog} with model [bold]{report.model}[/] in {report.seconds:.1f} s")
     out.print(f"  added {report.added:,}, changed {report.updated:,}, removed {report.removed:,}")
     encodings = getattr(report, "encodings", None) or {}
     if encodings:
         out.print("  read " + ", ".join(f"{name} as {enc}" for name, enc in encodings.items()), highlight=False)
     if report.encoded_images:
-        out.print(f"  encoded {report.encoded_images:,} images at {report.images_per_s:,.1f} images/s")
+        out.print(f"  encoded {counted(report.encoded_images, 'image')} at {report.images_per_s:,.1f} images/s")
     if report.encoded_texts:
-        out.print(f"  encoded {report.encoded_texts:,} texts at {report.texts_per_s:,.1f} texts/s")
+        out.print(f"  encoded {counted(report.encoded_texts, 'text')} at {report.texts_per_s:,.1f} texts/s")
     if not report.encoded_images and not report.encoded_texts:
         out.print("  nothing to encode: every vector was already cached")
     elif getattr(report, "encoded_on", "this process") != "this process":
@@ -125,7 +125,8 @@ def print_build_report(report, settings) -> None:
         for reason, n in report.rejects_by_reason.items():
             table.add_row(reason, f"{n:,}")
         out.print(table)
-        out.print(f"  {report.rejected_rows:,} rows are not in the index; products whose image was rejected are "
+        rows = counted(report.rejected_rows, "row") + (" is" if report.rejected_rows == 1 else " are")
+        out.print(f"  {rows} not in the index; products whose image was rejected are "
                   f"kept and searchable by text. Details: mmtui rejects"
                   + (f" --data-dir {settings.data_dir}" if str(settings.data_dir) != "index" else ""))
     else:

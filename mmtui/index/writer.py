@@ -16,7 +16,7 @@ from mmtui.store.datadir import writes
 from mmtui.index.fused import fuse, fused_vectors, fusion_weight
 from mmtui.index.generations import NewGeneration, current_or_none
 from mmtui.index.lexical import write_lexical_index
-from mmtui.progress import ProgressCallback, ProgressEvent, null_progress
+from mmtui.progress import ProgressCallback, ProgressEvent, counted, null_progress
 from mmtui.encoders.projection import search_space
 from mmtui.store.db import Store
 
@@ -48,7 +48,8 @@ def reindex(settings: Settings, store: Store | None = None, progress: ProgressCa
     try:
         dropped = store.drop_stale_vectors()
         if dropped:
-            progress(ProgressEvent("index", 0, None, f"removed {dropped} vectors no product matches any more"))
+            progress(ProgressEvent("index", 0, None,
+                                   f"removed {counted(dropped, 'vector')} no product matches any more"))
         base = store.get_meta("base_fingerprint")
         space, projector = search_space(store, settings)
         results: dict[str, tuple[float, str]] = {}

@@ -66,3 +66,19 @@ def test_a_stage_that_stops_early_does_not_leave_a_half_bar_in_a_log(monkeypatch
     shown = log.getvalue()
     assert "adapting the model" in shown and "14/14" in shown and "14/40" not in shown
     assert "10/10" in shown
+
+
+def test_counts_of_one_are_singular(tiny_catalog, tmp_path):
+    """tiny_catalog has exactly one row without an id: "1 row is not in the index", never "1 rows"."""
+    result = CliRunner().invoke(cli, ["build-index", str(tiny_catalog), "--data-dir", str(tmp_path / "idx"),
+                                      "--model", "fake"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "1 row is not in the index" in result.output
+    assert not re.search(r"\b1 (row|product|image|text|file|vector|querie|result)s\b", result.output), result.output
+
+
+def test_counted_says_one_thing_or_many():
+    from mmtui.progress import counted
+
+    assert [counted(0, "row"), counted(1, "row"), counted(1_200, "query", "queries")] == \
+        ["0 rows", "1 row", "1,200 queries"]

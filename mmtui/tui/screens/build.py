@@ -15,7 +15,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import Button, Footer, Input, Label, ProgressBar, Static
 
-from mmtui.progress import Cancelled, ProgressEvent
+from mmtui.progress import Cancelled, ProgressEvent, counted
 from mmtui.tui.host import AppHost
 from mmtui.tui.messages import WorkProgressed
 from mmtui.tui.screens.work import WorkScreen
@@ -169,7 +169,7 @@ class BuildScreen(WorkScreen):
         self.query_one("#build-stage", Static).update(
             Text(f"done in {time.monotonic() - started:.1f} s · Esc: back to search", style="bold"))
         self._finish(report_table(report), ok=True)
-        app.notify(f"{getattr(report, 'products', 0):,} products indexed.", title="Build finished", timeout=5)
+        app.notify(f"{counted(getattr(report, 'products', 0), 'product')} indexed.", title="Build finished", timeout=5)
         app.data_changed()
 
     def _finish(self, renderable: Any, ok: bool) -> None:

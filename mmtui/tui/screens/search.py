@@ -14,6 +14,7 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Input, ListView, Static
 
+from mmtui.progress import counted
 from mmtui.store.filters import Filter
 from mmtui.query.service import MODES, Hit, SearchResult
 from mmtui.tui.host import AppHost
@@ -123,7 +124,7 @@ class SearchScreen(JudgeActions, Screen):
         parts = ["mmtui"]
         stats = app.stats or {}
         if stats.get("products") is not None:
-            parts.append(f"{stats['products']:,} products")
+            parts.append(counted(stats["products"], "product"))
         model = str(stats.get("model") or app.settings.model or "lite")
         active = stats.get("active")
         if active and active not in ("base", model):
