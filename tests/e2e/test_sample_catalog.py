@@ -13,17 +13,13 @@ from click.testing import CliRunner
 from mmtui.cli.main import cli
 
 SAMPLE = Path(__file__).resolve().parents[2] / "sample_catalog"
-pytestmark = pytest.mark.skipif(not (SAMPLE / "styles.csv").exists(), reason="sample_catalog is not here")
+pytestmark = [pytest.mark.skipif(not (SAMPLE / "styles.csv").exists(), reason="sample_catalog is not here"),
+              pytest.mark.slow]
 
 
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    d = tmp_path_factory.mktemp("e2e") / "index"
-    result = CliRunner().invoke(cli, ["build-index", str(SAMPLE), "--data-dir", str(d), "--json"])
-    assert result.exit_code == 0, result.output
-    report = json.loads(result.output)
-    assert report["model"] == "lite" and report["products"] == 800 and report["encoded_images"] == 800
-    return d
+@pytest.fixture
+def data_dir(sample_index):
+    return sample_index
 
 
 def search(data_dir, *args):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -120,6 +121,26 @@ def setup(tmp_path: Path):
     return settings, weights, make_catalog(tmp_path / "shop")
 
 
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """setup's catalog built once for the module (adapting trains for ~40 epochs): (settings, weights, catalog,
+    report, how many pictures and texts the towers saw, the shipped heads' fingerprint). Tests that build again
+    work on a copy of its data dir (copy_of); the others only read it."""
+    root = tmp_path_factory.mktemp("adapted")
+    weights = tiny_heads(root / "model")
+    settings = Settings(data_dir=root / "index", device="cpu")
+    catalog = make_catalog(root / "shop")
+    counts = {"images": 0, "texts": 0}
+    encoder = FeatureEncoder(weights, counts)
+    report = build_index(settings, catalog, encoder=encoder)
+    return settings, weights, catalog, report, dict(counts), encoder.fingerprint
+
+
+def copy_of(settings: Settings, tmp_path: Path) -> Settings:
+    shutil.copytree(settings.data_dir, tmp_path / "index")
+    return Settings(data_dir=tmp_path / "index", device="cpu")
+
+
 def _meta(settings: Settings, key: str) -> str | None:
     store = Store.open(settings.db_path)
     try:
@@ -128,31 +149,29 @@ def _meta(settings: Settings, key: str) -> str | None:
         store.close()
 
 
-def test_build_adapts_the_heads_and_keeps_them_when_validation_improves(setup):
-    settings, weights, catalog = setup
-    encoder = FeatureEncoder(weights)
-    report = build_index(settings, catalog, encoder=encoder)
+def test_build_adapts_the_heads_and_keeps_them_when_validation_improves(built):
+    settings, _, _, report, _, shipped_fp = built
     a = report.adaptation
     assert a["status"] == "adapted" and a["model"] == "adapted"
     assert a["after"]["title->picture"]["r10"] > a["before"]["title->picture"]["r10"] + 0.2
     assert a["before"]["title->picture"]["r10"] < 3 * a["chance_r10"]  # random heads: at chance
     assert a["after"]["category->picture"]["ndcg@10"] > a["before"]["category->picture"]["ndcg@10"]
-    assert _meta(settings, "base_fingerprint") != encoder.fingerprint  # the index now holds the adapted vectors
+    assert _meta(settings, "base_fingerprint") != shipped_fp  # the index now holds the adapted vectors
     files = list((settings.data_dir / "adapted").glob("*.safetensors"))
     assert len(files) == 1
     assert _meta(settings, "base_fingerprint") == LiteEncoder.fingerprint_for(f"lite:{files[0]}", "cpu")[0]
 
 
-def test_the_tower_runs_once_per_picture_and_an_unchanged_rebuild_trains_nothing(setup, monkeypatch):
-    settings, weights, catalog = setup
-    counts = {"images": 0, "texts": 0}
-    build_index(settings, catalog, encoder=FeatureEncoder(weights, counts))
+def test_the_tower_runs_once_per_picture_and_an_unchanged_rebuild_trains_nothing(built, tmp_path, monkeypatch):
+    shared, weights, catalog, _, counts, _ = built
     assert counts["images"] == 320  # adapting re-projected the cached features: no second pass over the pictures
+    settings = copy_of(shared, tmp_path)
     fitted = []
     monkeypatch.setattr(adapt, "_fit", lambda *a, **k: fitted.append(1) or pytest.fail("trained again"))
-    again = build_index(settings, catalog, encoder=FeatureEncoder(weights, counts))
+    again_counts = {"images": 0, "texts": 0}
+    again = build_index(settings, catalog, encoder=FeatureEncoder(weights, again_counts))
     assert again.adaptation["status"] == "unchanged" and again.adaptation["model"] == "adapted"
-    assert counts["images"] == 320 and not fitted
+    assert again_counts["images"] == 0 and not fitted
     assert again.encoded_images == 0 and again.encoded_texts == 0
 
 
@@ -167,13 +186,12 @@ def test_adapted_heads_are_dropped_when_they_do_not_beat_the_shipped_ones(setup,
     assert not list((settings.data_dir / "adapted").glob("*.safetensors"))
 
 
-def test_no_adapt_uses_the_shipped_heads_and_a_later_build_reuses_the_adaptation(setup, monkeypatch):
-    settings, weights, catalog = setup
-    encoder = FeatureEncoder(weights)
-    build_index(settings, catalog, encoder=encoder)
+def test_no_adapt_uses_the_shipped_heads_and_a_later_build_reuses_the_adaptation(built, tmp_path, monkeypatch):
+    shared, weights, catalog, _, _, shipped_fp = built
+    settings = copy_of(shared, tmp_path)
     adapted_fp = _meta(settings, "base_fingerprint")
     off = build_index(settings, catalog, encoder=FeatureEncoder(weights), adapt=False)
-    assert off.adaptation["status"] == "off" and _meta(settings, "base_fingerprint") == encoder.fingerprint
+    assert off.adaptation["status"] == "off" and _meta(settings, "base_fingerprint") == shipped_fp
     monkeypatch.setattr(adapt, "_fit", lambda *a, **k: pytest.fail("trained again"))
     on = build_index(settings, catalog, encoder=FeatureEncoder(weights))
     assert on.adaptation["status"] == "unchanged" and _meta(settings, "base_fingerprint") == adapted_fp
@@ -189,9 +207,9 @@ def test_a_small_catalog_keeps_the_shipped_model_and_says_why(tmp_path):
     assert _meta(settings, "base_fingerprint") == encoder.fingerprint
 
 
-def test_many_new_products_adapt_again(setup, tmp_path):
-    settings, weights, _ = setup
-    build_index(settings, make_catalog(tmp_path / "first", n=320), encoder=FeatureEncoder(weights))
+def test_many_new_products_adapt_again(built, tmp_path):
+    shared, weights, _, _, _, _ = built
+    settings = copy_of(shared, tmp_path)
     first = list((settings.data_dir / "adapted").glob("*.safetensors"))
     bigger = build_index(settings, make_catalog(tmp_path / "second", n=420), encoder=FeatureEncoder(weights))
     assert bigger.adaptation["status"] == "adapted"  # 100 of ~336 training pairs are new: over the 10% mark
@@ -215,14 +233,13 @@ def test_hybrid_weights_are_learned_at_build_time_and_a_picture_signal_at_chance
     assert again.ranking["status"] == "unchanged"
 
 
-def test_the_build_screen_and_the_models_list_show_the_adaptation(setup):
+def test_the_build_screen_and_the_models_list_show_the_adaptation(built):
     from rich.console import Console
 
     from mmtui.query.service import SearchService
     from mmtui.tui.screens.build import report_table
 
-    settings, weights, catalog = setup
-    report = build_index(settings, catalog, encoder=FeatureEncoder(weights))
+    settings, weights, _, report, _, _ = built
     console = Console(width=120, record=True)
     console.print(report_table(report))
     shown = console.export_text()

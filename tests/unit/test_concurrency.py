@@ -43,14 +43,23 @@ def python(code: str, *args: str, **popen) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code), *args], env=env(), **popen)
 
 
-@pytest.fixture
-def shop(tmp_path, make_catalog) -> tuple[Path, Path, Settings]:
-    """Catalogs A (N products) and B (A with 80 titles changed and 60 products gone), A built."""
-    a = make_catalog(tmp_path / "a")
-    b = make_catalog(tmp_path / "b", renamed=80, dropped=60)
-    settings = Settings(data_dir=tmp_path / "index", model="fake")
+@pytest.fixture(scope="module")
+def built_shop(tmp_path_factory, make_catalog) -> tuple[Path, Path, Settings]:
+    """Catalogs A (N products) and B (A with 80 titles changed and 60 products gone), A built: once a module."""
+    root = tmp_path_factory.mktemp("shop")
+    a = make_catalog(root / "a")
+    b = make_catalog(root / "b", renamed=80, dropped=60)
+    settings = Settings(data_dir=root / "index", model="fake")
     build_index(settings, a, encoder=FakeEncoder())
     return a, b, settings
+
+
+@pytest.fixture
+def shop(built_shop, tmp_path) -> tuple[Path, Path, Settings]:
+    """built_shop with a data dir of this test's own (a copy: the tests write to it; the catalogs are only read)."""
+    a, b, built = built_shop
+    shutil.copytree(built.data_dir, tmp_path / "index")
+    return a, b, Settings(data_dir=tmp_path / "index", model="fake")
 
 
 WRITER = """
@@ -99,6 +108,7 @@ READER = """
 """
 
 
+@pytest.mark.slow
 def test_searches_during_builds_get_k_hits_or_a_clear_error(shop, tmp_path):
     a, b, settings = shop
     ready, done = tmp_path / "ready", tmp_path / "done"
@@ -119,6 +129,7 @@ def test_searches_during_builds_get_k_hits_or_a_clear_error(shop, tmp_path):
     assert report["generations"] >= 3  # the reader went on across new generations
 
 
+@pytest.mark.slow
 def test_two_builds_at_once_one_waits_and_nothing_is_orphaned(shop, tmp_path):
     a, b, settings = shop
     logs = [tmp_path / "first.err", tmp_path / "second.err"]

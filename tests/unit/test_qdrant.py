@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 pytest.importorskip("qdrant_client")
+pytestmark = pytest.mark.qdrant
 
 from mmtui.query.hybrid import CANDIDATES, RRF_K  # noqa: E402
 from mmtui.index.backends.spec import BackendSpec, choose_backend, parse_backend, stored_backend  # noqa: E402
