@@ -18,6 +18,7 @@ from typing import Iterator
 
 import numpy as np
 
+from mmtui.build.caches import remove_damaged
 from mmtui.catalog.text import combined_text
 from mmtui.catalog.images import load_image, resolve_images
 from mmtui.catalog.readers import read_catalog
@@ -92,6 +93,8 @@ def build_index(settings: Settings, catalog: Path | str, *, columns: dict | None
     if not data.products:
         raise _no_products(catalog, data.rejects)
     store = Store.open(settings.db_path, create=True)
+    for name, problem in remove_damaged(settings, store).items():
+        progress(ProgressEvent("check", 0, None, f"{name} was damaged ({problem}): it is made again"))
     existing = store.existing_products()  # id -> the stored row, read once
     known = {r["image_path"]: (r["image_size"], r["image_mtime_ns"], r["image_sha"], r["image_status"])
              for r in existing.values() if r["image_path"]}

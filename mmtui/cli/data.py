@@ -16,22 +16,27 @@ from mmtui.cli.common import data_dir_option, json_option, print_json, settings_
 @data_dir_option
 @json_option
 def check(data_dir, as_json) -> None:
-    """Check every index file against the size and checksum recorded when it was written.
+    """Check every index file against the size and checksum recorded when it was written, and read the
+    derived files (the word vectors of query understanding, the heads adapted to the catalog) in full.
 
     \b
     Exits with status 1 when a file is missing, truncated or corrupted (`mmtui build-index CATALOG`
-    rebuilds exactly those), and counts cached vectors that no product matches any more.
+    makes exactly those again), and counts cached vectors that no product matches any more.
     Example:
       mmtui check --data-dir shop-index
     """
+    from mmtui.build.caches import damaged_derived
     from mmtui.index.generations import damaged, verify
     from mmtui.store.db import Store
 
     settings = settings_from(data_dir)
     store = Store.open(settings.db_path)
-    report = verify(settings.ann_dir)
-    report["stale_vectors"] = store.stale_vector_count()
-    store.close()
+    try:
+        report = verify(settings.ann_dir)
+        report["stale_vectors"] = store.stale_vector_count()
+        report["derived_problems"] = damaged_derived(settings, store)
+    finally:
+        store.close()
     if as_json:
         print_json(report)
     else:
@@ -40,13 +45,17 @@ def check(data_dir, as_json) -> None:
                                                    " (written by an older version: no checksums to check)"))
         for name, problem in sorted(report["problems"].items()):
             click.echo(f"  damaged: {name}: {problem}")
+        for name, problem in sorted(report["derived_problems"].items()):
+            click.echo(f"  damaged: {name}: {problem} (the next build-index makes it again)")
         if report["stale_vectors"]:
             stale = counted(report["stale_vectors"], "cached vector")
             click.echo(f"  {stale} match{'es' if report['stale_vectors'] == 1 else ''} no product "
                        "(the next build removes them)")
-    if report["problems"]:
+    if report["problems"] or report["derived_problems"]:
         if as_json:
             sys.exit(1)
+        if not report["problems"]:
+            raise damaged("data dir", settings.data_dir, counted(len(report["derived_problems"]), "damaged file"))
         raise damaged("index", report["directory"], counted(len(report["problems"]), "damaged file"))
     if not as_json:
         click.echo("ok")

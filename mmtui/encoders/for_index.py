@@ -86,6 +86,24 @@ def base_model_figures(store: Store | None) -> tuple[bool, float | None]:
     return adapted, r10
 
 
+def adapted_heads_problem(settings: Settings, store: Store | None) -> tuple[str, str] | None:
+    """(file inside the data dir, why) when the adapted heads this index records in use cannot be read in full;
+    None when they can, or when none are in use."""
+    info = read_adaptation(store)
+    if not isinstance(info, HeadsAdaptation) or info.model != "adapted" or not info.weights:
+        return None
+    path = settings.data_dir / info.weights
+    if not path.is_file():
+        return info.weights, "missing"
+    try:
+        from safetensors.numpy import load_file
+
+        load_file(str(path))
+    except Exception as exc:  # noqa: BLE001 - safetensors' own error type, or whatever a garbled file raises
+        return info.weights, f"unreadable ({type(exc).__name__}: {exc})"
+    return None
+
+
 def adapted_weights(settings: Settings, store: Store | None, spec: str) -> Path | None:
     """The weights adapted to this catalog for model `spec` (inside the data dir), if there are any."""
     info = read_adaptation(store)

@@ -197,6 +197,23 @@ def test_no_adapt_uses_the_shipped_heads_and_a_later_build_reuses_the_adaptation
     assert on.adaptation["status"] == "unchanged" and _meta(settings, "base_fingerprint") == adapted_fp
 
 
+def test_damaged_adapted_heads_are_listed_by_check_and_trained_again_by_the_next_build(built, tmp_path):
+    from click.testing import CliRunner
+
+    from mmtui.cli.main import cli
+
+    shared, weights, catalog, _, _, _ = built
+    settings = copy_of(shared, tmp_path)
+    [heads] = (settings.data_dir / "adapted").glob("*.safetensors")
+    heads.write_bytes(heads.read_bytes()[:1000])  # truncated
+    checked = CliRunner().invoke(cli, ["check", "--data-dir", str(settings.data_dir), "--json"])
+    assert checked.exit_code == 1
+    assert list(json.loads(checked.output)["derived_problems"]) == [f"adapted/{heads.name}"]
+    again = build_index(settings, catalog, encoder=FeatureEncoder(weights))
+    assert again.adaptation["status"] == "adapted"  # trained again: the damaged file was removed first
+    assert CliRunner().invoke(cli, ["check", "--data-dir", str(settings.data_dir)]).exit_code == 0
+
+
 def test_a_small_catalog_keeps_the_shipped_model_and_says_why(tmp_path):
     weights = tiny_heads(tmp_path / "model")
     settings = Settings(data_dir=tmp_path / "index", device="cpu")

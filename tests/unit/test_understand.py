@@ -182,3 +182,16 @@ def test_a_query_spells_a_title_when_four_or_more_of_its_words_are_all_in_it():
     assert spells_title("navy blue shirt for men", "Belmonte Men Check Navy Blue Shirts")
     assert not spells_title("blue shirt for men", "Belmonte Men Check Navy Blue Shirts")  # 3 words: a kind query
     assert not spells_title("navy blue shirt for women", "Belmonte Men Check Navy Blue Shirts")
+
+
+def test_a_damaged_word_cache_is_made_again_not_an_error(store, tmp_path):
+    """A truncated DATA_DIR/understand/*.npz (a full disk, a killed process) ended text and hybrid searches in a
+    BadZipFile traceback: now its words are encoded again and the file rewritten."""
+    Lexicon(load_facets(store), fake_embed, tmp_path / "understand")
+    [cache] = (tmp_path / "understand").glob("words-*.npz")
+    cache.write_bytes(cache.read_bytes()[: cache.stat().st_size // 2])
+    calls = []
+    again = Lexicon(load_facets(store), lambda p: calls.append(list(p)) or fake_embed(p), tmp_path / "understand")
+    assert calls and again.vector("watch") is not None
+    with np.load(cache) as data:  # rewritten whole
+        assert len(data["words"]) == len(data["vectors"]) > 0

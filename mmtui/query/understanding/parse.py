@@ -19,6 +19,8 @@ from __future__ import annotations
 import json
 import re
 import threading
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -203,6 +205,28 @@ def parse_price(text: str, prices: np.ndarray | None = None, currency: str | Non
     return " ".join(text.split()), price, said
 
 
+CACHE_DIR = "understand"  # DATA_DIR/understand: the word vectors of a catalog's words, one file per sentence model
+# what reading a damaged .npz raises: truncated (BadZipFile, EOFError), a garbled member (zlib.error, ValueError)
+CACHE_ERRORS = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error)
+
+
+def word_caches(data_dir: Path) -> list[Path]:
+    """The word-vector caches of a data dir."""
+    return sorted(p for p in (Path(data_dir) / CACHE_DIR).glob("words-*.npz") if not p.name.endswith(".tmp.npz"))
+
+
+def word_cache_problem(path: Path) -> str | None:
+    """Why the word-vector cache at `path` cannot be used (read in full), or None when it can."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            n_words, vectors = len(data["words"]), data["vectors"]
+    except CACHE_ERRORS as exc:
+        return f"unreadable ({type(exc).__name__}: {exc})"
+    if vectors.ndim != 2 or len(vectors) != n_words:
+        return f"{n_words} words but vectors of shape {vectors.shape}"
+    return None
+
+
 class Lexicon:
     """The catalog's facet values, their vectors and the title co-occurrence of words with them."""
 
@@ -302,8 +326,9 @@ class Lexicon:
         try:
             with np.load(path, allow_pickle=False) as data:
                 self._word_vectors = dict(zip(data["words"].tolist(), data["vectors"]))
-        except (OSError, ValueError, KeyError):
+        except CACHE_ERRORS:  # a damaged cache: its words are encoded again and the file rewritten
             self._word_vectors = {}
+            self._dirty = True
 
     def _save_cache(self) -> None:
         path = self._cache_file()
