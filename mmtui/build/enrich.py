@@ -33,7 +33,7 @@ from mmtui.store.db import Store
 from mmtui.store.tags import CONFLICT, conflicts, product_tags  # noqa: F401 (old names)
 
 TOP = 3  # tags kept per vocabulary and product
-MARGIN = 0.2  # cosine margin of the top image colour over the stated one (lite on Fashion: ~2.5% of products flagged)
+MARGIN = 0.2  # how far the picture's top colour must beat the stated one (cosine) to flag a conflict
 MIN_ARTICLE_COUNT = 3  # catalog article types with fewer products are left out of the vocabulary
 
 

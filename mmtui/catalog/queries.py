@@ -39,7 +39,7 @@ class EvalQuery:
                 else (self.text or ""))
 
 
-# -- the test-split protocol (seeds 000/001) ------------------------------------------------------------------------
+# -- the title protocol: each product's title finds its own picture -------------------------------------------------
 
 def split_queries(store: Any, split: str = "test") -> list[EvalQuery]:
     """The title protocol: each product of `split` with a usable image gives one query, its title, whose one

@@ -20,12 +20,9 @@ from mmtui.index.generations import damaged
 
 EXACT_BELOW = 512  # fewer vectors than this: exact search only (faster than a graph at this size)
 GRAPH_M, EF_CONSTRUCTION, EF = 32, 200, 128  # the shipped graph (M, ef_construction) and search ef
-# A filtered search scores the allowed vectors exactly when there are few, and walks the graph with a filter when
-# many are allowed. Exact costs ~a per allowed vector; the filtered walk costs ~b / (share allowed), as it passes
-# over the vectors the filter rejects. Exact wins while m * a < b * n / m, i.e. m < sqrt(FILTER_CROSSING * n)
-# (FILTER_CROSSING = b / a). Measured at 1M products (dim 256, M=32, ef=128; benchmarks/bench_scale.py): a ~2.3 us
-# per allowed vector, b ~0.7 ms; exact 23 ms vs filtered walk 70 ms at 10k allowed, 42 vs 24 ms at 30k: exact
-# below ~17k allowed (1.7%) at 1M, below ~5.5k (5.5%) at 100k.
+# A filtered search scores few allowed vectors exactly and walks the graph when many are allowed: exact costs ~a
+# per allowed vector, the walk ~b / (share allowed), so exact wins while m < sqrt(FILTER_CROSSING * n) with
+# FILTER_CROSSING = b / a (measured by benchmarks/bench_scale.py; README, "One million products").
 FILTER_CROSSING = 300.0
 UPDATE_SHARE = 0.2  # VectorIndex.updated: at most this share of the labels added, changed or removed
 DELETED_SHARE = 0.1  # and at most this share of the graph's slots left deleted (a full build beyond)

@@ -112,8 +112,7 @@ class Store:
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot open {db_path}: {exc}",
                              "delete the data directory and run `mmtui build-index` again") from exc
-        # execute_plugins=False: no scan of every installed package's entry points for sqlite-utils plugins
-        # (~40 ms per open in a venv with torch); the store registers no plugin functions and needs none
+        # execute_plugins=False: sqlite-utils would scan every installed package for plugins at each open; none used
         store = cls(sqlite_utils.Database(conn, execute_plugins=False), db_path)
         store.migrate()
         return store
