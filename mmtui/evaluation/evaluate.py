@@ -1,6 +1,6 @@
 """Offline evaluation: query files, the eval runner, the test-split protocol and the model comparison table.
 
-Query files (JSONL, the format README.md documents), one query per line:
+Query files (JSONL, the format docs/metrics.md documents), one query per line:
     {"query": "navy running shoes", "relevant": {"15970": 2, "3021": 1}}
     {"image": "photos/shoe.jpg", "relevant": {"15970": 1}}      # path relative to the queries file
     {"like": "15970", "relevant": {"3021": 2}}                  # "more like this" product (TUI judgements)

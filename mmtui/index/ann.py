@@ -22,7 +22,7 @@ EXACT_BELOW = 512  # fewer vectors than this: exact search only (faster than a g
 GRAPH_M, EF_CONSTRUCTION, EF = 32, 200, 128  # the shipped graph (M, ef_construction) and search ef
 # A filtered search scores few allowed vectors exactly and walks the graph when many are allowed: exact costs ~a
 # per allowed vector, the walk ~b / (share allowed), so exact wins while m < sqrt(FILTER_CROSSING * n) with
-# FILTER_CROSSING = b / a (measured by benchmarks/bench_scale.py; README, "One million products").
+# FILTER_CROSSING = b / a (measured by benchmarks/bench_scale.py; docs/figures.md, "One million products").
 FILTER_CROSSING = 300.0
 UPDATE_SHARE = 0.2  # VectorIndex.updated: at most this share of the labels added, changed or removed
 DELETED_SHARE = 0.1  # and at most this share of the graph's slots left deleted (a full build beyond)

@@ -32,10 +32,8 @@ from mmtui.metrics import beats_chance, paired_retrieval, ranks_of_targets
 from mmtui.progress import ProgressCallback, ProgressEvent, check_cancel, null_progress
 from mmtui.store.db import Store
 
-# Measured on IKEA and Fashion samples of 30-400 products (README "Adapting to the catalog"): adapting helps held-out
-# IKEA products from 30 products up, but a validation split under ~20 products cannot tell a real gain from noise
-# (on Fashion, where the shipped heads already fit, such a "gain" cost held-out R@10 0.89 -> 0.82 once), so the
-# keep test rejects it; from ~200 products (160 training, 20 validation pairs) real gains pass it every time.
+# A validation split under ~20 products cannot tell a real gain from noise, so the keep test needs this many
+# pairs (measured on IKEA and Fashion samples: docs/figures.md, "Adapting to the catalog").
 MIN_TRAIN_PAIRS = 100
 MIN_VAL_PAIRS = 20
 READAPT_SHARE = 0.10
@@ -218,7 +216,7 @@ def _fit_with_and_without_bridge(base_heads, pairs: dict, queries: list, query_f
     if not base_heads.image.bridge:
         return heads, epochs
     # The bridge helps heads that know nothing of a catalog; once they learned it, its shared classes can blur
-    # kinds apart (README "Adapting to the catalog"), so validation picks.
+    # kinds apart (docs/figures.md, "Adapting to the catalog"), so validation picks.
     plain = copy.deepcopy(base_heads)
     with torch.no_grad():
         plain.image.bridge_weight.zero_()

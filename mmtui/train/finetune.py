@@ -119,7 +119,7 @@ OPENCLIP_DEFAULTS = {"epochs": 5, "batch_size": 32, "lr": 1e-4, "weight_decay": 
 # lite: from the current model's own heads and towers, lr 1e-4 for heads and unfrozen tails alike, batches of 256,
 # wd 0.05, 20 epochs (one-cycle schedule), patience 8. On Fashion (--tails text) this beat the shipped heads on
 # every validation and test figure; starting from fresh heads instead (the LiT recipe: lr 1e-3, 30 epochs)
-# gained R@10 but lost R@1 (README, "Retrieval quality").
+# gained R@10 but lost R@1 (docs/figures.md, "Retrieval quality").
 LITE_DEFAULTS = {"epochs": 20, "batch_size": 256, "lr": 1e-4, "weight_decay": 0.05, "patience": 8}
 
 
