@@ -261,3 +261,22 @@ def fit_table(fusion, fit) -> Table:
     for s, v in fit.single.items():
         table.add_row(f"  {s} alone", "", f"{v:.3f}", "", "")
     return table
+
+
+def print_regions(result, per_region: int = 3) -> None:
+    """A region search (mmtui.query.regions): each proposed region's box, score and best products."""
+    width, height = result.size
+    out.print(f"[bold]{len(result.regions)} regions[/] of {result.query} ({width}x{height}, {result.candidates} "
+              f"windows scored, {result.took_ms:.0f} ms, mode {result.mode})")
+    if not result.regions:
+        out.print("No region looks like a product of this catalog.")
+        return
+    table = Table(show_lines=False)
+    for name, justify in (("#", "right"), ("region x,y,w,h", "left"), ("like a product", "right"),
+                          ("best products", "left")):
+        table.add_column(name, justify=justify, no_wrap=name == "best products", overflow="ellipsis")
+    for n, region in enumerate(result.regions, start=1):
+        best = "\n".join(f"{h.id}  {h.title}  [dim]{h.score:.3f}[/]" for h in region.hits[:per_region])
+        table.add_row(str(n), str(region.box), f"{region.score:.3f}", best or "[dim](none)[/]")
+    out.print(table)
+    out.print("[dim]search one region: mmtui search --image PATH --region X,Y,W,H · all hits: --json[/]")
