@@ -20,6 +20,8 @@ SECTIONS: list[tuple[str, list[tuple[str, str]]]] = [
         ("↑ ↓", "move through the results; the detail pane follows"),
         ("Enter", "open the product: large image and every attribute"),
         ("m", "more like this: search by the highlighted product's image"),
+        ("ctrl+o", "regions of the query photo: the parts that look like products, each with its products; "
+                   "move (arrows) and resize (shift+arrows, + -) a box, Enter searches it"),
         ("/  Esc", "back to the search box (Esc again clears it)"),
         ("ctrl+f", "filters: category, colour, gender, price range, and the mode"),
         ("ctrl+r", "next mode: image → text → lexical → hybrid → fused"),
