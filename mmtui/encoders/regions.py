@@ -3,10 +3,11 @@
 Encoding each candidate crop costs one pass of the image tower per box (~150 boxes a photo). The lite model's
 image head reads only features pooled over the picture (mean/max/GeM of stage and head maps, plus colour
 statistics), so a region's features can be pooled over the part of the maps that the box covers instead: one
-pass of the tower over the whole picture serves every box (region pooling, as in R-MAC / Fast R-CNN). These
-vectors agree with encoding the crop itself to a cosine of ~0.7-0.95, and found as many products in the rooms
-and shelf photos of benchmarks/results/regions.md. Other encoders (open_clip, a fine-tuned tower tail) encode
-the crops.
+pass of the tower over the whole picture serves every box (region pooling, as in R-MAC / Fast R-CNN). Means
+come from summed-area tables; maxes from the maps max-pooled to a 1/20 grid first (cheap slices); colour
+statistics from one shrunk copy of the picture. These vectors agree with encoding the crop itself to a cosine of
+~0.7-0.95, and found as many products in the rooms and shelf photos of benchmarks/results/regions.md. Other
+encoders (open_clip, a fine-tuned tower tail) encode the crops.
 """
 
 from __future__ import annotations
@@ -49,7 +50,8 @@ def pooled_vectors(encoder, image: Image.Image, boxes: Sequence[Box]) -> np.ndar
     for name, fmap in maps.items():
         cells = _cells(boxes, fmap.shape[1:], image.size)
         means = _box_means(fmap, cells)
-        maxes = torch.stack([fmap[:, r0:r1, c0:c1].amax(dim=(1, 2)) for r0, r1, c0, c1 in cells])
+        coarse = _coarse(fmap, maps["head"].shape[1:])
+        maxes = _box_maxes(coarse, _cells(boxes, coarse.shape[1:], image.size))
         if name == "head":
             parts["head_mean"], parts["head_max"] = means, maxes
             parts["head_gem"] = _box_means(fmap.clamp_min(1e-6).pow(3), cells).clamp_min(1e-18).pow(1 / 3)
@@ -68,7 +70,8 @@ def _feature_maps(encoder, image: Image.Image) -> dict[str, torch.Tensor]:
     width, height = image.size
     scale = POOL_SHORT_SIDE / min(width, height)
     size = (max(32, round(width * scale / 32) * 32), max(32, round(height * scale / 32) * 32))
-    pixels = np.asarray(image.convert("RGB").resize(size, Image.BICUBIC), dtype=np.uint8)[None]
+    # np.array, not np.asarray: a writable copy (torch.from_numpy warns about a read-only one)
+    pixels = np.array(image.convert("RGB").resize(size, Image.BICUBIC), dtype=np.uint8)[None]
     x = towers.array_to_tensor(pixels).to(encoder.device)
     if encoder.device == "cpu":
         x = x.contiguous(memory_format=torch.channels_last)
@@ -111,10 +114,41 @@ def _box_means(fmap: torch.Tensor, cells: list[tuple]) -> torch.Tensor:
     return (sums / ((r1 - r0) * (c1 - c0))).T.float()
 
 
+def _coarse(fmap: torch.Tensor, head: tuple[int, int]) -> torch.Tensor:
+    """A fine map max-pooled to twice the head map's grid (stride 16): a box's max is then read over at most a few
+    hundred cells, its edges placed to 1/20 of the picture's shorter side (the max of maxes is the max)."""
+    from torch.nn import functional as F
+
+    factor = max(1, fmap.shape[1] // (2 * head[0]))
+    return fmap if factor == 1 else F.max_pool2d(fmap[None], factor, factor, ceil_mode=True)[0]
+
+
+def _box_maxes(fmap: torch.Tensor, cells: list[tuple]) -> torch.Tensor:
+    """Max of a (coarse) (C, H, W) map over each box's cells: (len(cells), C)."""
+    return torch.stack([fmap[:, r0:r1, c0:c1].amax(dim=(1, 2)) for r0, r1, c0, c1 in cells])
+
+
 def _colour(image: Image.Image, boxes: Sequence[Box]) -> np.ndarray:
-    """towers.colour_features of each box, from a copy of the picture shrunk to ~4 colour sides (enough pixels)."""
+    """towers.colour_features of each box as encoding its crop would see it (padded square on white), sampled from
+    one shrunk copy of the picture by index arithmetic rather than a resize per crop (nearest pixel: a colour
+    histogram and an 8x8 silhouette do not need more)."""
     shrink = min(1.0, 4 * COLOUR_SIDE / min(image.size))
-    small = image.convert("RGB").resize((max(1, round(image.width * shrink)), max(1, round(image.height * shrink))),
-                                        Image.BILINEAR) if shrink < 1 else image.convert("RGB")
-    crops = [crop(small, box.scaled(small.width / image.width, small.height / image.height)) for box in boxes]
-    return towers.colour_features(towers.images_to_array(crops, COLOUR_SIDE))
+    small = image.convert("RGB")
+    if shrink < 1:
+        small = small.resize((max(1, round(image.width * shrink)), max(1, round(image.height * shrink))),
+                             Image.BILINEAR)
+    pixels = np.concatenate([np.asarray(small, dtype=np.uint8).reshape(-1, 3), [[255, 255, 255]]])  # last: white
+    white = len(pixels) - 1
+    sx, sy = small.width / image.width, small.height / image.height
+    grid = (np.arange(COLOUR_SIDE) + 0.5) / COLOUR_SIDE
+    index = np.empty((len(boxes), COLOUR_SIDE, COLOUR_SIDE), np.int64)
+    for n, box in enumerate(boxes):
+        side = max(box.w, box.h)  # the crop padded to a square, centred, as towers.pad_to_square does
+        xs = box.x + (box.w - side) / 2 + grid * side
+        ys = box.y + (box.h - side) / 2 + grid * side
+        inside_x = (xs >= box.x) & (xs < box.x + box.w)
+        inside_y = (ys >= box.y) & (ys < box.y + box.h)
+        px = np.clip((xs * sx).astype(np.int64), 0, small.width - 1)
+        py = np.clip((ys * sy).astype(np.int64), 0, small.height - 1)
+        index[n] = np.where(inside_y[:, None] & inside_x[None, :], py[:, None] * small.width + px[None, :], white)
+    return towers.colour_features(pixels[index])

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -159,34 +160,46 @@ def choose(answers: Answers, env: Mapping[str, str] | None = None, forced: str |
     return Choice("halfcell", f"{label} reports neither Sixel (DA1) nor Kitty graphics", label)
 
 
-def probe(timeout: float = PROBE_TIMEOUT_S, tty_path: str = "/dev/tty") -> Answers:
-    """Ask the controlling terminal (XTVERSION, Kitty graphics, DA1) and read its answers, until the DA1 answer
-    or `timeout`. Must run before Textual owns the terminal (its input thread would take the answers)."""
+def probe(timeout: float = PROBE_TIMEOUT_S, tty_path: str | None = None) -> Answers:
+    """Ask the terminal (XTVERSION, Kitty graphics, DA1) and read its answers, until the DA1 answer or `timeout`.
+
+    The terminal is the one the TUI draws on: stdin and stdout when both are terminals, else the controlling
+    terminal (/dev/tty: `mmtui doctor --json > file`), or `tty_path`. Must run before Textual owns the terminal
+    (its input thread would take the answers)."""
     try:
         import select
         import termios
         import tty
     except ImportError:  # no POSIX terminal control (Windows): nothing to ask with
         return Answers(asked=False)
+    opened = None
     try:
-        fd = os.open(tty_path, os.O_RDWR | os.O_NOCTTY)
-    except OSError:
-        return Answers(asked=False)
-    try:
-        if not os.isatty(fd):
-            return Answers(asked=False)
-        saved = termios.tcgetattr(fd)
+        if tty_path is None and _is_tty(sys.__stdin__) and _is_tty(sys.__stdout__):
+            read_fd, write_fd = sys.__stdin__.fileno(), sys.__stdout__.fileno()
+        else:
+            opened = read_fd = write_fd = os.open(tty_path or "/dev/tty", os.O_RDWR | os.O_NOCTTY)
+            if not os.isatty(opened):
+                return Answers(asked=False)
+        saved = termios.tcgetattr(read_fd)
         try:
-            tty.setcbreak(fd, termios.TCSANOW)  # no echo, no line buffering: the answers arrive byte by byte
-            os.write(fd, QUERIES.encode())
-            raw = _read_until_da1(fd, timeout, select.select)
+            tty.setcbreak(read_fd, termios.TCSANOW)  # no echo, no line buffering: the answers arrive byte by byte
+            os.write(write_fd, QUERIES.encode())
+            raw = _read_until_da1(read_fd, timeout, select.select)
         finally:
-            termios.tcsetattr(fd, termios.TCSANOW, saved)
-    except OSError:
+            termios.tcsetattr(read_fd, termios.TCSANOW, saved)
+    except (OSError, termios.error):
         return Answers(asked=False)
     finally:
-        os.close(fd)
+        if opened is not None:
+            os.close(opened)
     return parse_answers(raw.decode("utf-8", "replace"))
+
+
+def _is_tty(stream) -> bool:
+    try:
+        return stream is not None and stream.isatty()
+    except (ValueError, OSError):  # closed
+        return False
 
 
 def _read_until_da1(fd: int, timeout: float, select) -> bytes:

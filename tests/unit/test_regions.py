@@ -184,3 +184,19 @@ def test_a_lite_encoder_pools_regions_close_to_encoding_the_crop():
     assert pooled.shape == crops.shape and np.allclose(np.linalg.norm(pooled, axis=1), 1, atol=1e-4)
     assert (cos > 0.6).all()
     assert cos[0] > float(pooled[0] @ crops[1]) and cos[1] > float(pooled[1] @ crops[0])  # each its own crop
+
+
+def test_region_maxes_read_from_the_coarse_grid_cover_the_box():
+    import torch
+
+    from mmtui.encoders.regions import _box_maxes, _cells, _coarse
+
+    fmap = torch.rand(3, 40, 52)
+    coarse = _coarse(fmap, (10, 13))
+    assert coarse.shape == (3, 20, 26)
+    boxes = [Box(0, 0, 520, 400), Box(133, 57, 101, 88), Box(500, 390, 20, 10)]
+    exact = [fmap[:, r0:r1, c0:c1].amax(dim=(1, 2)) for r0, r1, c0, c1 in _cells(boxes, (40, 52), (520, 400))]
+    got = _box_maxes(coarse, _cells(boxes, coarse.shape[1:], (520, 400)))
+    assert torch.equal(got[0], fmap.amax(dim=(1, 2)))
+    for row, want in zip(got, exact):
+        assert (row >= want).all()  # the coarse cells hold the box (a cell at most beyond each edge)

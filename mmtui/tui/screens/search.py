@@ -420,6 +420,8 @@ class SearchScreen(JudgeActions, Screen):
             text.append(" · words first, refining with the model…", style="italic yellow")
         if not n and filters:
             text.append(" · try clearing filters (ctrl+f)", style="dim")
+        if query.kind == "image":
+            text.append(" · ctrl+o: its regions", style="dim")
         understood = getattr(result, "understood", None)
         if understood is not None and not understood.empty:
             text.append(f" · understood: {understood.label()}", style="cyan")
