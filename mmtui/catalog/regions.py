@@ -112,7 +112,8 @@ def _shown(text: str | Sequence[float]) -> str:
 
 
 def oriented_size(path: Path | str) -> tuple[int, int] | None:
-    """(width, height) of an image file as viewers show it (EXIF rotation applied), from its header; None if unreadable."""
+    """(width, height) of an image file as viewers show it (EXIF rotation applied), from its header; None if it
+    cannot be read."""
     try:
         with Image.open(path) as im:
             width, height = im.size

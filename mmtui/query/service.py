@@ -367,8 +367,8 @@ class SearchService:
         allowed = self._filtered(filters)[0]
         scores = [next(iter(vector_hits(indexes, "image", v, 1, allowed)), (0, -1.0))[1] for v in vectors]
         kept = non_max_suppression(boxes, scores, overlap=OVERLAP, limit=limit)
-        regions = [Region(picture.to_user(boxes[i]), scores[i], self._vector_search(vectors[i], mode, k, allowed, indexes))
-                   for i in kept]
+        regions = [Region(picture.to_user(boxes[i]), scores[i],
+                          self._vector_search(vectors[i], mode, k, allowed, indexes)) for i in kept]
         return RegionSearchResult(mode=mode, hits=round_robin([r.hits for r in regions], k), query=picture.label,
                                   kind="image", took_ms=(time.perf_counter() - started) * 1000, regions=regions,
                                   size=picture.size, candidates=len(boxes))

@@ -139,9 +139,10 @@ class RegionScreen(Screen):
 
     def on_mount(self) -> None:
         self.query_one("#region-list").border_title = "regions (n/p)"
-        self.query_one("#region-canvas").border_title = Path(self.path).name
-        self.query_one("#region-canvas").border_subtitle = "←↑↓→ move · shift+←↑↓→ / + - size · Enter search"
-        self.query_one("#region-canvas").focus()
+        canvas = self.query_one("#region-canvas")
+        canvas.border_title = Path(self.path).name
+        canvas.border_subtitle = "←↑↓→ move · shift+←↑↓→ / + - size · Enter search"
+        canvas.focus()
         self._load_picture()
         self.action_propose()
 
