@@ -272,11 +272,12 @@ def print_regions(result, per_region: int = 3) -> None:
         out.print("No region looks like a product of this catalog.")
         return
     table = Table(show_lines=False)
-    for name, justify in (("#", "right"), ("region x,y,w,h", "left"), ("like a product", "right"),
-                          ("best products", "left")):
-        table.add_column(name, justify=justify, no_wrap=name == "best products", overflow="ellipsis")
+    table.add_column("#", justify="right", no_wrap=True, min_width=2)
+    table.add_column("region x,y,w,h", no_wrap=True, min_width=15)
+    table.add_column("score", justify="right", no_wrap=True, min_width=5)  # the cosine of its closest product
+    table.add_column("best products", no_wrap=True, overflow="ellipsis", max_width=max(20, out.width - 37))
     for n, region in enumerate(result.regions, start=1):
-        best = "\n".join(f"{h.id}  {h.title}  [dim]{h.score:.3f}[/]" for h in region.hits[:per_region])
+        best = "\n".join(f"[dim]{h.score:.3f}[/]  {h.id}  {h.title}" for h in region.hits[:per_region])
         table.add_row(str(n), str(region.box), f"{region.score:.3f}", best or "[dim](none)[/]")
     out.print(table)
     out.print("[dim]search one region: mmtui search --image PATH --region X,Y,W,H · all hits: --json[/]")

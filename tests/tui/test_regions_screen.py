@@ -57,6 +57,7 @@ async def test_regions_of_a_photo_show_each_region_s_products_and_a_box_can_be_s
         screen.query_one("#region-canvas").focus()
         for _ in range(6):  # 6 steps of 5% of the picture's 32 px side (2 px) = 12 px
             await pilot.press("right")
+        assert "your box 12,0,32,32 · Enter: search it" in str(screen.query_one("#region-status").render())
         await pilot.press("enter")
         await settle(pilot, app, 0.1)
         assert screen.edited == Box(12, 0, 32, 32)

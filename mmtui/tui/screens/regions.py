@@ -107,7 +107,7 @@ class RegionScreen(Screen):
     DEFAULT_CSS = """
     RegionScreen #region-left { width: 1fr; }
     RegionScreen #region-right { width: 1fr; }
-    RegionScreen #region-status { height: 2; padding: 0 1; }
+    RegionScreen #region-status { height: 3; padding: 0 1; }
     RegionScreen #region-list { height: 10; border: round $primary; }
     RegionScreen #region-results { height: 1fr; border: round $primary; }
     RegionScreen #region-results > ResultItem { height: 3; padding: 0 1; layout: horizontal; }
@@ -264,19 +264,23 @@ class RegionScreen(Screen):
     def set_status(self, text: Text | str) -> None:
         self.query_one("#region-status", Static).update(text)
 
-    def _status(self, box: Box, score: float | None, n: int, took: float | None = None) -> Text:
+    def _status(self, box: Box, score: float | None, n: int, took: float | None = None,
+                pending: bool = False) -> Text:
         text = Text()
         if self.edited is not None:
             text.append("your box ", style="bold")
         elif self.selected is not None:
             text.append(f"region {self.selected + 1} of {len(self.result.regions)} ", style="bold")
-        text.append(f"{box}  ({self.frame[0]}x{self.frame[1]})")
+        text.append(str(box))
         if score is not None:
-            text.append(f" · like a product {score:.2f}", style="dim")
-        text.append(f" · {n} result{'s' if n != 1 else ''}")
+            text.append(f" · score {score:.2f}", style="dim")
+        if pending:
+            text.append(" · Enter: search it", style="bold")
+        else:
+            text.append(f" · {n} result{'s' if n != 1 else ''}")
         if took is not None:
             text.append(f" in {took:.0f} ms", style="dim")
-        text.append("\nn/p: other regions · w: whole picture · Enter on a result: details · m: more like it",
+        text.append("\nn/p: other regions · w: whole picture · tab: the results (Enter: details, m: more like it)",
                     style="dim")
         return text
 
@@ -290,8 +294,7 @@ class RegionScreen(Screen):
 
     def _edit(self, box: Box) -> None:
         self.edited = box
-        self.set_status(self._status(box, None, len(self.query_one("#region-results", ResultsList).items))
-                        + Text("  · Enter: search this box", style="bold"))
+        self.set_status(self._status(box, None, 0, pending=True))
         self.redraw()
 
     def action_move(self, dx: int, dy: int) -> None:

@@ -404,6 +404,7 @@ class SearchScreen(JudgeActions, Screen):
         if query.kind == "image":
             text.append("image ", style="bold")
             text.append(query.path.name if query.path else query.text)
+            text.append(" (ctrl+o: its regions)", style="dim")
             text.append(" · ")
         elif query.kind == "like":
             text.append("more like ", style="bold")
@@ -420,8 +421,6 @@ class SearchScreen(JudgeActions, Screen):
             text.append(" · words first, refining with the model…", style="italic yellow")
         if not n and filters:
             text.append(" · try clearing filters (ctrl+f)", style="dim")
-        if query.kind == "image":
-            text.append(" · ctrl+o: its regions", style="dim")
         understood = getattr(result, "understood", None)
         if understood is not None and not understood.empty:
             text.append(f" · understood: {understood.label()}", style="cyan")
