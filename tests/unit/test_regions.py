@@ -200,3 +200,18 @@ def test_region_maxes_read_from_the_coarse_grid_cover_the_box():
     assert torch.equal(got[0], fmap.amax(dim=(1, 2)))
     for row, want in zip(got, exact):
         assert (row >= want).all()  # the coarse cells hold the box (a cell at most beyond each edge)
+
+
+def test_a_region_of_a_rotated_photo_is_read_as_viewers_show_it(service, tmp_path):
+    """Stored 80x40 with EXIF "rotate 90": shown 40x80, red on top, blue below. The top half is red."""
+    stored = Image.new("RGB", (80, 40), (20, 30, 200))
+    stored.paste(Image.new("RGB", (40, 40), (200, 20, 20)), (0, 0))  # shown on top after the rotation
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    path = tmp_path / "rotated.jpg"
+    stored.save(path, exif=exif, quality=95)
+    top = service.search_image(path, k=3, region="0,0,40,40")
+    bottom = service.search_image(path, k=3, region="0,40,40,40")
+    assert top.hits[0].colour == "Red" and bottom.hits[0].colour == "Blue"
+    with pytest.raises(QueryError, match="outside the 40x80 picture"):
+        service.search_image(path, k=3, region="50,0,10,10")
