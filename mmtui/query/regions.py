@@ -20,7 +20,7 @@ from typing import Any
 
 from mmtui.catalog.regions import Box, fit_box, oriented_size, parse_box
 from mmtui.errors import MmtuiError, QueryError
-from mmtui.query.service import Hit, SearchResult
+from mmtui.query.results import Hit, SearchResult
 
 REGIONS = 8  # regions a scene is split into by default
 OVERLAP = 0.3  # a proposal overlapping a better one more than this (IoU) is dropped
