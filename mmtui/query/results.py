@@ -39,7 +39,7 @@ class SearchResult:
     query: str | None = None  # the text, or the image path for image queries
     kind: str = "text"  # "text" | "image"
     took_ms: float = 0.0
-    understood: Any = None  # mmtui.query.understanding.parse.Understanding of a text query (None: nothing to understand)
+    understood: Any = None  # a text query's mmtui.query.understanding.parse.Understanding (None: nothing to read)
     notes: list[str] = field(default_factory=list)  # what was left out or matched nothing, for the user
 
     def to_json(self) -> dict[str, Any]:
