@@ -28,6 +28,7 @@ class EvalQuery:
     image: Path | None = None  # resolved path
     line: int | None = None  # 1-based line in the queries file; None for generated queries
     like: str | None = None  # "more like this" product id
+    region: str | None = None  # image queries: only this part of the picture, "x,y,w,h" (mmtui.catalog.regions)
 
     @property
     def kind(self) -> str:
@@ -35,8 +36,9 @@ class EvalQuery:
 
     @property
     def label(self) -> str:
-        return (str(self.image) if self.image is not None else f"like:{self.like}" if self.like is not None
-                else (self.text or ""))
+        if self.image is not None:
+            return f"{self.image}@{self.region}" if self.region else str(self.image)
+        return f"like:{self.like}" if self.like is not None else (self.text or "")
 
 
 # -- the title protocol: each product's title finds its own picture -------------------------------------------------

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from mmtui.cli.options import count
+from mmtui.cli.options import RegionCount, count
 from mmtui.cli.common import data_dir_option, json_option, model_options, print_json, settings_from, where_option
 
 
@@ -39,12 +39,15 @@ RANKER_NAMES = ("hybrid", "hybrid-equal", "hybrid-plain", "lexical", "text", "im
 @click.option("--per-query", "per_query", is_flag=True, help="Print one row per query, worst first (also in --json).")
 @click.option("-k", "k", type=count(1, 10_000), default=10, show_default=True,
               help="Cut-off shown next to the standard ones (1-10000).")
+@click.option("--regions", "regions", type=RegionCount(), default=None,
+              help="Image queries: propose N regions that look like products (auto: 8), search each and score the "
+                   "merged list (shop the look: a room photo whose relevant set is every product in it).")
 @where_option
 @data_dir_option
 @model_options
 @json_option
 def eval_cmd(queries, judged, split, pool, compare, compare_modes_, compare_runs_, qrels, modes, rankers, run_file,
-             per_query, k, wheres, data_dir, model, checkpoint, device, as_json) -> None:
+             per_query, k, regions, wheres, data_dir, model, checkpoint, device, as_json) -> None:
     """Measure retrieval quality: R@1/3/5/10, MRR, nDCG@10, P@10, judged@10 and latency.
 
     \b
@@ -57,6 +60,7 @@ def eval_cmd(queries, judged, split, pool, compare, compare_modes_, compare_runs
       mmtui eval --judged --per-query --run hybrid.run
       mmtui eval --judged --mode hybrid --mode lexical
       mmtui eval --judged --compare-runs hybrid.run lexical.run
+      mmtui eval rooms.jsonl --mode image --regions auto -k 20
       mmtui eval --split test
       mmtui eval --compare
     """
@@ -78,6 +82,8 @@ def eval_cmd(queries, judged, split, pool, compare, compare_modes_, compare_runs
     if split and any(m != "image" for m in choices):
         raise click.UsageError("--split measures title -> image retrieval: drop --mode or use --mode image")
     filters = [parse_where(w) for w in wheres]
+    if regions is not None and not queries:
+        raise click.UsageError("--regions splits the image queries of a QUERIES.jsonl file: give one")
     from mmtui.cli import reports
     from mmtui.evaluation import evaluate
 
@@ -93,10 +99,11 @@ def eval_cmd(queries, judged, split, pool, compare, compare_modes_, compare_runs
 
     service = SearchService.open(settings)
     if len(choices) == 2:
-        _compare_rankers(settings, service, choices, queries, judged, k, filters, run_file, per_query, as_json)
+        _compare_rankers(settings, service, choices, queries, judged, k, filters, run_file, per_query, as_json,
+                         regions)
         return
     report = _evaluate(settings, service, choices[0] if choices else None, queries, judged, split, pool, k, filters,
-                       quiet=False)
+                       quiet=False, regions=regions)
     path = evaluate.save_eval_report(settings, report)
     if run_file:
         report.write_run(run_file)
@@ -119,7 +126,7 @@ def eval_cmd(queries, judged, split, pool, compare, compare_modes_, compare_runs
     out.print(f"[dim]saved to {path}[/]")
 
 
-def _evaluate(settings, service, choice, queries, judged, split, pool, k, filters, quiet):
+def _evaluate(settings, service, choice, queries, judged, split, pool, k, filters, quiet, regions=None):
     from mmtui.cli.render import progress_printer
     from mmtui.evaluation import evaluate
 
@@ -140,18 +147,20 @@ def _evaluate(settings, service, choice, queries, judged, split, pool, k, filter
             report = evaluate.run_eval(target, found, mode=mode, k=k, filters=filters, progress=progress,
                                        source=f"judged:{store.path}")
         else:
-            report = evaluate.evaluate_file(target, queries, mode=mode, k=k, filters=filters, progress=progress)
+            report = evaluate.evaluate_file(target, queries, mode=mode, k=k, filters=filters, progress=progress,
+                                            regions=regions)
         if choice and choice != mode:
             report.mode = choice
         return report
 
 
-def _compare_rankers(settings, service, choices, queries, judged, k, filters, run_file, per_query, as_json) -> None:
+def _compare_rankers(settings, service, choices, queries, judged, k, filters, run_file, per_query, as_json,
+                     regions=None) -> None:
     from mmtui.cli import reports
     from mmtui.cli.render import out
     from mmtui.evaluation.runs import compare_runs
 
-    a, b = (_evaluate(settings, service, c, queries, judged, None, "split", k, filters, quiet=as_json)
+    a, b = (_evaluate(settings, service, c, queries, judged, None, "split", k, filters, quiet=as_json, regions=regions)
             for c in choices)
     if run_file:
         for report in (a, b):

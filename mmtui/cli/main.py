@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from mmtui.cli import build, data, evaluate, judgements, models, search, train, tui
+from mmtui.cli import build, data, doctor, evaluate, judgements, models, search, train, tui
 from mmtui.cli.common import Group, data_dir_option, model_options
 
 
@@ -36,7 +36,7 @@ def cli(ctx: click.Context, data_dir, model, checkpoint, device) -> None:
 
 
 for command in (build.build_index_cmd, build.enrich, search.search, evaluate.eval_cmd, train.train, models.models,
-                models.use, data.check, data.rejects, judgements.judgements, tui.tui):
+                models.use, data.check, data.rejects, judgements.judgements, tui.tui, doctor.doctor):
     cli.add_command(command)
 
 

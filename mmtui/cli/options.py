@@ -40,3 +40,24 @@ def fraction() -> FiniteFloat:
 
 def non_negative(maximum: float | None = None) -> FiniteFloat:
     return FiniteFloat(min=0.0, max=maximum)
+
+
+class RegionCount(click.ParamType):
+    """--regions: "auto" (mmtui.query.regions.REGIONS) or a number of regions from 1 to 64."""
+
+    name = "auto|N"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int) and not isinstance(value, bool):
+            number = value
+        elif str(value).strip().lower() == "auto":
+            from mmtui.query.regions import REGIONS
+
+            return REGIONS
+        elif str(value).strip().isdigit():
+            number = int(str(value).strip())
+        else:
+            number = 0
+        if not 1 <= number <= 64:
+            self.fail(f"{value!r} is not auto or a number of regions from 1 to 64.", param, ctx)
+        return number

@@ -261,3 +261,23 @@ def fit_table(fusion, fit) -> Table:
     for s, v in fit.single.items():
         table.add_row(f"  {s} alone", "", f"{v:.3f}", "", "")
     return table
+
+
+def print_regions(result, per_region: int = 3) -> None:
+    """A region search (mmtui.query.regions): each proposed region's box, score and best products."""
+    width, height = result.size
+    out.print(f"[bold]{len(result.regions)} regions[/] of {result.query} ({width}x{height}, {result.candidates} "
+              f"windows scored, {result.took_ms:.0f} ms, mode {result.mode})")
+    if not result.regions:
+        out.print("No region looks like a product of this catalog.")
+        return
+    table = Table(show_lines=False)
+    table.add_column("#", justify="right", no_wrap=True, min_width=2)
+    table.add_column("region x,y,w,h", no_wrap=True, min_width=15)
+    table.add_column("score", justify="right", no_wrap=True, min_width=5)  # the cosine of its closest product
+    table.add_column("best products", no_wrap=True, overflow="ellipsis", max_width=max(20, out.width - 37))
+    for n, region in enumerate(result.regions, start=1):
+        best = "\n".join(f"[dim]{h.score:.3f}[/]  {h.id}  {h.title}" for h in region.hits[:per_region])
+        table.add_row(str(n), str(region.box), f"{region.score:.3f}", best or "[dim](none)[/]")
+    out.print(table)
+    out.print("[dim]search one region: mmtui search --image PATH --region X,Y,W,H · all hits: --json[/]")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from mmtui.cli.options import count
+from mmtui.cli.options import RegionCount, count
 from mmtui.cli.common import data_dir_option, json_option, model_options, print_json, settings_from, where_option
 
 
@@ -14,6 +14,11 @@ from mmtui.cli.common import data_dir_option, json_option, model_options, print_
 @click.command()
 @click.argument("text", required=False)
 @click.option("--image", "image", type=click.Path(path_type=Path), default=None, help="Search by this picture.")
+@click.option("--region", "region", metavar="X,Y,W,H", default=None,
+              help="With --image: search by this part of the picture only (pixels, or fractions such as 0.5,0,0.5,1).")
+@click.option("--regions", "regions", type=RegionCount(), default=None,
+              help="With --image: propose the regions of a scene photo that look like products (N of them; auto: 8) "
+                   "and search each; -k results per region.")
 @click.option("-k", "k", type=count(1, 10_000), default=10, show_default=True, help="Number of results (1-10000).")
 @click.option("--mode", type=click.Choice(["image", "text", "lexical", "fused", "hybrid"]), default=None,
               help="image: vs product images; text: vs product texts; lexical: BM25; fused: one vector per "
@@ -26,7 +31,8 @@ from mmtui.cli.common import data_dir_option, json_option, model_options, print_
 @data_dir_option
 @model_options
 @json_option
-def search(text, image, k, mode, drops, literal, wheres, data_dir, model, checkpoint, device, as_json) -> None:
+def search(text, image, region, regions, k, mode, drops, literal, wheres, data_dir, model, checkpoint, device,
+           as_json) -> None:
     """Find products by TEXT or by --image PATH.
 
     The words are read against the catalog's kinds of product, persons, colours, brands and
@@ -39,29 +45,45 @@ def search(text, image, k, mode, drops, literal, wheres, data_dir, model, checkp
       mmtui search "ladies black watches" --drop colour
       mmtui search "red dress" --mode image -k 20 --where "price<50"
       mmtui search --image photo.jpg --json
+      mmtui search --image room.jpg --region 120,40,200,180
+      mmtui search --image room.jpg --regions auto -k 5
     """
     from mmtui.store.filters import parse_where
     from mmtui.query.service import SearchService
 
     if bool(text) == bool(image):
         raise click.UsageError('give either TEXT or --image PATH, e.g. mmtui search "blue jeans"')
+    _check_region_options(image, region, regions)
     filters = [parse_where(w) for w in wheres]
     service = SearchService.open(settings_from(data_dir, model, checkpoint, device))
     if image is not None or mode != "lexical":
         service.load_model()  # so the time printed with the results is the search's, not the model's loading
-    if image is not None:
-        result = service.search_image(image, k=k, mode=mode or "image", filters=filters)
+    if regions is not None:
+        result = service.search_regions(image, k=k, mode=mode or "image", filters=filters, limit=regions)
+    elif image is not None:
+        result = service.search_image(image, k=k, mode=mode or "image", filters=filters, region=region)
     else:
         result = service.search(text, k=k, mode=mode or "hybrid", filters=filters, understand=not literal,
                                 drop=drops)
     if as_json:
         print_json(result.to_json())
         return
-    from mmtui.cli.render import print_hits
+    from mmtui.cli.render import print_hits, print_regions
 
+    if regions is not None:
+        print_regions(result)
+        return
     print_hits(result)
     failed = [f for f, _ in service.empty_filters(filters)] if not result.hits and image is None else []
     if failed:  # offer the results without the filters that matched nothing
         kept = [f for f in filters if f not in failed]
         print_hits(service.search(text, k=k, mode=mode or "hybrid", filters=kept, understand=not literal,
                                   drop=drops))
+
+
+def _check_region_options(image, region, regions) -> None:
+    if (region or regions) and image is None:
+        raise click.UsageError("--region and --regions search part of a picture: give --image PATH too")
+    if region and regions:
+        raise click.UsageError("give --region X,Y,W,H (one part you choose) or --regions auto (parts mmtui "
+                               "proposes), not both")

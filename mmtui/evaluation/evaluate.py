@@ -60,6 +60,7 @@ SKIP_UNKNOWN_IDS = "unknown_ids"
 SKIP_BAD_IMAGE = "unreadable_image"
 SKIP_MODE = "mode_not_supported"
 SKIP_QUERY_ERROR = "query_rejected"
+SKIP_BAD_REGION = "bad_region"
 
 SKIP_REASONS = {
     SKIP_BAD_JSON: "line is not valid JSON (or not UTF-8)",
@@ -75,6 +76,7 @@ SKIP_REASONS = {
     SKIP_BAD_IMAGE: "the image is missing or cannot be read",
     SKIP_MODE: "this query kind cannot be run in this mode",
     SKIP_QUERY_ERROR: "the search rejected the query",
+    SKIP_BAD_REGION: "\"region\" is not x,y,w,h (four numbers, or a string of them)",
 }
 
 MAX_GRADE = 100  # 2^100 - 1 is still an exact, finite gain; see the module docstring
@@ -226,7 +228,24 @@ def parse_query_line(text: str, line: int | None = None, base_dir: Path | None =
     problem = _image_problem(image_path)
     if problem:
         return Skip(SKIP_BAD_IMAGE, line, f"{image}: {problem}")
-    return EvalQuery(relevant=relevant, image=image_path, line=line)
+    region = _parse_region(obj.get("region"))
+    if region is False:
+        return Skip(SKIP_BAD_REGION, line, repr(obj.get("region"))[:40])
+    return EvalQuery(relevant=relevant, image=image_path, line=line, region=region or None)
+
+
+def _parse_region(value: Any) -> str | None | bool:
+    """An image line's "region" ([x, y, w, h] or "x,y,w,h") as "x,y,w,h"; None when absent, False when unusable."""
+    if value is None:
+        return None
+    from mmtui.catalog.regions import region_text
+
+    if not isinstance(value, (str, list)) or any(isinstance(v, bool) for v in value):
+        return False
+    try:
+        return region_text(value)
+    except QueryError:
+        return False
 
 
 def _parse_relevance(value: Any, line: int | None) -> dict[str, int] | Skip:
@@ -280,11 +299,13 @@ def _summary(skips: Sequence[Skip]) -> str:
 def run_eval(service: Any, queries: Sequence[EvalQuery], *, mode: str = "hybrid", k: int = 10,
              filters: Sequence[Any] | None = None, progress: ProgressCallback | None = None,
              skipped: Sequence[Skip] = (), known_ids: Iterable[str] | None = None, model: str | None = None,
-             source: str = "", cancel: threading.Event | None = None) -> EvalReport:
+             source: str = "", cancel: threading.Event | None = None, regions: int | None = None) -> EvalReport:
     """Run every query through the service and score it (top 100 retrieved, so MRR sees ranks up to 100).
 
     Text queries go to service.search(text, k=, mode=, filters=), image queries to service.search_image(path,
-    k=, filters=[, mode=]). `skipped` (from load_queries) is carried into the report. Relevant ids unknown to
+    k=, filters=[, mode=][, region=]). `regions` N: each image query is split into the N regions that look most
+    like products instead, and the merged list of their hits is scored (shop the look, mmtui.query.regions).
+    `skipped` (from load_queries) is carried into the report. Relevant ids unknown to
     the catalog (`known_ids`, else service.store.rowid_of) are dropped, see the module docstring.
     A QueryError from the service skips that query; any other error propagates.
     """
@@ -312,7 +333,7 @@ def run_eval(service: Any, queries: Sequence[EvalQuery], *, mode: str = "hybrid"
             continue
         started = time.perf_counter()
         try:
-            result = _search(service, query, depth, mode, filters, image_accepts_mode)
+            result = _search(service, query, depth, mode, filters, image_accepts_mode, regions)
         except QueryError as exc:
             skips.append(Skip(SKIP_QUERY_ERROR, query.line, exc.message))
             continue
@@ -340,9 +361,14 @@ def run_eval(service: Any, queries: Sequence[EvalQuery], *, mode: str = "hybrid"
                       qrels=qrels)
 
 
-def _search(service: Any, query: EvalQuery, depth: int, mode: str, filters: Any, image_accepts_mode: bool) -> Any:
+def _search(service: Any, query: EvalQuery, depth: int, mode: str, filters: Any, image_accepts_mode: bool,
+            regions: int | None = None) -> Any:
     if query.kind == "image":
         kwargs = {"mode": mode} if image_accepts_mode else {}
+        if regions:  # the merged list of the regions that look most like products (mmtui.query.regions)
+            return service.search_regions(query.image, k=depth, filters=filters, limit=regions, **kwargs)
+        if query.region:
+            kwargs["region"] = query.region
         return service.search_image(query.image, k=depth, filters=filters, **kwargs)
     if query.kind == "like":  # the product's own vector: the same in every mode
         return service.more_like_this(query.like, k=depth, filters=filters)
@@ -351,7 +377,7 @@ def _search(service: Any, query: EvalQuery, depth: int, mode: str, filters: Any,
 
 def query_text(query: EvalQuery) -> str:
     """What identifies the query within its kind (the text, the image path, the product id)."""
-    return str(query.image) if query.kind == "image" else query.like if query.kind == "like" else query.text or ""
+    return query.label if query.kind == "image" else query.like if query.kind == "like" else query.text or ""
 
 
 def _unique(qid: str, taken: dict) -> str:
@@ -376,11 +402,11 @@ def _query_row(query: EvalQuery, qid: str, ranked: list[str], k: int, elapsed: f
 
 def evaluate_file(service: Any, path: str | Path, *, mode: str = "hybrid", k: int = 10,
                   filters: Sequence[Any] | None = None, progress: ProgressCallback | None = None,
-                  cancel: threading.Event | None = None) -> EvalReport:
+                  cancel: threading.Event | None = None, regions: int | None = None) -> EvalReport:
     """load_queries + run_eval: what `mmtui eval QUERIES.jsonl` does."""
     queries, skips = load_queries(path)
     return run_eval(service, queries, mode=mode, k=k, filters=filters, progress=progress, skipped=skips,
-                    source=str(path), cancel=cancel)
+                    source=str(path), cancel=cancel, regions=regions)
 
 
 @dataclass(frozen=True)
@@ -455,7 +481,7 @@ def _drop_unknown_ids(service: Any, queries: Sequence[EvalQuery], known_ids: Ite
             skips.append(Skip(SKIP_UNKNOWN_IDS, q.line, ", ".join(missing[:3]) + ("..." if len(missing) > 3 else "")))
             continue
         kept.append(q if len(relevant) == len(q.relevant) else
-                    EvalQuery(relevant=relevant, text=q.text, image=q.image, line=q.line))
+                    EvalQuery(relevant=relevant, text=q.text, image=q.image, line=q.line, region=q.region))
     return kept, dropped
 
 

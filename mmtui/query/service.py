@@ -12,62 +12,20 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from collections.abc import Mapping
 from typing import Any
 
-from mmtui.errors import IndexMismatchError, MmtuiError, QueryError
+from mmtui.errors import IndexMismatchError, QueryError
 from mmtui.index.backends.base import VECTOR_INDEXES, SearchBackend, vector_hits
 from mmtui.query.hybrid import default_weights, fuse_ranked, hybrid_weights
+from mmtui.query.results import Hit, SearchResult
 from mmtui.query.threads import THREADS_RECHECK_S, query_thread_count, set_query_threads, start_watching_load
 from mmtui.query.understanding.state import QueryUnderstanding
 from mmtui.store.filters import where_sql
 from mmtui.store.tags import product_tags
 
 MODES = ("image", "text", "lexical", "hybrid", "fused")
-
-
-@dataclass
-class Hit:
-    id: str
-    title: str
-    score: float
-    rank: int = 0
-    category: str = ""
-    colour: str = ""
-    gender: str = ""
-    brand: str = ""
-    price: float | None = None
-    image_path: str | None = None  # a local, validated image file, or None (text-only product)
-    image_status: str = "ok"
-    signals: dict[str, float] = field(default_factory=dict)  # per-signal score, e.g. {"image": 0.31}
-    attributes: dict[str, Any] = field(default_factory=dict)
-    shares: dict[str, float] = field(default_factory=dict)  # each signal's share of the fused score (sums to 1)
-    tags: list[str] = field(default_factory=list)  # zero-shot image tags (mmtui.build.enrich), e.g. ["blue", "striped"]
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass
-class SearchResult:
-    mode: str
-    hits: list[Hit]
-    query: str | None = None  # the text, or the image path for image queries
-    kind: str = "text"  # "text" | "image"
-    took_ms: float = 0.0
-    understood: Any = None  # mmtui.query.understanding.parse.Understanding of a text query (None: nothing to understand)
-    notes: list[str] = field(default_factory=list)  # what was left out or matched nothing, for the user
-
-    def to_json(self) -> dict[str, Any]:
-        out = {"query": self.query, "kind": self.kind, "mode": self.mode, "took_ms": round(self.took_ms, 2),
-               "hits": [h.to_json() for h in self.hits]}
-        if self.understood is not None:
-            out["understood"] = self.understood.to_json()
-        if self.notes:
-            out["notes"] = list(self.notes)
-        return out
+IMAGE_MODES = ("image", "text", "fused", "hybrid")  # the modes a picture can be searched in
 
 
 CANDIDATES = 100  # per-signal candidates fused in hybrid mode
@@ -322,33 +280,63 @@ class SearchService:
                                                   RRF_K, kind_search))
         return self._hits(ranked, mode, k, weights)
 
-    def search_image(self, image, *, k: int = 20, mode: str = "image", filters=None) -> SearchResult:
-        from mmtui.catalog.images import load_image
+    def search_image(self, image, *, k: int = 20, mode: str = "image", filters=None, region=None) -> SearchResult:
+        """Products like a picture (a path or a PIL image); `region`: only that part of it, a Box or "x,y,w,h" in
+        the picture's pixels (or fractions, mmtui.catalog.regions.parse_box), cut out before encoding."""
+        from mmtui.query.regions import REGION_DECODE, open_picture
 
         started = time.perf_counter()
         _check_k(k)
-        self._check_mode(mode, ("image", "text", "fused", "hybrid"))
+        self._check_mode(mode, IMAGE_MODES)
         indexes = self._check_index(mode)
-        label = str(image) if not hasattr(image, "size") else "<image>"
-        if hasattr(image, "size"):
-            picture = image.convert("RGB")
-        else:
-            try:
-                picture = load_image(Path(str(image)).expanduser(), getattr(self.encoder, "image_size", None))
-            except MmtuiError as exc:
-                raise QueryError(f"cannot use {image} as a query image: {exc.message}",
-                                 exc.hint or "give the path of a JPEG, PNG or WEBP file") from None
-            except OSError as exc:
-                raise QueryError(f"cannot read the query image {image}: {exc}",
-                                 "give the path of a readable JPEG, PNG or WEBP file") from None
-        vector = self.projector.image(self.encoder.encode_images([picture]))[0]
-        allowed, _, _ = self._filtered(filters)
+        size = getattr(self.encoder, "image_size", None)
+        picture = open_picture(image, size * REGION_DECODE if region is not None and size else size)
+        label, query = picture.label, picture.image
+        if region is not None:
+            from mmtui.catalog.regions import crop
+
+            box = picture.region(region)
+            query, label = crop(picture.image, picture.to_own(box)), f"{picture.label}@{box}"
+        vector = self.projector.image(self.encoder.encode_images([query]))[0]
+        hits = self._vector_search(vector, mode, k, self._filtered(filters)[0], indexes)
+        return SearchResult(mode=mode, hits=hits, query=label, kind="image",
+                            took_ms=(time.perf_counter() - started) * 1000)
+
+    def search_regions(self, image, *, k: int = 20, mode: str = "image", filters=None, limit: int | None = None):
+        """Propose the regions of a scene picture that look like products and search each (mmtui.query.regions):
+        a RegionSearchResult with each region's box, score and hits, and `hits` merging them."""
+        from mmtui.catalog.regions import candidate_boxes, non_max_suppression
+        from mmtui.encoders.regions import region_vectors
+        from mmtui.query.regions import OVERLAP, REGION_DECODE, REGIONS, Region, RegionSearchResult, open_picture
+        from mmtui.query.regions import round_robin
+
+        started = time.perf_counter()
+        _check_k(k)
+        limit = REGIONS if limit is None else limit
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 64:
+            raise QueryError(f"{limit!r} is not a number of regions", "ask for 1 to 64 regions, e.g. 8")
+        self._check_mode(mode, IMAGE_MODES)
+        self._check_index("image")  # proposals are scored on the product images, whatever the mode
+        indexes = self._check_index(mode)
+        size = getattr(self.encoder, "image_size", None) or 224
+        picture = open_picture(image, size * REGION_DECODE)
+        boxes = candidate_boxes(*picture.image.size)
+        vectors = self.projector.image(region_vectors(self.encoder, picture.image, boxes))
+        allowed = self._filtered(filters)[0]
+        scores = [next(iter(vector_hits(indexes, "image", v, 1, allowed)), (0, -1.0))[1] for v in vectors]
+        kept = non_max_suppression(boxes, scores, overlap=OVERLAP, limit=limit)
+        regions = [Region(picture.to_user(boxes[i]), scores[i],
+                          self._vector_search(vectors[i], mode, k, allowed, indexes)) for i in kept]
+        return RegionSearchResult(mode=mode, hits=round_robin([r.hits for r in regions], k), query=picture.label,
+                                  kind="image", took_ms=(time.perf_counter() - started) * 1000, regions=regions,
+                                  size=picture.size, candidates=len(boxes))
+
+    def _vector_search(self, vector, mode: str, k: int, allowed, indexes) -> list[Hit]:
+        """An image query's vector against the indexes `mode` searches (hybrid: image and text, fused by rank)."""
         n = max(k, CANDIDATES) if mode == "hybrid" else k
         names = [name for name in ("image", "text", "fused") if mode == name or (mode == "hybrid" and name != "fused")]
         ranked = self._live(lambda m: {name: vector_hits(indexes, name, vector, m, allowed) for name in names}, n)
-        hits = self._hits(ranked, mode, k)
-        return SearchResult(mode=mode, hits=hits, query=label, kind="image",
-                            took_ms=(time.perf_counter() - started) * 1000)
+        return self._hits(ranked, mode, k)
 
     def more_like_this(self, product_id: str, *, k: int = 20, filters=None) -> SearchResult:
         started = time.perf_counter()

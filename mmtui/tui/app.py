@@ -24,7 +24,7 @@ from mmtui.query.service import MODES
 from mmtui.tui.lane import ServiceLane, in_daemon_thread
 from mmtui.tui.screens.dialogs import ConfirmDialog, ErrorDialog
 from mmtui.tui.screens.search import SearchScreen
-from mmtui.tui.thumbnails import ThumbnailCache, detect_protocol, image_widget_class
+from mmtui.tui.thumbnails import ThumbnailCache, detect_graphics, image_widget_class
 from mmtui.tui.trace import trace
 
 DEFAULT_K = 20
@@ -112,6 +112,7 @@ class MmtuiApp(App):
         train_fn: Callable[..., Any] | None = None,
         use_model_fn: Callable[[Settings, str], Any] | None = None,
         images: str = "halfcell",
+        image_reason: str = "",
         k: int = DEFAULT_K,
         mode: str = "hybrid",
         sample_catalog: Path | None = None,
@@ -125,6 +126,7 @@ class MmtuiApp(App):
         self.train_fn = train_fn or default_train
         self.use_model_fn = use_model_fn or default_use_model
         self.image_protocol = images
+        self.image_reason = image_reason or "chosen by the caller"  # why this protocol (F1, mmtui doctor)
         self.image_class = image_widget_class(images)
         self.k = k
         self.default_mode = mode if mode in MODES else "hybrid"
@@ -392,13 +394,14 @@ def make_app(settings: Settings, service_factory: ServiceFactory | None = None, 
     return MmtuiApp(settings, service_factory=service_factory, **options)
 
 
-def run(settings: Settings, *, images: str | Callable[[], str] | None = None, mode: str = "hybrid") -> None:
+def run(settings: Settings, *, images: str | Callable[[], Any] | None = None, mode: str = "hybrid") -> None:
     """Start the TUI in this terminal (`mmtui tui`). The image protocol is known before the app starts.
 
     images: a protocol name, None to ask the terminal, or a pending answer from `thumbnails.start_detecting()`."""
     trace("run")  # imports done
     lane = ServiceLane()
     opening = lane.submit(default_service_factory, settings)  # SQLite and indexes open while Textual starts
-    protocol = images() if callable(images) else detect_protocol(images)
-    trace("protocol", protocol=protocol)
-    make_app(settings, images=protocol, mode=mode, lane=lane, opening=opening).run()
+    choice = images() if callable(images) else detect_graphics(images)
+    trace("protocol", protocol=choice.protocol, reason=choice.reason)
+    make_app(settings, images=choice.protocol, image_reason=choice.reason, mode=mode, lane=lane,
+             opening=opening).run()

@@ -21,6 +21,7 @@ class AppHost(Protocol):
     judging: Any  # mmtui.tui.judging.Judging: the judgements file
     image_class: Any  # the widget class for images, None when images are off
     image_protocol: str
+    image_reason: str  # why that protocol (mmtui.tui.terminal.choose)
     k: int
     default_mode: str
     facets: dict[str, Any]

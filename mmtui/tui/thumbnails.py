@@ -1,9 +1,9 @@
 """Product images in the terminal: pick the graphics protocol once, load and shrink images off the UI thread.
 
-`detect_protocol()` must run before the Textual app starts: textual-image asks the terminal what it supports
-(Sixel, Kitty graphics) when it is first imported, which is impossible once Textual owns the terminal.
-A terminal that does not answer costs up to 0.1 s per question, so `start_detecting()` asks on a thread while
-the app's modules import. Inside tmux the answer cannot be trusted, so half-blocks are used there.
+`detect_graphics()` must run before the Textual app starts: it asks the terminal what it is and what it draws
+(mmtui.tui.terminal), and textual-image asks again for the cell size when it is first imported; neither is
+possible once Textual owns the terminal. A terminal that does not answer costs up to half a second, so
+`start_detecting()` asks on a thread while the app's modules import.
 """
 
 from __future__ import annotations
@@ -14,55 +14,65 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Callable
 
+from mmtui.tui.terminal import Choice, choose, probe
+
 PROTOCOLS = ("auto", "sixel", "tgp", "halfcell", "unicode", "none")
 ENV_VAR = "MMTUI_IMAGES"  # force a protocol: sixel | tgp | halfcell | unicode | none
 
 
+def forced_protocol(requested: str | None = None) -> str | None:
+    """The protocol `requested` or MMTUI_IMAGES names (None: ask the terminal)."""
+    choice = (requested or os.environ.get(ENV_VAR) or "auto").strip().lower()
+    return choice if choice in PROTOCOLS and choice != "auto" else None
+
+
+def detect_graphics(requested: str | None = None, ask: Callable[[], Any] = probe) -> Choice:
+    """The protocol to draw images with and why. Call before App.run; without a forced choice it asks the
+    terminal (`ask`, mmtui.tui.terminal.probe) and decides on its answers (mmtui.tui.terminal.choose)."""
+    forced = forced_protocol(requested)
+    if forced is not None:
+        choice = Choice(forced, f"{ENV_VAR}={forced} chose it" if not requested else f"{forced} was asked for",
+                        forced=True)
+    else:
+        choice = choose(ask())
+    if choice.protocol != "none":
+        _prepare_textual_image()
+    return choice
+
+
 def detect_protocol(requested: str | None = None) -> str:
-    """The protocol to draw images with. Call before App.run; "auto" asks the terminal."""
-    choice = (requested or os.environ.get(ENV_VAR) or "auto").lower()
-    if choice not in PROTOCOLS:
-        choice = "auto"
-    if choice != "auto":
-        return choice
-    if os.environ.get("TMUX") or os.environ.get("TERM", "").startswith(("screen", "tmux")):
-        return "halfcell"
+    """detect_graphics(requested).protocol."""
+    return detect_graphics(requested).protocol
+
+
+def _prepare_textual_image() -> None:
+    """Import textual-image now: on import it measures the cell size and asks the terminal its own questions,
+    which only work before Textual starts reading the terminal."""
     try:
-        import textual_image.renderable as tir  # the import itself queries the terminal (and imports no textual)
-    except Exception:  # no terminal to ask (closed stdout, odd platform): plain half-blocks
-        return "halfcell"
-    from textual_image.renderable import HalfcellImage, SixelImage, TGPImage, UnicodeImage
-    renderable = tir.Image
-    if renderable is SixelImage:
-        return "sixel"
-    if renderable is TGPImage:
-        return "tgp"
-    if renderable is UnicodeImage:
-        return "unicode"
-    if renderable is HalfcellImage:
-        return "halfcell"
-    return "halfcell"
+        import textual_image.widget  # noqa: F401
+    except Exception:  # no terminal to ask (closed stdout, odd platform): its defaults are used
+        pass
 
 
-def start_detecting(requested: str | None = None) -> Callable[[], str]:
-    """detect_protocol() on a daemon thread, started now; the returned function waits for its answer.
+def start_detecting(requested: str | None = None) -> Callable[[], Choice]:
+    """detect_graphics() on a daemon thread, started now; the returned function waits for its answer.
 
     Its waits for the terminal's answers are I/O, so they overlap the imports that follow on the calling thread.
     Nothing else may read the terminal until the answer is taken."""
-    answer: list[str] = []
+    answer: list[Choice] = []
 
     def detect() -> None:
         try:
-            answer.append(detect_protocol(requested))
-        except Exception:  # an odd terminal: plain half-blocks rather than no TUI
-            answer.append("halfcell")
+            answer.append(detect_graphics(requested))
+        except Exception as exc:  # an odd terminal: plain half-blocks rather than no TUI
+            answer.append(Choice("halfcell", f"asking the terminal failed ({type(exc).__name__}: {exc})"))
 
     thread = threading.Thread(target=detect, name="mmtui-image-protocol", daemon=True)
     thread.start()
 
-    def result() -> str:
+    def result() -> Choice:
         thread.join()
-        return answer[0] if answer else "halfcell"
+        return answer[0] if answer else Choice("halfcell", "asking the terminal gave no answer")
 
     return result
 

@@ -151,15 +151,21 @@ class FakeSearchService:
                             understood=_understood(query, drop))
 
     def search_image(self, image: Path | str, *, k: int = 20, filters: list[Filter] | None = None,
-                     mode: str = "image") -> SearchResult:
+                     mode: str = "image", region: str | None = None) -> SearchResult:
         from PIL import Image
 
-        self.calls.append(("search_image", str(image), tuple(filters or [])))
+        from mmtui.catalog.regions import parse_box
+
+        self.calls.append(("search_image", str(image), tuple(filters or [])) + ((region,) if region else ()))
         try:
             with Image.open(image) as im:
-                rgb = im.convert("RGB").getpixel((16, 8))
+                picture = im.convert("RGB")
         except OSError:
             raise QueryError(f"cannot read the image {image}", "give a JPEG or PNG file") from None
+        if region is not None:
+            box = parse_box(region, picture.size)
+            picture = picture.crop((box.x, box.y, box.x + box.w, box.y + box.h))
+        rgb = picture.getpixel((min(16, picture.width - 1), min(8, picture.height - 1)))
         scored = []
         for p, row in zip(self._products(), PRODUCTS):
             if row[-1] is None:
@@ -169,6 +175,26 @@ class FakeSearchService:
             scored.append((sim, p, {"image": sim}))
         return SearchResult(mode="image", hits=self._ranked(scored, k, filters), query=str(image), kind="image",
                             took_ms=4.0)
+
+    def search_regions(self, image: Path | str, *, k: int = 20, filters: list[Filter] | None = None):
+        """Every 32x32 tile of the picture is a region (a scene made of product pictures side by side)."""
+        from PIL import Image
+
+        from mmtui.catalog.regions import Box
+        from mmtui.query.regions import Region, RegionSearchResult, round_robin
+
+        self.calls.append(("search_regions", str(image)))
+        with Image.open(image) as im:
+            width, height = im.size
+        regions = []
+        for x in range(0, width - 31, 32):
+            box = Box(x, 0, 32, min(32, height))
+            hits = self.search_image(image, k=k, filters=filters, region=str(box)).hits
+            regions.append(Region(box, hits[0].score if hits else 0.0, hits))
+        self.calls.append(("search_regions done", len(regions)))
+        return RegionSearchResult(mode="image", hits=round_robin([r.hits for r in regions], k), query=str(image),
+                                  kind="image", took_ms=5.0, regions=regions, size=(width, height),
+                                  candidates=len(regions))
 
     def more_like_this(self, product_id: str, *, k: int = 20, filters: list[Filter] | None = None) -> SearchResult:
         self.calls.append(("more_like_this", product_id))

@@ -86,9 +86,13 @@ def test_thumbnails_are_fitted_cached_and_missing_files_are_none(product_images,
 
 
 def test_protocol_is_half_blocks_in_tmux_and_can_be_forced(monkeypatch):
+    from mmtui.tui.terminal import parse_answers
+    from mmtui.tui.thumbnails import detect_graphics
+
+    tmux_3_3 = lambda: parse_answers("\x1bP>|tmux 3.3a\x1b\\\x1b[?1;2c")  # noqa: E731
     monkeypatch.setenv("TMUX", "/tmp/tmux-0/default,1,0")
     monkeypatch.delenv("MMTUI_IMAGES", raising=False)
-    assert detect_protocol() == "halfcell"
+    assert detect_graphics(ask=tmux_3_3).protocol == "halfcell"
     assert detect_protocol("none") == "none"
     monkeypatch.setenv("MMTUI_IMAGES", "sixel")
     assert detect_protocol() == "sixel"
@@ -96,23 +100,25 @@ def test_protocol_is_half_blocks_in_tmux_and_can_be_forced(monkeypatch):
 
 def test_protocol_detected_on_a_thread_while_the_caller_goes_on(monkeypatch):
     from mmtui.tui import thumbnails
+    from mmtui.tui.terminal import Choice
 
     asked = threading.Event()
 
     def slow_terminal(requested=None):  # a terminal that takes its time to answer
         assert asked.wait(5)
-        return "tgp"
+        return Choice("tgp", "kitty 0.35.2 speaks Kitty graphics with Unicode placeholders")
 
-    monkeypatch.setattr(thumbnails, "detect_protocol", slow_terminal)
+    monkeypatch.setattr(thumbnails, "detect_graphics", slow_terminal)
     answer = thumbnails.start_detecting()  # returns at once: the caller imports meanwhile
     asked.set()
-    assert answer() == "tgp" and answer() == "tgp"
+    assert answer().protocol == "tgp" and answer().protocol == "tgp"
 
     def broken_terminal(requested=None):
         raise OSError("the terminal went away")
 
-    monkeypatch.setattr(thumbnails, "detect_protocol", broken_terminal)
-    assert thumbnails.start_detecting()() == "halfcell"
+    monkeypatch.setattr(thumbnails, "detect_graphics", broken_terminal)
+    choice = thumbnails.start_detecting()()
+    assert choice.protocol == "halfcell" and "the terminal went away" in choice.reason
 
 
 def test_reports_and_histories_are_read_best_first(tmp_path: Path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 from conftest import fake_build, fake_train, settle
@@ -147,6 +148,29 @@ async def test_help_opens_with_f1_and_question_mark_and_closes(make_test_app):
         assert type(app.screen).__name__ == "HelpScreen"
         await pilot.press("q")
         assert app.screen is app.search_screen
+
+
+async def test_help_says_which_image_protocol_is_in_use_and_why(settings, product_images):
+    from conftest import FakeSearchService
+
+    from mmtui.tui.app import make_app
+    from mmtui.tui.terminal import choose, parse_answers
+
+    choice = choose(parse_answers("\x1b_Gi=31;OK\x1b\\\x1bP>|kitty(0.26.5)\x1b\\\x1b[?62;c"), {})
+    service = FakeSearchService(settings, product_images, ready=True)
+    app = make_app(settings, lambda s: service, images=choice.protocol, image_reason=choice.reason)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await settle(pilot, app)
+        await pilot.press("f1")
+        await settle(pilot, app)
+        from rich.console import Console
+
+        console = Console(width=300, record=True, file=open(os.devnull, "w"))
+        for widget in app.screen.query("Static"):
+            console.print(widget.content)
+        shown = console.export_text()
+        assert "Images: half-blocks (halfcell)" in shown
+        assert "kitty 0.26.5 speaks Kitty graphics but not its Unicode placeholders" in " ".join(shown.split())
 
 
 async def test_question_mark_in_the_search_box_is_text(make_test_app):

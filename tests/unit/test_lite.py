@@ -162,3 +162,22 @@ def test_fingerprint_is_known_without_loading_the_towers(lite: LiteEncoder) -> N
     lazy = lazy_encoder("lite", device=lite.device)
     assert isinstance(lazy, LazyEncoder) and lazy._encoder is None
     assert (lazy.fingerprint, lazy.dim) == (lite.fingerprint, lite.dim)
+
+
+def test_pooled_region_vectors_point_where_each_crop_s_own_vector_does(lite: LiteEncoder) -> None:
+    """Region vectors pooled from one tower pass (mmtui.encoders.regions) against encoding each crop alone."""
+    from mmtui.catalog.regions import Box
+    from mmtui.encoders.regions import can_pool, region_vectors
+
+    assert can_pool(lite)
+    picture = Image.new("RGB", (320, 240), (150, 140, 120))  # two product shots on a plain wall
+    for x, pid in zip((20, 180), ("15379", "21510")):
+        with Image.open(FIXTURES / f"{pid}.jpg") as im:
+            picture.paste(im.convert("RGB").resize((110, 160)), (x, 40))
+    boxes = [Box(20, 40, 110, 160), Box(180, 40, 110, 160)]
+    pooled = region_vectors(lite, picture, boxes)
+    crops = lite.encode_images([picture.crop((b.x, b.y, b.x + b.w, b.y + b.h)) for b in boxes])
+    cos = (pooled * crops).sum(axis=1)
+    assert pooled.shape == crops.shape and np.allclose(np.linalg.norm(pooled, axis=1), 1, atol=1e-4)
+    assert (cos > 0.6).all()
+    assert cos[0] > float(pooled[0] @ crops[1]) and cos[1] > float(pooled[1] @ crops[0])  # each its own crop

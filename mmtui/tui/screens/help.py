@@ -20,6 +20,8 @@ SECTIONS: list[tuple[str, list[tuple[str, str]]]] = [
         ("↑ ↓", "move through the results; the detail pane follows"),
         ("Enter", "open the product: large image and every attribute"),
         ("m", "more like this: search by the highlighted product's image"),
+        ("ctrl+o", "regions of the query photo: the parts that look like products, each with its products; "
+                   "move (arrows) and resize (shift+arrows, + -) a box, Enter searches it"),
         ("/  Esc", "back to the search box (Esc again clears it)"),
         ("ctrl+f", "filters: category, colour, gender, price range, and the mode"),
         ("ctrl+r", "next mode: image → text → lexical → hybrid → fused"),
@@ -53,11 +55,22 @@ SECTIONS: list[tuple[str, list[tuple[str, str]]]] = [
         ("fused", "one combined image + text vector per product"),
     ]),
 ]
-FOOTNOTE = ("Images use Kitty graphics or Sixel when the terminal supports them, else half-blocks (always inside "
-            "tmux). MMTUI_IMAGES=halfcell|sixel|tgp|none chooses.")
+FOOTNOTE = ("MMTUI_IMAGES=sixel|tgp|halfcell|none chooses the protocol; `mmtui doctor` shows what the terminal "
+            "answered.")
 
 
-def help_renderable() -> Group:
+def images_line(protocol: str, reason: str) -> Text:
+    """Which image protocol is in use and why (mmtui.tui.terminal.choose)."""
+    names = {"tgp": "Kitty graphics", "sixel": "Sixel", "halfcell": "half-blocks", "unicode": "Unicode blocks",
+             "none": "off"}
+    text = Text("Images: ", style="bold")
+    text.append(f"{names.get(protocol, protocol)} ({protocol})", style="bold cyan")
+    if reason:
+        text.append(f" — {reason}")
+    return text
+
+
+def help_renderable(protocol: str = "", reason: str = "") -> Group:
     parts: list = [Text("mmtui — search a product catalog by text or by image, in one box.\n", style="bold")]
     for title, rows in SECTIONS:
         table = Table.grid(padding=(0, 2))
@@ -66,6 +79,8 @@ def help_renderable() -> Group:
         for key, what in rows:
             table.add_row(key, what)
         parts += [Text(title, style="bold underline"), table, Text("")]
+    if protocol:
+        parts.append(images_line(protocol, reason))
     parts.append(Text(FOOTNOTE, style="dim"))
     return Group(*parts)
 
@@ -75,5 +90,6 @@ class HelpScreen(ModalScreen):
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help"):
-            yield Static(help_renderable())
+            yield Static(help_renderable(getattr(self.app, "image_protocol", ""),
+                                         getattr(self.app, "image_reason", "")))
         yield Footer(compact=True, show_command_palette=False)

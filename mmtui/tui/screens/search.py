@@ -55,6 +55,7 @@ class SearchScreen(JudgeActions, Screen):
         Binding("ctrl+f", "toggle_facets", "Filters"),
         Binding("ctrl+r", "cycle_mode", "Mode"),
         Binding("ctrl+g", "understood", "Understood"),
+        Binding("ctrl+o", "regions", "Regions", show=False),  # listed on F1
         Binding("slash", "focus_search", "Search", show=False),
         Binding("escape", "escape", "Back to search", show=False),
     ]
@@ -403,6 +404,7 @@ class SearchScreen(JudgeActions, Screen):
         if query.kind == "image":
             text.append("image ", style="bold")
             text.append(query.path.name if query.path else query.text)
+            text.append(" (ctrl+o: its regions)", style="dim")
             text.append(" · ")
         elif query.kind == "like":
             text.append("more like ", style="bold")
@@ -574,6 +576,23 @@ class SearchScreen(JudgeActions, Screen):
         elif what == "pin":
             self._pinned[facet] = self.result.understood.filter_for(facet, value)
         self.search_now()
+
+    def action_regions(self) -> None:
+        """The regions of the query photo (mmtui.tui.screens.regions): proposed ones, or a box the user moves."""
+        query = parse_query(self.query_one("#query", Input).value)
+        if query.kind != "image":
+            self.app.notify("Search by a photo first (type or paste its path), then ctrl+o shows its regions.",
+                            severity="warning")
+            return
+        from mmtui.tui.screens.regions import RegionScreen
+
+        self.app.push_screen(RegionScreen(query.path or query.text, self.filters), self._regions_closed)
+
+    def _regions_closed(self, chosen: Any) -> None:
+        if isinstance(chosen, tuple) and chosen[0] == "like":
+            self.query_one("#query", Input).value = f"{LIKE_PREFIX}{chosen[1]}"
+            self.search_now()
+            self.action_focus_results()
 
     def action_cycle_mode(self) -> None:
         mode = self.mode
