@@ -17,6 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from mmtui.catalog.people import CANONICAL, LABEL_WORDS, person_in_text
+from mmtui.catalog.words import singular, words
+
 FACETS = ("kind", "person", "colour", "brand")
 FILTER_FIELD = {"kind": "article_type", "person": "gender", "colour": "colour", "brand": "brand"}  # --where names
 LABELS = {"kind": "kind", "person": "for", "colour": "colour", "brand": "brand", "price": "price"}
@@ -84,8 +87,6 @@ def _without_brand(step: str, brands: frozenset[str]) -> str:
 
 def _without_person(step: str) -> str:
     """The (lower-case) step without the words that say whom it is for ("men's wrist watches" -> "wrist watches")."""
-    from mmtui.catalog.people import LABEL_WORDS
-
     kept = [w for w in step.split() if not words(w) or words(w)[0] not in LABEL_WORDS]
     if len(kept) < len(step.split()) and kept and kept[-1] == "for":
         kept = kept[:-1]
@@ -171,7 +172,6 @@ DERIVE_MIN = 0.05  # ... and the words must name a person for at least this shar
 def derived_person(title: str | None, category: str | None, description: str | None) -> str:
     """The person a product's own words say it is for: its title, else its category path, else its description
     ("Puma Watch - For Women" -> "Women"), as mmtui.catalog.people.CANONICAL names it; "" when none says."""
-    from mmtui.catalog.people import CANONICAL, person_in_text
 
     for text in (title, category, description):
         found = person_in_text(str(text or ""))
@@ -196,27 +196,3 @@ def _currency(attributes: list) -> str | None:
                 if str(key).lower() == "currency" and value:
                     seen[str(value).strip().upper()] += 1
     return seen.most_common(1)[0][0] if seen else None
-
-
-_WORD = re.compile(r"[a-z0-9]+")
-
-
-def words(text: str) -> list[str]:
-    """Lower-case words; a possessive "'s" and the apostrophe of "mens'" are dropped ("men's" -> "men")."""
-    text = str(text).lower().replace("\u2019", "'")
-    text = re.sub(r"'s\b", "", text).replace("'", "")
-    return _WORD.findall(text)
-
-
-def singular(word: str) -> str:
-    """A rough English singular, the same for a value and a query word: "watches" -> "watch", "dresses" ->
-    "dress", "tops" -> "top", "accessories" -> "accessory", "kurtis" -> "kurti"; short words and "-ss" words stay."""
-    if len(word) <= 3 or word.endswith("ss"):
-        return word
-    if word.endswith("ies") and len(word) > 4:
-        return word[:-3] + "y"
-    if word.endswith(("ches", "shes", "sses", "xes", "zes")):
-        return word[:-2]
-    if word.endswith("s"):
-        return word[:-1]
-    return word

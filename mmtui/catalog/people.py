@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import re
 
+from mmtui.catalog.words import words
+
 MAN, WOMAN = ("m", "adult"), ("f", "adult")
 BOY, GIRL, CHILD = ("m", "child"), ("f", "child"), (None, "child")
 TEEN_BOY, TEEN_GIRL, TEEN = ("m", "teen"), ("f", "teen"), (None, "teen")
@@ -92,7 +94,6 @@ def _younger(a: str, b: str) -> bool:
 def value_profile(value: str) -> tuple | None:
     """What a catalog's person value means: "Men" -> (m, adult), "Boys" -> (m, child), "Kids Unisex" ->
     (None, child), "Unisex" -> (None, None); None when its words name no person."""
-    from mmtui.catalog.facets import words
 
     found = [PERSON_WORDS[w] for w in words(value) if w in PERSON_WORDS]
     if not found:
@@ -130,7 +131,6 @@ def person_values(asked: tuple, values: list[str]) -> dict[str, float]:
 def person_in_text(text: str) -> tuple | None:
     """The person a title or category path says a product is for ("... - For Women", "Men's Wrist Watches",
     "Kids Boys T-shirt"); None when it names none. Both sexes named: anyone of that age."""
-    from mmtui.catalog.facets import words
 
     found = [PERSON_WORDS[w] for w in words(text) if w in LABEL_WORDS]
     if not found:
