@@ -21,7 +21,9 @@ from typing import Any
 import numpy as np
 
 GRID = {"kind": (0.1, 0.25, 0.5, 1.0, 2.0), "person": (0.1, 0.25, 0.5, 1.0), "colour": (0.0, 0.05, 0.1, 0.25, 0.5),
-        "brand": (0.0, 0.2), "list": (0.5, 1.0, 2.0)}
+        "brand": (0.0, 0.2), "list": (0.0, 0.1, 0.25, 0.5, 1.0, 2.0)}
+# the kind list's light weights: on a catalog where every title names its kind in other words (market: "Analog
+# Watch - For Women" under "Wrist Watches"), a list weighing 0.5 already moved titles more than TITLE_SLACK
 SHORTLIST = 8  # the best combinations on train, among those that keep validation's titles, that it chooses from
 TITLE_SLACK = 0.01  # title queries may lose at most this much nDCG@10 to the understanding (on train and on val)
 OFF = {"kind": 0.0, "person": 0.0, "colour": 0.0, "brand": 0.0, "list": 0.0}  # the hybrid ranking alone
@@ -145,6 +147,32 @@ def learn_understanding(service: Any, *, limit: int = 300, seed: int = 0, progre
     used = _write_used(service, {"train": train_sets, "val": val_sets})
     train = _collect(service, train_sets, progress)
     val = _collect(service, val_sets, progress)
+    w, s, v = choose_weights(train, val)
+    fit = UnderstandingFit(weights=w, train={k: round(x, 4) for k, x in s.items()},
+                           val={k: round(x, 4) for k, x in v.items()},
+                           val_default={k: round(x, 4) for k, x in _score(val, DEFAULT_WEIGHTS).items()},
+                           n_queries={f"train/{k}": len(p) for k, p in train.items()} |
+                                     {f"val/{k}": len(p) for k, p in val.items()},
+                           learned_at=time.strftime("%Y-%m-%dT%H:%M:%S"),
+                           notes=[f"queries used: {used}"] if used else [])
+    if judged is not None:
+        current = _current_weights(store, DEFAULT_WEIGHTS)
+        fit.source, fit.val_before = "judgements", {k: round(x, 4) for k, x in _score(val, current).items()}
+        fit.promoted = force or fit.val.get("shopper", 0.0) > fit.val_before.get("shopper", 0.0) + 1e-9
+        fit.notes.append(f"judged queries that name a kind: {len(train.get('shopper', []))} to fit, "
+                         f"{len(val.get('shopper', []))} held out")
+        if not fit.promoted:
+            fit.notes.append("not better than the weights in use on the held-out judged queries: they stay")
+            return fit
+    store.set_meta(META_KEY, json.dumps({"params": {"weights": w}, "fit": fit.to_json()}))
+    return fit
+
+
+def choose_weights(train: dict[str, list[_Parts]], val: dict[str, list[_Parts]]
+                   ) -> tuple[dict[str, float], dict[str, float], dict[str, float]]:
+    """(weights, train scores, val scores): the best GRID combination on train's shopper queries among those that
+    keep title queries within TITLE_SLACK of the hybrid ranking alone on train, chosen among the SHORTLIST best by
+    validation's (which must keep its titles too); OFF when none does."""
     keys = list(GRID)
     train_off, val_off = _score(train, OFF), _score(val, OFF)
     scored = []
@@ -168,25 +196,7 @@ def learn_understanding(service: Any, *, limit: int = 300, seed: int = 0, progre
             best_val, best = v.get("shopper", 0.0), (w, s, v)
         if kept >= SHORTLIST:
             break
-    w, s, v = best
-    fit = UnderstandingFit(weights=w, train={k: round(x, 4) for k, x in s.items()},
-                           val={k: round(x, 4) for k, x in v.items()},
-                           val_default={k: round(x, 4) for k, x in _score(val, DEFAULT_WEIGHTS).items()},
-                           n_queries={f"train/{k}": len(p) for k, p in train.items()} |
-                                     {f"val/{k}": len(p) for k, p in val.items()},
-                           learned_at=time.strftime("%Y-%m-%dT%H:%M:%S"),
-                           notes=[f"queries used: {used}"] if used else [])
-    if judged is not None:
-        current = _current_weights(store, DEFAULT_WEIGHTS)
-        fit.source, fit.val_before = "judgements", {k: round(x, 4) for k, x in _score(val, current).items()}
-        fit.promoted = force or fit.val.get("shopper", 0.0) > fit.val_before.get("shopper", 0.0) + 1e-9
-        fit.notes.append(f"judged queries that name a kind: {len(train.get('shopper', []))} to fit, "
-                         f"{len(val.get('shopper', []))} held out")
-        if not fit.promoted:
-            fit.notes.append("not better than the weights in use on the held-out judged queries: they stay")
-            return fit
-    store.set_meta(META_KEY, json.dumps({"params": {"weights": w}, "fit": fit.to_json()}))
-    return fit
+    return best
 
 
 MIN_JUDGED = 3
