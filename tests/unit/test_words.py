@@ -78,10 +78,31 @@ def test_spacing_follows_the_catalogs_own_spelling():
 
 def test_a_known_english_word_is_kept_when_it_means_something():
     def speller():
-        return Speller([["house", "plant"]] * 30, known={"hose", "house"}.__contains__)
+        return Speller([["house", "plant"]] * 30, english={"house": 100, "hose": 5000})
 
     assert speller().nearest("hose", means_something=lambda w: True) is None
     assert speller().nearest("hose", means_something=lambda w: False) == "house"  # means nothing here: repaired
+
+
+# ranks as in MiniLM's vocabulary (0 = commonest)
+ENGLISH = {"the": 0, "watch": 1400, "jeans": 4300, "wrist": 5200, "seekers": 22000, "jens": 23000, "sneakers": 26000,
+           "pullover": 27000}
+
+
+def test_a_typo_of_a_word_the_catalog_never_spells_is_read_in_general_english():
+    def new():  # a fresh one each time: a speller remembers its repairs
+        return Speller([["black", "casual", "shoes"]] * 5 + [["blue", "jeans"]] * 3 + [["steel", "watch"]] * 3,
+                       english=ENGLISH)
+
+    speller = new()
+    shoes = {"sneakers", "pullover"}.__contains__  # what means something here (the sentence model's neighbours)
+    assert speller.nearest("sneekers", shoes) == "sneakers"  # "seekers" is as close and commoner, but means nothing
+    assert new().nearest("sneekers", lambda w: False) is None  # a word meaning nothing here is no repair
+    assert speller.nearest("jens", lambda w: False) == "jeans"  # a rare name one edit from a far commoner word
+    assert new().nearest("jens", lambda w: True) is None  # ... unless the name itself means something here
+    assert speller.repair(["wristwach"], shoes)[0] == ["wrist", "watch"]  # run together and a letter off
+    for right in ("sneakers", "jeans", "watch", "pullover", "seekers"):  # a correct word is never corrected
+        assert speller.repair([right], shoes) == ([right], [])
 
 
 @pytest.mark.parametrize("path,kind", [

@@ -297,14 +297,14 @@ class Lexicon:
     def _speller(self):
         from mmtui.query.understanding.spelling import Speller
 
-        known = frozenset()
+        english: dict[str, int] = {}
         if self.embed is not None:
-            from mmtui.encoders.words import known_words
+            from mmtui.encoders.words import english_ranks
 
-            known = known_words()
+            english = english_ranks()
         values = [x for vals in self.facets.values.values() for v in vals for w in words(v) for x in (w, singular(w))]
         texts = list(self.facets.titles.values()) + list(self.facets.descriptions.values())
-        return Speller((words(t) for t in texts), values, known.__contains__)
+        return Speller((words(t) for t in texts), values, english)
 
     def means_something(self, word: str) -> bool:
         """Whether a word names a value of this catalog by meaning (the sentence model's neighbours)."""
