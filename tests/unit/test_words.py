@@ -196,3 +196,12 @@ def test_a_catalog_without_colours_still_gets_generated_queries_to_learn_from():
     queries = phrased_queries(_market(MARKET), "train", "train", limit=None)
     assert queries and all("{" not in q.text for q in queries)
     assert {q.kind for q in queries} >= {"Wrist Watches", "Cookware"}  # the kinds the facets read, shelves folded
+
+
+def test_every_spacing_of_a_word_searches_alike():
+    speller = Speller([["men", "t", "shirt"], ["women", "t", "shirt"], ["kids", "tshirts"], ["boys", "tshirts"]])
+    # "tee" is the letter's name; a pair the titles also write as one word searches as that word
+    assert speller.repair(["tee", "shirts"])[0] == ["tshirts"]
+    variants = [["kids", "t", "shirt"], speller.repair(["kids", "tshirt"])[0], ["kids", "tshirts"]]
+    assert {tuple(speller.one_word_forms(v)) for v in variants} == {("kids", "tshirts")}
+    assert speller.one_word_forms(["red", "shirt"]) == ["red", "shirt"]

@@ -433,8 +433,9 @@ class Understander:
         lex = self.lexicon
         text, price, said = parse_price(query, lex.facets.prices, lex.facets.currency)
         raw, repairs = lex.speller.repair(words(text), lex.means_something, _never_repaired)
-        if repairs:
-            text = " ".join(raw)  # the searches (BM25 and vectors) see the catalog's spelling
+        joined = lex.speller.one_word_forms(raw)
+        if repairs or joined != raw:  # the searches (BM25 and vectors) see the catalog's spelling
+            text = " ".join(joined)
         tokens = [singular(w) for w in raw]
         totals: dict[str, np.ndarray] = {}
         said_by: dict[str, list[str]] = {}

@@ -29,6 +29,10 @@ KNOWN_ENGLISH_MIN_TITLES = 20  # a real English word is repaired only to a word 
 MIN_LENGTH = 4  # shorter words are not repaired ("tee", "bag", "cap" are too close to each other)
 COMMONER = 3  # ... or to a word general English uses at least this many ranks-times more often (rank < own / 3)
 SPLIT_MIN = 3  # the shortest part of a run-together word
+# English letter names (general English): "tee shirt" is "t shirt", "vee neck" is "v neck", "ex ray" is "x ray"
+LETTER_NAMES = {"bee": "b", "cee": "c", "dee": "d", "gee": "g", "aitch": "h", "jay": "j", "kay": "k", "el": "l",
+                "em": "m", "en": "n", "ess": "s", "tee": "t", "vee": "v", "ex": "x", "wye": "y", "zee": "z",
+                "zed": "z"}
 
 
 def max_edits(word: str) -> int:
@@ -82,6 +86,31 @@ class Speller:
         if pair is not None and pair[1] > one:
             return pair[0]
         return (joined,) if one >= MIN_TITLES else None
+
+    def joined_form(self, first: str, second: str) -> tuple[str, ...] | None:
+        """catalog_form of two words written as one, a letter's name read as the letter ("tee shirts" ->
+        "tshirts" where the titles say "Tshirts")."""
+        for head in dict.fromkeys((first, LETTER_NAMES.get(first, first))):
+            for joined in dict.fromkeys((head + second, self.singular(head + second))):
+                form = self.catalog_form(joined)
+                if form is not None and not (len(form) == 2 and form[0] == first):  # a pair stays as spaced
+                    return form
+        return None
+
+    def one_word_forms(self, tokens: list[str]) -> list[str]:
+        """The tokens with each pair the titles also write as one word in that form ("kids t shirt" -> "kids
+        tshirts" where at least MIN_TITLES titles say "Tshirts"): every spacing of the words searches alike, and
+        the one-word form matches the products that only use it."""
+        out: list[str] = []
+        i = 0
+        while i < len(tokens):
+            a, b = tokens[i], tokens[i + 1] if i + 1 < len(tokens) else ""
+            joined = a + b
+            found = next((j for j in (joined, self.singular(joined), joined + "s") if self.df.get(j, 0) >= MIN_TITLES),
+                         None) if b and a.isalpha() and b.isalpha() else None
+            out.append(found or a)
+            i += 2 if found else 1
+        return out
 
     def nearest(self, word: str, means_something: Callable[[str], bool] = lambda w: True) -> str | None:
         """The catalog spelling an unknown word was meant to be (a joined pair comes back as one string of
@@ -165,7 +194,7 @@ class Speller:
             tok = tokens[i]
             nxt = tokens[i + 1] if i + 1 < len(tokens) else None
             if nxt is not None and not keep(tok) and not keep(nxt) and tok.isalpha() and nxt.isalpha():
-                form = self.catalog_form(tok + nxt)  # "back pack" -> "backpack"; "t shirt" stays "t shirt"
+                form = self.joined_form(tok, nxt)  # "back pack" -> "backpack"; "t shirt" stays "t shirt"
                 if form is not None and form != (tok, nxt):
                     out.extend(form)
                     repairs.append(Repair(f"{tok} {nxt}", " ".join(form)))
