@@ -205,3 +205,19 @@ def test_every_spacing_of_a_word_searches_alike():
     variants = [["kids", "t", "shirt"], speller.repair(["kids", "tshirt"])[0], ["kids", "tshirts"]]
     assert {tuple(speller.one_word_forms(v)) for v in variants} == {("kids", "tshirts")}
     assert speller.one_word_forms(["red", "shirt"]) == ["red", "shirt"]
+
+
+def test_a_kind_on_too_little_evidence_is_left_out(tmp_path):
+    s = Store.memory()
+    s.upsert_products([{"rowid": i + 1, "id": pid, "title": title, "article_type": kind, "category": "Apparel",
+                        "gender": gender, "colour": colour, "brand": brand, "price": price, "split": "train"}
+                       for i, (pid, title, kind, gender, colour, brand, price) in enumerate(FASHION)])
+
+    def understand(kind_min):
+        lexicon = Lexicon(load_facets(s), fake_embed, tmp_path / "u", {"kind_min": kind_min})
+        return Understander(lexicon, lambda text: [7, 7, 6])  # Bata's formal shoes nearest
+
+    assert "Formal Shoes" in understand(0.3)("office shoes").parts["kind"]
+    weak = understand(1.5)
+    assert "kind" not in weak("office shoes").parts  # the neighbours alone are not enough at this bar
+    assert weak("black watches").parts["kind"] == {"Watches": 1.0}  # a spelled kind needs no more evidence

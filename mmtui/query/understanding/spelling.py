@@ -28,7 +28,7 @@ MIN_TITLES = 2  # a spelling the titles use fewer times than this is no target
 KNOWN_ENGLISH_MIN_TITLES = 20  # a real English word is repaired only to a word at least this many titles use
 MIN_LENGTH = 4  # shorter words are not repaired ("tee", "bag", "cap" are too close to each other)
 COMMONER = 3  # ... or to a word general English uses at least this many ranks-times more often (rank < own / 3)
-SPLIT_MIN = 3  # the shortest part of a run-together word
+SPLIT_MIN = 4  # the shortest part of a run-together word ("gane sha" is no split of "ganesha")
 # English letter names (general English): "tee shirt" is "t shirt", "vee neck" is "v neck", "ex ray" is "x ray"
 LETTER_NAMES = {"bee": "b", "cee": "c", "dee": "d", "gee": "g", "aitch": "h", "jay": "j", "kay": "k", "el": "l",
                 "em": "m", "en": "n", "ess": "s", "tee": "t", "vee": "v", "ex": "x", "wye": "y", "zee": "z",
