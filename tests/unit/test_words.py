@@ -213,11 +213,13 @@ def test_a_kind_on_too_little_evidence_is_left_out(tmp_path):
                         "gender": gender, "colour": colour, "brand": brand, "price": price, "split": "train"}
                        for i, (pid, title, kind, gender, colour, brand, price) in enumerate(FASHION)])
 
-    def understand(kind_min):
+    def understand(kind_min, nearest):
         lexicon = Lexicon(load_facets(s), fake_embed, tmp_path / "u", {"kind_min": kind_min})
-        return Understander(lexicon, lambda text: [7, 7, 6])  # Bata's formal shoes nearest
+        return Understander(lexicon, lambda text: nearest)
 
-    assert "Formal Shoes" in understand(0.3)("office shoes").parts["kind"]
-    weak = understand(1.5)
-    assert "kind" not in weak("office shoes").parts  # the neighbours alone are not enough at this bar
-    assert weak("black watches").parts["kind"] == {"Watches": 1.0}  # a spelled kind needs no more evidence
+    backpacks, sneakers = [12, 12, 12], [4, 4, 5]
+    # "sneakers" means Casual Shoes to the sentence model; at a bar above that meaning, the nearest products decide
+    assert "kind" not in understand(1.5, backpacks)("sneakers").parts  # they disagree: no kind rather than a guess
+    assert understand(1.5, sneakers)("sneakers").best("kind") == "Casual Shoes"  # they agree
+    assert "Casual Shoes" in understand(0.7, backpacks)("sneakers").parts["kind"]  # a sure meaning stands
+    assert understand(1.5, backpacks)("black watches").parts["kind"] == {"Watches": 1.0}  # spelled: kept

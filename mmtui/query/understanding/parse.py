@@ -67,9 +67,10 @@ COMPOUND_PART = 0.9  # the sentence model's match to one part of a compound valu
 COOC_SCALE, COOC_MIN = 0.9, 3  # the title co-occurrence share, scaled; words in fewer titles than this say nothing
 USAGE_FACETS = ("kind", "person")  # what a word's use in titles may place it in; colours and brands are named
 USAGE_MIN = 0.75  # ... and only a word the titles tie to one value ("tee": T-shirts), not a brand seen on many kinds
-# kind_min: the least evidence (the words' naming + near * the neighbours' share) a kind no word spells needs
+# kind_min: below this naming by meaning, the words' kind must agree with the nearest products' (within AGREE)
 DEFAULTS = {"min_score": 0.5, "temperature": 0.05, "keep": 0.1, "max_values": 8, "near": 1.0, "near_min": 0.35,
             "near_floor": 0.35, "kind_min": 0.7}
+AGREE = 0.1
 NEAR_RANK_K = 5  # the nearest products' rank weights 1 / (NEAR_RANK_K + rank): the first few count most
 
 
@@ -448,12 +449,9 @@ class Understander:
             if in_kind is not None and float(in_kind.max()) > 0:
                 totals["kind"] = totals.get("kind", np.zeros(len(in_kind), np.float32)) + in_kind
                 said_by.setdefault("kind", []).append(raw[i])
-        exact, kind_words, leaned = self._words(tokens, raw, totals, said_by, used)
+        exact, kind_words = self._words(tokens, raw, totals, said_by, used)
         exact_kind |= exact
         partial = not exact_kind and bool(kind_words) and not self._retrieved_kind(kind_words, totals, said_by)
-        if not exact_kind and not leaned and "kind" in totals and float(totals["kind"].max()) < lex.params["kind_min"]:
-            del totals["kind"]  # weak words and neighbours that disagree: no kind rather than a guess
-            said_by.pop("kind", None)
         return Understanding(query=query, text=text or query, parts=self._weighted(totals), words=said_by,
                              price=price, price_words=said, fields=lex.fields,
                              repairs=[(_as_typed(r.said, query), r.meant) for r in repairs],
@@ -461,12 +459,11 @@ class Understander:
                              partial=partial)
 
     def _words(self, tokens: list[str], raw: list[str], totals: dict, said_by: dict, used: list[bool]
-               ) -> tuple[bool, list[str], bool]:
+               ) -> tuple[bool, list[str]]:
         """Each word not yet used goes to the facet it names best (spelling, then meaning), else to the kind or
-        person its titles lean to; (whether a kind was spelled exactly, the words that may say the kind, whether
-        titles lean a word to a kind)."""
+        person its titles lean to; (whether a kind was spelled exactly, the words that may say the kind)."""
         lex, p = self.lexicon, self.lexicon.params
-        exact_kind, kind_words, leaned = False, [], False
+        exact_kind, kind_words = False, []
         for i, tok in enumerate(tokens):
             if used[i] or tok in STOP_WORDS or tok.isdigit() or len(tok) < 2:
                 continue
@@ -481,7 +478,6 @@ class Understander:
             else:  # a word that names nothing: the kind or person its titles lean to, at half weight ("gents" -> Men)
                 chosen = {f: 0.5 * u for f, u in usage.items()
                           if f in USAGE_FACETS and len(u) and float(u.max()) >= USAGE_MIN}
-                leaned |= "kind" in chosen
             if facet in (None, "kind"):
                 kind_words.append(raw[i])
             for facet, s in chosen.items():
@@ -490,7 +486,7 @@ class Understander:
                 totals.setdefault(facet, np.zeros(len(s), np.float32))
                 totals[facet] += s
                 said_by.setdefault(facet, []).append(raw[i])
-        return exact_kind, kind_words, leaned
+        return exact_kind, kind_words
 
     def _weighted(self, totals: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
         """Each facet's totals as weights in (0, 1], softly: values close to the best keep a share."""
@@ -578,6 +574,11 @@ class Understander:
             if float(share.max()) < p["near_min"]:
                 return True
             totals["kind"] = (p["near"] * share).astype(np.float32)
+        elif float(current.max()) < p["kind_min"] and current[int(np.argmax(share))] < current.max() - AGREE:
+            # words that only weakly mean a kind, and neighbours of another kind: no kind rather than a guess
+            del totals["kind"]
+            said_by.pop("kind", None)
+            return True
         else:
             totals["kind"] = current + (p["near"] * share).astype(np.float32)
         said_by["kind"] = list(dict.fromkeys(said_by.get("kind", []) + kind_words))
