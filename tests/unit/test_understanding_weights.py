@@ -37,3 +37,26 @@ def test_nothing_qualifies_the_understanding_weighs_nothing():
            "title": [_query([1 / 61, 0.99 / 61], [0.0, 0.0], [0.0, 1.0], [True, False]) for _ in range(5)]}
     w, _, _ = U.choose_weights(bad, bad)
     assert w == U.OFF
+
+
+def test_training_queries_that_do_not_spell_their_kind():
+    from mmtui.catalog.facets import load_facets
+    from mmtui.store.db import Store
+
+    from test_understand import FASHION
+
+    s = Store.memory()
+    s.upsert_products([{"rowid": i + 1, "id": pid, "title": title, "article_type": kind, "category": "Apparel",
+                        "gender": gender, "colour": colour, "brand": brand, "price": price, "split": "train"}
+                       for i, (pid, title, kind, gender, colour, brand, price) in enumerate(FASHION)])
+    facets = load_facets(s)
+    queries = U.unspelled_queries(facets, range(1, len(FASHION) + 1), 100, 0)
+    texts = {t: facets.values["kind"][code] for t, code, _ in queries}
+    assert texts["nike men black running"] == "Sports Shoes"  # "Nike Men Black Running Shoes" less its kind's words
+    assert "shoes" not in " ".join(texts) and "watch" not in " ".join(texts)
+    assert not any(t.startswith("puma men black sneakers") for t in texts)  # "Sneakers" never said "Casual Shoes"
+
+
+def test_the_retrieved_kinds_weight_is_the_best_scoring_and_the_lightest_of_equals():
+    assert U.choose_near(lambda w: {0.0: 0.1, 0.25: 0.3, 0.5: 0.4, 1.0: 0.4, 2.0: 0.2}[w])[0] == 0.5
+    assert U.choose_near(lambda w: -w)[0] == 0.0  # the neighbours only mislead: they weigh nothing
