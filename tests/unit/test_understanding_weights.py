@@ -60,3 +60,4 @@ def test_training_queries_that_do_not_spell_their_kind():
 def test_the_retrieved_kinds_weight_is_the_best_scoring_and_the_lightest_of_equals():
     assert U.choose_near(lambda w: {0.0: 0.1, 0.25: 0.3, 0.5: 0.4, 1.0: 0.4, 2.0: 0.2}[w])[0] == 0.5
     assert U.choose_near(lambda w: -w)[0] == 0.0  # the neighbours only mislead: they weigh nothing
+    assert U.choose_near(lambda w: 0.2, keep=1.0)[0] == 1.0  # no weight tells apart: the one in use stays

@@ -247,9 +247,12 @@ def kind_outcome(understander: Any, queries: list[tuple[str, int, int]], near: A
     return (right - wrong) / max(1, len(queries))
 
 
-def choose_near(score: Any, grid: tuple = NEAR_GRID) -> tuple[float, dict[float, float]]:
-    """(the weight that scores best, every weight's score); ties go to the lighter weight."""
+def choose_near(score: Any, grid: tuple = NEAR_GRID, keep: float = 1.0) -> tuple[float, dict[float, float]]:
+    """(the weight that scores best, every weight's score); ties go to the lighter weight, and when every weight
+    scores the same (the queries cannot tell them apart) the weight in use, `keep`, stays."""
     scores = {w: score(w) for w in grid}
+    if max(scores.values()) - min(scores.values()) < 1e-9:
+        return keep, scores
     best = max(scores.items(), key=lambda item: (round(item[1], 6), -item[0]))[0]
     return best, scores
 
@@ -267,6 +270,7 @@ def learn_parse(service: Any, limit: int = 200, seed: int = 0, progress: Any = N
             for name in ("train", "val")}
     if len(sets["train"]) < 20:
         return {}
+    service.encoder  # noqa: B018 - the nearest products need the model: loaded now, not skipped as "still loading"
     cache: dict[str, Any] = {}
     near = service.understanding.near
 
@@ -284,7 +288,7 @@ def learn_parse(service: Any, limit: int = 200, seed: int = 0, progress: Any = N
         return at
 
     try:
-        weight, train = choose_near(score("train"))
+        weight, train = choose_near(score("train"), keep=saved["near"])
         val = {w: score("val")(w) for w in (weight, saved["near"])}
     finally:
         lexicon.params.clear()
