@@ -101,6 +101,7 @@ def test_a_typo_of_a_word_the_catalog_never_spells_is_read_in_general_english():
     assert speller.nearest("jens", lambda w: False) == "jeans"  # a rare name one edit from a far commoner word
     assert new().nearest("jens", lambda w: True) is None  # ... unless the name itself means something here
     assert speller.repair(["wristwach"], shoes)[0] == ["wrist", "watch"]  # run together and a letter off
+    assert Speller([["gulliver", "cot"]] * 30).nearest("pullover") is None  # two edits and one is the first letter
     for right in ("sneakers", "jeans", "watch", "pullover", "seekers"):  # a correct word is never corrected
         assert speller.repair([right], shoes) == ([right], [])
 

@@ -9,7 +9,7 @@ from that vocabulary (no list of product words):
 - typos: a word neither the catalog nor general English knows is the word one or two edits away (optimal string
   alignment distance, rapidfuzz): a catalog word first, else a general-English word (the sentence model's
   WordPiece vocabulary) that means something in this catalog (`means_something`: "sneekers" -> "sneakers" where the
-  titles say "Casual Shoes"); fewest edits, then the same first letter, then the spelling more titles use, then
+  titles say "Casual Shoes"); fewest edits (a changed first letter counts one more), then the spelling more titles use, then
   the commoner English word. A run-together word is two words, one of them a letter off ("wristwach" -> "wrist
   watch");
 - a word general English knows but the catalog does not ("jens") is repaired only one edit away to a catalog word
@@ -143,6 +143,8 @@ class Speller:
         found += [(d, w, 0) for w, d, _ in
                   process.extract(word, self.english_words, scorer=OSA.distance, score_cutoff=limit, limit=50)
                   if w not in seen and len(w) >= MIN_LENGTH]
+        # a changed first letter counts one edit more: typos rarely touch it ("pullover" is no "gulliver")
+        found = [(d + (w[0] != word[0]), w, n) for d, w, n in found if d + (w[0] != word[0]) <= limit]
         ranked = sorted(found, key=lambda c: (c[0], c[2] == 0, c[1][0] != word[0], -c[2],
                                               self.english.get(c[1], len(self.english)), c[1]))
         for d, w, n in ranked[:8]:
@@ -156,7 +158,8 @@ class Speller:
         from rapidfuzz import process
         from rapidfuzz.distance import OSA
 
-        close = process.extract(word, self.target_words, scorer=OSA.distance, score_cutoff=1, limit=50)
+        close = [c for c in process.extract(word, self.target_words, scorer=OSA.distance, score_cutoff=1, limit=50)
+                 if c[0][0] == word[0]]
         if not close:
             return None
         best = min(close, key=lambda c: (c[1], c[0][0] != word[0], -self.target_counts[c[2]], c[0]))
