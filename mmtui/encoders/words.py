@@ -28,17 +28,24 @@ def _tower():
 def known_words() -> frozenset[str]:
     """The whole words of the sentence model's vocabulary (general English, ~20k): a word in it is spelled right
     even where a catalog never uses it. Empty when the package is missing."""
-    if "known" not in _TOWER:
+    return frozenset(english_ranks())
+
+
+def english_ranks() -> dict[str, int]:
+    """word -> its rank among the whole words of the sentence model's WordPiece vocabulary (0 = commonest: the
+    vocabulary lists words by frequency in its training text). Empty when the package is missing."""
+    if "ranks" not in _TOWER:
         from mmtui.errors import MmtuiError
 
         try:
             from mmtui.encoders.towers import text_tower_dir
 
             lines = (text_tower_dir() / "vocab.txt").read_text(encoding="utf-8").split()
-            _TOWER["known"] = frozenset(w for w in lines if w.isalpha() and w.islower() and len(w) > 1)
+            whole = (w for w in lines if w.isalpha() and w.islower() and len(w) > 1)
+            _TOWER["ranks"] = {w: i for i, w in enumerate(dict.fromkeys(whole))}
         except (OSError, ImportError, MmtuiError):  # no package, no vocabulary: spelling is the catalog's alone
-            _TOWER["known"] = frozenset()
-    return _TOWER["known"]
+            _TOWER["ranks"] = {}
+    return _TOWER["ranks"]
 
 
 def phrase_vectors(phrases: Sequence[str], batch: int = 512) -> np.ndarray:

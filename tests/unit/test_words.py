@@ -78,10 +78,32 @@ def test_spacing_follows_the_catalogs_own_spelling():
 
 def test_a_known_english_word_is_kept_when_it_means_something():
     def speller():
-        return Speller([["house", "plant"]] * 30, known={"hose", "house"}.__contains__)
+        return Speller([["house", "plant"]] * 30, english={"house": 100, "hose": 5000})
 
     assert speller().nearest("hose", means_something=lambda w: True) is None
     assert speller().nearest("hose", means_something=lambda w: False) == "house"  # means nothing here: repaired
+
+
+# ranks as in MiniLM's vocabulary (0 = commonest)
+ENGLISH = {"the": 0, "watch": 1400, "jeans": 4300, "wrist": 5200, "seekers": 22000, "jens": 23000, "sneakers": 26000,
+           "pullover": 27000}
+
+
+def test_a_typo_of_a_word_the_catalog_never_spells_is_read_in_general_english():
+    def new():  # a fresh one each time: a speller remembers its repairs
+        return Speller([["black", "casual", "shoes"]] * 5 + [["blue", "jeans"]] * 3 + [["steel", "watch"]] * 3,
+                       english=ENGLISH)
+
+    speller = new()
+    shoes = {"sneakers", "pullover"}.__contains__  # what means something here (the sentence model's neighbours)
+    assert speller.nearest("sneekers", shoes) == "sneakers"  # "seekers" is as close and commoner, but means nothing
+    assert new().nearest("sneekers", lambda w: False) is None  # a word meaning nothing here is no repair
+    assert speller.nearest("jens", lambda w: False) == "jeans"  # a rare name one edit from a far commoner word
+    assert new().nearest("jens", lambda w: True) is None  # ... unless the name itself means something here
+    assert speller.repair(["wristwach"], shoes)[0] == ["wrist", "watch"]  # run together and a letter off
+    assert Speller([["gulliver", "cot"]] * 30).nearest("pullover") is None  # two edits and one is the first letter
+    for right in ("sneakers", "jeans", "watch", "pullover", "seekers"):  # a correct word is never corrected
+        assert speller.repair([right], shoes) == ([right], [])
 
 
 @pytest.mark.parametrize("path,kind", [
@@ -175,3 +197,30 @@ def test_a_catalog_without_colours_still_gets_generated_queries_to_learn_from():
     queries = phrased_queries(_market(MARKET), "train", "train", limit=None)
     assert queries and all("{" not in q.text for q in queries)
     assert {q.kind for q in queries} >= {"Wrist Watches", "Cookware"}  # the kinds the facets read, shelves folded
+
+
+def test_every_spacing_of_a_word_searches_alike():
+    speller = Speller([["men", "t", "shirt"], ["women", "t", "shirt"], ["kids", "tshirts"], ["boys", "tshirts"]])
+    # "tee" is the letter's name; a pair the titles also write as one word searches as that word
+    assert speller.repair(["tee", "shirts"])[0] == ["tshirts"]
+    variants = [["kids", "t", "shirt"], speller.repair(["kids", "tshirt"])[0], ["kids", "tshirts"]]
+    assert {tuple(speller.one_word_forms(v)) for v in variants} == {("kids", "tshirts")}
+    assert speller.one_word_forms(["red", "shirt"]) == ["red", "shirt"]
+
+
+def test_a_kind_on_too_little_evidence_is_left_out(tmp_path):
+    s = Store.memory()
+    s.upsert_products([{"rowid": i + 1, "id": pid, "title": title, "article_type": kind, "category": "Apparel",
+                        "gender": gender, "colour": colour, "brand": brand, "price": price, "split": "train"}
+                       for i, (pid, title, kind, gender, colour, brand, price) in enumerate(FASHION)])
+
+    def understand(kind_min, nearest):
+        lexicon = Lexicon(load_facets(s), fake_embed, tmp_path / "u", {"kind_min": kind_min})
+        return Understander(lexicon, lambda text: nearest)
+
+    backpacks, sneakers = [12, 12, 12], [4, 4, 5]
+    # "sneakers" means Casual Shoes to the sentence model; at a bar above that meaning, the nearest products decide
+    assert "kind" not in understand(1.5, backpacks)("sneakers").parts  # they disagree: no kind rather than a guess
+    assert understand(1.5, sneakers)("sneakers").best("kind") == "Casual Shoes"  # they agree
+    assert "Casual Shoes" in understand(0.7, backpacks)("sneakers").parts["kind"]  # a sure meaning stands
+    assert understand(1.5, backpacks)("black watches").parts["kind"] == {"Watches": 1.0}  # spelled: kept

@@ -67,8 +67,10 @@ COMPOUND_PART = 0.9  # the sentence model's match to one part of a compound valu
 COOC_SCALE, COOC_MIN = 0.9, 3  # the title co-occurrence share, scaled; words in fewer titles than this say nothing
 USAGE_FACETS = ("kind", "person")  # what a word's use in titles may place it in; colours and brands are named
 USAGE_MIN = 0.75  # ... and only a word the titles tie to one value ("tee": T-shirts), not a brand seen on many kinds
+# kind_min: below this naming by meaning, the words' kind must agree with the nearest products' (within AGREE)
 DEFAULTS = {"min_score": 0.5, "temperature": 0.05, "keep": 0.1, "max_values": 8, "near": 1.0, "near_min": 0.35,
-            "near_floor": 0.35}
+            "near_floor": 0.35, "kind_min": 0.7}
+AGREE = 0.1
 NEAR_RANK_K = 5  # the nearest products' rank weights 1 / (NEAR_RANK_K + rank): the first few count most
 
 
@@ -297,14 +299,14 @@ class Lexicon:
     def _speller(self):
         from mmtui.query.understanding.spelling import Speller
 
-        known = frozenset()
+        english: dict[str, int] = {}
         if self.embed is not None:
-            from mmtui.encoders.words import known_words
+            from mmtui.encoders.words import english_ranks
 
-            known = known_words()
+            english = english_ranks()
         values = [x for vals in self.facets.values.values() for v in vals for w in words(v) for x in (w, singular(w))]
         texts = list(self.facets.titles.values()) + list(self.facets.descriptions.values())
-        return Speller((words(t) for t in texts), values, known.__contains__)
+        return Speller((words(t) for t in texts), values, english)
 
     def means_something(self, word: str) -> bool:
         """Whether a word names a value of this catalog by meaning (the sentence model's neighbours)."""
@@ -433,8 +435,9 @@ class Understander:
         lex = self.lexicon
         text, price, said = parse_price(query, lex.facets.prices, lex.facets.currency)
         raw, repairs = lex.speller.repair(words(text), lex.means_something, _never_repaired)
-        if repairs:
-            text = " ".join(raw)  # the searches (BM25 and vectors) see the catalog's spelling
+        joined = lex.speller.one_word_forms(raw)
+        if repairs or joined != raw:  # the searches (BM25 and vectors) see the catalog's spelling
+            text = " ".join(joined)
         tokens = [singular(w) for w in raw]
         totals: dict[str, np.ndarray] = {}
         said_by: dict[str, list[str]] = {}
@@ -571,6 +574,11 @@ class Understander:
             if float(share.max()) < p["near_min"]:
                 return True
             totals["kind"] = (p["near"] * share).astype(np.float32)
+        elif float(current.max()) < p["kind_min"] and current[int(np.argmax(share))] < current.max() - AGREE:
+            # words that only weakly mean a kind, and neighbours of another kind: no kind rather than a guess
+            del totals["kind"]
+            said_by.pop("kind", None)
+            return True
         else:
             totals["kind"] = current + (p["near"] * share).astype(np.float32)
         said_by["kind"] = list(dict.fromkeys(said_by.get("kind", []) + kind_words))

@@ -21,7 +21,9 @@ from typing import Any
 import numpy as np
 
 GRID = {"kind": (0.1, 0.25, 0.5, 1.0, 2.0), "person": (0.1, 0.25, 0.5, 1.0), "colour": (0.0, 0.05, 0.1, 0.25, 0.5),
-        "brand": (0.0, 0.2), "list": (0.5, 1.0, 2.0)}
+        "brand": (0.0, 0.2), "list": (0.0, 0.1, 0.25, 0.5, 1.0, 2.0)}
+# the kind list's light weights: on a catalog where every title names its kind in other words (market: "Analog
+# Watch - For Women" under "Wrist Watches"), a list weighing 0.5 already moved titles more than TITLE_SLACK
 SHORTLIST = 8  # the best combinations on train, among those that keep validation's titles, that it chooses from
 TITLE_SLACK = 0.01  # title queries may lose at most this much nDCG@10 to the understanding (on train and on val)
 OFF = {"kind": 0.0, "person": 0.0, "colour": 0.0, "brand": 0.0, "list": 0.0}  # the hybrid ranking alone
@@ -139,12 +141,42 @@ def learn_understanding(service: Any, *, limit: int = 300, seed: int = 0, progre
     from mmtui.query.understanding.rank import DEFAULT_WEIGHTS
 
     store = service.store
+    parse = learn_parse(service, seed=seed, progress=progress) if judged is None else _current_parse(store)
     train_sets, val_sets = _query_sets(store, "train", limit, seed), _query_sets(store, "val", limit, seed)
     if judged is not None:
         train_sets["shopper"], val_sets["shopper"] = _judged_sets(judged, seed)
     used = _write_used(service, {"train": train_sets, "val": val_sets})
     train = _collect(service, train_sets, progress)
     val = _collect(service, val_sets, progress)
+    w, s, v = choose_weights(train, val)
+    fit = UnderstandingFit(weights=w, train={k: round(x, 4) for k, x in s.items()},
+                           val={k: round(x, 4) for k, x in v.items()},
+                           val_default={k: round(x, 4) for k, x in _score(val, DEFAULT_WEIGHTS).items()},
+                           n_queries={f"train/{k}": len(p) for k, p in train.items()} |
+                                     {f"val/{k}": len(p) for k, p in val.items()},
+                           learned_at=time.strftime("%Y-%m-%dT%H:%M:%S"),
+                           notes=[f"queries used: {used}"] if used else [])
+    if judged is not None:
+        current = _current_weights(store, DEFAULT_WEIGHTS)
+        fit.source, fit.val_before = "judgements", {k: round(x, 4) for k, x in _score(val, current).items()}
+        fit.promoted = force or fit.val.get("shopper", 0.0) > fit.val_before.get("shopper", 0.0) + 1e-9
+        fit.notes.append(f"judged queries that name a kind: {len(train.get('shopper', []))} to fit, "
+                         f"{len(val.get('shopper', []))} held out")
+        if not fit.promoted:
+            fit.notes.append("not better than the weights in use on the held-out judged queries: they stay")
+            return fit
+    if parse.get("parse"):
+        fit.notes.append(f"retrieved-kinds weight learned on queries that do not spell their kind: {parse}")
+    store.set_meta(META_KEY, json.dumps({"params": {"weights": w, "parse": parse.get("parse") or {}},
+                                         "fit": fit.to_json()}))
+    return fit
+
+
+def choose_weights(train: dict[str, list[_Parts]], val: dict[str, list[_Parts]]
+                   ) -> tuple[dict[str, float], dict[str, float], dict[str, float]]:
+    """(weights, train scores, val scores): the best GRID combination on train's shopper queries among those that
+    keep title queries within TITLE_SLACK of the hybrid ranking alone on train, chosen among the SHORTLIST best by
+    validation's (which must keep its titles too); OFF when none does."""
     keys = list(GRID)
     train_off, val_off = _score(train, OFF), _score(val, OFF)
     scored = []
@@ -168,25 +200,116 @@ def learn_understanding(service: Any, *, limit: int = 300, seed: int = 0, progre
             best_val, best = v.get("shopper", 0.0), (w, s, v)
         if kept >= SHORTLIST:
             break
-    w, s, v = best
-    fit = UnderstandingFit(weights=w, train={k: round(x, 4) for k, x in s.items()},
-                           val={k: round(x, 4) for k, x in v.items()},
-                           val_default={k: round(x, 4) for k, x in _score(val, DEFAULT_WEIGHTS).items()},
-                           n_queries={f"train/{k}": len(p) for k, p in train.items()} |
-                                     {f"val/{k}": len(p) for k, p in val.items()},
-                           learned_at=time.strftime("%Y-%m-%dT%H:%M:%S"),
-                           notes=[f"queries used: {used}"] if used else [])
-    if judged is not None:
-        current = _current_weights(store, DEFAULT_WEIGHTS)
-        fit.source, fit.val_before = "judgements", {k: round(x, 4) for k, x in _score(val, current).items()}
-        fit.promoted = force or fit.val.get("shopper", 0.0) > fit.val_before.get("shopper", 0.0) + 1e-9
-        fit.notes.append(f"judged queries that name a kind: {len(train.get('shopper', []))} to fit, "
-                         f"{len(val.get('shopper', []))} held out")
-        if not fit.promoted:
-            fit.notes.append("not better than the weights in use on the held-out judged queries: they stay")
-            return fit
-    store.set_meta(META_KEY, json.dumps({"params": {"weights": w}, "fit": fit.to_json()}))
-    return fit
+    return best
+
+
+NEAR_GRID = (0.0, 0.25, 0.5, 1.0, 2.0)  # the weight of the nearest products' kinds next to the words' own
+
+
+def unspelled_queries(facets: Any, split_rowids: Any, limit: int, seed: int) -> list[tuple[str, int, int]]:
+    """(text, kind code, rowid): the catalog's own titles with their kind's words taken out ("Scullers Women Knit
+    White Sweaters" -> "scullers women knit white"): queries that say what they want without its name, as a
+    shopper's synonym does. Only titles that said the kind, and keep a content word without it."""
+    from mmtui.catalog.facets import singular, words
+    from mmtui.query.understanding.parse import STOP_WORDS
+
+    codes, values = facets.codes["kind"], facets.values["kind"]
+    kind_words = [{singular(w) for w in words(v)} | set(words(v)) for v in values]
+    all_kind_words = set().union(*kind_words) if kind_words else set()
+    out = []
+    for rowid in split_rowids:
+        code = int(codes[rowid]) if 0 <= rowid < len(codes) else -1
+        title = facets.titles.get(int(rowid))
+        if code < 0 or not title:
+            continue
+        said = words(title)
+        if not any(w in kind_words[code] or singular(w) in kind_words[code] for w in said):
+            continue
+        rest = [w for w in said if w not in all_kind_words and singular(w) not in all_kind_words]
+        if any(w not in STOP_WORDS and w.isalpha() and len(w) > 2 for w in rest):
+            out.append((" ".join(rest), code, int(rowid)))
+    rng = np.random.default_rng(seed)
+    pick = sorted(rng.choice(len(out), size=min(limit, len(out)), replace=False)) if out else []
+    return [out[i] for i in pick]
+
+
+def kind_outcome(understander: Any, queries: list[tuple[str, int, int]], near: Any, facets: Any) -> float:
+    """Share of queries whose understood kind is right, less the share whose kind is wrong (a wrong kind costs
+    more than none: it reorders the results away from what was asked)."""
+    right = wrong = 0
+    for text, code, rowid in queries:
+        understander.near = (lambda t, r=rowid: [x for x in (near(t) or []) if x != r])  # not the title's own
+        best = understander.parse(text).best("kind")
+        if best is None:
+            continue
+        right += best == facets.values["kind"][code]
+        wrong += best != facets.values["kind"][code]
+    return (right - wrong) / max(1, len(queries))
+
+
+def choose_near(score: Any, grid: tuple = NEAR_GRID, keep: float = 1.0) -> tuple[float, dict[float, float]]:
+    """(the weight that scores best, every weight's score); ties go to the lighter weight, and when every weight
+    scores the same (the queries cannot tell them apart) the weight in use, `keep`, stays."""
+    scores = {w: score(w) for w in grid}
+    if max(scores.values()) - min(scores.values()) < 1e-9:
+        return keep, scores
+    best = max(scores.items(), key=lambda item: (round(item[1], 6), -item[0]))[0]
+    return best, scores
+
+
+def learn_parse(service: Any, limit: int = 200, seed: int = 0, progress: Any = None) -> dict:
+    """Learn the weight of the retrieved-kinds evidence (parse param "near") on the train split's unspelled
+    queries (unspelled_queries), checked on validation's; saved in meta "understanding" params "parse" (the
+    understanding is made again with it). {} when the catalog gives no such queries."""
+    state = service.understanding.state()
+    understander, facets = state.understander, state.facets
+    if understander is None or "kind" not in facets.codes or service.understanding.near is None:
+        return {}
+    splits = dict(service.store.db.execute("SELECT rowid, split FROM products").fetchall())
+    sets = {name: unspelled_queries(facets, [r for r, sp in splits.items() if sp == name], limit, seed)
+            for name in ("train", "val")}
+    if len(sets["train"]) < 20:
+        return {}
+    service.encoder  # noqa: B018 - the nearest products need the model: loaded now, not skipped as "still loading"
+    cache: dict[str, Any] = {}
+    near = service.understanding.near
+
+    def nearest(text: str) -> Any:
+        if text not in cache:
+            cache[text] = near(text)
+        return cache[text]
+
+    lexicon, saved_near, saved = understander.lexicon, understander.near, dict(understander.lexicon.params)
+
+    def score(split: str) -> Any:
+        def at(weight: float) -> float:
+            lexicon.params["near"] = weight
+            return kind_outcome(understander, sets[split], nearest, facets)
+        return at
+
+    try:
+        weight, train = choose_near(score("train"), keep=saved["near"])
+        val = {w: score("val")(w) for w in (weight, saved["near"])}
+    finally:
+        lexicon.params.clear()
+        lexicon.params.update(saved)
+        understander.near = saved_near
+    if progress is not None:
+        progress(f"retrieved kinds: weight {weight} (train right - wrong {train[weight]:.3f}, val {val[weight]:.3f})")
+    info = json.loads(service.store.get_meta(META_KEY) or "{}")
+    params = {**(info.get("params") or {}), "parse": {**((info.get("params") or {}).get("parse") or {}),
+                                                      "near": weight}}
+    service.store.set_meta(META_KEY, json.dumps({**info, "params": params}))
+    service.understanding.reset()
+    return {"parse": params["parse"], "train": {str(k): round(v, 4) for k, v in train.items()},
+            "val": {str(k): round(v, 4) for k, v in val.items()}, "n": {k: len(v) for k, v in sets.items()}}
+
+
+def _current_parse(store: Any) -> dict:
+    try:
+        return {"parse": (json.loads(store.get_meta(META_KEY) or "{}").get("params") or {}).get("parse") or {}}
+    except (ValueError, AttributeError):
+        return {}
 
 
 MIN_JUDGED = 3
