@@ -112,7 +112,7 @@ READER = """
 def test_searches_during_builds_get_k_hits_or_a_clear_error(shop, tmp_path):
     a, b, settings = shop
     ready, done = tmp_path / "ready", tmp_path / "done"
-    writer = python(WRITER, str(settings.data_dir), str(ready), str(done), *map(str, (b, a, b, a, b, a)))
+    writer = python(WRITER, str(settings.data_dir), str(ready), str(done), *map(str, (b, a, b, a)))
     reader = python(READER, str(settings.data_dir), str(ready), str(done), stdout=subprocess.PIPE,
                     stderr=subprocess.PIPE, text=True)
     try:
