@@ -26,6 +26,7 @@ def check(data_dir, as_json) -> None:
       mmtui check --data-dir shop-index
     """
     from mmtui.build.caches import damaged_derived
+    from mmtui.encoders import onnx_files
     from mmtui.index.generations import damaged, verify
     from mmtui.store.db import Store
 
@@ -37,12 +38,18 @@ def check(data_dir, as_json) -> None:
         report["derived_problems"] = damaged_derived(settings, store)
     finally:
         store.close()
+    report["query_models"] = onnx_files.verify(settings.data_dir)  # the torch-free query models build-index exports
     if as_json:
         print_json(report)
     else:
         click.echo(f"{report['generation']}: {counted(report['files'], 'file')}, {report['bytes'] / 1e6:.1f} MB "
                    f"checked in {report['seconds']:.2f} s" + ("" if report["checksums"] else
                                                    " (written by an older version: no checksums to check)"))
+        for export in report["query_models"]:
+            click.echo(f"{onnx_files.FOLDER}/{export['key']}: {export['files']} files, {export['bytes'] / 1e6:.1f} MB "
+                       "checked (the torch-free query model)")
+        if not report["query_models"]:
+            click.echo(f"{onnx_files.FOLDER}: none (searches load torch; `mmtui build-index CATALOG` exports it)")
         for name, problem in sorted(report["problems"].items()):
             click.echo(f"  damaged: {name}: {problem}")
         for name, problem in sorted(report["derived_problems"].items()):

@@ -14,6 +14,7 @@ from importlib import metadata
 from pathlib import Path
 
 META_KEY = "lite_fingerprint_memo"
+_CODE = ("lite.py", "lite_config.py", "towers.py", "preprocess.py", "base.py")  # what the fingerprint is computed by
 _FINGERPRINT_ENV = ("CUDA_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")
 
 
@@ -38,7 +39,7 @@ def key(spec: str, checkpoint: Path | None, device: str | None) -> str | None:
     weights = Path(spec.split(":", 1)[1]).expanduser() if spec.startswith("lite:") else here / "weights" / "lite.safetensors"
     h = hashlib.sha256()
     try:
-        for path in (weights, weights.with_suffix(".json"), here / "lite.py", here / "towers.py", here / "base.py"):
+        for path in (weights, weights.with_suffix(".json"), *(here / f for f in _CODE)):
             h.update(path.read_bytes())
         h.update(metadata.version("torch").encode())
     except (OSError, metadata.PackageNotFoundError):

@@ -10,6 +10,7 @@ service on another thread meanwhile.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Mapping
@@ -42,6 +43,7 @@ class SearchService:
         self.projector = projector
         self.space = space
         self._encoder = encoder
+        self._encoder_note = ""  # why the query model is torch's, when the exported one could not be used
         self._encoder_lock = threading.Lock()
         self._reload_lock = threading.Lock()
         self._query_cache: dict[str, Any] = {}
@@ -145,21 +147,33 @@ class SearchService:
     def encoder(self):
         with self._encoder_lock:
             if self._encoder is None:
-                from mmtui.encoders.for_index import open_encoder
+                from mmtui.encoders import words
+                from mmtui.encoders.query_encoder import open_query_encoder
 
+                # torch-free (ONNX Runtime) when build-index exported the model, else torch: see the note
+                encoder, self._encoder_note = open_query_encoder(self.settings, self.store, query_thread_count())
                 set_query_threads()
-                encoder = open_encoder(self.settings, self.store)
                 self._check_encoder(self.store, encoder)
+                if hasattr(encoder, "phrase_vectors"):  # query understanding's word vectors, without torch too
+                    words.use(encoder.phrase_vectors)
                 self._encoder = encoder
             return self._encoder
 
+    @property
+    def notes(self) -> list[str]:
+        """One-line notes about the query model (e.g. why it loads torch), for the front ends to show."""
+        return ([self._encoder_note] if self._encoder_note else []) + list(getattr(self._encoder, "notes", []))
+
     def _retune_threads(self) -> None:
-        """Follow the machine's load: the thread count of set_query_threads, looked at every few seconds."""
+        """Follow the machine's load: the thread count of set_query_threads, looked at every few seconds (torch's
+        only: an ONNX Runtime session keeps the threads it was opened with)."""
         now = time.monotonic()
         if now - self._threads_checked < THREADS_RECHECK_S:
             return
         self._threads_checked = now
-        import torch
+        torch = sys.modules.get("torch")
+        if torch is None:
+            return
 
         wanted = query_thread_count()
         if torch.get_num_threads() != wanted:
@@ -208,6 +222,8 @@ class SearchService:
         # lexical mode answers before the model is loaded (the TUI's words-first results): it uses the understanding
         # once load_model() has made it, and does not wait for the sentence model itself
         ready = mode != "lexical" or self.understanding.made
+        if mode != "lexical":
+            self.encoder  # noqa: B018 - opened before the understanding, whose word vectors may come from it
         understood = self.understand(query, drop) if understand and ready else None
         notes: list[str] = []
         if understood is not None and understood.price is not None and not self._has_prices():

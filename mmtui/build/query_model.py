@@ -1,0 +1,63 @@
+"""The last step of build-index: the index's query-time model exported to ONNX (mmtui.encoders.onnx_export), so a
+search needs no torch. Skipped when the export is there and whole; made again when it is missing, truncated or
+changed. A failed export never fails the build: searches then load torch, with a note."""
+
+from __future__ import annotations
+
+import time
+
+from mmtui.config import Settings
+from mmtui.encoders import onnx_files
+from mmtui.encoders.base import Encoder
+from mmtui.encoders.query_encoder import onnx_wanted
+from mmtui.errors import MmtuiError
+from mmtui.progress import ProgressCallback, ProgressEvent, null_progress
+
+
+def export_query_model(settings: Settings, encoder: Encoder, progress: ProgressCallback | None = None) -> dict:
+    """{"status": "present" | "exported" | "failed" | "torch" | "off", ...} for the build report."""
+    progress = progress or null_progress
+    if not onnx_wanted():
+        return {"status": "off", "why": "MMTUI_ONNX is off"}
+    name = encoder.name or ""
+    if name == "lite" or name.startswith("lite:"):
+        return _lite(settings, encoder, progress)
+    if name.startswith("openclip:"):
+        from mmtui.encoders.onnx_openclip import export_openclip_for
+
+        return _run(settings, progress, *export_openclip_for(settings.data_dir, encoder))
+    return {"status": "torch", "why": f"model {name!r} has no ONNX export"}
+
+
+def _lite(settings: Settings, encoder: Encoder, progress: ProgressCallback) -> dict:
+    from mmtui.encoders import lite_weights
+    from mmtui.encoders.lite_config import features_only, read_config
+    from mmtui.encoders.onnx_export import export_lite
+
+    weights = getattr(encoder, "weights_path", None) or lite_weights(encoder.name)
+    config, _ = read_config(weights)
+    if not features_only(config):
+        return {"status": "torch", "why": "heads with fine-tuned tower layers are not exported"}
+    key = onnx_files.lite_key(config)
+    return _run(settings, progress, key, lambda: export_lite(settings.data_dir, weights, progress))
+
+
+def _run(settings: Settings, progress: ProgressCallback, key: str | None, export) -> dict:
+    if key is None:  # the model cannot be exported (export says why)
+        return {"status": "torch", "why": export}
+    manifest, why = onnx_files.usable(settings.data_dir, key, full=True)
+    if manifest is not None:
+        onnx_files.remove_others(settings.data_dir, key)
+        return {"status": "present", "key": key}
+    progress(ProgressEvent("query-models", 0, 1, f"query model {why}: exporting it to ONNX (once)"))
+    started = time.perf_counter()
+    try:
+        manifest = export()
+    except MmtuiError as exc:
+        return {"status": "failed", "key": key, "why": exc.message}
+    except Exception as exc:  # noqa: BLE001 - the exporter raises many kinds; the build's index is done and stays
+        return {"status": "failed", "key": key, "why": f"{type(exc).__name__}: {str(exc)[:300]}"}
+    onnx_files.remove_others(settings.data_dir, key)
+    progress(ProgressEvent("query-models", 1, 1, "query model exported"))
+    return {"status": "exported", "key": key, "seconds": round(time.perf_counter() - started, 1),
+            "check": manifest.get("check", {})}

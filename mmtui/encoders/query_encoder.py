@@ -1,0 +1,68 @@
+"""The encoder a search uses for its queries: the torch-free one (ONNX Runtime towers + numpy heads) when the
+index's model was exported by build-index and the export is whole, else the torch model as before, with a
+one-line note saying why (`mmtui search` prints it on stderr).
+
+MMTUI_ONNX=0 (or off) always uses torch. A model on a GPU (--device cuda) and lite heads with fine-tuned tower
+layers use torch too: their exports do not exist.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+from mmtui.encoders import onnx_files
+from mmtui.encoders.for_index import adapted_weights, model_spec, open_encoder
+from mmtui.errors import ModelError
+
+if TYPE_CHECKING:
+    from mmtui.config import Settings
+    from mmtui.store.db import Store
+
+
+def onnx_wanted() -> bool:
+    return os.environ.get("MMTUI_ONNX", "").strip().lower() not in ("0", "off", "no", "false")
+
+
+def open_query_encoder(settings: Settings, store: Store, threads: int = 1):
+    """(encoder, note): the note ("" when none) says why queries load torch instead of the exported model."""
+    torch_model = lambda: open_encoder(settings, store)  # noqa: E731
+    if not onnx_wanted() or (settings.device or "cpu") != "cpu":
+        return torch_model(), ""
+    spec = model_spec(settings, store)
+    try:
+        if spec == "lite" or spec.startswith("lite:"):
+            encoder, why = _lite(settings, store, spec, threads, torch_model)
+        elif spec.startswith("openclip:"):
+            from mmtui.encoders.onnx_openclip import open_openclip_query
+
+            encoder, why = open_openclip_query(settings, store, threads, torch_model)
+        else:
+            return torch_model(), ""
+    except ModelError as exc:
+        encoder, why = None, exc.message
+    if encoder is None:
+        return torch_model(), f"queries use torch: {why}" if why else ""
+    return encoder, ""
+
+
+def _lite(settings, store, spec: str, threads: int, fallback):
+    from mmtui.encoders import lite_weights
+    from mmtui.encoders.lite_config import features_only, read_config
+    from mmtui.encoders.onnx_query import OnnxLiteEncoder
+
+    weights = adapted_weights(settings, store, spec) or lite_weights(spec)
+    config, _ = read_config(weights)
+    if not features_only(config):
+        return None, "this model's heads have fine-tuned tower layers (no ONNX export)"
+    key = onnx_files.lite_key(config)
+    manifest, why = onnx_files.usable(settings.data_dir, key)
+    if manifest is None:
+        return None, f"the ONNX query model is {why} (`mmtui build-index CATALOG` makes it)"
+    encoder = OnnxLiteEncoder.open(onnx_files.folder(settings.data_dir, key), weights, manifest, threads, fallback)
+    built = store.get_meta("base_fingerprint")
+    if built not in encoder.fingerprints:
+        return None, ""  # another model than the index's: the torch path raises the usual mismatch error
+    encoder.fingerprint = built
+    encoder.name = spec
+    return encoder, ""
