@@ -5,6 +5,7 @@ changed. A failed export never fails the build: searches then load torch, with a
 from __future__ import annotations
 
 import time
+from typing import Callable
 
 from mmtui.config import Settings
 from mmtui.encoders import onnx_files
@@ -19,31 +20,8 @@ def export_query_model(settings: Settings, encoder: Encoder, progress: ProgressC
     progress = progress or null_progress
     if not onnx_wanted():
         return {"status": "off", "why": "MMTUI_ONNX is off"}
-    name = encoder.name or ""
-    if name == "lite" or name.startswith("lite:"):
-        return _lite(settings, encoder, progress)
-    if name.startswith("openclip:"):
-        from mmtui.encoders.onnx_openclip import export_openclip_for
-
-        return _run(settings, progress, *export_openclip_for(settings.data_dir, encoder))
-    return {"status": "torch", "why": f"model {name!r} has no ONNX export"}
-
-
-def _lite(settings: Settings, encoder: Encoder, progress: ProgressCallback) -> dict:
-    from mmtui.encoders import lite_weights
-    from mmtui.encoders.lite_config import features_only, read_config
-    from mmtui.encoders.onnx_export import export_lite
-
-    weights = getattr(encoder, "weights_path", None) or lite_weights(encoder.name)
-    config, _ = read_config(weights)
-    if not features_only(config):
-        return {"status": "torch", "why": "heads with fine-tuned tower layers are not exported"}
-    key = onnx_files.lite_key(config)
-    return _run(settings, progress, key, lambda: export_lite(settings.data_dir, weights, progress))
-
-
-def _run(settings: Settings, progress: ProgressCallback, key: str | None, export) -> dict:
-    if key is None:  # the model cannot be exported (export says why)
+    key, export = plan(settings, encoder, progress)
+    if key is None:  # the model cannot be exported: `export` says why
         return {"status": "torch", "why": export}
     manifest, why = onnx_files.usable(settings.data_dir, key, full=True)
     if manifest is not None:
@@ -61,3 +39,24 @@ def _run(settings: Settings, progress: ProgressCallback, key: str | None, export
     progress(ProgressEvent("query-models", 1, 1, "query model exported"))
     return {"status": "exported", "key": key, "seconds": round(time.perf_counter() - started, 1),
             "check": manifest.get("check", {})}
+
+
+def plan(settings: Settings, encoder: Encoder,
+         progress: ProgressCallback | None = None) -> tuple[str | None, Callable[[], dict] | str]:
+    """(the export's key, a function that makes it) for this encoder, or (None, why it has no export)."""
+    name = encoder.name or ""
+    if name == "lite" or name.startswith("lite:"):
+        from mmtui.encoders import lite_weights
+        from mmtui.encoders.lite_config import features_only, read_config
+        from mmtui.encoders.onnx_export import export_lite
+
+        weights = getattr(encoder, "weights_path", None) or lite_weights(name)
+        config, _ = read_config(weights)
+        if not features_only(config):
+            return None, "heads with fine-tuned tower layers are not exported"
+        return onnx_files.lite_key(config), lambda: export_lite(settings.data_dir, weights, progress)
+    if name.startswith("openclip:"):
+        from mmtui.encoders.onnx_openclip import export_openclip_for
+
+        return export_openclip_for(settings.data_dir, encoder)
+    return None, f"model {name!r} has no ONNX export"

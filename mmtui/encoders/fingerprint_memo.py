@@ -10,7 +10,6 @@ import hashlib
 import json
 import os
 import sys
-from importlib import metadata
 from pathlib import Path
 
 META_KEY = "lite_fingerprint_memo"
@@ -35,6 +34,7 @@ def key(spec: str, checkpoint: Path | None, device: str | None) -> str | None:
     memo cannot mix vectors silently: the real model checks the fingerprint when it loads."""
     if spec != "lite" and not spec.startswith("lite:"):
         return None
+    from importlib import metadata  # ~0.1 s to import: only a build that opens a lite model needs it
     here = Path(__file__).resolve().parent
     weights = Path(spec.split(":", 1)[1]).expanduser() if spec.startswith("lite:") else here / "weights" / "lite.safetensors"
     h = hashlib.sha256()

@@ -26,24 +26,29 @@ def onnx_wanted() -> bool:
 
 def open_query_encoder(settings: Settings, store: Store, threads: int = 1):
     """(encoder, note): the note ("" when none) says why queries load torch instead of the exported model."""
-    torch_model = lambda: open_encoder(settings, store)  # noqa: E731
+    encoder, note = exported_query_encoder(settings, store, threads)
+    return (encoder, note) if encoder is not None else (open_encoder(settings, store), note)
+
+
+def exported_query_encoder(settings: Settings, store: Store, threads: int = 1):
+    """(the torch-free encoder of the index's model, "") when its export is usable, else (None, the note saying
+    why queries load torch; "" when that needs no saying). Cheap: sessions open on first use."""
     if not onnx_wanted() or (settings.device or "cpu") != "cpu":
-        return torch_model(), ""
+        return None, ""
     spec = model_spec(settings, store)
+    fallback = lambda: open_encoder(settings, store)  # noqa: E731 - if a file turns out unusable later
     try:
         if spec == "lite" or spec.startswith("lite:"):
-            encoder, why = _lite(settings, store, spec, threads, torch_model)
+            encoder, why = _lite(settings, store, spec, threads, fallback)
         elif spec.startswith("openclip:"):
             from mmtui.encoders.onnx_openclip import open_openclip_query
 
-            encoder, why = open_openclip_query(settings, store, threads, torch_model)
+            encoder, why = open_openclip_query(settings, store, threads, fallback)
         else:
-            return torch_model(), ""
+            return None, ""
     except ModelError as exc:
         encoder, why = None, exc.message
-    if encoder is None:
-        return torch_model(), f"queries use torch: {why}" if why else ""
-    return encoder, ""
+    return encoder, "" if encoder is not None or not why else f"queries use torch: {why}"
 
 
 def _lite(settings, store, spec: str, threads: int, fallback):

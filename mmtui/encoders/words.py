@@ -19,9 +19,11 @@ _TOWER: dict = {}
 _RUNTIME: dict = {}  # "fn": a torch-free phrase_vectors (the ONNX text tower a search service opened), see use()
 
 
-def use(fn) -> None:
+def use(fn, instead_of=None) -> None:
     """Compute phrase vectors with `fn(phrases, batch)` from now on (the same numbers without torch: see
-    mmtui.encoders.onnx_query), or with torch again when None."""
+    mmtui.encoders.onnx_query), or with torch again when None; with `instead_of`, only if that is the one in use."""
+    if instead_of is not None and _RUNTIME.get("fn") != instead_of:
+        return
     if fn is None:
         _RUNTIME.pop("fn", None)
     else:

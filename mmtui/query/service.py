@@ -44,6 +44,8 @@ class SearchService:
         self.space = space
         self._encoder = encoder
         self._encoder_note = ""  # why the query model is torch's, when the exported one could not be used
+        self._exported = None  # (the torch-free query encoder or None,), once chosen
+        self._choose_lock = threading.Lock()
         self._encoder_lock = threading.Lock()
         self._reload_lock = threading.Lock()
         self._query_cache: dict[str, Any] = {}
@@ -148,16 +150,31 @@ class SearchService:
         with self._encoder_lock:
             if self._encoder is None:
                 from mmtui.encoders import words
-                from mmtui.encoders.query_encoder import open_query_encoder
+                from mmtui.encoders.for_index import open_encoder
 
                 # torch-free (ONNX Runtime) when build-index exported the model, else torch: see the note
-                encoder, self._encoder_note = open_query_encoder(self.settings, self.store, query_thread_count())
+                encoder = self._exported_encoder() or open_encoder(self.settings, self.store)
                 set_query_threads()
                 self._check_encoder(self.store, encoder)
                 if hasattr(encoder, "phrase_vectors"):  # query understanding's word vectors, without torch too
                     words.use(encoder.phrase_vectors)
                 self._encoder = encoder
             return self._encoder
+
+    def _exported_encoder(self):
+        """The torch-free query encoder when the index's model was exported (chosen once), else None."""
+        with self._choose_lock:  # not the encoder's lock: that one is held while torch loads
+            if self._exported is None:
+                from mmtui.encoders.query_encoder import exported_query_encoder
+
+                encoder, self._encoder_note = exported_query_encoder(self.settings, self.store, query_thread_count())
+                self._exported = (encoder,)
+            return self._exported[0]
+
+    @property
+    def light_model(self) -> bool:
+        """True when the query model needs no torch: loading it takes a fraction of a second, not seconds."""
+        return self._exported_encoder() is not None
 
     @property
     def notes(self) -> list[str]:
@@ -570,9 +587,15 @@ class SearchService:
         self._query_cache.clear()
         if self._encoder is not None and self._encoder.fingerprint != self.store.get_meta("base_fingerprint"):
             self._encoder = None
+        with self._choose_lock:
+            self._exported = None  # chosen again: the model or its export may have changed
         self.understanding.reset()
 
     def close(self) -> None:
+        if hasattr(self._encoder, "phrase_vectors"):
+            from mmtui.encoders import words
+
+            words.use(None, instead_of=self._encoder.phrase_vectors)
         self.backend.close()
         self.store.close()
 
