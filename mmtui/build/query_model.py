@@ -1,6 +1,8 @@
 """The last step of build-index: the index's query-time model exported to ONNX (mmtui.encoders.onnx_export), so a
 search needs no torch. Skipped when the export is there and whole; made again when it is missing, truncated or
-changed. A failed export never fails the build: searches then load torch, with a note."""
+changed. Heads the export has not served yet (adapted to the catalog, a promoted lite checkpoint) are checked against
+torch on the catalog's own titles and pictures. A failed export or check never fails the build: searches then load
+torch, with a note."""
 
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ def export_query_model(settings: Settings, encoder: Encoder, progress: ProgressC
     manifest, why = onnx_files.usable(settings.data_dir, key, full=True)
     if manifest is not None:
         onnx_files.remove_others(settings.data_dir, key)
-        return {"status": "present", "key": key}
+        return {"status": "present", "key": key, **_heads_checked(settings, encoder, key, progress)}
     progress(ProgressEvent("query-models", 0, 1, f"query model {why}: exporting it to ONNX (once)"))
     started = time.perf_counter()
     try:
@@ -54,9 +56,49 @@ def plan(settings: Settings, encoder: Encoder,
         config, _ = read_config(weights)
         if not features_only(config):
             return None, "heads with fine-tuned tower layers are not exported"
-        return onnx_files.lite_key(config), lambda: export_lite(settings.data_dir, weights, progress)
+        return onnx_files.lite_key(config), lambda: export_lite(settings.data_dir, weights, progress,
+                                                                catalog_sample(settings))
     if name.startswith("openclip:"):
         from mmtui.encoders.onnx_openclip import export_openclip_for
 
         return export_openclip_for(settings.data_dir, encoder)
     return None, f"model {name!r} has no ONNX export"
+
+
+def _heads_checked(settings: Settings, encoder: Encoder, key: str, progress: ProgressCallback) -> dict:
+    """{} when the export serves these heads already (or the model has no separate heads), else the new check's
+    {"heads_check": "passed" | "failed", ...}."""
+    if not key.startswith("lite-"):
+        return {}
+    from mmtui.encoders import lite_weights
+    from mmtui.encoders.onnx_export import check_heads, heads_sha256
+
+    weights = getattr(encoder, "weights_path", None) or lite_weights(encoder.name)
+    folder = onnx_files.folder(settings.data_dir, key)
+    if onnx_files.heads_check(folder, heads_sha256(weights)) is not None:
+        return {}
+    progress(ProgressEvent("query-models", 0, None, "checking the query model with the new heads against torch"))
+    record = check_heads(folder, weights, catalog_sample(settings))
+    out = {"heads_check": "passed" if record["passed"] else "failed", "check": record["check"]}
+    return out if record["passed"] else {**out, "why": record["why"]}
+
+
+def catalog_sample(settings: Settings, texts: int = 48, images: int = 8) -> tuple[list[str], list]:
+    """Titles and decoded pictures of the catalog (a fixed spread of it) for the check against torch."""
+    from mmtui.catalog.images import load_image
+    from mmtui.store.db import Store
+
+    store = Store.open(settings.db_path)
+    try:
+        rows = store.db.execute("SELECT title, image_path, image_status FROM products ORDER BY title_sha "
+                                "LIMIT ?", [max(texts, images * 4)]).fetchall()
+    finally:
+        store.close()
+    pictures = []
+    for _, path, status in rows:
+        if status == "ok" and path and len(pictures) < images:
+            try:
+                pictures.append(load_image(path, 260))
+            except MmtuiError:  # a picture that no longer reads is simply not in the sample
+                continue
+    return [r[0] for r in rows[:texts]], pictures

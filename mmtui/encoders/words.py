@@ -52,7 +52,7 @@ def english_ranks() -> dict[str, int]:
         from mmtui.errors import MmtuiError
 
         try:
-            from mmtui.encoders.towers import text_tower_dir
+            from mmtui.encoders.preprocess import text_tower_dir
 
             lines = (text_tower_dir() / "vocab.txt").read_text(encoding="utf-8").split()
             whole = (w for w in lines if w.isalpha() and w.islower() and len(w) > 1)

@@ -182,7 +182,7 @@ def test_mmtui_check_lists_the_query_model(built):
     result = CliRunner().invoke(cli, ["check", "--data-dir", str(built), "--json"])
     assert result.exit_code == 0, result.output
     exports = json.loads(result.output)["query_models"]
-    assert len(exports) == 1 and exports[0]["problems"] == {} and exports[0]["files"] == 3
+    assert len(exports) == 1 and exports[0]["files"] == 3 and json.loads(result.output)["derived_problems"] == {}
 
 
 @pytest.mark.parametrize("damage", ["truncated", "flipped"])
@@ -200,7 +200,7 @@ def test_a_damaged_export_is_listed_searched_around_and_rebuilt(built, shop, lit
         text.write_bytes(b"\0" * 64 + raw[64:])
     result = CliRunner().invoke(cli, ["check", "--data-dir", str(data_dir), "--json"])
     assert result.exit_code == 1
-    problems = json.loads(result.output)["problems"]
+    problems = json.loads(result.output)["derived_problems"]
     assert list(problems) == [f"query-models/{folder.name}/text.onnx"]
     assert ("truncated" if damage == "truncated" else "sha256") in problems[f"query-models/{folder.name}/text.onnx"]
 
@@ -226,6 +226,38 @@ def test_without_an_export_a_search_says_why_and_uses_torch(built, tmp_path):
     assert result.exit_code == 0, result.output
     assert "note: queries use torch: the ONNX query model is not exported yet" in result.stderr
     assert len(json.loads(result.stdout)["hits"]) == 3
+
+
+def test_heads_the_export_was_not_checked_with_load_torch_until_a_build_checks_them(built, shop, tmp_path):
+    """New heads (adapted, promoted) on the same towers: searches say so and use torch; the next build checks them
+    against torch on the catalog's own titles and pictures and keeps the export."""
+    from mmtui.encoders.query_encoder import exported_query_encoder
+    from mmtui.store.db import Store
+
+    data_dir = tmp_path / "index"
+    shutil.copytree(built, data_dir)
+    folder = next(onnx_files.root(data_dir).iterdir())
+    records = sorted((folder / onnx_files.CHECKS).glob("*.json"))
+    assert len(records) == 1 and json.loads(records[0].read_text())["passed"] is True
+    settings = Settings(data_dir=data_dir)
+    record = json.loads(records[0].read_text())
+    records[0].write_text(json.dumps({**record, "passed": False, "why": "cosine 0.9 < 0.9999"}))
+    store = Store.open(settings.db_path)
+    encoder, note = exported_query_encoder(settings, store)
+    assert encoder is None and "failed its check against torch" in note and "0.9 < 0.9999" in note
+    shutil.rmtree(folder / onnx_files.CHECKS)
+    encoder, note = exported_query_encoder(settings, store)
+    assert encoder is None and "not checked against torch with these heads" in note
+    store.close()
+
+    before = (folder / "text.onnx").stat().st_mtime_ns
+    report = build_index(Settings(data_dir=data_dir, model="lite", device="cpu"), shop)
+    assert report.query_model["status"] == "present" and report.query_model["heads_check"] == "passed"
+    assert report.query_model["check"]["texts"] > 8 and report.query_model["check"]["images"] > 6  # + the catalog's
+    assert (folder / "text.onnx").stat().st_mtime_ns == before
+    store = Store.open(settings.db_path)
+    assert type(exported_query_encoder(settings, store)[0]).__name__ == "OnnxLiteEncoder"
+    store.close()
 
 
 def test_an_unchanged_rebuild_keeps_the_export(built, shop):
