@@ -75,10 +75,16 @@ def _heads_checked(settings: Settings, encoder: Encoder, key: str, progress: Pro
 
     weights = getattr(encoder, "weights_path", None) or lite_weights(encoder.name)
     folder = onnx_files.folder(settings.data_dir, key)
-    if onnx_files.heads_check(folder, heads_sha256(weights)) is not None:
-        return {}
+    record = onnx_files.heads_check(folder, heads_sha256(weights))
+    if record is not None:  # checked by an earlier build: the outcome stands (the export and the heads are the same)
+        return {} if record.get("passed") else {"heads_check": "failed", "why": record.get("why")}
     progress(ProgressEvent("query-models", 0, None, "checking the query model with the new heads against torch"))
-    record = check_heads(folder, weights, catalog_sample(settings))
+    try:
+        record = check_heads(folder, weights, catalog_sample(settings))
+    except MmtuiError as exc:
+        return {"heads_check": "failed", "why": exc.message}
+    except Exception as exc:  # noqa: BLE001 - as the export: the build's index is done and stays
+        return {"heads_check": "failed", "why": f"{type(exc).__name__}: {str(exc)[:300]}"}
     out = {"heads_check": "passed" if record["passed"] else "failed", "check": record["check"]}
     return out if record["passed"] else {**out, "why": record["why"]}
 

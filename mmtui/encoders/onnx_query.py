@@ -137,6 +137,10 @@ class OnnxLiteEncoder(TorchFallback):
         self.dim = heads.dim
         self.image_size = int(manifest["image_size"])
         self.image_outputs = list(manifest["image_outputs"])
+        unknown = sorted(set(heads.pooled) - set(self.image_outputs) - {"colour"})
+        if unknown:
+            raise ModelError(f"these heads read image features the exported tower does not compute ({unknown})",
+                             "searches load torch for this model")
         self.threads = max(1, int(threads))
         self.name = "lite"
         # the fingerprints this encoder's vectors can stand for: the model's with the image tower in fp32 or in bf16
