@@ -7,6 +7,13 @@ from pathlib import Path
 
 import pytest
 
+try:  # onnxruntime before any test imports usearch: the other order crashes the process (mmtui.encoders.ort)
+    from mmtui.encoders.ort import load as _load_onnxruntime
+
+    _load_onnxruntime()
+except ImportError:
+    pass
+
 
 def jpeg_bytes(colour: tuple[int, int, int] = (200, 30, 30), size: tuple[int, int] = (32, 32)) -> bytes:
     """A small valid JPEG (over the 200-byte minimum)."""
