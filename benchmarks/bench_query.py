@@ -311,11 +311,13 @@ def markdown(result: dict) -> list[str]:
              "threads when other processes leave about two cores idle, judged from /proc/stat, else 1; 1 BLAS thread; "
              "the choice is in "
              "speed.json as service_threads). CPU ms = process CPU time per query (all threads): about the wall time on an otherwise idle "
-             "machine for 1 thread; with 2 threads it includes time spent spinning.", "",
+             "machine for 1 thread; with 2 threads it includes time spent spinning. Query encoder: "
+             + ", ".join(sorted({str(r['latency_ms'].get('query_encoder', 'the torch model'))
+                                 for r in result['sizes'].values()})) + " (the one the service picks).", "",
              "| products | mode | p50 ms | p90 ms | p99 ms | max ms | CPU ms p50 |", "|---|---|---|---|---|---|---|"]
     for n, r in result["sizes"].items():
         for mode, p in r["latency_ms"].items():
-            if mode in ("breakdown", "service_threads"):
+            if mode == "breakdown" or not isinstance(p, dict):  # service_threads, query_encoder
                 continue
             lines.append(f"| {int(n):,} | {mode} | {p['p50']} | {p['p90']} | {p['p99']} | {p['max']} | "
                          f"{p.get('cpu_p50', '')} |")
