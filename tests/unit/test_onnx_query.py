@@ -182,6 +182,7 @@ def test_mmtui_check_lists_the_query_model(built):
     result = CliRunner().invoke(cli, ["check", "--data-dir", str(built), "--json"])
     assert result.exit_code == 0, result.output
     exports = json.loads(result.output)["query_models"]
+    assert json.loads(result.output)["query_model"] == {"onnx": True, "note": ""}
     assert len(exports) == 1 and exports[0]["files"] == 3 and json.loads(result.output)["derived_problems"] == {}
 
 
@@ -249,6 +250,9 @@ def test_heads_the_export_was_not_checked_with_load_torch_until_a_build_checks_t
     encoder, note = exported_query_encoder(settings, store)
     assert encoder is None and "not checked against torch with these heads" in note
     store.close()
+    result = CliRunner().invoke(cli, ["check", "--data-dir", str(data_dir), "--json"])
+    said = json.loads(result.output)["query_model"]
+    assert result.exit_code == 0 and not said["onnx"] and "not checked against torch" in said["note"]
 
     before = (folder / "text.onnx").stat().st_mtime_ns
     report = build_index(Settings(data_dir=data_dir, model="lite", device="cpu"), shop)
