@@ -23,7 +23,7 @@ from .bench_util import REPO, TINY_CONFIGS, log
 
 TARGETS = {"search_text": 1.0, "help": 0.2}  # seconds, wall, median, quiet 2-core machine
 QUERY = "navy blue shirt for men"
-IMAGE = "sample_catalog/images/15970.jpg"
+IMAGE = "sample_catalog/images/10011.jpg"
 
 
 def cases(data_dir: Path) -> dict[str, list[str]]:
