@@ -40,17 +40,23 @@ def run_case(source: Path, args: list[str]) -> dict:
     env = {**os.environ, "PYTHONPATH": str(source), "MMTUI_OPENCLIP_CONFIGS": str(TINY_CONFIGS)}
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # bytecode compiled beforehand, as in an install
     load = os.getloadavg()[0]
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    # peak RSS through /usr/bin/time: a child's own ru_maxrss starts at this (torch-holding) process's, which exec
+    # carries over; time's child is forked from a small process
+    timer = ["/usr/bin/time", "-f", "%M", "-o"] if Path("/usr/bin/time").is_file() else None
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
+            tempfile.NamedTemporaryFile(mode="r") as rss:
         t = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-m", "mmtui.cli.main", *args], cwd=source, env=env,
-                                stdout=out, stderr=err)
-        _, status, usage = os.wait4(proc.pid, 0)
+        proc = subprocess.Popen([*(timer + [rss.name] if timer else []), sys.executable, "-m", "mmtui.cli.main",
+                                 *args], cwd=source, env=env, stdout=out, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)  # CPU: time's and its waited-for child's
         wall = time.perf_counter() - t
+        peak_kb = rss.read().strip().splitlines()[-1:] if timer else []
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
         stdout, stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
-    return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "rss_mb": usage.ru_maxrss / 1024,
+    rss_kb = int(peak_kb[0]) if peak_kb and peak_kb[0].isdigit() else usage.ru_maxrss
+    return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "rss_mb": rss_kb / 1024,
             "rc": proc.returncode, "out": stdout, "err": stderr[-500:], "load": load}
 
 
@@ -159,7 +165,7 @@ def before_after(result: dict, report: dict) -> list[str]:
                        ("first_results_s", "TUI first results after launch, s (median)")):
         b, a = (base.get("tui") or {}).get(key), (now.get("tui") or {}).get(key)
         if b is not None or a is not None:
-            rows.append(f"| {label} | {b if b is not None else '—'} | {round(a, 2) if a is not None else '—'} |")
+            rows.append(f"| {label} | {round(b, 2) if b is not None else '—'} | {round(a, 2) if a is not None else '—'} |")
     for n in sorted(set(base.get("query", {})) | set(now.get("query", {})), key=int):
         for mode in ("hybrid", "image", "text"):
             b = base.get("query", {}).get(n, {}).get(mode)

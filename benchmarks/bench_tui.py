@@ -315,7 +315,9 @@ def targets(result: dict) -> list[dict]:
             out.append({"target": label, "value": "not measured", "met": None, "why": result.get("skipped")})
         else:
             v, m = result["best"][key], result["median"][key]
-            out.append({"target": label, "value": f"{v:.2f} s best, {m:.2f} s median of {len(result['runs'])}",
+            load = (result.get("_run") or {}).get("load_average") or []
+            at = f", at load {load[0]:.1f}" if load else ""
+            out.append({"target": label, "value": f"{v:.2f} s best, {m:.2f} s median of {len(result['runs'])}{at}",
                         "met": m <= limit})
     return out
 
