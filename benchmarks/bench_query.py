@@ -210,17 +210,26 @@ def measure(service, qs: list[str], k: int = 20) -> dict:
     from mmtui.query.service import set_query_threads
 
     before = torch.get_num_threads()
-    out["service_threads"] = set_query_threads()
+    out["service_threads"] = getattr(service.encoder, "threads", None) or set_query_threads()
+    out["query_encoder"] = type(service.encoder).__name__
+    set_query_threads()
     service._threads_checked = time.monotonic() + 1e9  # keep that choice for this run (no re-check mid-run)
     for q in qs[:5]:  # a change of torch's thread count makes the next op build its thread pool (~70 ms here)
         service.search(q, k=k, mode="image")
     for mode in modes:
         out[mode] = stats([timed_search(q, mode) for q in qs])
+    chosen = service.encoder
     try:
         torch.set_num_threads(2)
+        if hasattr(chosen, "threads"):  # an ONNX Runtime session keeps its threads: a second one with 2
+            from mmtui.encoders.query_encoder import open_query_encoder
+
+            service._encoder = open_query_encoder(service.settings, service.store, 2)[0]
+            service.search(qs[0], k=k, mode="hybrid")
         with threadpool_limits(limits=2, user_api="blas"):
             out["hybrid, 2 torch + 2 BLAS threads"] = stats([timed_search(q, "hybrid") for q in qs])
     finally:
+        service._encoder = chosen
         torch.set_num_threads(before)
         set_query_threads()
     out["hybrid (cached query vector)"] = stats([timed_search(q, "hybrid", clear=False) for q in qs])
@@ -254,10 +263,14 @@ def run(encoder, sizes: list[int], fashion_index: Path | None, n_queries: int = 
     qs = queries(n_queries)
     out: dict = {"model": encoder.name, "fingerprint": encoder.fingerprint, "queries": len(qs), "k": 20,
                  "source": sources["source"], "sizes": {}}
+    from .bench_util import ensure_query_model
+
     for n in sizes:
         settings, info = synthetic_store(n, encoder, sources, rebuild=rebuild)
+        ensure_query_model(settings, encoder)  # as build-index leaves a data dir: searches need no torch
         t = time.perf_counter()
-        service = SearchService.open(settings, encoder=encoder)
+        # the query model the service picks itself (the ONNX export), as `mmtui search` and the TUI do
+        service = SearchService.open(settings)
         open_s = time.perf_counter() - t
         log(f"query: measuring at {n}")
         result = measure(service, qs)
@@ -298,11 +311,13 @@ def markdown(result: dict) -> list[str]:
              "threads when other processes leave about two cores idle, judged from /proc/stat, else 1; 1 BLAS thread; "
              "the choice is in "
              "speed.json as service_threads). CPU ms = process CPU time per query (all threads): about the wall time on an otherwise idle "
-             "machine for 1 thread; with 2 threads it includes time spent spinning.", "",
+             "machine for 1 thread; with 2 threads it includes time spent spinning. Query encoder: "
+             + ", ".join(sorted({str(r['latency_ms'].get('query_encoder', 'the torch model'))
+                                 for r in result['sizes'].values()})) + " (the one the service picks).", "",
              "| products | mode | p50 ms | p90 ms | p99 ms | max ms | CPU ms p50 |", "|---|---|---|---|---|---|---|"]
     for n, r in result["sizes"].items():
         for mode, p in r["latency_ms"].items():
-            if mode in ("breakdown", "service_threads"):
+            if mode == "breakdown" or not isinstance(p, dict):  # service_threads, query_encoder
                 continue
             lines.append(f"| {int(n):,} | {mode} | {p['p50']} | {p['p90']} | {p['p99']} | {p['max']} | "
                          f"{p.get('cpu_p50', '')} |")

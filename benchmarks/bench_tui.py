@@ -77,15 +77,15 @@ def sample_index(model: str) -> Path:
     from mmtui.build.pipeline import build_index
     from mmtui.config import Settings
 
-    from .bench_util import load_model
+    from .bench_util import ensure_query_model, load_model
 
     encoder = load_model(model)
     root = WORK / f"tui-{model}-{encoder.fingerprint}"  # new weights, new index
-    if (root / "built.json").is_file():
-        return root
-    log(f"tui: building sample_catalog with {model}")
-    report = build_index(Settings(data_dir=root), REPO / "sample_catalog", encoder=encoder)
-    (root / "built.json").write_text(json.dumps(report.to_json()))
+    if not (root / "built.json").is_file():
+        log(f"tui: building sample_catalog with {model}")
+        report = build_index(Settings(data_dir=root), REPO / "sample_catalog", encoder=encoder)
+        (root / "built.json").write_text(json.dumps(report.to_json()))
+    ensure_query_model(Settings(data_dir=root), encoder)  # a store cached by an older version has none
     return root
 
 
@@ -309,12 +309,15 @@ def run(model: str, launches: int = 5, n_keys: int = 12) -> dict:
 def targets(result: dict) -> list[dict]:
     out = []
     for key, limit, label in (("interactive_s", 1.0, "TUI interactive <= 1 s"),
-                              ("first_results_s", 1.5, "TUI first results <= 1.5 s after launch")):
-        if "skipped" in result:
-            out.append({"target": label, "value": "not measured", "met": None, "why": result["skipped"]})
+                              ("first_results_s", 1.5, "TUI first results <= 1.5 s after launch"),
+                              ("model_ready_s", 1.5, "TUI model ready <= 1.5 s after launch")):
+        if "skipped" in result or key not in result.get("median", {}):
+            out.append({"target": label, "value": "not measured", "met": None, "why": result.get("skipped")})
         else:
             v, m = result["best"][key], result["median"][key]
-            out.append({"target": label, "value": f"{v:.2f} s best, {m:.2f} s median of {len(result['runs'])}",
+            load = (result.get("_run") or {}).get("load_average") or []
+            at = f", at load {load[0]:.1f}" if load else ""
+            out.append({"target": label, "value": f"{v:.2f} s best, {m:.2f} s median of {len(result['runs'])}{at}",
                         "met": m <= limit})
     return out
 

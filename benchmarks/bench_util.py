@@ -231,3 +231,22 @@ def rss_mb() -> float:
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def ensure_query_model(settings, encoder) -> dict:
+    """The torch-free query model (mmtui.build.query_model) in a benchmark's data dir, as build-index leaves it:
+    linked from another cached data dir under WORK that holds the same export, else exported (once)."""
+    import shutil
+
+    from mmtui.build.query_model import export_query_model, plan
+    from mmtui.encoders import onnx_files
+
+    key, _ = plan(settings, encoder)
+    if key is not None and onnx_files.usable(settings.data_dir, key)[0] is None:
+        for other in WORK.glob(f"**/{onnx_files.FOLDER}/{key}"):
+            if onnx_files.usable(other.parent.parent, key)[0] is not None:
+                target = onnx_files.folder(settings.data_dir, key)
+                shutil.rmtree(target, ignore_errors=True)
+                shutil.copytree(other, target, copy_function=os.link)
+                return {"status": "linked", "key": key, "from": str(other)}
+    return export_query_model(settings, encoder)

@@ -1,8 +1,8 @@
 """The benchmark report in one command: `python -m benchmarks.run --out benchmarks/results`.
 
 Writes speed.json (every figure) and speed.md (tables, targets met / not met, the machine and its load).
-Sections: machine, encode, query, ann, tui, memory, rebuild, fastpath, scale, incremental (--sections to pick;
-incremental runs only when named).
+Sections: machine, encode, query, ann, tui, cold, memory, rebuild, fastpath, scale, incremental (--sections to
+pick; incremental runs only when named).
 Synthetic stores and built indexes are cached under benchmarks/.work, so a second run is much faster.
 """
 
@@ -22,11 +22,12 @@ if __package__ in (None, ""):  # `python benchmarks/run.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     __package__ = "benchmarks"
 
-from benchmarks import bench_ann, bench_encode, bench_fastpath, bench_incremental, bench_memory, bench_query, bench_rebuild, bench_tui  # noqa: E402
+from benchmarks import bench_ann, bench_cold, bench_encode, bench_fastpath, bench_incremental, bench_memory, bench_query, bench_rebuild, bench_tui  # noqa: E402
 from benchmarks import bench_scale  # noqa: E402
 from benchmarks.bench_util import REPO, lite_available, load_model, log, machine  # noqa: E402
 
-SECTIONS = ("machine", "encode", "query", "ann", "tui", "memory", "rebuild", "fastpath", "scale", "incremental")
+SECTIONS = ("machine", "encode", "query", "ann", "tui", "cold", "memory", "rebuild", "fastpath", "scale",
+            "incremental")
 DEFAULT_SECTIONS = SECTIONS[:-1]  # incremental copies a large store and rebuilds it whole: on request
 
 
@@ -53,6 +54,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="store sizes for the incremental section (10k added, 1k removed), e.g. 1000000")
     p.add_argument("--incremental-full", choices=("measured", "recorded"), default="measured",
                    help="incremental: time a full rebuild of the changed store, or use the base store's recorded one")
+    p.add_argument("--cold-baseline", type=Path, default=None, metavar="DIR",
+                   help="cold: also run this source tree (e.g. `git archive` of an earlier commit), round-robin")
+    p.add_argument("--cold-rounds", type=int, default=10, help="cold: fresh processes per command and source")
+    p.add_argument("--cold-baseline-report", type=Path, default=None, metavar="SPEED.JSON",
+                   help="cold: the baseline's speed.json (its tui and query sections), for the before / after table")
     p.add_argument("--merge", action="store_true",
                    help="keep the other sections of an existing speed.json in --out (re-run a few sections)")
     p.add_argument("--quick", action="store_true", help="small sizes, to check the harness (minutes -> seconds)")
@@ -149,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
 
     section("ann", ann)
     section("tui", lambda: bench_tui.run(query_model))
+    section("cold", lambda: bench_cold.run(bench_tui.sample_index(query_model), args.cold_baseline, args.cold_rounds,
+                                           args.cold_baseline_report))
     section("memory", lambda: bench_memory.run(query_model, build_n.get(query_model, 128),
                                                {n: s for n, s in the_stores().items() if n >= 10_000}))
     section("rebuild", lambda: bench_rebuild.run(fashion_index, fallback_model="tiny"))
@@ -216,6 +224,8 @@ def targets(report: dict) -> list[dict]:
         out += bench_encode.targets(s["encode"])
     if "tui" in s:
         out += bench_tui.targets(s["tui"])
+    if "cold" in s:
+        out += bench_cold.targets(s["cold"])
     if "rebuild" in s:
         out += bench_rebuild.targets(s["rebuild"])
     if "scale" in s:
@@ -272,6 +282,8 @@ def markdown(report: dict) -> list[str]:
               ("query", "Warm query latency", bench_query.markdown, None),
               ("ann", "ANN recall@10 and queries/s", bench_ann.markdown, bench_ann.__doc__),
               ("tui", "TUI", bench_tui.markdown, None),
+              ("cold", "Cold start: one-off commands in fresh processes", lambda r: bench_cold.markdown(r, report),
+               bench_cold.__doc__),
               ("memory", "Peak memory", bench_memory.markdown, None),
               ("rebuild", "Unchanged rebuild", bench_rebuild.markdown, None),
               ("fastpath", "Fast paths", bench_fastpath.markdown, bench_fastpath.__doc__),

@@ -7,6 +7,13 @@ from pathlib import Path
 
 import pytest
 
+try:  # onnxruntime before any test imports usearch: the other order crashes the process (mmtui.encoders.ort)
+    from mmtui.encoders.ort import load as _load_onnxruntime
+
+    _load_onnxruntime()
+except ImportError:
+    pass
+
 
 def jpeg_bytes(colour: tuple[int, int, int] = (200, 30, 30), size: tuple[int, int] = (32, 32)) -> bytes:
     """A small valid JPEG (over the 200-byte minimum)."""
@@ -147,3 +154,72 @@ def write_catalog(folder: Path, n: int = 560, *, renamed: int = 0, dropped: int 
 def make_catalog():
     """The write_catalog(folder, n=560, renamed=0, dropped=0) helper, as a fixture."""
     return write_catalog
+
+
+# -- the torch-free query model ------------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def lite_query_export(tmp_path_factory) -> Path:
+    """The lite towers exported to ONNX once per session, for real (mmtui.encoders.onnx_export: ~25 s of CPU, checked
+    against torch on its fixed sample); the folder of the export."""
+    pytest.importorskip("onnxruntime")
+    from mmtui.encoders import onnx_export, onnx_files
+    from mmtui.encoders.lite_config import default_weights
+
+    data_dir = tmp_path_factory.mktemp("query-export")
+    with pytest.MonkeyPatch.context() as mp:  # the real exporter, whatever the test that asked has patched
+        for name, fn in _real_exporters().items():
+            mp.setattr(onnx_export, name, fn)
+        manifest = onnx_export.export_lite(data_dir, default_weights())
+    return onnx_files.folder(data_dir, manifest["key"])
+
+
+_REAL_EXPORTERS: dict = {}
+
+
+def _real_exporters() -> dict:
+    from mmtui.encoders import onnx_export
+
+    if not _REAL_EXPORTERS:
+        _REAL_EXPORTERS.update(export_lite=onnx_export.export_lite, export_minilm=onnx_export.export_minilm)
+    return _REAL_EXPORTERS
+
+
+def seed_query_exports(mp, session_export) -> None:
+    """Builds made while `mp` (a MonkeyPatch) is active link the session's export into their data dir instead of
+    exporting again: every lite build in the suite would otherwise pay ~25 s of CPU. `session_export` is a
+    callable returning lite_query_export (so a session that builds nothing with lite never exports)."""
+    import os
+    import shutil
+
+    from mmtui.encoders import onnx_export, onnx_files
+
+    _real_exporters()  # remembered before they are replaced
+
+    def export_lite(data_dir, weights, progress=None, sample=((), ())):
+        source = session_export()
+        target = onnx_files.folder(data_dir, source.name)
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(source, target, copy_function=os.link)  # links: a test that damages a file replaces it
+        if onnx_files.heads_check(target, onnx_export.heads_sha256(weights)) is None:  # heads adapted by the build
+            onnx_export.check_heads(target, weights, sample)
+        return onnx_files.read_manifest(target)
+
+    def export_minilm(path, tokenizer_path):
+        source = session_export()
+        os.link(source / "text.onnx", path)
+        os.link(source / "tokenizer.json", tokenizer_path)
+
+    mp.setattr(onnx_export, "export_lite", export_lite)
+    mp.setattr(onnx_export, "export_minilm", export_minilm)
+
+
+@pytest.fixture(scope="session")
+def query_export_seeder():
+    """seed_query_exports, for module-scoped fixtures (they run outside a test's monkeypatch)."""
+    return seed_query_exports
+
+
+@pytest.fixture(autouse=True)
+def reuse_query_export(request, monkeypatch):
+    """See seed_query_exports: on for every test (tests of the export itself use lite_query_export)."""
+    seed_query_exports(monkeypatch, lambda: request.getfixturevalue("lite_query_export"))

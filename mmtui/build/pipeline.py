@@ -55,6 +55,7 @@ class BuildReport:
     adaptation: dict = field(default_factory=dict)  # mmtui.train.adapt.Adaptation.to_json()
     ranking: dict = field(default_factory=dict)  # mmtui.train.weights.hybrid.learn_at_build: hybrid weights
     understanding: dict = field(default_factory=dict)  # mmtui.train.weights.understanding.learn_at_build
+    query_model: dict = field(default_factory=dict)  # mmtui.build.query_model: the torch-free query model
     encodings: dict[str, str] = field(default_factory=dict)  # catalog file name -> the text encoding it was read as
     encoded_on: str = "this process"  # or e.g. "local Ray, 2 CPU actors", "Ray cluster at HOST:6379, 4 GPU actors"
     seconds: float = 0.0
@@ -115,6 +116,8 @@ def build_index(settings: Settings, catalog: Path | str, *, columns: dict | None
     check_cancel(cancel)
     encoder = _adapt(settings, store, encoder, report, adapt, progress, cancel)
     recall = _index_and_learn(settings, store, encoder, report, progress, cancel)
+    check_cancel(cancel)
+    report.query_model = _export_query_model(settings, encoder, progress)
     _finish(store, report, recall, rejects, build_id, started)
     return report
 
@@ -194,6 +197,13 @@ def _index_and_learn(settings: Settings, store: Store, encoder: Encoder, report:
     check_cancel(cancel)
     report.understanding = learn_understanding_at_build(settings, store, encoder, progress=progress)
     return recall
+
+
+def _export_query_model(settings: Settings, encoder: Encoder, progress: ProgressCallback) -> dict:
+    """Step 7: the query model exported to ONNX and checked against torch, so a search needs no torch."""
+    from mmtui.build.query_model import export_query_model
+
+    return export_query_model(settings, encoder, progress=progress)
 
 
 def _finish(store: Store, report: BuildReport, recall: dict, rejects: list[Reject], build_id: int,

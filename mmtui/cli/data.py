@@ -11,13 +11,26 @@ from mmtui.progress import counted
 from mmtui.cli.common import data_dir_option, json_option, print_json, settings_from
 
 
+def _query_model(settings, store) -> dict:
+    """Which model a search would encode its queries with, and why not the exported one (no session is opened)."""
+    from mmtui.encoders.query_encoder import exported_query_encoder
+    from mmtui.errors import MmtuiError
+
+    try:
+        encoder, note = exported_query_encoder(settings, store)
+    except MmtuiError as exc:  # e.g. no model recorded yet
+        encoder, note = None, exc.message
+    return {"onnx": encoder is not None, "note": note}
+
+
 # -- check ------------------------------------------------------------------------------------
 @click.command()
 @data_dir_option
 @json_option
 def check(data_dir, as_json) -> None:
     """Check every index file against the size and checksum recorded when it was written, and read the
-    derived files (the word vectors of query understanding, the heads adapted to the catalog) in full.
+    derived files (the word vectors of query understanding, the heads adapted to the catalog, the torch-free
+    query models) in full.
 
     \b
     Exits with status 1 when a file is missing, truncated or corrupted (`mmtui build-index CATALOG`
@@ -26,6 +39,7 @@ def check(data_dir, as_json) -> None:
       mmtui check --data-dir shop-index
     """
     from mmtui.build.caches import damaged_derived
+    from mmtui.encoders import onnx_files
     from mmtui.index.generations import damaged, verify
     from mmtui.store.db import Store
 
@@ -35,14 +49,23 @@ def check(data_dir, as_json) -> None:
         report = verify(settings.ann_dir)
         report["stale_vectors"] = store.stale_vector_count()
         report["derived_problems"] = damaged_derived(settings, store)
+        report["query_model"] = _query_model(settings, store)
     finally:
         store.close()
+    report["query_models"] = onnx_files.exports(settings.data_dir)  # the torch-free query models build-index exports
     if as_json:
         print_json(report)
     else:
         click.echo(f"{report['generation']}: {counted(report['files'], 'file')}, {report['bytes'] / 1e6:.1f} MB "
                    f"checked in {report['seconds']:.2f} s" + ("" if report["checksums"] else
                                                    " (written by an older version: no checksums to check)"))
+        for export in report["query_models"]:
+            click.echo(f"{onnx_files.FOLDER}/{export['key']}: {export['files']} files, {export['bytes'] / 1e6:.1f} MB "
+                       "(the torch-free query model)")
+        if not report["query_models"]:
+            click.echo(f"{onnx_files.FOLDER}: none")
+        click.echo("queries: " + ("encoded without torch (ONNX Runtime)" if report["query_model"]["onnx"]
+                                  else report["query_model"]["note"] or "encoded with torch"))
         for name, problem in sorted(report["problems"].items()):
             click.echo(f"  damaged: {name}: {problem}")
         for name, problem in sorted(report["derived_problems"].items()):

@@ -118,6 +118,7 @@ def print_build_report(report, settings) -> None:
     for name, recall in report.ann_recall_at_10.items():
         kind = report.index_kind.get(name, "")
         out.print(f"  {name} index: {kind}" + (f", recall@10 vs exact search {recall:.3f}" if kind == "hnsw" else ""))
+    print_query_model(getattr(report, "query_model", {}))
     if report.rejects_by_reason:
         table = Table(title="Rejects by reason", title_justify="left")
         table.add_column("reason")
@@ -131,6 +132,24 @@ def print_build_report(report, settings) -> None:
                   + (f" --data-dir {settings.data_dir}" if str(settings.data_dir) != "index" else ""))
     else:
         out.print("  no rejects")
+
+
+def print_query_model(query_model: dict) -> None:
+    """Whether searches need torch: the ONNX export made (and checked against torch), kept, or why not."""
+    query_model = query_model or {}
+    status, check = query_model.get("status"), query_model.get("check") or {}
+    worst = min((v for k, v in check.items() if k.endswith("_cos_min")), default=None)
+    checked = f", checked against torch: cosine >= {worst:.5f}" if worst is not None else ""
+    if status == "exported":
+        out.print(f"  query model: exported to ONNX in {query_model.get('seconds', 0):.0f} s{checked} "
+                  "(searches need no torch)", highlight=False)
+    elif status == "present" and query_model.get("heads_check") != "failed":
+        out.print("  query model: the ONNX export is whole" + (f"; the new heads{checked}" if checked else "")
+                  + " (searches need no torch)", highlight=False)
+    elif status in ("failed", "present"):
+        out.print(f"  [yellow]query model: not used, searches load torch[/]: {query_model.get('why')}", highlight=False)
+    elif status in ("torch", "off"):
+        out.print(f"  query model: searches load torch ({query_model.get('why')})", highlight=False)
 
 
 def print_adaptation(adaptation: dict) -> None:

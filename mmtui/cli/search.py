@@ -65,6 +65,8 @@ def search(text, image, region, regions, k, mode, drops, literal, wheres, data_d
     else:
         result = service.search(text, k=k, mode=mode or "hybrid", filters=filters, understand=not literal,
                                 drop=drops)
+    for note in service.notes:  # e.g. why the query model loaded torch: on stderr, so --json stays clean
+        click.echo(f"note: {note}", err=True)
     if as_json:
         print_json(result.to_json())
         return

@@ -10,10 +10,10 @@ import hashlib
 import json
 import os
 import sys
-from importlib import metadata
 from pathlib import Path
 
 META_KEY = "lite_fingerprint_memo"
+_CODE = ("lite.py", "lite_config.py", "towers.py", "preprocess.py", "base.py")  # what the fingerprint is computed by
 _FINGERPRINT_ENV = ("CUDA_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")
 
 
@@ -34,11 +34,12 @@ def key(spec: str, checkpoint: Path | None, device: str | None) -> str | None:
     memo cannot mix vectors silently: the real model checks the fingerprint when it loads."""
     if spec != "lite" and not spec.startswith("lite:"):
         return None
+    from importlib import metadata  # ~0.1 s to import: only a build that opens a lite model needs it
     here = Path(__file__).resolve().parent
     weights = Path(spec.split(":", 1)[1]).expanduser() if spec.startswith("lite:") else here / "weights" / "lite.safetensors"
     h = hashlib.sha256()
     try:
-        for path in (weights, weights.with_suffix(".json"), here / "lite.py", here / "towers.py", here / "base.py"):
+        for path in (weights, weights.with_suffix(".json"), *(here / f for f in _CODE)):
             h.update(path.read_bytes())
         h.update(metadata.version("torch").encode())
     except (OSError, metadata.PackageNotFoundError):

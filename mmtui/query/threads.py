@@ -5,6 +5,7 @@ cores busy (threads waiting on each other cost 3-10x there). The machine's load 
 from __future__ import annotations
 
 import os
+import sys
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -120,14 +121,16 @@ def _load_of_others() -> float:
 
 
 def set_query_threads() -> int:
-    """Threads for queries: query_thread_count() torch threads, and one BLAS thread (MMTUI_THREADS overrides).
+    """Threads for queries: query_thread_count() torch threads (when torch is loaded: the torch-free query path
+    never imports it), and one BLAS thread (MMTUI_THREADS overrides).
 
     numpy's OpenBLAS with 2 threads made a filtered search's exact scoring 5.7 ms instead of 1.5 ms right after
-    the torch encode. Returns the torch thread count."""
-    import torch
+    the torch encode. Returns the thread count."""
     from threadpoolctl import threadpool_limits
 
     n = query_thread_count()
-    torch.set_num_threads(n)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(n)
     threadpool_limits(limits=env_threads() or 1, user_api="blas")
     return n

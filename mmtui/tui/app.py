@@ -183,7 +183,9 @@ class MmtuiApp(App):
             # Loading the model holds the GIL for seconds (imports, weights): let the first frame and the first
             # search typed (lexical while the model loads) show first.
             self.model_state = "loading"
-            await self.search_screen.first_results_shown(grace=MODEL_GRACE_S)
+            # a torch-free query model loads in a fraction of a second: no need to let the first frame go first
+            light = await self.lane.call(lambda: getattr(service, "light_model", False))
+            await self.search_screen.first_results_shown(grace=0.0 if light else MODEL_GRACE_S)
             self.load_model()
 
     @work(exclusive=True, group="model", exit_on_error=False)
@@ -202,6 +204,8 @@ class MmtuiApp(App):
         if service is self.service:
             self.model_state = "ready"
             trace("model_ready")
+            for note in list(getattr(service, "notes", [])):  # e.g. why the query model loaded torch
+                self.notify(note, title="Query model", severity="warning", timeout=8)
 
     async def release_service(self) -> None:
         """Forget (and close, when it can) the current service, e.g. before a rebuild."""
