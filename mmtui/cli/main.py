@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from mmtui.cli import build, data, doctor, evaluate, judgements, models, search, train, tui
+from mmtui.cli import build, data, doctor, duplicates, evaluate, judgements, models, search, train, tui
 from mmtui.cli.common import Group, data_dir_option, model_options
 
 
@@ -35,8 +35,9 @@ def cli(ctx: click.Context, data_dir, model, checkpoint, device) -> None:
         ctx.invoke(tui.tui, data_dir=data_dir, model=model, checkpoint=checkpoint, device=device)
 
 
-for command in (build.build_index_cmd, build.enrich, search.search, evaluate.eval_cmd, train.train, models.models,
-                models.use, data.check, data.rejects, judgements.judgements, tui.tui, doctor.doctor):
+for command in (build.build_index_cmd, build.enrich, search.search, duplicates.duplicates, evaluate.eval_cmd,
+                train.train, models.models, models.use, data.check, data.rejects, judgements.judgements, tui.tui,
+                doctor.doctor):
     cli.add_command(command)
 
 

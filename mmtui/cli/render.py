@@ -210,7 +210,10 @@ def picture_verdict(r10: float, chance: float, n: int = 0) -> str:
     return f"Pictures: words find the right picture {r10:.0%} of the time in the top 10 (chance {chance:.0%})."
 
 
-def print_hits(result) -> None:
+def print_hits(result, rows=None, prices: bool = False) -> None:
+    """The hits as a table; `rows` (mmtui.query.arrange.Collapsed, one per hit): their variants shown as "+3 colours";
+    `prices`: a price column (results sorted by price)."""
+    labels = {row.hit.id: row.label for row in rows or []}
     understood = getattr(result, "understood", None)
     label = understood.label() if understood is not None and not understood.empty else ""
     notes = getattr(result, "notes", None) or []
@@ -228,6 +231,9 @@ def print_hits(result) -> None:
     for name, justify in (("#", "right"), ("id", "left"), ("title", "left"), ("category", "left"),
                           ("colour", "left"), ("score", "right")):
         table.add_column(name, justify=justify, overflow="fold" if name == "title" else "ellipsis")
+    priced = prices and any(h.price is not None for h in result.hits)
+    if priced:
+        table.add_column("price", justify="right")
     shares = any(getattr(h, "shares", None) for h in result.hits)
     if shares:
         table.add_column("signals", overflow="fold")
@@ -236,14 +242,51 @@ def print_hits(result) -> None:
         tags = getattr(hit, "tags", None) or []
         if tags:
             title += f" [dim]· {', '.join(tags[:3])}[/]"
+        if labels.get(hit.id):
+            title += f" [cyan]{escape(labels[hit.id])}[/]"
         row = [str(hit.rank), hit.id, title, hit.category, hit.colour, f"{hit.score:.4f}"]
+        if priced:
+            row.append("" if hit.price is None else f"{hit.price:,g}")
         if shares:
             row.append(" · ".join(f"{SHORT.get(k, k)} {v:.0%}" for k, v in sorted(
                 (hit.shares or {}).items(), key=lambda kv: -kv[1]) if v > 0))
         table.add_row(*row)
     out.print(table)
+    parts = getattr(result, "parts", None)
+    if parts is not None and not parts.simple:
+        out.print("parts: " + "  ".join(f"{p['sign']} {p['kind']} {p['value']!r}" + (
+            f" x{p['weight']:g}" if p["weight"] != 1 else "") for p in parts.to_json()), markup=False)
     for note in notes:
         out.print(f"[yellow]{escape(note)}[/]")
+
+
+def print_duplicates(report, limit: int = 20) -> None:
+    """mmtui duplicates' groups (mmtui.query.duplicates.DuplicateReport), `limit` per kind."""
+    for name, groups in (("same picture", report.picture), ("same title up to colour and size words", report.title)):
+        if groups is None:
+            continue
+        n = sum(len(g.ids) for g in groups)
+        table = Table(title=f"{name}: {counted(len(groups), 'group')}, {counted(n, 'product')}",
+                      title_justify="left")
+        for column in ("#", "id", "title", "colour"):
+            table.add_column(column, overflow="fold")
+        for i, g in enumerate(groups[:limit], start=1):
+            for j, (pid, title, colour) in enumerate(zip(g.ids, g.titles, g.colours)):
+                label = (str(i) if j == 0 else "cos " + f"{g.similarity:.3f}" if j == 1 and g.similarity is not None
+                         else "")
+                table.add_row(label, pid, escape(title), colour, end_section=j == len(g.ids) - 1)
+        out.print(table)
+        if len(groups) > limit:
+            out.print(f"[dim]… {len(groups) - limit:,} more groups (--limit, --json or --report list them all)[/]")
+
+
+def print_facets(facets) -> None:
+    """Each facet's values with their counts over the results counted (mmtui.query.arrange.ResultFacets)."""
+    out.print(f"[bold]facets of the top {facets.counted} results[/]")
+    for name, values in facets.facets.items():
+        shown = ", ".join(f"{v.value} {v.count}" for v in values[:12])
+        more = f", … {len(values) - 12} more" if len(values) > 12 else ""
+        out.print(f"  {name}: {escape(shown)}{more}")
 
 
 SHORT = {"lexical": "lex", "image": "img", "text": "txt", "fused": "fus", "kind": "kind"}

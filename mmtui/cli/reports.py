@@ -333,3 +333,21 @@ def judged_fit_table(fit: Any) -> Any:
     table.add_row("before (current)", weights(fit.current), *(f"{fit.before[m]:.4f}" for m in keys))
     table.add_row("after (learned)", weights(fit.weights), *(f"{fit.after[m]:.4f}" for m in keys))
     return table
+
+
+def duplicates_markdown(report) -> str:
+    """mmtui duplicates' whole list (mmtui.query.duplicates.DuplicateReport) as Markdown."""
+    lines = [f"# Near-duplicate products ({report.products:,} products)", ""]
+    sections = (("Same picture", report.picture, f"image vectors' cosine >= {report.threshold:g}"),
+                ("Same title up to colour and size words", report.title, "variants of one product"))
+    for name, groups, what in sections:
+        if groups is None:
+            continue
+        lines += [f"## {name}: {len(groups):,} groups, {sum(len(g.ids) for g in groups):,} products", "",
+                  f"({what})", "", "| group | ids | titles | colours |", "|---|---|---|---|"]
+        for i, g in enumerate(groups, start=1):
+            label = f"{i}" + (f" (cos {g.similarity:.3f})" if g.similarity is not None else "")
+            cells = [", ".join(x.replace("|", "/") for x in values) for values in (g.ids, g.titles, g.colours)]
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)

@@ -18,14 +18,14 @@ from typing import Any
 
 from mmtui.errors import IndexMismatchError, QueryError
 from mmtui.index.backends.base import VECTOR_INDEXES, SearchBackend, vector_hits
+from mmtui.query.combine import CompoundSearch
 from mmtui.query.hybrid import default_weights, fuse_ranked, hybrid_weights
-from mmtui.query.results import Hit, SearchResult
+from mmtui.query.results import MAX_K, MODES, Hit, SearchResult, _check_k  # noqa: F401 (imported from here too)
 from mmtui.query.threads import THREADS_RECHECK_S, query_thread_count, set_query_threads, start_watching_load
 from mmtui.query.understanding.state import QueryUnderstanding
 from mmtui.store.filters import where_sql
 from mmtui.store.tags import product_tags
 
-MODES = ("image", "text", "lexical", "hybrid", "fused")
 IMAGE_MODES = ("image", "text", "fused", "hybrid")  # the modes a picture can be searched in
 
 
@@ -33,8 +33,9 @@ CANDIDATES = 100  # per-signal candidates fused in hybrid mode
 NEAR = 20  # products per vector index whose kinds are evidence for a query's kind
 
 
-class SearchService:
-    """Opened once per process; every search reuses the store, the backend's indexes and the model."""
+class SearchService(CompoundSearch):
+    """Opened once per process; every search reuses the store, the backend's indexes and the model. Compound queries
+    ("summer dress + like:12345 - floral") are CompoundSearch's (mmtui.query.combine)."""
 
     def __init__(self, settings, store, backend: SearchBackend, projector, space: str, encoder=None) -> None:
         self.settings = settings
@@ -223,12 +224,18 @@ class SearchService:
         return self.understanding.understand(query, drop)
 
     def search(self, query: str, *, k: int = 20, mode: str = "hybrid", filters=None, understand: bool = True,
-               drop=(), weights: Mapping[str, float] | None = None) -> SearchResult:
+               drop=(), weights: Mapping[str, float] | None = None, compound: bool = False,
+               within=None) -> SearchResult:
         """`understand`: read the kind, person, colour and price the words ask for and rank by them (hybrid mode;
         price phrases filter in every mode); `drop`: parts of that understanding to leave out; `weights`: hybrid
         signal weights to use instead of the learned ones (comparing two weightings). A part of the
         understanding that leaves nothing (a price on a catalog without prices) is left out, and the result's
-        notes say so; filters the caller gave are kept, and the notes say which of them matched nothing."""
+        notes say so; filters the caller gave are kept, and the notes say which of them matched nothing.
+        `compound`: read the query in the compound syntax (parts, weights, negatives: search_compound), `within`
+        (with compound): rank only these product ids."""
+        if compound or within is not None:
+            return self.search_compound(query, k=k, mode=mode, filters=filters, understand=understand, drop=drop,
+                                        weights=weights, within=within)
         started = time.perf_counter()
         query = (query or "").strip()
         if not query:
@@ -547,6 +554,56 @@ class SearchService:
         out["price"] = (low, high) if low is not None else None
         return out
 
+    # -- what the results say: facet counts, variants (mmtui.query.arrange) ------------------------------------
+    def _hit_facets(self, hits) -> tuple[Any, dict[str, int]]:
+        """(the catalog's facets, product id -> rowid) for these hits."""
+        facets = self.understanding.state().facets
+        return facets, self.store.rowid_of([h.id for h in hits])
+
+    def result_facets(self, hits, top: int | None = None):
+        """How many of the top `top` hits (default mmtui.query.arrange.TOP) have each kind, colour, person, brand
+        and price band, as this catalog's facets read them; price bands from the whole catalog's prices."""
+        import numpy as np
+
+        from mmtui.query.arrange import TOP, count_facets, price_bands
+
+        counted = list(hits)[:top or TOP]
+        facets, rowids = self._hit_facets(counted)
+
+        def values(name: str) -> dict[str, str] | None:
+            codes = facets.codes.get(name)
+            if codes is None:
+                return None
+            return {pid: facets.values[name][int(codes[r])] for pid, r in rowids.items()
+                    if r < len(codes) and codes[r] >= 0}
+
+        prices = facets.prices[~np.isnan(facets.prices)] if facets.prices is not None else []
+        return count_facets(counted, top=len(counted), kinds=values("kind"), persons=values("person"),
+                            bands=price_bands(prices.tolist() if len(prices) else []))
+
+    def variant_keys(self, hits) -> dict[str, str]:
+        """Product id -> its variant key (mmtui.query.arrange.variant_key): its title without the catalog's colour
+        words and size words, and its kind."""
+        from mmtui.query.arrange import colour_words, variant_key
+
+        facets, rowids = self._hit_facets(hits)
+        colours = colour_words(facets.values.get("colour", []))
+        kinds = facets.codes.get("kind")
+        out = {}
+        for hit in hits:
+            rowid = rowids.get(hit.id)
+            kind = ""
+            if kinds is not None and rowid is not None and rowid < len(kinds) and kinds[rowid] >= 0:
+                kind = facets.values["kind"][int(kinds[rowid])]
+            out[hit.id] = variant_key(hit.title or "", colours, kind)
+        return out
+
+    def collapse(self, hits):
+        """The hits with the variants of one product as one row (mmtui.query.arrange.collapse_variants)."""
+        from mmtui.query.arrange import collapse_variants
+
+        return collapse_variants(hits, self.variant_keys(hits))
+
     def stats(self) -> dict:
         from mmtui.encoders.projection import active_name
 
@@ -598,19 +655,6 @@ class SearchService:
             words.use(None, instead_of=self._encoder.phrase_vectors)
         self.backend.close()
         self.store.close()
-
-
-MAX_K = 10_000
-
-
-def _check_k(k) -> None:
-    """k is a whole number of hits from 1 to MAX_K (hybrid used to return every candidate for k=-1)."""
-    import numbers
-
-    from mmtui.errors import QueryError
-
-    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 1 <= k <= MAX_K:
-        raise QueryError(f"k={k!r} is not a number of results", f"ask for 1 to {MAX_K:,} results, e.g. -k 10")
 
 
 def _tag_list(text: str | None) -> list[str]:

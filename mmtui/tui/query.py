@@ -13,7 +13,7 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".ti
 
 @dataclass(frozen=True)
 class Query:
-    kind: str  # "text" | "image" | "like" | "path" (a path, but no image file there) | "empty"
+    kind: str  # "text" | "image" | "like" | "compound" | "path" (a path, but no image file there) | "empty"
     text: str  # the text to search, the image path as a string, or the product id for "like"
     path: Path | None = None
 
@@ -41,11 +41,31 @@ def looks_like_path(raw: str) -> bool:
     return s.startswith(PATH_PREFIXES) or Path(s).suffix.lower() in IMAGE_SUFFIXES
 
 
+def _is_file(text: str) -> bool:
+    try:
+        return Path(_clean_path(text)).is_file()
+    except OSError:
+        return False
+
+
+def is_combined(text: str) -> bool:
+    """Whether the text says more than one part, a weight or a negative ("shoes without laces" too: the service
+    reads whether the catalog has laces). A lone path is not: it is an image query, checked below."""
+    from mmtui.query.compound import parse_compound
+
+    if starts_like_path(text) and (" + " not in text and " - " not in text or _is_file(text)):
+        return False  # "~/Photos/Beach - 2020.jpg" is one picture
+    return parse_compound(text).combined
+
+
 def parse_query(raw: str) -> Query:
-    """`like:ID` is more-like-this; an existing image file (quotes and file:// stripped, ~ expanded) is an image query; anything else is text."""
+    """Parts joined by + / - (mmtui.query.compound: "red dress - floral", "like:12 + cheaper") are a compound
+    query; `like:ID` is more-like-this; an existing image file (quotes and file:// stripped, ~ expanded) is an image query; anything else is text."""
     text = (raw or "").strip()
     if not text:
         return Query("empty", "")
+    if is_combined(text):
+        return Query("compound", text)
     if text.lower().startswith(LIKE_PREFIX) and text[len(LIKE_PREFIX):].strip():
         return Query("like", text[len(LIKE_PREFIX):].strip())
     if looks_like_path(text):

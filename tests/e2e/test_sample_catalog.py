@@ -89,3 +89,16 @@ def test_hnsw_recall_on_real_vectors(data_dir):
                               ef_construction=100, ef=50)
     assert index.graph is not None
     assert index.recall_check(titles, k=10) >= 0.95
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "text", "image", "lexical"])
+def test_a_negative_part_drops_the_products_that_have_it(data_dir, mode):
+    from mmtui.config import Settings
+    from mmtui.query.service import SearchService
+
+    service = SearchService.open(Settings(data_dir=data_dir))
+    printed = lambda hits: [h.rank for h in hits if "printed" in h.title.lower()]
+    before = printed(service.search("tshirt", k=20, mode=mode, compound=True).hits)
+    after = service.search("tshirt - printed", k=20, mode=mode, compound=True)
+    assert before and [p["value"] for p in after.parts.to_json()] == ["tshirt", "printed"]
+    assert len(printed(after.hits)) < len(before) or min(printed(after.hits)) > min(before)

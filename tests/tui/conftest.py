@@ -127,7 +127,8 @@ class FakeSearchService:
         return [self._hit(p, sc, i + 1, sig) for i, (sc, p, sig) in enumerate(scored[:k])]
 
     def search(self, query: str, *, k: int = 20, mode: str = "hybrid", filters: list[Filter] | None = None,
-               drop: tuple = (), weights: dict | None = None, understand: bool = True) -> SearchResult:
+               drop: tuple = (), weights: dict | None = None, understand: bool = True,
+               compound: bool = False) -> SearchResult:
         self.calls.append(("search", query, mode, tuple(filters or [])))
         self.drops.append(tuple(drop))
         if self.fail_search is not None:
@@ -220,6 +221,18 @@ class FakeSearchService:
             return sorted(seen.items(), key=lambda vc: -vc[1])
         prices = [row[6] for row in PRODUCTS if row[6] is not None]
         return {"category": counts(2), "colour": counts(3), "gender": counts(4), "price": (min(prices), max(prices))}
+
+    def result_facets(self, hits: list[Hit], top: int | None = None):
+        """Counted as the real service counts, with the hits' own fields for kind and person."""
+        from mmtui.query.arrange import count_facets
+
+        return count_facets(hits, top=top or 100)
+
+    def variant_keys(self, hits: list[Hit]) -> dict[str, str]:
+        from mmtui.query.arrange import colour_words, variant_key
+
+        colours = colour_words(row[3] for row in PRODUCTS)
+        return {h.id: variant_key(h.title, colours, h.category) for h in hits}
 
     def stats(self) -> dict[str, Any]:
         return {"products": len(PRODUCTS), "with_image": len(self.images), "rejects": {"missing_image": 1},

@@ -36,6 +36,17 @@ def test_text_and_paths_without_an_image_are_not_image_queries(tmp_path):
     assert parse_query("like:1005").kind == "like" and parse_query("like:1005").text == "1005"
 
 
+def test_compound_queries_are_told_from_words_paths_and_products(tmp_path):
+    for raw in ("like:1005 + red", '"summer dress" - floral', "2:red + ./photo.jpg", "shoes without laces",
+                "like:1005 cheaper"):
+        assert parse_query(raw).kind == "compound", raw
+    for raw in ("t-shirt for men", "kids 2 - 3 years", "like:1005"):
+        assert parse_query(raw).kind != "compound", raw
+    beach = tmp_path / "Beach - 2020.png"
+    beach.write_bytes(b"not really a png")
+    assert parse_query(str(beach)).kind != "compound"  # one file, though its name has " - "
+
+
 def test_file_url_with_escaped_space(tmp_path, product_images):
     target = tmp_path / "my photo.png"
     target.write_bytes(product_images["1001"].read_bytes())

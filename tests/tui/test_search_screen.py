@@ -89,21 +89,27 @@ async def test_a_path_that_is_not_an_image_is_not_searched(make_test_app, tmp_pa
         assert "no image file there" in str(app.search_screen.query_one("#status").render())
 
 
-async def test_a_facet_narrows_results(make_test_app):
+async def test_a_facet_counts_the_results_and_narrows_them_in_place(make_test_app):
     app, service = make_test_app()
     async with app.run_test(size=(140, 30)) as pilot:
         await settle(pilot, app)
         await search(pilot, app, "shoes")
         before = hits(app)
         assert {h.gender for h in before} == {"Men", "Women"}
-        select = app.search_screen.query_one("#facet-gender", Select)
+        select = app.search_screen.query_one("#facet-person", Select)
         labels = [str(prompt) for prompt, _ in select._options]
-        assert "Men (6)" in labels  # counts from service.facets()
+        women = sum(1 for h in before if h.gender == "Women")
+        assert f"Women ({women})" in labels and "Men (6)" not in labels  # the results' counts, not the catalog's
+        calls = len(service.calls)
         select.value = "Women"
         await settle(pilot, app, 0.1)
         after = hits(app)
-        assert after and {h.gender for h in after} == {"Women"} and len(after) < len(before)
-        assert service.calls[-1][3][0].field == "gender"
+        assert after and {h.gender for h in after} == {"Women"} and len(after) == women
+        assert len(service.calls) == calls  # narrowed in place: no search
+        app.search_screen.query_one("#sort", Select).value = "-price"
+        await settle(pilot, app, 0.1)
+        prices = [h.price for h in hits(app) if h.price is not None]
+        assert prices == sorted(prices, reverse=True) and len(service.calls) == calls
 
 
 async def test_the_filter_panel_is_mounted_the_first_time_it_is_shown(make_test_app):
@@ -123,8 +129,8 @@ async def test_the_filter_panel_is_mounted_the_first_time_it_is_shown(make_test_
         panel = app.search_screen.query_one(FacetPanel)
         assert panel.display and app.focused is panel.query_one("#mode")
         assert panel.mode == mode
-        labels = [str(prompt) for prompt, _ in panel.query_one("#facet-gender", Select)._options]
-        assert "Men (6)" in labels
+        labels = [str(prompt) for prompt, _ in panel.query_one("#facet-person", Select)._options]
+        assert "Men (2)" in labels  # of the results for "shoes"
         await pilot.press("ctrl+f")
         await settle(pilot, app, 0.1)
         assert not panel.display and app.focused is app.search_screen.query_one("#query")

@@ -16,14 +16,21 @@ SECTIONS: list[tuple[str, list[tuple[str, str]]]] = [
         ("type", "search as you type: words, or a path to an image file (typed, pasted or dropped; "
                  "quotes, ~ and file:// are fine)"),
         ("like:ID", "products that look like product ID"),
+        ("+  -", 'compound queries: "summer dress" + like:ID - floral, 2:red + ./photo.jpg; plain "without laces", '
+                 '"not leather" too, when the catalog has the word'),
         ("↓  Enter", "go to the results"),
         ("↑ ↓", "move through the results; the detail pane follows"),
         ("Enter", "open the product: large image and every attribute"),
         ("m", "more like this: search by the highlighted product's image"),
         ("ctrl+o", "regions of the query photo: the parts that look like products, each with its products; "
                    "move (arrows) and resize (shift+arrows, + -) a box, Enter searches it"),
+        ("r", 'refine the highlighted product: like:ID + what you type ("in red", "cheaper", "for men", '
+              '"without the logo"); its kind is kept unless the words name another'),
+        ("+  -", "on a result: like / not like it; the results are ranked again by your examples (Esc: back)"),
+        ("v  s", "on the results: variants as one row (\"+3 colours\") on/off · sort: relevance, price, -price"),
         ("/  Esc", "back to the search box (Esc again clears it)"),
-        ("ctrl+f", "filters: category, colour, gender, price range, and the mode"),
+        ("ctrl+f", "filters: the mode, the sort, the results' kinds, colours, persons, brands and price bands "
+                   "with counts (choosing one narrows the results in place), a price range"),
         ("ctrl+r", "next mode: image → text → lexical → hybrid → fused"),
         ("ctrl+g", "what the query was understood to ask for (kind, person, colour, brand, price): drop a part, "
                    "or keep only one value as a filter"),

@@ -16,6 +16,7 @@ from textual.widgets import Footer, Input, ListView, Static
 
 from mmtui.progress import counted
 from mmtui.store.filters import Filter
+from mmtui.query.arrange import SORTS, TOP, collapse_variants, sort_hits
 from mmtui.query.service import MODES, Hit, SearchResult
 from mmtui.tui.host import AppHost
 from mmtui.tui.judging import JudgeActions, figures_text, identity
@@ -25,7 +26,7 @@ from mmtui.tui.thumbnails import pixels_for
 from mmtui.tui.trace import trace
 from mmtui.tui.widgets.detail import DetailPane
 from mmtui.tui.widgets.facets import FacetPanel
-from mmtui.tui.widgets.results import ResultItem, ResultsList
+from mmtui.tui.widgets.results import ResultItem, ResultsList, SearchResultsList
 
 DEBOUNCE_S = 0.25
 QUICK_S = 0.15  # show lexical results first when hybrid takes longer than this
@@ -37,8 +38,8 @@ def tips(example_id: str | None = None) -> str:
             "  navy blue running shoes\n"
             "  /path/to/photo.jpg   [dim](an image path searches by image; paste or drop a file)[/dim]\n"
             f"  {like:<20} [dim]({what})[/dim]\n\n"
-            "[dim]↓ or Enter: go to the results · m: more like this · ctrl+f: filters · ctrl+r: mode · "
-            "F1: help[/dim]")
+            "[dim]↓ or Enter: go to the results · m: more like this · r: refine it (\"in red\", \"cheaper\") · "
+            "+/-: like / not like · ctrl+f: filters · ctrl+r: mode · F1: help[/dim]")
 
 
 class SearchInput(Input):
@@ -83,6 +84,13 @@ class SearchScreen(JudgeActions, Screen):
         self.shown_query: Query | None = None  # the query whose results are on screen
         self._grades: dict[str, int] = {}  # the user's judgements of that query
         self._status_lines = 1
+        self._counted: Any = None  # the results' facet counts (mmtui.query.arrange.ResultFacets)
+        self._keys: dict[str, str] = {}  # product id -> variant key, for collapsing variants
+        self._collapse = True  # variants of one product as one row ("+3 colours")
+        self._sort = "relevance"  # while the filter panel is not mounted
+        self._shown: list[Hit] = []  # the rows on screen: the results narrowed, sorted, collapsed
+        self._examples: dict[str, bool] = {}  # product id -> liked (True) / not liked: a recommendation
+        self._pool: tuple[str, ...] = ()  # the results the recommendation ranks
 
     # ---------------------------------------------------------------- layout
     def compose(self) -> ComposeResult:
@@ -94,7 +102,7 @@ class SearchScreen(JudgeActions, Screen):
             with Vertical(id="results-column"):
                 yield Static(id="status")
                 yield Static(tips(), id="tips")
-                yield ResultsList(id="results")
+                yield SearchResultsList(id="results")
             yield DetailPane(self.app.image_class, id="detail")
         yield Footer(compact=True, show_command_palette=False)
 
@@ -179,7 +187,9 @@ class SearchScreen(JudgeActions, Screen):
         event.stop()
         panel = self.query_one(FacetPanel)
         panel.set_facets(self.app.facets or {})
+        panel.set_result_facets(self._counted)
         panel.mode = self._mode or self.app.default_mode  # a mode chosen while it was mounting
+        panel.sort = self._sort
 
     def clear_filters(self) -> None:
         panel = self.facet_panel
@@ -222,6 +232,7 @@ class SearchScreen(JudgeActions, Screen):
     def _query_changed(self) -> None:
         self._dropped.clear()
         self._pinned.clear()
+        self._examples.clear()
         if self._timer is not None:
             self._timer.stop()
         self._timer = self.set_timer(DEBOUNCE_S, self.search_now)
@@ -239,49 +250,61 @@ class SearchScreen(JudgeActions, Screen):
 
     @on(FacetPanel.Changed)
     def _facets_changed(self) -> None:
+        """A mode or a price range searches again; a facet value or an order only rearranges the results."""
         self.refresh_header()
-        self.search_now()
+        if not self.search_now() and self.result is not None:
+            self.call_later(self._redraw)
 
-    def search_now(self, force: bool = False) -> None:
-        """Run the current query now (debounce timer cancelled); unchanged queries are not re-run."""
+    def search_now(self, force: bool = False) -> bool:
+        """Run the current query now (debounce timer cancelled); unchanged queries are not re-run (False)."""
         if self._timer is not None:
             self._timer.stop()
             self._timer = None
         query = parse_query(self.query_one("#query", Input).value)
+        if self._examples and query.kind != "empty":
+            query = Query("recommend", self._recommendation(query))
         mode, filters = self.mode, self.filters
         signature = (query, mode, tuple(filters), self.dropped)
         if signature == self._last_signature and not force:
-            return
+            return False
         self._last_signature = signature
         self._seq += 1
         self._waiting_for_model = False
         self._degraded = False
         if query.kind == "empty":
             self.show_tips()
-            return
+            return True
         if query.kind == "path":
             what = "a folder, not an image" if query.path and query.path.is_dir() else "no image file there (yet)"
             self.set_status(Text(f"{query.text}: {what}. Give a .jpg/.png/.webp file to search by image.",
                                  style="italic yellow"))
-            return
+            return True
         if self.app.service is None:
             self.set_status(Text("Opening the data dir… your search runs when it is open.", style="italic"))
-            return
+            return True
         ready = self.app.model_state == "ready"
-        if not ready and (query.kind in ("image", "like") or mode not in ("lexical", "hybrid")):
+        if not ready and (query.kind in ("image", "like", "compound", "recommend")
+                          or mode not in ("lexical", "hybrid")):
             self._waiting_for_model = True
             what = "image search" if query.kind == "image" else f"{mode} search"
             self.set_status(Text(f"Loading model… the {what} runs as soon as it is ready.", style="italic"))
-            return
+            return True
         if not ready and mode == "hybrid":
             mode = "lexical"
             self._degraded = True
         self.set_status(Text("searching…", style="dim italic"))
         self._search_worker = self._run_search(self._seq, query, mode, filters)
+        return True
+
+    def _recommendation(self, query: Query) -> str:
+        """The liked products added and the not liked ones subtracted (the typed query when none is liked)."""
+        liked = [f"like:{pid}" for pid, good in self._examples.items() if good]
+        text = " + ".join(liked) if liked else (f'"{query.text}"' if query.kind == "image" else query.text)
+        return text + "".join(f" - like:{pid}" for pid, good in self._examples.items() if not good)
 
     @work(exclusive=True, group="search", exit_on_error=False)
     async def _run_search(self, seq: int, query: Query, mode: str, filters: list[Filter]) -> None:
-        service, k = self.app.service, self.app.k
+        service, k = self.app.service, max(self.app.k, TOP)  # the top TOP are counted; app.k are shown
         if service is None:
             return
         try:
@@ -296,9 +319,14 @@ class SearchScreen(JudgeActions, Screen):
                 kwargs = {"k": k, "mode": mode, "filters": filters}
                 if self.dropped:
                     kwargs["drop"] = self.dropped
-                if mode == "hybrid":
+                if query.kind in ("compound", "recommend"):
+                    kwargs["compound"] = True
+                    if query.kind == "recommend":
+                        kwargs["within"] = list(self._pool)
+                elif mode == "hybrid":
                     await self._quick_lexical(seq, query, filters)
             result = await self.app.lane.call(*call, still_wanted=lambda: seq == self._seq, **kwargs)
+            counted = await self.app.lane.call(_counted, service, result, still_wanted=lambda: seq == self._seq)
         except Skipped:
             return
         except Exception as exc:  # every failure becomes a notification; the app stays up
@@ -309,7 +337,7 @@ class SearchScreen(JudgeActions, Screen):
             return
         if seq != self._seq:
             return  # a newer query is on its way: drop this stale result
-        await self.show_result(result, query, seq=seq)
+        await self.show_result(result, query, seq=seq, counted=counted)
 
     async def _quick_lexical(self, seq: int, query: Query, filters: list[Filter]) -> None:
         """Hybrid needs the text encoder (slow on a busy CPU); words alone answer in a few ms. Run them first and
@@ -337,7 +365,7 @@ class SearchScreen(JudgeActions, Screen):
         self.set_status("")
 
     async def show_result(self, result: SearchResult, query: Query, *, seq: int | None = None,
-                          quick: bool = False) -> None:
+                          quick: bool = False, counted: tuple | None = None) -> None:
         """Replace the results; a quick (lexical-first) result never overwrites the full one of its query."""
         async with self._show_lock:
             if quick and (seq != self._seq or self._final_seq == seq):
@@ -348,25 +376,57 @@ class SearchScreen(JudgeActions, Screen):
             focus = seq is not None and seq == self._focus_seq
             if focus:
                 self._focus_seq = None
-            await self._show(result, query, focus=focus)
+            await self._show(result, query, focus=focus, counted=counted)
 
-    async def _show(self, result: SearchResult, query: Query, *, focus: bool = False) -> None:
+    async def _show(self, result: SearchResult, query: Query, *, focus: bool = False,
+                    counted: tuple | None = None) -> None:
         self.result = result
         self.shown_query = query
+        self._counted, self._keys = counted or (None, {})
+        panel = self.facet_panel
+        if panel is not None:
+            panel.set_result_facets(self._counted)
         self._grades = self._read_grades(query)
+        await self._draw(focus=focus)
+
+    def _arranged(self) -> tuple[list[Hit], dict[str, str]]:
+        """The result's hits narrowed to the chosen facet values, sorted, variants collapsed, app.k of them; and
+        each row's label ("+3 colours")."""
+        hits = list(self.result.hits) if self.result is not None else []
+        panel = self.facet_panel
+        chosen = panel.chosen() if panel is not None else {}
+        if chosen and self._counted is not None:
+            hits = self._counted.only(hits, chosen)
+        hits = sort_hits(hits, self.sort)
+        labels: dict[str, str] = {}
+        if self._collapse and self._keys:
+            rows = collapse_variants(hits, self._keys)
+            hits = [row.hit for row in rows]
+            labels = {row.hit.id: row.label for row in rows if row.label}
+        return hits[:self.app.k], labels
+
+    async def _redraw(self) -> None:
+        async with self._show_lock:
+            await self._draw()
+
+    async def _draw(self, focus: bool = False) -> None:
+        result, query = self.result, self.shown_query
+        if result is None or query is None:
+            return
+        self._shown, labels = self._arranged()
         results = self.query_one("#results", ResultsList)
-        await results.set_hits(result.hits, self.app.image_class, self._grades)
+        await results.set_hits(self._shown, self.app.image_class, self._grades, labels)
         self.query_one("#tips").display = False
         results.display = True
         if focus:
             self.action_focus_results()
         self.set_status(self._status_text(result, query))
-        if result.hits:
-            self._show_detail(result.hits[0])
+        if self._shown:
+            self._show_detail(self._shown[0])
         else:
             self.query_one(DetailPane).show(None)
         self._load_thumbnails(self._draw_cached_thumbnails())
-        self.call_after_refresh(trace, "results", query=query.text, n=len(result.hits), mode=result.mode,
+        self.call_after_refresh(trace, "results", query=query.text, n=len(self._shown), mode=result.mode,
                                 quick=self._refining, took_ms=result.took_ms,
                                 focused=getattr(self.app.focused, "id", None))
 
@@ -396,11 +456,16 @@ class SearchScreen(JudgeActions, Screen):
         self.set_status(self._status_text(self.result, self.shown_query))
 
     def _status_text(self, result: SearchResult, query: Query) -> Text:
-        n = len(result.hits)
+        n = len(self._shown)
         text = Text()
         if self._grades and n:
-            text.append_text(figures_text([h.id for h in result.hits], self._grades))
+            text.append_text(figures_text([h.id for h in self._shown], self._grades))
             text.append(" · ")
+        if self._examples:
+            liked = sum(1 for good in self._examples.values() if good)
+            text.append("recommending ", style="bold")
+            text.append(f"{liked} liked, {len(self._examples) - liked} not liked, among {len(self._pool)} results"
+                        " (esc: back) · ")
         if query.kind == "image":
             text.append("image ", style="bold")
             text.append(query.path.name if query.path else query.text)
@@ -409,6 +474,12 @@ class SearchScreen(JudgeActions, Screen):
         elif query.kind == "like":
             text.append("more like ", style="bold")
             text.append(query.text)
+            text.append(" · ")
+        parts = getattr(result, "parts", None)
+        if parts is not None and parts.combined:
+            text.append("parts ", style="bold")
+            text.append("  ".join(f"{p['sign']}{p['kind']}:{p['value']}" + (f" x{p['weight']:g}" if p["weight"] != 1
+                                                                         else "") for p in parts.to_json()))
             text.append(" · ")
         text.append(f"{n} result{'s' if n != 1 else ''}" if n else "no results")
         text.append(f" in {result.took_ms:.0f} ms · {result.mode}", style="dim")
@@ -421,6 +492,12 @@ class SearchScreen(JudgeActions, Screen):
             text.append(" · words first, refining with the model…", style="italic yellow")
         if not n and filters:
             text.append(" · try clearing filters (ctrl+f)", style="dim")
+        panel = self.facet_panel
+        narrowed = ", ".join(f"{k} {v}" for k, v in (panel.chosen() if panel is not None else {}).items())
+        if narrowed:
+            text.append(f" · only {narrowed}", style="italic")
+        if self.sort != "relevance":
+            text.append(f" · sorted by {self.sort}", style="italic")
         understood = getattr(result, "understood", None)
         if understood is not None and not understood.empty:
             text.append(f" · understood: {understood.label()}", style="cyan")
@@ -517,6 +594,50 @@ class SearchScreen(JudgeActions, Screen):
         self.search_now()
         self.action_focus_results()
 
+    def action_refine(self) -> None:
+        """Start a refinement of the highlighted product: the box holds it as a like: part, then what is typed
+        ("in red", "cheaper", "for men", "without the logo")."""
+        hit = self.current_hit()
+        if hit is None:
+            self.app.notify("Highlight a result first.", severity="warning")
+            return
+        box = self.query_one("#query", Input)
+        box.value = f"{LIKE_PREFIX}{hit.id} + "
+        box.focus()
+        self.call_after_refresh(box.action_end)  # after the focus selected it all: typing adds to it
+
+    def action_example(self, liked: bool) -> None:
+        """Mark the highlighted product liked / not liked: the results are ranked again by the examples."""
+        hit = self.current_hit()
+        if hit is None or self.result is None:
+            return
+        if not self._examples:
+            self._pool = tuple(h.id for h in self.result.hits)
+        self._examples[hit.id] = liked
+        self.search_now()
+
+    def action_toggle_variants(self) -> None:
+        self._collapse = not self._collapse
+        self.app.notify("Variants " + ("collapsed" if self._collapse else "shown one per row"), timeout=1.5)
+        if self.result is not None:
+            self.call_later(self._redraw)
+
+    @property
+    def sort(self) -> str:
+        panel = self.facet_panel
+        return panel.sort if panel is not None else self._sort
+
+    def action_cycle_sort(self) -> None:
+        order = SORTS[(SORTS.index(self.sort) + 1) % len(SORTS)]
+        panel = self.facet_panel
+        if panel is not None:
+            panel.sort = order  # the panel reports the change (FacetPanel.Changed)
+        else:
+            self._sort = order
+            if self.result is not None:
+                self.call_later(self._redraw)
+        self.app.notify(f"Sorted by {order}", timeout=1.5)
+
     def action_open_detail(self) -> None:
         hit = self.current_hit()
         if hit is None:
@@ -537,6 +658,10 @@ class SearchScreen(JudgeActions, Screen):
         self.query_one("#query").focus()
 
     def action_escape(self) -> None:
+        if self._examples:  # back from the recommendation to the results it ranked
+            self._examples.clear()
+            self.search_now()
+            return
         query = self.query_one("#query", Input)
         if self.focused is not query:
             query.focus()
@@ -561,7 +686,7 @@ class SearchScreen(JudgeActions, Screen):
         from mmtui.tui.screens.understood import UnderstoodDialog
 
         result = self.result
-        understood = getattr(result, "understood", None) if result is not None and result.kind == "text" else None
+        understood = getattr(result, "understood", None) if result is not None and result.kind in ("text", "compound") else None
         self.app.push_screen(UnderstoodDialog(understood, changed=bool(self.dropped)), self._understood_changed)
 
     def _understood_changed(self, action: tuple | None) -> None:
@@ -610,3 +735,8 @@ class SearchScreen(JudgeActions, Screen):
     def set_query(self, text: str) -> None:
         self.query_one("#query", Input).value = text
         self.search_now()
+
+
+def _counted(service: Any, result: SearchResult) -> tuple[Any, dict[str, str]]:
+    """(the result's facet counts, its variant keys), on the service lane."""
+    return service.result_facets(result.hits), service.variant_keys(result.hits)
