@@ -447,9 +447,12 @@ class SearchService:
         return allowed, where, params
 
     def kind_search(self, query: str, indexes: Mapping | None = None):
-        """The understood kind's search: the query's nearest products in a pool, by the fused (else text) vectors."""
+        """The understood kind's search: the query's nearest products in a pool, by the fused vectors when that
+        index is in memory already, else the text ones (a hybrid query reads image and text: the kind list must not
+        read a third graph, ~0.75-1.3 GB at 1M products)."""
         indexes = self.indexes if indexes is None else indexes
-        name = "fused" if "fused" in indexes else "text"
+        loaded = getattr(indexes, "loaded", None)  # LazyIndexes: what is read so far
+        name = "fused" if "fused" in indexes and (loaded is None or "fused" in loaded) else "text"
         return lambda pool, n=100: vector_hits(indexes, name, self.query_vector(query), n, pool)
 
     def vector_hits(self, name: str, vector, n: int, allowed=None) -> list[tuple[int, float]]:
