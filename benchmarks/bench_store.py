@@ -258,8 +258,44 @@ def update(n: int, store: str, kind: str, added: int = 10_000, removed: int = 1_
     return result
 
 
+def inputs(n: int) -> dict:
+    """Peak RSS of what reindex holds before building a graph, at n products: the image and text vectors read
+    from a Store (embeddings table filled from the generated vectors) and the fused ones made from them."""
+    from mmtui.index.fused import fusion_weight
+    from mmtui.index.writer import _fused_from
+    from mmtui.store.db import Store
+
+    path = WORK / f"vectors-store-{n}" / "catalog.db"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        store = Store.open(path, create=True)
+        for kind in ("image", "text"):
+            vectors = np.load(_data(n) / f"{kind}.npy", mmap_mode="r")
+            for s in range(0, n, 20_000):
+                rows = list(range(s + 1, min(n, s + 20_000) + 1))
+                store.put_vectors("bench", kind, rows, ["x"] * len(rows), np.asarray(vectors[s:s + len(rows)]))
+        store.close()
+    started = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    store = Store.open(path)
+    t = time.perf_counter()
+    projected = {kind: store.vectors("bench", kind) for kind in ("image", "text")}
+    read_s = time.perf_counter() - t
+    after_read = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    fused = _fused_from(projected, fusion_weight(store))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result = {"n": n, "read_s": round(read_s, 1), "peak_before_mb": round(started, 1),
+              "peak_after_reading_mb": round(after_read, 1), "peak_after_fused_mb": round(peak, 1),
+              "arrays_mb": round(sum(v.nbytes for _, v in projected.values()) / 1e6 + fused[1].nbytes / 1e6, 1)}
+    store.close()
+    _results(f"inputs-{n}", result)
+    return result
+
+
 def main() -> None:
     step, n = sys.argv[1], int(sys.argv[2])
+    if step == "inputs":
+        inputs(n)
+        return
     if step == "queries":
         for kind in ("text", "image"):
             truth(n, kind)
