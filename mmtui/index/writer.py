@@ -13,6 +13,7 @@ import numpy as np
 from mmtui.index.ann import VectorIndex, build_digest, choose_store
 from mmtui.config import Settings
 from mmtui.store.datadir import writes
+from mmtui.encoders.base import l2_normalize
 from mmtui.index.fused import fuse, fused_vectors, fusion_weight
 from mmtui.index.generations import NewGeneration, current_or_none
 from mmtui.index.lexical import write_lexical_index
@@ -194,12 +195,16 @@ def _fused_from(projected: dict, w: float) -> tuple[np.ndarray, np.ndarray]:
     ids, text = projected["text"]
     if not len(ids):
         return ids, text
-    image = np.zeros_like(text)
+    out = np.empty_like(text)
+    for s in range(0, len(text), 65536):  # products without an image: their text vector (fuse's rule)
+        out[s:s + 65536] = l2_normalize(text[s:s + 65536])
     img_ids, img = projected["image"]
-    if len(img_ids):
+    if len(img_ids):  # block by block: no image array aligned with the texts (1 GB at 1M)
         _, t_pos, i_pos = np.intersect1d(ids, img_ids, return_indices=True)
-        image[t_pos] = img[i_pos]
-    return ids, fuse(text, image, w)
+        for s in range(0, len(t_pos), 65536):
+            rows = t_pos[s:s + 65536]
+            out[rows] = fuse(text[rows], img[i_pos[s:s + 65536]], w)
+    return ids, out
 
 
 def _build_fused_index(gen, store: Store, projector, base: str, space: str, text_vectors: np.ndarray,
