@@ -280,17 +280,19 @@ def inputs(n: int) -> dict:
     t = time.perf_counter()
     from mmtui.encoders.projector import identity
 
-    text_ids, text_vectors = store.vectors("bench", "text")  # reindex keeps these for its recall queries
+    text_ids, text_vectors = store.vectors("bench", "text")  # as reindex: raw texts until projected
     image_ids, image_vectors = store.vectors("bench", "image")
-    projected = {"image": (image_ids, identity().image(image_vectors)), "text": (text_ids, identity().text(text_vectors))}
+    projected = {"image": (image_ids, identity().image(image_vectors))}
     del image_vectors
+    projected["text"] = (text_ids, identity().text(text_vectors))
+    del text_vectors
     read_s = time.perf_counter() - t
     after_read = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     fused = _fused_from(projected, fusion_weight(store))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     result = {"n": n, "read_s": round(read_s, 1), "peak_before_mb": round(started, 1),
               "peak_after_reading_mb": round(after_read, 1), "peak_after_fused_mb": round(peak, 1),
-              "arrays_mb": round((sum(v.nbytes for _, v in projected.values()) + text_vectors.nbytes + fused[1].nbytes) / 1e6, 1)}
+              "arrays_mb": round((sum(v.nbytes for _, v in projected.values()) + fused[1].nbytes) / 1e6, 1)}
     store.close()
     _results(f"inputs-{n}", result)
     return result

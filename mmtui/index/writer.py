@@ -55,19 +55,23 @@ def reindex(settings: Settings, store: Store | None = None, progress: ProgressCa
         space, projector = search_space(store, settings)
         results: dict[str, tuple[float, str]] = {}
         text_rowids, text_vectors = store.vectors(base, "text")
+        text_sample = _sample(text_vectors)  # the self-checks' queries: not the whole array kept (1 GB at 1M)
         gen = NewGeneration(settings.ann_dir, current_or_none(settings.ann_dir))
         projected: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # the fused index is made from these
         for name in ("image", "text"):
             rowids, vectors = (store.vectors(base, "image") if name == "image" else (text_rowids, text_vectors))
+            if name == "text":
+                del text_vectors
             if len(rowids):
                 vectors = projector.image(vectors) if name == "image" else projector.text(vectors)
             projected[name] = (rowids, vectors)
             # self-check with cross-modal queries (product texts against images), as searches are
             results[name] = _write_index(gen, name, space, rowids, vectors, progress,
                                          lambda index, cross=name == "image":
-                                         _recall_queries(projector, text_vectors, index, cross),
+                                         _recall_queries(projector, text_sample, index, cross),
                                          store_setting=settings.vector_store)
-        results["fused"] = _build_fused_index(gen, store, projector, base, space, text_vectors, progress, projected,
+        del rowids, vectors
+        results["fused"] = _build_fused_index(gen, store, projector, base, space, text_sample, progress, projected,
                                               settings.vector_store)
         _build_lexical_index(gen, store, progress)
         gen.commit()  # searches switch to the new set of files here, all at once
@@ -180,13 +184,20 @@ def _self_check(index: VectorIndex, queries: np.ndarray) -> float:
     return recall
 
 
-def _recall_queries(projector, text_vectors: np.ndarray, index: VectorIndex, cross_modal: bool) -> np.ndarray:
+def _sample(vectors: np.ndarray) -> np.ndarray:
+    """RECALL_SAMPLE rows of `vectors` (a copy), the rows _recall_queries takes."""
+    return np.asarray(vectors[np.random.default_rng(0).permutation(len(vectors))[:RECALL_SAMPLE]])
+
+
+def _recall_queries(projector, text_sample: np.ndarray, index: VectorIndex, cross_modal: bool) -> np.ndarray:
     """RECALL_SAMPLE queries for the self-check: product texts through the projector (cross-modal), or the
     index's own vectors. Only the sample is projected (at 1M products projecting all took seconds)."""
-    source = text_vectors if cross_modal and len(text_vectors) else index.vectors
+    if cross_modal and len(text_sample):  # _sample(text vectors), made before they were let go
+        return projector.text(text_sample)
+    source = index.vectors
     sample = np.random.default_rng(0).permutation(len(source))[:RECALL_SAMPLE]
     picked = np.asarray(source[sample])
-    return projector.text(picked) if cross_modal and len(text_vectors) else picked
+    return picked
 
 
 def _fused_from(projected: dict, w: float) -> tuple[np.ndarray, np.ndarray]:
@@ -207,7 +218,7 @@ def _fused_from(projected: dict, w: float) -> tuple[np.ndarray, np.ndarray]:
     return ids, out
 
 
-def _build_fused_index(gen, store: Store, projector, base: str, space: str, text_vectors: np.ndarray,
+def _build_fused_index(gen, store: Store, projector, base: str, space: str, text_sample: np.ndarray,
                        progress: ProgressCallback, projected: dict | None = None,
                        store_setting: str | None = None) -> tuple[float, str]:
     """The fused index (mmtui.index.fused): normalise(w * image + (1 - w) * text) per product, w from meta "fusion"."""
@@ -218,5 +229,5 @@ def _build_fused_index(gen, store: Store, projector, base: str, space: str, text
         rowids, vectors = fused_vectors(store, projector, base, w)
     # (same vectors means the same weight: an unchanged fused index is carried over like the others)
     return _write_index(gen, "fused", space, rowids, vectors, progress,
-                        lambda index: _recall_queries(projector, text_vectors, index, True), {"image_weight": w},
+                        lambda index: _recall_queries(projector, text_sample, index, True), {"image_weight": w},
                         label=f"fused index (image weight {w:.2f})", store_setting=store_setting)
