@@ -363,13 +363,12 @@ class VectorIndex:
             labels, distances = self.graph.knn_query(query, k=k)
         except RuntimeError:  # hnswlib reached fewer than k items (a poorly connected graph): exact is always right
             return self._exact(query, k, None)
-        if self.manifest.store == "usearch":
-            return self._rescored(query, labels[0], k)
+        # usearch's float16 distances as they are: re-scoring from the vectors file would make it resident too
+        # (+0.5 GB an index at 1M) for no recall (exact over float16 vectors = float32's top 10, speed.md)
         return labels[0].astype(np.int64), self._cosines(1.0 - distances[0])
 
     def _rescored(self, query: np.ndarray, candidates: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """The top k of the graph's candidates by float32 dot products with their stored vectors (the graph's
-        own distances are float16 ones: near-ties would order differently from exact search)."""
+        """The top k of a filtered search's candidates by float32 dot products with their stored vectors."""
         positions = self.positions(candidates)
         return self._exact(query, k, np.sort(positions[positions >= 0]))
 
