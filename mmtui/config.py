@@ -67,6 +67,7 @@ class Settings:
     checkpoint: Path | None = None  # open_clip weights file for offline use
     device: str | None = None  # None = CUDA when available, else CPU
     lock_timeout: float = 600.0  # seconds a writer waits for another one in the same data dir (0: fail at once)
+    vector_store: str = "auto"  # MMTUI_VECTOR_STORE: the ANN graphs' library, hnswlib | usearch | auto (by size)
 
     @classmethod
     def load(
@@ -93,6 +94,7 @@ class Settings:
             checkpoint=Path(ckpt).expanduser() if ckpt else None,
             device=device,
             lock_timeout=lock_timeout if lock_timeout is not None else _seconds(env.get("MMTUI_LOCK_TIMEOUT"), 600.0),
+            vector_store=check_env_choice("MMTUI_VECTOR_STORE", ("auto", "hnswlib", "usearch")) or "auto",
         )
 
     @property

@@ -33,7 +33,7 @@ class Encoder(Protocol):
 def l2_normalize(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float32)
     norms = np.linalg.norm(x, axis=-1, keepdims=True)
-    return (x / np.maximum(norms, 1e-12)).astype(np.float32)
+    return (x / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
 
 
 def fingerprint_of(*parts: object) -> str:

@@ -1,7 +1,11 @@
-"""Vector indexes: hnswlib (cosine) with a JSON manifest sidecar, and exact search as fallback and reference.
+"""Vector indexes: a cosine graph with a JSON manifest sidecar, and exact search as fallback and reference.
 
-Each index keeps its vectors as a .npy file next to the .hnsw graph: exact search over a filtered subset
-and the recall self-check need them, and they load memory-mapped. Small catalogs skip the graph entirely.
+Two graph stores (Manifest.store): hnswlib (float32, read into each process's memory; the fastest search) for
+small and mid-sized catalogs, usearch (float16 inside the graph, opened memory-mapped so processes share it;
+mmtui.index.usearch_graph) from USEARCH_FROM vectors on, or as the `MMTUI_VECTOR_STORE` setting says.
+Each index keeps its vectors as a .npy file next to the graph (float32 for hnswlib, float16 for usearch): exact
+search over a filtered subset, re-scoring and the recall self-check need them, and they load memory-mapped.
+Small catalogs skip the graph entirely.
 Loading an index whose manifest does not match the model raises IndexMismatchError, never wrong results.
 """
 
@@ -26,6 +30,15 @@ GRAPH_M, EF_CONSTRUCTION, EF = 32, 200, 128  # the shipped graph (M, ef_construc
 FILTER_CROSSING = 300.0
 UPDATE_SHARE = 0.2  # VectorIndex.updated: at most this share of the labels added, changed or removed
 DELETED_SHARE = 0.1  # and at most this share of the graph's slots left deleted (a full build beyond)
+STORES = ("hnswlib", "usearch")
+USEARCH_FROM = 200_000  # "auto": usearch from this many vectors (docs/figures.md, "One million products")
+
+
+def choose_store(count: int, setting: str | None = None) -> str:
+    """The graph store for `count` vectors: the setting ("hnswlib" | "usearch"), or by size for "auto"/None."""
+    if setting in STORES:
+        return setting
+    return "usearch" if count >= USEARCH_FROM else "hnswlib"
 
 
 @dataclass
@@ -42,12 +55,18 @@ class Manifest:
     built_at: str = ""
     recall_at_10: float | None = None  # self-check against exact search, measured at build time
     extra: dict = field(default_factory=dict)
+    store: str = "hnswlib"  # the graph's library (manifests written before usearch lack it: hnswlib)
 
 
-def build_digest(labels: np.ndarray, vectors: np.ndarray) -> str:
+def build_digest(labels: np.ndarray, vectors: np.ndarray, store: str = "hnswlib") -> str:
     """content_digest with the shipped build parameters: what VectorIndex.build records by default."""
-    return content_digest(labels, vectors, M=GRAPH_M, ef_construction=EF_CONSTRUCTION, ef=EF,
-                          exact_below=EXACT_BELOW)
+    return content_digest(labels, vectors, **_params(GRAPH_M, EF_CONSTRUCTION, EF, EXACT_BELOW, store))
+
+
+def _params(M: int, ef_construction: int, ef: int, exact_below: int, store: str) -> dict:
+    """The build parameters a digest covers (the store only when not hnswlib: older digests stay valid)."""
+    params = dict(M=M, ef_construction=ef_construction, ef=ef, exact_below=exact_below)
+    return params if store == "hnswlib" else {**params, "store": store}
 
 
 def content_digest(labels: np.ndarray, vectors: np.ndarray, **params: object) -> str:
@@ -78,17 +97,22 @@ class VectorIndex:
     @classmethod
     def build(cls, name: str, model: str, labels: np.ndarray, vectors: np.ndarray, *, M: int = GRAPH_M,
               ef_construction: int = EF_CONSTRUCTION, ef: int = EF, exact_below: int = EXACT_BELOW,
-              threads: int = 2, digest: str | None = None) -> "VectorIndex":
-        """`digest`: content_digest of these inputs and parameters when the caller has it (1 GB read at 1M)."""
+              threads: int = 2, digest: str | None = None, store: str = "hnswlib") -> "VectorIndex":
+        """`digest`: content_digest of these inputs and parameters when the caller has it (1 GB read at 1M).
+        `store`: "hnswlib" or "usearch" (choose_store)."""
         labels = np.asarray(labels, dtype=np.int64)
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         dim = int(vectors.shape[1]) if vectors.ndim == 2 and len(vectors) else 0
-        digest = digest or content_digest(labels, vectors, M=M, ef_construction=ef_construction, ef=ef,
-                                          exact_below=exact_below)
+        digest = digest or content_digest(labels, vectors, **_params(M, ef_construction, ef, exact_below, store))
         started = time.perf_counter()
         graph = None
         use_graph = len(labels) >= exact_below
-        if use_graph:
+        if use_graph and store == "usearch":
+            from mmtui.index.usearch_graph import UsearchGraph
+
+            graph = UsearchGraph.build(dim, labels, vectors, M=M, ef_construction=ef_construction, ef=ef,
+                                       threads=threads)
+        elif use_graph:
             import hnswlib
 
             graph = hnswlib.Index(space="cosine", dim=dim)
@@ -99,13 +123,15 @@ class VectorIndex:
         manifest = Manifest(name=name, model=model, dim=dim, count=len(labels), M=M,
                             ef_construction=ef_construction, ef=ef, graph=use_graph,
                             build_seconds=round(time.perf_counter() - started, 3),
-                            built_at=time.strftime("%Y-%m-%dT%H:%M:%S"), extra={"digest": digest})
+                            built_at=time.strftime("%Y-%m-%dT%H:%M:%S"), extra={"digest": digest},
+                            store=store if use_graph else "hnswlib")
         return cls(manifest, labels, vectors, graph)
 
     @staticmethod
     def saved_if_same(directory: Path, name: str, model: str, labels: np.ndarray, vectors: np.ndarray, *,
                       M: int = GRAPH_M, ef_construction: int = EF_CONSTRUCTION, ef: int = EF,
-                      exact_below: int = EXACT_BELOW, digest: str | None = None) -> Manifest | None:
+                      exact_below: int = EXACT_BELOW, digest: str | None = None,
+                      store: str = "hnswlib") -> Manifest | None:
         """The manifest of the index saved in `directory` when it was built for `model` from exactly these
         labels, vectors and parameters (so rebuilding it would give the same index), else None."""
         path = directory / f"{name}.manifest.json"
@@ -113,21 +139,19 @@ class VectorIndex:
             manifest = Manifest(**json.loads(path.read_text()))
         except (OSError, ValueError, TypeError):
             return None
-        files = [directory / f"{name}.vectors.npy", directory / f"{name}.labels.npy"]
-        if manifest.graph:
-            files.append(directory / f"{name}.hnsw")
+        files = [directory / f for f in VectorIndex.files(name, manifest.graph, manifest.store)]
         if manifest.model != model or not all(f.is_file() for f in files):
             return None
         digest = digest or content_digest(np.asarray(labels, dtype=np.int64),
                                           np.ascontiguousarray(vectors, dtype=np.float32),
-                                          M=M, ef_construction=ef_construction, ef=ef, exact_below=exact_below)
+                                          **_params(M, ef_construction, ef, exact_below, store))
         return manifest if manifest.extra.get("digest") == digest else None
 
     @classmethod
     def updated(cls, directory: Path, name: str, model: str, labels: np.ndarray, vectors: np.ndarray, *,
                 M: int = GRAPH_M, ef_construction: int = EF_CONSTRUCTION, ef: int = EF, exact_below: int = EXACT_BELOW,
                 threads: int = 2, max_share: float = UPDATE_SHARE, max_deleted: float = DELETED_SHARE,
-                digest: str | None = None) -> "VectorIndex | None":
+                digest: str | None = None, store: str = "hnswlib") -> "VectorIndex | None":
         """The index for these inputs made by updating the graph saved in `directory` (hnswlib: removed labels
         marked deleted, new ones added into deleted slots first, changed ones updated in place), or None when
         a full build is due: no saved graph with the same model, M and ef_construction, more than `max_share` of the
@@ -142,11 +166,11 @@ class VectorIndex:
         try:
             old = Manifest(**json.loads((directory / f"{name}.manifest.json").read_text()))
             old_labels = np.load(directory / f"{name}.labels.npy")
-            old_vectors = np.load(directory / f"{name}.vectors.npy", mmap_mode="r")
+            old_vectors = np.load(directory / _vectors_file(name, old.store), mmap_mode="r")
         except (OSError, ValueError, TypeError, EOFError):
             return None
         if not old.graph or old.model != model or old.dim != dim or len(labels) < exact_below or \
-                (old.M, old.ef_construction) != (M, ef_construction) or \
+                (old.M, old.ef_construction, old.store) != (M, ef_construction, store) or \
                 len(old_labels) != old.count or old_vectors.shape != (old.count, dim):
             return None
         started = time.perf_counter()
@@ -154,6 +178,21 @@ class VectorIndex:
         if len(added) + len(changed) + len(removed) > max_share * len(labels):
             return None
         old_deleted = int(old.extra.get("deleted_slots", 0))
+        digest = digest or content_digest(labels, vectors, **_params(M, ef_construction, ef, exact_below, store))
+        change = {"added": int(len(added)), "changed": int(len(changed)), "removed": int(len(removed))}
+        if store == "usearch":
+            graph = _usearch_updated(directory / f"{name}.usearch", old, labels, vectors, added, changed, removed,
+                                     max_deleted, threads)
+            if graph is None:
+                return None
+            manifest = Manifest(name=name, model=model, dim=dim, count=len(labels), M=M,
+                                ef_construction=ef_construction, ef=max(ef, old.ef), graph=True,
+                                build_seconds=round(time.perf_counter() - started, 3),
+                                built_at=time.strftime("%Y-%m-%dT%H:%M:%S"), store=store,
+                                extra={"digest": digest, "deleted_slots": graph.deleted_slots(),
+                                       "updated_from": old.extra.get("digest"), "update": change})
+            graph.set_ef(manifest.ef)
+            return cls(manifest, labels, vectors, graph)
         import hnswlib
 
         graph = hnswlib.Index(space="cosine", dim=dim)
@@ -186,32 +225,36 @@ class VectorIndex:
         deleted_slots = graph.get_current_count() - len(labels)
         if deleted_slots != deleted_after:
             return None
-        digest = digest or content_digest(labels, vectors, M=M, ef_construction=ef_construction, ef=ef,
-                                          exact_below=exact_below)
         manifest = Manifest(name=name, model=model, dim=dim, count=len(labels), M=M,
                             ef_construction=ef_construction, ef=search_ef, graph=True,
                             build_seconds=round(time.perf_counter() - started, 3),
                             built_at=time.strftime("%Y-%m-%dT%H:%M:%S"),
                             extra={"digest": digest, "deleted_slots": int(deleted_slots),
-                                   "updated_from": old.extra.get("digest"),
-                                   "update": {"added": int(len(added)), "changed": int(len(changed)),
-                                              "removed": int(len(removed))}})
+                                   "updated_from": old.extra.get("digest"), "update": change})
         return cls(manifest, labels, vectors, graph)
 
     @staticmethod
-    def files(name: str, graph: bool) -> list[str]:
+    def files(name: str, graph: bool, store: str = "hnswlib") -> list[str]:
         """The file names of index `name` (the manifest last)."""
-        return [f"{name}.vectors.npy", f"{name}.labels.npy", *([f"{name}.hnsw"] if graph else []),
+        graph_file = [f"{name}.usearch" if store == "usearch" else f"{name}.hnsw"] if graph else []
+        return [_vectors_file(name, store if graph else "hnswlib"), f"{name}.labels.npy", *graph_file,
                 f"{name}.manifest.json"]
 
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
-        name = self.manifest.name
-        np.save(directory / f"{name}.vectors.npy", self.vectors)
+        name, store = self.manifest.name, self.manifest.store
+        if store == "usearch":
+            from mmtui.index.usearch_graph import write_f16
+
+            write_f16(directory / _vectors_file(name, store), self.vectors)
+        else:
+            np.save(directory / f"{name}.vectors.npy", self.vectors)
         np.save(directory / f"{name}.labels.npy", self.labels)
         if self.graph is not None:
-            path = directory / f"{name}.hnsw"
+            path = directory / self.files(name, True, store)[2]
             self.graph.save_index(str(path))
+            if store == "usearch":  # the file's own count of deleted slots (usearch reuses some on adding)
+                self.manifest.extra["deleted_slots"] = self.graph.deleted_slots()
             # hnswlib does not report a failed write (a full disk): compare the size it meant to write
             if path.stat().st_size != self.graph.index_file_size():
                 import errno
@@ -246,17 +289,28 @@ class VectorIndex:
         except (OSError, ValueError, TypeError) as exc:
             raise damaged(f"{name} index", directory, f"{path.name}: {exc}") from None
         _check_model(name, manifest.model, expected_model)
+        usearch = manifest.graph and manifest.store == "usearch"
         try:
-            vectors = np.load(directory / f"{name}.vectors.npy", mmap_mode="r")
+            vectors = np.load(directory / _vectors_file(name, manifest.store if manifest.graph else "hnswlib"),
+                              mmap_mode="r")
             labels = np.load(directory / f"{name}.labels.npy")
         except (OSError, ValueError, EOFError) as exc:
             raise damaged(f"{name} index", directory, str(exc)) from None
         if len(labels) != manifest.count or vectors.ndim != 2 or labels.ndim != 1 or len(vectors) != len(labels) \
                 or (len(labels) and vectors.shape[1] != manifest.dim) or labels.dtype != np.int64 \
-                or vectors.dtype != np.float32:
+                or vectors.dtype != (np.float16 if usearch else np.float32):
             raise damaged(f"{name} index", directory, "its files disagree with their manifest")
         graph = None
-        if manifest.graph:
+        if usearch:  # memory-mapped: opening costs ~nothing and processes share the pages
+            from mmtui.index.usearch_graph import UsearchGraph
+
+            try:
+                graph = UsearchGraph.open(directory / f"{name}.usearch", manifest.dim, manifest.count,
+                                          int(manifest.extra.get("deleted_slots", 0)))
+            except ValueError as exc:
+                raise damaged(f"{name} index", directory, f"{name}.usearch: {exc}") from None
+            graph.set_ef(manifest.ef)
+        elif manifest.graph:
             import hnswlib
 
             graph = hnswlib.Index(space="cosine", dim=manifest.dim)
@@ -309,7 +363,14 @@ class VectorIndex:
             labels, distances = self.graph.knn_query(query, k=k)
         except RuntimeError:  # hnswlib reached fewer than k items (a poorly connected graph): exact is always right
             return self._exact(query, k, None)
+        # usearch's float16 distances as they are: re-scoring from the vectors file would make it resident too
+        # (+0.5 GB an index at 1M) for no recall (exact over float16 vectors = float32's top 10, speed.md)
         return labels[0].astype(np.int64), self._cosines(1.0 - distances[0])
+
+    def _rescored(self, query: np.ndarray, candidates: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The top k of a filtered search's candidates by float32 dot products with their stored vectors."""
+        positions = self.positions(candidates)
+        return self._exact(query, k, np.sort(positions[positions >= 0]))
 
     def filter_strategy(self, allowed_count: int) -> str:
         """"exact" (score the allowed vectors) or "graph" (walk the graph with a filter) for a filter allowing
@@ -325,8 +386,11 @@ class VectorIndex:
             top = int(max(self.labels.max(initial=0), allowed.max(initial=0))) + 1
             mask = np.zeros(top, dtype=np.uint8)
             mask[allowed[allowed >= 0]] = 1
-            cached = self._filter_mask = (allowed, mask.tobytes())
+            cached = self._filter_mask = (allowed, mask.tobytes(), mask)
         member = cached[1]
+        if self.manifest.store == "usearch":  # no predicate in usearch's API: an oversampled search, then kept
+            found = self.graph.filtered(query, k, cached[2], len(allowed), len(self.labels))
+            return None if found is None else self._rescored(query, found, k)
         self.graph.set_ef(max(self.manifest.ef, k + 1))
         try:
             labels, distances = self.graph.knn_query(query, k=k, filter=member.__getitem__)
@@ -359,7 +423,7 @@ class VectorIndex:
 
     def vector_of(self, label: int) -> np.ndarray | None:
         pos = int(self.positions([label])[0])
-        return None if pos < 0 else np.asarray(self.vectors[pos])
+        return None if pos < 0 else np.asarray(self.vectors[pos], dtype=np.float32)
 
     def recall_check(self, queries: np.ndarray, k: int = 10) -> float:
         """Mean recall@k of the graph against exact search over `queries` (1.0 without a graph).
@@ -372,13 +436,24 @@ class VectorIndex:
             return 1.0
         k = min(k, len(self.labels))
         queries = np.asarray(queries, np.float32)
-        scores = queries @ np.asarray(self.vectors).T
-        kth = -np.partition(-scores, k - 1, axis=1)[:, k - 1]
+        kth = self._kth_scores(queries, k)
         hits = []
         for row, found_labels in enumerate(self._graph_results(queries, k)):
-            found = scores[row, self.positions(found_labels)]
+            positions = self.positions(found_labels)
+            found = np.asarray(self.vectors[np.sort(positions[positions >= 0])], np.float32) @ queries[row]
             hits.append(min(int((found >= kth[row] - 1e-5).sum()), k) / k)
         return float(np.mean(hits))
+
+    def _kth_scores(self, queries: np.ndarray, k: int, chunk: int = 65536) -> np.ndarray:
+        """Each query's exact k-th best score, the vectors read a chunk at a time (200 queries x 1M scores in
+        one matrix is 0.8 GB)."""
+        best = np.full((len(queries), 0), -np.inf, np.float32)
+        for s in range(0, len(self.labels), chunk):
+            scores = queries @ np.asarray(self.vectors[s:s + chunk], np.float32).T
+            both = np.concatenate([best, scores], axis=1)
+            keep = min(k, both.shape[1])
+            best = -np.partition(-both, keep - 1, axis=1)[:, :keep]
+        return best.min(axis=1)
 
     def tune_ef(self, queries: np.ndarray, target: float = 0.98, k: int = 10, max_ef: int = 1024) -> float:
         """Raise the search ef (M and ef_construction unchanged: no rebuild) until recall_check over `queries`
@@ -424,6 +499,30 @@ def _check_model(name: str, model: str | None, expected_model: str) -> None:
             "run `mmtui build-index CATALOG` (or `mmtui use NAME` back) so the index matches the model")
 
 
+def _vectors_file(name: str, store: str) -> str:
+    return f"{name}.vectors.f16.npy" if store == "usearch" else f"{name}.vectors.npy"
+
+
+def _usearch_updated(path: Path, old: Manifest, labels: np.ndarray, vectors: np.ndarray, added: np.ndarray,
+                     changed: np.ndarray, removed: np.ndarray, max_deleted: float, threads: int):
+    """The saved usearch graph read into memory and changed: removed and changed labels removed, changed and
+    added ones added (usearch reuses deleted slots first). None when the file does not open or too many slots
+    would stay deleted (a full build then)."""
+    from mmtui.index.usearch_graph import UsearchGraph
+
+    old_deleted = int(old.extra.get("deleted_slots", 0))
+    if old_deleted + len(removed) - len(added) > max_deleted * len(labels):
+        return None
+    try:
+        graph = UsearchGraph.open(path, old.dim, old.count, old_deleted, view=False)
+    except ValueError:
+        return None
+    graph.remove(np.concatenate([labels[changed], removed]))
+    moved = np.concatenate([changed, added])
+    graph.add(labels[moved], vectors[moved], threads)
+    return graph
+
+
 def _differences(old_labels: np.ndarray, old_vectors: np.ndarray, labels: np.ndarray, vectors: np.ndarray,
                  chunk: int = 65536) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(added, changed, removed): positions in `labels` of labels not in `old_labels` and of those whose vector
@@ -441,7 +540,8 @@ def _differences(old_labels: np.ndarray, old_vectors: np.ndarray, labels: np.nda
     differs = np.zeros(len(both), dtype=bool)
     for s in range(0, len(both), chunk):
         rows = both[s:s + chunk]
-        differs[s:s + chunk] = np.any(np.asarray(old_vectors[old_rows[rows]]) != vectors[rows], axis=1)
+        old = np.asarray(old_vectors[old_rows[rows]])  # float16 for usearch: compared at that precision
+        differs[s:s + chunk] = np.any(old != vectors[rows].astype(old.dtype, copy=False), axis=1)
     still = np.zeros(len(old_labels), dtype=bool)
     still[old_rows[both]] = True
     return np.flatnonzero(~known), both[differs], old_labels[~still]

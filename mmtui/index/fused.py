@@ -26,9 +26,12 @@ def fuse(text: np.ndarray, image: np.ndarray, w: float) -> np.ndarray:
     the text vector alone."""
     text = np.asarray(text, np.float32)
     image = np.asarray(image, np.float32)
-    has_image = np.linalg.norm(image, axis=1) > 0
-    mixed = np.where(has_image[:, None], w * image + (1.0 - w) * text, text)
-    return l2_normalize(mixed)
+    out = np.empty(text.shape, np.float32)
+    for s in range(0, len(text), 65536):  # a block at a time: whole-array temporaries were ~5x the input at 1M
+        t, i = text[s:s + 65536], image[s:s + 65536]
+        has_image = np.linalg.norm(i, axis=1) > 0
+        out[s:s + 65536] = l2_normalize(np.where(has_image[:, None], w * i + (1.0 - w) * t, t))
+    return out
 
 
 def product_vectors(store: Any, projector: Any, base: str, rowids: Sequence[int] | None = None

@@ -11,7 +11,7 @@ failed write (full disk, killed process) leaves a directory that never becomes c
 next writer. Generations older than the previous one are removed at each commit.
 
 Checking: opening a generation checks every file's size, and the CRC-32 of the small files (manifests, labels)
-and of the .hnsw graphs (hnswlib trusts the links it reads). The vectors and the lexical index are checked in
+and of the graphs (.hnsw, .usearch: both libraries trust the links they read). The vectors and the lexical index are checked in
 full by `check(full=True)`: build-index does it before reusing a file, `mmtui check` on demand. Data dirs
 written before generations (files directly in ann/) are read as the generation "legacy".
 """
@@ -97,7 +97,7 @@ class Generation:
             if size != record.get("size"):
                 problems[filename] = f"{size} bytes instead of {record.get('size')}"
                 continue
-            if full or size <= SMALL or filename.endswith(".hnsw"):
+            if full or size <= SMALL or filename.endswith((".hnsw", ".usearch")):
                 try:
                     crc = crc32_file(path)
                 except OSError as exc:
@@ -246,7 +246,8 @@ class NewGeneration:
         if LEGACY not in keep:
             for path in self.ann_dir.iterdir():  # files of a data dir written before generations
                 if path.is_file() and path.name != POINTER and not path.name.startswith(".") and \
-                        (path.suffix in (".npy", ".hnsw", ".npz") or path.name.endswith(".manifest.json")):
+                        (path.suffix in (".npy", ".hnsw", ".usearch", ".npz") or
+                         path.name.endswith(".manifest.json")):
                     path.unlink(missing_ok=True)
 
 

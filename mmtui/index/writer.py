@@ -10,9 +10,10 @@ import sqlite3
 
 import numpy as np
 
-from mmtui.index.ann import VectorIndex, build_digest
+from mmtui.index.ann import VectorIndex, build_digest, choose_store
 from mmtui.config import Settings
 from mmtui.store.datadir import writes
+from mmtui.encoders.base import l2_normalize
 from mmtui.index.fused import fuse, fused_vectors, fusion_weight
 from mmtui.index.generations import NewGeneration, current_or_none
 from mmtui.index.lexical import write_lexical_index
@@ -54,18 +55,24 @@ def reindex(settings: Settings, store: Store | None = None, progress: ProgressCa
         space, projector = search_space(store, settings)
         results: dict[str, tuple[float, str]] = {}
         text_rowids, text_vectors = store.vectors(base, "text")
+        text_sample = _sample(text_vectors)  # the self-checks' queries: not the whole array kept (1 GB at 1M)
         gen = NewGeneration(settings.ann_dir, current_or_none(settings.ann_dir))
         projected: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # the fused index is made from these
         for name in ("image", "text"):
             rowids, vectors = (store.vectors(base, "image") if name == "image" else (text_rowids, text_vectors))
+            if name == "text":
+                del text_vectors
             if len(rowids):
                 vectors = projector.image(vectors) if name == "image" else projector.text(vectors)
             projected[name] = (rowids, vectors)
             # self-check with cross-modal queries (product texts against images), as searches are
             results[name] = _write_index(gen, name, space, rowids, vectors, progress,
                                          lambda index, cross=name == "image":
-                                         _recall_queries(projector, text_vectors, index, cross))
-        results["fused"] = _build_fused_index(gen, store, projector, base, space, text_vectors, progress, projected)
+                                         _recall_queries(projector, text_sample, index, cross),
+                                         store_setting=settings.vector_store)
+        del rowids, vectors
+        results["fused"] = _build_fused_index(gen, store, projector, base, space, text_sample, progress, projected,
+                                              settings.vector_store)
         _build_lexical_index(gen, store, progress)
         gen.commit()  # searches switch to the new set of files here, all at once
         store.set_meta("index_space", space)
@@ -78,20 +85,24 @@ def reindex(settings: Settings, store: Store | None = None, progress: ProgressCa
 
 
 def _write_index(gen, name: str, space: str, rowids: np.ndarray, vectors: np.ndarray, progress: ProgressCallback,
-                 queries, extra: dict | None = None, label: str = "") -> tuple[float, str]:
+                 queries, extra: dict | None = None, label: str = "", store_setting: str | None = None
+                 ) -> tuple[float, str]:
     """Index `name` of the new generation: carried over when its inputs are unchanged, else the old graph
     updated after a small change, else built whole; then the recall self-check (`queries(index)`) and saved.
-    `extra`: kept in the manifest next to the content digest. Returns (recall@10, "hnsw"|"exact")."""
-    digest = build_digest(rowids, vectors) if len(rowids) else None  # once for the three steps (1 GB read at 1M)
-    saved = _reusable(gen, name, space, rowids, vectors, queries, digest)
+    `extra`: kept in the manifest next to the content digest. `store_setting`: Settings.vector_store.
+    Returns (recall@10, "hnsw"|"exact")."""
+    store = choose_store(len(rowids), store_setting)
+    # the digest once for the three steps (1 GB read at 1M)
+    digest = build_digest(rowids, vectors, store) if len(rowids) else None
+    saved = _reusable(gen, name, space, rowids, vectors, queries, digest, store)
     if saved is not None:  # same vectors, same model, intact files: what a rebuild would make
         progress(ProgressEvent("index", len(rowids), len(rowids), f"{name} index unchanged"))
         return (saved.recall_at_10 if saved.recall_at_10 is not None else 1.0), "hnsw" if saved.graph else "exact"
     progress(ProgressEvent("index", 0, None, f"building the {label or name + ' index'}"))  # said only when it is
-    index = _updated(gen, name, space, rowids, vectors, digest)  # a small change: the old graph, updated
+    index = _updated(gen, name, space, rowids, vectors, digest, store)  # a small change: the old graph, updated
     if index is None:
         index = VectorIndex.build(name, space, rowids, vectors if len(rowids) else np.zeros((0, 0), np.float32),
-                                  digest=digest)
+                                  digest=digest, store=store)
     index.manifest.extra.update(extra or {})
     recall = _self_check(index, queries(index))
     index.save(gen.dir)
@@ -100,7 +111,7 @@ def _write_index(gen, name: str, space: str, rowids: np.ndarray, vectors: np.nda
 
 
 def _reusable(gen, name: str, space: str, rowids: np.ndarray, vectors: np.ndarray, queries=None,
-              digest: str | None = None):
+              digest: str | None = None, store: str = "hnswlib"):
     """The manifest of the current generation's index `name` when it was built from exactly these inputs and
     its files check out in full (then it is linked into `gen`), else None (rebuild it).
 
@@ -110,10 +121,10 @@ def _reusable(gen, name: str, space: str, rowids: np.ndarray, vectors: np.ndarra
     old = gen.base
     if old is None or old.files is None or not len(rowids):
         return None
-    saved = VectorIndex.saved_if_same(old.dir, name, space, rowids, vectors, digest=digest)
+    saved = VectorIndex.saved_if_same(old.dir, name, space, rowids, vectors, digest=digest, store=store)
     if saved is None:
         return None
-    files = VectorIndex.files(name, saved.graph)
+    files = VectorIndex.files(name, saved.graph, saved.store)
     if not all(old.has(f) for f in files) or old.check(full=True, names={name}):
         return None  # missing, truncated or corrupted: rebuilt
     if queries is not None and saved.graph and (saved.recall_at_10 if saved.recall_at_10 is not None else 1.0) \
@@ -128,16 +139,16 @@ def _reusable(gen, name: str, space: str, rowids: np.ndarray, vectors: np.ndarra
 
 
 def _updated(gen, name: str, space: str, rowids: np.ndarray, vectors: np.ndarray,
-             digest: str | None = None) -> VectorIndex | None:
+             digest: str | None = None, store: str = "hnswlib") -> VectorIndex | None:
     """The current generation's index `name` updated to these inputs (VectorIndex.updated: the graph loaded,
     removed labels marked deleted, new and changed vectors added) when its files check out in full and the
     change is small; None: build it whole."""
     old = gen.base
     if old is None or old.files is None or not len(rowids):
         return None
-    if not all(old.has(f) for f in VectorIndex.files(name, True)) or old.check(full=True, names={name}):
+    if not all(old.has(f) for f in VectorIndex.files(name, True, store)) or old.check(full=True, names={name}):
         return None
-    return VectorIndex.updated(old.dir, name, space, rowids, vectors, digest=digest)
+    return VectorIndex.updated(old.dir, name, space, rowids, vectors, digest=digest, store=store)
 
 
 def _how(index: VectorIndex) -> str:
@@ -173,13 +184,20 @@ def _self_check(index: VectorIndex, queries: np.ndarray) -> float:
     return recall
 
 
-def _recall_queries(projector, text_vectors: np.ndarray, index: VectorIndex, cross_modal: bool) -> np.ndarray:
+def _sample(vectors: np.ndarray) -> np.ndarray:
+    """RECALL_SAMPLE rows of `vectors` (a copy), the rows _recall_queries takes."""
+    return np.asarray(vectors[np.random.default_rng(0).permutation(len(vectors))[:RECALL_SAMPLE]])
+
+
+def _recall_queries(projector, text_sample: np.ndarray, index: VectorIndex, cross_modal: bool) -> np.ndarray:
     """RECALL_SAMPLE queries for the self-check: product texts through the projector (cross-modal), or the
     index's own vectors. Only the sample is projected (at 1M products projecting all took seconds)."""
-    source = text_vectors if cross_modal and len(text_vectors) else index.vectors
+    if cross_modal and len(text_sample):  # _sample(text vectors), made before they were let go
+        return projector.text(text_sample)
+    source = index.vectors
     sample = np.random.default_rng(0).permutation(len(source))[:RECALL_SAMPLE]
     picked = np.asarray(source[sample])
-    return projector.text(picked) if cross_modal and len(text_vectors) else picked
+    return picked
 
 
 def _fused_from(projected: dict, w: float) -> tuple[np.ndarray, np.ndarray]:
@@ -188,16 +206,21 @@ def _fused_from(projected: dict, w: float) -> tuple[np.ndarray, np.ndarray]:
     ids, text = projected["text"]
     if not len(ids):
         return ids, text
-    image = np.zeros_like(text)
+    out = np.empty_like(text)
+    for s in range(0, len(text), 65536):  # products without an image: their text vector (fuse's rule)
+        out[s:s + 65536] = l2_normalize(text[s:s + 65536])
     img_ids, img = projected["image"]
-    if len(img_ids):
+    if len(img_ids):  # block by block: no image array aligned with the texts (1 GB at 1M)
         _, t_pos, i_pos = np.intersect1d(ids, img_ids, return_indices=True)
-        image[t_pos] = img[i_pos]
-    return ids, fuse(text, image, w)
+        for s in range(0, len(t_pos), 65536):
+            rows = t_pos[s:s + 65536]
+            out[rows] = fuse(text[rows], img[i_pos[s:s + 65536]], w)
+    return ids, out
 
 
-def _build_fused_index(gen, store: Store, projector, base: str, space: str, text_vectors: np.ndarray,
-                       progress: ProgressCallback, projected: dict | None = None) -> tuple[float, str]:
+def _build_fused_index(gen, store: Store, projector, base: str, space: str, text_sample: np.ndarray,
+                       progress: ProgressCallback, projected: dict | None = None,
+                       store_setting: str | None = None) -> tuple[float, str]:
     """The fused index (mmtui.index.fused): normalise(w * image + (1 - w) * text) per product, w from meta "fusion"."""
     w = fusion_weight(store)
     if projected is not None and {"image", "text"} <= set(projected):
@@ -206,5 +229,5 @@ def _build_fused_index(gen, store: Store, projector, base: str, space: str, text
         rowids, vectors = fused_vectors(store, projector, base, w)
     # (same vectors means the same weight: an unchanged fused index is carried over like the others)
     return _write_index(gen, "fused", space, rowids, vectors, progress,
-                        lambda index: _recall_queries(projector, text_vectors, index, True), {"image_weight": w},
-                        label=f"fused index (image weight {w:.2f})")
+                        lambda index: _recall_queries(projector, text_sample, index, True), {"image_weight": w},
+                        label=f"fused index (image weight {w:.2f})", store_setting=store_setting)

@@ -310,8 +310,6 @@ class SearchService(CompoundSearch):
         ranked = self._live(fetch, max(k, CANDIDATES) if mode == "hybrid" else k)
         if mode == "hybrid" and understood is not None and (understood.parts.get("kind") or
                                                             understood.parts.get("person")):
-            # the understood kind is searched in the fused index (text if it is damaged): read it first, so damage
-            self.backend.prepare(["fused"])  # is known before it is used
             from mmtui.query.hybrid import RRF_K
             from mmtui.query.understanding.state import understood_hits
 
@@ -454,9 +452,20 @@ class SearchService(CompoundSearch):
         return allowed, where, params
 
     def kind_search(self, query: str, indexes: Mapping | None = None):
-        """The understood kind's search: the query's nearest products in a pool, by the fused (else text) vectors."""
+        """The understood kind's search: the query's nearest products in a pool, by the fused (else text) vectors.
+        In a large catalog (usearch's size) the text index stands in for a fused one not read yet: a hybrid query
+        reads image and text, and the kind list must not read a third graph (~0.75-1.3 GB at 1M products)."""
+        from mmtui.index import ann
+
         indexes = self.indexes if indexes is None else indexes
-        name = "fused" if "fused" in indexes else "text"
+        loaded = getattr(indexes, "loaded", None)  # LazyIndexes: what is read so far
+        if loaded is not None and "fused" not in loaded and "text" in loaded and \
+                len(indexes["text"]) >= ann.USEARCH_FROM:
+            name = "text"
+        else:
+            # read the fused index first (text if it is damaged), so damage is known before it is used
+            self.backend.prepare(["fused"])
+            name = "fused" if "fused" in indexes else "text"
         return lambda pool, n=100: vector_hits(indexes, name, self.query_vector(query), n, pool)
 
     def vector_hits(self, name: str, vector, n: int, allowed=None) -> list[tuple[int, float]]:

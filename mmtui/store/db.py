@@ -234,18 +234,30 @@ class Store:
 
     def vectors(self, model: str, kind: str, rowids: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(rowids int64 (n,), vectors float32 (n, dim)) ordered by rowid; only rows that have a vector."""
-        sql = "SELECT product_rowid, vector FROM embeddings WHERE model = ? AND kind = ?"
+        where = "FROM embeddings WHERE model = ? AND kind = ?"
         params: list = [model, kind]
-        if rowids is not None:
-            wanted = set(int(r) for r in rowids)
-            result = [(r, v) for r, v in self.db.execute(sql + " ORDER BY product_rowid", params) if r in wanted]
-        else:
-            result = list(self.db.execute(sql + " ORDER BY product_rowid", params))
-        if not result:
+        wanted = None if rowids is None else set(int(r) for r in rowids)
+        total = self.db.execute(f"SELECT count(*) {where}", params).fetchone()[0]
+        cursor = self.db.execute(f"SELECT product_rowid, vector {where} ORDER BY product_rowid", params)
+        ids = np.zeros(total, dtype=np.int64)
+        vecs = None
+        n = 0
+        # read into one array a block at a time: a list of 1M blobs, their join and a copy peaked at ~3x the array
+        while rows := cursor.fetchmany(8192):
+            if wanted is not None:
+                rows = [(r, v) for r, v in rows if r in wanted]
+            if not rows:
+                continue
+            if vecs is None:
+                vecs = np.empty((total, len(rows[0][1]) // 4), dtype=np.float32)
+            block = np.frombuffer(b"".join(v for _, v in rows), dtype=np.float32).reshape(len(rows), -1)
+            ids[n:n + len(rows)], vecs[n:n + len(rows)] = [r for r, _ in rows], block
+            n += len(rows)
+        if vecs is None:
             return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
-        ids = np.fromiter((r for r, _ in result), dtype=np.int64, count=len(result))
-        vecs = np.frombuffer(b"".join(v for _, v in result), dtype=np.float32).reshape(len(result), -1)
-        return ids, vecs.copy()
+        if n < total:  # a subset: not the whole array kept alive
+            return ids[:n].copy(), vecs[:n].copy()
+        return ids, vecs
 
     def content_shas(self, kind: str) -> dict[int, str]:
         """rowid -> the content hash a vector of `kind` ("image", "title", "text") is made from, for the products

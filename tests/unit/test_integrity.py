@@ -289,3 +289,33 @@ def test_build_index_of_an_empty_catalog_prints_a_clear_error(tmp_path):
                                       str(tmp_path / "idx"), "--model", "fake", "--json"])
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert "holds no products" in result.output and "not changed" in result.output
+
+
+def test_a_data_dir_on_usearch_searches_and_mmtui_check_covers_its_files(data):
+    """The usearch store behind the service (MMTUI_VECTOR_STORE=usearch): reindex writes it, searches read it,
+    `mmtui check` finds a damaged graph and the next reindex rebuilds it."""
+    import dataclasses
+
+    from click.testing import CliRunner
+
+    from mmtui.cli.main import cli
+
+    _, settings = data
+    before = SearchService.open(settings, encoder=FakeEncoder())
+    expected = [h.id for h in before.search("red shirt", k=10, mode="image").hits]
+    before.close()
+    on_usearch = dataclasses.replace(settings, vector_store="usearch")
+    reindex(on_usearch)
+    gen = current(settings.ann_dir)
+    assert {"image.usearch", "text.usearch", "fused.usearch", "image.vectors.f16.npy"} <= set(gen.files)
+    assert not gen.has("image.hnsw")
+    service = SearchService.open(on_usearch, encoder=FakeEncoder())
+    found = [h.id for h in service.search("red shirt", k=10, mode="image").hits]
+    assert len(set(found) & set(expected)) >= 9  # the same index content, another graph library
+    assert service.search("red shirt", k=10, mode="hybrid").hits
+    service.close()
+    damage(gen.dir / "image.usearch", "flip")
+    bad = CliRunner().invoke(cli, ["check", "--data-dir", str(settings.data_dir), "--json"])
+    assert bad.exit_code == 1 and json.loads(bad.output)["problems"] == {"image.usearch": "checksum mismatch"}
+    assert reindex(on_usearch)["image"][1] == "hnsw"  # rebuilt: a graph again
+    assert CliRunner().invoke(cli, ["check", "--data-dir", str(settings.data_dir)]).exit_code == 0

@@ -222,3 +222,17 @@ def test_the_understood_kind_pool_meets_the_allowed_rows(built_settings):
         assert {r for r, _ in kept} == {r for r, _ in everything} & set(allowed.tolist())
     hits = service.search("red shirt", k=10, mode="hybrid", filters=[parse_where("colour=blue")]).hits
     assert hits and all(h.colour.lower() == "blue" for h in hits)
+
+
+def test_in_a_large_catalog_the_kind_list_reads_no_third_graph(built_settings, monkeypatch):
+    """From usearch's size on, a hybrid query with an understood kind reads image and text only: the kind list
+    searches the text index instead of reading the fused graph (a third ~1 GB at 1M products)."""
+    import mmtui.index.ann as ann
+    from mmtui.encoders import FakeEncoder
+    from mmtui.query.service import SearchService
+
+    monkeypatch.setattr(ann, "USEARCH_FROM", 10)  # the tiny catalog counts as large
+    service = SearchService.open(built_settings, encoder=FakeEncoder())
+    assert service.search("red shirt", k=3, mode="hybrid").hits
+    assert service.understand("red shirt").parts.get("kind")
+    assert sorted(service.indexes.loaded) == ["image", "text"]

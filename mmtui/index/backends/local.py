@@ -1,4 +1,5 @@
-"""The local backend: a data dir's hnswlib graphs and lexical.npz, in the current generation of DATA_DIR/ann.
+"""The local backend: a data dir's graphs (hnswlib, or usearch memory-mapped) and lexical.npz, in the current
+generation of DATA_DIR/ann.
 
 Each graph is read when a query first needs it (LazyIndexes: ~1.3 GB a graph at 1M products, so an image query
 need not wait for the text and fused graphs, nor hold them in memory). A writer that commits a new generation is
