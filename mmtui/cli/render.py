@@ -210,6 +210,8 @@ def bridge_words(bridge: dict, measured_on: str = "validation") -> str:
     words = (f"pictures reach words through their ImageNet classes with weight {chosen:g} here (shipped {shipped:g}), "
              f"chosen on {on}" if shipped is None or abs(chosen - shipped) > 1e-3 else
              f"the ImageNet classes' weight stays {chosen:g} (best on {on})")
+    if "temperature" in bridge:
+        words += f", softmax temperature {bridge['temperature']:g} (shipped {bridge['shipped_temperature']:g})"
     if "adapted" in bridge:
         words += f"; {bridge['adapted']:g} in the adapted model"
     return words

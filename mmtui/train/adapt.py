@@ -10,9 +10,10 @@ per product to re-project the cached features. The training and the measures are
 
 Every build also weighs the ImageNet bridge for the catalog (the heads' second route from pictures to words, through
 the tower's ImageNet classes): the weight that scores best on the validation products (on every product when the
-catalog is too small to hold some out) is chosen from adapt_fit.BRIDGE_WEIGHTS, for the shipped heads (with
---no-adapt too: one number, nothing trained) and again for adapted ones. Shipped heads with another weight than
-the shipped one are saved under adapted/ like adapted heads.
+catalog is too small to hold some out) is chosen from adapt_fit.BRIDGE_WEIGHTS, with the softmax temperature over its
+classes from adapt_fit.BRIDGE_TEMPERATURES, for the shipped heads (with --no-adapt too: two numbers, nothing
+trained) and again for adapted ones. Shipped heads with another weight or temperature than the shipped ones are
+saved under adapted/ like adapted heads.
 
 When it runs again: when there is no adaptation yet, when the heads it started from changed, or when at least
 READAPT_SHARE of the catalog's current training pairs (title + picture, by content) were not among those it
@@ -26,6 +27,7 @@ For other models (open_clip), the same step trains the residual adapter on the c
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import threading
 import time
@@ -179,11 +181,13 @@ def _weigh_shipped(job: _Job, part: dict, queries: list, query_features: np.ndar
     _, heads = load_heads(job.shipped)
     path, bridge = job.shipped, {}
     if heads.image.bridge and len(part["rowids"]) >= MIN_CHOICE_PAIRS:
-        shipped_w = float(heads.image.bridge_weight.detach())
+        shipped_w, shipped_t = float(heads.image.bridge_weight.detach()), _temperature(heads)
         chosen = choose_bridge_weight(heads, part, queries, query_features)
         bridge = {"shipped": round(shipped_w, 3), "chosen": chosen}
-        if abs(chosen - shipped_w) > 1e-3:
-            path = _save_heads(job, heads, "shipped", f"{job.base_sha}|{chosen}")
+        if _temperature(heads) != shipped_t:
+            bridge |= {"shipped_temperature": shipped_t, "temperature": _temperature(heads)}
+        if abs(chosen - shipped_w) > 1e-3 or _temperature(heads) != shipped_t:
+            path = _save_heads(job, heads, "shipped", f"{job.base_sha}|{chosen}|{_temperature(heads)}")
             _, heads = load_heads(path)  # the weights as stored (fp16), as a loaded encoder projects with them
     n = len(part["rowids"])
     return _Shipped(heads, path, path != job.shipped, figures(heads, part, queries, query_features) if n >= 2 else {},
@@ -247,6 +251,7 @@ def _train(job: _Job, progress: ProgressCallback, cancel: threading.Event | None
     bridge = dict(shipped.bridge)
     if heads.image.bridge and bridge:
         bridge["adapted"] = choose_bridge_weight(heads, val, queries, query_features)
+        bridge["adapted_temperature"] = _temperature(heads)
     path = _save_heads(job, heads, "lite", job.current.tobytes().hex() + job.base_sha)
     keys_path = path.with_suffix(".pairs.npy")
     np.save(keys_path, job.current)
@@ -268,13 +273,19 @@ def _kinds(job: _Job) -> tuple[np.ndarray, np.ndarray] | None:
     return np.array([index.get(k, -1) for k in job.pairs["train"]["kinds"]], np.int64), job.kind_features(names)
 
 
+def _temperature(heads) -> float:
+    return float((heads.image.bridge or {}).get("temperature", 1.0))
+
+
 def _save_heads(job: _Job, heads, prefix: str, key: str) -> Path:
     """`heads` saved under adapted/, named by `key` (what they were made from)."""
     from mmtui.train.lit import save_checkpoint
 
     out_dir = job.settings.data_dir / ADAPTED_DIR
     out_dir.mkdir(parents=True, exist_ok=True)
-    config = _read(job.shipped)[0]
+    config = copy.deepcopy(_read(job.shipped)[0])
+    if heads.image.bridge:  # the temperature chosen for this catalog
+        config["image"]["bridge"] = dict(heads.image.bridge)
     name = f"{prefix}-{hashlib.sha1(key.encode()).hexdigest()[:12]}"
     save_checkpoint(heads, {k: v for k, v in config.items() if k not in ("metrics", "trained_on")}, {}, out_dir,
                     name=name)

@@ -18,6 +18,8 @@ from mmtui.progress import ProgressCallback, ProgressEvent, check_cancel
 # The weights the ImageNet bridge may take for a catalog (image vector = head + w * bridge, both unit length): a
 # catalog the heads never saw (IKEA) wants 3 or more, one they learned (Fashion, Grocery) 0.4-1.
 BRIDGE_WEIGHTS = (0.0, 0.2, 0.4, 0.7, 1.0, 1.5, 2.0, 3.0, 5.0)
+# Softmax temperatures over the bridge's top classes: 2 placed IKEA and Grocery pictures best, 1 is the sharper one.
+BRIDGE_TEMPERATURES = (1.0, 2.0, 3.0)
 
 
 # -- measures ---------------------------------------------------------------------------------------------
@@ -103,21 +105,26 @@ def _gain(before: dict, after: dict, key: str, z: float) -> int:
 # -- the ImageNet bridge's weight -------------------------------------------------------------------------
 
 def choose_bridge_weight(heads, part: dict, queries: list, query_features: np.ndarray | None,
-                         grid: tuple[float, ...] = BRIDGE_WEIGHTS) -> float:
-    """Set the bridge weight of `heads` to the one of `grid` that scores best on `part` (ties keep the current
-    weight) and return it. Only re-projection: milliseconds for a validation split."""
+                         grid: tuple[float, ...] = BRIDGE_WEIGHTS,
+                         temperatures: tuple[float, ...] = BRIDGE_TEMPERATURES) -> float:
+    """Set the bridge weight and softmax temperature of `heads` to the pair of `grid` x `temperatures` that scores
+    best on `part` (ties keep the current pair) and return the weight (the temperature is in heads.image.bridge).
+    Only re-projection: milliseconds for a validation split."""
     import torch
 
-    weight = heads.image.bridge_weight
-    best_w = float(weight.detach())
+    weight, bridge = heads.image.bridge_weight, heads.image.bridge
+    best_w, best_t = float(weight.detach()), float(bridge.get("temperature", 1.0))
     best = score(figures(heads, part, queries, query_features))
     with torch.no_grad():
-        for w in grid:
-            weight.fill_(w)
-            s = score(figures(heads, part, queries, query_features))
-            if s > best + 1e-9:
-                best_w, best = w, s
+        for t in temperatures:
+            bridge["temperature"] = t
+            for w in grid:
+                weight.fill_(w)
+                s = score(figures(heads, part, queries, query_features))
+                if s > best + 1e-9:
+                    best_w, best_t, best = w, t, s
         weight.fill_(best_w)
+    bridge["temperature"] = best_t
     return best_w
 
 

@@ -293,11 +293,13 @@ def test_the_build_screen_and_the_models_list_show_the_adaptation(built):
 
 # -- the ImageNet bridge weighed for the catalog, the kinds' words, the summary ----------------------------------
 
-def _choose(weight: float):
-    """A stand-in for adapt_fit.choose_bridge_weight that always picks `weight`."""
+def _choose(weight: float, temperature: float | None = None):
+    """A stand-in for adapt_fit.choose_bridge_weight that always picks `weight` (and `temperature`, if given)."""
     def choose(heads, *args, **kwargs):
         with torch.no_grad():
             heads.image.bridge_weight.fill_(weight)
+        if temperature is not None:
+            heads.image.bridge["temperature"] = temperature
         return weight
     return choose
 
@@ -308,19 +310,21 @@ def test_no_adapt_weighs_the_bridge_for_the_catalog_and_searches_with_it(tmp_pat
     weights = tiny_heads(tmp_path / "model", bridge=True)
     settings = Settings(data_dir=tmp_path / "index", device="cpu")
     catalog = make_catalog(tmp_path / "shop", n=200)
-    monkeypatch.setattr(adapt, "choose_bridge_weight", _choose(3.0))
+    monkeypatch.setattr(adapt, "choose_bridge_weight", _choose(3.0, temperature=3.0))
     encoder = FeatureEncoder(weights)
     report = build_index(settings, catalog, encoder=encoder, adapt=False)
     a = report.adaptation
-    assert a["status"] == "off" and a["model"] == "shipped" and a["bridge"] == {"shipped": 0.4, "chosen": 3.0}
+    assert a["status"] == "off" and a["model"] == "shipped"
+    assert a["bridge"] == {"shipped": 0.4, "chosen": 3.0, "shipped_temperature": 2.0, "temperature": 3.0}
     [tuned] = (settings.data_dir / "adapted").glob("shipped-*.safetensors")
-    assert float(load_heads(tuned)[1].image.bridge_weight.detach()) == 3.0
+    config, heads = load_heads(tuned)
+    assert float(heads.image.bridge_weight.detach()) == 3.0 and heads.image.bridge["temperature"] == 3.0
     assert _meta(settings, "base_fingerprint") == LiteEncoder.fingerprint_for(f"lite:{tuned}", "cpu")[0]
     store = Store.open(settings.db_path)
     assert adapted_weights(settings, store, f"lite:{weights}") == tuned  # what a search opens
     store.close()
     # the shipped weight wins next time: the tuned copy goes, the shipped heads are in use again
-    monkeypatch.setattr(adapt, "choose_bridge_weight", _choose(0.4))
+    monkeypatch.setattr(adapt, "choose_bridge_weight", _choose(0.4, temperature=2.0))
     again = build_index(settings, catalog, encoder=FeatureEncoder(weights), adapt=False)
     assert again.adaptation["bridge"] == {"shipped": 0.4, "chosen": 0.4}
     assert not list((settings.data_dir / "adapted").glob("shipped-*"))
@@ -356,7 +360,7 @@ def test_adapting_trains_on_the_kinds_words_and_weighs_the_bridge_again(tmp_path
     ids, features = kw["kinds"]
     assert features.shape == (len(KINDS), 384) and (ids >= 0).all() and len(set(ids.tolist())) == len(KINDS)
     assert [q for q, _ in kw["queries"]] == sorted(KINDS)  # validation: the kinds' words find their pictures
-    assert set(report.adaptation["bridge"]) == {"shipped", "chosen", "adapted"}
+    assert {"shipped", "chosen", "adapted", "adapted_temperature"} <= set(report.adaptation["bridge"])
     assert report.adaptation["reason"]
 
 

@@ -130,17 +130,21 @@ def toy_catalog(bridge_knows_kinds: bool, n: int = 64, seed: int = 0):
     return heads, part, queries, words[[KINDS.index(q) for q, _ in queries]]
 
 
-def test_the_bridge_weight_is_the_best_of_the_grid_on_the_validation_products():
+def test_the_bridge_weight_and_temperature_are_the_best_of_the_grid_on_the_validation_products():
     heads, part, queries, qf = toy_catalog(bridge_knows_kinds=True)
     scores = {}
-    for w in adapt_fit.BRIDGE_WEIGHTS:
-        with torch.no_grad():
-            heads.image.bridge_weight.fill_(w)
-        scores[w] = adapt_fit.score(adapt_fit.figures(heads, part, queries, qf))
+    for t in adapt_fit.BRIDGE_TEMPERATURES:
+        heads.image.bridge["temperature"] = t
+        for w in adapt_fit.BRIDGE_WEIGHTS:
+            with torch.no_grad():
+                heads.image.bridge_weight.fill_(w)
+            scores[w, t] = adapt_fit.score(adapt_fit.figures(heads, part, queries, qf))
+    heads.image.bridge["temperature"] = 1.0
     with torch.no_grad():
         heads.image.bridge_weight.fill_(0.4)
     chosen = adapt_fit.choose_bridge_weight(heads, part, queries, qf)
-    assert scores[chosen] == max(scores.values()) and chosen >= 1.0  # the bridge names the kinds: it gets weight
+    t = heads.image.bridge["temperature"]
+    assert scores[chosen, t] == max(scores.values()) and chosen >= 1.0  # the bridge names the kinds: it gets weight
     assert math.isclose(float(heads.image.bridge_weight.detach()), chosen)
 
     noise, part, queries, qf = toy_catalog(bridge_knows_kinds=False)
