@@ -320,6 +320,17 @@ def _write_record(job: _Job, record: HeadsAdaptation) -> None:
 
 # -- the pairs ------------------------------------------------------------------------------------------------
 
+def catalog_pairs(store: Store, features_fp: str) -> dict[str, dict]:
+    """Per split ("train", "val", "test"): the products with a title and a picture, as adaptation reads them
+    (rowids, cached picture and title features, pair keys, kinds); for benchmarks that measure heads offline."""
+    return _pairs(store, features_fp)
+
+
+def concat_pairs(parts: list[dict]) -> dict:
+    """Several splits' pairs as one (e.g. every product of a catalog too small to hold any out)."""
+    return _concat(parts)
+
+
 def _pairs(store: Store, features_fp: str) -> dict[str, dict]:
     """Per split: rowids, picture features, title features, pair keys and kinds of products with both."""
     img_rows, img, img_shas = store.features(features_fp, "image")
