@@ -207,13 +207,14 @@ def bridge_words(bridge: dict, measured_on: str = "validation") -> str:
         return ""
     on = "the held-out products" if measured_on == "validation" else "all products"
     shipped, chosen = bridge.get("shipped"), bridge["chosen"]
-    words = (f"pictures reach words through their ImageNet classes with weight {chosen:g} here (shipped {shipped:g}), "
-             f"chosen on {on}" if shipped is None or abs(chosen - shipped) > 1e-3 else
-             f"the ImageNet classes' weight stays {chosen:g} (best on {on})")
+    g = lambda x: f"{round(float(x), 2):g}"  # noqa: E731 - weights are stored in fp16 (0.4 reads back 0.3999)
+    words = (f"pictures reach words through their ImageNet classes with weight {g(chosen)} here (shipped "
+             f"{g(shipped)}), chosen on {on}" if abs(chosen - (shipped or 0.0)) > 1e-3 else
+             f"the ImageNet classes' weight stays {g(chosen)} (best on {on})")
     if "temperature" in bridge:
-        words += f", softmax temperature {bridge['temperature']:g} (shipped {bridge['shipped_temperature']:g})"
+        words += f", softmax temperature {g(bridge['temperature'])} (shipped {g(bridge['shipped_temperature'])})"
     if "adapted" in bridge:
-        words += f"; {bridge['adapted']:g} in the adapted model"
+        words += f"; {g(bridge['adapted'])} in the adapted model"
     return words
 
 

@@ -392,9 +392,10 @@ def test_the_summary_says_which_model_is_in_use_and_why(built):
     kept = {**report.adaptation, "status": "kept-shipped", "model": "shipped",
             "message": "model not adapted: the shipped model is kept",
             "reason": "the adapted model finds pictures from titles clearly worse than the shipped one on the "
-                      "held-out products", "bridge": {"shipped": 0.4, "chosen": 3.0, "adapted": 0.7}}
+                      "held-out products", "bridge": {"shipped": 0.4, "chosen": 3.0, "adapted": 0.39990234375}}  # fp16 0.4
     with out.capture() as captured:
         print_adaptation(kept)
     shown = " ".join(captured.get().split())  # the console wraps lines at its width
     assert "shipped model is kept (the adapted model finds pictures from titles clearly worse" in shown
     assert "in use: the shipped model" in shown and "weight 3 here (shipped 0.4)" in shown
+    assert "; 0.4 in the adapted model" in shown
