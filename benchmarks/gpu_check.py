@@ -74,7 +74,9 @@ def run_cli(args: list[str], log: io.TextIOBase) -> tuple[str, float, float]:
 
     from mmtui.cli.main import cli
 
-    torch.cuda.reset_peak_memory_stats()
+    cuda = torch.cuda.is_available()
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
     buffer = io.StringIO()
     started = time.perf_counter()
     with contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(log):
@@ -83,10 +85,11 @@ def run_cli(args: list[str], log: io.TextIOBase) -> tuple[str, float, float]:
         except SystemExit as exc:  # click's exit with code 0 is fine
             if exc.code not in (0, None):
                 raise RuntimeError(f"mmtui {' '.join(args)} exited with {exc.code}") from exc
+    if cuda:
+        torch.cuda.synchronize()
     seconds = time.perf_counter() - started
-    torch.cuda.synchronize()
     log.write(buffer.getvalue())
-    return buffer.getvalue(), seconds, torch.cuda.max_memory_allocated() / 2**20
+    return buffer.getvalue(), seconds, torch.cuda.max_memory_allocated() / 2**20 if cuda else 0.0
 
 
 def last_epoch_seconds(data_dir: Path) -> float | None:

@@ -56,3 +56,15 @@ def test_epoch_time_comes_from_the_newest_history(tmp_path):
     (run / "history.json").write_text(json.dumps([{"epoch": 1, "seconds": 12.5}, {"epoch": 2, "seconds": 20.0}]))
     assert gpu_check.last_epoch_seconds(tmp_path) == pytest.approx(7.5)
     assert gpu_check.last_epoch_seconds(tmp_path / "nothing") is None
+
+
+def test_a_command_runs_in_this_process_and_its_output_is_captured():
+    pytest.importorskip("torch")
+    import io
+
+    log = io.StringIO()
+    out, seconds, peak = gpu_check.run_cli(["build-index", "--help"], log)
+    assert "build-index" in out and "--device" in out and seconds >= 0 and peak >= 0
+    assert out in log.getvalue()
+    with pytest.raises(Exception):
+        gpu_check.run_cli(["no-such-command"], log)
