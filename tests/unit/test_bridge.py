@@ -157,3 +157,17 @@ def test_a_tie_keeps_the_current_weight():
     with torch.no_grad():
         heads.image.bridge_weight.fill_(0.4)
     assert adapt_fit.choose_bridge_weight(heads, part, [], None) == pytest.approx(0.4)  # one pair: every w ties
+
+
+@pytest.mark.parametrize("temperature", [None, 2.0, 3.0])
+def test_the_numpy_heads_of_the_torch_free_query_path_use_the_temperature(tmp_path, temperature):
+    from mmtui.encoders.lite import load_heads
+    from mmtui.encoders.numpy_heads import NumpyLiteHeads
+
+    save_checkpoint(bridge_heads(temperature=temperature), toy_config(temperature), {}, tmp_path, name="lite")
+    _, heads = load_heads(tmp_path / "lite.safetensors")  # the same (fp16-stored) weights on both sides
+    mine, _ = NumpyLiteHeads.load(tmp_path / "lite.safetensors")
+    z = np.random.default_rng(0).normal(size=(6, 48)).astype(np.float32)
+    with torch.no_grad():
+        want = heads.image.flat(torch.from_numpy(z)).numpy()
+    assert np.allclose(mine.image_flat(z), want, atol=1e-4)
