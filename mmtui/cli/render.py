@@ -153,30 +153,69 @@ def print_query_model(query_model: dict) -> None:
 
 
 def print_adaptation(adaptation: dict) -> None:
-    """The model's fit to this catalog: validation figures of the shipped and the adapted heads, in plain words."""
+    """The model's fit to this catalog: held-out figures of the shipped and the adapted heads, which is in use and
+    why, in plain words."""
     if not adaptation:
         return
-    out.print(f"  model: {adaptation['message']}")
+    reason = adaptation.get("reason")
+    out.print(f"  model: {adaptation['message']}" + (f" ({reason})" if reason else ""), highlight=False)
     before, after = adaptation.get("before") or {}, adaptation.get("after") or {}
     if before:
-        table = Table(title=f"How well words find pictures ({adaptation.get('n_val', 0)} held-out products)",
-                      title_justify="left")
-        table.add_column("query -> picture")
-        table.add_column("metric")
-        table.add_column("shipped model", justify="right")
-        table.add_column("adapted", justify="right")
-        for name, figures in before.items():
-            for metric in ("r1", "r10", "mrr", "ndcg@10"):
-                if metric in figures and figures[metric] is not None:
-                    now = (after.get(name) or {}).get(metric)
-                    table.add_row(name, {"r1": "R@1", "r10": "R@10", "mrr": "MRR"}.get(metric, metric),
-                                  f"{figures[metric]:.3f}", f"{now:.3f}" if now is not None else "")
-        out.print(table)
+        out.print(adaptation_table(adaptation))
+    bridge = bridge_words(adaptation.get("bridge") or {}, adaptation.get("measured_on", "validation"))
+    if bridge:
+        out.print(f"  {bridge}", highlight=False)
     chance = adaptation.get("chance_r10")
     used = after if adaptation.get("model") == "adapted" and after else before
     figures = used.get("title->picture") or {}
     if chance and figures.get("r10") is not None:
         out.print("  " + picture_verdict(figures["r10"], chance, int(figures.get("n") or 0)))
+
+
+def adaptation_table(adaptation: dict) -> Table:
+    """Shipped vs adapted heads on the held-out products: title -> picture and category words -> pictures."""
+    before, after = adaptation.get("before") or {}, adaptation.get("after") or {}
+    n = (before.get("title->picture") or {}).get("n") or adaptation.get("n_val", 0)
+    held = (f"{n} held-out products" if adaptation.get("measured_on", "validation") == "validation" else
+            f"all {n} products: too few to hold any out")
+    table = Table(title=f"How well words find pictures ({held})", title_justify="left")
+    table.add_column("query -> picture")
+    table.add_column("metric")
+    table.add_column("shipped model", justify="right")
+    table.add_column("adapted", justify="right")
+    names = {"title->picture": "title", "category->picture": "category words"}
+    in_use = "adapted" if adaptation.get("model") == "adapted" else "shipped"
+    for name, figures in before.items():
+        for metric in ("r1", "r10", "mrr", "ndcg@10"):
+            if metric in figures and figures[metric] is not None:
+                now = (after.get(name) or {}).get(metric)
+                shipped, adapted = f"{figures[metric]:.3f}", f"{now:.3f}" if now is not None else ""
+                if in_use == "adapted" and adapted:
+                    adapted = f"[bold]{adapted}[/]"
+                elif after:
+                    shipped = f"[bold]{shipped}[/]"
+                label = {"r1": "R@1", "r10": "R@10", "mrr": "MRR", "ndcg@10": "nDCG@10"}[metric]
+                table.add_row(names.get(name, name), label, shipped, adapted)
+    if after:
+        table.caption = f"in use: the {in_use} model (bold)"
+    return table
+
+
+def bridge_words(bridge: dict, measured_on: str = "validation") -> str:
+    """The ImageNet bridge's weight for this catalog, in plain words ("" when it kept its shipped weight)."""
+    if not bridge or "chosen" not in bridge:
+        return ""
+    on = "the held-out products" if measured_on == "validation" else "all products"
+    shipped, chosen = bridge.get("shipped"), bridge["chosen"]
+    g = lambda x: f"{round(float(x), 2):g}"  # noqa: E731 - weights are stored in fp16 (0.4 reads back 0.3999)
+    words = (f"pictures reach words through their ImageNet classes with weight {g(chosen)} here (shipped "
+             f"{g(shipped)}), chosen on {on}" if abs(chosen - (shipped or 0.0)) > 1e-3 else
+             f"the ImageNet classes' weight stays {g(chosen)} (best on {on})")
+    if "temperature" in bridge:
+        words += f", softmax temperature {g(bridge['temperature'])} (shipped {g(bridge['shipped_temperature'])})"
+    if "adapted" in bridge:
+        words += f"; {g(bridge['adapted'])} in the adapted model"
+    return words
 
 
 def print_ranking(ranking: dict) -> None:

@@ -43,9 +43,17 @@ class HeadsAdaptation:
     after: dict  # ... and of the adapted ones
     at: str
     disabled: bool = False  # --no-adapt: kept for a later build, not in use
+    tuned: str | None = None  # the shipped heads with their ImageNet bridge weighted for this catalog, if not as shipped
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
+
+    def in_use(self) -> str | None:
+        """The heads file (inside the data dir) the index uses: the adapted heads, else the shipped heads with the
+        bridge weight chosen for this catalog; None: the shipped heads as they are."""
+        if self.model == "adapted" and not self.disabled and self.weights:
+            return self.weights
+        return self.tuned
 
 
 @dataclass
@@ -90,26 +98,27 @@ def adapted_heads_problem(settings: Settings, store: Store | None) -> tuple[str,
     """(file inside the data dir, why) when the adapted heads this index records in use cannot be read in full;
     None when they can, or when none are in use."""
     info = read_adaptation(store)
-    if not isinstance(info, HeadsAdaptation) or info.model != "adapted" or not info.weights:
+    if not isinstance(info, HeadsAdaptation) or not info.in_use():
         return None
-    path = settings.data_dir / info.weights
+    path = settings.data_dir / info.in_use()
     if not path.is_file():
-        return info.weights, "missing"
+        return info.in_use(), "missing"
     try:
         from safetensors.numpy import load_file
 
         load_file(str(path))
     except Exception as exc:  # noqa: BLE001 - safetensors' own error type, or whatever a garbled file raises
-        return info.weights, f"unreadable ({type(exc).__name__}: {exc})"
+        return info.in_use(), f"unreadable ({type(exc).__name__}: {exc})"
     return None
 
 
 def adapted_weights(settings: Settings, store: Store | None, spec: str) -> Path | None:
-    """The weights adapted to this catalog for model `spec` (inside the data dir), if there are any."""
+    """The heads adapted to this catalog for model `spec` (inside the data dir: trained on it, or the shipped heads
+    with their bridge weighted for it), if there are any."""
     info = read_adaptation(store)
-    if not isinstance(info, HeadsAdaptation) or info.for_model != spec or not info.weights or info.disabled:
+    if not isinstance(info, HeadsAdaptation) or info.for_model != spec or not info.in_use():
         return None
-    path = settings.data_dir / info.weights
+    path = settings.data_dir / info.in_use()
     return path if path.is_file() else None
 
 

@@ -64,6 +64,18 @@ class BertTailLayer(nn.Module):
         return self.ln2(h + self.drop(self.ff2(F.gelu(self.ff1(h)))))
 
 
+def bridge_names(head_mean: torch.Tensor, fc_w: torch.Tensor, fc_b: torch.Tensor, class_text: torch.Tensor,
+                 top: int, temperature: float = 1.0) -> torch.Tensor:
+    """The ImageNet bridge's text-side features of pictures: the tower's classifier over `head_mean`, a softmax at
+    `temperature` over the `top` likeliest classes, and their class texts' MiniLM features mixed by it (n, 384).
+    The one place this math lives: every path that projects a picture (torch, an exported graph) goes through it.
+    A temperature of 1 leaves the logits as they are (old checkpoints keep their vectors bit for bit)."""
+    logits = head_mean @ fc_w.T + fc_b
+    best = logits.topk(top, dim=1)
+    values = best.values if temperature == 1.0 else best.values / temperature
+    return (class_text[best.indices] * values.softmax(dim=1)[..., None]).sum(1)
+
+
 class ImageHead(nn.Module):
     """Pooled frozen features (standardised) -> linear, plus an optional fine-tuned tower tail -> linear."""
 
@@ -111,12 +123,9 @@ class ImageHead(nn.Module):
         out = self.proj(self.drop((z - self.mu) / self.sd))
         if not self.bridge:
             return out
-        logits = z[:, self.head_slice] @ self.fc_w.T + self.fc_b
-        top = logits.topk(int(self.bridge.get("top", 10)), dim=1)
-        p = top.values.softmax(dim=1)
-        names = (self.class_text[top.indices] * p[..., None]).sum(1)
-        bridge = self.text_proj(names)
-        return F.normalize(out, dim=-1) + self.bridge_weight * F.normalize(bridge, dim=-1)
+        names = bridge_names(z[:, self.head_slice], self.fc_w, self.fc_b, self.class_text,
+                             int(self.bridge.get("top", 10)), float(self.bridge.get("temperature", 1.0)))
+        return F.normalize(out, dim=-1) + self.bridge_weight * F.normalize(self.text_proj(names), dim=-1)
 
     def forward(self, feats: dict[str, torch.Tensor]) -> torch.Tensor:
         out = 0

@@ -41,6 +41,7 @@ class NumpyLiteHeads:
             self.class_text = t["image.class_text"]
             self.bridge_weight = float(t["image.bridge_weight"])
             self.top = int(self.bridge.get("top", 10))
+            self.temperature = float(self.bridge.get("temperature", 1.0))  # softmax temperature (lite.bridge_names)
 
     @classmethod
     def load(cls, weights: Path) -> tuple["NumpyLiteHeads", bytes]:
@@ -72,6 +73,8 @@ class NumpyLiteHeads:
         logits = z[:, self.head_slice] @ self.fc_w + self.fc_b
         idx = np.argpartition(-logits, self.top - 1, axis=1)[:, :self.top]
         values = np.take_along_axis(logits, idx, axis=1)
+        if self.temperature != 1.0:
+            values = values / self.temperature
         p = np.exp(values - values.max(axis=1, keepdims=True))
         p /= p.sum(axis=1, keepdims=True)
         names = np.einsum("nk,nkd->nd", p, self.class_text[idx])

@@ -2,9 +2,18 @@
 
 The shipped lite heads learned fashion; on other catalogs words find pictures at chance. The catalog's own
 title-picture pairs fix that: the heads (two linear maps over frozen-tower features) are trained again on the
-catalog's train split, warm-started from the shipped ones, and kept only if they beat them on the validation split.
-The features the heads read were cached by the build's own encode pass (Store.put_features), so adapting runs no
-tower: it costs head training (seconds) and one matrix product per product to re-project the cached features.
+catalog's train split, warm-started from the shipped ones, each picture paired with its title and with its kind's
+words (the article type, else the last step of the category: what shoppers type), and kept only if they beat the
+shipped ones on the validation split. The features the heads read were cached by the build's own encode pass
+(Store.put_features), so adapting runs no tower: it costs head training (seconds to minutes) and one matrix product
+per product to re-project the cached features. The training and the measures are in mmtui.train.adapt_fit.
+
+Every build also weighs the ImageNet bridge for the catalog (the heads' second route from pictures to words, through
+the tower's ImageNet classes): the weight that scores best on the validation products (on every product when the
+catalog is too small to hold some out) is chosen from adapt_fit.BRIDGE_WEIGHTS, with the softmax temperature over its
+classes from adapt_fit.BRIDGE_TEMPERATURES, for the shipped heads (with --no-adapt too: two numbers, nothing
+trained) and again for adapted ones. Shipped heads with another weight or temperature than the shipped ones are
+saved under adapted/ like adapted heads.
 
 When it runs again: when there is no adaptation yet, when the heads it started from changed, or when at least
 READAPT_SHARE of the catalog's current training pairs (title + picture, by content) were not among those it
@@ -18,6 +27,7 @@ For other models (open_clip), the same step trains the residual adapter on the c
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import threading
 import time
@@ -28,14 +38,16 @@ import numpy as np
 
 from mmtui.config import Settings
 from mmtui.encoders.for_index import ADAPTATION_KEY, AdapterAdaptation, HeadsAdaptation, read_adaptation
-from mmtui.metrics import beats_chance, paired_retrieval, ranks_of_targets
 from mmtui.progress import ProgressCallback, ProgressEvent, check_cancel, null_progress
 from mmtui.store.db import Store
+from mmtui.train.adapt_fit import category_queries, choose_bridge_weight, figures, judge, public
+from mmtui.train.adapt_fit import fit as _fit
 
 # A validation split under ~20 products cannot tell a real gain from noise, so the keep test needs this many
 # pairs (measured on IKEA and Fashion samples: docs/figures.md, "Adapting to the catalog").
 MIN_TRAIN_PAIRS = 100
 MIN_VAL_PAIRS = 20
+MIN_CHOICE_PAIRS = 10  # below this many products with a title and a picture, the bridge keeps its shipped weight
 READAPT_SHARE = 0.10
 ADAPTED_DIR = "adapted"
 KINDS = ("image", "title", "text")
@@ -54,6 +66,9 @@ class Adaptation:
     chance_r10: float = 0.0  # R@10 of a random ranking of the validation pictures
     seconds: float = 0.0
     epochs: int = 0
+    reason: str = ""  # why the adapted heads were kept or not, in plain words
+    bridge: dict = field(default_factory=dict)  # {"shipped": w, "chosen": w, "adapted": w}: the ImageNet bridge
+    measured_on: str = "validation"  # the figures' products: "validation", or "all" (too few to hold any out)
     weights: Path | None = None  # the lite heads now in use (None: not a lite model)
 
     def to_json(self) -> dict:
@@ -69,18 +84,6 @@ def adapt_to_catalog(settings: Settings, store: Store, encoder, *, enabled: bool
 
     Leaves the store's base_fingerprint at the vectors of the heads now in use and returns what happened."""
     progress = progress or null_progress
-    result = _adapt(settings, store, encoder, enabled, progress, cancel, device)
-    if result.model in ("shipped", "adapted") and getattr(encoder, "feature_fingerprint", None):
-        from mmtui.encoders import lite_weights
-        from mmtui.encoders.for_index import adapted_weights
-
-        result.weights = (adapted_weights(settings, store, store.get_meta("base_model") or "lite")
-                          if result.model == "adapted" else lite_weights(store.get_meta("base_model") or "lite"))
-    return result
-
-
-def _adapt(settings: Settings, store: Store, encoder, enabled: bool, progress: ProgressCallback,
-           cancel: threading.Event | None, device: str | None) -> Adaptation:
     started = time.perf_counter()
     features_fp = getattr(encoder, "feature_fingerprint", None)
     if features_fp is None:
@@ -91,10 +94,12 @@ def _adapt(settings: Settings, store: Store, encoder, enabled: bool, progress: P
         return Adaptation("not-supported", f"model {encoder.name} has no heads to adapt")
     job = _Job.gather(settings, store, encoder, features_fp)
     if not enabled:
-        return _switch_off(job)
+        return _shipped(job, "off", "adapting is off (--no-adapt): the shipped model is in use")
     if job.n_train < MIN_TRAIN_PAIRS or job.n_val < MIN_VAL_PAIRS:
-        return _too_few_pairs(job)
-    job.base_sha, job.current = _file_sha(job.shipped), _pair_keys(job.pairs["train"])
+        return _shipped(job, "too-few-pairs", f"{job.n_train} training and {job.n_val} validation pairs of title "
+                        f"and picture: too few to adapt the model to this catalog (it needs {MIN_TRAIN_PAIRS} and "
+                        f"{MIN_VAL_PAIRS}); the shipped model is in use")
+    job.current = _pair_keys(job.pairs["train"])
     return _reuse(job) or _train(job, progress, cancel, device or _device(settings), started)
 
 
@@ -107,10 +112,11 @@ class _Job:
     features_fp: str
     spec: str  # the model spec ("lite", ...)
     shipped: Path  # its shipped heads
+    base_sha: str  # their content
     previous: HeadsAdaptation | None
     pairs: dict[str, dict]  # per split, see _pairs
-    base_sha: str = ""  # the shipped heads' content (set once there are enough pairs)
-    current: np.ndarray | None = None  # the training pairs' keys (idem)
+    current: np.ndarray | None = None  # the training pairs' keys (set once there are enough pairs)
+    _kind_features: dict = field(default_factory=dict)  # kind words -> their MiniLM features, encoded once
 
     @classmethod
     def gather(cls, settings: Settings, store: Store, encoder, features_fp: str) -> _Job:
@@ -118,7 +124,8 @@ class _Job:
 
         spec = store.get_meta("base_model") or "lite"
         previous = read_adaptation(store)
-        return cls(settings, store, encoder, features_fp, spec, lite_weights(spec),
+        shipped = lite_weights(spec)
+        return cls(settings, store, encoder, features_fp, spec, shipped, _file_sha(shipped),
                    previous if isinstance(previous, HeadsAdaptation) else None, _pairs(store, features_fp))
 
     @property
@@ -129,33 +136,82 @@ class _Job:
     def n_val(self) -> int:
         return len(self.pairs["val"]["rowids"])
 
-    @property
-    def chance(self) -> float:
-        return min(1.0, 10 / self.n_val) if self.n_val else 0.0
+    def held_out(self) -> tuple[dict, str]:
+        """The products the shipped heads are measured (and their bridge weighed) on: the validation split, or every
+        product when it is too small (nothing is trained then, so nothing else learns from them)."""
+        if self.n_val >= MIN_VAL_PAIRS:
+            return self.pairs["val"], "validation"
+        return _concat([self.pairs[s] for s in ("train", "val", "test")]), "all"
+
+    def queries(self, part: dict) -> tuple[list, np.ndarray | None]:
+        """The category-word queries of `part` and their MiniLM features."""
+        queries = category_queries(part)
+        return queries, (self.kind_features([q for q, _ in queries]) if queries else None)
+
+    def kind_features(self, words: list[str]) -> np.ndarray:
+        todo = sorted({w for w in words if w not in self._kind_features})
+        if todo:
+            feats = self.encoder.encode_texts_with_features(todo)[1]
+            self._kind_features.update(zip(todo, np.asarray(feats, np.float32)))
+        return np.stack([self._kind_features[w] for w in words]).astype(np.float32)
 
     def use(self, weights: Path) -> None:
         _use_heads(self.settings, self.store, weights, self.features_fp)
 
-    def shipped_figures(self) -> dict:
-        return _shipped_figures(self.store, self.encoder, self.shipped, self.pairs["val"])
+    def rel(self, path: Path | None) -> str | None:
+        return str(Path(path).relative_to(self.settings.data_dir)) if path is not None else None
 
 
-def _switch_off(job: _Job) -> Adaptation:
-    """--no-adapt: the shipped heads, with the previous adaptation kept (marked off) for a later build."""
-    job.use(job.shipped)
-    if job.previous:
-        job.previous.disabled = True
-        job.store.set_meta(ADAPTATION_KEY, job.previous.to_json())
-    return Adaptation("off", "adapting is off (--no-adapt): the shipped heads are in use", "shipped",
-                      job.n_train, job.n_val, job.shipped_figures(), chance_r10=job.chance)
+@dataclass
+class _Shipped:
+    """The shipped heads as this catalog uses them: their bridge weighed for it (saved under adapted/ when that is
+    not the shipped weight), and their figures on the held-out products."""
+    heads: object
+    path: Path  # the file in use: the shipped heads, or their tuned copy
+    tuned: bool
+    figures: dict  # with the per-query figures (see adapt_fit.figures); {} with under two products
+    bridge: dict
+    on: str  # "validation" | "all"
+    chance: float
 
 
-def _too_few_pairs(job: _Job) -> Adaptation:
-    job.use(job.shipped)
-    return Adaptation("too-few-pairs", f"{job.n_train} training and {job.n_val} validation pairs of title and "
-                      f"picture: too few to adapt the model to this catalog (it needs {MIN_TRAIN_PAIRS} and "
-                      f"{MIN_VAL_PAIRS}); the shipped model is in use", "shipped", job.n_train, job.n_val,
-                      job.shipped_figures(), chance_r10=job.chance)
+def _weigh_shipped(job: _Job, part: dict, queries: list, query_features: np.ndarray | None, on: str) -> _Shipped:
+    from mmtui.encoders.lite import load_heads
+
+    _, heads = load_heads(job.shipped)
+    path, bridge = job.shipped, {}
+    if heads.image.bridge and len(part["rowids"]) >= MIN_CHOICE_PAIRS:
+        shipped_w, shipped_t = float(heads.image.bridge_weight.detach()), _temperature(heads)
+        chosen = choose_bridge_weight(heads, part, queries, query_features)
+        bridge = {"shipped": round(shipped_w, 3), "chosen": chosen}
+        if _temperature(heads) != shipped_t:
+            bridge |= {"shipped_temperature": shipped_t, "temperature": _temperature(heads)}
+        if abs(chosen - shipped_w) > 1e-3 or _temperature(heads) != shipped_t:
+            path = _save_heads(job, heads, "shipped", f"{job.base_sha}|{chosen}|{_temperature(heads)}")
+            _, heads = load_heads(path)  # the weights as stored (fp16), as a loaded encoder projects with them
+    n = len(part["rowids"])
+    return _Shipped(heads, path, path != job.shipped, figures(heads, part, queries, query_features) if n >= 2 else {},
+                    bridge, on, min(1.0, 10 / n) if n else 0.0)
+
+
+def _shipped(job: _Job, status: str, message: str) -> Adaptation:
+    """--no-adapt, or too few pairs: the shipped heads with their bridge weighed for the catalog. With --no-adapt the
+    previous adaptation is kept (marked off) for a later build; with too few pairs it no longer applies."""
+    part, on = job.held_out()
+    queries, query_features = job.queries(part)
+    shipped = _weigh_shipped(job, part, queries, query_features, on)
+    job.use(shipped.path)
+    previous = job.previous if status == "off" and job.previous and job.previous.for_model == job.spec else None
+    if previous is not None:
+        previous.disabled, previous.tuned = True, job.rel(shipped.path) if shipped.tuned else None
+        _write_record(job, previous)
+    elif shipped.tuned or job.previous is not None:
+        _write_record(job, HeadsAdaptation(
+            for_model=job.spec, weights=None, pairs="", model="shipped", base_sha=job.base_sha, n_train=job.n_train,
+            n_val=job.n_val, before=public(shipped.figures), after={}, at=time.strftime("%Y-%m-%dT%H:%M:%S"),
+            tuned=job.rel(shipped.path) if shipped.tuned else None))
+    return Adaptation(status, message, "shipped", job.n_train, job.n_val, public(shipped.figures),
+                      chance_r10=shipped.chance, bridge=shipped.bridge, measured_on=on, weights=shipped.path)
 
 
 def _reuse(job: _Job) -> Adaptation | None:
@@ -164,19 +220,20 @@ def _reuse(job: _Job) -> Adaptation | None:
     previous, data_dir = job.previous, job.settings.data_dir
     if previous is None or previous.base_sha != job.base_sha or previous.for_model != job.spec:
         return None
-    weights = data_dir / previous.weights if previous.weights else None
+    previous.disabled = False
+    weights = data_dir / previous.in_use() if previous.in_use() else job.shipped
     trained_on = _read_keys(data_dir / previous.pairs) if previous.pairs else None
-    if trained_on is None or (previous.model == "adapted" and (weights is None or not weights.is_file())):
+    if trained_on is None or not weights.is_file():
         return None
     new = int((~np.isin(job.current, trained_on)).sum())
     if new >= READAPT_SHARE * len(job.current):
         return None
-    job.use((weights if previous.model == "adapted" else None) or job.shipped)
-    previous.disabled = False
+    job.use(weights)
     job.store.set_meta(ADAPTATION_KEY, previous.to_json())
     return Adaptation("unchanged", f"{new} of {len(job.current)} training pairs are new since the model was last "
                       f"adapted (it adapts again at {READAPT_SHARE:.0%}): nothing trained", previous.model,
-                      job.n_train, job.n_val, previous.before, previous.after, job.chance)
+                      job.n_train, job.n_val, previous.before, previous.after,
+                      min(1.0, 10 / job.n_val) if job.n_val else 0.0, weights=weights)
 
 
 def _train(job: _Job, progress: ProgressCallback, cancel: threading.Event | None, device: str,
@@ -185,98 +242,104 @@ def _train(job: _Job, progress: ProgressCallback, cancel: threading.Event | None
     from mmtui.encoders.lite import load_heads
 
     progress(ProgressEvent("adapt", 0, None, f"adapting the model to this catalog ({job.n_train} training pairs)"))
-    _, base_heads = load_heads(job.shipped)
     val = job.pairs["val"]
-    queries = _category_queries(job.store, val)
-    query_features = _query_features(job.encoder, queries)
-    before = _figures(base_heads, val, queries, query_features)
-    heads, epochs = _fit_with_and_without_bridge(base_heads, job.pairs, queries, query_features, device,
-                                                 progress, cancel)
+    queries, query_features = job.queries(val)
+    shipped = _weigh_shipped(job, val, queries, query_features, "validation")
+    heads, epochs = _fit(load_heads(job.shipped)[1], job.pairs, device=device, progress=progress, cancel=cancel,
+                         queries=queries, query_features=query_features, kinds=_kinds(job))
     check_cancel(cancel)
-    path, keys_path = _save_adapted(job, heads)
-    _, saved = load_heads(path)  # the weights as stored (fp16): the vectors must be those a loaded encoder makes
-    after = _figures(saved, val, queries, query_features)
-    better = keep_adapted(before, after, job.chance)
-    record = _record_choice(job, path, keys_path, better, _public(before), _public(after))
-    seconds = round(time.perf_counter() - started, 1)
-    verb = "adapted to this catalog" if better else "not better than the shipped model on validation: shipped kept"
-    return Adaptation("adapted" if better else "kept-shipped", f"model {verb}", record.model, job.n_train,
-                      job.n_val, record.before, record.after, job.chance, seconds, epochs)
+    bridge = dict(shipped.bridge)
+    if heads.image.bridge and bridge:
+        bridge["adapted"] = choose_bridge_weight(heads, val, queries, query_features)
+        bridge["adapted_temperature"] = _temperature(heads)
+    path = _save_heads(job, heads, "lite", job.current.tobytes().hex() + job.base_sha)
+    keys_path = path.with_suffix(".pairs.npy")
+    np.save(keys_path, job.current)
+    after = figures(load_heads(path)[1], val, queries, query_features)  # as stored (fp16), as loaded for search
+    better, reason = judge(shipped.figures, after, shipped.chance)
+    record = _record_choice(job, path, keys_path, shipped, better, public(after))
+    verb = "adapted to this catalog" if better else "not adapted: the shipped model is kept"
+    return Adaptation("adapted" if better else "kept-shipped", f"model {verb}", record.model, job.n_train, job.n_val,
+                      record.before, record.after, shipped.chance, round(time.perf_counter() - started, 1), epochs,
+                      reason, bridge, weights=path if better else shipped.path)
 
 
-def _fit_with_and_without_bridge(base_heads, pairs: dict, queries: list, query_features: np.ndarray | None,
-                                 device: str, progress: ProgressCallback, cancel: threading.Event | None):
-    """_fit's heads, and where the image head has an ImageNet bridge, the better on validation of heads trained
-    with it and without it. Returns (heads, epochs run)."""
-    import copy
-
-    import torch
-
-    heads, epochs = _fit(base_heads, pairs, device=device, progress=progress, cancel=cancel)
-    if not base_heads.image.bridge:
-        return heads, epochs
-    # The bridge helps heads that know nothing of a catalog; once they learned it, its shared classes can blur
-    # kinds apart (docs/figures.md, "Adapting to the catalog"), so validation picks.
-    plain = copy.deepcopy(base_heads)
-    with torch.no_grad():
-        plain.image.bridge_weight.zero_()
-    other, other_epochs = _fit(plain, pairs, device=device, progress=progress, cancel=cancel)
-    if _score(_figures(other, pairs["val"], queries, query_features)) > _score(
-            _figures(heads, pairs["val"], queries, query_features)):
-        return other, other_epochs
-    return heads, epochs
+def _kinds(job: _Job) -> tuple[np.ndarray, np.ndarray] | None:
+    """(kind id per training pair, -1 for none; MiniLM features per kind) of the training pairs, None without kinds."""
+    names = sorted({k for k in job.pairs["train"]["kinds"] if k})
+    if not names:
+        return None
+    index = {k: i for i, k in enumerate(names)}
+    return np.array([index.get(k, -1) for k in job.pairs["train"]["kinds"]], np.int64), job.kind_features(names)
 
 
-def _save_adapted(job: _Job, heads) -> tuple[Path, Path]:
-    """The trained heads and the keys of the pairs they learned from, saved under adapted/ (named by both)."""
+def _temperature(heads) -> float:
+    return float((heads.image.bridge or {}).get("temperature", 1.0))
+
+
+def _save_heads(job: _Job, heads, prefix: str, key: str) -> Path:
+    """`heads` saved under adapted/, named by `key` (what they were made from)."""
     from mmtui.train.lit import save_checkpoint
 
     out_dir = job.settings.data_dir / ADAPTED_DIR
     out_dir.mkdir(parents=True, exist_ok=True)
-    config = _read(job.shipped)[0]
-    name = f"lite-{hashlib.sha1(job.current.tobytes() + job.base_sha.encode()).hexdigest()[:12]}"
-    save_checkpoint(heads, {k: v for k, v in config.items() if k != "metrics"}, {}, out_dir, name=name)
-    keys_path = out_dir / f"{name}.pairs.npy"
-    np.save(keys_path, job.current)
-    return out_dir / f"{name}.safetensors", keys_path
+    config = copy.deepcopy(_read(job.shipped)[0])
+    if heads.image.bridge:  # the temperature chosen for this catalog
+        config["image"]["bridge"] = dict(heads.image.bridge)
+    name = f"{prefix}-{hashlib.sha1(key.encode()).hexdigest()[:12]}"
+    save_checkpoint(heads, {k: v for k, v in config.items() if k not in ("metrics", "trained_on")}, {}, out_dir,
+                    name=name)
+    return out_dir / f"{name}.safetensors"
 
 
-def _record_choice(job: _Job, path: Path, keys_path: Path, better: bool, before: dict,
+def _record_choice(job: _Job, path: Path, keys_path: Path, shipped: _Shipped, better: bool,
                    after: dict) -> HeadsAdaptation:
-    """Put the winning heads in use, delete the losing and the previous files, and record the adaptation."""
-    job.use(path if better else job.shipped)
-    if not better:
-        for stale in (path, path.with_suffix(".json")):
-            stale.unlink(missing_ok=True)
-    rel = lambda p: str(p.relative_to(job.settings.data_dir))  # noqa: E731
-    record = HeadsAdaptation(for_model=job.spec, weights=rel(path) if better else None, pairs=rel(keys_path),
+    """Put the winning heads in use, record the adaptation, and delete the files nothing records any more."""
+    job.use(path if better else shipped.path)
+    record = HeadsAdaptation(for_model=job.spec, weights=job.rel(path) if better else None, pairs=job.rel(keys_path),
                              model="adapted" if better else "shipped", base_sha=job.base_sha, n_train=job.n_train,
-                             n_val=job.n_val, before=before, after=after, at=time.strftime("%Y-%m-%dT%H:%M:%S"))
-    _remove_old(job.settings, job.previous, keep=path.stem)
-    job.store.set_meta(ADAPTATION_KEY, record.to_json())
+                             n_val=job.n_val, before=public(shipped.figures), after=after,
+                             at=time.strftime("%Y-%m-%dT%H:%M:%S"),
+                             tuned=job.rel(shipped.path) if shipped.tuned and not better else None)
+    _write_record(job, record)
     return record
 
 
-def _shipped_figures(store: Store, encoder, shipped: Path, val: dict) -> dict:
-    """The shipped heads' validation figures, for the summary of a build that does not adapt (none without pairs)."""
-    if len(val["rowids"]) < 2:
-        return {}
-    from mmtui.encoders.lite import load_heads
-
-    queries = _category_queries(store, val)
-    return _public(_figures(load_heads(shipped)[1], val, queries, _query_features(encoder, queries)))
+def _write_record(job: _Job, record: HeadsAdaptation) -> None:
+    """Record the adaptation, then delete the files under adapted/ it does not name (older heads and pairs)."""
+    job.store.set_meta(ADAPTATION_KEY, record.to_json())
+    keep = set()
+    for rel in (record.weights, record.pairs, record.tuned):
+        if rel:
+            keep |= {Path(rel).name, Path(rel).with_suffix(".json").name}
+    folder = job.settings.data_dir / ADAPTED_DIR
+    for stale in folder.glob("*") if folder.is_dir() else ():
+        if stale.name not in keep and stale.suffix in (".safetensors", ".json", ".npy"):
+            stale.unlink(missing_ok=True)
 
 
 # -- the pairs ------------------------------------------------------------------------------------------------
 
+def catalog_pairs(store: Store, features_fp: str) -> dict[str, dict]:
+    """Per split ("train", "val", "test"): the products with a title and a picture, as adaptation reads them
+    (rowids, cached picture and title features, pair keys, kinds); for benchmarks that measure heads offline."""
+    return _pairs(store, features_fp)
+
+
+def concat_pairs(parts: list[dict]) -> dict:
+    """Several splits' pairs as one (e.g. every product of a catalog too small to hold any out)."""
+    return _concat(parts)
+
+
 def _pairs(store: Store, features_fp: str) -> dict[str, dict]:
-    """Per split: rowids, picture features, title features and pair keys of products with both."""
+    """Per split: rowids, picture features, title features, pair keys and kinds of products with both."""
     img_rows, img, img_shas = store.features(features_fp, "image")
     txt_rows, txt, txt_shas = store.features(features_fp, "title")
-    current = {r: (split, isha, tsha) for r, split, isha, tsha in store.db.execute(
-        "SELECT rowid, split, image_sha, title_sha FROM products WHERE image_status = 'ok'")}
+    current = {r: (split, isha, tsha, _kind_of(article, category)) for r, split, isha, tsha, article, category in
+               store.db.execute("SELECT rowid, split, image_sha, title_sha, coalesce(article_type, ''), "
+                                "coalesce(category, '') FROM products WHERE image_status = 'ok'")}
     at_txt = {int(r): i for i, r in enumerate(txt_rows.tolist())}
-    out = {s: {"rowids": [], "img": [], "txt": [], "keys": []} for s in ("train", "val", "test")}
+    out = {s: {"rowids": [], "img": [], "txt": [], "keys": [], "kinds": []} for s in ("train", "val", "test")}
     for i, r in enumerate(img_rows.tolist()):
         j = at_txt.get(r)
         row = current.get(r)
@@ -287,11 +350,24 @@ def _pairs(store: Store, features_fp: str) -> dict[str, dict]:
         part["img"].append(i)
         part["txt"].append(j)
         part["keys"].append(f"{img_shas[i]}|{txt_shas[j]}")
+        part["kinds"].append(row[3])
     for part in out.values():
         part["rowids"] = np.asarray(part["rowids"], np.int64)
         part["img"] = img[part["img"]] if len(part["img"]) else np.zeros((0, img.shape[1] if img.ndim == 2 else 0), np.float32)
         part["txt"] = txt[part["txt"]] if len(part["txt"]) else np.zeros((0, txt.shape[1] if txt.ndim == 2 else 0), np.float32)
     return out
+
+
+def _kind_of(article_type: str, category: str) -> str:
+    """A product's kind, as shoppers name it: the article type where the catalog has one, else the last step of the
+    category ("Fruit > Apple" -> "apple"), lower-cased; "" for none."""
+    return (str(article_type).strip() or str(category).split(">")[-1].strip()).lower()
+
+
+def _concat(parts: list[dict]) -> dict:
+    return {"rowids": np.concatenate([p["rowids"] for p in parts]), "img": np.concatenate([p["img"] for p in parts]),
+            "txt": np.concatenate([p["txt"] for p in parts]), "keys": [k for p in parts for k in p["keys"]],
+            "kinds": [k for p in parts for k in p["kinds"]]}
 
 
 def _pair_keys(part: dict) -> np.ndarray:
@@ -307,149 +383,9 @@ def _read_keys(path: Path) -> np.ndarray | None:
         return None
 
 
-# -- category-style queries: what shoppers type more than titles ------------------------------------------
-
-def _category_queries(store: Store, part: dict, min_products: int = 2) -> list[tuple[str, np.ndarray]]:
-    """(query text, positions in the split's pairs) per product kind with at least `min_products` there: the
-    article type where the catalog has one, else the last step of the category ("Fruit > Apple" -> "apple")."""
-    if not len(part["rowids"]):
-        return []
-    rows = {r: (a, c) for r, a, c in store.db.execute(
-        "SELECT rowid, coalesce(article_type, ''), coalesce(category, '') FROM products WHERE image_status = 'ok'")}
-    groups: dict[str, list[int]] = {}
-    for pos, r in enumerate(part["rowids"].tolist()):
-        article, category = rows.get(r, ("", ""))
-        kind = (article.strip() or category.split(">")[-1].strip()).lower()
-        if kind:
-            groups.setdefault(kind, []).append(pos)
-    return [(kind, np.asarray(p)) for kind, p in sorted(groups.items()) if len(p) >= min_products]
-
-
-def _query_features(encoder, queries: list[tuple[str, np.ndarray]]) -> np.ndarray | None:
-    if not queries:
-        return None
-    return encoder.encode_texts_with_features([q for q, _ in queries])[1]
-
-
-def _figures(heads, val: dict, queries: list, query_features: np.ndarray | None) -> dict:
-    """Validation figures of `heads`: each title -> its own picture, and category words -> pictures."""
-    from mmtui.encoders.lite import project_features
-    from mmtui.train.weights.fusion import matrix_metrics
-
-    pictures = project_features(heads, "image", val["img"])
-    titles = project_features(heads, "title", val["txt"])
-    paired = paired_retrieval(titles, pictures)
-    out = {"title->picture": {"r1": round(paired["recall@1"], 4), "r10": round(paired["recall@10"], 4),
-                              "mrr": round(paired["mrr"], 4), "n": int(paired["n_queries"])},
-           "_rr": 1.0 / ranks_of_targets(titles @ pictures.T, np.arange(len(titles)))}
-    if query_features is not None:
-        q = project_features(heads, "text", query_features)
-        relevant = np.zeros((len(queries), len(pictures)), bool)
-        for i, (_, positions) in enumerate(queries):
-            relevant[i, positions] = True
-        m = matrix_metrics(q @ pictures.T, relevant)
-        out["category->picture"] = {"ndcg@10": round(m["ndcg@10"], 4), "n": len(queries)}
-    return out
-
-
 def keep_adapted(before: dict, after: dict, chance: float, z: float = 2.0) -> bool:
-    """Whether adapted heads replace the shipped ones: better on validation (R@10 + MRR + category nDCG), clearly
-    so (each title's reciprocal rank of its own picture gains, on average, more than `z` standard errors: on a small
-    validation split a chance gain would replace a good model with an overfitted one), and better than chance
-    themselves (between two rankings at chance the "better" one is noise)."""
-    t = after["title->picture"]
-    if not (_score(after) > _score(before) + 1e-9 and beats_chance(t["r10"] * t["n"], t["n"], chance)):
-        return False
-    gain = after["_rr"] - before["_rr"]
-    return bool(gain.mean() > z * gain.std(ddof=1) / np.sqrt(len(gain))) if len(gain) > 1 else False
-
-
-def _public(figures: dict) -> dict:
-    return {k: v for k, v in figures.items() if not k.startswith("_")}
-
-
-def _score(figures: dict) -> float:
-    """What adapting must beat: validation title -> picture R@10 + MRR, plus category -> picture nDCG@10."""
-    t = figures["title->picture"]
-    return t["r10"] + t["mrr"] + figures.get("category->picture", {}).get("ndcg@10", 0.0)
-
-
-# -- training ---------------------------------------------------------------------------------------------
-
-def _fit(base, pairs: dict, *, device: str, epochs: int = 40, lr: float = 1e-3, weight_decay: float = 0.05,
-         batch_size: int = 256, patience: int = 8, seed: int = 0, progress: ProgressCallback,
-         cancel: threading.Event | None):
-    """The heads' two linear maps trained on the train pairs (symmetric InfoNCE), warm-started from `base`;
-    the epoch with the best validation R@10 + MRR is kept. Returns (heads, epochs run)."""
-
-    import torch
-
-    threads = torch.get_num_threads()
-    if device == "cpu":  # small matrices: one thread is as fast, and two wait on each other on a busy machine
-        torch.set_num_threads(1)  # (measured: 0.3 s vs 11.6 s for the test catalog with another process running)
-    try:
-        return _fit_heads(base, pairs, device, epochs, lr, weight_decay, batch_size, patience, seed, progress, cancel)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _fit_heads(base, pairs, device, epochs, lr, weight_decay, batch_size, patience, seed, progress, cancel):
-    import copy
-
-    import torch
-    from torch.nn import functional as F
-
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    heads = copy.deepcopy(base).to(device)
-    img = torch.from_numpy(pairs["train"]["img"]).to(device)
-    txt = torch.from_numpy(pairs["train"]["txt"]).to(device)
-    params = [*heads.image.proj.parameters(), *heads.text.proj.parameters(), heads.logit_scale]
-    if heads.image.bridge and heads.image.bridge.get("learn_weight", True):
-        params.append(heads.image.bridge_weight)
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-    n = len(img)
-    steps = max(1, int(np.ceil(n / batch_size)))
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps, pct_start=0.1)
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.startswith("cuda") else torch.autocast(
-        "cpu", enabled=False)
-    best, best_state, bad, run = -1.0, None, 0, 0
-    for epoch in range(1, epochs + 1):
-        run = epoch
-        heads.train()
-        perm = rng.permutation(n)
-        for s in range(steps):
-            check_cancel(cancel)
-            idx = torch.from_numpy(np.sort(perm[s * batch_size:(s + 1) * batch_size])).to(device)
-            with amp:
-                zi = heads.image.flat(img[idx])
-                zt = heads.text.proj(heads.text.drop(txt[idx]))
-            zi, zt = F.normalize(zi.float(), dim=-1), F.normalize(zt.float(), dim=-1)
-            logits = heads.logit_scale.exp() * zt @ zi.T
-            target = torch.arange(len(idx), device=device)
-            loss = 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            with torch.no_grad():
-                heads.logit_scale.clamp_(0, float(np.log(100)))
-        heads.eval()
-        cpu = copy.deepcopy(heads).cpu()
-        figures = _figures(cpu, pairs["val"], [], None)
-        score = _score(figures)
-        progress(ProgressEvent("adapt", epoch, epochs, f"epoch {epoch}: validation title -> picture "
-                               f"R@10 {figures['title->picture']['r10']:.3f}", metrics={"epoch": epoch,
-                               "train_loss": float(loss.detach()), "val_r10": figures["title->picture"]["r10"]}))
-        if score > best + 1e-9:
-            best, best_state, bad = score, {k: v.detach().cpu().clone() for k, v in heads.state_dict().items()}, 0
-        else:
-            bad += 1
-            if bad >= patience:
-                break
-    heads = heads.cpu()
-    heads.load_state_dict(best_state)
-    return heads.eval(), run
+    """Whether adapted heads replace the shipped ones (mmtui.train.adapt_fit.judge, without its reason)."""
+    return judge(before, after, chance, z)[0]
 
 
 # -- switching heads ------------------------------------------------------------------------------------
@@ -483,17 +419,6 @@ def project_missing(store: Store, weights: Path, fingerprint: str, features_fp: 
     store.put_vectors(fingerprint, kind, rowids[todo].tolist(), [shas[i] for i in todo],
                       project_features(load_heads(weights)[1], kind, feats[todo]))
     return len(todo)
-
-
-def _remove_old(settings: Settings, previous: HeadsAdaptation | None, keep: str) -> None:
-    """Delete the files of the previous adaptation (its vectors stay until their products change)."""
-    for rel in (previous.weights, previous.pairs) if previous else ():
-        if not rel or Path(rel).name.startswith(f"{keep}."):
-            continue
-        path = settings.data_dir / rel
-        for stale in (path, path.with_suffix(".json")):
-            if stale.suffix in (".safetensors", ".json", ".npy"):
-                stale.unlink(missing_ok=True)
 
 
 def _read(weights: Path):

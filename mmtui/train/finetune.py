@@ -414,7 +414,7 @@ def _lite_metrics(lit: dict) -> tuple[dict, list[dict]]:
                "val": {rename.get(k, k): v for k, v in lit["val"].items()}}
     if lit.get("test"):
         metrics["test"] = {rename.get(k, k): v for k, v in lit["test"].items()}
-    history = [{k: row[k] for k in ("epoch", "train_loss", "val_loss", "val_r10") if k in row}
+    history = [{k: row[k] for k in ("epoch", "train_loss", "val_loss", "val_r10", "seconds") if k in row}
                for row in lit.get("history", [])]
     return metrics, history
 

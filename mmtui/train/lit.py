@@ -235,10 +235,13 @@ def _train_epoch(heads: LiteHeads, data: _Features, perm: np.ndarray, steps: int
     """One pass over the train split in `perm` order; returns the mean training loss."""
     heads.train()
     losses = []
+    cuda = str(data.device).startswith("cuda")  # bf16 autocast there (no loss scaling needed); fp32 on the CPU
     for s in range(steps):
         check_cancel(cancel)
         text, image = data.batch(np.sort(perm[s * batch_size:(s + 1) * batch_size]))
-        loss = _clip_loss(heads.text(text), heads.image(image), heads.logit_scale)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
+            zt, zi = heads.text(text), heads.image(image)
+        loss = _clip_loss(zt, zi, heads.logit_scale)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

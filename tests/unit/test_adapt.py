@@ -30,14 +30,23 @@ COLOURS = {"red": (200, 20, 20), "blue": (20, 30, 200), "green": (20, 170, 40), 
            "white": (240, 240, 240), "yellow": (230, 210, 30)}
 
 
-def tiny_heads(folder: Path, seed: int = 0) -> Path:
-    """A lite-format checkpoint whose image head reads a 48-d "thumb" feature and text head a 384-d one."""
+def tiny_heads(folder: Path, seed: int = 0, bridge: bool = False) -> Path:
+    """A lite-format checkpoint whose image head reads a 48-d "thumb" feature and text head a 384-d one; with
+    `bridge`, the feature is called head_mean and an ImageNet bridge (random classifier and class texts) reads it."""
     torch.manual_seed(seed)
+    feature = "head_mean" if bridge else "thumb"
     config = {"dim": 16, "image_tower": "lite0", "text_tower": "all-MiniLM-L6-v2",
-              "image": {"pooled": ["thumb"], "tail_from": None, "dropout": 0.0},
+              "image": {"pooled": [feature], "tail_from": None, "dropout": 0.0},
               "text": {"tail_from": None, "pool": "mean", "dropout": 0.0},
-              "image_dims": {"thumb": 48}, "format": FORMAT, "preprocess": "test"}
-    heads = LiteHeads(config, {"thumb": 48})
+              "image_dims": {feature: 48}, "format": FORMAT, "preprocess": "test"}
+    if bridge:
+        config["image"]["bridge"] = {"top": 10, "weight": 0.4, "classes": "imagenet-1k", "learn_weight": False,
+                                     "temperature": 2.0}
+    heads = LiteHeads(config, {feature: 48})
+    if bridge:
+        with torch.no_grad():
+            heads.image.fc_w.normal_()
+            heads.image.class_text.normal_()
     save_checkpoint(heads, config, {}, folder, name="shipped")
     return folder / "shipped.safetensors"
 
@@ -280,3 +289,113 @@ def test_the_build_screen_and_the_models_list_show_the_adaptation(built):
     assert base["name"] == "base" and base["val_r10"] == r10 and base["adapted"] is True
     table = CliRunner().invoke(cli, ["models", "--data-dir", str(settings.data_dir)], terminal_width=140).output
     assert f"{r10:.4f}" in table and "adapted to this catalog" in table
+
+
+# -- the ImageNet bridge weighed for the catalog, the kinds' words, the summary ----------------------------------
+
+def _choose(weight: float, temperature: float | None = None):
+    """A stand-in for adapt_fit.choose_bridge_weight that always picks `weight` (and `temperature`, if given)."""
+    def choose(heads, *args, **kwargs):
+        with torch.no_grad():
+            heads.image.bridge_weight.fill_(weight)
+        if temperature is not None:
+            heads.image.bridge["temperature"] = temperature
+        return weight
+    return choose
+
+
+def test_no_adapt_weighs_the_bridge_for_the_catalog_and_searches_with_it(tmp_path, monkeypatch):
+    from mmtui.encoders.for_index import adapted_weights
+
+    weights = tiny_heads(tmp_path / "model", bridge=True)
+    settings = Settings(data_dir=tmp_path / "index", device="cpu")
+    catalog = make_catalog(tmp_path / "shop", n=200)
+    monkeypatch.setattr(adapt, "choose_bridge_weight", _choose(3.0, temperature=3.0))
+    encoder = FeatureEncoder(weights)
+    report = build_index(settings, catalog, encoder=encoder, adapt=False)
+    a = report.adaptation
+    assert a["status"] == "off" and a["model"] == "shipped"
+    assert a["bridge"] == {"shipped": 0.4, "chosen": 3.0, "shipped_temperature": 2.0, "temperature": 3.0}
+    [tuned] = (settings.data_dir / "adapted").glob("shipped-*.safetensors")
+    config, heads = load_heads(tuned)
+    assert float(heads.image.bridge_weight.detach()) == 3.0 and heads.image.bridge["temperature"] == 3.0
+    assert _meta(settings, "base_fingerprint") == LiteEncoder.fingerprint_for(f"lite:{tuned}", "cpu")[0]
+    store = Store.open(settings.db_path)
+    assert adapted_weights(settings, store, f"lite:{weights}") == tuned  # what a search opens
+    store.close()
+    # the shipped weight wins next time: the tuned copy goes, the shipped heads are in use again
+    monkeypatch.setattr(adapt, "choose_bridge_weight", _choose(0.4, temperature=2.0))
+    again = build_index(settings, catalog, encoder=FeatureEncoder(weights), adapt=False)
+    assert again.adaptation["bridge"] == {"shipped": 0.4, "chosen": 0.4}
+    assert not list((settings.data_dir / "adapted").glob("shipped-*"))
+    assert _meta(settings, "base_fingerprint") == encoder.fingerprint
+
+
+def test_a_catalog_too_small_to_hold_products_out_weighs_the_bridge_on_all_of_them(tmp_path, monkeypatch):
+    weights = tiny_heads(tmp_path / "model", bridge=True)
+    settings = Settings(data_dir=tmp_path / "index", device="cpu")
+    seen = []
+    monkeypatch.setattr(adapt, "choose_bridge_weight",
+                        lambda heads, part, *a: seen.append(len(part["rowids"])) or _choose(1.5)(heads))
+    report = build_index(settings, make_catalog(tmp_path / "shop", n=60), encoder=FeatureEncoder(weights))
+    a = report.adaptation
+    assert a["status"] == "too-few-pairs" and a["measured_on"] == "all" and seen == [60]
+    assert a["before"]["title->picture"]["n"] == 60 and a["bridge"]["chosen"] == 1.5
+    assert list((settings.data_dir / "adapted").glob("shipped-*.safetensors"))
+
+
+def test_adapting_trains_on_the_kinds_words_and_weighs_the_bridge_again(tmp_path, monkeypatch):
+    weights = tiny_heads(tmp_path / "model", bridge=True)
+    settings = Settings(data_dir=tmp_path / "index", device="cpu")
+    calls = []
+    real_fit = adapt._fit
+
+    def spy(base, pairs, **kwargs):
+        calls.append(kwargs)
+        return real_fit(base, pairs, **{**kwargs, "epochs": 3})
+
+    monkeypatch.setattr(adapt, "_fit", spy)
+    report = build_index(settings, make_catalog(tmp_path / "shop"), encoder=FeatureEncoder(weights))
+    [kw] = calls  # one fit (the bridge is weighed after it, not trained twice)
+    ids, features = kw["kinds"]
+    assert features.shape == (len(KINDS), 384) and (ids >= 0).all() and len(set(ids.tolist())) == len(KINDS)
+    assert [q for q, _ in kw["queries"]] == sorted(KINDS)  # validation: the kinds' words find their pictures
+    assert {"shipped", "chosen", "adapted", "adapted_temperature"} <= set(report.adaptation["bridge"])
+    assert report.adaptation["reason"]
+
+
+def test_a_catalog_without_kinds_adapts_on_titles_alone(tmp_path, monkeypatch):
+    folder = tmp_path / "shop"
+    make_catalog(folder, n=240)  # 200 gives 19 validation pairs: too few to adapt
+    rows = (folder / "products.csv").read_text().splitlines()
+    (folder / "products.csv").write_text("\n".join(
+        ["id,title,image"] + [",".join(r.split(",")[i] for i in (0, 1, 4)) for r in rows[1:]]) + "\n")
+    calls = []
+    real_fit = adapt._fit
+    monkeypatch.setattr(adapt, "_fit", lambda base, pairs, **kw: calls.append(kw) or real_fit(base, pairs, **kw))
+    settings = Settings(data_dir=tmp_path / "index", device="cpu")
+    report = build_index(settings, folder, encoder=FeatureEncoder(tiny_heads(tmp_path / "model")))
+    assert calls[0]["kinds"] is None and calls[0]["queries"] == []
+    assert "category->picture" not in report.adaptation["before"]
+    assert report.adaptation["status"] in ("adapted", "kept-shipped")
+
+
+def test_the_summary_says_which_model_is_in_use_and_why(built):
+    from mmtui.cli.render import out, print_adaptation
+
+    _, _, _, report, _, _ = built
+    with out.capture() as captured:
+        print_adaptation(report.adaptation)
+    shown = " ".join(captured.get().split())  # the console wraps lines at its width
+    assert "model adapted to this catalog (it finds pictures from" in shown
+    assert "category words" in shown and "nDCG@10" in shown and "in use: the adapted model" in shown
+    kept = {**report.adaptation, "status": "kept-shipped", "model": "shipped",
+            "message": "model not adapted: the shipped model is kept",
+            "reason": "the adapted model finds pictures from titles clearly worse than the shipped one on the "
+                      "held-out products", "bridge": {"shipped": 0.4, "chosen": 3.0, "adapted": 0.39990234375}}  # fp16 0.4
+    with out.capture() as captured:
+        print_adaptation(kept)
+    shown = " ".join(captured.get().split())  # the console wraps lines at its width
+    assert "shipped model is kept (the adapted model finds pictures from titles clearly worse" in shown
+    assert "in use: the shipped model" in shown and "weight 3 here (shipped 0.4)" in shown
+    assert "; 0.4 in the adapted model" in shown
