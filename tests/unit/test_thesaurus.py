@@ -65,3 +65,8 @@ def test_known_words_are_never_replaced_and_nonsense_gives_nothing(understand):
     assert u.best("kind") == "Shirts" and u.related == []
     u = understand("xqzzvy")
     assert "kind" not in u.parts and u.related == []
+
+
+def test_the_nearest_products_do_not_outvote_the_thesaurus(understand):
+    ties = Understander(understand.lexicon, lambda text: [6, 6, 6])  # the model's neighbours of "pullover": Ties
+    assert ties("pullover").parts["kind"] == {"Sweaters": 1.0}

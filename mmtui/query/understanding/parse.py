@@ -499,9 +499,9 @@ class Understander:
                 said_by.setdefault("kind", []).append(raw[i])
         related: list[tuple[str, str]] = []
         exact, kind_words = self._words(tokens, raw, totals, said_by, used, related)
-        exact_kind |= exact
-        partial = not exact_kind and bool(kind_words) and \
-            not self._retrieved_kind(kind_words, totals, said_by, sure=bool(related))
+        # the nearest products of a word the model does not know are no better than its vector ("jumper": Skirts)
+        exact_kind |= exact or bool(related)
+        partial = not exact_kind and bool(kind_words) and not self._retrieved_kind(kind_words, totals, said_by)
         return Understanding(query=query, text=text or query, parts=self._weighted(totals), words=said_by,
                              price=price, price_words=said, fields=lex.fields,
                              repairs=[(_as_typed(r.said, query), r.meant) for r in repairs],
@@ -601,11 +601,10 @@ class Understander:
                         break
         return kind
 
-    def _retrieved_kind(self, kind_words: list[str], totals: dict, said_by: dict, sure: bool = False) -> bool:
+    def _retrieved_kind(self, kind_words: list[str], totals: dict, said_by: dict) -> bool:
         """The kinds of the products nearest to the words that say what is wanted ("pullover"), by their share
         of the nearest (rank-weighted): evidence added to the words' own (weight p["near"]); alone, it names a
-        kind only when one holds at least p["near_min"] of them; they veto a weakly meant kind unless the thesaurus
-        said it (`sure`: the neighbours of a word the model does not know are no better than its vector). False when the nearest products could not be had
+        kind only when one holds at least p["near_min"] of them. False when the nearest products could not be had
         now (the model is still loading)."""
         lex, p = self.lexicon, self.lexicon.params
         if self.near is None or p["near"] <= 0 or "kind" not in lex.facets.codes:
@@ -633,8 +632,7 @@ class Understander:
             if float(share.max()) < p["near_min"]:
                 return True
             totals["kind"] = (p["near"] * share).astype(np.float32)
-        elif not sure and float(current.max()) < p["kind_min"] \
-                and current[int(np.argmax(share))] < current.max() - AGREE:
+        elif float(current.max()) < p["kind_min"] and current[int(np.argmax(share))] < current.max() - AGREE:
             # words that only weakly mean a kind, and neighbours of another kind: no kind rather than a guess
             del totals["kind"]
             said_by.pop("kind", None)
