@@ -9,7 +9,6 @@ a filtered search oversamples the graph and keeps the allowed labels (`filtered`
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
 
@@ -21,10 +20,14 @@ OVERSAMPLE = 1.5  # a filtered search asks the graph for k * n / allowed * OVERS
 
 
 def _usearch_index():
-    """usearch's Index class. onnxruntime is imported first when it is installed: importing it after usearch's
-    compiled module crashes the process (libstdc++ symbols; onnxruntime 1.32 / usearch 2.26.6)."""
-    if importlib.util.find_spec("onnxruntime") is not None:
-        import onnxruntime  # noqa: F401
+    """usearch's Index class, with onnxruntime imported first: the other order crashes the process (encoders/ort.py)."""
+    from mmtui.encoders import ort
+    from mmtui.errors import ModelError
+
+    try:
+        ort.load()
+    except (ImportError, ModelError):  # not installed, or usearch came first: queries then encode with torch
+        pass
 
     from usearch.index import Index
 
