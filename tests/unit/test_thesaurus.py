@@ -70,3 +70,13 @@ def test_known_words_are_never_replaced_and_nonsense_gives_nothing(understand):
 def test_the_nearest_products_do_not_outvote_the_thesaurus(understand):
     ties = Understander(understand.lexicon, lambda text: [6, 6, 6])  # the model's neighbours of "pullover": Ties
     assert ties("pullover").parts["kind"] == {"Sweaters": 1.0}
+
+
+def test_a_word_a_title_uses_is_the_catalogs_own_and_not_looked_up(tmp_path):
+    s = Store.memory()
+    rows = ROWS + [("7", "Puma Men Black Pullover Hoodie", "Sweatshirts", "Men", "Black", "Puma")]
+    s.upsert_products([{"rowid": i + 1, "id": pid, "title": title, "article_type": kind, "category": "Apparel",
+                        "gender": gender, "colour": colour, "brand": brand, "price": 10.0, "split": "train"}
+                       for i, (pid, title, kind, gender, colour, brand) in enumerate(rows)])
+    understand = Understander(Lexicon(load_facets(s), random_embed, tmp_path / "understand"))
+    assert understand("pullover").related == []  # one title says it: the catalog's word, its titles decide

@@ -323,8 +323,9 @@ class Lexicon:
         return _best_facet(naming, self.params["min_score"]) is not None
 
     def knows(self, word: str) -> bool:
-        """Whether the catalog has its own use for a word: a word of a value, or of enough titles to count."""
-        return word in self.cooc or any(word in ws for vals in self.value_words.values() for ws in vals)
+        """Whether the catalog has its own use for a word: a word of a value or of a title."""
+        return (word in self.cooc or word in self.title_vocab
+                or any(word in ws for vals in self.value_words.values() for ws in vals))
 
     def related_kind(self, word: str, typed: str) -> tuple[np.ndarray, str] | None:
         """(how well the word's thesaurus words name each kind, the best of those words), or None when none names
