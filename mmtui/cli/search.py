@@ -127,6 +127,8 @@ def _arrange(service, result, k: int, top: int, show_facets: bool, order: str, c
     if show_facets:
         result.facets = service.result_facets(counted, top)
     hits = sort_hits(counted, order) if order != "relevance" else result.hits
+    if order != "relevance" and not any(h.price is not None for h in counted):
+        result.notes.append(f"--sort {order}: none of these products has a price, so they stay in relevance order")
     if not collapse:
         result.hits = hits[:k]
         return None

@@ -110,3 +110,19 @@ def test_cli_facets_sort_and_collapse(tiny_catalog, tmp_path):
     assert any(len(h["variants"]) == 3 for h in out["hits"])
     text = run("for men", "--facets", "--collapse").output
     assert "+3" in text and "facets of the top" in text
+
+
+def test_sorting_by_price_a_catalog_without_prices_says_so(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from mmtui.cli.main import cli
+
+    catalog = tmp_path / "shop.csv"
+    catalog.write_text("id,title\n1,Red shirt\n2,Blue shirt\n3,Green shirt\n")
+    d = str(tmp_path / "no-prices")
+    assert CliRunner().invoke(cli, ["build-index", str(catalog), "--data-dir", d, "--model", "fake"]).exit_code == 0
+    out = json.loads(CliRunner().invoke(cli, ["search", "shirt", "--sort", "price", "--mode", "lexical", "--json",
+                                              "--data-dir", d]).output)
+    assert len(out["hits"]) == 3 and any("none of these products has a price" in n for n in out["notes"])
