@@ -90,11 +90,22 @@ def test_without_ray_installed_the_hint_says_how_to_get_it(tmp_path, make_catalo
 # -- on a local Ray --------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def local_ray():
-    """One local Ray for the module: RayEncode uses it as it finds it and leaves it running."""
-    ray.init(address="local", num_cpus=ACTORS, include_dashboard=False, log_to_driver=False,
-             logging_level="ERROR")
-    yield
-    ray.shutdown()
+    """One local Ray for the module: RayEncode uses it as it finds it and leaves it running. Its workers run at
+    this process's priority: Ray starts them at nice 15, and on a machine busy with other work they would wait."""
+    import os
+
+    before = os.environ.get("RAY_worker_niceness")
+    os.environ["RAY_worker_niceness"] = "0"  # read by the raylet ray.init starts
+    try:
+        ray.init(address="local", num_cpus=ACTORS, include_dashboard=False, log_to_driver=False,
+                 logging_level="ERROR")
+        yield
+        ray.shutdown()
+    finally:
+        if before is None:
+            os.environ.pop("RAY_worker_niceness", None)
+        else:
+            os.environ["RAY_worker_niceness"] = before
 
 
 def on_ray(settings: Settings):
