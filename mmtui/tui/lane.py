@@ -29,10 +29,10 @@ class ServiceLane:
             if job is None:
                 return
             fn, args, kwargs, future, still_wanted = job
+            if not future.set_running_or_notify_cancel():  # cancelled by its caller while it waited
+                continue
             if still_wanted is not None and not still_wanted():
                 future.set_exception(Skipped())
-                continue
-            if not future.set_running_or_notify_cancel():
                 continue
             try:
                 future.set_result(fn(*args, **kwargs))

@@ -70,6 +70,17 @@ def test_lane_runs_jobs_in_order_on_one_thread_and_skips_stale_ones():
     lane.close()
 
 
+def test_a_stale_job_its_caller_cancelled_leaves_the_lane_running():
+    lane = ServiceLane()
+    gate = threading.Event()
+    lane.submit(gate.wait, 5)
+    stale = lane.submit(lambda: None, still_wanted=lambda: False)
+    assert stale.cancel()  # the caller gave up on it while it waited (a newer query replaced it)
+    gate.set()
+    assert lane.submit(lambda: 42).result(5) == 42  # the lane's thread is still there
+    lane.close()
+
+
 def test_lane_passes_errors_to_the_caller():
     lane = ServiceLane()
 
