@@ -21,7 +21,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, ListView, Static
 
-from mmtui.evaluation.interleave import A, credit, seeded, team_draft
+from mmtui.evaluation.interleave import credit, seeded, team_draft
 from mmtui.evaluation.judged import RANKERS, run_ranker
 from mmtui.tui.host import AppHost
 from mmtui.tui.judging import JudgeActions, figures, identity

@@ -21,7 +21,7 @@ from mmtui.query.service import Hit
 from mmtui.tui.host import AppHost
 from mmtui.tui.lane import Skipped
 from mmtui.tui.thumbnails import pixels_for
-from mmtui.tui.widgets.results import ResultItem, ResultsList
+from mmtui.tui.widgets.results import ResultItem, ResultsList, load_thumbnails
 from mmtui.tui.widgets.thumbnail import Thumbnail
 
 STEP = 0.05  # a move is this fraction of the picture's side
@@ -237,15 +237,7 @@ class RegionScreen(Screen):
 
     @work(exclusive=True, group="region-thumbs", exit_on_error=False)
     async def _thumbnails(self, items: list[ResultItem]) -> None:
-        app = self.app
-        if app.image_class is None or not items:
-            return
-        size = pixels_for(app.image_protocol, 6, 3)
-        wanted = [(item, item.hit) for item in items]
-        images = await asyncio.to_thread(lambda: [app.thumbnails.get(hit.image_path, size) for _, hit in wanted])
-        for (item, hit), image in zip(wanted, images):
-            if item.is_mounted and item.hit is hit and item.thumbnail is not None:
-                item.thumbnail.show(image)
+        await load_thumbnails(self.app, items)
 
     # ---------------------------------------------------------------- drawing
     def redraw(self) -> None:

@@ -26,7 +26,7 @@ from mmtui.tui.thumbnails import pixels_for
 from mmtui.tui.trace import trace
 from mmtui.tui.widgets.detail import DetailPane
 from mmtui.tui.widgets.facets import FacetPanel
-from mmtui.tui.widgets.results import ResultItem, ResultsList, SearchResultsList
+from mmtui.tui.widgets.results import ResultItem, ResultsList, SearchResultsList, load_thumbnails
 
 DEBOUNCE_S = 0.25
 QUICK_S = 0.15  # show lexical results first when hybrid takes longer than this
@@ -528,17 +528,7 @@ class SearchScreen(JudgeActions, Screen):
 
     @work(exclusive=True, group="thumbs", exit_on_error=False)
     async def _load_thumbnails(self, items: list[ResultItem]) -> None:
-        """Read and shrink the missing thumbnails in one thread call (off the UI thread), then draw them together."""
-        app = self.app
-        if app.image_class is None or not items:
-            return
-        size = pixels_for(app.image_protocol, 6, 3)
-        wanted = [(item, item.hit) for item in items]
-        images = await asyncio.to_thread(lambda: [app.thumbnails.get(hit.image_path, size) for _, hit in wanted])
-        with app.batch_update():
-            for (item, hit), image in zip(wanted, images):
-                if item.is_mounted and item.hit is hit and item.thumbnail is not None:  # rows are reused
-                    item.thumbnail.show(image)
+        await load_thumbnails(self.app, items)
 
     @on(ListView.Highlighted, "#results")
     def _highlighted(self, event: ListView.Highlighted) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from rich.text import Text
@@ -10,6 +11,7 @@ from textual.binding import Binding
 from textual.widgets import ListItem, ListView, Static
 
 from mmtui.query.service import Hit
+from mmtui.tui.thumbnails import pixels_for
 from mmtui.tui.widgets.thumbnail import Thumbnail
 
 SIGNAL_NAMES = {"image": "img", "text": "txt", "lexical": "lex"}
@@ -160,3 +162,17 @@ class SearchResultsList(ResultsList):
         Binding("v", "screen.toggle_variants", "Variants", show=False),
         Binding("s", "screen.cycle_sort", "Sort", show=False),
     ]
+
+
+async def load_thumbnails(app, items: list[ResultItem]) -> None:
+    """Read and shrink these rows' thumbnails in one thread call (off the UI thread), then draw them together on
+    the rows that still show the same hit (rows are reused)."""
+    if app.image_class is None or not items:
+        return
+    size = pixels_for(app.image_protocol, 6, 3)
+    wanted = [(item, item.hit) for item in items]
+    images = await asyncio.to_thread(lambda: [app.thumbnails.get(hit.image_path, size) for _, hit in wanted])
+    with app.batch_update():
+        for (item, hit), image in zip(wanted, images):
+            if item.is_mounted and item.hit is hit and item.thumbnail is not None:
+                item.thumbnail.show(image)
