@@ -71,6 +71,13 @@ class Thesaurus:
                 hypernyms.append(int(target))
         return lemmas, hypernyms
 
+    def knows(self, word: str) -> bool:
+        """Whether general English has this noun (as written, or the singular WordNet lists: "sneakers")."""
+        from mmtui.catalog.words import singular
+
+        index = self._load()
+        return word.lower() in index or singular(word.lower()) in index
+
     def related(self, phrase: str) -> dict[str, float]:
         """The words (spaces for WordNet's underscores) of the phrase's noun senses and their direct hypernyms,
         each with its best weight (sense order, BROADER for a hypernym); {} for a word WordNet does not know."""

@@ -49,6 +49,7 @@ def test_wordnet_gives_synonyms_and_broader_words_by_sense_order():
     jumper = found.related("jumper")  # the sweater is its third sense: weighs less than its first
     assert jumper["sweater"] < jumper["person"]
     assert found.related("xqzzvy") == {}
+    assert found.knows("pantyhose") and found.knows("sneakers") and not found.knows("sneekers")
 
 
 def test_a_word_the_model_misses_names_a_kind_through_the_thesaurus(understand):

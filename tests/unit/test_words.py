@@ -84,6 +84,15 @@ def test_a_known_english_word_is_kept_when_it_means_something():
     assert speller().nearest("hose", means_something=lambda w: False) == "house"  # means nothing here: repaired
 
 
+def test_a_noun_general_english_has_is_no_typo_even_when_the_model_lacks_it():
+    titles = [["lee", "cooper", "shoes"]] * 30 + [["black", "pants"]] * 5
+    nouns = {"pantyhose", "cooker"}.__contains__
+    assert Speller(titles).nearest("cooker") == "cooper"  # without a dictionary: one edit from a catalog word
+    assert Speller(titles, dictionary=nouns).nearest("cooker") is None
+    assert Speller(titles, dictionary=nouns).repair(["pantyhose"]) == (["pantyhose"], [])
+    assert Speller(titles, dictionary=nouns).nearest("cooprr") == "cooper"  # not a noun: still repaired
+
+
 # ranks as in MiniLM's vocabulary (0 = commonest)
 ENGLISH = {"the": 0, "watch": 1400, "jeans": 4300, "wrist": 5200, "seekers": 22000, "jens": 23000, "sneakers": 26000,
            "pullover": 27000}

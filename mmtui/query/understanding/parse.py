@@ -315,7 +315,13 @@ class Lexicon:
             english = english_ranks()
         values = [x for vals in self.facets.values.values() for v in vals for w in words(v) for x in (w, singular(w))]
         texts = list(self.facets.titles.values()) + list(self.facets.descriptions.values())
-        return Speller((words(t) for t in texts), values, english)
+        dictionary = None
+        if self.embed is not None:  # general English's nouns (WordNet), read on the first unknown word
+            from mmtui.catalog.thesaurus import thesaurus
+
+            found = thesaurus()
+            dictionary = found.knows if found is not None else None
+        return Speller((words(t) for t in texts), values, english, dictionary)
 
     def means_something(self, word: str) -> bool:
         """Whether a word names a value of this catalog by meaning (the sentence model's neighbours)."""

@@ -15,7 +15,8 @@ from that vocabulary (no list of product words):
 - a word general English knows but the catalog does not ("jens") is repaired only one edit away to a catalog word
   that many titles use or that general English uses far more often ("jeans"), and only when the word itself means
   nothing in this catalog (`means_something`).
-A word the catalog uses is never changed.
+A word the catalog uses is never changed, nor is a noun general English has (`dictionary`, WordNet's nouns:
+"pantyhose" is no "pants hose", "cooker" no "cooper") that the sentence model's vocabulary lacks.
 """
 
 from __future__ import annotations
@@ -50,8 +51,9 @@ class Speller:
     """The catalog's vocabulary and the repairs it allows (see the module docstring)."""
 
     def __init__(self, titles: Iterable[list[str]], other_words: Iterable[str] = (),
-                 english: Mapping[str, int] | None = None) -> None:
-        """`english`: general English's words -> rank (0 = commonest), e.g. mmtui.encoders.words.english_ranks()."""
+                 english: Mapping[str, int] | None = None, dictionary: Callable[[str], bool] | None = None) -> None:
+        """`english`: general English's words -> rank (0 = commonest), e.g. mmtui.encoders.words.english_ranks();
+        `dictionary(word)`: whether general English has the word beyond those (mmtui.catalog.thesaurus)."""
         self.df: Counter = Counter()
         pairs: Counter = Counter()
         for ws in titles:
@@ -62,6 +64,7 @@ class Speller:
             self.df[w] = max(self.df[w], MIN_TITLES)  # facet values and brands are targets however rare in titles
         self.pairs = {a + b: ((a, b), n) for (a, b), n in pairs.items() if n >= MIN_TITLES}
         self.english = dict(english or {})
+        self.dictionary = dictionary
         self.english_words = [w for w in self.english if len(w) >= SPLIT_MIN]
         from mmtui.catalog.facets import singular
 
@@ -128,6 +131,8 @@ class Speller:
             return None
         if word in self.english:
             return self._english_slip(word, means_something)
+        if self.dictionary is not None and self.dictionary(word):
+            return None  # a real word the model's vocabulary lacks ("pantyhose"): no typo
         found = self._closest(word, max_edits(word), means_something)
         return found[1] if found is not None else self._split(word, means_something)
 
