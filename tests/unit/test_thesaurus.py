@@ -81,3 +81,30 @@ def test_a_word_a_title_uses_is_the_catalogs_own_and_not_looked_up(tmp_path):
                        for i, (pid, title, kind, gender, colour, brand) in enumerate(rows)])
     understand = Understander(Lexicon(load_facets(s), random_embed, tmp_path / "understand"))
     assert understand("pullover").related == []  # one title says it: the catalog's word, its titles decide
+
+
+HOME = [
+    ("1", "Glass Water Jug", "Jugs", "Unisex", "Clear", "Pasabahce"),
+    ("2", "Steel Jug With Lid", "Jugs", "Unisex", "Silver", "Borosil"),
+    ("3", "Sheesham Dining Table", "Dining Tables", "Unisex", "Brown", "Nilkamal"),
+    ("4", "Six Seater Dining Table", "Dining Tables", "Unisex", "Brown", "Durian"),
+    ("5", "Black Laptop Bag", "Laptop Bags", "Unisex", "Black", "Wildcraft"),
+    ("6", "Blue Duffel Bag", "Duffel Bags", "Unisex", "Blue", "Skybags"),
+]
+
+
+@pytest.fixture
+def home(tmp_path):
+    s = Store.memory()
+    s.upsert_products([{"rowid": i + 1, "id": pid, "title": title, "article_type": kind, "category": "Home",
+                        "gender": gender, "colour": colour, "brand": brand, "price": 10.0, "split": "train"}
+                       for i, (pid, title, kind, gender, colour, brand) in enumerate(HOME)])
+    return Understander(Lexicon(load_facets(s), random_embed, tmp_path / "understand"))
+
+
+def test_words_after_a_preposition_describe_the_thing_and_name_no_kind_of_their_own(home):
+    assert list(home("jug for the dining table").parts["kind"]) == ["Jugs"]
+    assert list(home("water jug with lid").parts["kind"]) == ["Jugs"]
+    assert home("something for the dining table").best("kind") == "Dining Tables"  # nothing else names it
+    assert list(home("bag for my laptop").parts["kind"]) == ["Laptop Bags"]  # ... but chooses among the bags
+    assert home("dining table").best("kind") == "Dining Tables"

@@ -76,6 +76,12 @@ AGREE = 0.1
 NEAR_RANK_K = 5  # the nearest products' rank weights 1 / (NEAR_RANK_K + rank): the first few count most
 THESAURUS = 0.8  # a kind named through a thesaurus word weighs less than one the query's own word names
 THESAURUS_MIN = 0.5  # thesaurus words weighing less than this (rare senses, far hypernyms) are not tried
+# English prepositions: in "water jug for the dining table" the words after one describe the wanted thing (its use,
+# place, parts), the words before it name it; the describing words only choose among the kinds the others name
+PREPOSITIONS = frozenset("for with without over near in on to from by at into onto inside outside beside behind "
+                         "under below above around".split())
+MODIFIER = 1.0  # how much a describing word's naming of those kinds weighs (as much as a naming word's)
+MODIFIER_WINDOW = 0.3  # ... among the kinds within this much of the best the naming words gave
 
 
 @dataclass
@@ -498,17 +504,36 @@ class Understander:
         said_by: dict[str, list[str]] = {}
         used = [w in OCCASIONS or w in RELATION_FILLERS for w in raw]  # why and for whom, never what
         person_at = self._person(raw, text, totals, said_by, used)
-        exact_kind = self._joined(tokens, raw, totals, said_by, used)
+        zone = _describing(raw, used)
+        held: list[tuple[int, np.ndarray]] = []  # (word, its kind naming) of the words that describe the thing
+        exact_kind = self._joined(tokens, raw, totals, said_by, used, zone, held)
         for i in person_at:  # "childrens chair": a person word that is a word of a kind's name says that kind too
             in_kind = lex.word_scores(tokens[i], None, vectors=False)[0].get("kind")
             if in_kind is not None and float(in_kind.max()) > 0:
                 totals["kind"] = totals.get("kind", np.zeros(len(in_kind), np.float32)) + in_kind
                 said_by.setdefault("kind", []).append(raw[i])
         related: list[tuple[str, str]] = []
-        exact, kind_words = self._words(tokens, raw, totals, said_by, used, related)
+        exact, kind_words = self._words(tokens, raw, totals, said_by, used, related, zone, held)
+        describe = bool(held) and "kind" in totals
+        if held and not describe:  # nothing else names a kind ("water jug for the table"): they do
+            again = [used[i] or i not in {at for at, _ in held} for i in range(len(raw))]
+            for at, m in held:
+                if used[at]:  # a kind spelled over several words ("dining table")
+                    totals["kind"] = totals.get("kind", np.zeros(len(m), np.float32)) + m
+                    said_by.setdefault("kind", []).append(raw[at])
+                    exact = True
+            more, more_words = self._words(tokens, raw, totals, said_by, again, related)
+            exact, kind_words = exact or more, kind_words + more_words
+        elif held:  # words after a preposition choose now ("bag for my laptop"); the products nearest to the
+            # whole name ("school bag", not "bag") say which kind it is, and its first word chooses after them
+            self._choose_among(totals, [m for at, m in held if zone[at]])
+            kind_words = [raw[i] for i in sorted({at for at, _ in held if not zone[at]}
+                                                 | {raw.index(w) for w in kind_words})]
         # the nearest products of a word the model does not know are no better than its vector ("jumper": Skirts)
         exact_kind |= exact or bool(related)
         partial = not exact_kind and bool(kind_words) and not self._retrieved_kind(kind_words, totals, said_by)
+        if describe and "kind" in totals:  # after the evidence bar: they only choose ("party wear": no kind)
+            self._choose_among(totals, [m for at, m in held if not zone[at]])
         return Understanding(query=query, text=text or query, parts=self._weighted(totals), words=said_by,
                              price=price, price_words=said, fields=lex.fields,
                              repairs=[(_as_typed(r.said, query), r.meant) for r in repairs],
@@ -516,17 +541,24 @@ class Understander:
                              partial=partial)
 
     def _words(self, tokens: list[str], raw: list[str], totals: dict, said_by: dict, used: list[bool],
-               related: list[tuple[str, str]]) -> tuple[bool, list[str]]:
+               related: list[tuple[str, str]], zone: list[bool] | None = None,
+               held: list[tuple[int, np.ndarray]] | None = None) -> tuple[bool, list[str]]:
         """Each word not yet used goes to the facet it names best (spelling, then meaning; a kind word neither
         knows well, by its thesaurus words: added to `related`), else to the kind or person its titles lean to;
-        (whether a kind was spelled exactly, the words that may say the kind)."""
+        (whether a kind was spelled exactly, the words that may say the kind). A word in `zone` (after a
+        preposition) that names a kind, and a word naming no kind right before one that does ("school bag"), only
+        describe the thing: their kind naming goes to `held`."""
         lex, p = self.lexicon, self.lexicon.params
         exact_kind, kind_words = False, []
+        facets: dict[int, str | None] = {}
         for i, tok in enumerate(tokens):
             if used[i] or tok in STOP_WORDS or tok.isdigit() or len(tok) < 2:
                 continue
             naming, usage = lex.word_scores(tok, raw[i])
-            facet = _best_facet(naming, p["min_score"])
+            facet = facets[i] = _best_facet(naming, p["min_score"])
+            if zone is not None and held is not None and zone[i] and facet in (None, "kind"):
+                held.append((i, naming["kind"]))
+                continue
             weak = facet is None or (facet == "kind" and float(naming["kind"].max()) < p["kind_min"])
             found = lex.related_kind(tok, raw[i]) if weak and not lex.knows(tok) else None
             if found is not None and float(found[0].max()) > float(naming["kind"].max()):
@@ -551,7 +583,19 @@ class Understander:
                 totals.setdefault(facet, np.zeros(len(s), np.float32))
                 totals[facet] += s
                 said_by.setdefault(facet, []).append(raw[i])
+        if held is not None:  # "school bag": a word that names no kind describes the kind word after it
+            for i, facet in facets.items():
+                if facet in (None, "person") and facets.get(i + 1) == "kind" and not any(i == at for at, _ in held):
+                    held.append((i, lex.word_scores(tokens[i], raw[i])[0]["kind"]))
         return exact_kind, kind_words
+
+    def _choose_among(self, totals: dict, held: list[np.ndarray]) -> None:
+        """The describing words weigh only the kinds the naming words gave (those within MODIFIER_WINDOW of the
+        best): "laptop" makes a bag a Laptop Bag, "dining table" makes no jug a table."""
+        s = totals["kind"]
+        among = (s > 0) & (s >= float(s.max()) - MODIFIER_WINDOW)
+        for m in held:
+            totals["kind"] = totals["kind"] + MODIFIER * np.where(among, m, 0.0).astype(np.float32)
 
     def _weighted(self, totals: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
         """Each facet's totals as weights in (0, 1], softly: values close to the best keep a share."""
@@ -587,8 +631,10 @@ class Understander:
             said_by["person"] = [raw[i] for i in at]
         return at
 
-    def _joined(self, tokens: list[str], raw: list[str], totals: dict, said_by: dict, used: list[bool]) -> bool:
-        """Values spelled over several words or as one ("t shirt", "tshirt" -> "Tshirts"); whether a kind was."""
+    def _joined(self, tokens: list[str], raw: list[str], totals: dict, said_by: dict, used: list[bool],
+                zone: list[bool] | None = None, held: list | None = None) -> bool:
+        """Values spelled over several words or as one ("t shirt", "tshirt" -> "Tshirts"); whether a kind was. A
+        kind spelled in `zone` ("jug for the dining table") goes to `held`, its first word standing for it."""
         lex = self.lexicon
         kind = False
         for size in (3, 2):
@@ -598,6 +644,13 @@ class Understander:
                 joined = "".join(tokens[i:i + size])
                 for facet, compact in lex.compact.items():
                     found = compact.get(joined)
+                    if found is not None and facet == "kind" and zone is not None and held is not None and zone[i]:
+                        m = np.zeros(len(lex.value_words[facet]), np.float32)
+                        m[found[0]] = found[1]
+                        held.append((i, m))
+                        for t in range(i, i + size):
+                            used[t] = True
+                        break
                     if found is not None:
                         j, weight = found
                         totals.setdefault(facet, np.zeros(len(lex.value_words[facet]), np.float32))[j] += weight
@@ -648,6 +701,18 @@ class Understander:
             totals["kind"] = current + (p["near"] * share).astype(np.float32)
         said_by["kind"] = list(dict.fromkeys(said_by.get("kind", []) + kind_words))
         return True
+
+
+def _describing(raw: list[str], used: list[bool]) -> list[bool]:
+    """Which words come after a preposition that follows a word naming the thing ("jug" in "water jug for the
+    dining table"; not "something" in "something to hang clothes on"): they describe it."""
+    zone = [False] * len(raw)
+    named = False
+    for i, w in enumerate(raw):
+        if w in PREPOSITIONS and named:
+            return [False] * (i + 1) + [True] * (len(raw) - i - 1)
+        named |= not used[i] and w not in STOP_WORDS and w not in PREPOSITIONS and w.isalpha() and len(w) > 1
+    return zone
 
 
 def _never_repaired(word: str) -> bool:
