@@ -108,3 +108,9 @@ def test_words_after_a_preposition_describe_the_thing_and_name_no_kind_of_their_
     assert home("something for the dining table").best("kind") == "Dining Tables"  # nothing else names it
     assert list(home("bag for my laptop").parts["kind"]) == ["Laptop Bags"]  # ... but chooses among the bags
     assert home("dining table").best("kind") == "Dining Tables"
+
+
+def test_the_speller_leaves_alone_a_noun_that_names_a_kind_here(understand):
+    vouch = understand.lexicon.speller.dictionary
+    assert vouch("pullover") and vouch("necktie")  # WordNet nouns naming Sweaters, Ties
+    assert not vouch("xqzzvy") and not vouch("person")  # unknown; a noun naming no kind here

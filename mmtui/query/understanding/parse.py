@@ -321,18 +321,34 @@ class Lexicon:
             english = english_ranks()
         values = [x for vals in self.facets.values.values() for v in vals for w in words(v) for x in (w, singular(w))]
         texts = list(self.facets.titles.values()) + list(self.facets.descriptions.values())
-        dictionary = None
-        if self.embed is not None:  # general English's nouns (WordNet), read on the first unknown word
-            from mmtui.catalog.thesaurus import thesaurus
+        return Speller((words(t) for t in texts), values, english, self._names_a_kind if self.embed is not None else None)
 
-            found = thesaurus()
-            dictionary = found.knows if found is not None else None
-        return Speller((words(t) for t in texts), values, english, dictionary)
+    def _names_a_kind(self, word: str) -> bool:
+        """Whether general English has the word as a noun that names one of this catalog's kinds (WordNet, read on
+        the first unknown word): no typo, though the sentence model lacks it ("pantyhose" ~ tights, "cooker" ~
+        cookware; not "pendent", a variant of the catalog's "pendant")."""
+        from mmtui.catalog.thesaurus import thesaurus
+
+        from rapidfuzz.distance import OSA
+
+        found = thesaurus()
+        if found is None or not found.knows(word):
+            return False
+        if any(OSA.distance(word, w) <= 1 and self.knows(w) for w in found.related(word)):
+            return False  # a variant spelling of a word the catalog uses ("pendent" ~ "pendant"): repaired to it
+        return self.related_kind(singular(word), word) is not None
 
     def means_something(self, word: str) -> bool:
         """Whether a word names a value of this catalog by meaning (the sentence model's neighbours)."""
         naming, _ = self.word_scores(singular(word), word)
         return _best_facet(naming, self.params["min_score"]) is not None
+
+    def noun(self, word: str) -> bool:
+        """Whether general English has the word as a noun (WordNet; without it: any word)."""
+        from mmtui.catalog.thesaurus import thesaurus
+
+        found = thesaurus()
+        return found is None or found.knows(word)
 
     def knows(self, word: str) -> bool:
         """Whether the catalog has its own use for a word: a word of a value or of a title."""
@@ -506,7 +522,7 @@ class Understander:
         person_at = self._person(raw, text, totals, said_by, used)
         zone = _describing(raw, used)
         held: list[tuple[int, np.ndarray]] = []  # (word, its kind naming) of the words that describe the thing
-        exact_kind = self._joined(tokens, raw, totals, said_by, used, zone, held)
+        exact_kind = self._joined(tokens, raw, totals, said_by, used, zone)
         for i in person_at:  # "childrens chair": a person word that is a word of a kind's name says that kind too
             in_kind = lex.word_scores(tokens[i], None, vectors=False)[0].get("kind")
             if in_kind is not None and float(in_kind.max()) > 0:
@@ -517,11 +533,7 @@ class Understander:
         describe = bool(held) and "kind" in totals
         if held and not describe:  # nothing else names a kind ("water jug for the table"): they do
             again = [used[i] or i not in {at for at, _ in held} for i in range(len(raw))]
-            for at, m in held:
-                if used[at]:  # a kind spelled over several words ("dining table")
-                    totals["kind"] = totals.get("kind", np.zeros(len(m), np.float32)) + m
-                    said_by.setdefault("kind", []).append(raw[at])
-                    exact = True
+            exact |= self._joined(tokens, raw, totals, said_by, again)
             more, more_words = self._words(tokens, raw, totals, said_by, again, related)
             exact, kind_words = exact or more, kind_words + more_words
         elif held:  # words after a preposition choose now ("bag for my laptop"); the products nearest to the
@@ -583,9 +595,10 @@ class Understander:
                 totals.setdefault(facet, np.zeros(len(s), np.float32))
                 totals[facet] += s
                 said_by.setdefault(facet, []).append(raw[i])
-        if held is not None:  # "school bag": a word that names no kind describes the kind word after it
+        if held is not None:  # "school bag": a noun naming no kind describes the kind word after it ("cheap" no)
             for i, facet in facets.items():
-                if facet in (None, "person") and facets.get(i + 1) == "kind" and not any(i == at for at, _ in held):
+                if facet in (None, "person") and facets.get(i + 1) == "kind" and lex.noun(raw[i]) \
+                        and not any(i == at for at, _ in held):
                     held.append((i, lex.word_scores(tokens[i], raw[i])[0]["kind"]))
         return exact_kind, kind_words
 
@@ -632,25 +645,18 @@ class Understander:
         return at
 
     def _joined(self, tokens: list[str], raw: list[str], totals: dict, said_by: dict, used: list[bool],
-                zone: list[bool] | None = None, held: list | None = None) -> bool:
-        """Values spelled over several words or as one ("t shirt", "tshirt" -> "Tshirts"); whether a kind was. A
-        kind spelled in `zone` ("jug for the dining table") goes to `held`, its first word standing for it."""
+                skip: list[bool] | None = None) -> bool:
+        """Values spelled over several words or as one ("t shirt", "tshirt" -> "Tshirts"); whether a kind was.
+        Words in `skip` (describing ones: "jug for the dining table") are read one by one."""
         lex = self.lexicon
         kind = False
         for size in (3, 2):
             for i in range(len(tokens) - size + 1):
-                if any(used[i:i + size]):
+                if any(used[i:i + size]) or (skip is not None and skip[i]):
                     continue
                 joined = "".join(tokens[i:i + size])
                 for facet, compact in lex.compact.items():
                     found = compact.get(joined)
-                    if found is not None and facet == "kind" and zone is not None and held is not None and zone[i]:
-                        m = np.zeros(len(lex.value_words[facet]), np.float32)
-                        m[found[0]] = found[1]
-                        held.append((i, m))
-                        for t in range(i, i + size):
-                            used[t] = True
-                        break
                     if found is not None:
                         j, weight = found
                         totals.setdefault(facet, np.zeros(len(lex.value_words[facet]), np.float32))[j] += weight

@@ -15,8 +15,9 @@ from that vocabulary (no list of product words):
 - a word general English knows but the catalog does not ("jens") is repaired only one edit away to a catalog word
   that many titles use or that general English uses far more often ("jeans"), and only when the word itself means
   nothing in this catalog (`means_something`).
-A word the catalog uses is never changed, nor is a noun general English has (`dictionary`, WordNet's nouns:
-"pantyhose" is no "pants hose", "cooker" no "cooper") that the sentence model's vocabulary lacks.
+A word the catalog uses is never changed, nor is a word `dictionary` vouches for (the query understanding's: a
+general-English noun that names one of the catalog's kinds, "pantyhose" is no "pants hose", "cooker" no "cooper")
+though the sentence model's vocabulary lacks it.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ class Speller:
     def __init__(self, titles: Iterable[list[str]], other_words: Iterable[str] = (),
                  english: Mapping[str, int] | None = None, dictionary: Callable[[str], bool] | None = None) -> None:
         """`english`: general English's words -> rank (0 = commonest), e.g. mmtui.encoders.words.english_ranks();
-        `dictionary(word)`: whether general English has the word beyond those (mmtui.catalog.thesaurus)."""
+        `dictionary(word)`: whether a word beyond those is a real word, never to be repaired."""
         self.df: Counter = Counter()
         pairs: Counter = Counter()
         for ws in titles:
