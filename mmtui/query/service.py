@@ -256,14 +256,33 @@ class SearchService(CompoundSearch):
         if mode == "hybrid" and weights is not None:
             weights = {s: float(w) for s, w in weights.items() if w > 0 and (s == "lexical" or s in indexes)} or None
         hits = self._search_understood(query, understood, k, mode, filters, indexes, weights)
-        if not hits and understood is not None and understood.price is not None:
-            notes.append(f"no product matches {understood.price_words!r}: results without the price")
+        empty = None if understood is None or understood.price is None else \
+            "product" if not hits else self._kind_outside_price(understood)
+        if empty is not None:  # "ladies watches under 100" in rupees: no watch that cheap, so not cheap lemons
+            notes.append(f"no {empty} matches {understood.price_words!r}: results without the price")
             understood = understood.without(["price"])
             hits = self._search_understood(query, understood, k, mode, filters, indexes, weights)
         if not hits and filters:
             notes.extend(self._empty_filters(filters))
         return SearchResult(mode=mode, hits=hits, query=query, kind="text",
                             took_ms=(time.perf_counter() - started) * 1000, understood=understood, notes=notes)
+
+    def _kind_outside_price(self, understood) -> str | None:
+        """The understood kind when no product of it has a price in the understood range (else None)."""
+        import numpy as np
+
+        kind = understood.best("kind")
+        facets = self.understanding.state().facets
+        codes, prices = facets.codes.get("kind"), facets.prices
+        at = facets.value_index("kind").get((kind or "").lower())
+        if at is None or codes is None or prices is None:
+            return None
+        low, high = understood.price
+        n = min(len(codes), len(prices))
+        mine = prices[:n][codes[:n] == at]
+        fits = ~np.isnan(mine) & (mine >= (low if low is not None else -np.inf)) \
+            & (mine <= (high if high is not None else np.inf))
+        return None if fits.any() or not len(mine) else kind
 
     def _has_prices(self) -> bool:
         import numpy as np

@@ -135,6 +135,9 @@ def test_a_part_that_leaves_nothing_is_named_and_left_out(built):
     payload = json.loads(run("search", "shirt under 0.001", "--data-dir", str(data_dir), "--json", "-k", "3").output)
     assert payload["hits"] and payload["understood"]["price"] is None
     assert payload["notes"] == ["no product matches 'under 0.001': results without the price"]
+    cheap = json.loads(run("search", "shirt under 8", "--data-dir", str(data_dir), "--json", "-k", "3").output)
+    assert cheap["notes"] == ["no Shirt matches 'under 8': results without the price"]  # not the 5-euro scarf
+    assert cheap["hits"][0]["title"].endswith("Shirt for men") and cheap["understood"]["price"] is None
     table = run("search", "shirt", "--where", "price<0.001", "--data-dir", str(data_dir), "-k", "3").output
     assert "No results for 'shirt'" in table and "the filter price<0.001 matches no product" in table
     assert "hybrid search: shirt" in table  # and the results without that filter follow
