@@ -343,6 +343,10 @@ class Lexicon:
         naming, _ = self.word_scores(singular(word), word)
         return _best_facet(naming, self.params["min_score"]) is not None
 
+    def kind_word(self, word: str) -> bool:
+        """Whether the word (singular) is a word of one of the catalog's kind names ("bag": "Duffel Bag")."""
+        return any(word in ws for ws in self.value_words.get("kind", []))
+
     def noun(self, word: str) -> bool:
         """Whether general English has the word as a noun (WordNet; without it: any word)."""
         from mmtui.catalog.thesaurus import thesaurus
@@ -530,22 +534,25 @@ class Understander:
                 said_by.setdefault("kind", []).append(raw[i])
         related: list[tuple[str, str]] = []
         exact, kind_words = self._words(tokens, raw, totals, said_by, used, related, zone, held)
-        describe = bool(held) and "kind" in totals
-        if held and not describe:  # nothing else names a kind ("water jug for the table"): they do
-            again = [used[i] or i not in {at for at, _ in held} for i in range(len(raw))]
+        after = [(at, m) for at, m in held if zone[at]]  # after a preposition
+        before = [(at, m) for at, m in held if not zone[at]]  # right before the kind word ("school bag")
+        named = float(totals["kind"].max()) if "kind" in totals else 0.0
+        # a word after a preposition that names a kind better than the others do is the kind after all (titles:
+        # "... by Christian Audigier for Women Perfume"); else the others name it ("water jug for the dining table")
+        if after and "kind" in totals and all(float(m.max()) <= named for _, m in after):
+            self._choose_among(totals, [m for _, m in after])  # "bag for my laptop": among the bags
+        elif after:
+            again = [used[i] or i not in {at for at, _ in after} for i in range(len(raw))]
             exact |= self._joined(tokens, raw, totals, said_by, again)
             more, more_words = self._words(tokens, raw, totals, said_by, again, related)
             exact, kind_words = exact or more, kind_words + more_words
-        elif held:  # words after a preposition choose now ("bag for my laptop"); the products nearest to the
-            # whole name ("school bag", not "bag") say which kind it is, and its first word chooses after them
-            self._choose_among(totals, [m for at, m in held if zone[at]])
-            kind_words = [raw[i] for i in sorted({at for at, _ in held if not zone[at]}
-                                                 | {raw.index(w) for w in kind_words})]
+        if before:  # the products nearest to the whole name ("school bag", not "bag") are asked
+            kind_words = [raw[i] for i in sorted({at for at, _ in before} | {raw.index(w) for w in kind_words})]
         # the nearest products of a word the model does not know are no better than its vector ("jumper": Skirts)
         exact_kind |= exact or bool(related)
         partial = not exact_kind and bool(kind_words) and not self._retrieved_kind(kind_words, totals, said_by)
-        if describe and "kind" in totals:  # after the evidence bar: they only choose ("party wear": no kind)
-            self._choose_among(totals, [m for at, m in held if not zone[at]])
+        if before and "kind" in totals:  # after the evidence bar: they only choose ("party wear": no kind)
+            self._choose_among(totals, [m for _, m in before])
         return Understanding(query=query, text=text or query, parts=self._weighted(totals), words=said_by,
                              price=price, price_words=said, fields=lex.fields,
                              repairs=[(_as_typed(r.said, query), r.meant) for r in repairs],
@@ -595,10 +602,11 @@ class Understander:
                 totals.setdefault(facet, np.zeros(len(s), np.float32))
                 totals[facet] += s
                 said_by.setdefault(facet, []).append(raw[i])
-        if held is not None:  # "school bag": a noun naming no kind describes the kind word after it ("cheap" no)
+        # "school bag": a noun naming no kind describes the word of a kind's name after it ("cheap" does not)
+        if held is not None:
             for i, facet in facets.items():
                 if facet in (None, "person") and facets.get(i + 1) == "kind" and lex.noun(raw[i]) \
-                        and not any(i == at for at, _ in held):
+                        and lex.kind_word(tokens[i + 1]) and not any(i == at for at, _ in held):
                     held.append((i, lex.word_scores(tokens[i], raw[i])[0]["kind"]))
         return exact_kind, kind_words
 
