@@ -539,8 +539,11 @@ class Understander:
         named = float(totals["kind"].max()) if "kind" in totals else 0.0
         # a word after a preposition that names a kind better than the others do is the kind after all (titles:
         # "... by Christian Audigier for Women Perfume"); else the others name it ("water jug for the dining table")
+        among = None
         if after and "kind" in totals and all(float(m.max()) <= named for _, m in after):
-            self._choose_among(totals, [m for _, m in after])  # "bag for my laptop": among the bags
+            among = self._choose_among(totals, [m for _, m in after])  # "bag for my laptop": among the bags
+            # the products nearest to all the words ("bagpack college") say which of those kinds, and only that
+            kind_words = [raw[i] for i in sorted({at for at, _ in after} | {raw.index(w) for w in kind_words})]
         elif after:
             again = [used[i] or i not in {at for at, _ in after} for i in range(len(raw))]
             exact |= self._joined(tokens, raw, totals, said_by, again)
@@ -550,7 +553,7 @@ class Understander:
             kind_words = [raw[i] for i in sorted({at for at, _ in before} | {raw.index(w) for w in kind_words})]
         # the nearest products of a word the model does not know are no better than its vector ("jumper": Skirts)
         exact_kind |= exact or bool(related)
-        partial = not exact_kind and bool(kind_words) and not self._retrieved_kind(kind_words, totals, said_by)
+        partial = not exact_kind and bool(kind_words) and not self._retrieved_kind(kind_words, totals, said_by, among)
         if before and "kind" in totals:  # after the evidence bar: they only choose ("party wear": no kind)
             self._choose_among(totals, [m for _, m in before])
         return Understanding(query=query, text=text or query, parts=self._weighted(totals), words=said_by,
@@ -610,13 +613,14 @@ class Understander:
                     held.append((i, lex.word_scores(tokens[i], raw[i])[0]["kind"]))
         return exact_kind, kind_words
 
-    def _choose_among(self, totals: dict, held: list[np.ndarray]) -> None:
+    def _choose_among(self, totals: dict, held: list[np.ndarray]) -> np.ndarray:
         """The describing words weigh only the kinds the naming words gave (those within MODIFIER_WINDOW of the
-        best): "laptop" makes a bag a Laptop Bag, "dining table" makes no jug a table."""
+        best): "laptop" makes a bag a Laptop Bag, "dining table" makes no jug a table. Those kinds (a mask)."""
         s = totals["kind"]
         among = (s > 0) & (s >= float(s.max()) - MODIFIER_WINDOW)
         for m in held:
             totals["kind"] = totals["kind"] + MODIFIER * np.where(among, m, 0.0).astype(np.float32)
+        return among
 
     def _weighted(self, totals: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
         """Each facet's totals as weights in (0, 1], softly: values close to the best keep a share."""
@@ -675,11 +679,12 @@ class Understander:
                         break
         return kind
 
-    def _retrieved_kind(self, kind_words: list[str], totals: dict, said_by: dict) -> bool:
+    def _retrieved_kind(self, kind_words: list[str], totals: dict, said_by: dict,
+                        among: np.ndarray | None = None) -> bool:
         """The kinds of the products nearest to the words that say what is wanted ("pullover"), by their share
-        of the nearest (rank-weighted): evidence added to the words' own (weight p["near"]); alone, it names a
-        kind only when one holds at least p["near_min"] of them. False when the nearest products could not be had
-        now (the model is still loading)."""
+        of the nearest (rank-weighted): evidence added to the words' own (weight p["near"]), only to the kinds
+        `among` when given (describing words were asked too); alone, it names a kind only when one holds at least
+        p["near_min"] of them. False when the nearest products could not be had now (the model is still loading)."""
         lex, p = self.lexicon, self.lexicon.params
         if self.near is None or p["near"] <= 0 or "kind" not in lex.facets.codes:
             return True
@@ -697,6 +702,8 @@ class Understander:
         if not ok.any():
             return True
         share = np.bincount(found[ok], weights[ok], minlength=len(lex.facets.values["kind"])) / weights[ok].sum()
+        if among is not None:
+            share = np.where(among, share, 0.0)
         current = totals.get("kind")
         if current is None:
             # alone, the neighbours name a kind only when the words mean something like it: a catalog of fruit
