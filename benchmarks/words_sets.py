@@ -10,8 +10,8 @@ development): the catalog's held-out shopper phrasings (mmtui.catalog.phrasings)
 longest word, scored next to the same queries spelled right, on the same judgments. --learn first learns the
 understanding's ranking weights as build-index does (mmtui.train.weights.understanding). The script imports
 `mmtui` from PYTHONPATH, so the same script measures any checkout ("before" on main, "after" on a branch).
-Writes benchmarks/results/<name>.md and .json (the .json also has each query's P@10, nDCG@10 and understood line,
-for per-query diffs between two runs).
+Writes benchmarks/results/<name>.md and .json (--per-query: the .json also has each query's P@10, nDCG@10 and
+understood line, for per-query diffs between two runs; write those outside the repo for the blind sets).
 """
 
 from __future__ import annotations
@@ -91,6 +91,8 @@ def main() -> None:
     parser.add_argument("--sets", type=Path, nargs="*", default=[])
     parser.add_argument("--typo-dev", action="store_true")
     parser.add_argument("--learn", action="store_true")
+    parser.add_argument("--per-query", action="store_true",
+                        help="also write each query's figures (keep such files outside the repo for blind sets)")
     parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args()
 
@@ -117,9 +119,10 @@ def main() -> None:
                      "recall@10": round(m.get("recall@10", 0.0), 4), "latency_ms_p50": round(report.latency_ms_p50, 1)})
         print(f"  {name}: n={len(queries)} P@10 {m['p@10']:.3f} nDCG@10 {m['ndcg@10']:.3f}", file=sys.stderr)
         examples[name] = [_understood(service, q.text) for q in queries[:3]]
-        per_query[name] = [{"query": r["label"], "p@10": r.get("p@10"), "ndcg@10": r.get("ndcg@10"),
-                            "understood": _understood(service, r["label"])["understood"]}
-                           for r in report.per_query]
+        if args.per_query:
+            per_query[name] = [{"query": r["label"], "p@10": r.get("p@10"), "ndcg@10": r.get("ndcg@10"),
+                                "understood": _understood(service, r["label"])["understood"]}
+                               for r in report.per_query]
     import mmtui
 
     command = "PYTHONPATH=" + str(Path(mmtui.__file__).parent.parent) + " python " + " ".join(sys.argv)
@@ -134,8 +137,8 @@ def main() -> None:
     args.results.mkdir(parents=True, exist_ok=True)
     (args.results / f"{args.name}.md").write_text("\n".join(md), encoding="utf-8")
     (args.results / f"{args.name}.json").write_text(json.dumps(
-        {"command": command, "rows": rows, "weights": weights, "examples": examples,
-         "per_query": per_query}, indent=2) + "\n",
+        {"command": command, "rows": rows, "weights": weights, "examples": examples}
+        | ({"per_query": per_query} if args.per_query else {}), indent=2) + "\n",
         encoding="utf-8")
     print("\n".join(md))
 

@@ -327,9 +327,9 @@ class Lexicon:
         """Whether general English has the word as a noun that names one of this catalog's kinds (WordNet, read on
         the first unknown word): no typo, though the sentence model lacks it ("pantyhose" ~ tights, "cooker" ~
         cookware; not "pendent", a variant of the catalog's "pendant")."""
-        from mmtui.catalog.thesaurus import thesaurus
-
         from rapidfuzz.distance import OSA
+
+        from mmtui.catalog.thesaurus import thesaurus
 
         found = thesaurus()
         if found is None or not found.knows(word):
