@@ -321,7 +321,8 @@ class Lexicon:
             english = english_ranks()
         values = [x for vals in self.facets.values.values() for v in vals for w in words(v) for x in (w, singular(w))]
         texts = list(self.facets.titles.values()) + list(self.facets.descriptions.values())
-        return Speller((words(t) for t in texts), values, english, self._names_a_kind if self.embed is not None else None)
+        vouch = self._names_a_kind if self.embed is not None else None
+        return Speller((words(t) for t in texts), values, english, vouch)
 
     def _names_a_kind(self, word: str) -> bool:
         """Whether general English has the word as a noun that names one of this catalog's kinds (WordNet, read on
@@ -534,28 +535,14 @@ class Understander:
                 said_by.setdefault("kind", []).append(raw[i])
         related: list[tuple[str, str]] = []
         exact, kind_words = self._words(tokens, raw, totals, said_by, used, related, zone, held)
-        after = [(at, m) for at, m in held if zone[at]]  # after a preposition
-        before = [(at, m) for at, m in held if not zone[at]]  # right before the kind word ("school bag")
-        named = float(totals["kind"].max()) if "kind" in totals else 0.0
-        # a word after a preposition that names a kind better than the others do is the kind after all (titles:
-        # "... by Christian Audigier for Women Perfume"); else the others name it ("water jug for the dining table")
-        among = None
-        if after and "kind" in totals and all(float(m.max()) <= named for _, m in after):
-            among = self._choose_among(totals, [m for _, m in after])  # "bag for my laptop": among the bags
-            # the products nearest to all the words ("bagpack college") say which of those kinds, and only that
-            kind_words = [raw[i] for i in sorted({at for at, _ in after} | {raw.index(w) for w in kind_words})]
-        elif after:
-            again = [used[i] or i not in {at for at, _ in after} for i in range(len(raw))]
-            exact |= self._joined(tokens, raw, totals, said_by, again)
-            more, more_words = self._words(tokens, raw, totals, said_by, again, related)
-            exact, kind_words = exact or more, kind_words + more_words
-        if before:  # the products nearest to the whole name ("school bag", not "bag") are asked
-            kind_words = [raw[i] for i in sorted({at for at, _ in before} | {raw.index(w) for w in kind_words})]
+        before = [m for at, m in held if not zone[at]]  # right before the kind word ("school bag")
+        exact, kind_words, among = self._described(tokens, raw, totals, said_by, used, related, zone, held, exact,
+                                                   kind_words)
         # the nearest products of a word the model does not know are no better than its vector ("jumper": Skirts)
         exact_kind |= exact or bool(related)
         partial = not exact_kind and bool(kind_words) and not self._retrieved_kind(kind_words, totals, said_by, among)
         if before and "kind" in totals:  # after the evidence bar: they only choose ("party wear": no kind)
-            self._choose_among(totals, [m for _, m in before])
+            self._choose_among(totals, before)
         return Understanding(query=query, text=text or query, parts=self._weighted(totals), words=said_by,
                              price=price, price_words=said, fields=lex.fields,
                              repairs=[(_as_typed(r.said, query), r.meant) for r in repairs],
@@ -612,6 +599,30 @@ class Understander:
                         and lex.kind_word(tokens[i + 1]) and not any(i == at for at, _ in held):
                     held.append((i, lex.word_scores(tokens[i], raw[i])[0]["kind"]))
         return exact_kind, kind_words
+
+    def _described(self, tokens: list[str], raw: list[str], totals: dict, said_by: dict, used: list[bool],
+                   related: list, zone: list[bool], held: list[tuple[int, np.ndarray]], exact: bool,
+                   kind_words: list[str]) -> tuple[bool, list[str], np.ndarray | None]:
+        """The words after a preposition (`held` in `zone`) choose among the kinds the others name ("bag for my
+        laptop"), or name the kind when nothing else does, or does as well (titles: "... by Christian Audigier for
+        Women Perfume"); (whether a kind was spelled exactly, the words to ask the nearest products, the kinds
+        those may speak for or None)."""
+        after = [(at, m) for at, m in held if zone[at]]
+        among = None
+        named = float(totals["kind"].max()) if "kind" in totals else 0.0
+        if after and "kind" in totals and all(float(m.max()) <= named for _, m in after):
+            among = self._choose_among(totals, [m for _, m in after])
+            # the products nearest to all the words ("bagpack college") say which of those kinds, and only that
+            kind_words = [raw[i] for i in sorted({at for at, _ in after} | {raw.index(w) for w in kind_words})]
+        elif after:
+            again = [used[i] or i not in {at for at, _ in after} for i in range(len(raw))]
+            exact |= self._joined(tokens, raw, totals, said_by, again)
+            more, more_words = self._words(tokens, raw, totals, said_by, again, related)
+            exact, kind_words = exact or more, kind_words + more_words
+        before = [at for at, _ in held if not zone[at]]
+        if before:  # the products nearest to the whole name ("school bag", not "bag") are asked
+            kind_words = [raw[i] for i in sorted(set(before) | {raw.index(w) for w in kind_words})]
+        return exact, kind_words, among
 
     def _choose_among(self, totals: dict, held: list[np.ndarray]) -> np.ndarray:
         """The describing words weigh only the kinds the naming words gave (those within MODIFIER_WINDOW of the
