@@ -160,7 +160,7 @@ def generate(n: int, out: Path, seed: int = 0, sources: list[Path] = SOURCES) ->
             fh.write("\n".join(t.replace("\n", " ") for t in titles) + "\n")
             log(f"gen: {s + len(tv)}/{n}")
     text.flush(), image.flush()
-    meta = {"n": n, "seed": seed, "sources": {c["name"]: len(c["title"]) for c in model.cats},
+    meta = {"n": n, "seed": seed, "fingerprint": FINGERPRINT, "sources": {c["name"]: len(c["title"]) for c in model.cats},
             "lines": len(model.lines), "noise": NOISE, "word_weight": WORD_WEIGHT,
             "seconds": round(time.perf_counter() - t0, 1)}
     (out / "meta.json").write_text(json.dumps(meta, indent=2))

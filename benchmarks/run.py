@@ -39,6 +39,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--sizes", default="2000,10000,100000", help="store sizes for query / ann / memory")
     p.add_argument("--scale-sizes", default="1000000", help="store sizes for the scale section (1M: cached after "
                    "a first build of ~3 min of inserts plus the three graphs)")
+    p.add_argument("--scale-products", type=Path, default=None, metavar="DIR",
+                   help="scale: a store of benchmarks.gen_products' distinct products from DIR (not noisy copies)")
     p.add_argument("--models", default="lite,tiny,vitb32", help="models for the encode section (lite, tiny, vitb32)")
     p.add_argument("--build-n", default="lite=128,tiny=512,vitb32=64",
                    help="products built per model in the encode section, e.g. lite=256,vitb32=96")
@@ -163,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     section("fastpath", lambda: bench_fastpath.run(models, build_n, the_stores() if "query" in sections or
                                                    "ann" in sections else {}))
     section("scale", lambda: bench_scale.run(query_model, [int(x) for x in args.scale_sizes.split(",") if x],
-                                             fashion_index, n_queries=args.queries))
+                                             fashion_index, n_queries=args.queries, products=args.scale_products))
     section("incremental", lambda: bench_incremental.run([int(x) for x in args.incremental_sizes.split(",") if x],
                                                          args.incremental_full))
     report["load_average_end"] = list(os.getloadavg())

@@ -1,0 +1,41 @@
+"""benchmarks.bench_query fills a store from benchmarks.gen_products' output a chunk at a time: every product, its
+title and price, and its own two vectors under their content hashes (so reindex keeps them)."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import numpy as np
+
+from benchmarks import bench_query
+from mmtui.store.db import Store
+
+
+def _generated(folder, n: int, dim: int = 8):
+    rng = np.random.default_rng(0)
+    for kind in ("text", "image"):
+        v = rng.standard_normal((n, dim)).astype(np.float32)
+        np.save(folder / f"{kind}.npy", v / np.linalg.norm(v, axis=1, keepdims=True))
+    (folder / "titles.txt").write_text("".join(f"Line{i} Word Navy shirt {i}\n" for i in range(n)), encoding="utf-8")
+    (folder / "meta.json").write_text(json.dumps({"n": n, "fingerprint": "fp-test"}))
+
+
+def test_generated_products_are_stored_with_their_own_vectors(tmp_path, monkeypatch):
+    _generated(tmp_path, 23)
+    monkeypatch.setattr(bench_query, "GENERATED_CHUNK", 5)  # several chunks, the last one short
+    sources = bench_query.generated_sources(tmp_path)
+    assert sources["fingerprint"] == "fp-test" and sources["tag"] == f"gen-{tmp_path.name}"
+    store = Store.open(tmp_path / "catalog.db", create=True)
+    encoder = SimpleNamespace(fingerprint="fp-test", name="lite", dim=8)
+    bench_query._fill_generated(store, 21, encoder, sources)  # the first 21 of 23
+    rows = store.db.execute("SELECT rowid, id, title, price FROM products ORDER BY rowid").fetchall()
+    assert [r[1] for r in rows] == [f"gen{i}" for i in range(21)]
+    assert rows[7][2] == "Line7 Word Navy shirt 7" and rows[7][3] == bench_query.synthetic_price(7)
+    for kind in ("text", "image"):
+        rowids, vectors = store.vectors("fp-test", kind)
+        assert rowids.tolist() == [r[0] for r in rows]
+        assert np.array_equal(vectors, np.load(tmp_path / f"{kind}.npy")[:21])
+    assert store.stale_vector_count() == 0  # each vector under its product's content hash
+    assert store.lexical("navy shirt", 5)
+    store.close()
