@@ -31,6 +31,7 @@ import math
 import os
 import re
 import sqlite3
+import struct
 import threading
 import zipfile
 from pathlib import Path
@@ -46,6 +47,7 @@ WEIGHTS = (2.0, 1.0)  # bm25(products_fts, 2.0, 1.0) in Store.lexical: title 2, 
 K1 = 1.2
 B = 0.75
 UPDATE_SHARE = 0.2  # an update handles at most this share of the rows changed; a full build beyond
+MAP_FROM = 32 << 20  # a lexical.npz this large has its arrays memory-mapped: processes share one copy (1M: ~0.2 GB)
 
 
 # -- the FTS index's identity -------------------------------------------------------------------
@@ -203,6 +205,33 @@ class QueryTokenizer:
                 for i, word in enumerate(missing, start=1):
                     self._cache[word] = tuple(t for _, t in sorted(found.get(i, [])))
         return [self._cache[w] for w in words]
+
+
+def _mapped_member(path: Path, archive: zipfile.ZipFile, name: str) -> np.ndarray | None:
+    """The array `name` of an uncompressed .npz (np.savez) memory-mapped read-only in place, or None when the
+    member is compressed (then it is read). Pages come from the page cache, shared by every process."""
+    info = archive.getinfo(f"{name}.npy")
+    if info.compress_type != zipfile.ZIP_STORED:
+        return None
+    with open(path, "rb") as fh:
+        fh.seek(info.header_offset)
+        local = fh.read(30)
+        if local[:4] != b"PK\x03\x04":
+            raise ValueError(f"{path}: no local header for {name}")
+        name_len, extra_len = struct.unpack("<HH", local[26:30])
+        fh.seek(info.header_offset + 30 + name_len + extra_len)
+        version = np.lib.format.read_magic(fh)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+            np.lib.format.read_array_header_2_0
+        shape, fortran, dtype = read_header(fh)
+        offset = fh.tell()
+    if dtype.hasobject or offset + int(np.prod(shape)) * dtype.itemsize > info.header_offset + 30 + name_len + \
+            extra_len + info.file_size:
+        raise ValueError(f"{path}: member {name} is shorter than its header says")
+    if not int(np.prod(shape)):
+        return np.zeros(shape, dtype)
+    return np.asarray(np.memmap(path, dtype=dtype, mode="r", shape=shape, offset=offset,
+                                order="F" if fortran else "C"))
 
 
 # -- the index ----------------------------------------------------------------------------------
@@ -398,16 +427,18 @@ class LexicalIndex:
         `full`: also the arrays an update needs (a query does not read them)."""
         path = Path(directory) / FILE
         try:
+            mapped = path.stat().st_size >= MAP_FROM
             with np.load(path) as data:
                 meta = json.loads(data["meta"].tobytes().decode("utf-8"))
                 if meta.get("format") not in READABLE:
                     return None
                 terms = json.loads(data["terms"].tobytes().decode("utf-8"))
-                extra = {k: data[k] for k in ("freqs", "lengths", "sigs") if k in data.files} if full else {}
-                return cls(rowids=data["rowids"], terms=terms,
-                           offsets=data["offsets"], docs=data["docs"], factors=data["factors"],
-                           n_rows=int(meta["n_rows"]), meta=meta, **extra)
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # damaged: FTS5 answers instead
+                names = ["rowids", "offsets", "docs", "factors"] + \
+                    ([k for k in ("freqs", "lengths", "sigs") if k in data.files] if full else [])
+                arrays = {k: (_mapped_member(path, data.zip, k) if mapped else None) for k in names}
+                arrays = {k: data[k] if v is None else v for k, v in arrays.items()}
+                return cls(terms=terms, n_rows=int(meta["n_rows"]), meta=meta, **arrays)
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, struct.error):  # damaged: FTS5 answers
             return None
 
     @staticmethod

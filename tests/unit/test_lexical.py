@@ -268,3 +268,42 @@ def test_a_file_of_the_previous_format_answers_and_is_built_whole_on_the_next_ch
         store.db.execute("UPDATE products SET title = 'zebra' WHERE id = 'p3'")
     assert ensure_lexical_index(ann, store.db.conn) == "built"
     assert LexicalIndex.load(ann).meta["format"] == 3
+
+
+def test_a_large_index_is_memory_mapped_with_the_same_answers(store, tmp_path, monkeypatch):
+    import mmtui.index.lexical as lexical
+
+    ann = tmp_path / "ann"
+    ensure_lexical_index(ann, store.db.conn)
+    read = LexicalIndex.load(ann, full=True)
+    monkeypatch.setattr(lexical, "MAP_FROM", 0)  # every file counts as large
+    mapped = LexicalIndex.load(ann, full=True)
+    _assert_same_index(mapped, read)
+    for name in ("rowids", "offsets", "docs", "factors", "freqs", "lengths", "sigs"):
+        array = getattr(mapped, name)
+        assert isinstance(array.base, np.memmap) and not array.flags.writeable, name  # shared pages, not a copy
+    for query in QUERIES:
+        assert mapped.search(mapped.phrase_tokens(fts_words(query)) or [], 20) == \
+            read.search(read.phrase_tokens(fts_words(query)) or [], 20), query
+    _edit(store)  # an update reads the mapped arrays and writes a new file over the mapped one
+    assert ensure_lexical_index(ann, store.db.conn) == "updated"
+    _assert_same_index(LexicalIndex.load(ann, full=True), LexicalIndex.build(store.db.conn))
+    assert mapped.search(["shirt"], 5) == read.search(["shirt"], 5)  # the old mapping still reads the old file
+
+
+def test_a_compressed_or_short_member_is_read_or_refused(store, tmp_path, monkeypatch):
+    import mmtui.index.lexical as lexical
+
+    ann = tmp_path / "ann"
+    ensure_lexical_index(ann, store.db.conn)
+    monkeypatch.setattr(lexical, "MAP_FROM", 0)
+    with np.load(ann / FILE) as data:
+        arrays = {k: data[k] for k in data.files}
+    np.savez_compressed(ann / FILE, **arrays)  # compressed members cannot be mapped: read instead
+    got = LexicalIndex.load(ann)
+    assert got is not None and np.array_equal(got.factors, arrays["factors"])
+    np.savez(ann / FILE, **arrays)
+    size = (ann / FILE).stat().st_size
+    with open(ann / FILE, "r+b") as fh:  # cut inside the last member: a damaged file, FTS5 answers instead
+        fh.truncate(size - 200)
+    assert LexicalIndex.load(ann) is None
