@@ -1,7 +1,10 @@
 """One million products on one machine: build, open, memory, per-mode latency, ANN recall and filtered search.
 
-The store is bench_query's synthetic one (real Fashion vectors with small noise, real titles, deterministic
-prices) at n products (default 1,000,000), built once and cached under MMTUI_BENCH_WORK. Every search figure comes
+The store is bench_query's synthetic one at n products (default 1,000,000), built once and cached under
+MMTUI_BENCH_WORK: with `run.py --scale-products DIR`, benchmarks.gen_products' distinct products (their titles,
+text and image vectors; deterministic prices), else real Fashion vectors with small noise and real titles. Build it
+alone first (`python -m benchmarks.bench_scale --child store --products DIR` under /usr/bin/time -v, stderr to
+MMTUI_BENCH_WORK/build-1m.log: the reindex's peak RSS is read from there). Every search figure comes
 from a fresh process (python -m benchmarks.bench_scale --child ...), so open time and memory are a new search
 service's: "ready" is SearchService.open returning (a lexical query can run; a vector query first reads the graph
 it needs: its first-query time says how long that takes). RSS is VmRSS (resident now, memory-mapped vector pages
@@ -74,6 +77,7 @@ def _build_figures(settings, n: int) -> dict:
             out["index_seconds"][name] = m.get("build_seconds")
             out.setdefault("ef", {})[name] = m.get("ef")
             out.setdefault("build_recall", {})[name] = m.get("recall_at_10")
+            out.setdefault("stores", {})[name] = m.get("store", "hnswlib")
     out["files_mb"] = {p.name: round(p.stat().st_size / 1e6, 1) for p in sorted(gen.dir.iterdir())
                        if p.stat().st_size > 1e6}
     log_file = WORK / f"build-{'1m' if n == 1_000_000 else n}.log"
@@ -408,7 +412,14 @@ def markdown(result: dict) -> list[str]:
     lines: list[str] = []
     for n, r in result.get("sizes", {}).items():
         st, b = r.get("store", {}), r.get("build", {})
-        lines += [f"### {int(n):,} products ({result.get('model')} model)", "",
+        lines += [f"### {int(n):,} products ({result.get('model')} model)", "", f"- Products: {st.get('source')}."]
+        if b.get("ef"):
+            lines.append("- Graphs: " + ", ".join(f"{k} {v}" for k, v in b.get("stores", {}).items()) + "; ef the "
+                         "build's self-check chose (its recall@10 on 200 product texts): " + ", ".join(
+                             f"{k} {v} ({b.get('build_recall', {}).get(k)})" for k, v in b["ef"].items())
+                         + (f"; the build took {b['wall']} wall" if b.get("wall") else "") + ".")
+        lines += [
+
                   f"- Store: products inserted in {st.get('insert_products_s')} s, vectors in "
                   f"{st.get('insert_vectors_s')} s; reindex from the stored vectors (image, text, fused graphs, "
                   f"M=32/ef_construction=200, 2 threads, and the lexical index): {st.get('reindex_s')} s; graphs: "
