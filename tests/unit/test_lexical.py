@@ -271,7 +271,7 @@ def test_a_file_of_the_previous_format_answers_and_is_built_whole_on_the_next_ch
 
 
 def test_a_large_index_is_memory_mapped_with_the_same_answers(store, tmp_path, monkeypatch):
-    import mmtui.index.lexical as lexical
+    from mmtui.index import lexical
 
     ann = tmp_path / "ann"
     ensure_lexical_index(ann, store.db.conn)
@@ -292,7 +292,7 @@ def test_a_large_index_is_memory_mapped_with_the_same_answers(store, tmp_path, m
 
 
 def test_a_compressed_or_short_member_is_read_or_refused(store, tmp_path, monkeypatch):
-    import mmtui.index.lexical as lexical
+    from mmtui.index import lexical
 
     ann = tmp_path / "ann"
     ensure_lexical_index(ann, store.db.conn)
