@@ -12,6 +12,7 @@ out. Read once per generation of the products table (SQLite's data_version and t
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -103,6 +104,40 @@ def _spelled_like(rest: str, step: str) -> str:
     return step[at:at + len(rest)] if at >= 0 else rest
 
 
+class Texts(Mapping):
+    """A read-only {rowid: text} of many products packed in two arrays (one UTF-8 buffer and its offsets) instead
+    of a dict of Python strings: 1M product titles took ~390 MB as a dict in every searching process, ~60 MB here."""
+
+    def __init__(self, items: Iterable[tuple[int, str]] = ()) -> None:
+        pairs = sorted((int(r), str(t)) for r, t in items)
+        encoded = [t.encode("utf-8") for _, t in pairs]
+        self._rowids = np.fromiter((r for r, _ in pairs), np.int64, count=len(pairs))
+        self._ends = np.cumsum(np.fromiter(map(len, encoded), np.int64, count=len(encoded)))
+        self._blob = b"".join(encoded)
+
+    def _at(self, i: int) -> str:
+        start = int(self._ends[i - 1]) if i else 0
+        return self._blob[start:int(self._ends[i])].decode("utf-8")
+
+    def __getitem__(self, rowid: int) -> str:
+        i = int(np.searchsorted(self._rowids, rowid))
+        if i >= len(self._rowids) or self._rowids[i] != rowid:
+            raise KeyError(rowid)
+        return self._at(i)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._rowids.tolist())
+
+    def __len__(self) -> int:
+        return len(self._rowids)
+
+    def items(self):
+        return zip(self._rowids.tolist(), self.values())
+
+    def values(self):
+        return [self._at(i) for i in range(len(self._rowids))]
+
+
 @dataclass
 class Facets:
     """values[f]: the facet's distinct values (as the catalog spells them); codes[f][rowid]: index into values[f],
@@ -111,8 +146,8 @@ class Facets:
     codes: dict[str, np.ndarray]
     counts: dict[str, np.ndarray]
     kind_column: str
-    titles: dict[int, str] = field(default_factory=dict, repr=False)
-    descriptions: dict[int, str] = field(default_factory=dict, repr=False)  # where filled
+    titles: Mapping[int, str] = field(default_factory=dict, repr=False)  # Texts when loaded from a store
+    descriptions: Mapping[int, str] = field(default_factory=dict, repr=False)  # where filled
     prices: np.ndarray | None = None  # price by rowid (nan: none)
     category_values: frozenset[str] = frozenset()  # the raw category column's values (to tell "A > B" paths)
     derived: frozenset[str] = frozenset()  # facets read from the products' words, not a column ("person")
@@ -159,8 +194,8 @@ def load_facets(store: Any) -> Facets:
         if r[6] is not None:
             prices[r[0]] = float(r[6])
     return Facets(values, codes, counts, "article_type" if has_article else "category",
-                  titles={r[0]: str(r[7] or "") for r in rows}, prices=prices,
-                  descriptions={r[0]: str(r[8]) for r in rows if r[8]},
+                  titles=Texts((r[0], str(r[7] or "")) for r in rows), prices=prices,
+                  descriptions=Texts((r[0], str(r[8])) for r in rows if r[8]),
                   category_values=frozenset(str(r[2]) for r in rows if r[2]),
                   derived=frozenset(derived & set(values)), currency=_currency([r[9] for r in rows]))
 

@@ -195,3 +195,14 @@ def test_a_damaged_word_cache_is_made_again_not_an_error(store, tmp_path):
     assert calls and again.vector("watch") is not None
     with np.load(cache) as data:  # rewritten whole
         assert len(data["words"]) == len(data["vectors"]) > 0
+
+
+def test_product_texts_are_packed_and_read_like_a_dict():
+    from mmtui.catalog.facets import Texts
+
+    given = {7: "Navy shirt", 2: "Café mug ☕", 40: "", 11: "日本 製"}
+    texts = Texts(given.items())
+    assert dict(texts.items()) == given and len(texts) == 4
+    assert list(texts) == [2, 7, 11, 40] and texts.values() == [given[r] for r in (2, 7, 11, 40)]
+    assert texts[11] == "日本 製" and texts.get(40) == "" and texts.get(3) is None and 3 not in texts
+    assert texts.get(99, "none") == "none" and len(Texts()) == 0 and Texts().get(1) is None
