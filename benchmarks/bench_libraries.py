@@ -34,7 +34,7 @@ from .bench_store import K, _rss_mb, query_sets, truth
 from .bench_util import REPO, WORK, log, machine, percentiles
 
 LIBS = ("hnswlib", "usearch", "faiss", "qdrant-edge")
-EFS = (64, 128, 256)  # with k=100 every library searches with max(ef, k): 64 acts as 100
+EFS = (64, 128, 256, 512)  # with k=100 every library searches with max(ef, k): 64 acts as 100
 EF_PAIR = 128  # the shipped ef
 M, EF_CONSTRUCTION = 32, 200
 BUILD_THREADS = 2
@@ -92,6 +92,7 @@ def _evict(path: Path) -> None:
         if p.is_file():
             fd = os.open(p, os.O_RDONLY)
             try:
+                os.fsync(fd)  # dirty pages (a build just wrote them) stay cached
                 os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
             finally:
                 os.close(fd)
