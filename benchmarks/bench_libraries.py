@@ -315,6 +315,191 @@ def pair(n: int, lib: str) -> dict:
     return result
 
 
+
+# -- filtered: Qdrant Edge vs qdrant-client's local mode vs mmtui's local index --------------------------------
+class QdrantLocal:
+    """qdrant-client's local mode (QdrantClient(path=...)), what `--backend qdrant:DIR` runs without a server:
+    points kept in Python, every query scored with numpy over all of them, filters checked point by point."""
+
+    COLLECTION = "bench"
+
+    def build(self, vectors: np.ndarray, folder: Path) -> None:
+        from qdrant_client import QdrantClient, models
+
+        from mmtui.index.backends.qdrant.client import fast_local_writes
+
+        price = prices(len(vectors))
+        client = QdrantClient(path=str(folder))
+        client.create_collection(self.COLLECTION, vectors_config=models.VectorParams(
+            size=vectors.shape[1], distance=models.Distance.DOT))
+        fast_local_writes(client, self.COLLECTION)
+        for s in range(0, len(vectors), 1000):
+            client.upsert(self.COLLECTION, points=[
+                models.PointStruct(id=i, vector=vectors[i].tolist(), payload={"price": float(price[i])})
+                for i in range(s, min(len(vectors), s + 1000))], wait=True)
+        client.close()
+
+    def open(self, folder: Path) -> None:
+        from qdrant_client import QdrantClient, models
+
+        self.models = models
+        self.client = QdrantClient(path=str(folder))
+
+    def search(self, q: np.ndarray, price: tuple[float, float] | None = None) -> np.ndarray:
+        m = self.models
+        flt = None if price is None else m.Filter(must=[m.FieldCondition(key="price", range=m.Range(
+            gte=price[0], lt=price[1]))])
+        found = self.client.query_points(self.COLLECTION, query=q.tolist(), limit=K, query_filter=flt).points
+        return np.array([p.id for p in found], np.int64)
+
+
+def _filtered_run(search_fn, queries: np.ndarray, vectors: np.ndarray, allowed: np.ndarray | None) -> dict:
+    """Latency and recall@10 against exact search over the allowed products, one query at a time."""
+    wall, cpu, recall = [], [], []
+    pool = np.arange(len(vectors)) if allowed is None else allowed
+    for q in queries:
+        t, c = time.perf_counter(), time.process_time()
+        found = search_fn(q)
+        wall.append((time.perf_counter() - t) * 1000)
+        cpu.append((time.process_time() - c) * 1000)
+        exact = pool[np.argsort(-(vectors[pool] @ q))[:10]]
+        recall.append(len(set(found[:10].tolist()) & set(exact.tolist())) / 10)
+    return {"wall_ms": percentiles(wall), "cpu_ms": percentiles(cpu), "recall_at_10": round(float(np.mean(recall)), 4),
+            "queries": len(queries), "load": _load()}
+
+
+def _engine_filtered(name: str, engine, shopper: np.ndarray, vectors: np.ndarray, n_queries: int) -> dict:
+    out = {}
+    price = prices(len(vectors))
+    for share in (1.0, *FILTER_SHARES):
+        rng = None if share == 1.0 else price_range(len(vectors), share)
+        allowed = None if rng is None else np.flatnonzero((price >= rng[0]) & (price < rng[1]))
+        if name == "mmtui":
+            fn = engine.search if allowed is None else (lambda q, a=allowed: engine.filtered(q, a))
+        else:
+            fn = lambda q, r=rng: engine.search(q, r)  # noqa: E731
+        out[str(share)] = {"price_range": rng, **_filtered_run(fn, shopper[:n_queries], vectors, allowed)}
+        log(f"{name} share {share}: {out[str(share)]['cpu_ms']['p50']} ms CPU, recall {out[str(share)]['recall_at_10']}")
+    return out
+
+
+def filtered(n: int, local_queries: int = 20) -> dict:
+    """Price-range filters (1 / 10 / 50 % of the catalog, and none) on shopper queries, k=100: mmtui's local
+    index (the store choose_store picks at n; the allowed labels come from SQL in mmtui, not timed here), Qdrant
+    Edge's payload index (from `build N qdrant-edge`) and qdrant-client's local mode (built here once)."""
+    from mmtui.index.ann import choose_store
+
+    vectors = _vectors(n)
+    shopper = query_sets(n)["shopper"]
+    result: dict = {"n": n, "load_start": _load(), "mmtui_store": choose_store(n)}
+    local_dir = _index_dir(n, "qdrant-local")
+    if not local_dir.is_dir():
+        t, c = time.perf_counter(), time.process_time()
+        QdrantLocal().build(vectors, local_dir)
+        result["local_mode_build"] = {"s": round(time.perf_counter() - t, 1),
+                                      "cpu_s": round(time.process_time() - c, 1), "load": _load()}
+    for name, engine, folder, count in (
+            ("mmtui", Mmtui(choose_store(n)), _index_dir(n, choose_store(n)), len(shopper)),
+            ("qdrant-edge", make("qdrant-edge"), _index_dir(n, "qdrant-edge"), len(shopper)),
+            ("qdrant-local", QdrantLocal(), local_dir, local_queries)):
+        before = _rss_mb()
+        t, c = time.perf_counter(), time.process_time()
+        engine.open(folder)
+        opened = {"open_s": round(time.perf_counter() - t, 2), "open_cpu_s": round(time.process_time() - c, 2),
+                  "files_mb": _files_mb(folder)}
+        if hasattr(engine, "set_ef"):
+            engine.set_ef(EF_PAIR)
+        runs = _engine_filtered(name, engine, shopper, vectors, count)
+        after = _rss_mb()
+        result[name] = {**opened, "added_rss_mb": round(after["Rss"] - before["Rss"], 1),
+                        "added_private_mb": round(after["Private"] - before["Private"], 1), "by_share": runs}
+    _save(f"filter-{n}", result)
+    return result
+
+
+
+# -- report ---------------------------------------------------------------------------------------------------
+def _results() -> dict[str, dict]:
+    return {p.stem: json.loads(p.read_text()) for p in sorted((WORK / "lib-results").glob("*.json"))}
+
+
+def _main_table(res: dict[str, dict], n: int) -> list[str]:
+    rows = [f"| {n:,} | build s wall / CPU (load) | build peak RSS MB (input held) | files MB (on disk) | open s cold "
+            "(2nd process, warm) | first query ms cold | RSS after queries MB | 2nd process adds private MB (PSS) |",
+            "|---|---|---|---|---|---|---|---|"]
+    for lib in LIBS:
+        b, s = res.get(f"build-{n}-{lib}"), res.get(f"search-{n}-{lib}")
+        if not b or not s:
+            continue
+        second = s.get("second_process", {})
+        rows.append(f"| {lib} | {b['build_s']} / {b['build_cpu_s']} ({b['load_start'][0]}) | {b['peak_rss_mb']:.0f} "
+                    f"({b['input_mb']:.0f}) | {b['files_mb']['total']} ({b['files_mb']['on_disk']}) | {s['open_s']} "
+                    f"({second.get('open_s')}) | {s['first_query_ms']} | {s['rss_after_queries']['Rss']:.0f} | "
+                    f"{second.get('added_private_mb')} ({second.get('added_pss_mb')}) |")
+    return rows
+
+
+def _ef_table(res: dict[str, dict], n: int) -> list[str]:
+    rows = [f"| {n:,} | ef | recall@10 products | recall@10 shopper | p50 / p99 ms CPU | p50 / p99 ms wall | load |",
+            "|---|---|---|---|---|---|---|"]
+    for lib in LIBS:
+        s = res.get(f"search-{n}-{lib}")
+        for ef, e in (s or {}).get("per_ef", {}).items():
+            rows.append(f"| {lib} | {ef} | {e['recall_at_10']['products']} | {e['recall_at_10']['shopper']} | "
+                        f"{e['cpu_ms']['p50']} / {e['cpu_ms']['p99']} | {e['wall_ms']['p50']} / {e['wall_ms']['p99']} "
+                        f"| {e['load'][0]} |")
+    return rows
+
+
+def _filter_table(f: dict) -> list[str]:
+    shares = list(next(iter(v["by_share"] for k, v in f.items() if isinstance(v, dict) and "by_share" in v)))
+    rows = [f"| {f['n']:,}, k=100 | open s (CPU) | RSS added MB (private) | "
+            + " | ".join(("no filter" if sh == "1.0" else f"{float(sh):.0%} allowed") + ": CPU p50 / p99 ms, recall@10"
+                         for sh in shares) + " |", "|---" * (3 + len(shares)) + "|"]
+    for name in ("mmtui", "qdrant-edge", "qdrant-local"):
+        e = f.get(name)
+        if not e:
+            continue
+        label = f"mmtui local ({f['mmtui_store']})" if name == "mmtui" else name
+        cells = [f"{r['cpu_ms']['p50']} / {r['cpu_ms']['p99']}, {r['recall_at_10']} (n={r['queries']})"
+                 for r in e["by_share"].values()]
+        rows.append(f"| {label} | {e['open_s']} ({e['open_cpu_s']}) | {e['added_rss_mb']:.0f} "
+                    f"({e['added_private_mb']:.0f}) | " + " | ".join(cells) + " |")
+    return rows
+
+
+def report() -> None:
+    """benchmarks/results/ann-libraries.md (tables from WORK/lib-results; the text below KEEP_MARK is kept) and
+    ann-libraries.json (every result, the machine)."""
+    res = _results()
+    sizes = sorted({r["n"] for r in res.values() if "lib" in r})
+    lines = ["# Vector libraries at 100k and 1M distinct products", "",
+             "Tables written by `python -m benchmarks.bench_libraries report` from the runs listed under each "
+             "table; the text after the tables is written by hand. Settings: text vectors of "
+             "`benchmarks/gen_products.py` (256-d), M 32, ef_construction 200, builds on 2 threads, searches one "
+             "query at a time on 1 thread with k=100 (what hybrid asks each index; every library then searches with "
+             "max(ef, k), so ef 64 acts as 100). recall@10 = overlap of the top 10 with exact float32 search "
+             "(bench_store's sets: 500 held-out product texts, 400 shopper phrases). CPU ms = user+sys of the "
+             "process: the estimate of an idle core's wall time on this shared machine. Load = 1-minute load "
+             "average (2 cores).", ""]
+    for n in sizes:
+        lines += [f"## {n:,} products", "",
+                  f"`python -m benchmarks.bench_libraries build {n} LIB` then `... search {n} LIB` "
+                  "(cold open: the files dropped from the page cache first; the 2nd process opens them while the "
+                  "first holds them and runs 1,000 queries at ef 128).", "",
+                  *_main_table(res, n), "", *_ef_table(res, n), ""]
+        if f"filter-{n}" in res:
+            lines += [f"### Filtered by a price range ({n:,})", "",
+                      f"`python -m benchmarks.bench_libraries filter {n}`: shopper queries, a price range around "
+                      "the median allowing the share shown; recall@10 against exact search over the allowed "
+                      "products.", "", *_filter_table(res[f"filter-{n}"]), ""]
+    kept = RESULTS_MD.read_text().split(KEEP_MARK, 1)[1] if RESULTS_MD.is_file() and KEEP_MARK in \
+        RESULTS_MD.read_text() else "\n\n## Conclusion\n\n(to be written)\n"
+    RESULTS_MD.write_text("\n".join(lines) + "\n" + KEEP_MARK + kept)
+    RESULTS_MD.with_suffix(".json").write_text(json.dumps({"machine": machine(), "results": res}, indent=1))
+    print(RESULTS_MD)
+
+
 def main() -> None:
     if len(sys.argv) < 2 or sys.argv[1] not in ("build", "search", "pair", "filter", "report"):
         raise SystemExit(__doc__)
