@@ -275,7 +275,8 @@ def _opened(n: int, lib: str, cold: bool) -> tuple[object, dict]:
     open_s = time.perf_counter() - t
     t = time.perf_counter()
     engine.search(query_sets(n)["shopper"][0])
-    return engine, {"cold": cold, "open_s": round(open_s, 3), "first_query_ms": round((time.perf_counter() - t) * 1000, 1),
+    first_ms = round((time.perf_counter() - t) * 1000, 1)
+    return engine, {"cold": cold, "open_s": round(open_s, 3), "first_query_ms": first_ms,
                     "rss_before_open": before, "rss_after_open": _rss_mb()}
 
 
@@ -293,7 +294,7 @@ def search(n: int, lib: str) -> dict:
     result["rss_after_queries"] = _rss_mb()
     engine.set_ef(EF_PAIR)
     child = subprocess.run([sys.executable, "-m", "benchmarks.bench_libraries", "pair", str(n), lib],
-                           capture_output=True, text=True, cwd=REPO, env=os.environ)
+                           capture_output=True, text=True, cwd=REPO, env=os.environ, check=False)
     try:
         result["second_process"] = json.loads(child.stdout)
     except ValueError:
@@ -380,9 +381,10 @@ def _engine_filtered(name: str, engine, shopper: np.ndarray, vectors: np.ndarray
         if name == "mmtui":
             fn = engine.search if allowed is None else (lambda q, a=allowed: engine.filtered(q, a))
         else:
-            fn = lambda q, r=rng: engine.search(q, r)  # noqa: E731
+            fn = lambda q, r=rng: engine.search(q, r)
         out[str(share)] = {"price_range": rng, **_filtered_run(fn, shopper[:n_queries], vectors, allowed)}
-        log(f"{name} share {share}: {out[str(share)]['cpu_ms']['p50']} ms CPU, recall {out[str(share)]['recall_at_10']}")
+        got = out[str(share)]
+        log(f"{name} share {share}: {got['cpu_ms']['p50']} ms CPU, recall {got['recall_at_10']}")
     return out
 
 
@@ -429,8 +431,8 @@ def _results() -> dict[str, dict]:
 
 
 def _main_table(res: dict[str, dict], n: int) -> list[str]:
-    rows = [f"| {n:,} | build s wall / CPU (load) | build peak RSS MB (input held) | files MB (on disk) | open s cold "
-            "(2nd process, warm) | first query ms cold | RSS after queries MB | 2nd process adds private MB (PSS) |",
+    rows = [(f"| {n:,} | build s wall / CPU (load) | build peak RSS MB (input held) | files MB (on disk) | open s cold "
+             "(2nd process, warm) | first query ms cold | RSS after queries MB | 2nd process adds private MB (PSS) |"),
             "|---|---|---|---|---|---|---|---|"]
     for lib in LIBS:
         b, s = res.get(f"build-{n}-{lib}"), res.get(f"search-{n}-{lib}")
@@ -479,30 +481,30 @@ def report() -> None:
     res = _results()
     sizes = sorted({r["n"] for r in res.values() if "lib" in r})
     lines = ["# Vector libraries at 100k and 1M distinct products", "",
-             "Tables written by `python -m benchmarks.bench_libraries report` from the runs listed under each "
-             "table; the text after the tables is written by hand. Settings: text vectors of "
-             "`benchmarks/gen_products.py` (256-d), M 32, ef_construction 200, builds on 2 threads, searches one "
-             "query at a time on 1 thread with k=100 (what hybrid asks each index; every library then searches with "
-             "max(ef, k), so ef 64 acts as 100). recall@10 = overlap of the top 10 with exact float32 search "
-             "(bench_store's sets: 500 held-out product texts, 400 shopper phrases). CPU ms = user+sys of the "
-             "process: the estimate of an idle core's wall time on this shared machine. Load = 1-minute load "
-             "average (2 cores).", ""]
+             ("Tables written by `python -m benchmarks.bench_libraries report` from the runs listed under each "
+              "table; the text after the tables is written by hand. Settings: text vectors of "
+              "`benchmarks/gen_products.py` (256-d), M 32, ef_construction 200, builds on 2 threads, searches one "
+              "query at a time on 1 thread with k=100 (what hybrid asks each index; every library then searches "
+              "with max(ef, k), so ef 64 acts as 100). recall@10 = overlap of the top 10 with exact float32 search "
+              "(bench_store's sets: 500 held-out product texts, 400 shopper phrases). CPU ms = user+sys of the "
+              "process: the estimate of an idle core's wall time on this shared machine. Load = 1-minute load "
+              "average (2 cores)."), ""]
     for n in sizes:
         lines += [f"## {n:,} products", "",
-                  f"`python -m benchmarks.bench_libraries build {n} LIB` then `... search {n} LIB` "
-                  "(cold open: the files dropped from the page cache first; the 2nd process opens them while the "
-                  "first holds them and runs 1,000 queries at ef 128).", "",
+                  (f"`python -m benchmarks.bench_libraries build {n} LIB` then `... search {n} LIB` "
+                   "(cold open: the files dropped from the page cache first; the 2nd process opens them while the "
+                   "first holds them and runs 1,000 queries at ef 128)."), "",
                   *_main_table(res, n), "", *_ef_table(res, n), ""]
         if f"filter-{n}" in res:
             lines += [f"### Filtered by a price range ({n:,})", "",
-                      f"`python -m benchmarks.bench_libraries filter {n}`: shopper queries, a price range around "
-                      "the median allowing the share shown; recall@10 against exact search over the allowed "
-                      "products.", "", *_filter_table(res[f"filter-{n}"]), ""]
+                      (f"`python -m benchmarks.bench_libraries filter {n}`: shopper queries, a price range around "
+                       "the median allowing the share shown; recall@10 against exact search over the allowed "
+                       "products."), "", *_filter_table(res[f"filter-{n}"]), ""]
             local = res.get(f"build-{n}-qdrant-local")
             if local:
-                lines += [f"qdrant-client local mode upload of {n:,} points (1,000 a call, WAL without a sync per "
-                          f"commit as mmtui writes): {local['build_s']} s wall / {local['build_cpu_s']} CPU-s "
-                          f"(load {local['load_start'][0]}), {local['files_mb']['total']} MB on disk.", ""]
+                lines += [(f"qdrant-client local mode upload of {n:,} points (1,000 a call, WAL without a sync per "
+                           f"commit as mmtui writes): {local['build_s']} s wall / {local['build_cpu_s']} CPU-s "
+                           f"(load {local['load_start'][0]}), {local['files_mb']['total']} MB on disk."), ""]
     kept = RESULTS_MD.read_text().split(KEEP_MARK, 1)[1] if RESULTS_MD.is_file() and KEEP_MARK in \
         RESULTS_MD.read_text() else "\n\n## Conclusion\n\n(to be written)\n"
     RESULTS_MD.write_text("\n".join(lines) + "\n" + KEEP_MARK + kept)
