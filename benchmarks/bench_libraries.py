@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .bench_store import K, _rss_mb, query_sets, truth
+from .bench_store import K, _rss_mb, query_sets, timed, truth
 from .bench_util import REPO, WORK, log, machine, percentiles
 
 LIBS = ("hnswlib", "usearch", "faiss", "qdrant-edge")
@@ -245,17 +245,6 @@ def build(n: int, lib: str) -> dict:
     return result
 
 
-def _timed(engine, queries: np.ndarray, runs: int) -> dict:
-    wall, cpu = [], []
-    for i in range(runs):
-        q = queries[i % len(queries)]
-        t, c = time.perf_counter(), time.process_time()
-        engine.search(q)
-        wall.append((time.perf_counter() - t) * 1000)
-        cpu.append((time.process_time() - c) * 1000)
-    return {"wall_ms": percentiles(wall), "cpu_ms": percentiles(cpu)}
-
-
 def _recall(engine, sets: dict[str, np.ndarray], exact: dict[str, np.ndarray]) -> dict[str, float]:
     out = {}
     for name, q in sets.items():
@@ -288,7 +277,7 @@ def search(n: int, lib: str) -> dict:
     everything = np.concatenate(list(sets.values()))
     for ef in EFS:
         engine.set_ef(ef)
-        result["per_ef"][ef] = {"recall_at_10": _recall(engine, sets, exact), **_timed(engine, everything, N_TIMED),
+        result["per_ef"][ef] = {"recall_at_10": _recall(engine, sets, exact), **timed(engine.search, everything, N_TIMED),
                                 "load": _load()}
         log(f"{lib} ef {ef}: {result['per_ef'][ef]['recall_at_10']} p50 {result['per_ef'][ef]['cpu_ms']['p50']} ms CPU")
     result["rss_after_queries"] = _rss_mb()
@@ -308,7 +297,7 @@ def pair(n: int, lib: str) -> dict:
     """The second process: opens the files the first one holds (warm), runs the timed queries at the shipped ef."""
     engine, result = _opened(n, lib, cold=False)
     engine.set_ef(EF_PAIR)
-    result.update(_timed(engine, np.concatenate(list(query_sets(n).values())), N_TIMED))
+    result.update(timed(engine.search, np.concatenate(list(query_sets(n).values())), N_TIMED))
     result["rss_after_queries"] = after = _rss_mb()
     result["added_private_mb"] = round(after["Private"] - result["rss_before_open"]["Private"], 1)
     result["added_pss_mb"] = round(after["Pss"] - result["rss_before_open"]["Pss"], 1)

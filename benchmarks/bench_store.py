@@ -163,12 +163,13 @@ def build(n: int, store: str, kind: str, ef_construction: int | None = None) -> 
     return result
 
 
-def _timed(index, queries: np.ndarray, runs: int) -> dict:
+def timed(search, queries: np.ndarray, runs: int) -> dict:
+    """Wall and CPU ms percentiles of `search(query)` over `runs` queries (cycling through `queries`)."""
     wall, cpu = [], []
     for i in range(runs):
         q = queries[i % len(queries)]
         t, c = time.perf_counter(), time.process_time()
-        index.search(q, K)
+        search(q)
         wall.append((time.perf_counter() - t) * 1000)
         cpu.append((time.process_time() - c) * 1000)
     return {"wall_ms": percentiles(wall), "cpu_ms": percentiles(cpu)}
@@ -190,7 +191,7 @@ def search(n: int, store: str, kind: str, second: bool = False) -> dict:
         hits = [len(set((index.search(v, K)[0][:10] - 1).tolist()) & set(exact[name][i].tolist())) / 10
                 for i, v in enumerate(q)]
         recall[name] = round(float(np.mean(hits)), 4)
-    timing = _timed(index, np.concatenate(list(sets.values())), N_TIMED)
+    timing = timed(lambda q: index.search(q, K), np.concatenate(list(sets.values())), N_TIMED)
     after = _rss_mb()
     result = {"n": n, "store": store, "kind": kind, "ef": index.manifest.ef, "open_s": round(open_s, 3),
               "first_query_ms": round(first_ms, 1), "recall_at_10": recall, **timing,

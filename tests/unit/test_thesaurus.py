@@ -32,13 +32,18 @@ def random_embed(phrases):
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
+def understander(rows, folder, category: str = "Apparel") -> Understander:
+    """Query understanding over a store of these rows, with a sentence model that knows no word."""
+    s = Store.memory()
+    s.upsert_products([{"rowid": i + 1, "id": pid, "title": title, "article_type": kind, "category": category,
+                        "gender": gender, "colour": colour, "brand": brand, "price": 10.0, "split": "train"}
+                       for i, (pid, title, kind, gender, colour, brand) in enumerate(rows)])
+    return Understander(Lexicon(load_facets(s), random_embed, folder / "understand"))
+
+
 @pytest.fixture
 def understand(tmp_path):
-    s = Store.memory()
-    s.upsert_products([{"rowid": i + 1, "id": pid, "title": title, "article_type": kind, "category": "Apparel",
-                        "gender": gender, "colour": colour, "brand": brand, "price": 10.0, "split": "train"}
-                       for i, (pid, title, kind, gender, colour, brand) in enumerate(ROWS)])
-    return Understander(Lexicon(load_facets(s), random_embed, tmp_path / "understand"))
+    return understander(ROWS, tmp_path)
 
 
 def test_wordnet_gives_synonyms_and_broader_words_by_sense_order():
@@ -74,12 +79,8 @@ def test_the_nearest_products_do_not_outvote_the_thesaurus(understand):
 
 
 def test_a_word_a_title_uses_is_the_catalogs_own_and_not_looked_up(tmp_path):
-    s = Store.memory()
     rows = ROWS + [("7", "Puma Men Black Pullover Hoodie", "Sweatshirts", "Men", "Black", "Puma")]
-    s.upsert_products([{"rowid": i + 1, "id": pid, "title": title, "article_type": kind, "category": "Apparel",
-                        "gender": gender, "colour": colour, "brand": brand, "price": 10.0, "split": "train"}
-                       for i, (pid, title, kind, gender, colour, brand) in enumerate(rows)])
-    understand = Understander(Lexicon(load_facets(s), random_embed, tmp_path / "understand"))
+    understand = understander(rows, tmp_path)
     assert understand("pullover").related == []  # one title says it: the catalog's word, its titles decide
 
 
@@ -95,11 +96,7 @@ HOME = [
 
 @pytest.fixture
 def home(tmp_path):
-    s = Store.memory()
-    s.upsert_products([{"rowid": i + 1, "id": pid, "title": title, "article_type": kind, "category": "Home",
-                        "gender": gender, "colour": colour, "brand": brand, "price": 10.0, "split": "train"}
-                       for i, (pid, title, kind, gender, colour, brand) in enumerate(HOME)])
-    return Understander(Lexicon(load_facets(s), random_embed, tmp_path / "understand"))
+    return understander(HOME, tmp_path, category="Home")
 
 
 def test_words_after_a_preposition_describe_the_thing_and_name_no_kind_of_their_own(home):
