@@ -234,6 +234,17 @@ def _mapped_member(path: Path, archive: zipfile.ZipFile, name: str) -> np.ndarra
                                 order="F" if fortran else "C"))
 
 
+def _kth_best(values: np.ndarray, k: int, bins: int = 1024) -> float:
+    """The k-th largest of `values` (all > 0, k <= len), exactly. np.partition slows 10-40x when many values tie
+    (numpy 2.4: 6.8 ms for 62,500 values 90% equal, 0.15 ms distinct): a histogram finds the bin holding the k-th
+    largest, and only the values from that bin up are sorted."""
+    scaled = (values * ((bins - 1) / values.max())).astype(np.intp)  # monotone: a higher bin holds higher values
+    from_top = np.cumsum(np.bincount(scaled, minlength=bins)[::-1])
+    at = bins - 1 - int(np.searchsorted(from_top, k))
+    near = np.sort(values[scaled >= at])
+    return float(near[len(near) - k])
+
+
 # -- the index ----------------------------------------------------------------------------------
 class LexicalIndex:
     """Postings of every FTS5 term: docs[offsets[t]:offsets[t + 1]] (dense document numbers, rowid order)
@@ -505,15 +516,20 @@ class LexicalIndex:
 
     @staticmethod
     def _candidates(acc: np.ndarray, limit: int) -> np.ndarray:
-        """Rows that may be in the top `limit` (every matching row scores > 0): those scoring at least the
-        limit-th best of a strided sample, which is never above the limit-th best of all rows."""
+        """Rows that may be in the top `limit` (every matching row scores > 0), ascending: those above a threshold
+        never above the limit-th best of all rows (the limit-th best of a strided sample), and of the rows tied at
+        it only the first ones (ties rank by rowid): a word in half the products ties ~10^5 rows at 1M."""
         stride = max(1, min(16, len(acc) // (limit * 32)))
         if stride > 1:
             sample = acc[::stride]
+            sample = sample[sample > 0.0]
             if len(sample) > limit:
-                threshold = np.partition(sample, len(sample) - limit)[len(sample) - limit]
-                if threshold > 0.0:
-                    return np.flatnonzero(acc >= threshold)
+                threshold = _kth_best(sample, limit)
+                above = np.flatnonzero(acc > threshold)
+                if len(above) >= limit:
+                    return above
+                tied = np.flatnonzero(acc == threshold)[:limit - len(above)]
+                return np.union1d(above, tied)
         return np.flatnonzero(acc > 0.0)
 
     def _allowed_mask(self, allowed: np.ndarray) -> np.ndarray:

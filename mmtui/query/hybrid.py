@@ -49,13 +49,12 @@ def fuse_ranked(ranked: Ranked, k: int, weights: dict[str, float] | None = None
     fused score and add up to 1 for every hit with a positive score. Ties keep first-seen order."""
     fused: dict[int, float] = {}
     parts: dict[int, dict[str, float]] = {}
-    signals: dict[int, dict[str, float]] = {}
+    raw = {name: dict(hits) for name, hits in ranked.items()}  # each signal's scores, read for the top k only
     for name, hits in ranked.items():
         w = 1.0 if weights is None else float(weights.get(name, 0.0))
+        if w <= 0:
+            continue  # a signal that weighs nothing neither adds candidates nor moves them
         for rank, (rowid, score) in enumerate(hits, start=1):
-            signals.setdefault(rowid, {})[name] = round(float(score), 4)
-            if w <= 0:
-                continue  # a signal that weighs nothing neither adds candidates nor moves them
             contribution = w / (RRF_K + rank)
             fused[rowid] = fused.get(rowid, 0.0) + contribution
             parts.setdefault(rowid, {})[name] = contribution
@@ -64,7 +63,8 @@ def fuse_ranked(ranked: Ranked, k: int, weights: dict[str, float] | None = None
     for rowid, score in best:
         own = parts.get(rowid, {})
         shares = {name: round(c / score, 4) for name, c in own.items()} if score > 0 else {}
-        out.append((rowid, score, signals[rowid], _fix_sum(shares)))
+        signals = {name: round(float(scores[rowid]), 4) for name, scores in raw.items() if rowid in scores}
+        out.append((rowid, score, signals, _fix_sum(shares)))
     return out
 
 

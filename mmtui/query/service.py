@@ -30,6 +30,7 @@ IMAGE_MODES = ("image", "text", "fused", "hybrid")  # the modes a picture can be
 
 
 CANDIDATES = 100  # per-signal candidates fused in hybrid mode
+SIDE_BY_SIDE_FROM = 200_000  # products in a graph from which a query's signals are searched side by side
 NEAR = 20  # products per vector index whose kinds are evidence for a query's kind
 
 
@@ -54,6 +55,8 @@ class SearchService(CompoundSearch):
         self._allowed_version: tuple = ()
         self._filter_columns = None  # mmtui.index.filter_columns.FilterColumns of the current products
         self._threads_checked = 0.0  # time.monotonic() of the last look at the machine's load
+        self._pool_lock = threading.Lock()
+        self._pool = None  # threads searching a query's signals side by side (_side_by_side), made when needed
         cache = settings.data_dir / "understand" if getattr(settings, "data_dir", None) else None
         self.understanding = QueryUnderstanding(store, cache, self._no_word_model, self._near)
 
@@ -168,7 +171,10 @@ class SearchService(CompoundSearch):
             if self._exported is None:
                 from mmtui.encoders.query_encoder import exported_query_encoder
 
-                encoder, self._encoder_note = exported_query_encoder(self.settings, self.store, query_thread_count())
+                # a large catalog encodes on one thread, beside the lexical search (_side_by_side): a second ONNX
+                # thread would spin on the core the other signals use (hybrid p50 at 1M: ~15-18 ms against 16-24)
+                threads = 1 if self._large() else query_thread_count()
+                encoder, self._encoder_note = exported_query_encoder(self.settings, self.store, threads)
                 self._exported = (encoder,)
             return self._exported[0]
 
@@ -321,10 +327,11 @@ class SearchService(CompoundSearch):
             weights = {s: float(w) for s, w in weights.items() if w > 0 and (s == "lexical" or s in indexes)} or None
         weights = (weights or self.hybrid_weights(indexes)) if mode == "hybrid" else None
         signals = list(weights) if weights is not None else [mode]
-        vector = self.query_vector(query) if any(name in signals for name in VECTOR_INDEXES) else None
+        pool = self._side_by_side(signals, indexes)
 
         def fetch(n: int) -> dict[str, list[tuple[int, float]]]:
-            return self.backend.signal_lists(signals, query, vector, n, where, params, allowed, indexes)
+            return self.backend.signal_lists(signals, query, lambda: self.query_vector(query), n, where, params,
+                                             allowed, indexes, pool)
 
         ranked = self._live(fetch, max(k, CANDIDATES) if mode == "hybrid" else k)
         if mode == "hybrid" and understood is not None and (understood.parts.get("kind") or
@@ -446,6 +453,29 @@ class SearchService(CompoundSearch):
                 if self.backend.stale():
                     self.reload()
         return self.backend.current()
+
+    def _side_by_side(self, signals, indexes: Mapping):
+        """Threads to search the signals side by side (SearchBackend.signal_lists), or None: only with a graph of
+        SIDE_BY_SIDE_FROM products or more (at 1M the image graph's search takes 5-10 ms; below, each signal takes
+        about a millisecond and handing it to a thread saves nothing) and a core to spare (query_thread_count: on
+        busy cores threads wait on each other)."""
+        searched = [name for name in VECTOR_INDEXES if name in signals and name in indexes]
+        if len(searched) + ("lexical" in signals) < 2 or \
+                max((len(indexes[name]) for name in searched), default=0) < SIDE_BY_SIDE_FROM or \
+                query_thread_count() < 2:
+            return None
+        with self._pool_lock:
+            if self._pool is None:
+                from concurrent.futures import ThreadPoolExecutor
+
+                self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="mmtui-signals")
+        return self._pool
+
+    def _large(self) -> bool:
+        """Whether the catalog may reach SIDE_BY_SIDE_FROM products: its highest product rowid (one b-tree step;
+        count(*) would read every row)."""
+        top = self.store.db.execute("SELECT max(rowid) FROM products").fetchone()[0]
+        return (top or 0) >= SIDE_BY_SIDE_FROM
 
     def _hybrid_uses_fused(self) -> bool:
         weights, _ = hybrid_weights(self.store)
@@ -681,6 +711,8 @@ class SearchService(CompoundSearch):
             from mmtui.encoders import words
 
             words.use(None, instead_of=self._encoder.phrase_vectors)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
         self.backend.close()
         self.store.close()
 

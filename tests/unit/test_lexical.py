@@ -307,3 +307,41 @@ def test_a_compressed_or_short_member_is_read_or_refused(store, tmp_path, monkey
     with open(ann / FILE, "r+b") as fh:  # cut inside the last member: a damaged file, FTS5 answers instead
         fh.truncate(size - 200)
     assert LexicalIndex.load(ann) is None
+
+
+@pytest.mark.parametrize("matching", [0.0, 0.0005, 0.01, 0.3, 1.0])
+def test_the_candidates_hold_every_row_of_the_top_limit(matching):
+    """The candidate cut (a strided sample's limit-th best) keeps every row a full sort would rank in the top
+    `limit`, with mostly non-matching rows (zeros) and with tied scores."""
+    rng = np.random.default_rng(int(matching * 10_000))
+    for limit in (1, 10, 100):
+        acc = np.zeros(200_000)
+        hit = rng.random(len(acc)) < matching
+        acc[hit] = rng.choice([0.5, 1.0, 1.5], hit.sum()) + rng.random(hit.sum()) * (rng.random() < 0.5)
+        found = set(LexicalIndex._candidates(acc, limit).tolist())
+        order = np.lexsort((np.arange(len(acc)), -acc))
+        top = [int(i) for i in order[:limit] if acc[i] > 0.0]
+        assert set(top) <= found
+        assert all(acc[i] > 0.0 for i in found)
+
+
+def test_the_kth_best_is_exact_with_ties():
+    from mmtui.index.lexical import _kth_best
+
+    rng = np.random.default_rng(3)
+    for n, tied in ((1, 0.0), (50, 0.0), (5_000, 0.9), (60_000, 0.999), (20_000, 0.5)):
+        values = rng.random(n) * 20 + 1e-6
+        values[rng.random(n) < tied] = 0.7
+        for k in {1, min(n, 10), min(n, 100), n}:
+            assert _kth_best(values, k) == np.sort(values)[n - k]
+
+
+def test_live_rowids_are_those_still_in_the_store(store):
+    """Store.live_rowids: every rowid asked for while none is deleted (its one-count path), and only the remaining
+    ones after a delete."""
+    rowids = [r for (r,) in store.db.execute("SELECT rowid FROM products ORDER BY rowid")]
+    assert store.live_rowids(rowids + [10_000_000]) == set(rowids)
+    gone = [pid for (pid,) in store.db.execute("SELECT id FROM products WHERE rowid % 3 = 0")]
+    store.delete_products(gone)
+    kept = {r for (r,) in store.db.execute("SELECT rowid FROM products")}
+    assert store.live_rowids(rowids * 3) == kept and 0 < len(kept) < len(rowids)

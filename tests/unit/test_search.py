@@ -207,3 +207,25 @@ def test_learning_writes_down_every_query_it_used(service, fake_settings):
     assert used and {u["split"] for u in used} <= {"train", "val"}
     held_words = {w for words in HELDOUT_PERSON.values() for w in words}
     assert not any(set(u["query"].split()) & held_words for u in used if u["set"] == "shopper")
+
+
+def test_signals_searched_side_by_side_give_the_same_results(service, monkeypatch):
+    """A large catalog searches lexical, the query's encoding and the vector indexes on threads at once
+    (SearchService._side_by_side); the hits, scores and signals are those of one-after-another."""
+    import mmtui.query.service as service_module
+
+    queries = ["red shirt", "blue jeans for women", "shoes", "zzz nothing"]
+    before = [service.search(q, k=5, mode="hybrid") for q in queries]
+    assert service._side_by_side(["lexical", "image", "text"], service.indexes) is None  # a tiny catalog
+    monkeypatch.setattr(service_module, "SIDE_BY_SIDE_FROM", 1)
+    monkeypatch.setattr(service_module, "query_thread_count", lambda: 2)
+    service._query_cache.clear()
+    assert service._side_by_side(["lexical", "image", "text"], service.indexes) is not None
+    assert service._side_by_side(["image"], service.indexes) is None  # one signal: nothing to overlap
+    after = [service.search(q, k=5, mode="hybrid") for q in queries]
+    for a, b in zip(before, after):
+        assert [(h.id, h.score, h.signals) for h in a.hits] == [(h.id, h.score, h.signals) for h in b.hits]
+    monkeypatch.setattr(service_module, "query_thread_count", lambda: 1)  # busy cores: one after another
+    assert service._side_by_side(["lexical", "image", "text"], service.indexes) is None
+    service.close()
+    assert service._pool is not None and service._pool._shutdown

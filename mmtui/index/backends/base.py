@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Executor
 from typing import Any, Protocol
 
 import numpy as np
@@ -73,16 +74,28 @@ class SearchBackend(ABC):
         """The rowids a filter allows, in the form this backend searches with."""
         return rowids
 
-    def signal_lists(self, signals: Sequence[str], query: str, vector: np.ndarray | None, n: int, where: str,
-                     params: Sequence, allowed: np.ndarray | None, indexes: Mapping[str, VectorSource]
-                     ) -> dict[str, Ranked]:
-        """Each signal's top n candidates: lexical first, then the vector indexes."""
-        ranked: dict[str, Ranked] = {}
-        if "lexical" in signals:
-            ranked["lexical"] = self.lexical(query, n, where, params, allowed)
-        for name in VECTOR_INDEXES:
-            if name in signals:
-                ranked[name] = vector_hits(indexes, name, vector, n, allowed)
+    def signal_lists(self, signals: Sequence[str], query: str, vector: np.ndarray | Callable[[], np.ndarray] | None,
+                     n: int, where: str, params: Sequence, allowed: np.ndarray | None,
+                     indexes: Mapping[str, VectorSource], pool: Executor | None = None) -> dict[str, Ranked]:
+        """Each signal's top n candidates, lexical first, then the vector indexes. `vector`: the query's vector, or
+        a function that encodes it (called once, when a vector index is searched). `pool`: threads to run the
+        signals side by side: lexical starts there while this thread encodes the query, the first vector index is
+        searched here and the others there. usearch, numpy and ONNX Runtime release the GIL, so at 1M products the
+        image graph's search overlaps the text graph's and the lexical one (benchmarks/results/speed.md)."""
+        names = [name for name in VECTOR_INDEXES if name in signals]
+        encode = vector if callable(vector) else (lambda: vector)
+        if pool is None:
+            ranked = {"lexical": self.lexical(query, n, where, params, allowed)} if "lexical" in signals else {}
+            query_vector = encode() if names else None
+            ranked.update({name: vector_hits(indexes, name, query_vector, n, allowed) for name in names})
+            return ranked
+        lexical = pool.submit(self.lexical, query, n, where, params, allowed) if "lexical" in signals else None
+        query_vector = encode() if names else None
+        later = {name: pool.submit(vector_hits, indexes, name, query_vector, n, allowed) for name in names[1:]}
+        here = {name: vector_hits(indexes, name, query_vector, n, allowed) for name in names[:1]}
+        ranked = {"lexical": lexical.result()} if lexical is not None else {}
+        ranked.update(here)
+        ranked.update({name: future.result() for name, future in later.items()})
         return ranked
 
     def close(self) -> None:

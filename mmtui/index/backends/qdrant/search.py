@@ -244,9 +244,12 @@ class QdrantBackend(SearchBackend):
             return self._lexical.request(self.store.db.conn, fts_words(query), n, allowed, COMMON_WORD_SHARE)
         return self._indexes[name].request(vector, n, allowed)
 
-    def signal_lists(self, signals, query: str, vector, n: int, where, params, allowed, indexes
+    def signal_lists(self, signals, query: str, vector, n: int, where, params, allowed, indexes, pool=None
                      ) -> dict[str, list[tuple[int, float]]]:
-        """Every signal's candidates in one request (query_batch_points), lexical first as locally."""
+        """Every signal's candidates in one request (query_batch_points), lexical first as locally (`vector` may be
+        a function that encodes the query; `pool` is not needed: one request already asks for every signal)."""
+        if callable(vector) and any(name in signals for name in VECTOR_INDEXES):
+            vector = vector()
         wanted = [name for name in ("lexical", *VECTOR_INDEXES) if name in signals]
         ranked: dict[str, list[tuple[int, float]]] = {name: [] for name in wanted}
         if allowed is not None and len(allowed) == 0:
