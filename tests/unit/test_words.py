@@ -154,6 +154,17 @@ def test_a_catalog_without_a_person_column_reads_the_person_from_its_titles(tmp_
     assert "Blankets, Quilts & Dohars" in understand("quilt").parts["kind"]  # a compound value, part by part
 
 
+@pytest.mark.parametrize("title,person", [
+    ("Orchard Select Pink Lady Apple 4 pcs", ""), ("Lotto Water Man Slippers", ""), ("Arrow Woman Green Dress", ""),
+    ("Women's Black Skirt", "Women"), ("Crocs Kids Girl's Blue Sandals", "Girls"), ("Analog Watch for Woman", "Women"),
+    ("Boys' Blue T-Shirt", "Boys"), ("Mens Shirt", "Men"), ("IKEA Baby Towel", "Kids"), ("Ladies Watch", "Women"),
+])
+def test_a_bare_singular_person_noun_in_a_title_is_a_name_not_whom_it_is_for(title, person):
+    from mmtui.catalog.facets import derived_person
+
+    assert derived_person(title, None, None) == person
+
+
 @pytest.mark.parametrize("text,price", [
     ("deo below rs 1000", (None, 1000.0)), ("watch under ₹2,000", (None, 2000.0)), ("shoes under 1k", (None, 1000.0)),
     ("rug under 50 euros", (None, 50.0)), ("lamp below £30", (None, 30.0)), ("sofa under 200 bucks", (None, 200.0)),
