@@ -219,6 +219,19 @@ def test_a_catalog_without_colours_still_gets_generated_queries_to_learn_from():
     assert {q.kind for q in queries} >= {"Wrist Watches", "Cookware"}  # the kinds the facets read, shelves folded
 
 
+def test_a_catalog_without_a_person_column_learns_from_queries_that_name_the_person_its_titles_say():
+    from mmtui.catalog.phrasings import phrased_queries
+
+    sofas = [(f"Fabric Sofa {i}", "Furniture > Sofas", "IKEA", 9999.0) for i in range(6)]
+    store = _market(MARKET + sofas)  # most products say no person: the watches still do
+    queries = phrased_queries(store, "train", "train", limit=None, seed=3)
+    watches = [q for q in queries if q.kind == "Wrist Watches"]
+    assert {q.person for q in watches if q.person} == {"Men", "Women"}
+    women = next(q for q in watches if q.person == "Women")
+    assert len(women.relevant) == 2  # the two watches "For Women", not the one "For Men"
+    assert all(not q.person for q in queries if q.kind == "Sofas")
+
+
 def test_every_spacing_of_a_word_searches_alike():
     speller = Speller([["men", "t", "shirt"], ["women", "t", "shirt"], ["kids", "tshirts"], ["boys", "tshirts"]])
     # "tee" is the letter's name; a pair the titles also write as one word searches as that word
