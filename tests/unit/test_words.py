@@ -211,6 +211,17 @@ def test_the_kinds_of_the_nearest_products_are_evidence_when_the_words_are_unsur
     assert understand("black watches").parts["kind"] == {"Watches": 1.0} and len(asked) == 2  # spelled: not asked
 
 
+def test_a_kind_takes_in_the_kinds_the_category_paths_file_under_it():
+    rows = MARKET + [("Puma Black Watch", "Watches > Men's Watches > Puma Watches", "Puma", 2999.0),
+                     ("Guess Steel Watch", "Watches > Women's Watches > Guess Watches", "Guess", 4999.0)]
+    facets = load_facets(_market(rows))
+    kinds = facets.values["kind"]
+    assert {kinds[p]: [kinds[c] for c in cs] for p, cs in facets.narrower.items()} == {"Watches": ["Wrist Watches"]}
+    understand = Understander(Lexicon(facets, None, None))
+    assert understand("ladies watches").parts["kind"] == {"Watches": 1.0, "Wrist Watches": 1.0}
+    assert understand("wrist watch").parts["kind"] == {"Wrist Watches": 1.0}  # not the broader kind
+
+
 def test_a_catalog_without_colours_still_gets_generated_queries_to_learn_from():
     from mmtui.catalog.phrasings import phrased_queries
 

@@ -543,6 +543,7 @@ class Understander:
         partial = not exact_kind and bool(kind_words) and not self._retrieved_kind(kind_words, totals, said_by, among)
         if before and "kind" in totals:  # after the evidence bar: they only choose ("party wear": no kind)
             self._choose_among(totals, before)
+        _take_in_narrower(totals, lex.facets.narrower)
         return Understanding(query=query, text=text or query, parts=self._weighted(totals), words=said_by,
                              price=price, price_words=said, fields=lex.fields,
                              repairs=[(_as_typed(r.said, query), r.meant) for r in repairs],
@@ -733,6 +734,22 @@ class Understander:
             totals["kind"] = current + (p["near"] * share).astype(np.float32)
         said_by["kind"] = list(dict.fromkeys(said_by.get("kind", []) + kind_words))
         return True
+
+
+def _take_in_narrower(totals: dict, narrower: dict[int, tuple[int, ...]]) -> None:
+    """A kind the words name takes in the kinds the catalog files under it, as much as it is named: "watches" are
+    Wrist Watches too where the category paths put them under Watches (mmtui.catalog.facets.narrower_kinds)."""
+    s = totals.get("kind")
+    if s is None or not narrower:
+        return
+    s = s.copy()
+    for _ in range(len(narrower)):  # a kind filed under one filed under another takes in both
+        before = s.copy()
+        for parent, children in narrower.items():
+            s[list(children)] = np.maximum(s[list(children)], s[parent])
+        if np.array_equal(before, s):
+            break
+    totals["kind"] = s
 
 
 def _describing(raw: list[str], used: list[bool]) -> list[bool]:
