@@ -222,6 +222,18 @@ def test_a_kind_takes_in_the_kinds_the_category_paths_file_under_it():
     assert understand("wrist watch").parts["kind"] == {"Wrist Watches": 1.0}  # not the broader kind
 
 
+def test_a_short_word_the_titles_use_for_a_kind_of_that_name_says_that_kind():
+    rows = MARKET + [("David Beckham Deo Gold", "Beauty > Fragrances > Deodorants", "David Beckham", 450.0),
+                     ("4711 Deodorant Spray", "Beauty > Fragrances > Deodorants", "4711", 300.0),
+                     ("Puma Cas Runner", "Footwear > Sports Shoes > Puma Sports Shoes", "Puma", 1999.0),
+                     ("Clarks Casual Loafer", "Footwear > Casual Shoes", "Clarks", 2999.0)]
+    understand = Understander(Lexicon(load_facets(_market(rows)), None, None))
+    u = understand("deo below rs 1000")
+    assert u.parts["kind"] == {"Deodorants": 1.0} and u.price == (None, 1000.0) and not u.repairs
+    # "cas" starts "casual", but the title that uses it is no Casual Shoes: it says nothing
+    assert "Casual Shoes" not in understand("cas").parts.get("kind", {})
+
+
 def test_a_catalog_without_colours_still_gets_generated_queries_to_learn_from():
     from mmtui.catalog.phrasings import phrased_queries
 

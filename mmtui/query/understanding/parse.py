@@ -67,6 +67,7 @@ _ONE = re.compile(rf"\b(under|below|less than|up to)\s+(?:a|one)\s+({_CUR})\b", 
 EXACT, PART = 1.0, 0.75  # a word that is the value; a word that is one word of a longer value
 COMPOUND_PART = 0.9  # the sentence model's match to one part of a compound value ("Quilts" of "Blankets, Quilts & ...")
 COOC_SCALE, COOC_MIN = 0.9, 3  # the title co-occurrence share, scaled; words in fewer titles than this say nothing
+ABBREVIATION_MIN = 3  # the shortest start of a kind's word that may stand for it in titles ("deo" for "deodorant")
 USAGE_FACETS = ("kind", "person")  # what a word's use in titles may place it in; colours and brands are named
 USAGE_MIN = 0.75  # ... and only a word the titles tie to one value ("tee": T-shirts), not a brand seen on many kinds
 # kind_min: below this naming by meaning, the words' kind must agree with the nearest products' (within AGREE)
@@ -292,11 +293,19 @@ class Lexicon:
             for w in set(singular(x) for x in said if not x.isdigit()):
                 title_words.setdefault(w, []).append(rowid)
         out: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
+        starts = self._kind_word_starts()
         for w, rowids in title_words.items():
-            if len(rowids) < COOC_MIN or w in STOP_WORDS:
+            if w in STOP_WORDS:
                 continue
+            shortened = None  # a rare word that starts a word of kinds' names ("deo": Deodorants) speaks for those
+            if len(rowids) < COOC_MIN:
+                shortened = starts.get(w)
+                if shortened is None:
+                    continue
             per: dict[str, tuple[np.ndarray, np.ndarray]] = {}
             for facet, codes in self.facets.codes.items():
+                if shortened is not None and facet != "kind":
+                    continue
                 pool = rowids
                 c = codes[np.asarray(pool)]
                 c = c[c >= 0]
@@ -304,11 +313,24 @@ class Lexicon:
                     continue
                 idx, n = np.unique(c, return_counts=True)
                 share = n / len(pool)
-                keep = share >= 0.2
+                keep = (share >= 0.2) & (np.isin(idx, list(shortened)) if shortened is not None else True)
                 if keep.any():
                     per[facet] = (idx[keep], share[keep])
             if per:
                 out[w] = per
+        return out
+
+    def _kind_word_starts(self) -> dict[str, set[int]]:
+        """The starts of the words of the kinds' names (at least ABBREVIATION_MIN letters, not whole words of
+        them) -> the kinds: where a catalog's titles shorten a kind's word ("David Beckham Deo" among its
+        Deodorants), the short word says that kind however few titles use it."""
+        whole = {w for ws in self.value_words.get("kind", []) for w in ws}
+        out: dict[str, set[int]] = {}
+        for i, ws in enumerate(self.value_words.get("kind", [])):
+            for word in ws:
+                for n in range(ABBREVIATION_MIN, len(word)):
+                    if word[:n] not in whole:
+                        out.setdefault(word[:n], set()).add(i)
         return out
 
     def _speller(self):
