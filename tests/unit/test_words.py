@@ -211,6 +211,35 @@ def test_the_kinds_of_the_nearest_products_are_evidence_when_the_words_are_unsur
     assert understand("black watches").parts["kind"] == {"Watches": 1.0} and len(asked) == 2  # spelled: not asked
 
 
+def test_a_noun_before_a_kinds_word_chooses_among_its_kinds_by_the_products_nearest_to_it(tmp_path):
+    basis = np.eye(16, dtype=np.float32)
+    meaning = {"backpacks": basis[0], "handbags": basis[1], "laptop bag": basis[2],
+               "bag": (basis[0] + basis[1] + basis[2]) / np.sqrt(3),
+               "school": 0.45 * basis[0] + 0.2 * basis[1] + 0.87 * basis[5]}  # a little nearer backpacks
+
+    def embed(phrases):
+        return np.stack([meaning.get(p, basis[8 + len(p) % 8]) for p in phrases]).astype(np.float32)
+
+    s = Store.memory()
+    rows = [("Wildcraft Blue Backpack", "Backpacks"), ("Skybags Red Backpack", "Backpacks"),
+            ("Baggit Brown Handbag", "Handbags"), ("Lino Black Handbag", "Handbags"),
+            ("Dell Laptop Bag", "Laptop Bag")]
+    s.upsert_products([{"rowid": i + 1, "id": str(i), "title": t, "article_type": k, "category": "Bags",
+                        "split": "train"} for i, (t, k) in enumerate(rows)])
+    lexicon = Lexicon(load_facets(s), embed, tmp_path / "u")
+    phrase_near = lambda text: [1, 3, 4]  # noqa: E731 - "school bag" as a whole: a backpack, then handbags
+
+    def among(products):
+        return lambda text, pool: [r for r in products if r in set(pool.tolist())]
+
+    alone = Understander(lexicon, phrase_near)("school bag").parts["kind"]
+    assert alone["Handbags"] > 0.25  # the words alone cannot tell a school bag from a handbag
+    u = Understander(lexicon, phrase_near, among([1, 2, 5]))("school bag")
+    assert next(iter(u.parts["kind"])) == "Backpacks" and "Handbags" not in u.parts["kind"]
+    # products that point away from what the word means choose nothing
+    assert Understander(lexicon, phrase_near, among([3, 4, 1]))("school bag").parts["kind"] == alone
+
+
 def test_a_kind_takes_in_the_kinds_the_category_paths_file_under_it():
     rows = MARKET + [("Puma Black Watch", "Watches > Men's Watches > Puma Watches", "Puma", 2999.0),
                      ("Guess Steel Watch", "Watches > Women's Watches > Guess Watches", "Guess", 4999.0)]

@@ -517,11 +517,15 @@ def _names_of(value: str) -> list[str]:
 class Understander:
     """Parses queries against one catalog's Lexicon. `near(text)`: the rowids of the products nearest to the
     words in the search space (text and image vectors), best first, or None when they cannot be had now; the
-    kinds of those products are evidence for the kind when the catalog's words are unsure ("pullover")."""
+    kinds of those products are evidence for the kind when the catalog's words are unsure ("pullover");
+    `near_among(text, rowids)`: the same among some products only (None: not now), which tells the kinds a word
+    before a kind's word chooses among ("school" among bags: Backpacks)."""
 
-    def __init__(self, lexicon: Lexicon, near: Callable[[str], Sequence[int] | None] | None = None) -> None:
+    def __init__(self, lexicon: Lexicon, near: Callable[[str], Sequence[int] | None] | None = None,
+                 near_among: Callable[[str, np.ndarray], Sequence[int] | None] | None = None) -> None:
         self.lexicon = lexicon
         self.near = near
+        self.near_among = near_among
         self._memo: dict[str, Understanding] = {}
 
     def __call__(self, query: str) -> Understanding:
@@ -557,14 +561,15 @@ class Understander:
                 said_by.setdefault("kind", []).append(raw[i])
         related: list[tuple[str, str]] = []
         exact, kind_words = self._words(tokens, raw, totals, said_by, used, related, zone, held)
-        before = [m for at, m in held if not zone[at]]  # right before the kind word ("school bag")
+        before = [(at, m) for at, m in held if not zone[at]]  # right before the kind word ("school bag")
         exact, kind_words, among = self._described(tokens, raw, totals, said_by, used, related, zone, held, exact,
                                                    kind_words)
         # the nearest products of a word the model does not know are no better than its vector ("jumper": Skirts)
         exact_kind |= exact or bool(related)
         partial = not exact_kind and bool(kind_words) and not self._retrieved_kind(kind_words, totals, said_by, among)
         if before and "kind" in totals:  # after the evidence bar: they only choose ("party wear": no kind)
-            self._choose_among(totals, before)
+            among = self._choose_among(totals, [m for _, m in before])
+            partial |= not self._modifier_products(totals, [(raw[at], m) for at, m in before], among)
         _take_in_narrower(totals, lex.facets.narrower)
         return Understanding(query=query, text=text or query, parts=self._weighted(totals), words=said_by,
                              price=price, price_words=said, fields=lex.fields,
@@ -656,6 +661,32 @@ class Understander:
             totals["kind"] = totals["kind"] + MODIFIER * np.where(among, m, 0.0).astype(np.float32)
         return among
 
+    def _modifier_products(self, totals: dict, modifiers: list[tuple[str, np.ndarray]], among: np.ndarray) -> bool:
+        """The products nearest to a word before a kind's word ("school" in "school bag"), among those of the kinds
+        the words name (`among`), say which of those kinds it makes, when they point to the kind the word itself
+        means best among them by at least AGREE: their kinds' rank-weighted shares are added (MODIFIER x
+        p["near"]). The sentence model rates "school" near Backpacks only a little above Handbags (0.41 vs
+        0.29); the catalog's backpacks are the products nearest to it. `modifiers`: (word, its kind naming).
+        False when the nearest products could not be had now."""
+        lex, p = self.lexicon, self.lexicon.params
+        if self.near_among is None or p["near"] <= 0 or int(among.sum()) < 2:
+            return True
+        codes = lex.facets.codes["kind"]
+        pool = np.flatnonzero(np.isin(codes, np.flatnonzero(among))).astype(np.int64)
+        for word, naming in modifiers:
+            meant = np.sort(naming[among])[::-1]
+            if meant[0] - meant[1] < AGREE:
+                continue  # the word means none of these kinds clearly ("office" among shoes): nothing to confirm
+            rowids = self.near_among(word, pool)
+            if rowids is None:
+                return False
+            share = _kind_shares(codes, rowids, len(among))
+            if share is None or int(np.argmax(np.where(among, share, -1.0))) != int(np.argmax(
+                    np.where(among, naming, -np.inf))):
+                continue  # the products point elsewhere: no choice rather than a guess
+            totals["kind"] = totals["kind"] + (MODIFIER * p["near"] * np.where(among, share, 0.0)).astype(np.float32)
+        return True
+
     def _weighted(self, totals: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
         """Each facet's totals as weights in (0, 1], softly: values close to the best keep a share."""
         p = self.lexicon.params
@@ -727,15 +758,9 @@ class Understander:
             return False
         if not len(rowids):
             return True
-        codes = lex.facets.codes["kind"]
-        rowids = np.asarray(rowids, np.int64)
-        rowids = rowids[(rowids >= 0) & (rowids < len(codes))]
-        found = codes[rowids]
-        weights = 1.0 / (NEAR_RANK_K + np.arange(len(found)))
-        ok = found >= 0
-        if not ok.any():
+        share = _kind_shares(lex.facets.codes["kind"], rowids, len(lex.facets.values["kind"]))
+        if share is None:
             return True
-        share = np.bincount(found[ok], weights[ok], minlength=len(lex.facets.values["kind"])) / weights[ok].sum()
         if among is not None:
             share = np.where(among, share, 0.0)
         current = totals.get("kind")
@@ -756,6 +781,19 @@ class Understander:
             totals["kind"] = current + (p["near"] * share).astype(np.float32)
         said_by["kind"] = list(dict.fromkeys(said_by.get("kind", []) + kind_words))
         return True
+
+
+def _kind_shares(codes: np.ndarray, rowids: Sequence[int], n_kinds: int) -> np.ndarray | None:
+    """Each kind's rank-weighted share (1 / (NEAR_RANK_K + rank)) of these products, best first; None when none
+    has a kind."""
+    rowids = np.asarray(rowids, np.int64)
+    rowids = rowids[(rowids >= 0) & (rowids < len(codes))]
+    found = codes[rowids]
+    weights = 1.0 / (NEAR_RANK_K + np.arange(len(found)))
+    ok = found >= 0
+    if not ok.any():
+        return None
+    return np.bincount(found[ok], weights[ok], minlength=n_kinds) / weights[ok].sum()
 
 
 def _take_in_narrower(totals: dict, narrower: dict[int, tuple[int, ...]]) -> None:
