@@ -65,7 +65,7 @@ def _shelf_of(rest: str, step: str, parent: str, brands: frozenset[str]) -> bool
             return True
         if len(mine) > len(theirs) and mine[-len(theirs):] == theirs:
             lead = [w for w in step.split() if words(w)]
-            said = [w for w in lead if words(w)[0] in mine[:len(mine) - len(theirs)]]
+            said = [w for w in lead if singular(words(w)[0]) in mine[:len(mine) - len(theirs)]]
             if said and all(_names_a_line(w, brands) for w in said):
                 return True
     return False
