@@ -67,6 +67,7 @@ _ONE = re.compile(rf"\b(under|below|less than|up to)\s+(?:a|one)\s+({_CUR})\b", 
 EXACT, PART = 1.0, 0.75  # a word that is the value; a word that is one word of a longer value
 COMPOUND_PART = 0.9  # the sentence model's match to one part of a compound value ("Quilts" of "Blankets, Quilts & ...")
 COOC_SCALE, COOC_MIN = 0.9, 3  # the title co-occurrence share, scaled; words in fewer titles than this say nothing
+NARROWER_GAP = 0.01  # a kind filed under the named one weighs this much less: exp(-0.01 / temperature 0.05) = 0.82
 ABBREVIATION_MIN = 3  # the shortest start of a kind's word that may stand for it in titles ("deo" for "deodorant")
 USAGE_FACETS = ("kind", "person")  # what a word's use in titles may place it in; colours and brands are named
 USAGE_MIN = 0.75  # ... and only a word the titles tie to one value ("tee": T-shirts), not a brand seen on many kinds
@@ -797,8 +798,9 @@ def _kind_shares(codes: np.ndarray, rowids: Sequence[int], n_kinds: int) -> np.n
 
 
 def _take_in_narrower(totals: dict, narrower: dict[int, tuple[int, ...]]) -> None:
-    """A kind the words name takes in the kinds the catalog files under it, as much as it is named: "watches" are
-    Wrist Watches too where the category paths put them under Watches (mmtui.catalog.facets.narrower_kinds)."""
+    """A kind the words name takes in the kinds the catalog files under it, nearly as much as it is named:
+    "watches" are Wrist Watches too where the category paths put them under Watches
+    (mmtui.catalog.facets.narrower_kinds); the named kind stays first (NARROWER_GAP)."""
     s = totals.get("kind")
     if s is None or not narrower:
         return
@@ -806,7 +808,7 @@ def _take_in_narrower(totals: dict, narrower: dict[int, tuple[int, ...]]) -> Non
     for _ in range(len(narrower)):  # a kind filed under one filed under another takes in both
         before = s.copy()
         for parent, children in narrower.items():
-            s[list(children)] = np.maximum(s[list(children)], s[parent])
+            s[list(children)] = np.maximum(s[list(children)], s[parent] - NARROWER_GAP)
         if np.array_equal(before, s):
             break
     totals["kind"] = s
