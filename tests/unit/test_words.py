@@ -109,6 +109,8 @@ def test_a_typo_of_a_word_the_catalog_never_spells_is_read_in_general_english():
     assert new().nearest("sneekers", lambda w: False) is None  # a word meaning nothing here is no repair
     assert speller.nearest("jens", lambda w: False) == "jeans"  # a rare name one edit from a far commoner word
     assert new().nearest("jens", lambda w: True) is None  # ... unless the name itself means something here
+    boys = Speller([["kids", "boys", "tee"]] * 30, english={"boys": 1166, "boss": 3277, "jeans": 3718})
+    assert boys.nearest("boss", lambda w: False) is None  # as common in English as "boys": a word of its own
     assert speller.repair(["wristwach"], shoes)[0] == ["wrist", "watch"]  # run together and a letter off
     assert Speller([["gulliver", "cot"]] * 30).nearest("pullover") is None  # two edits and one is the first letter
     for right in ("sneakers", "jeans", "watch", "pullover", "seekers"):  # a correct word is never corrected
@@ -228,7 +230,9 @@ def test_a_noun_before_a_kinds_word_chooses_among_its_kinds_by_the_products_near
     s.upsert_products([{"rowid": i + 1, "id": str(i), "title": t, "article_type": k, "category": "Bags",
                         "split": "train"} for i, (t, k) in enumerate(rows)])
     lexicon = Lexicon(load_facets(s), embed, tmp_path / "u")
-    phrase_near = lambda text: [1, 3, 4]  # noqa: E731 - "school bag" as a whole: a backpack, then handbags
+
+    def phrase_near(text):
+        return [1, 3, 4]  # "school bag" as a whole: a backpack, then handbags
 
     def among(products):
         return lambda text, pool: [r for r in products if r in set(pool.tolist())]
