@@ -785,8 +785,8 @@ class Understander:
 
 
 def _kind_shares(codes: np.ndarray, rowids: Sequence[int], n_kinds: int) -> np.ndarray | None:
-    """Each kind's rank-weighted share (1 / (NEAR_RANK_K + rank)) of these products, best first; None when none
-    has a kind."""
+    """Each kind's rank-weighted share (1 / (NEAR_RANK_K + rank)) of these products (best first), by kind
+    index; None when none has a kind."""
     rowids = np.asarray(rowids, np.int64)
     rowids = rowids[(rowids >= 0) & (rowids < len(codes))]
     found = codes[rowids]
