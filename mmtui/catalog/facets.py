@@ -65,7 +65,7 @@ def _shelf_of(rest: str, step: str, parent: str, brands: frozenset[str]) -> bool
             return True
         if len(mine) > len(theirs) and mine[-len(theirs):] == theirs:
             lead = [w for w in step.split() if words(w)]
-            said = [w for w in lead if words(w)[0] in mine[:len(mine) - len(theirs)]]
+            said = [w for w in lead if singular(words(w)[0]) in mine[:len(mine) - len(theirs)]]
             if said and all(_names_a_line(w, brands) for w in said):
                 return True
     return False
@@ -152,6 +152,7 @@ class Facets:
     category_values: frozenset[str] = frozenset()  # the raw category column's values (to tell "A > B" paths)
     derived: frozenset[str] = frozenset()  # facets read from the products' words, not a column ("person")
     currency: str | None = None  # ISO code of the catalog's prices when its data says (an attributes column)
+    narrower: dict[int, tuple[int, ...]] = field(default_factory=dict)  # kind -> kinds filed under it (paths)
 
     def value_index(self, facet: str) -> dict[str, int]:
         return {v.lower(): i for i, v in enumerate(self.values.get(facet, []))}
@@ -197,7 +198,32 @@ def load_facets(store: Any) -> Facets:
                   titles=Texts((r[0], str(r[7] or "")) for r in rows), prices=prices,
                   descriptions=Texts((r[0], str(r[8])) for r in rows if r[8]),
                   category_values=frozenset(str(r[2]) for r in rows if r[2]),
-                  derived=frozenset(derived & set(values)), currency=_currency([r[9] for r in rows]))
+                  derived=frozenset(derived & set(values)), currency=_currency([r[9] for r in rows]),
+                  narrower=narrower_kinds(raw["kind"], [r[2] for r in rows], values.get("kind", [])))
+
+
+def narrower_kinds(kinds: list[str], categories: list, values: list[str]) -> dict[int, tuple[int, ...]]:
+    """kind index -> the kinds of the products whose category path passes through a step that is that kind
+    ("Watches > Wrist Watches > Guess Wrist Watches": Wrist Watches are filed under Watches). A shopper who asks
+    for watches asks for those too. Pairs the paths give both ways are left out."""
+    index = {v.lower(): i for i, v in enumerate(values)}
+    pairs: set[tuple[int, int]] = set()
+    for kind, category in zip(kinds, categories):
+        own = index.get(str(kind or "").lower())
+        if own is None or not category or ">" not in str(category):
+            continue
+        for step in (s.strip().lower() for s in str(category).split(">")):
+            if step == values[own].lower():
+                break  # the product's own shelf: what comes after it is narrower still
+            for name in {step, _without_person(step)}:
+                parent = index.get(name)
+                if parent is not None and parent != own:
+                    pairs.add((parent, own))
+    out: dict[int, set[int]] = {}
+    for parent, child in pairs:
+        if (child, parent) not in pairs:
+            out.setdefault(parent, set()).add(child)
+    return {parent: tuple(sorted(children)) for parent, children in out.items()}
 
 
 DERIVE_BELOW = 0.05  # a person column filled for fewer products than this share is no person column

@@ -130,9 +130,11 @@ def person_values(asked: tuple, values: list[str]) -> dict[str, float]:
 
 def person_in_text(text: str) -> tuple | None:
     """The person a title or category path says a product is for ("... - For Women", "Men's Wrist Watches",
-    "Kids Boys T-shirt"); None when it names none. Both sexes named: anyone of that age."""
+    "Kids Boys T-shirt"); None when it names none. Both sexes named: anyone of that age. A bare singular noun for
+    a person is part of a name ("Pink Lady Apple", "Water Man Slippers", "Boy Shorts"): it labels the product
+    only as a possessive ("Girl's") or after "for" ("for Woman")."""
 
-    found = [PERSON_WORDS[w] for w in words(text) if w in LABEL_WORDS]
+    found = [PERSON_WORDS[w] for w in _label_words(text)]
     if not found:
         return None
     if ANYONE in found:
@@ -142,6 +144,26 @@ def person_in_text(text: str) -> tuple | None:
     return (next(iter(sexes)) if len(sexes) == 1 else None, "child" if "child" in ages else "adult")
 
 
+_TOKEN = re.compile(r"[a-z0-9]+(?:'s\b|')?")
+
+
+def _label_words(text: str) -> list[str]:
+    """The words of a text that label whom the product is for (LABEL_WORDS, as `words` spells them), leaving out
+    bare singular nouns (NAME_NOUNS) that are not possessive and do not follow "for"."""
+    tokens = _TOKEN.findall(str(text).lower().replace("\u2019", "'"))
+    out = []
+    for i, token in enumerate(tokens):
+        word = token[:-2] if token.endswith("'s") else token.rstrip("'")
+        if word not in LABEL_WORDS:
+            continue
+        if word in NAME_NOUNS and token == word and not (i and tokens[i - 1] == "for"):
+            continue  # "Pink Lady", "Arrow Woman", "Doodle Boy": a name, not a label
+        out.append(word)
+    return out
+
+
+# singular nouns for a person: in a title they are more often a name's word than a label
+NAME_NOUNS = frozenset("man woman lady boy girl gent guy".split())
 # the words that label a product's person ("Men's", "For Women", "Kids"); a title's "her" or "brother" is a
 # product or model name ("Brother printer"), not whom it is for
 LABEL_WORDS = frozenset("""man men mens male gents gent woman women womens female lady ladies boy boys girl girls kid

@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import random
 import re
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from mmtui.catalog.facets import kind_of, singular, words
+from mmtui.catalog.facets import kind_of, load_facets, singular, words
 
 TRAIN_TEMPLATES = ("{colour} {kind} for {person}", "{person} {colour} {kind}", "{colour} {kind}",
                    "{person} {kind}", "{kind} {colour} {person}")
@@ -53,10 +54,15 @@ class Phrased:
 
 
 def _products(store: Any) -> list[dict]:
-    rows = store.db.execute("SELECT id, article_type, category, gender, colour, title, split, brand FROM products"
-                            ).fetchall()
+    """The products' kind and person as the query understanding reads them (mmtui.catalog.facets): a catalog with
+    no person column gets the person its titles say, so its generated queries name people too."""
+    rows = store.db.execute("SELECT id, article_type, category, gender, colour, title, split, brand, rowid "
+                            "FROM products").fetchall()
     brands = frozenset(" ".join(str(r[7]).lower().split()) for r in rows if r[7] and str(r[7]).strip())
-    return [{"id": str(r[0]), "kind": kind_of(r[1], r[2], brands), "person": str(r[3] or "").strip(),
+    facets = load_facets(store)
+    codes, values = facets.codes.get("person"), facets.values.get("person", [])
+    return [{"id": str(r[0]), "kind": kind_of(r[1], r[2], brands),
+             "person": values[codes[r[8]]] if codes is not None and codes[r[8]] >= 0 else "",
              "colour": str(r[4] or "").strip(), "title": str(r[5] or ""), "split": r[6]} for r in rows]
 
 
@@ -94,20 +100,23 @@ def phrased_queries(store: Any, split: str, phrasing: str, *, pool: str = "catal
     if phrasing not in ("train", "heldout"):
         raise ValueError("phrasing is 'train' or 'heldout'")
     products = _products(store)
-    has_person = sum(1 for p in products if p["person"]) >= len(products) // 2
     has_colour = sum(1 for p in products if p["colour"]) >= len(products) // 2
+    person_kinds = _person_kinds(products)
     judged = products if pool == "catalog" else [p for p in products if p["split"] == split]
     groups: dict[tuple[str, str, str], list[dict]] = {}
     for p in products:
+        has_person = p["kind"].lower() in person_kinds
         if p["split"] != split or not p["kind"] or (has_colour and not p["colour"]) or (has_person and not p["person"]):
             continue
-        groups.setdefault((p["kind"].lower(), p["person"].lower(), p["colour"].lower() if has_colour else ""),
+        groups.setdefault((p["kind"].lower(), p["person"].lower() if has_person else "",
+                           p["colour"].lower() if has_colour else ""),
                           []).append(p)
     rng = random.Random(f"{seed}-{split}-{phrasing}")
     kinds = {"".join(singular(w) for w in words(p["kind"])) for p in products if p["kind"]}
     out: list[Phrased] = []
     for (kind, person, colour), members in sorted(groups.items()):
         source = rng.choice(members)
+        has_person = kind in person_kinds
         text = _phrase(source, phrasing, has_person, rng, kinds, has_colour)
         if not text:
             continue
@@ -124,6 +133,15 @@ def phrased_queries(store: Any, split: str, phrasing: str, *, pool: str = "catal
     if limit is not None and len(out) > limit:
         out = sorted(random.Random(seed).sample(out, limit), key=lambda q: q.text)
     return out
+
+
+def _person_kinds(products: list[dict]) -> set[str]:
+    """The kinds (lower case) whose queries name a person: those most of whose products have one (with a person
+    column, every kind; a marketplace's titles say "For Women" on its watches, nothing on its sofas)."""
+    kinds = {p["kind"].lower() for p in products if p["kind"]}
+    total, said = Counter(p["kind"].lower() for p in products), Counter(p["kind"].lower() for p in products
+                                                                         if p["person"])
+    return {k for k in kinds if 2 * said[k] >= total[k]}
 
 
 def _phrase(p: dict, phrasing: str, has_person: bool, rng: random.Random, kinds: set[str], has_colour: bool = True

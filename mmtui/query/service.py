@@ -58,7 +58,7 @@ class SearchService(CompoundSearch):
         self._pool_lock = threading.Lock()
         self._pool = None  # threads searching a query's signals side by side (_side_by_side), made when needed
         cache = settings.data_dir / "understand" if getattr(settings, "data_dir", None) else None
-        self.understanding = QueryUnderstanding(store, cache, self._no_word_model, self._near)
+        self.understanding = QueryUnderstanding(store, cache, self._no_word_model, self._near, self._near)
 
     @classmethod
     def open(cls, settings, encoder=None) -> "SearchService":
@@ -117,14 +117,15 @@ class SearchService(CompoundSearch):
         encoder = self._encoder
         return encoder is not None and hasattr(encoder, "word_vectors") and encoder.word_vectors is None
 
-    def _near(self, text: str):
+    def _near(self, text: str, among=None):
         """Rowids of the products nearest to `text` by their text and picture vectors (interleaved, NEAR each),
-        or None while the model is not loaded (a words-first lexical search does not wait for it)."""
+        only among the rowids `among` when given, or None while the model is not loaded (a words-first lexical
+        search does not wait for it)."""
         if self._encoder is None:
             return None
         indexes = self.indexes
         vector = self.query_vector(text)
-        lists = [[r for r, _ in vector_hits(indexes, name, vector, NEAR)] for name in ("text", "image")
+        lists = [[r for r, _ in vector_hits(indexes, name, vector, NEAR, among)] for name in ("text", "image")
                  if name in indexes and name not in self.damaged]
         seen: dict[int, None] = {}
         for rank in range(NEAR):

@@ -109,6 +109,8 @@ def test_a_typo_of_a_word_the_catalog_never_spells_is_read_in_general_english():
     assert new().nearest("sneekers", lambda w: False) is None  # a word meaning nothing here is no repair
     assert speller.nearest("jens", lambda w: False) == "jeans"  # a rare name one edit from a far commoner word
     assert new().nearest("jens", lambda w: True) is None  # ... unless the name itself means something here
+    boys = Speller([["kids", "boys", "tee"]] * 30, english={"boys": 1166, "boss": 3277, "jeans": 3718})
+    assert boys.nearest("boss", lambda w: False) is None  # as common in English as "boys": a word of its own
     assert speller.repair(["wristwach"], shoes)[0] == ["wrist", "watch"]  # run together and a letter off
     assert Speller([["gulliver", "cot"]] * 30).nearest("pullover") is None  # two edits and one is the first letter
     for right in ("sneakers", "jeans", "watch", "pullover", "seekers"):  # a correct word is never corrected
@@ -121,6 +123,7 @@ def test_a_typo_of_a_word_the_catalog_never_spells_is_read_in_general_english():
     ("Kitchen & Dining > Cookware > KASTRULL Cookware", "Cookware"),
     ("Home > Clocks > Maxima Wall Clocks", "Wall Clocks"),
     ("Fruit > Apple", "Apple"),
+    ("Lighting > Pendant Lamps > HLJES Pendant Lamps", "Pendant Lamps"),  # a line's name ending in s
 ])
 def test_the_kind_is_the_deepest_step_that_is_not_a_brands_or_persons_shelf(path, kind):
     assert kind_of(None, path, frozenset({"maxima", "casio", "kastrull"})) == kind
@@ -152,6 +155,17 @@ def test_a_catalog_without_a_person_column_reads_the_person_from_its_titles(tmp_
     assert u.parts["kind"] == {"Wrist Watches": 1.0} and u.parts["person"] == {"Women": 1.0}
     assert u.price == (None, 1000.0)
     assert "Blankets, Quilts & Dohars" in understand("quilt").parts["kind"]  # a compound value, part by part
+
+
+@pytest.mark.parametrize("title,person", [
+    ("Orchard Select Pink Lady Apple 4 pcs", ""), ("Lotto Water Man Slippers", ""), ("Arrow Woman Green Dress", ""),
+    ("Women's Black Skirt", "Women"), ("Crocs Kids Girl's Blue Sandals", "Girls"), ("Analog Watch for Woman", "Women"),
+    ("Boys' Blue T-Shirt", "Boys"), ("Mens Shirt", "Men"), ("IKEA Baby Towel", "Kids"), ("Ladies Watch", "Women"),
+])
+def test_a_bare_singular_person_noun_in_a_title_is_a_name_not_whom_it_is_for(title, person):
+    from mmtui.catalog.facets import derived_person
+
+    assert derived_person(title, None, None) == person
 
 
 @pytest.mark.parametrize("text,price", [
@@ -200,12 +214,80 @@ def test_the_kinds_of_the_nearest_products_are_evidence_when_the_words_are_unsur
     assert understand("black watches").parts["kind"] == {"Watches": 1.0} and len(asked) == 2  # spelled: not asked
 
 
+def test_a_noun_before_a_kinds_word_chooses_among_its_kinds_by_the_products_nearest_to_it(tmp_path):
+    basis = np.eye(16, dtype=np.float32)
+    meaning = {"backpacks": basis[0], "handbags": basis[1], "laptop bag": basis[2],
+               "bag": (basis[0] + basis[1] + basis[2]) / np.sqrt(3),
+               "school": 0.45 * basis[0] + 0.2 * basis[1] + 0.87 * basis[5]}  # a little nearer backpacks
+
+    def embed(phrases):
+        return np.stack([meaning.get(p, basis[8 + len(p) % 8]) for p in phrases]).astype(np.float32)
+
+    s = Store.memory()
+    rows = [("Wildcraft Blue Backpack", "Backpacks"), ("Skybags Red Backpack", "Backpacks"),
+            ("Baggit Brown Handbag", "Handbags"), ("Lino Black Handbag", "Handbags"),
+            ("Dell Laptop Bag", "Laptop Bag")]
+    s.upsert_products([{"rowid": i + 1, "id": str(i), "title": t, "article_type": k, "category": "Bags",
+                        "split": "train"} for i, (t, k) in enumerate(rows)])
+    lexicon = Lexicon(load_facets(s), embed, tmp_path / "u")
+
+    def phrase_near(text):
+        return [1, 3, 4]  # "school bag" as a whole: a backpack, then handbags
+
+    def among(products):
+        return lambda text, pool: [r for r in products if r in set(pool.tolist())]
+
+    alone = Understander(lexicon, phrase_near)("school bag").parts["kind"]
+    assert alone["Handbags"] > 0.25  # the words alone cannot tell a school bag from a handbag
+    u = Understander(lexicon, phrase_near, among([1, 2, 5]))("school bag")
+    assert next(iter(u.parts["kind"])) == "Backpacks" and "Handbags" not in u.parts["kind"]
+    # products that point away from what the word means choose nothing
+    assert Understander(lexicon, phrase_near, among([3, 4, 1]))("school bag").parts["kind"] == alone
+
+
+def test_a_kind_takes_in_the_kinds_the_category_paths_file_under_it():
+    rows = MARKET + [("Puma Black Watch", "Watches > Men's Watches > Puma Watches", "Puma", 2999.0),
+                     ("Guess Steel Watch", "Watches > Women's Watches > Guess Watches", "Guess", 4999.0)]
+    facets = load_facets(_market(rows))
+    kinds = facets.values["kind"]
+    assert {kinds[p]: [kinds[c] for c in cs] for p, cs in facets.narrower.items()} == {"Watches": ["Wrist Watches"]}
+    understand = Understander(Lexicon(facets, None, None))
+    kind = understand("ladies watches").parts["kind"]
+    assert list(kind) == ["Watches", "Wrist Watches"] and kind["Wrist Watches"] > 0.5  # the named one first
+    assert understand("wrist watch").parts["kind"] == {"Wrist Watches": 1.0}  # not the broader kind
+
+
+def test_a_short_word_the_titles_use_for_a_kind_of_that_name_says_that_kind():
+    rows = MARKET + [("David Beckham Deo Gold", "Beauty > Fragrances > Deodorants", "David Beckham", 450.0),
+                     ("4711 Deodorant Spray", "Beauty > Fragrances > Deodorants", "4711", 300.0),
+                     ("Puma Cas Runner", "Footwear > Sports Shoes > Puma Sports Shoes", "Puma", 1999.0),
+                     ("Clarks Casual Loafer", "Footwear > Casual Shoes", "Clarks", 2999.0)]
+    understand = Understander(Lexicon(load_facets(_market(rows)), None, None))
+    u = understand("deo below rs 1000")
+    assert u.parts["kind"] == {"Deodorants": 1.0} and u.price == (None, 1000.0) and not u.repairs
+    # "cas" starts "casual", but the title that uses it is no Casual Shoes: it says nothing
+    assert "Casual Shoes" not in understand("cas").parts.get("kind", {})
+
+
 def test_a_catalog_without_colours_still_gets_generated_queries_to_learn_from():
     from mmtui.catalog.phrasings import phrased_queries
 
     queries = phrased_queries(_market(MARKET), "train", "train", limit=None)
     assert queries and all("{" not in q.text for q in queries)
     assert {q.kind for q in queries} >= {"Wrist Watches", "Cookware"}  # the kinds the facets read, shelves folded
+
+
+def test_a_catalog_without_a_person_column_learns_from_queries_that_name_the_person_its_titles_say():
+    from mmtui.catalog.phrasings import phrased_queries
+
+    sofas = [(f"Fabric Sofa {i}", "Furniture > Sofas", "IKEA", 9999.0) for i in range(6)]
+    store = _market(MARKET + sofas)  # most products say no person: the watches still do
+    queries = phrased_queries(store, "train", "train", limit=None, seed=3)
+    watches = [q for q in queries if q.kind == "Wrist Watches"]
+    assert {q.person for q in watches if q.person} == {"Men", "Women"}
+    women = next(q for q in watches if q.person == "Women")
+    assert len(women.relevant) == 2  # the two watches "For Women", not the one "For Men"
+    assert all(not q.person for q in queries if q.kind == "Sofas")
 
 
 def test_every_spacing_of_a_word_searches_alike():

@@ -67,6 +67,8 @@ _ONE = re.compile(rf"\b(under|below|less than|up to)\s+(?:a|one)\s+({_CUR})\b", 
 EXACT, PART = 1.0, 0.75  # a word that is the value; a word that is one word of a longer value
 COMPOUND_PART = 0.9  # the sentence model's match to one part of a compound value ("Quilts" of "Blankets, Quilts & ...")
 COOC_SCALE, COOC_MIN = 0.9, 3  # the title co-occurrence share, scaled; words in fewer titles than this say nothing
+NARROWER_GAP = 0.01  # a kind filed under the named one weighs this much less: exp(-0.01 / temperature 0.05) = 0.82
+ABBREVIATION_MIN = 3  # the shortest start of a kind's word that may stand for it in titles ("deo" for "deodorant")
 USAGE_FACETS = ("kind", "person")  # what a word's use in titles may place it in; colours and brands are named
 USAGE_MIN = 0.75  # ... and only a word the titles tie to one value ("tee": T-shirts), not a brand seen on many kinds
 # kind_min: below this naming by meaning, the words' kind must agree with the nearest products' (within AGREE)
@@ -292,11 +294,19 @@ class Lexicon:
             for w in set(singular(x) for x in said if not x.isdigit()):
                 title_words.setdefault(w, []).append(rowid)
         out: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
+        starts = self._kind_word_starts()
         for w, rowids in title_words.items():
-            if len(rowids) < COOC_MIN or w in STOP_WORDS:
+            if w in STOP_WORDS:
                 continue
+            shortened = None  # a rare word that starts a word of kinds' names ("deo": Deodorants) speaks for those
+            if len(rowids) < COOC_MIN:
+                shortened = starts.get(w)
+                if shortened is None:
+                    continue
             per: dict[str, tuple[np.ndarray, np.ndarray]] = {}
             for facet, codes in self.facets.codes.items():
+                if shortened is not None and facet != "kind":
+                    continue
                 pool = rowids
                 c = codes[np.asarray(pool)]
                 c = c[c >= 0]
@@ -304,11 +314,24 @@ class Lexicon:
                     continue
                 idx, n = np.unique(c, return_counts=True)
                 share = n / len(pool)
-                keep = share >= 0.2
+                keep = (share >= 0.2) & (np.isin(idx, list(shortened)) if shortened is not None else True)
                 if keep.any():
                     per[facet] = (idx[keep], share[keep])
             if per:
                 out[w] = per
+        return out
+
+    def _kind_word_starts(self) -> dict[str, set[int]]:
+        """The starts of the words of the kinds' names (at least ABBREVIATION_MIN letters, not whole words of
+        them) -> the kinds: where a catalog's titles shorten a kind's word ("David Beckham Deo" among its
+        Deodorants), the short word says that kind however few titles use it."""
+        whole = {w for ws in self.value_words.get("kind", []) for w in ws}
+        out: dict[str, set[int]] = {}
+        for i, ws in enumerate(self.value_words.get("kind", [])):
+            for word in ws:
+                for n in range(ABBREVIATION_MIN, len(word)):
+                    if word[:n] not in whole:
+                        out.setdefault(word[:n], set()).add(i)
         return out
 
     def _speller(self):
@@ -495,11 +518,15 @@ def _names_of(value: str) -> list[str]:
 class Understander:
     """Parses queries against one catalog's Lexicon. `near(text)`: the rowids of the products nearest to the
     words in the search space (text and image vectors), best first, or None when they cannot be had now; the
-    kinds of those products are evidence for the kind when the catalog's words are unsure ("pullover")."""
+    kinds of those products are evidence for the kind when the catalog's words are unsure ("pullover");
+    `near_among(text, rowids)`: the same among some products only (None: not now), which tells the kinds a word
+    before a kind's word chooses among ("school" among bags: Backpacks)."""
 
-    def __init__(self, lexicon: Lexicon, near: Callable[[str], Sequence[int] | None] | None = None) -> None:
+    def __init__(self, lexicon: Lexicon, near: Callable[[str], Sequence[int] | None] | None = None,
+                 near_among: Callable[[str, np.ndarray], Sequence[int] | None] | None = None) -> None:
         self.lexicon = lexicon
         self.near = near
+        self.near_among = near_among
         self._memo: dict[str, Understanding] = {}
 
     def __call__(self, query: str) -> Understanding:
@@ -535,14 +562,16 @@ class Understander:
                 said_by.setdefault("kind", []).append(raw[i])
         related: list[tuple[str, str]] = []
         exact, kind_words = self._words(tokens, raw, totals, said_by, used, related, zone, held)
-        before = [m for at, m in held if not zone[at]]  # right before the kind word ("school bag")
+        before = [(at, m) for at, m in held if not zone[at]]  # right before the kind word ("school bag")
         exact, kind_words, among = self._described(tokens, raw, totals, said_by, used, related, zone, held, exact,
                                                    kind_words)
         # the nearest products of a word the model does not know are no better than its vector ("jumper": Skirts)
         exact_kind |= exact or bool(related)
         partial = not exact_kind and bool(kind_words) and not self._retrieved_kind(kind_words, totals, said_by, among)
         if before and "kind" in totals:  # after the evidence bar: they only choose ("party wear": no kind)
-            self._choose_among(totals, before)
+            among = self._choose_among(totals, [m for _, m in before])
+            partial |= not self._modifier_products(totals, [(raw[at], m) for at, m in before], among)
+        _take_in_narrower(totals, lex.facets.narrower)
         return Understanding(query=query, text=text or query, parts=self._weighted(totals), words=said_by,
                              price=price, price_words=said, fields=lex.fields,
                              repairs=[(_as_typed(r.said, query), r.meant) for r in repairs],
@@ -633,6 +662,32 @@ class Understander:
             totals["kind"] = totals["kind"] + MODIFIER * np.where(among, m, 0.0).astype(np.float32)
         return among
 
+    def _modifier_products(self, totals: dict, modifiers: list[tuple[str, np.ndarray]], among: np.ndarray) -> bool:
+        """The products nearest to a word before a kind's word ("school" in "school bag"), among those of the kinds
+        the words name (`among`), say which of those kinds it makes, when they point to the kind the word itself
+        means best among them by at least AGREE: their kinds' rank-weighted shares are added (MODIFIER x
+        p["near"]). The sentence model rates "school" near Backpacks only a little above Handbags (0.41 vs
+        0.29); the catalog's backpacks are the products nearest to it. `modifiers`: (word, its kind naming).
+        False when the nearest products could not be had now."""
+        lex, p = self.lexicon, self.lexicon.params
+        if self.near_among is None or p["near"] <= 0 or int(among.sum()) < 2:
+            return True
+        codes = lex.facets.codes["kind"]
+        pool = np.flatnonzero(np.isin(codes, np.flatnonzero(among))).astype(np.int64)
+        for word, naming in modifiers:
+            meant = np.sort(naming[among])[::-1]
+            if meant[0] - meant[1] < AGREE:
+                continue  # the word means none of these kinds clearly ("office" among shoes): nothing to confirm
+            rowids = self.near_among(word, pool)
+            if rowids is None:
+                return False
+            share = _kind_shares(codes, rowids, len(among))
+            if share is None or int(np.argmax(np.where(among, share, -1.0))) != int(np.argmax(
+                    np.where(among, naming, -np.inf))):
+                continue  # the products point elsewhere: no choice rather than a guess
+            totals["kind"] = totals["kind"] + (MODIFIER * p["near"] * np.where(among, share, 0.0)).astype(np.float32)
+        return True
+
     def _weighted(self, totals: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
         """Each facet's totals as weights in (0, 1], softly: values close to the best keep a share."""
         p = self.lexicon.params
@@ -704,15 +759,9 @@ class Understander:
             return False
         if not len(rowids):
             return True
-        codes = lex.facets.codes["kind"]
-        rowids = np.asarray(rowids, np.int64)
-        rowids = rowids[(rowids >= 0) & (rowids < len(codes))]
-        found = codes[rowids]
-        weights = 1.0 / (NEAR_RANK_K + np.arange(len(found)))
-        ok = found >= 0
-        if not ok.any():
+        share = _kind_shares(lex.facets.codes["kind"], rowids, len(lex.facets.values["kind"]))
+        if share is None:
             return True
-        share = np.bincount(found[ok], weights[ok], minlength=len(lex.facets.values["kind"])) / weights[ok].sum()
         if among is not None:
             share = np.where(among, share, 0.0)
         current = totals.get("kind")
@@ -733,6 +782,36 @@ class Understander:
             totals["kind"] = current + (p["near"] * share).astype(np.float32)
         said_by["kind"] = list(dict.fromkeys(said_by.get("kind", []) + kind_words))
         return True
+
+
+def _kind_shares(codes: np.ndarray, rowids: Sequence[int], n_kinds: int) -> np.ndarray | None:
+    """Each kind's rank-weighted share (1 / (NEAR_RANK_K + rank)) of these products (best first), by kind
+    index; None when none has a kind."""
+    rowids = np.asarray(rowids, np.int64)
+    rowids = rowids[(rowids >= 0) & (rowids < len(codes))]
+    found = codes[rowids]
+    weights = 1.0 / (NEAR_RANK_K + np.arange(len(found)))
+    ok = found >= 0
+    if not ok.any():
+        return None
+    return np.bincount(found[ok], weights[ok], minlength=n_kinds) / weights[ok].sum()
+
+
+def _take_in_narrower(totals: dict, narrower: dict[int, tuple[int, ...]]) -> None:
+    """A kind the words name takes in the kinds the catalog files under it, nearly as much as it is named:
+    "watches" are Wrist Watches too where the category paths put them under Watches
+    (mmtui.catalog.facets.narrower_kinds); the named kind stays first (NARROWER_GAP)."""
+    s = totals.get("kind")
+    if s is None or not narrower:
+        return
+    s = s.copy()
+    for _ in range(len(narrower)):  # a kind filed under one filed under another takes in both
+        before = s.copy()
+        for parent, children in narrower.items():
+            s[list(children)] = np.maximum(s[list(children)], s[parent] - NARROWER_GAP)
+        if np.array_equal(before, s):
+            break
+    totals["kind"] = s
 
 
 def _describing(raw: list[str], used: list[bool]) -> list[bool]:

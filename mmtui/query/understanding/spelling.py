@@ -14,7 +14,7 @@ from that vocabulary (no list of product words):
   watch");
 - a word general English knows but the catalog does not ("jens") is repaired only one edit away to a catalog word
   that many titles use or that general English uses far more often ("jeans"), and only when the word itself means
-  nothing in this catalog (`means_something`).
+  nothing in this catalog (`means_something`) and English uses it far less than that word ("boss" is no "boys").
 A word the catalog uses is never changed, nor is a word `dictionary` vouches for (the query understanding's: a
 general-English noun that names one of the catalog's kinds, "pantyhose" is no "pants hose", "cooker" no "cooper")
 though the sentence model's vocabulary lacks it.
@@ -169,7 +169,10 @@ class Speller:
         if not close:
             return None
         best = min(close, key=lambda c: (c[1], c[0][0] != word[0], -self.target_counts[c[2]], c[0]))
-        common = self.english.get(best[0], len(self.english)) * COMMONER < self.english[word]
+        target = self.english.get(best[0], len(self.english))
+        if self.english[word] < COMMONER * target:
+            return None  # English uses the word about as often as the target ("boss", "boys"): a word of its own
+        common = target * COMMONER < self.english[word]
         if (self.target_counts[best[2]] < KNOWN_ENGLISH_MIN_TITLES and not common) or means_something(word):
             return None
         return best[0]

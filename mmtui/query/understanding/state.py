@@ -33,11 +33,14 @@ class QueryUnderstanding:
     `words_off()` says whether the model has no sentence model behind it (then words are matched by spelling
     and use alone); `cache_dir` keeps the word vectors of the catalog's facet values between processes; `near(text)`
     gives the rowids of the products nearest to words in the search space (None when the model is not loaded),
-    whose kinds are evidence for the kind (mmtui.query.understanding.parse.Understander)."""
+    whose kinds are evidence for the kind, and `near_among(text, rowids)` those among some products
+    (mmtui.query.understanding.parse.Understander)."""
 
     def __init__(self, store: Any, cache_dir: Path | None, words_off: Callable[[], bool] = lambda: False,
-                 near: Callable[[str], Any] | None = None) -> None:
+                 near: Callable[[str], Any] | None = None, near_among: Callable[[str, Any], Any] | None = None
+                 ) -> None:
         self.store, self.cache_dir, self.words_off, self.near = store, cache_dir, words_off, near
+        self.near_among = near_among
         self._state: State | None = None
 
     @property
@@ -68,7 +71,7 @@ class QueryUnderstanding:
         if "kind" in facets.codes:
             off = self.words_off() or store.get_meta("base_model") == "fake"
             lexicon = lexicon_for(store, facets, self.cache_dir, params.get("parse"), embed=False if off else None)
-            understander = Understander(lexicon, self.near)
+            understander = Understander(lexicon, self.near, self.near_among)
         self._state = State(key, facets, understander, params)
         return self._state
 

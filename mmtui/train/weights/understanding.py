@@ -233,12 +233,16 @@ def unspelled_queries(facets: Any, split_rowids: Any, limit: int, seed: int) -> 
     return [out[i] for i in pick]
 
 
-def kind_outcome(understander: Any, queries: list[tuple[str, int, int]], near: Any, facets: Any) -> float:
+def kind_outcome(understander: Any, queries: list[tuple[str, int, int]], near: Any, facets: Any,
+                 among: Any = None) -> float:
     """Share of queries whose understood kind is right, less the share whose kind is wrong (a wrong kind costs
-    more than none: it reorders the results away from what was asked)."""
+    more than none: it reorders the results away from what was asked). `near`, `among`: the understander's
+    nearest products (overall, among some), which never give a query its own title's product."""
     right = wrong = 0
     for text, code, rowid in queries:
         understander.near = (lambda t, r=rowid: [x for x in (near(t) or []) if x != r])  # not the title's own
+        if among is not None:
+            understander.near_among = (lambda t, pool, r=rowid: [x for x in (among(t, pool) or []) if x != r])
         best = understander.parse(text).best("kind")
         if best is None:
             continue
@@ -280,11 +284,12 @@ def learn_parse(service: Any, limit: int = 200, seed: int = 0, progress: Any = N
         return cache[text]
 
     lexicon, saved_near, saved = understander.lexicon, understander.near, dict(understander.lexicon.params)
+    saved_among = understander.near_among
 
     def score(split: str) -> Any:
         def at(weight: float) -> float:
             lexicon.params["near"] = weight
-            return kind_outcome(understander, sets[split], nearest, facets)
+            return kind_outcome(understander, sets[split], nearest, facets, saved_among)
         return at
 
     try:
@@ -293,7 +298,7 @@ def learn_parse(service: Any, limit: int = 200, seed: int = 0, progress: Any = N
     finally:
         lexicon.params.clear()
         lexicon.params.update(saved)
-        understander.near = saved_near
+        understander.near, understander.near_among = saved_near, saved_among
     if progress is not None:
         progress(f"retrieved kinds: weight {weight} (train right - wrong {train[weight]:.3f}, val {val[weight]:.3f})")
     info = json.loads(service.store.get_meta(META_KEY) or "{}")
