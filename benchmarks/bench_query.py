@@ -206,9 +206,12 @@ def _fill_noisy(store, n: int, encoder, sources: dict) -> tuple[float, float]:
 GENERATED_CHUNK = 50_000  # products inserted (and vectors read from the .npy files) at a time
 
 
-def _fill_generated(store, n: int, encoder, sources: dict) -> tuple[float, float]:
-    """The first n products of gen_products' output, streamed: a chunk of records and vectors at a time (the
-    .npy files memory-mapped), ids gen<i>, titles as generated, synthetic prices. (seconds, seconds)"""
+def _fill_generated(store, n: int, encoder, sources: dict, first: int = 0, pick: np.ndarray | None = None
+                    ) -> tuple[float, float]:
+    """n products of gen_products' output, streamed: a chunk of records and vectors at a time (the .npy files
+    memory-mapped), ids gen<first + i>, titles as generated, synthetic prices. `pick`: which of the folder's
+    products, in order (default its first n); `first`: the number of the first one (an update adds products
+    after the store's). (seconds, seconds)"""
     from itertools import islice
 
     from mmtui.build.pipeline import _record
@@ -220,16 +223,23 @@ def _fill_generated(store, n: int, encoder, sources: dict) -> tuple[float, float
     if sources.get("fingerprint") not in (None, encoder.fingerprint):  # generated vectors: shaped like, not made by
         log(f"query: {folder} was generated from model {sources['fingerprint']}'s vectors; stored as {encoder.fingerprint}'s")
     vectors = {k: np.load(folder / f"{k}.npy", mmap_mode="r") for k in ("image", "text")}
-    if min(len(v) for v in vectors.values()) < n:
+    pick = np.arange(n) if pick is None else np.asarray(pick, dtype=np.int64)[:n]
+    if len(pick) < n or (len(pick) and min(len(v) for v in vectors.values()) <= pick.max()):
         raise RuntimeError(f"{folder} has {len(vectors['text'])} products, fewer than {n}")
     t_products = t_vectors = 0.0
     with open(folder / "titles.txt", encoding="utf-8") as fh:
+        lines = iter(fh)
+        read = 0  # lines of titles.txt read so far
         for s in range(0, n, GENERATED_CHUNK):
             t = time.perf_counter()
-            titles = [line.rstrip("\n") for line in islice(fh, min(GENERATED_CHUNK, n - s))]
+            at = pick[s:s + GENERATED_CHUNK]
+            block = [line.rstrip("\n") for line in islice(lines, int(at[-1]) + 1 - read)]
+            titles = [block[int(k) - read] for k in at]
+            read = int(at[-1]) + 1
+            last = store.db.execute("SELECT coalesce(max(rowid), 0) FROM products").fetchone()[0]
             records = []
             for j, title in enumerate(titles):
-                i = s + j
+                i = first + s + j
                 p = Product(id=f"gen{i}", title=title, price=synthetic_price(i), row=i + 1, image_status="ok",
                             image_path=str(FASHION / "images" / "missing.jpg"), image_sha=sha1_text(f"gimg{i}"))
                 p.text = combined_text(p)
@@ -239,14 +249,14 @@ def _fill_generated(store, n: int, encoder, sources: dict) -> tuple[float, float
             t_products += time.perf_counter() - t
             t = time.perf_counter()
             rows = store.db.execute("SELECT rowid, id, image_sha, text_sha FROM products WHERE rowid > ? "
-                                    "ORDER BY rowid LIMIT ?", (s, len(records))).fetchall()
+                                    "ORDER BY rowid LIMIT ?", (last, len(records))).fetchall()
             if [r[1] for r in rows] != [r["id"] for r in records]:
                 raise RuntimeError("generated products did not get consecutive rowids")
             rowids = [r[0] for r in rows]
             for kind, col in (("image", 2), ("text", 3)):
                 for b in range(0, len(rows), 5000):
                     store.put_vectors(encoder.fingerprint, kind, rowids[b:b + 5000], [r[col] for r in rows[b:b + 5000]],
-                                      np.asarray(vectors[kind][s + b:s + b + min(5000, len(rows) - b)]))
+                                      np.asarray(vectors[kind][at[b:b + 5000]]))
             t_vectors += time.perf_counter() - t
             log(f"query: {s + len(records):,}/{n:,} generated products stored")
     return t_products, t_vectors

@@ -368,6 +368,167 @@ def child_store(model: str, n: int, products: Path | None) -> dict:
     return info
 
 
+# -- the +10k/-1k update on the full store (issue 21) ------------------------------------------------------------
+ADD, REMOVE = 10_000, 1_000
+CHANGE_FILE = "bench-change.json"  # in the changed data dir: which products child_change removed and added
+
+
+def _cpu_s() -> float:
+    """This process's CPU seconds so far, user + system, all its threads (usearch adds on 2)."""
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def child_change(data_dir: str, added: Path, add: int = ADD, remove: int = REMOVE) -> dict:
+    """Remove `remove` random products and add `add` new distinct ones to a copy of the full store, through the
+    store calls the full build used (bench_query._fill_generated: upsert_products, put_vectors under the
+    products' content hashes; Store.delete_products). `added`: a benchmarks.gen_products folder made with another
+    seed; its products whose title the store already holds (or an earlier one of them) are skipped. No reindex:
+    child_reindex runs it. Writes CHANGE_FILE into the data dir (a second change is refused)."""
+    from types import SimpleNamespace
+
+    from mmtui.config import Settings
+    from mmtui.store.db import Store
+
+    from . import bench_query
+
+    settings = Settings(data_dir=Path(data_dir))
+    if (settings.data_dir / CHANGE_FILE).exists():
+        raise SystemExit(f"{settings.data_dir} was already changed ({CHANGE_FILE})")
+    store = Store.open(settings.db_path)
+    try:
+        seen = {t for (t,) in store.db.execute("SELECT title FROM products")}
+        first = store.product_count()  # the store's products are gen0..gen<first - 1>
+        titles = (added / "titles.txt").read_text(encoding="utf-8").splitlines()
+        pick = []
+        for i, title in enumerate(titles):
+            if title not in seen:
+                seen.add(title)
+                pick.append(i)
+        del seen
+        if len(pick) < add:
+            raise SystemExit(f"{added} has {len(pick)} products with new titles, fewer than {add}")
+        existing = np.fromiter((r for (r,) in store.db.execute("SELECT rowid FROM products")), dtype=np.int64)
+        gone = np.sort(np.random.default_rng(21).choice(existing, remove, replace=False))
+        before = int(store.db.execute("SELECT max(rowid) FROM products").fetchone()[0])
+        t, c = time.perf_counter(), _cpu_s()
+        encoder = SimpleNamespace(fingerprint=store.get_meta("base_fingerprint"))  # what the vectors are stored as
+        t_products, t_vectors = bench_query._fill_generated(store, add, encoder, bench_query.generated_sources(added),
+                                                            first=first, pick=np.array(pick[:add]))
+        ids = [i for (i,) in store.db.execute(f"SELECT id FROM products WHERE rowid IN ({','.join('?' * remove)})",
+                                              gone.tolist())]
+        with store.db.conn:
+            store.delete_products(ids)
+        new = np.array([r for (r,) in store.db.execute("SELECT rowid FROM products WHERE rowid > ? ORDER BY rowid",
+                                                       (before,))], dtype=np.int64)
+        out = {"added": len(new), "removed": len(ids), "skipped_duplicate_titles": len(titles) - len(pick),
+               "change_s": round(time.perf_counter() - t, 1), "change_cpu_s": round(_cpu_s() - c, 1),
+               "insert_products_s": round(t_products, 1), "insert_vectors_s": round(t_vectors, 1),
+               "products_after": store.product_count(), "added_from": str(added)}
+        (settings.data_dir / CHANGE_FILE).write_text(json.dumps({**out, "removed_rowids": gone.tolist(),
+                                                                 "added_rowids": new.tolist()}))
+        return out
+    finally:
+        store.close()
+
+
+def child_reindex(data_dir: str, profile: Path | None = None) -> dict:
+    """The product's reindex (mmtui.index.writer.reindex, what build-index runs after encoding) on a changed
+    store: wall, CPU (user + system) and peak RSS of the reindex alone, each step's time (progress events), and
+    what each index did. Run it under /usr/bin/time -v for the whole process's figures. `profile`: a cProfile
+    of the reindex written there, timed in process CPU seconds (waits and pauses do not count)."""
+    from mmtui.config import Settings
+    from mmtui.index.generations import current
+    from mmtui.index.writer import reindex
+
+    settings = Settings(data_dir=Path(data_dir))
+    out: dict = {"load_average_start": [round(x, 2) for x in os.getloadavg()], "rss_before_mb": _rss_mb()}
+    events: list[str] = []
+    profiler = None
+    if profile is not None:
+        import cProfile
+
+        profiler = cProfile.Profile(time.process_time)
+    t, c = time.perf_counter(), _cpu_s()
+    if profiler is not None:
+        profiler.enable()
+    results = reindex(settings, progress=lambda e: events.append(
+        f"{time.perf_counter() - t:.1f} s / {_cpu_s() - c:.1f} CPU-s: {e.message}"))
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(str(profile))
+    out.update({"reindex_s": round(time.perf_counter() - t, 1), "reindex_cpu_s": round(_cpu_s() - c, 1),
+                "peak_rss_mb": _rss_mb("VmHWM"), "events": events,
+                "load_average_end": [round(x, 2) for x in os.getloadavg()],
+                "recall_self_check": {k: v[0] for k, v in results.items()}})
+    gen = current(settings.ann_dir)
+    out["generation"] = gen.name
+    for name in ("image", "text", "fused"):
+        m = json.loads((gen.dir / f"{name}.manifest.json").read_text())
+        out.setdefault("indexes", {})[name] = {"ef": m["ef"], "recall_at_10": m["recall_at_10"], "build_seconds":
+                                               m["build_seconds"], "update": m["extra"].get("update"),
+                                               "deleted_slots": m["extra"].get("deleted_slots")}
+    out["reused_files"] = sorted(p.name for p in gen.dir.iterdir() if p.stat().st_nlink > 1)
+    return out
+
+
+def child_update_check(model: str, data_dir: str, base_gen: str, n_queries: int) -> dict:
+    """Same results after the update: for each graph, recall@10 (top-10 overlap with exact search, ties count)
+    of the updated graph at its ef against exact search over the updated vectors, and of the graph before the
+    update (generation `base_gen`, still on disk) over its own vectors, on child_recall's query sets; no removed
+    product returned (the removed products' old vectors as queries); each added product's own vector finds it;
+    the updated lexical.npz against a fresh LexicalIndex.build (bench_incremental.lexical_same_results)."""
+    from mmtui.index.ann import VectorIndex
+    from mmtui.index.generations import current
+
+    from .bench_incremental import lexical_same_results
+    from .bench_store import SHOPPER_FILE
+
+    change = json.loads((Path(data_dir) / CHANGE_FILE).read_text())
+    removed, added = np.array(change["removed_rowids"]), np.array(change["added_rowids"])
+    service, _ = _open(model, data_dir)
+    space = service.store.get_meta("index_space")
+    gen_dir = current(Path(data_dir) / "ann").dir
+    old_dir = Path(data_dir) / "ann" / base_gen
+    text = VectorIndex.load(gen_dir, "text", space)
+    sample = np.random.default_rng(0).permutation(len(text))[:200]
+    sets = {"products": np.asarray(text.vectors[np.sort(sample)], np.float32),
+            "shopper": np.stack([service.query_vector(q) for q in queries(max(n_queries, 40))])}
+    if SHOPPER_FILE.is_file():
+        sets["shopper_store"] = np.stack([service.query_vector(q) for q in SHOPPER_FILE.read_text().splitlines()
+                                          if q.strip()])
+    out: dict = {"sets": {k: len(v) for k, v in sets.items()}, "generation": gen_dir.name, "base": base_gen}
+    every = np.concatenate(list(sets.values()))
+    bounds = np.cumsum([0] + [len(v) for v in sets.values()])
+    for name in ("image", "text", "fused"):
+        res: dict = {}
+        for label, directory in (("updated", gen_dir), ("before", old_dir)):
+            index = VectorIndex.load(directory, name, space)
+            t = time.perf_counter()
+            kth = index._kth_scores(every, 10)  # exact once for all sets
+            res[label] = {"ef": index.manifest.ef, "exact_s": round(time.perf_counter() - t, 1),
+                          **{k: _recall(index, v, kth[bounds[i]:bounds[i + 1]]) for i, (k, v) in
+                             enumerate(sets.items())}}
+            if label == "before":  # the removed products' vectors, as they were indexed
+                gone_vectors = np.asarray(index.vectors[index.positions(removed)], np.float32)
+            else:
+                updated = index
+        labels = set(updated.labels.tolist())
+        res["removed_still_indexed"] = len(set(removed.tolist()) & labels)
+        res["added_indexed"] = len(set(added.tolist()) & labels)
+        found = [set(x.tolist()) for x in updated._graph_results(gone_vectors, 10)]
+        res["removed_returned"] = int(sum(len(f & set(removed.tolist())) for f in found))
+        own = np.asarray(updated.vectors[updated.positions(added)], np.float32)
+        hits = updated._graph_results(own, 10)
+        res["added_find_themselves"] = {"top1": round(float(np.mean([h[0] == a for h, a in zip(hits, added)])), 4),
+                                        "top10": round(float(np.mean([a in h for h, a in zip(hits, added)])), 4)}
+        out[name] = res
+    out["lexical"] = lexical_same_results(service.store, gen_dir, queries(200))
+    return out
+
+
 # -- report ------------------------------------------------------------------------------------------------------
 def targets(result: dict) -> list[dict]:
     out = []
@@ -507,13 +668,17 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
 
     p = argparse.ArgumentParser()
-    p.add_argument("--child", required=True, help="mode | all | hold | recall | filtered | store (build the store)")
+    p.add_argument("--child", required=True, help="mode | all | hold | recall | filtered | store (build the store) | change, "
+                   "reindex, update-check (+10k/-1k on a copy of the store)")
     p.add_argument("--size", type=int, default=1_000_000, help="store: products")
     p.add_argument("--products", type=Path, default=None, help="store: a benchmarks.gen_products folder")
     p.add_argument("--model", default="lite")
     p.add_argument("--data-dir", default="")
     p.add_argument("--mode", default="")
     p.add_argument("--queries", type=int, default=40)
+    p.add_argument("--added", type=Path, default=None, help="change: a gen_products folder (another seed)")
+    p.add_argument("--profile", type=Path, default=None, help="reindex: write a cProfile (CPU time) here")
+    p.add_argument("--base-gen", default="gen-000001", help="update-check: the generation before the update")
     a = p.parse_args(argv)
     if a.model != "lite" or a.child == "store":  # the lite query path runs without torch (ONNX Runtime)
         import torch
@@ -524,7 +689,10 @@ def main(argv: list[str] | None = None) -> int:
           "all": lambda: child_all(a.model, a.data_dir, a.queries),
           "recall": lambda: child_recall(a.model, a.data_dir, a.queries),
           "filtered": lambda: child_filtered(a.model, a.data_dir, a.queries),
-          "store": lambda: child_store(a.model, a.size, a.products)}[a.child]
+          "store": lambda: child_store(a.model, a.size, a.products),
+          "change": lambda: child_change(a.data_dir, a.added),
+          "reindex": lambda: child_reindex(a.data_dir, a.profile),
+          "update-check": lambda: child_update_check(a.model, a.data_dir, a.base_gen, a.queries)}[a.child]
     print(json.dumps(fn(), default=float))
     return 0
 

@@ -514,7 +514,8 @@ def _usearch_updated(path: Path, old: Manifest, labels: np.ndarray, vectors: np.
     if old_deleted + len(removed) - len(added) > max_deleted * len(labels):
         return None
     try:
-        graph = UsearchGraph.open(path, old.dim, old.count, old_deleted, view=False)
+        graph = UsearchGraph.open(path, old.dim, old.count, old_deleted, view=False,
+                                  ef_construction=old.ef_construction)
     except ValueError:
         return None
     graph.remove(np.concatenate([labels[changed], removed]))

@@ -56,9 +56,11 @@ class UsearchGraph:
         return graph
 
     @classmethod
-    def open(cls, path: Path, dim: int, count: int, deleted: int = 0, *, view: bool = True) -> "UsearchGraph":
+    def open(cls, path: Path, dim: int, count: int, deleted: int = 0, *, view: bool = True,
+             ef_construction: int | None = None) -> "UsearchGraph":
         """The saved graph, memory-mapped read-only (`view`) or read into memory to be changed. ValueError when the
-        file is not a usearch graph of `dim` float16 vectors holding `count` live and `deleted` deleted slots."""
+        file is not a usearch graph of `dim` float16 vectors holding `count` live and `deleted` deleted slots.
+        `ef_construction`: the expansion vectors added from now on get (the file does not keep it)."""
         Index = _usearch_index()
         try:
             meta = Index.metadata(str(path))
@@ -72,6 +74,8 @@ class UsearchGraph:
             index.view(str(path)) if view else index.load(str(path))
         except (RuntimeError, OSError, ValueError) as exc:
             raise ValueError(str(exc)) from None
+        if ef_construction is not None:  # else usearch's default 128, whatever the graph was built with
+            index.expansion_add = int(ef_construction)
         return cls(index, dim, count, deleted)
 
     def deleted_slots(self) -> int:

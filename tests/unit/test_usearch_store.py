@@ -87,6 +87,8 @@ def test_a_usearch_index_is_updated_in_place_like_a_full_build(saved):
     assert set(index.search(new_vectors[5], 1)[0].tolist()) == {int(new_labels[5])}
     gone = set(labels[~keep].tolist())
     assert not any(gone & set(index.search(q, 50)[0].tolist()) for q in vectors[~keep][:10])
+    # the added vectors get the graph's own ef_construction (a loaded usearch graph would add at its default 128)
+    assert updated.graph.index.expansion_add == updated.manifest.ef_construction == 200
     # a store other than the saved one is a full build, never a mixed index
     assert VectorIndex.updated(directory, "text", "m", new_labels, new_vectors, store="hnswlib") is None
 
