@@ -235,14 +235,17 @@ def _proc_rss(pid: int) -> float:
     return 0.0
 
 
-EF_CURVE = (128, 256, 512, 1024, 2048)  # child_recall: recall and ANN time at these ef, as well as the build's
+EF_CURVE = (128, 256, 512, 648, 1024, 2048)  # child_recall: recall and ANN time at these ef, as well as the build's
 
 
 def child_recall(model: str, data_dir: str, n_queries: int) -> dict:
     """Recall@10 of each graph against exact search at the ef the build chose: 200 product texts as queries (as
     the build's self-check), the benchmark's shopper queries (Fashion attributes) and the 400 shopper phrases of
-    the generated catalogs' own vocabulary (benchmarks/queries/shopper-store-dev.txt); the ef tune_ef finds for
-    0.98 where it is lower; and the curve of recall and ANN time over EF_CURVE."""
+    the generated catalogs' own vocabulary (benchmarks/queries/shopper-store-dev.txt), and the self-check's probes
+    when the store has them; the ef tune_ef finds for 0.98 where it is lower; and the curve of recall and ANN time
+    over EF_CURVE."""
+    from mmtui.index.probes import load_probes
+
     from .bench_store import SHOPPER_FILE
 
     service, _ = _open(model, data_dir)
@@ -254,6 +257,9 @@ def child_recall(model: str, data_dir: str, n_queries: int) -> dict:
     if SHOPPER_FILE.is_file():
         sets["shopper_store"] = np.stack([service.query_vector(q) for q in SHOPPER_FILE.read_text().splitlines()
                                           if q.strip()])
+    probes = load_probes(service.store, service.store.get_meta("base_fingerprint"))
+    if probes is not None:  # the self-check's query-like probes (mmtui.catalog.probes), projected as it does
+        sets["probes"] = service.projector.text(probes.vectors)
     out: dict = {"sets": {k: len(v) for k, v in sets.items()}}
     for name in list(service.indexes):
         index = service.indexes[name]

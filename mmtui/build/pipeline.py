@@ -189,6 +189,7 @@ def _index_and_learn(settings: Settings, store: Store, encoder: Encoder, report:
     from mmtui.train.weights.understanding import learn_at_build as learn_understanding_at_build
 
     check_cancel(cancel)
+    _make_probes(store, encoder, progress)
     recall = reindex(settings, store=store, progress=progress)
     check_cancel(cancel)
     report.ranking = learn_at_build(settings, store, encoder, progress=progress)  # a signal at chance: no vote
@@ -197,6 +198,28 @@ def _index_and_learn(settings: Settings, store: Store, encoder: Encoder, report:
     check_cancel(cancel)
     report.understanding = learn_understanding_at_build(settings, store, encoder, progress=progress)
     return recall
+
+
+def _make_probes(store: Store, encoder: Encoder, progress: ProgressCallback) -> None:
+    """Step 4a: the self-check's query-like probes (mmtui.catalog.probes), encoded by the text tower as queries
+    are (raw: reindex projects them) and stored for the base model (mmtui.index.probes). Kept while the model is
+    the same and the catalog has neither doubled nor halved since they were made: each new set re-checks every
+    graph once, and a build with nothing to encode need not load the model for them."""
+    from mmtui.catalog.probes import probe_texts
+    from mmtui.index.probes import load_probes, save_probes
+
+    base = store.get_meta("base_fingerprint")
+    if not base or base != encoder.fingerprint:  # the vectors are another model's: no probes of this one
+        return
+    count = store.product_count()
+    saved = load_probes(store, base)
+    if saved is not None and saved.products / 2 < count < saved.products * 2:
+        return
+    texts = probe_texts(store)
+    if not texts:
+        return
+    save_probes(store, base, texts, encoder.encode_texts(texts), count)
+    progress(ProgressEvent("index", len(texts), len(texts), f"{len(texts)} query-like probes for the ANN check"))
 
 
 def _export_query_model(settings: Settings, encoder: Encoder, progress: ProgressCallback) -> dict:

@@ -163,6 +163,14 @@ def _phrase(p: dict, phrasing: str, has_person: bool, rng: random.Random, kinds:
     return text + (" {person}" if "{person}" in template else "")
 
 
+def train_phrasing(group: dict, has_person: bool, rng: random.Random, kinds: set[str], has_colour: bool = True
+                   ) -> str | None:
+    """A TRAIN phrasing of one (kind, person, colour) group (`group`: its "kind", "person", "colour", "title"), as
+    phrased_queries makes them, without its relevance (the ANN self-check's probes, mmtui.catalog.probes)."""
+    text = _phrase(group, "train", has_person, rng, kinds, has_colour)
+    return text.replace("{person}", "").strip() if text else None
+
+
 def catalog_phrasing(q: Phrased) -> Phrased:
     """The same group in the catalog's own words: "black casual shoes for men" ("unisex black backpacks")."""
     colour, kind, person = q.colour.lower(), q.kind.lower(), q.person.lower()

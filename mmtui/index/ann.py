@@ -425,18 +425,19 @@ class VectorIndex:
         pos = int(self.positions([label])[0])
         return None if pos < 0 else np.asarray(self.vectors[pos], dtype=np.float32)
 
-    def recall_check(self, queries: np.ndarray, k: int = 10) -> float:
+    def recall_check(self, queries: np.ndarray, k: int = 10, kth: np.ndarray | None = None) -> float:
         """Mean recall@k of the graph against exact search over `queries` (1.0 without a graph).
 
         Ties count: catalogs hold products with identical texts or images, whose vectors are equal, and
         which of two equal vectors a search returns is arbitrary. A graph result is a hit when its true
-        score reaches the exact k-th best score (within float rounding).
+        score reaches the exact k-th best score (within float rounding). `kth`: those scores when the caller
+        has them (_kth_scores: the exact search, the costly part at 1M).
         """
         if self.graph is None or len(queries) == 0:
             return 1.0
         k = min(k, len(self.labels))
         queries = np.asarray(queries, np.float32)
-        kth = self._kth_scores(queries, k)
+        kth = self._kth_scores(queries, k) if kth is None else kth
         hits = []
         for row, found_labels in enumerate(self._graph_results(queries, k)):
             positions = self.positions(found_labels)
@@ -455,22 +456,36 @@ class VectorIndex:
             best = -np.partition(-both, keep - 1, axis=1)[:, :keep]
         return best.min(axis=1)
 
-    def tune_ef(self, queries: np.ndarray, target: float = 0.98, k: int = 10, max_ef: int = 1024) -> float:
+    def tune_ef(self, queries, target: float = 0.98, k: int = 10, max_ef: int = 1024) -> float:
         """Raise the search ef (M and ef_construction unchanged: no rebuild) until recall_check over `queries`
         reaches `target`, by steps of 1.5x from the manifest's ef up to max_ef; the ef found is kept in the
-        manifest (saved with the index, used by every search). Returns the recall at that ef."""
+        manifest (saved with the index, used by every search). `queries`: one array, or several query sets (a
+        dict or list of arrays: every set must reach `target`, the hardest decides). Returns the lowest recall
+        at that ef."""
+        sets = queries if isinstance(queries, dict) else \
+            {str(i): q for i, q in enumerate([queries] if isinstance(queries, np.ndarray) else queries)}
+        recalls = self.tune_ef_sets(sets, target, k, max_ef)
+        return min(recalls.values(), default=1.0)
+
+    def tune_ef_sets(self, sets: dict[str, np.ndarray], target: float = 0.98, k: int = 10,
+                     max_ef: int = 1024) -> dict[str, float]:
+        """tune_ef over named query sets; returns each set's recall@k at the ef found (1.0 without a graph).
+        Each set's exact search runs once, not once per ef tried."""
         if self.graph is None:
-            return 1.0
+            return {name: 1.0 for name in sets}
+        sets = {name: np.asarray(q, np.float32) for name, q in sets.items() if len(q)}
+        kth = {name: self._kth_scores(q, min(k, len(self.labels))) for name, q in sets.items()}
         ef = self.manifest.ef
         while True:
             self.graph.set_ef(max(ef, k + 1))
-            recall = self.recall_check(queries, k)
-            if recall >= target or ef >= max_ef:
+            recalls = {name: self.recall_check(q, k, kth[name]) for name, q in sets.items()}
+            if min(recalls.values(), default=1.0) >= target or ef >= max_ef:
                 break
             ef = min(max_ef, int(ef * 1.5))
         self.manifest.ef = ef
-        self.manifest.recall_at_10 = round(recall, 4) if k == 10 else self.manifest.recall_at_10
-        return recall
+        if k == 10:
+            self.manifest.recall_at_10 = round(min(recalls.values(), default=1.0), 4)
+        return recalls
 
     def _graph_results(self, queries: np.ndarray, k: int) -> list[np.ndarray]:
         """The graph's labels for each query. A poorly connected graph can reach fewer than k items, and then
