@@ -246,17 +246,9 @@ def child_recall(model: str, data_dir: str, n_queries: int) -> dict:
     over EF_CURVE."""
     from mmtui.index.probes import load_probes
 
-    from .bench_store import SHOPPER_FILE
-
     service, _ = _open(model, data_dir)
     service.preload().join()
-    text = service.indexes["text"]
-    sample = np.random.default_rng(0).permutation(len(text))[:200]
-    sets = {"products": np.asarray(text.vectors[np.sort(sample)], np.float32),
-            "shopper": np.stack([service.query_vector(q) for q in queries(max(n_queries, 40))])}
-    if SHOPPER_FILE.is_file():
-        sets["shopper_store"] = np.stack([service.query_vector(q) for q in SHOPPER_FILE.read_text().splitlines()
-                                          if q.strip()])
+    sets = _query_sets(service, service.indexes["text"], n_queries)
     probes = load_probes(service.store, service.store.get_meta("base_fingerprint"))
     if probes is not None:  # the self-check's query-like probes (mmtui.catalog.probes), projected as it does
         sets["probes"] = service.projector.text(probes.vectors)
@@ -277,6 +269,20 @@ def child_recall(model: str, data_dir: str, n_queries: int) -> dict:
             index.graph.set_ef(built_ef)
         out[name] = res
     return out
+
+
+def _query_sets(service, text, n_queries: int) -> dict[str, np.ndarray]:
+    """The recall children's query sets: 200 product texts of the text index `text`, the benchmark's shopper queries
+    and, where the file is, the generated catalogs' 400 shopper phrases (all encoded by the service)."""
+    from .bench_store import SHOPPER_FILE
+
+    sample = np.random.default_rng(0).permutation(len(text))[:200]
+    sets = {"products": np.asarray(text.vectors[np.sort(sample)], np.float32),
+            "shopper": np.stack([service.query_vector(q) for q in queries(max(n_queries, 40))])}
+    if SHOPPER_FILE.is_file():
+        sets["shopper_store"] = np.stack([service.query_vector(q) for q in SHOPPER_FILE.read_text().splitlines()
+                                          if q.strip()])
+    return sets
 
 
 def _recall(index, queries: np.ndarray, kth: np.ndarray, k: int = 10) -> float:
@@ -490,7 +496,6 @@ def child_update_check(model: str, data_dir: str, base_gen: str, n_queries: int)
     from mmtui.index.generations import current
 
     from .bench_incremental import lexical_same_results
-    from .bench_store import SHOPPER_FILE
 
     change = json.loads((Path(data_dir) / CHANGE_FILE).read_text())
     removed, added = np.array(change["removed_rowids"]), np.array(change["added_rowids"])
@@ -499,12 +504,7 @@ def child_update_check(model: str, data_dir: str, base_gen: str, n_queries: int)
     gen_dir = current(Path(data_dir) / "ann").dir
     old_dir = Path(data_dir) / "ann" / base_gen
     text = VectorIndex.load(gen_dir, "text", space)
-    sample = np.random.default_rng(0).permutation(len(text))[:200]
-    sets = {"products": np.asarray(text.vectors[np.sort(sample)], np.float32),
-            "shopper": np.stack([service.query_vector(q) for q in queries(max(n_queries, 40))])}
-    if SHOPPER_FILE.is_file():
-        sets["shopper_store"] = np.stack([service.query_vector(q) for q in SHOPPER_FILE.read_text().splitlines()
-                                          if q.strip()])
+    sets = _query_sets(service, text, n_queries)
     out: dict = {"sets": {k: len(v) for k, v in sets.items()}, "generation": gen_dir.name, "base": base_gen}
     every = np.concatenate(list(sets.values()))
     bounds = np.cumsum([0] + [len(v) for v in sets.values()])
