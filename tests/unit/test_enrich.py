@@ -146,8 +146,9 @@ def test_a_schema_1_index_is_migrated_and_stays_searchable(tmp_path):
     assert [r for r, _ in store.lexical("striped", 5)] == [1]
 
 
-def test_lite_tags_agree_with_the_colour_field_above_chance(tmp_path):
+def test_lite_tags_agree_with_the_colour_field_above_chance(tmp_path, monkeypatch):
     """50 real sample_catalog products tagged by the default model (skipped until its weights are installed)."""
+    monkeypatch.setenv("MMTUI_ONNX", "0")  # the build's query-model export (~10 s) is test_onnx_query's subject
     from mmtui.config import Settings
     from mmtui.encoders import load_encoder
     from mmtui.errors import ModelError
