@@ -456,16 +456,11 @@ class VectorIndex:
             best = -np.partition(-both, keep - 1, axis=1)[:, :keep]
         return best.min(axis=1)
 
-    def tune_ef(self, queries, target: float = 0.98, k: int = 10, max_ef: int = 1024) -> float:
+    def tune_ef(self, queries: np.ndarray, target: float = 0.98, k: int = 10, max_ef: int = 1024) -> float:
         """Raise the search ef (M and ef_construction unchanged: no rebuild) until recall_check over `queries`
         reaches `target`, by steps of 1.5x from the manifest's ef up to max_ef; the ef found is kept in the
-        manifest (saved with the index, used by every search). `queries`: one array, or several query sets (a
-        dict or list of arrays: every set must reach `target`, the hardest decides). Returns the lowest recall
-        at that ef."""
-        sets = queries if isinstance(queries, dict) else \
-            {str(i): q for i, q in enumerate([queries] if isinstance(queries, np.ndarray) else queries)}
-        recalls = self.tune_ef_sets(sets, target, k, max_ef)
-        return min(recalls.values(), default=1.0)
+        manifest (saved with the index, used by every search). Returns the recall at that ef."""
+        return self.tune_ef_sets({"queries": queries}, target, k, max_ef).get("queries", 1.0)  # none: nothing to miss
 
     def tune_ef_sets(self, sets: dict[str, np.ndarray], target: float = 0.98, k: int = 10,
                      max_ef: int = 1024) -> dict[str, float]:
